@@ -1,0 +1,654 @@
+//! The lead store over one DynamoDB table.
+//!
+//! Keys are opaque: `LEAD#<id>` partitions hold a subject's items, `EMAIL#<index>` and
+//! `PHONE#<index>` hold identifier claims (keyed by blind index, never by the value),
+//! `AUDIT#<day>` holds audit events. Claims make "one subject per email and per phone"
+//! hold under concurrent sign-ups: they are written in the same transaction as the lead,
+//! on condition that no live claim exists. The GSIs `by-email` / `by-phone` find every
+//! item of a subject by blind index; `by-expiry` lets the retention sweep query due items
+//! per class and month instead of scanning.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{classify, error_code};
+use crate::crypto::{BlindIndex, WrappedKey};
+use crate::domain::retention::expiry_bucket;
+use crate::domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
+use crate::ports::{
+    CallState, CreateOutcome, LeadStore, NewLead, Resubmission, ResubmitOutcome, Retry, StoreError,
+    StoredLead,
+};
+
+/// Table layout. The template (`infra/template.yaml`) must declare the same names; a test
+/// compares them.
+pub mod schema {
+    pub const PK: &str = "pk";
+    pub const SK: &str = "sk";
+    /// DynamoDB TTL attribute (epoch seconds): the backstop behind the retention sweep.
+    pub const TTL: &str = "ttl";
+    pub const EMAIL_INDEX_ATTR: &str = "email_bidx";
+    pub const PHONE_INDEX_ATTR: &str = "phone_bidx";
+    pub const EXPIRY_PARTITION_ATTR: &str = "exp_bucket";
+    pub const EXPIRY_SORT_ATTR: &str = "exp_at";
+    pub const EMAIL_INDEX: &str = "by-email";
+    pub const PHONE_INDEX: &str = "by-phone";
+    pub const EXPIRY_INDEX: &str = "by-expiry";
+}
+
+/// Time between an item's retention due date and its TTL: the sweep deletes on the due
+/// date; TTL only catches what the sweep missed.
+pub const TTL_GRACE: Duration = Duration::days(7);
+
+/// No second call to the same subject within this time of the last request (R1.4).
+pub const CALL_COOLDOWN: Duration = Duration::hours(24);
+
+/// Attempts of an optimistic read-modify-write before giving up as contention.
+const MAX_ATTEMPTS: usize = 4;
+
+pub fn lead_pk(id: &LeadId) -> String {
+    format!("LEAD#{id}")
+}
+pub const LEAD_SK: &str = "PROFILE";
+pub const KEY_SK: &str = "KEY";
+pub const CLAIM_SK: &str = "CLAIM";
+
+pub fn email_claim_pk(index: &BlindIndex) -> String {
+    format!("EMAIL#{}", index.as_str())
+}
+pub fn phone_claim_pk(index: &BlindIndex) -> String {
+    format!("PHONE#{}", index.as_str())
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LeadItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    lead_id: LeadId,
+    #[serde(with = "serde_bytes")]
+    sealed_profile: Vec<u8>,
+    email_bidx: String,
+    phone_bidx: String,
+    signed_up_at: String,
+    last_contact_at: String,
+    consent_policy_version: String,
+    consent_given_at: String,
+    call_state: CallState,
+    call_requested_at: String,
+    call_request_count: u32,
+    expires_at: String,
+    exp_bucket: String,
+    exp_at: i64,
+    ttl: i64,
+    version: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    lead_id: LeadId,
+    #[serde(with = "serde_bytes")]
+    wrapped_key: Vec<u8>,
+    created_at: String,
+    expires_at: String,
+    ttl: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ClaimItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    lead_id: LeadId,
+    expires_at: String,
+    exp_at: i64,
+    ttl: i64,
+}
+
+/// Proof of a phone-contact consent (§7a UWG): blind index of the number, time, text
+/// version, method. Kept 5 years from the grant, independently of the lead.
+#[derive(Debug, Serialize, Deserialize)]
+struct ConsentItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    lead_id: LeadId,
+    phone_bidx: String,
+    policy_version: String,
+    given_at: String,
+    method: ConsentMethod,
+    expires_at: String,
+    exp_bucket: String,
+    exp_at: i64,
+    ttl: i64,
+}
+
+/// An audit event: who did what to which opaque id, when. No personal data.
+#[derive(Debug, Serialize, Deserialize)]
+struct AuditItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    action: String,
+    actor: String,
+    lead_id: LeadId,
+    at: String,
+}
+
+/// Retention attributes of an item of `class` whose clock starts at `start`.
+struct Retention {
+    expires_at: DateTime<Utc>,
+    bucket: String,
+    ttl: i64,
+}
+
+fn retention(class: RetentionClass, start: DateTime<Utc>) -> Retention {
+    // Beyond chrono's range only for years past 262000: clamp rather than fail.
+    let due = class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    Retention {
+        expires_at: due,
+        bucket: expiry_bucket(class, due),
+        ttl: (due + TTL_GRACE).timestamp(),
+    }
+}
+
+fn consent_item(id: &LeadId, phone: &BlindIndex, consent: &ConsentEvidence) -> ConsentItem {
+    let r = retention(RetentionClass::PhoneConsentProof, consent.given_at);
+    ConsentItem {
+        pk: lead_pk(id),
+        sk: format!(
+            "CONSENT#{}#{}",
+            ts(consent.given_at),
+            uuid::Uuid::now_v7().simple()
+        ),
+        kind: "phone_consent".into(),
+        lead_id: *id,
+        phone_bidx: phone.as_str().to_owned(),
+        policy_version: consent.policy_version.clone(),
+        given_at: ts(consent.given_at),
+        method: consent.method,
+        expires_at: ts(r.expires_at),
+        exp_bucket: r.bucket,
+        exp_at: r.expires_at.timestamp(),
+        ttl: r.ttl,
+    }
+}
+
+fn audit_item(id: &LeadId, action: &str, at: DateTime<Utc>) -> AuditItem {
+    AuditItem {
+        pk: format!("AUDIT#{}", at.format("%Y-%m-%d")),
+        sk: format!("{}#{}", ts(at), uuid::Uuid::now_v7().simple()),
+        kind: "audit".into(),
+        action: action.into(),
+        actor: "signup".into(),
+        lead_id: *id,
+        at: ts(at),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoLeadStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn failure<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let retry = classify(&err);
+    tracing::warn!(
+        operation,
+        code = error_code(&err),
+        ?retry,
+        "dynamodb call failed"
+    );
+    StoreError {
+        operation,
+        retry,
+        source: Some(Box::new(err)),
+    }
+}
+
+fn corrupt(
+    operation: &'static str,
+    err: impl std::error::Error + Send + Sync + 'static,
+) -> StoreError {
+    tracing::error!(operation, "stored item does not have the expected shape");
+    StoreError {
+        operation,
+        retry: Retry::Permanent,
+        source: Some(Box::new(err)),
+    }
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn to_item<T: Serialize>(operation: &'static str, value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| corrupt(operation, e))
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A conditional Put inside a transaction.
+fn put(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, StoreError> {
+    let mut b = Put::builder().table_name(table).set_item(Some(item));
+    if let Some(c) = condition {
+        b = b.condition_expression(c);
+    }
+    for (k, v) in values {
+        b = b.expression_attribute_values(*k, v.clone());
+    }
+    let put = b.build().map_err(|e| corrupt("build_put", e))?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+/// A `SET` update of the given attributes inside a transaction. Names go through
+/// placeholders, so reserved words (`ttl`) need no special care.
+fn update(
+    table: &str,
+    pk: String,
+    sk: &str,
+    set: &[(&str, AttributeValue)],
+    extra_set: &[&str],
+    condition: &str,
+    condition_values: &[(&str, AttributeValue)],
+) -> Result<TransactWriteItem, StoreError> {
+    let mut b = Update::builder()
+        .table_name(table)
+        .key(schema::PK, s(pk))
+        .key(schema::SK, s(sk));
+    let mut parts = Vec::new();
+    for (i, (name, value)) in set.iter().enumerate() {
+        parts.push(format!("#u{i} = :u{i}"));
+        b = b
+            .expression_attribute_names(format!("#u{i}"), *name)
+            .expression_attribute_values(format!(":u{i}"), value.clone());
+    }
+    parts.extend(extra_set.iter().map(|p| (*p).to_owned()));
+    b = b.update_expression(format!("SET {}", parts.join(", ")));
+    b = b.condition_expression(condition);
+    for (k, v) in condition_values {
+        b = b.expression_attribute_values(*k, v.clone());
+    }
+    let update = b.build().map_err(|e| corrupt("build_update", e))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+/// Indexes of the transaction items whose condition failed; `None` if the failure was
+/// something else.
+fn failed_conditions(
+    err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
+) -> Option<Vec<usize>> {
+    let SdkError::ServiceError(se) = err else {
+        return None;
+    };
+    let TransactWriteItemsError::TransactionCanceledException(tc) = se.err() else {
+        return None;
+    };
+    let failed: Vec<usize> = tc
+        .cancellation_reasons()
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+        .map(|(i, _)| i)
+        .collect();
+    Some(failed)
+}
+
+impl DynamoLeadStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+
+    async fn get(
+        &self,
+        operation: &'static str,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(pk))
+            .key(schema::SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure(operation, e))?;
+        Ok(out.item)
+    }
+
+    async fn live_claim(
+        &self,
+        pk: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LeadId>, StoreError> {
+        let Some(item) = self.get("get_claim", pk, CLAIM_SK).await? else {
+            return Ok(None);
+        };
+        let claim: ClaimItem =
+            serde_dynamo::from_item(item).map_err(|e| corrupt("get_claim", e))?;
+        Ok((claim.exp_at > now.timestamp()).then_some(claim.lead_id))
+    }
+
+    async fn lead_item(&self, id: &LeadId) -> Result<Option<LeadItem>, StoreError> {
+        match self.get("get_lead", lead_pk(id), LEAD_SK).await? {
+            Some(item) => serde_dynamo::from_item(item)
+                .map(Some)
+                .map_err(|e| corrupt("get_lead", e)),
+            None => Ok(None),
+        }
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<usize>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match failed_conditions(&err) {
+                Some(failed) => Ok(Err(failed)),
+                None => Err(failure("transact_write_items", err)),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl LeadStore for DynamoLeadStore {
+    async fn find_subject(
+        &self,
+        email: &BlindIndex,
+        phone: &BlindIndex,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LeadId>, StoreError> {
+        let (by_email, by_phone) = tokio::try_join!(
+            self.live_claim(email_claim_pk(email), now),
+            self.live_claim(phone_claim_pk(phone), now),
+        )?;
+        Ok(by_email.or(by_phone))
+    }
+
+    async fn create_lead(&self, lead: &NewLead) -> Result<CreateOutcome, StoreError> {
+        let at = lead.signed_up_at;
+        let r = retention(RetentionClass::Lead, at);
+        let lead_item = LeadItem {
+            pk: lead_pk(&lead.id),
+            sk: LEAD_SK.into(),
+            kind: "lead".into(),
+            lead_id: lead.id,
+            sealed_profile: lead.sealed_profile.clone(),
+            email_bidx: lead.email_index.as_str().to_owned(),
+            phone_bidx: lead.phone_index.as_str().to_owned(),
+            signed_up_at: ts(at),
+            last_contact_at: ts(at),
+            consent_policy_version: lead.consent.policy_version.clone(),
+            consent_given_at: ts(lead.consent.given_at),
+            call_state: CallState::Requested,
+            call_requested_at: ts(at),
+            call_request_count: 1,
+            expires_at: ts(r.expires_at),
+            exp_bucket: r.bucket.clone(),
+            exp_at: r.expires_at.timestamp(),
+            ttl: r.ttl,
+            version: 1,
+        };
+        let key_item = KeyItem {
+            pk: lead_pk(&lead.id),
+            sk: KEY_SK.into(),
+            kind: "data_key".into(),
+            lead_id: lead.id,
+            wrapped_key: lead.wrapped_key.0.clone(),
+            created_at: ts(at),
+            expires_at: ts(r.expires_at),
+            ttl: r.ttl,
+        };
+        let claim = |pk: String| ClaimItem {
+            pk,
+            sk: CLAIM_SK.into(),
+            kind: "claim".into(),
+            lead_id: lead.id,
+            expires_at: ts(r.expires_at),
+            exp_at: r.expires_at.timestamp(),
+            ttl: r.ttl,
+        };
+        let new = "attribute_not_exists(pk)";
+        let free_claim = "attribute_not_exists(pk) OR exp_at < :now";
+        let now = [(":now", n(at.timestamp()))];
+        let items = vec![
+            put(
+                &self.table,
+                to_item("create_lead", &lead_item)?,
+                Some(new),
+                &[],
+            )?,
+            put(
+                &self.table,
+                to_item("create_lead", &key_item)?,
+                Some(new),
+                &[],
+            )?,
+            put(
+                &self.table,
+                to_item("create_lead", &claim(email_claim_pk(&lead.email_index)))?,
+                Some(free_claim),
+                &now,
+            )?,
+            put(
+                &self.table,
+                to_item("create_lead", &claim(phone_claim_pk(&lead.phone_index)))?,
+                Some(free_claim),
+                &now,
+            )?,
+            put(
+                &self.table,
+                to_item(
+                    "create_lead",
+                    &consent_item(&lead.id, &lead.phone_index, &lead.consent),
+                )?,
+                Some(new),
+                &[],
+            )?,
+            put(
+                &self.table,
+                to_item("create_lead", &audit_item(&lead.id, "lead.created", at))?,
+                Some(new),
+                &[],
+            )?,
+        ];
+        match self.transact(items).await? {
+            Ok(()) => Ok(CreateOutcome::Created),
+            Err(_) => Ok(CreateOutcome::IdentifierTaken),
+        }
+    }
+
+    async fn resubmit(&self, sub: &Resubmission) -> Result<ResubmitOutcome, StoreError> {
+        let mut include_claims = true;
+        for _ in 0..MAX_ATTEMPTS {
+            let Some(lead) = self.lead_item(&sub.id).await? else {
+                return Ok(ResubmitOutcome::Gone);
+            };
+            if lead.exp_at <= sub.at.timestamp() {
+                return Ok(ResubmitOutcome::Gone);
+            }
+            let previous_contact = DateTime::parse_from_rfc3339(&lead.last_contact_at)
+                .map_err(|e| corrupt("resubmit", e))?
+                .with_timezone(&Utc);
+            let last_requested = DateTime::parse_from_rfc3339(&lead.call_requested_at)
+                .map_err(|e| corrupt("resubmit", e))?
+                .with_timezone(&Utc);
+            let contact = previous_contact.max(sub.at);
+            let r = retention(RetentionClass::Lead, contact);
+            let call_due = sub.at - last_requested >= CALL_COOLDOWN;
+
+            let mut set = vec![
+                ("last_contact_at", s(ts(contact))),
+                ("expires_at", s(ts(r.expires_at))),
+                (schema::EXPIRY_PARTITION_ATTR, s(r.bucket.clone())),
+                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
+                (schema::TTL, n(r.ttl)),
+                ("version", n(lead.version + 1)),
+            ];
+            let mut extra = Vec::new();
+            if call_due {
+                set.push(("call_state", s("requested")));
+                set.push(("call_requested_at", s(ts(sub.at))));
+                extra.push("call_request_count = call_request_count + :one");
+            }
+            let mut cond_values = vec![(":v", n(lead.version))];
+            if call_due {
+                cond_values.push((":one", n(1)));
+            }
+            let key_dates = [("expires_at", s(ts(r.expires_at))), (schema::TTL, n(r.ttl))];
+            let claim_dates = [
+                ("expires_at", s(ts(r.expires_at))),
+                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
+                (schema::TTL, n(r.ttl)),
+            ];
+            let mine = [(":id", s(sub.id.to_string()))];
+            let mut items = vec![
+                update(
+                    &self.table,
+                    lead_pk(&sub.id),
+                    LEAD_SK,
+                    &set,
+                    &extra,
+                    "version = :v",
+                    &cond_values,
+                )?,
+                update(
+                    &self.table,
+                    lead_pk(&sub.id),
+                    KEY_SK,
+                    &key_dates,
+                    &[],
+                    "attribute_exists(pk)",
+                    &[],
+                )?,
+                put(
+                    &self.table,
+                    to_item(
+                        "resubmit",
+                        &consent_item(&sub.id, &sub.phone_index, &sub.consent),
+                    )?,
+                    Some("attribute_not_exists(pk)"),
+                    &[],
+                )?,
+                put(
+                    &self.table,
+                    to_item("resubmit", &audit_item(&sub.id, "lead.resubmitted", sub.at))?,
+                    Some("attribute_not_exists(pk)"),
+                    &[],
+                )?,
+            ];
+            if include_claims {
+                let email = BlindIndex::from_stored(lead.email_bidx.clone());
+                let phone = BlindIndex::from_stored(lead.phone_bidx.clone());
+                items.push(update(
+                    &self.table,
+                    email_claim_pk(&email),
+                    CLAIM_SK,
+                    &claim_dates,
+                    &[],
+                    "lead_id = :id",
+                    &mine,
+                )?);
+                items.push(update(
+                    &self.table,
+                    phone_claim_pk(&phone),
+                    CLAIM_SK,
+                    &claim_dates,
+                    &[],
+                    "lead_id = :id",
+                    &mine,
+                )?);
+            }
+            match self.transact(items).await? {
+                Ok(()) => {
+                    return Ok(if call_due {
+                        ResubmitOutcome::CallRequested
+                    } else {
+                        ResubmitOutcome::CallNotDue
+                    })
+                }
+                // A claim now belongs to another subject (ours expired and was taken):
+                // move our own dates without it.
+                Err(failed) if failed.iter().any(|i| *i >= 4) && !failed.contains(&0) => {
+                    include_claims = false;
+                }
+                // The lead changed since we read it (or the key item is gone): re-read.
+                Err(_) => {}
+            }
+        }
+        Err(StoreError {
+            operation: "resubmit",
+            retry: Retry::Transient,
+            source: None,
+        })
+    }
+
+    async fn get_lead(
+        &self,
+        id: &LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredLead>, StoreError> {
+        let (lead, key) =
+            tokio::try_join!(self.lead_item(id), self.get("get_key", lead_pk(id), KEY_SK))?;
+        let (Some(lead), Some(key)) = (lead, key) else {
+            return Ok(None);
+        };
+        if lead.exp_at <= now.timestamp() {
+            return Ok(None);
+        }
+        let key: KeyItem = serde_dynamo::from_item(key).map_err(|e| corrupt("get_key", e))?;
+        let parse = |v: &str| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| corrupt("get_lead", e))
+        };
+        Ok(Some(StoredLead {
+            id: *id,
+            wrapped_key: WrappedKey(key.wrapped_key),
+            sealed_profile: lead.sealed_profile,
+            signed_up_at: parse(&lead.signed_up_at)?,
+            last_contact_at: parse(&lead.last_contact_at)?,
+            expires_at: parse(&lead.expires_at)?,
+            consent_policy_version: lead.consent_policy_version,
+            call_state: lead.call_state,
+            call_requested_at: parse(&lead.call_requested_at)?,
+            call_request_count: lead.call_request_count,
+        }))
+    }
+}

@@ -1,0 +1,69 @@
+//! AWS adapters for the ports. Each keeps the SDK error as its `source` and classifies it
+//! as transient or permanent; none puts request data into an error message.
+
+pub mod dynamo;
+pub mod kms;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::ports::Retry;
+
+/// Service error codes that say "try again later" across DynamoDB and KMS.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "KMSInternalException",
+    "DependencyTimeoutException",
+    "LimitExceededException",
+];
+
+/// Whether an SDK failure is worth retrying.
+pub fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Retry {
+    match err {
+        SdkError::ConstructionFailure(_) => Retry::Permanent,
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some(code) if TRANSIENT_CODES.contains(&code) => Retry::Transient,
+            _ => Retry::Permanent,
+        },
+        _ => Retry::Transient,
+    }
+}
+
+/// The service error code, safe to log (never the message, which may quote input).
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> &'static str {
+    match err {
+        SdkError::ConstructionFailure(_) => "construction_failure",
+        SdkError::TimeoutError(_) => "timeout",
+        SdkError::DispatchFailure(_) => "dispatch_failure",
+        SdkError::ResponseError(_) => "response_error",
+        SdkError::ServiceError(se) => match se.err().code() {
+            Some(code) => TRANSIENT_CODES
+                .iter()
+                .chain(KNOWN_PERMANENT_CODES)
+                .find(|c| **c == code)
+                .copied()
+                .unwrap_or("service_error"),
+            None => "service_error",
+        },
+        _ => "unknown",
+    }
+}
+
+const KNOWN_PERMANENT_CODES: &[&str] = &[
+    "ConditionalCheckFailedException",
+    "TransactionCanceledException",
+    "ResourceNotFoundException",
+    "ValidationException",
+    "AccessDeniedException",
+    "NotFoundException",
+    "DisabledException",
+    "KMSInvalidStateException",
+    "InvalidCiphertextException",
+    "IncorrectKeyException",
+    "InvalidKeyUsageException",
+];

@@ -1,0 +1,127 @@
+//! Typed configuration, read once per cold start from the environment the template sets.
+//! Tests build it from a map. There is no "local mode": the local stack differs only in
+//! the values (and in `AWS_ENDPOINT_URL`, which the AWS SDK reads itself).
+
+use std::collections::HashMap;
+
+/// The privacy policy version in force (the policy's date).
+pub const CURRENT_PRIVACY_POLICY_VERSION: &str = "2024-04-08";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The single DynamoDB table (`TABLE_NAME`).
+    pub table_name: String,
+    /// Customer managed KMS key that wraps the per-subject data keys (`DATA_KEY_ID`).
+    pub data_key_id: String,
+    /// KMS HMAC key for blind indexes (`BLIND_INDEX_KEY_ID`).
+    pub blind_index_key_id: String,
+    /// Origins allowed to call the public API from a browser (`ALLOWED_ORIGINS`,
+    /// comma-separated; empty allows none).
+    pub allowed_origins: Vec<String>,
+    /// Privacy policy versions a consent may refer to (`PRIVACY_POLICY_VERSIONS`,
+    /// comma-separated; default: the current version).
+    pub privacy_policy_versions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {0} has an invalid value")]
+    Invalid(&'static str),
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Reads configuration from a map of variable names to values.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let required = |name: &'static str| -> Result<String, ConfigError> {
+            match vars.get(name).map(|v| v.trim()) {
+                Some(v) if !v.is_empty() => Ok(v.to_owned()),
+                _ => Err(ConfigError::Missing(name)),
+            }
+        };
+        let list = |name: &'static str| -> Vec<String> {
+            vars.get(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let allowed_origins = list("ALLOWED_ORIGINS");
+        if allowed_origins
+            .iter()
+            .any(|o| o == "*" || !(o.starts_with("https://") || o.starts_with("http://")))
+        {
+            return Err(ConfigError::Invalid("ALLOWED_ORIGINS"));
+        }
+        let mut privacy_policy_versions = list("PRIVACY_POLICY_VERSIONS");
+        if privacy_policy_versions.is_empty() {
+            privacy_policy_versions.push(CURRENT_PRIVACY_POLICY_VERSION.to_owned());
+        }
+        Ok(Self {
+            table_name: required("TABLE_NAME")?,
+            data_key_id: required("DATA_KEY_ID")?,
+            blind_index_key_id: required("BLIND_INDEX_KEY_ID")?,
+            allowed_origins,
+            privacy_policy_versions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_all_settings() {
+        let c = Config::from_map(&vars(&[
+            ("TABLE_NAME", "t"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+            (
+                "ALLOWED_ORIGINS",
+                "https://polly.example, https://www.polly.example",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.table_name, "t");
+        assert_eq!(
+            c.allowed_origins,
+            ["https://polly.example", "https://www.polly.example"]
+        );
+        assert_eq!(c.privacy_policy_versions, [CURRENT_PRIVACY_POLICY_VERSION]);
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let err = Config::from_map(&vars(&[("TABLE_NAME", "t"), ("DATA_KEY_ID", "k")]));
+        assert_eq!(err, Err(ConfigError::Missing("BLIND_INDEX_KEY_ID")));
+    }
+
+    #[test]
+    fn refuses_a_wildcard_origin() {
+        let err = Config::from_map(&vars(&[
+            ("TABLE_NAME", "t"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+            ("ALLOWED_ORIGINS", "*"),
+        ]));
+        assert_eq!(err, Err(ConfigError::Invalid("ALLOWED_ORIGINS")));
+    }
+}

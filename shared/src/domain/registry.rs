@@ -1,0 +1,192 @@
+//! The processing registry: one table, in code, of what we process, why, on which legal
+//! basis, who receives it, where it goes and how long it stays. It is the single source
+//! for the retention sweep, the Art. 15 information in data-subject exports and the
+//! Art. 30 record of processing activities.
+
+use super::retention::{ContractRecords, RetentionClass};
+
+/// A recipient (or category of recipients) of personal data (§6.2 of the policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipient {
+    pub name: &'static str,
+    pub role: &'static str,
+    pub country: &'static str,
+    /// Safeguard for a transfer outside the EU/EEA (Art. 46), if any.
+    pub transfer_safeguard: Option<&'static str>,
+}
+
+pub const RETELL_AI: Recipient = Recipient {
+    name: "RetellAI, Inc.",
+    role: "processor: telephony and voice agent platform",
+    country: "USA",
+    transfer_safeguard: Some("standard contractual clauses, Art. 46(2)(c) GDPR"),
+};
+pub const ELEVENLABS: Recipient = Recipient {
+    name: "ElevenLabs",
+    role: "sub-processor: speech synthesis",
+    country: "USA",
+    transfer_safeguard: Some("standard contractual clauses, Art. 46(2)(c) GDPR"),
+};
+pub const OPENAI: Recipient = Recipient {
+    name: "OpenAI, L.L.C.",
+    role: "sub-processor: conversation processing",
+    country: "USA",
+    transfer_safeguard: Some("standard contractual clauses, Art. 46(2)(c) GDPR"),
+};
+pub const AWS: Recipient = Recipient {
+    name: "Amazon Web Services EMEA SARL",
+    role: "processor: hosting in Frankfurt (eu-central-1)",
+    country: "Germany (EU)",
+    transfer_safeguard: None,
+};
+
+/// A category of personal data (REQUIREMENTS.md, "Data the system holds").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataCategory {
+    pub code: &'static str,
+    pub fields: &'static str,
+    pub legal_basis: &'static str,
+    pub retention: Option<RetentionClass>,
+    pub recipients: &'static [Recipient],
+}
+
+pub const CATEGORIES: &[DataCategory] = &[
+    DataCategory {
+        code: "signup",
+        fields: "first name, last name, email, phone, sign-up time, notes",
+        legal_basis: "Art. 6(1)(b) GDPR",
+        retention: Some(RetentionClass::Lead),
+        recipients: &[AWS, RETELL_AI],
+    },
+    DataCategory {
+        code: "technical",
+        fields: "source IP, access time, device / OS / browser family and version",
+        legal_basis: "Art. 6(1)(b), (f) GDPR",
+        retention: Some(RetentionClass::Lead),
+        recipients: &[AWS],
+    },
+    DataCategory {
+        code: "call_metadata",
+        fields: "call id, start, end, duration, direction, numbers, disconnection reason, agent id and version",
+        legal_basis: "Art. 6(1)(b) GDPR",
+        retention: Some(RetentionClass::Lead),
+        recipients: &[AWS, RETELL_AI],
+    },
+    DataCategory {
+        code: "call_content",
+        fields: "call analysis: summary, answers the person gave",
+        legal_basis: "Art. 6(1)(b) GDPR",
+        retention: Some(RetentionClass::Lead),
+        recipients: &[AWS, RETELL_AI, OPENAI],
+    },
+    DataCategory {
+        code: "recording",
+        fields: "audio recording, verbatim transcript",
+        legal_basis: "Art. 6(1)(a) GDPR (consent given in the call)",
+        retention: Some(RetentionClass::Recording),
+        recipients: &[AWS, RETELL_AI, ELEVENLABS, OPENAI],
+    },
+    DataCategory {
+        code: "consent_evidence",
+        fields: "what was consented to (text version), when, how, IP address or call id",
+        legal_basis: "Art. 6(1)(c), Art. 7(1) GDPR; §7a UWG",
+        retention: Some(RetentionClass::PhoneConsentProof),
+        recipients: &[AWS],
+    },
+    DataCategory {
+        code: "contract",
+        fields: "contract start, end, reference",
+        legal_basis: "Art. 6(1)(b), (c) GDPR; §257 HGB, §147 AO",
+        retention: Some(RetentionClass::Contract(ContractRecords::Books)),
+        recipients: &[AWS],
+    },
+    DataCategory {
+        code: "data_subject_requests",
+        fields: "type, status, dates, outcome",
+        legal_basis: "Art. 6(1)(c) GDPR",
+        retention: Some(RetentionClass::Request),
+        recipients: &[AWS],
+    },
+];
+
+/// A processing activity (Art. 30(1)(b)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purpose {
+    pub code: &'static str,
+    pub description: &'static str,
+    pub categories: &'static [&'static str],
+}
+
+pub const PURPOSES: &[Purpose] = &[
+    Purpose {
+        code: "callback",
+        description:
+            "Calling people who asked for a call on the sign-up form and following up with offers",
+        categories: &[
+            "signup",
+            "technical",
+            "call_metadata",
+            "call_content",
+            "consent_evidence",
+        ],
+    },
+    Purpose {
+        code: "call_recording",
+        description:
+            "Recording and transcribing calls where the person consented, for quality and follow-up",
+        categories: &["recording"],
+    },
+    Purpose {
+        code: "contract_records",
+        description: "Keeping records of concluded contracts as commercial and tax law requires",
+        categories: &["contract"],
+    },
+    Purpose {
+        code: "data_subject_rights",
+        description:
+            "Handling requests under Art. 15 to 21 GDPR and proving that they were handled",
+        categories: &["data_subject_requests"],
+    },
+];
+
+/// The category record for a code.
+pub fn category(code: &str) -> Option<&'static DataCategory> {
+    CATEGORIES.iter().find(|c| c.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_purpose_names_known_categories() {
+        for p in PURPOSES {
+            for c in p.categories {
+                assert!(
+                    category(c).is_some(),
+                    "{} names unknown category {c}",
+                    p.code
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_us_recipient_has_a_transfer_safeguard() {
+        for c in CATEGORIES {
+            for r in c.recipients {
+                if r.country == "USA" {
+                    assert!(r.transfer_safeguard.is_some(), "{}", r.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn signup_data_follows_the_lead_class() {
+        assert_eq!(
+            category("signup").unwrap().retention,
+            Some(RetentionClass::Lead)
+        );
+    }
+}

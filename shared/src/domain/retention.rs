@@ -1,0 +1,276 @@
+//! Retention classes (R3) and the date arithmetic that turns "kept 6 calendar months from
+//! call end" into an instant.
+//!
+//! All instants are UTC. Months are calendar months with the day clamped to the end of a
+//! shorter month (31 Aug + 6 months = 28/29 Feb). Statutory periods under §257(5) HGB and
+//! §147(4) AO start at the end of the calendar year in which the triggering event falls.
+
+use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
+
+/// Kind of records a contract produced, which decides its statutory period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractRecords {
+    /// Business letters received and sent: 6 years (§257(1) Nr. 2, 3 and (4) HGB).
+    BusinessLetters,
+    /// Booking vouchers: 8 years (§257(4) HGB, §147(3) AO as amended 2025).
+    BookingVouchers,
+    /// Books, inventories, annual accounts: 10 years (§257(4) HGB, §147(3) AO).
+    Books,
+}
+
+/// A retention class from R3's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetentionClass {
+    Recording,
+    Lead,
+    Contract(ContractRecords),
+    PhoneConsentProof,
+    Export,
+    Verification,
+    Request,
+    Logs,
+}
+
+/// Length of a retention period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Minutes(u32),
+    Days(u32),
+    Months(u32),
+    Years(u32),
+}
+
+/// Where counting starts, relative to the triggering event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    /// At the event itself.
+    Event,
+    /// At the end of the calendar year in which the event falls (§257(5) HGB, §147(4) AO).
+    EndOfCalendarYear,
+}
+
+/// What happens when the period ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposal {
+    /// Every S3 version of the object and its transcript are deleted.
+    DeleteRecording,
+    /// The whole subject is erased with the R4.5 mechanics (key destroyed first).
+    EraseSubject,
+    /// The items (and objects) of the class are deleted.
+    Delete,
+    /// The log group's retention setting deletes the log events.
+    LogGroupRetention,
+}
+
+impl RetentionClass {
+    /// Every class, in R3's order.
+    pub const ALL: [RetentionClass; 10] = [
+        Self::Recording,
+        Self::Lead,
+        Self::Contract(ContractRecords::BusinessLetters),
+        Self::Contract(ContractRecords::BookingVouchers),
+        Self::Contract(ContractRecords::Books),
+        Self::PhoneConsentProof,
+        Self::Export,
+        Self::Verification,
+        Self::Request,
+        Self::Logs,
+    ];
+
+    /// Stable code used in index keys and reports (never personal data).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Recording => "recording",
+            Self::Lead => "lead",
+            Self::Contract(ContractRecords::BusinessLetters) => "contract6",
+            Self::Contract(ContractRecords::BookingVouchers) => "contract8",
+            Self::Contract(ContractRecords::Books) => "contract10",
+            Self::PhoneConsentProof => "phone_consent",
+            Self::Export => "export",
+            Self::Verification => "verification",
+            Self::Request => "request",
+            Self::Logs => "logs",
+        }
+    }
+
+    pub fn period(self) -> Period {
+        match self {
+            Self::Recording => Period::Months(6),
+            Self::Lead => Period::Years(3),
+            Self::Contract(ContractRecords::BusinessLetters) => Period::Years(6),
+            Self::Contract(ContractRecords::BookingVouchers) => Period::Years(8),
+            Self::Contract(ContractRecords::Books) => Period::Years(10),
+            Self::PhoneConsentProof => Period::Years(5),
+            Self::Export => Period::Days(7),
+            Self::Verification => Period::Minutes(15),
+            Self::Request => Period::Years(3),
+            Self::Logs => Period::Days(30),
+        }
+    }
+
+    pub fn anchor(self) -> Anchor {
+        match self {
+            Self::Contract(_) => Anchor::EndOfCalendarYear,
+            _ => Anchor::Event,
+        }
+    }
+
+    pub fn disposal(self) -> Disposal {
+        match self {
+            Self::Recording => Disposal::DeleteRecording,
+            Self::Lead | Self::Contract(_) => Disposal::EraseSubject,
+            Self::Logs => Disposal::LogGroupRetention,
+            _ => Disposal::Delete,
+        }
+    }
+
+    /// The instant at which data of this class, whose clock started at `event`, is due
+    /// for deletion. `None` only for instants beyond chrono's range (year 262143).
+    pub fn due_at(self, event: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let start = match self.anchor() {
+            Anchor::Event => event,
+            Anchor::EndOfCalendarYear => end_of_calendar_year(event)?,
+        };
+        add_period(start, self.period())
+    }
+}
+
+/// The first instant after the calendar year of `t` (1 January of the next year, 00:00 UTC).
+pub fn end_of_calendar_year(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    Utc.with_ymd_and_hms(t.year().checked_add(1)?, 1, 1, 0, 0, 0)
+        .single()
+}
+
+/// Adds a period with calendar semantics: months and years clamp the day to the end of a
+/// shorter month (29 Feb + 1 year = 28 Feb).
+pub fn add_period(t: DateTime<Utc>, period: Period) -> Option<DateTime<Utc>> {
+    match period {
+        Period::Minutes(n) => t.checked_add_signed(Duration::minutes(i64::from(n))),
+        Period::Days(n) => t.checked_add_signed(Duration::days(i64::from(n))),
+        Period::Months(n) => t.checked_add_months(Months::new(n)),
+        Period::Years(n) => t.checked_add_months(Months::new(n.checked_mul(12)?)),
+    }
+}
+
+/// Partition of the expiry index for data of `class` due at `due`: one partition per
+/// class and calendar month, so the sweep queries a handful of partitions by due time
+/// instead of scanning the table.
+pub fn expiry_bucket(class: RetentionClass, due: DateTime<Utc>) -> String {
+    format!("{}#{}", class.code(), due.format("%Y-%m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn recordings_are_kept_six_calendar_months_clamped_to_month_end() {
+        let table = [
+            ("2026-08-31T10:00:00Z", "2027-02-28T10:00:00Z"),
+            ("2027-08-31T10:00:00Z", "2028-02-29T10:00:00Z"),
+            ("2026-03-15T23:59:59Z", "2026-09-15T23:59:59Z"),
+            ("2026-12-31T00:00:00Z", "2027-06-30T00:00:00Z"),
+        ];
+        for (call_end, due) in table {
+            assert_eq!(
+                RetentionClass::Recording.due_at(t(call_end)),
+                Some(t(due)),
+                "{call_end}"
+            );
+        }
+    }
+
+    #[test]
+    fn leads_are_kept_three_years_from_last_contact_leap_day_included() {
+        assert_eq!(
+            RetentionClass::Lead.due_at(t("2028-02-29T12:00:00Z")),
+            Some(t("2031-02-28T12:00:00Z"))
+        );
+        assert_eq!(
+            RetentionClass::Lead.due_at(t("2026-11-28T08:30:00Z")),
+            Some(t("2029-11-28T08:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn contract_periods_start_at_the_end_of_the_calendar_year() {
+        let contract_end = t("2027-03-15T00:00:00Z");
+        let table = [
+            (ContractRecords::BusinessLetters, "2034-01-01T00:00:00Z"),
+            (ContractRecords::BookingVouchers, "2036-01-01T00:00:00Z"),
+            (ContractRecords::Books, "2038-01-01T00:00:00Z"),
+        ];
+        for (kind, due) in table {
+            assert_eq!(
+                RetentionClass::Contract(kind).due_at(contract_end),
+                Some(t(due))
+            );
+        }
+        // A contract ending on New Year's Eve still counts from that year's end.
+        assert_eq!(
+            RetentionClass::Contract(ContractRecords::BusinessLetters)
+                .due_at(t("2027-12-31T23:59:59Z")),
+            Some(t("2034-01-01T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn short_classes() {
+        let now = t("2026-11-28T18:00:00Z");
+        assert_eq!(
+            RetentionClass::Verification.due_at(now),
+            Some(t("2026-11-28T18:15:00Z"))
+        );
+        assert_eq!(
+            RetentionClass::Export.due_at(now),
+            Some(t("2026-12-05T18:00:00Z"))
+        );
+        assert_eq!(
+            RetentionClass::PhoneConsentProof.due_at(now),
+            Some(t("2031-11-28T18:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn expiry_bucket_is_class_and_month() {
+        assert_eq!(
+            expiry_bucket(RetentionClass::Lead, t("2029-11-28T08:30:00Z")),
+            "lead#2029-11"
+        );
+    }
+
+    #[test]
+    fn every_class_has_a_distinct_code() {
+        let mut codes: Vec<_> = RetentionClass::ALL.iter().map(|c| c.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), RetentionClass::ALL.len());
+    }
+
+    proptest! {
+        #[test]
+        fn due_dates_never_precede_the_event(secs in 0i64..4_000_000_000, class in 0usize..10) {
+            let event = DateTime::from_timestamp(secs, 0).unwrap();
+            let due = RetentionClass::ALL[class].due_at(event).unwrap();
+            prop_assert!(due > event);
+        }
+
+        #[test]
+        fn month_arithmetic_lands_on_a_valid_day_no_later_than_the_source_day(
+            secs in 0i64..4_000_000_000, months in 1u32..240
+        ) {
+            let event = DateTime::from_timestamp(secs, 0).unwrap();
+            let due = add_period(event, Period::Months(months)).unwrap();
+            prop_assert!(due.day() <= event.day());
+            let month_index = |d: DateTime<Utc>| d.year() as i64 * 12 + d.month0() as i64;
+            prop_assert_eq!(month_index(due) - month_index(event), months as i64);
+        }
+    }
+}

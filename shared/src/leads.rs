@@ -1,0 +1,241 @@
+//! The lead service: sign-up and read-back of a lead, composing the key service (blind
+//! indexes, data keys) and the lead store. HTTP parsing lives in the sign-up function;
+//! this module takes only domain types.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::Clock;
+use crate::crypto::CryptoError;
+use crate::domain::{
+    ClientSoftware, ConsentEvidence, ConsentMethod, Email, LeadId, LeadProfile, Notes, PersonName,
+    PhoneNumber, TechnicalData,
+};
+use crate::ports::{
+    CreateOutcome, IdentifierKind, KeyError, KeyService, LeadStore, NewLead, Resubmission,
+    ResubmitOutcome, Retry, StoreError, StoredLead,
+};
+
+/// Associated data of a lead's sealed profile: binds the ciphertext to its subject.
+pub fn profile_aad(id: &LeadId) -> Vec<u8> {
+    format!("polly:lead:{id}:profile").into_bytes()
+}
+
+/// The plaintext inside a lead's sealed profile (format version 1).
+#[derive(Serialize, Deserialize)]
+struct SealedProfileV1 {
+    v: u8,
+    first_name: String,
+    last_name: String,
+    email: String,
+    phone: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notes: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_ip: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<ClientSoftware>,
+    accessed_at: DateTime<Utc>,
+}
+
+/// What the sign-up form delivered, parsed.
+#[derive(Debug, Clone)]
+pub struct SignupRequest {
+    pub profile: LeadProfile,
+    pub source_ip: Option<IpAddr>,
+    pub client: Option<ClientSoftware>,
+    pub policy_version: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignupOutcome {
+    /// A new subject; a call is requested.
+    Created { id: LeadId },
+    /// A known subject signed up again (R1.4).
+    Existing { id: LeadId, call_requested: bool },
+}
+
+impl SignupOutcome {
+    pub fn lead_id(&self) -> LeadId {
+        match self {
+            Self::Created { id } | Self::Existing { id, .. } => *id,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignupError {
+    #[error("key service failed")]
+    Keys(#[from] KeyError),
+    #[error("lead store failed")]
+    Store(#[from] StoreError),
+    #[error("sealing the profile failed")]
+    Crypto(#[from] CryptoError),
+    #[error("the sign-up kept colliding with concurrent changes")]
+    Contention,
+}
+
+impl SignupError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Keys(e) => e.retry,
+            Self::Store(e) => e.retry,
+            Self::Crypto(_) => Retry::Permanent,
+            Self::Contention => Retry::Transient,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("key service failed")]
+    Keys(#[from] KeyError),
+    #[error("lead store failed")]
+    Store(#[from] StoreError),
+    #[error("the stored profile does not decrypt")]
+    Crypto(#[from] CryptoError),
+    #[error("the stored profile is malformed")]
+    Malformed,
+}
+
+/// A lead read back and decrypted.
+#[derive(Debug, Clone)]
+pub struct Lead {
+    pub stored: StoredLead,
+    pub profile: LeadProfile,
+    pub technical: TechnicalData,
+}
+
+/// How many times a sign-up re-reads after losing a race to a concurrent one.
+const MAX_ATTEMPTS: usize = 4;
+
+pub struct LeadService {
+    store: Arc<dyn LeadStore>,
+    keys: Arc<dyn KeyService>,
+    clock: Arc<dyn Clock>,
+}
+
+impl LeadService {
+    pub fn new(
+        store: Arc<dyn LeadStore>,
+        keys: Arc<dyn KeyService>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { store, keys, clock }
+    }
+
+    /// Signs a person up: the same person (same email, or same phone however written) is
+    /// the same subject (R1.4); a new subject gets its own data key and a call request.
+    #[tracing::instrument(skip_all, fields(lead_id = tracing::field::Empty, outcome = tracing::field::Empty))]
+    pub async fn sign_up(&self, req: SignupRequest) -> Result<SignupOutcome, SignupError> {
+        let now = self.clock.now();
+        let email_key = req.profile.email.lookup_key();
+        let (email_index, phone_index) = tokio::try_join!(
+            self.keys.blind_index(IdentifierKind::Email, &email_key),
+            self.keys
+                .blind_index(IdentifierKind::Phone, req.profile.phone.expose()),
+        )?;
+        let consent = ConsentEvidence {
+            contact_by_phone: true,
+            policy_version: req.policy_version.clone(),
+            given_at: now,
+            method: ConsentMethod::WebForm,
+        };
+        let span = tracing::Span::current();
+        for _ in 0..MAX_ATTEMPTS {
+            if let Some(id) = self
+                .store
+                .find_subject(&email_index, &phone_index, now)
+                .await?
+            {
+                span.record("lead_id", tracing::field::display(id));
+                let resubmission = Resubmission {
+                    id,
+                    phone_index: phone_index.clone(),
+                    consent: consent.clone(),
+                    at: now,
+                };
+                match self.store.resubmit(&resubmission).await? {
+                    ResubmitOutcome::Gone => continue,
+                    outcome => {
+                        let call_requested = outcome == ResubmitOutcome::CallRequested;
+                        span.record("outcome", "existing");
+                        return Ok(SignupOutcome::Existing { id, call_requested });
+                    }
+                }
+            }
+            let id = LeadId::new();
+            span.record("lead_id", tracing::field::display(id));
+            let (data_key, wrapped_key) = self.keys.generate_data_key(&id).await?;
+            let sealed_profile = data_key.seal(&profile_aad(&id), &seal_profile(&req, now))?;
+            let lead = NewLead {
+                id,
+                wrapped_key,
+                sealed_profile,
+                email_index: email_index.clone(),
+                phone_index: phone_index.clone(),
+                consent: consent.clone(),
+                signed_up_at: now,
+            };
+            match self.store.create_lead(&lead).await? {
+                CreateOutcome::Created => {
+                    span.record("outcome", "created");
+                    return Ok(SignupOutcome::Created { id });
+                }
+                CreateOutcome::IdentifierTaken => continue,
+            }
+        }
+        Err(SignupError::Contention)
+    }
+
+    /// Reads and decrypts a lead; `None` when it does not exist or is past retention.
+    pub async fn read(&self, id: &LeadId) -> Result<Option<Lead>, ReadError> {
+        let Some(stored) = self.store.get_lead(id, self.clock.now()).await? else {
+            return Ok(None);
+        };
+        let key = self.keys.unwrap_data_key(id, &stored.wrapped_key).await?;
+        let plaintext = key.open(&profile_aad(id), &stored.sealed_profile)?;
+        let p: SealedProfileV1 =
+            serde_json::from_slice(&plaintext).map_err(|_| ReadError::Malformed)?;
+        let name = |s: &str| PersonName::parse(s).map_err(|_| ReadError::Malformed);
+        let profile = LeadProfile {
+            first_name: name(&p.first_name)?,
+            last_name: name(&p.last_name)?,
+            email: Email::parse(&p.email).map_err(|_| ReadError::Malformed)?,
+            phone: PhoneNumber::from_trusted_e164(p.phone),
+            notes: match p.notes {
+                Some(n) => Notes::parse(&n).map_err(|_| ReadError::Malformed)?,
+                None => None,
+            },
+        };
+        let technical = TechnicalData {
+            source_ip: p.source_ip,
+            accessed_at: p.accessed_at,
+            client: p.client,
+        };
+        Ok(Some(Lead {
+            stored,
+            profile,
+            technical,
+        }))
+    }
+}
+
+fn seal_profile(req: &SignupRequest, now: DateTime<Utc>) -> zeroize::Zeroizing<Vec<u8>> {
+    let p = SealedProfileV1 {
+        v: 1,
+        first_name: req.profile.first_name.expose().to_owned(),
+        last_name: req.profile.last_name.expose().to_owned(),
+        email: req.profile.email.expose().to_owned(),
+        phone: req.profile.phone.expose().to_owned(),
+        notes: req.profile.notes.as_ref().map(|n| n.expose().to_owned()),
+        source_ip: req.source_ip,
+        client: req.client.clone(),
+        accessed_at: now,
+    };
+    // A struct of strings serialises without error.
+    zeroize::Zeroizing::new(serde_json::to_vec(&p).unwrap_or_default())
+}

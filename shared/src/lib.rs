@@ -1,0 +1,20 @@
+//! Shared library of the Polly backend: validated domain types, the retention and
+//! processing registry, ports (small traits for the outside world) and their AWS adapters,
+//! configuration, telemetry and HTTP helpers.
+//!
+//! The one rule every module here keeps: personal data never reaches a log line, span
+//! field, metric, error message, object key or index key. Types that hold personal data
+//! have a hand-written `Debug` that prints `<redacted>` and no `Display`.
+
+pub mod adapters;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod http;
+pub mod leads;
+pub mod ports;
+pub mod telemetry;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use config::Config;

@@ -1,0 +1,164 @@
+//! Ports: the small traits through which domain logic reaches the outside world. Handlers
+//! depend on these; `adapters` implements them over AWS; tests may substitute faults.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::crypto::{BlindIndex, DataKey, WrappedKey};
+use crate::domain::{ConsentEvidence, LeadId};
+
+/// Whether retrying the same operation could succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    Transient,
+    Permanent,
+}
+
+/// A failure of the key service. The message is fixed; the SDK error stays as `source`.
+#[derive(Debug, thiserror::Error)]
+#[error("key service {operation} failed ({retry:?})")]
+pub struct KeyError {
+    pub operation: &'static str,
+    pub retry: Retry,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Which identifier a blind index is computed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentifierKind {
+    Email,
+    Phone,
+}
+
+impl IdentifierKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Phone => "phone",
+        }
+    }
+}
+
+#[async_trait]
+pub trait KeyService: Send + Sync {
+    /// A fresh data key for `subject`: the plaintext to use now and the wrapped form to store.
+    async fn generate_data_key(&self, subject: &LeadId) -> Result<(DataKey, WrappedKey), KeyError>;
+    /// Unwraps a stored data key; fails when it was made for another subject.
+    async fn unwrap_data_key(
+        &self,
+        subject: &LeadId,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, KeyError>;
+    /// The keyed blind index of a normalised identifier.
+    async fn blind_index(
+        &self,
+        kind: IdentifierKind,
+        normalised: &str,
+    ) -> Result<BlindIndex, KeyError>;
+}
+
+/// A failure of the lead store. The message is fixed; the SDK error stays as `source`.
+#[derive(Debug, thiserror::Error)]
+#[error("lead store {operation} failed ({retry:?})")]
+pub struct StoreError {
+    pub operation: &'static str,
+    pub retry: Retry,
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Everything stored for a new lead, already encrypted.
+#[derive(Debug, Clone)]
+pub struct NewLead {
+    pub id: LeadId,
+    pub wrapped_key: WrappedKey,
+    /// The sealed profile and technical data (see `leads::PROFILE_AAD`).
+    pub sealed_profile: Vec<u8>,
+    pub email_index: BlindIndex,
+    pub phone_index: BlindIndex,
+    pub consent: ConsentEvidence,
+    pub signed_up_at: DateTime<Utc>,
+}
+
+/// A repeated sign-up of a known subject (R1.4).
+#[derive(Debug, Clone)]
+pub struct Resubmission {
+    pub id: LeadId,
+    /// Blind index of the phone number given this time (the consent is for that number).
+    pub phone_index: BlindIndex,
+    pub consent: ConsentEvidence,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// Another lead holds the email or phone (a concurrent sign-up won the race).
+    IdentifierTaken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResubmitOutcome {
+    /// Contact time moved and a new call was requested (the last was over 24 h ago).
+    CallRequested,
+    /// Contact time moved; a call was requested within the last 24 h, so none now.
+    CallNotDue,
+    /// The lead is gone (erased or expired) since it was looked up.
+    Gone,
+}
+
+/// Call-request state carried by the lead item; the telephony worker acts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    Requested,
+    Placed,
+    Completed,
+    Failed,
+    Suppressed,
+}
+
+/// A lead as stored, personal fields still sealed.
+#[derive(Debug, Clone)]
+pub struct StoredLead {
+    pub id: LeadId,
+    pub wrapped_key: WrappedKey,
+    pub sealed_profile: Vec<u8>,
+    pub signed_up_at: DateTime<Utc>,
+    pub last_contact_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub consent_policy_version: String,
+    pub call_state: CallState,
+    pub call_requested_at: DateTime<Utc>,
+    pub call_request_count: u32,
+}
+
+#[async_trait]
+pub trait LeadStore: Send + Sync {
+    /// The subject holding this email or phone (email first), ignoring expired claims.
+    async fn find_subject(
+        &self,
+        email: &BlindIndex,
+        phone: &BlindIndex,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LeadId>, StoreError>;
+
+    /// Stores a new lead in one atomic write (lead, wrapped key, identifier claims,
+    /// consent proof, audit). The lead's `call_state = requested` is what the telephony
+    /// worker reacts to through the table's stream: there is no second write elsewhere.
+    async fn create_lead(&self, lead: &NewLead) -> Result<CreateOutcome, StoreError>;
+
+    /// Records a repeated sign-up: moves `last_contact_at` and every retention date that
+    /// depends on it, stores the new consent proof and requests a call again only when
+    /// the last request is more than 24 h old.
+    async fn resubmit(&self, resubmission: &Resubmission) -> Result<ResubmitOutcome, StoreError>;
+
+    /// Reads a lead; `None` when absent or past its retention (R3.3: reads ignore items
+    /// that are due but not yet removed).
+    async fn get_lead(
+        &self,
+        id: &LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredLead>, StoreError>;
+}
