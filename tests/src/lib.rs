@@ -1,1 +1,50 @@
+//! Test harness and dev-only tooling for the Polly backend.
+//!
+//! - [`template`] reads `infra/template.yaml` into plain specifications of the data layer.
+//! - [`stack`] creates those resources in the local AWS emulator (moto) and reads them
+//!   back, so the local stack and every test run on what the template declares.
+//! - [`logs`] captures the functions' JSON logs for personal-data scans.
+//! - [`events`] builds API Gateway events the way AWS delivers them.
+//!
+//! Nothing here ships in a Lambda.
 
+pub mod events;
+pub mod logs;
+pub mod stack;
+pub mod template;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+/// Emulator endpoint: `AWS_ENDPOINT_URL`, else moto's default port on loopback.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
+}
+
+/// An SDK configuration for the emulator: fixed test credentials, Frankfurt.
+pub async fn aws_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("eu-central-1"))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "polly-tests",
+        ))
+        .load()
+        .await
+}
+
+/// An S3 client for the emulator: path-style addressing (no bucket subdomains on 127.0.0.1).
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Path of the SAM template, from any working directory inside the workspace.
+pub fn template_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+}

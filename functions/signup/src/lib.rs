@@ -1,1 +1,321 @@
+//! `POST /v1/signups`: the sign-up form's endpoint (R1).
+//!
+//! Parses the body into domain types at the edge, then hands them to the lead service,
+//! which encrypts and stores the lead in one write whose `call_state = requested` drives
+//! the telephony worker through the table's stream. Every outcome is a response: 201 with
+//! the lead id, or a problem+json that names the failed field and never the value.
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{header, Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{Map, Value};
+use shared::adapters::{dynamo::DynamoLeadStore, kms::KmsKeyService};
+use shared::domain::{ClientSoftware, Email, LeadProfile, Notes, PersonName, PhoneNumber};
+use shared::http::{
+    apply_cors, body_within, json_response, parse_json_object, require_json_content_type,
+    FieldProblem, Problem,
+};
+use shared::leads::{LeadService, SignupOutcome, SignupRequest};
+use shared::ports::Retry;
+use shared::{Clock, Config};
+
+/// Largest accepted body (R1.2).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The function's state, built once per cold start.
+pub struct App {
+    service: LeadService,
+    config: Config,
+}
+
+impl App {
+    pub fn new(config: Config, service: LeadService) -> Self {
+        Self { service, config }
+    }
+
+    /// Wires the AWS adapters from an SDK configuration.
+    pub fn from_aws(config: Config, aws: &aws_config::SdkConfig, clock: Arc<dyn Clock>) -> Self {
+        let store = DynamoLeadStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+        );
+        let keys = KmsKeyService::new(
+            aws_sdk_kms::Client::new(aws),
+            config.data_key_id.clone(),
+            config.blind_index_key_id.clone(),
+        );
+        let service = LeadService::new(Arc::new(store), Arc::new(keys), clock);
+        Self::new(config, service)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Created {
+    lead_id: String,
+    status: &'static str,
+}
+
+/// Handles one HTTP request.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut resp = match *req.method() {
+        Method::POST => sign_up(app, &req).await,
+        Method::OPTIONS => {
+            let mut r = Response::new(Body::Empty);
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            r
+        }
+        _ => Problem::method_not_allowed().into_response(),
+    };
+    apply_cors(&mut resp, origin.as_deref(), &app.config.allowed_origins);
+    resp
+}
+
+#[tracing::instrument(name = "signup", skip_all)]
+async fn sign_up(app: &App, req: &Request) -> Response<Body> {
+    let parsed = (|| {
+        require_json_content_type(req.headers())?;
+        let bytes = body_within(req.body(), MAX_BODY_BYTES)?;
+        let object = parse_json_object(bytes)?;
+        parse_form(&object, &app.config.privacy_policy_versions).map_err(Problem::validation)
+    })();
+    let (profile, policy_version) = match parsed {
+        Ok(v) => v,
+        Err(problem) => {
+            let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+            tracing::info!(status = problem.status, ?fields, "sign-up rejected");
+            return problem.into_response();
+        }
+    };
+    let request = SignupRequest {
+        profile,
+        source_ip: source_ip(req),
+        client: user_agent(req).and_then(ClientSoftware::from_user_agent),
+        policy_version,
+    };
+    match app.service.sign_up(request).await {
+        Ok(outcome) => {
+            let (kind, call_requested) = match outcome {
+                SignupOutcome::Created { .. } => ("created", true),
+                SignupOutcome::Existing { call_requested, .. } => ("existing", call_requested),
+            };
+            tracing::info!(lead_id = %outcome.lead_id(), outcome = kind, call_requested, "sign-up stored");
+            // The answer is the same for a new and a known subject, so the form does not
+            // tell a stranger whether someone signed up before.
+            json_response(
+                StatusCode::CREATED,
+                &Created {
+                    lead_id: outcome.lead_id().to_string(),
+                    status: "accepted",
+                },
+            )
+        }
+        Err(err) => {
+            let retry = err.retry();
+            tracing::error!(error = %err, ?retry, "sign-up failed; nothing stored");
+            match retry {
+                Retry::Transient => Problem::unavailable().into_response(),
+                Retry::Permanent => Problem::internal().into_response(),
+            }
+        }
+    }
+}
+
+/// The caller's IP as API Gateway saw it (not a client-supplied header).
+fn source_ip(req: &Request) -> Option<IpAddr> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+fn user_agent(req: &Request) -> Option<&str> {
+    req.headers().get(header::USER_AGENT)?.to_str().ok()
+}
+
+/// Turns the JSON object into domain types, collecting every failed field.
+pub fn parse_form(
+    body: &Map<String, Value>,
+    known_policy_versions: &[String],
+) -> Result<(LeadProfile, String), Vec<FieldProblem>> {
+    let mut errors = Vec::new();
+    let first_name = field(body, "first_name", &mut errors, |s| {
+        PersonName::parse(s).map_err(|e| {
+            (
+                e.code(),
+                "must be 1 to 100 characters without control characters",
+            )
+        })
+    });
+    let last_name = field(body, "last_name", &mut errors, |s| {
+        PersonName::parse(s).map_err(|e| {
+            (
+                e.code(),
+                "must be 1 to 100 characters without control characters",
+            )
+        })
+    });
+    let email = field(body, "email", &mut errors, |s| {
+        Email::parse(s).map_err(|e| {
+            (
+                e.code(),
+                "must be a valid email address with a dotted domain, at most 254 characters",
+            )
+        })
+    });
+    let phone = field(body, "phone", &mut errors, |s| {
+        PhoneNumber::parse(s).map_err(|e| {
+            (
+                e.code(),
+                "must be a dialable phone number; without country code it is read as German",
+            )
+        })
+    });
+    let notes = match body.get("notes") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match Notes::parse(s) {
+            Ok(n) => n,
+            Err(e) => {
+                errors.push(FieldProblem::new(
+                    "notes",
+                    e.code(),
+                    "must be at most 2000 characters without control characters",
+                ));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldProblem::new("notes", "wrong_type", "must be a string"));
+            None
+        }
+    };
+    let policy_version = parse_consent(body.get("consent"), known_policy_versions, &mut errors);
+    match (first_name, last_name, email, phone, policy_version) {
+        (Some(first_name), Some(last_name), Some(email), Some(phone), Some(version))
+            if errors.is_empty() =>
+        {
+            Ok((
+                LeadProfile {
+                    first_name,
+                    last_name,
+                    email,
+                    phone,
+                    notes,
+                },
+                version,
+            ))
+        }
+        _ => Err(errors),
+    }
+}
+
+fn field<T>(
+    body: &Map<String, Value>,
+    name: &'static str,
+    errors: &mut Vec<FieldProblem>,
+    parse: impl FnOnce(&str) -> Result<T, (&'static str, &'static str)>,
+) -> Option<T> {
+    match body.get(name) {
+        None | Some(Value::Null) => {
+            errors.push(FieldProblem::new(name, "required", "is required"));
+            None
+        }
+        Some(Value::String(s)) => match parse(s) {
+            Ok(v) => Some(v),
+            Err((code, detail)) => {
+                errors.push(FieldProblem::new(name, code, detail));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldProblem::new(name, "wrong_type", "must be a string"));
+            None
+        }
+    }
+}
+
+fn parse_consent(
+    consent: Option<&Value>,
+    known_versions: &[String],
+    errors: &mut Vec<FieldProblem>,
+) -> Option<String> {
+    let consent = match consent {
+        None | Some(Value::Null) => {
+            errors.push(FieldProblem::new("consent", "required", "is required"));
+            return None;
+        }
+        Some(Value::Object(c)) => c,
+        Some(_) => {
+            errors.push(FieldProblem::new(
+                "consent",
+                "wrong_type",
+                "must be an object",
+            ));
+            return None;
+        }
+    };
+    let mut ok = true;
+    match consent.get("contact_by_phone") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => {
+            ok = false;
+            errors.push(FieldProblem::new(
+                "consent.contact_by_phone",
+                "must_be_true",
+                "we only call people who agree to be called",
+            ));
+        }
+        None | Some(Value::Null) => {
+            ok = false;
+            errors.push(FieldProblem::new(
+                "consent.contact_by_phone",
+                "required",
+                "is required",
+            ));
+        }
+        Some(_) => {
+            ok = false;
+            errors.push(FieldProblem::new(
+                "consent.contact_by_phone",
+                "wrong_type",
+                "must be a boolean",
+            ));
+        }
+    }
+    let version = match consent.get("privacy_policy_version") {
+        Some(Value::String(v)) if known_versions.iter().any(|k| k == v) => Some(v.clone()),
+        Some(Value::String(_)) => {
+            errors.push(FieldProblem::new(
+                "consent.privacy_policy_version",
+                "unknown_version",
+                "must name the version of the privacy policy shown on the form",
+            ));
+            None
+        }
+        None | Some(Value::Null) => {
+            errors.push(FieldProblem::new(
+                "consent.privacy_policy_version",
+                "required",
+                "is required",
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldProblem::new(
+                "consent.privacy_policy_version",
+                "wrong_type",
+                "must be a string",
+            ));
+            None
+        }
+    };
+    version.filter(|_| ok)
+}

@@ -1,0 +1,599 @@
+//! The local stack: the template's data layer created in the emulator, and read back.
+//!
+//! `provision` creates every data-layer resource of `infra/template.yaml` (keys, table,
+//! buckets, bucket policies, the provider secret) with the template's own settings. Tests
+//! provision one stack each under a unique name; `make run` provisions one named
+//! `polly-local`. The `describe_*` functions read the emulator's state back into the same
+//! specifications, for the drift test.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{anyhow, Context, Result};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
+    SseSpecification, SseType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_kms::types::{KeySpec as KmsKeySpec, KeyUsageType};
+use aws_sdk_s3::types::{
+    AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, BucketLocationConstraint,
+    BucketVersioningStatus, CreateBucketConfiguration, ExpirationStatus, LifecycleExpiration,
+    LifecycleRule, LifecycleRuleFilter, NoncurrentVersionExpiration,
+    PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
+    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+};
+
+use crate::template::{
+    BucketSpec, IndexSpec, KeySpec, LifecycleRuleSpec, Resolver, TableSpec, Template,
+};
+
+pub const REGION: &str = "eu-central-1";
+/// moto's default account.
+pub const ACCOUNT: &str = "123456789012";
+
+/// One provisioned copy of the template's data layer.
+#[derive(Clone)]
+pub struct Stack {
+    pub name: String,
+    pub table: String,
+    /// Logical id → (key id, key ARN).
+    pub keys: BTreeMap<String, (String, String)>,
+    /// Logical id → bucket name.
+    pub buckets: BTreeMap<String, String>,
+    pub provider_secret_arn: String,
+    pub aws: SdkConfig,
+}
+
+impl Stack {
+    /// A fresh stack under a unique name, for one test.
+    pub async fn isolated() -> Result<Self> {
+        let name = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        Self::provision(&name, "local-test-key").await
+    }
+
+    /// Creates every data-layer resource of the template, named after `name`.
+    pub async fn provision(name: &str, provider_api_key: &str) -> Result<Self> {
+        let template = Template::load()?;
+        let aws = crate::aws_config().await;
+        let kms = aws_sdk_kms::Client::new(&aws);
+        let ddb = aws_sdk_dynamodb::Client::new(&aws);
+        let s3 = crate::s3_client(&aws);
+        let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+
+        let mut stack = Stack {
+            name: name.to_owned(),
+            table: format!("{name}-table"),
+            keys: BTreeMap::new(),
+            buckets: BTreeMap::new(),
+            provider_secret_arn: String::new(),
+            aws: aws.clone(),
+        };
+        for logical in template.resources_of("AWS::S3::Bucket") {
+            stack.buckets.insert(
+                logical.clone(),
+                format!(
+                    "{name}-{}",
+                    logical.trim_end_matches("Bucket").to_lowercase()
+                ),
+            );
+        }
+
+        // Keys first: everything else is encrypted under them.
+        for key in template.keys()? {
+            let policy = template.properties(&key.logical_id)["KeyPolicy"].clone();
+            let policy = stack.resolver().json(&policy).context("key policy")?;
+            let out = kms
+                .create_key()
+                .key_spec(KmsKeySpec::from(key.key_spec.as_str()))
+                .key_usage(KeyUsageType::from(key.key_usage.as_str()))
+                .description(&key.description)
+                .policy(policy.to_string())
+                .send()
+                .await
+                .with_context(|| format!("creating key {}", key.logical_id))?;
+            let meta = out
+                .key_metadata()
+                .ok_or_else(|| anyhow!("no key metadata"))?;
+            let arn = meta.arn().unwrap_or_default().to_owned();
+            if key.rotation {
+                kms.enable_key_rotation()
+                    .key_id(meta.key_id())
+                    .send()
+                    .await?;
+            }
+            stack
+                .keys
+                .insert(key.logical_id.clone(), (meta.key_id().to_owned(), arn));
+        }
+        for alias in template.resources_of("AWS::KMS::Alias") {
+            let p = stack.resolver().json(template.properties(&alias))?;
+            kms.create_alias()
+                .alias_name(p["AliasName"].as_str().unwrap_or_default())
+                .target_key_id(p["TargetKeyId"].as_str().unwrap_or_default())
+                .send()
+                .await
+                .with_context(|| format!("creating alias {alias}"))?;
+        }
+
+        create_table(&ddb, &stack, &template.table()?).await?;
+
+        for bucket in template.buckets()? {
+            create_bucket(&s3, &stack, &template, &bucket).await?;
+        }
+
+        for secret in template.resources_of("AWS::SecretsManager::Secret") {
+            let out = secrets
+                .create_secret()
+                .name(format!("{name}-{}", secret.to_lowercase()))
+                .kms_key_id(stack.key_id("DataKey")?)
+                .secret_string(
+                    serde_json::json!({"current": provider_api_key, "previous": ""}).to_string(),
+                )
+                .send()
+                .await
+                .with_context(|| format!("creating secret {secret}"))?;
+            stack.provider_secret_arn = out.arn().unwrap_or_default().to_owned();
+        }
+        Ok(stack)
+    }
+
+    pub fn key_id(&self, logical: &str) -> Result<&str> {
+        self.keys
+            .get(logical)
+            .map(|(id, _)| id.as_str())
+            .ok_or_else(|| anyhow!("no key {logical}"))
+    }
+
+    pub fn bucket(&self, logical: &str) -> &str {
+        self.buckets
+            .get(logical)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Values for the template's intrinsic functions in this stack.
+    pub fn resolver(&self) -> Resolver {
+        let mut values = BTreeMap::from([
+            ("AWS::Region".to_owned(), REGION.to_owned()),
+            ("AWS::AccountId".to_owned(), ACCOUNT.to_owned()),
+            ("AWS::Partition".to_owned(), "aws".to_owned()),
+            ("AWS::StackName".to_owned(), self.name.clone()),
+            ("Table".to_owned(), self.table.clone()),
+            (
+                "ProviderApiKeySecret".to_owned(),
+                self.provider_secret_arn.clone(),
+            ),
+        ]);
+        for (logical, (id, arn)) in &self.keys {
+            values.insert(logical.clone(), id.clone());
+            values.insert(format!("{logical}.Arn"), arn.clone());
+        }
+        for (logical, name) in &self.buckets {
+            values.insert(logical.clone(), name.clone());
+            values.insert(format!("{logical}.Arn"), format!("arn:aws:s3:::{name}"));
+        }
+        let template = Template::load().ok();
+        let mut lists = BTreeMap::new();
+        for param in ["PrivacyPolicyVersions"] {
+            if let Some(d) = template.as_ref().and_then(|t| t.parameter_default(param)) {
+                values.insert(param.to_owned(), d);
+            }
+        }
+        // Local browsers run on localhost; the template's production origins do not apply.
+        lists.insert(
+            "AllowedOrigins".to_owned(),
+            vec![
+                "http://127.0.0.1:8080".to_owned(),
+                "http://localhost:8080".to_owned(),
+            ],
+        );
+        Resolver { values, lists }
+    }
+
+    /// The environment the template gives a function, resolved for this stack.
+    pub fn function_env(&self, logical: &str) -> Result<BTreeMap<String, String>> {
+        Template::load()?.function_environment(logical, &self.resolver())
+    }
+
+    /// The sign-up function's configuration, built from its template environment.
+    pub fn signup_config(&self) -> Result<shared::Config> {
+        let env = self.function_env("SignupFunction")?;
+        Ok(shared::Config::from_map(&env.into_iter().collect())?)
+    }
+
+    pub async fn describe_table(&self) -> Result<TableSpec> {
+        let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
+        let t = ddb.describe_table().table_name(&self.table).send().await?;
+        let t = t.table().ok_or_else(|| anyhow!("no table description"))?;
+        let keys = |ks: &[KeySchemaElement]| {
+            ks.iter()
+                .map(|k| {
+                    (
+                        k.attribute_name().to_owned(),
+                        k.key_type().as_str().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut indexes = BTreeMap::new();
+        for g in t.global_secondary_indexes() {
+            let name = g.index_name().unwrap_or_default().to_owned();
+            let projection = g.projection();
+            indexes.insert(
+                name.clone(),
+                IndexSpec {
+                    name,
+                    keys: keys(g.key_schema()),
+                    projection: projection
+                        .and_then(|p| p.projection_type())
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                    non_key_attributes: projection
+                        .map(|p| p.non_key_attributes().iter().cloned().collect())
+                        .unwrap_or_default(),
+                },
+            );
+        }
+        let ttl = ddb
+            .describe_time_to_live()
+            .table_name(&self.table)
+            .send()
+            .await?;
+        let ttl = ttl
+            .time_to_live_description()
+            .filter(|d| d.time_to_live_status().map(|s| s.as_str()) == Some("ENABLED"))
+            .and_then(|d| d.attribute_name().map(str::to_owned));
+        let pitr = ddb
+            .describe_continuous_backups()
+            .table_name(&self.table)
+            .send()
+            .await?;
+        let pitr = pitr
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|d| d.point_in_time_recovery_status())
+            .map(|s| s.as_str() == "ENABLED")
+            .unwrap_or(false);
+        let sse = t.sse_description();
+        let sse_arn = sse.and_then(|s| s.kms_master_key_arn()).unwrap_or_default();
+        Ok(TableSpec {
+            attributes: t
+                .attribute_definitions()
+                .iter()
+                .map(|a| {
+                    (
+                        a.attribute_name().to_owned(),
+                        a.attribute_type().as_str().to_owned(),
+                    )
+                })
+                .collect(),
+            keys: keys(t.key_schema()),
+            indexes,
+            billing_mode: t
+                .billing_mode_summary()
+                .and_then(|b| b.billing_mode())
+                .map(|b| b.as_str().to_owned())
+                .unwrap_or_default(),
+            stream_view_type: t
+                .stream_specification()
+                .filter(|s| s.stream_enabled())
+                .and_then(|s| s.stream_view_type())
+                .map(|v| v.as_str().to_owned()),
+            ttl_attribute: ttl,
+            point_in_time_recovery: pitr,
+            sse_kms: sse
+                .and_then(|s| s.sse_type())
+                .map(|t| t.as_str() == "KMS")
+                .unwrap_or(false)
+                && sse
+                    .and_then(|s| s.status())
+                    .map(|s| s.as_str() == "ENABLED")
+                    .unwrap_or(false),
+            sse_key: self.key_logical_id(sse_arn),
+            deletion_protection: t.deletion_protection_enabled().unwrap_or(false),
+        })
+    }
+
+    pub async fn describe_bucket(&self, logical: &str) -> Result<BucketSpec> {
+        let s3 = crate::s3_client(&self.aws);
+        let bucket = self.bucket(logical);
+        let enc = s3.get_bucket_encryption().bucket(bucket).send().await?;
+        let rule = enc
+            .server_side_encryption_configuration()
+            .and_then(|c| c.rules().first())
+            .ok_or_else(|| anyhow!("no encryption rule"))?;
+        let by_default = rule.apply_server_side_encryption_by_default();
+        let versioning = s3.get_bucket_versioning().bucket(bucket).send().await?;
+        let pab = s3.get_public_access_block().bucket(bucket).send().await?;
+        let pab = pab.public_access_block_configuration();
+        let flag = |f: Option<bool>| f.unwrap_or(false);
+        let lc = s3
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await?;
+        let mut lifecycle = BTreeSet::new();
+        for r in lc.rules() {
+            let prefix = r
+                .filter()
+                .and_then(|f| f.prefix())
+                .or(
+                    #[allow(deprecated)]
+                    r.prefix(),
+                )
+                .unwrap_or_default()
+                .to_owned();
+            lifecycle.insert(LifecycleRuleSpec {
+                id: r.id().unwrap_or_default().to_owned(),
+                enabled: r.status().as_str() == "Enabled",
+                prefix,
+                expiration_days: r.expiration().and_then(|e| e.days()),
+                expired_object_delete_marker: r
+                    .expiration()
+                    .and_then(|e| e.expired_object_delete_marker()),
+                noncurrent_days: r
+                    .noncurrent_version_expiration()
+                    .and_then(|n| n.noncurrent_days()),
+                abort_incomplete_days: r
+                    .abort_incomplete_multipart_upload()
+                    .and_then(|a| a.days_after_initiation()),
+            });
+        }
+        Ok(BucketSpec {
+            logical_id: logical.to_owned(),
+            sse_algorithm: by_default
+                .map(|d| d.sse_algorithm().as_str().to_owned())
+                .unwrap_or_default(),
+            sse_key: by_default
+                .and_then(|d| d.kms_master_key_id())
+                .and_then(|k| self.key_logical_id(k)),
+            bucket_key: rule.bucket_key_enabled().unwrap_or(false),
+            versioning: versioning
+                .status()
+                .map(|s| s.as_str() == "Enabled")
+                .unwrap_or(false),
+            block_public_access: [
+                flag(pab.and_then(|p| p.block_public_acls())),
+                flag(pab.and_then(|p| p.block_public_policy())),
+                flag(pab.and_then(|p| p.ignore_public_acls())),
+                flag(pab.and_then(|p| p.restrict_public_buckets())),
+            ],
+            lifecycle,
+        })
+    }
+
+    pub async fn describe_key(&self, logical: &str) -> Result<KeySpec> {
+        let kms = aws_sdk_kms::Client::new(&self.aws);
+        let id = self.key_id(logical)?;
+        let meta = kms.describe_key().key_id(id).send().await?;
+        let meta = meta
+            .key_metadata()
+            .ok_or_else(|| anyhow!("no key metadata"))?;
+        let rotation = match kms.get_key_rotation_status().key_id(id).send().await {
+            Ok(r) => r.key_rotation_enabled(),
+            Err(_) => false,
+        };
+        Ok(KeySpec {
+            logical_id: logical.to_owned(),
+            key_spec: meta
+                .key_spec()
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default(),
+            key_usage: meta
+                .key_usage()
+                .map(|k| k.as_str().to_owned())
+                .unwrap_or_default(),
+            rotation,
+            description: meta.description().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// The logical id of the key with this id or ARN.
+    fn key_logical_id(&self, id_or_arn: &str) -> Option<String> {
+        self.keys
+            .iter()
+            .find(|(_, (id, arn))| id == id_or_arn || arn == id_or_arn)
+            .map(|(logical, _)| logical.clone())
+    }
+}
+
+async fn create_table(
+    ddb: &aws_sdk_dynamodb::Client,
+    stack: &Stack,
+    spec: &TableSpec,
+) -> Result<()> {
+    let key = |(name, kind): &(String, String)| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(KeyType::from(kind.as_str()))
+            .build()
+    };
+    let mut req = ddb
+        .create_table()
+        .table_name(&stack.table)
+        .billing_mode(BillingMode::from(spec.billing_mode.as_str()))
+        .deletion_protection_enabled(spec.deletion_protection);
+    for (name, kind) in &spec.attributes {
+        req = req.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                .build()?,
+        );
+    }
+    for k in &spec.keys {
+        req = req.key_schema(key(k)?);
+    }
+    for index in spec.indexes.values() {
+        let mut projection =
+            Projection::builder().projection_type(ProjectionType::from(index.projection.as_str()));
+        for a in &index.non_key_attributes {
+            projection = projection.non_key_attributes(a);
+        }
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(&index.name)
+            .projection(projection.build());
+        for k in &index.keys {
+            gsi = gsi.key_schema(key(k)?);
+        }
+        req = req.global_secondary_indexes(gsi.build()?);
+    }
+    if let Some(view) = &spec.stream_view_type {
+        req = req.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()?,
+        );
+    }
+    if spec.sse_kms {
+        let mut sse = SseSpecification::builder()
+            .enabled(true)
+            .sse_type(SseType::Kms);
+        if let Some(key) = &spec.sse_key {
+            sse = sse.kms_master_key_id(stack.key_id(key)?);
+        }
+        req = req.sse_specification(sse.build());
+    }
+    req.send().await.context("creating the table")?;
+    if let Some(attr) = &spec.ttl_attribute {
+        ddb.update_time_to_live()
+            .table_name(&stack.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name(attr)
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .context("enabling TTL")?;
+    }
+    if spec.point_in_time_recovery {
+        ddb.update_continuous_backups()
+            .table_name(&stack.table)
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await
+            .context("enabling point-in-time recovery")?;
+    }
+    Ok(())
+}
+
+async fn create_bucket(
+    s3: &aws_sdk_s3::Client,
+    stack: &Stack,
+    template: &Template,
+    spec: &BucketSpec,
+) -> Result<()> {
+    let name = stack.bucket(&spec.logical_id);
+    s3.create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .with_context(|| format!("creating bucket {}", spec.logical_id))?;
+    if spec.versioning {
+        s3.put_bucket_versioning()
+            .bucket(name)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
+    let mut by_default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::from(spec.sse_algorithm.as_str()));
+    if let Some(key) = &spec.sse_key {
+        by_default = by_default.kms_master_key_id(&stack.keys[key].1);
+    }
+    s3.put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(by_default.build()?)
+                        .bucket_key_enabled(spec.bucket_key)
+                        .build(),
+                )
+                .build()?,
+        )
+        .send()
+        .await?;
+    let [acls, policy, ignore, restrict] = spec.block_public_access;
+    s3.put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(acls)
+                .block_public_policy(policy)
+                .ignore_public_acls(ignore)
+                .restrict_public_buckets(restrict)
+                .build(),
+        )
+        .send()
+        .await?;
+    if !spec.lifecycle.is_empty() {
+        let mut config = BucketLifecycleConfiguration::builder();
+        for r in &spec.lifecycle {
+            let mut rule = LifecycleRule::builder()
+                .id(&r.id)
+                .status(if r.enabled {
+                    ExpirationStatus::Enabled
+                } else {
+                    ExpirationStatus::Disabled
+                })
+                .filter(LifecycleRuleFilter::builder().prefix(&r.prefix).build());
+            if r.expiration_days.is_some() || r.expired_object_delete_marker.is_some() {
+                rule = rule.expiration(
+                    LifecycleExpiration::builder()
+                        .set_days(r.expiration_days)
+                        .set_expired_object_delete_marker(r.expired_object_delete_marker)
+                        .build(),
+                );
+            }
+            if let Some(days) = r.noncurrent_days {
+                rule = rule.noncurrent_version_expiration(
+                    NoncurrentVersionExpiration::builder()
+                        .noncurrent_days(days)
+                        .build(),
+                );
+            }
+            if let Some(days) = r.abort_incomplete_days {
+                rule = rule.abort_incomplete_multipart_upload(
+                    AbortIncompleteMultipartUpload::builder()
+                        .days_after_initiation(days)
+                        .build(),
+                );
+            }
+            config = config.rules(rule.build()?);
+        }
+        s3.put_bucket_lifecycle_configuration()
+            .bucket(name)
+            .lifecycle_configuration(config.build()?)
+            .send()
+            .await
+            .context("putting the lifecycle configuration")?;
+    }
+    if let Some(policy) = template.bucket_policy(&spec.logical_id, &stack.resolver())? {
+        s3.put_bucket_policy()
+            .bucket(name)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .context("putting the bucket policy")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! The local stack and the template must not drift apart: every data-layer setting the
+//! template declares is read back from the emulator and compared, and the names the code
+//! relies on (key attributes, index names, TTL attribute, environment) are checked
+//! against the template.
+
+use harness::stack::Stack;
+use harness::template::Template;
+use shared::adapters::dynamo::schema;
+
+#[tokio::test]
+async fn local_table_matches_the_template() {
+    let stack = Stack::isolated().await.expect("provision");
+    let declared = Template::load().unwrap().table().unwrap();
+    let actual = stack.describe_table().await.unwrap();
+    assert_eq!(actual.keys, declared.keys, "key schema");
+    assert_eq!(
+        actual.attributes, declared.attributes,
+        "attribute definitions"
+    );
+    assert_eq!(actual.indexes, declared.indexes, "global secondary indexes");
+    assert_eq!(
+        actual.ttl_attribute, declared.ttl_attribute,
+        "TTL attribute"
+    );
+    assert_eq!(actual.stream_view_type, declared.stream_view_type, "stream");
+    assert_eq!(
+        actual.point_in_time_recovery, declared.point_in_time_recovery,
+        "PITR"
+    );
+    assert_eq!(actual.sse_kms, declared.sse_kms, "SSE");
+    assert_eq!(actual.sse_key, declared.sse_key, "SSE key");
+    assert_eq!(
+        actual.deletion_protection, declared.deletion_protection,
+        "deletion protection"
+    );
+}
+
+#[tokio::test]
+async fn local_buckets_match_the_template() {
+    let stack = Stack::isolated().await.expect("provision");
+    let declared = Template::load().unwrap().buckets().unwrap();
+    assert!(declared.len() >= 2, "recordings and exports buckets");
+    for bucket in declared {
+        let actual = stack.describe_bucket(&bucket.logical_id).await.unwrap();
+        assert_eq!(actual, bucket, "{}", bucket.logical_id);
+        assert_eq!(actual.sse_algorithm, "aws:kms");
+        assert!(actual.versioning);
+    }
+}
+
+#[tokio::test]
+async fn local_keys_match_the_template() {
+    let stack = Stack::isolated().await.expect("provision");
+    for key in Template::load().unwrap().keys().unwrap() {
+        let actual = stack.describe_key(&key.logical_id).await.unwrap();
+        assert_eq!(actual, key, "{}", key.logical_id);
+    }
+}
+
+#[test]
+fn the_code_uses_the_names_the_template_declares() {
+    let table = Template::load().unwrap().table().unwrap();
+    assert_eq!(
+        table.keys,
+        [
+            (schema::PK.into(), "HASH".into()),
+            (schema::SK.into(), "RANGE".into())
+        ]
+    );
+    assert_eq!(table.ttl_attribute.as_deref(), Some(schema::TTL));
+    let index = |name: &str| {
+        table
+            .indexes
+            .get(name)
+            .unwrap_or_else(|| panic!("index {name}"))
+            .clone()
+    };
+    assert_eq!(
+        index(schema::EMAIL_INDEX).keys,
+        [(schema::EMAIL_INDEX_ATTR.into(), "HASH".into())]
+    );
+    assert_eq!(
+        index(schema::PHONE_INDEX).keys,
+        [(schema::PHONE_INDEX_ATTR.into(), "HASH".into())]
+    );
+    assert_eq!(
+        index(schema::EXPIRY_INDEX).keys,
+        [
+            (schema::EXPIRY_PARTITION_ATTR.into(), "HASH".into()),
+            (schema::EXPIRY_SORT_ATTR.into(), "RANGE".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_signup_function_environment_in_the_template_is_a_valid_configuration() {
+    let stack = Stack::isolated().await.expect("provision");
+    let config = stack
+        .signup_config()
+        .expect("template environment parses as Config");
+    assert_eq!(config.table_name, stack.table);
+    assert_eq!(config.data_key_id, stack.key_id("DataKey").unwrap());
+    assert_eq!(
+        config.blind_index_key_id,
+        stack.key_id("BlindIndexKey").unwrap()
+    );
+}
