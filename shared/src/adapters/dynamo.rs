@@ -50,7 +50,18 @@ pub const TTL_GRACE: Duration = Duration::days(7);
 pub const CALL_COOLDOWN: Duration = Duration::hours(24);
 
 /// Attempts of an optimistic read-modify-write before giving up as contention.
-const MAX_ATTEMPTS: usize = 4;
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Waits before retry `attempt` (1-based): exponential from 5 ms with full jitter, so
+/// concurrent writers of one item spread out instead of colliding again.
+async fn backoff(attempt: u32) {
+    let cap_ms = 5u64 << attempt.min(6);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::from(d.subsec_nanos()))
+        .unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_millis(nanos % (cap_ms + 1))).await;
+}
 
 pub fn lead_pk(id: &LeadId) -> String {
     format!("LEAD#{id}")
@@ -496,7 +507,10 @@ impl LeadStore for DynamoLeadStore {
 
     async fn resubmit(&self, sub: &Resubmission) -> Result<ResubmitOutcome, StoreError> {
         let mut include_claims = true;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
             let Some(lead) = self.lead_item(&sub.id).await? else {
                 return Ok(ResubmitOutcome::Gone);
             };

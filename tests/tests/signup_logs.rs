@@ -1,0 +1,54 @@
+//! The personal-data scan of the sign-up logs. It has its own test binary: log capture
+//! uses a thread-local subscriber, and tracing's per-callsite interest cache is only
+//! reliable when no other test thread runs without one.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use common::*;
+use harness::events::ApiRequest;
+use harness::logs::LogCapture;
+
+#[tokio::test]
+async fn logs_of_all_signup_flows_contain_no_personal_data() {
+    let (logs, _guard) = LogCapture::start();
+    let app = TestApp::spawn().await;
+
+    app.sign_up(&form()).await;
+    app.clock.advance(Duration::hours(30));
+    app.sign_up(&form()).await;
+    for case in bad_cases() {
+        let request = ApiRequest::post_json("/v1/signups", &case.body);
+        app.post(request).await;
+    }
+    // A failing dependency logs too: a table that does not exist.
+    let mut config = app.stack.signup_config().unwrap();
+    config.table_name = "no-such-table".into();
+    let broken = signup::App::from_aws(config, &app.stack.aws, Arc::new(app.clock.clone()));
+    let body = serde_json::to_vec(&form()).unwrap();
+    let resp = signup::handle(&broken, ApiRequest::post_json("/v1/signups", &body).build()).await;
+    assert!(resp.status().is_server_error());
+
+    let text = logs.text();
+    assert!(
+        text.contains("sign-up stored"),
+        "the flows were logged: {text}"
+    );
+    assert!(text.contains("sign-up rejected"));
+    assert!(text.contains("sign-up failed"));
+    logs.assert_free_of(&[
+        FIRST,
+        LAST,
+        EMAIL,
+        PHONE,
+        PHONE_E164,
+        "1709876543",
+        NOTES,
+        "Pflaumenkuchen",
+        "203.0.113.7",
+        "PFLAUME",
+        "wilhelmine",
+    ]);
+}
