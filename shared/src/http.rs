@@ -209,14 +209,20 @@ pub fn body_within(body: &Body, limit: usize) -> Result<&[u8], Problem> {
 
 /// Parses a body that must be one JSON object, refusing duplicate member names at any
 /// depth: parsers disagree on which duplicate wins, and that disagreement is a classic way
-/// to smuggle a value past a check. Returns the dotted path of the first duplicate.
+/// to smuggle a value past a check. The problem names the duplicate by its dotted path
+/// when that path is one of `known_fields`; member names are client input, so any other
+/// duplicate is reported as `body`.
 pub fn parse_json_object(
     bytes: &[u8],
+    known_fields: &[&str],
 ) -> Result<serde_json::Map<String, serde_json::Value>, Problem> {
     let text = std::str::from_utf8(bytes).map_err(|_| Problem::malformed_json())?;
     if let Err(path) = strict::check(text) {
         return Err(match path {
-            Some(field) => Problem::duplicate_member(&field),
+            Some(field) if known_fields.contains(&field.as_str()) => {
+                Problem::duplicate_member(&field)
+            }
+            Some(_) => Problem::duplicate_member("body"),
             None => Problem::malformed_json(),
         });
     }
@@ -308,19 +314,10 @@ mod strict {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             let mut seen = HashSet::new();
             while let Some(key) = map.next_key::<String>()? {
-                // Member names come from the client; only names we could have asked for
-                // (short identifiers) are echoed in the problem's field path.
-                let shown = if key.len() <= 64
-                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                {
+                let path = if self.path.is_empty() {
                     key.clone()
                 } else {
-                    "<member>".to_owned()
-                };
-                let path = if self.path.is_empty() {
-                    shown
-                } else {
-                    format!("{}.{}", self.path, shown)
+                    format!("{}.{}", self.path, key)
                 };
                 if !seen.insert(key) {
                     *self.duplicate = Some(path);
@@ -384,14 +381,20 @@ mod tests {
 
     #[test]
     fn strict_json_rejects_duplicates_at_any_depth_and_names_them() {
-        assert!(parse_json_object(br#"{"a":1,"b":{"c":[1,{"d":2}]}}"#).is_ok());
-        let p = parse_json_object(br#"{"email":"x","email":"y"}"#).unwrap_err();
+        let known = ["email", "consent.contact_by_phone"];
+        assert!(parse_json_object(br#"{"a":1,"b":{"c":[1,{"d":2}]}}"#, &known).is_ok());
+        let p = parse_json_object(br#"{"email":"x","email":"y"}"#, &known).unwrap_err();
         assert_eq!(p.errors[0].field, "email");
-        let p =
-            parse_json_object(br#"{"consent":{"contact_by_phone":true,"contact_by_phone":false}}"#)
-                .unwrap_err();
+        let body = br#"{"consent":{"contact_by_phone":true,"contact_by_phone":false}}"#;
+        let p = parse_json_object(body, &known).unwrap_err();
         assert_eq!(p.errors[0].field, "consent.contact_by_phone");
         assert_eq!(p.errors[0].pointer, "#/consent/contact_by_phone");
+        let body = br#"{"x":{"anna.secret":1,"anna.secret":2}}"#;
+        let p = parse_json_object(body, &known).unwrap_err();
+        assert_eq!(
+            p.errors[0].field, "body",
+            "unknown member names are not echoed"
+        );
     }
 
     #[test]
@@ -405,7 +408,11 @@ mod tests {
             b"",
             b"null",
         ] {
-            assert_eq!(parse_json_object(body).unwrap_err().status, 400, "{body:?}");
+            assert_eq!(
+                parse_json_object(body, &[]).unwrap_err().status,
+                400,
+                "{body:?}"
+            );
         }
     }
 

@@ -7,6 +7,7 @@
 //! have a hand-written `Debug` that prints `<redacted>` and no `Display`.
 
 pub mod adapters;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod crypto;

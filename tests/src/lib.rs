@@ -13,7 +13,7 @@ pub mod logs;
 pub mod stack;
 pub mod template;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{Region, SdkConfig};
 
 /// Emulator endpoint: `AWS_ENDPOINT_URL`, else moto's default port on loopback.
 pub fn endpoint() -> String {
@@ -22,7 +22,7 @@ pub fn endpoint() -> String {
 
 /// An SDK configuration for the emulator: fixed test credentials, Frankfurt.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    shared::aws::loader()
         .region(Region::new("eu-central-1"))
         .endpoint_url(endpoint())
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

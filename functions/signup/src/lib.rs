@@ -25,6 +25,18 @@ use shared::{Clock, Config};
 /// Largest accepted body (R1.2).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The members of the sign-up body, by dotted path.
+const FIELDS: &[&str] = &[
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "notes",
+    "consent",
+    "consent.contact_by_phone",
+    "consent.privacy_policy_version",
+];
+
 /// The function's state, built once per cold start.
 pub struct App {
     service: LeadService,
@@ -83,7 +95,7 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
     let parsed = (|| {
         require_json_content_type(req.headers())?;
         let bytes = body_within(req.body(), MAX_BODY_BYTES)?;
-        let object = parse_json_object(bytes)?;
+        let object = parse_json_object(bytes, FIELDS)?;
         parse_form(&object, &app.config.privacy_policy_versions).map_err(Problem::validation)
     })();
     let (profile, policy_version) = match parsed {

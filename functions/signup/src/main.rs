@@ -8,7 +8,7 @@ use shared::{Config, SystemClock};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = shared::aws::load().await;
     let app = Arc::new(signup::App::from_aws(config, &aws, Arc::new(SystemClock)));
     lambda_http::run(service_fn(move |req: Request| {
         let app = Arc::clone(&app);

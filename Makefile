@@ -1,0 +1,78 @@
+# Polly backend. The two commands that matter: `make run` and `make test`.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+MOTO_PORT ?= 5000
+API_PORT ?= 9000
+TEST_MOTO_PORT ?= 5001
+RETELL_API_KEY ?= local-test-key
+STACK_NAME ?= polly
+PYTHON ?= python3
+
+VENV := .venv
+VENV_LINT := .venv-lint
+VENV_CHECKOV := .venv-checkov
+
+.PHONY: help setup run test test-unit lint fmt validate checkov build bench deploy deploy-function clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# Project-local virtualenvs, pinned by the lock files; rebuilt when a lock file changes.
+$(VENV)/.stamp: requirements/dev.lock.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements/dev.lock.txt
+	touch $@
+
+$(VENV_LINT)/.stamp: requirements/lint.lock.txt
+	$(PYTHON) -m venv $(VENV_LINT)
+	$(VENV_LINT)/bin/pip install -q --disable-pip-version-check -r requirements/lint.lock.txt
+	touch $@
+
+$(VENV_CHECKOV)/.stamp: requirements/checkov.lock.txt
+	$(PYTHON) -m venv $(VENV_CHECKOV)
+	$(VENV_CHECKOV)/bin/pip install -q --disable-pip-version-check -r requirements/checkov.lock.txt
+	touch $@
+
+setup: $(VENV)/.stamp $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## Install the pinned local tools
+
+run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); Ctrl-C stops it
+	MOTO_PORT=$(MOTO_PORT) API_PORT=$(API_PORT) RETELL_API_KEY=$(RETELL_API_KEY) scripts/run-local.sh
+
+test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator)
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --workspace --all-targets
+
+lint: ## Format check and clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+validate: $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## cfn-lint, sam validate --lint and checkov on the template
+	$(VENV_LINT)/bin/cfn-lint infra/template.yaml
+	SAM_CLI_TELEMETRY=0 $(VENV_LINT)/bin/sam validate --lint --template infra/template.yaml --region eu-central-1
+	BC_SKIP_MAPPING=TRUE $(VENV_CHECKOV)/bin/checkov --config-file infra/checkov.yaml --quiet --compact
+
+build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64
+
+bench: $(VENV)/.stamp ## Benchmarks: binary size, init time, warm sign-up latency
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin signup
+	cargo build --release -p signup -p polly-tests --bin signup --bin bench-signup
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-signup \
+	  --arm64-binary target/lambda/signup/bootstrap --binary target/release/signup
+
+deploy: $(VENV)/.stamp $(VENV_LINT)/.stamp ## sam build + sam deploy to eu-central-1 (needs AWS credentials)
+	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../$(VENV_LINT)/bin/sam build --beta-features
+	cd infra && SAM_CLI_TELEMETRY=0 ../$(VENV_LINT)/bin/sam deploy --stack-name $(STACK_NAME)
+
+FUNCTION ?= signup
+deploy-function: $(VENV)/.stamp ## Update one function's code in a deployed stack: make deploy-function FUNCTION=signup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin $(FUNCTION)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda deploy --region eu-central-1 \
+	  --binary-name $(FUNCTION) $(STACK_NAME)-$(FUNCTION)
+
+clean: ## Remove build output and local state (keeps the virtualenvs)
+	cargo clean
+	rm -rf .local infra/.aws-sam

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# `make run`: the whole system on this machine. Starts moto, creates the template's data
+# layer in it, serves the HTTP functions with `cargo lambda watch` under the API
+# Gateway paths, and stops everything it started on Ctrl-C.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+moto_port=${MOTO_PORT:-5000}
+api_port=${API_PORT:-9000}
+api_key=${RETELL_API_KEY:-local-test-key}
+stack=${LOCAL_STACK_NAME:-polly-local}
+mkdir -p .local
+export PATH="$here/.venv/bin:$PATH"
+
+for port in "$moto_port" "$api_port"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use; choose others with make run MOTO_PORT=… API_PORT=…" >&2
+    exit 1
+  fi
+done
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "stopping local stack"
+  for pid in "${pids[@]}"; do
+    kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+echo "building the local tooling"
+cargo build -q -p polly-tests --bin polly-local
+
+setsid "$here/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >.local/moto.log 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  curl -fsS "http://127.0.0.1:$moto_port/moto-api/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
+export AWS_REGION=eu-central-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
+./target/debug/polly-local provision --name "$stack" --provider-api-key "$api_key" \
+  --env-file .local/functions.env
+
+setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+  --disable-cors --env-file .local/functions.env >.local/functions.log 2>&1 &
+pids+=($!)
+echo "compiling and starting the functions (first time: a few minutes)"
+for _ in $(seq 1 1800); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null; then break; fi
+  if ! kill -0 "${pids[1]}" 2>/dev/null; then
+    echo "cargo lambda watch stopped; see .local/functions.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+# Compile the functions now rather than on the first request.
+cargo build -q -p signup
+
+cat <<TXT
+
+Polly is running locally.
+  API (API Gateway paths):  http://127.0.0.1:$api_port
+  AWS emulator (moto):      http://127.0.0.1:$moto_port   (stack "$stack")
+  function logs:            .local/functions.log
+
+Sign someone up:
+  curl -i -X POST http://127.0.0.1:$api_port/v1/signups \\
+    -H 'content-type: application/json' \\
+    -d '{"first_name":"Erika","last_name":"Mustermann","email":"erika@example.org","phone":"0170 1234567","notes":"Bitte nachmittags","consent":{"contact_by_phone":true,"privacy_policy_version":"2024-04-08"}}'
+
+Look at what was stored (encrypted; keys and indexes are opaque):
+  AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+    .venv/bin/aws dynamodb scan --region eu-central-1 --table-name $stack-table
+
+Press Ctrl-C to stop everything.
+TXT
+wait "${pids[1]}"
