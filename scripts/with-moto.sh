@@ -14,7 +14,15 @@ fi
 
 "$here/.venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log_dir/moto-$port.log" 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true' EXIT INT TERM
+stop_moto() {
+  kill "$moto_pid" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do
+    kill -0 "$moto_pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -9 "$moto_pid" 2>/dev/null || true
+}
+trap stop_moto EXIT INT TERM
 
 for _ in $(seq 1 100); do
   if curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1; then
