@@ -21,6 +21,18 @@ pub struct Config {
     /// Privacy policy versions a consent may refer to (`PRIVACY_POLICY_VERSIONS`,
     /// comma-separated; default: the current version).
     pub privacy_policy_versions: Vec<String>,
+    /// ARN of the data key, for SSE-KMS headers (`DATA_KEY_ARN`; bucket policies compare
+    /// the ARN). Defaults to `DATA_KEY_ID`.
+    pub data_key_arn: String,
+    /// The recordings bucket (`RECORDINGS_BUCKET`; telephony functions).
+    pub recordings_bucket: Option<String>,
+    /// Secrets Manager secret holding the provider API key(s)
+    /// (`PROVIDER_API_KEY_SECRET_ARN`; required by the telephony functions).
+    pub provider_api_key_secret_arn: Option<String>,
+    /// AI-disclosure phrases (`DISCLOSURE_AI_PATTERNS`, comma-separated; default German).
+    pub disclosure_ai_patterns: Vec<String>,
+    /// Recording-disclosure phrases (`DISCLOSURE_RECORDING_PATTERNS`; default German).
+    pub disclosure_recording_patterns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,12 +79,22 @@ impl Config {
         if privacy_policy_versions.is_empty() {
             privacy_policy_versions.push(CURRENT_PRIVACY_POLICY_VERSION.to_owned());
         }
+        let defaults = crate::retell::compliance::DisclosurePatterns::default();
+        let or_default = |v: Vec<String>, d: Vec<String>| if v.is_empty() { d } else { v };
         Ok(Self {
             table_name: required("TABLE_NAME")?,
             data_key_id: required("DATA_KEY_ID")?,
             blind_index_key_id: required("BLIND_INDEX_KEY_ID")?,
             allowed_origins,
             privacy_policy_versions,
+            provider_api_key_secret_arn: required("PROVIDER_API_KEY_SECRET_ARN").ok(),
+            recordings_bucket: required("RECORDINGS_BUCKET").ok(),
+            data_key_arn: required("DATA_KEY_ARN").or_else(|_| required("DATA_KEY_ID"))?,
+            disclosure_ai_patterns: or_default(list("DISCLOSURE_AI_PATTERNS"), defaults.ai),
+            disclosure_recording_patterns: or_default(
+                list("DISCLOSURE_RECORDING_PATTERNS"),
+                defaults.recording,
+            ),
         })
     }
 }

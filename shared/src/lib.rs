@@ -8,6 +8,7 @@
 
 pub mod adapters;
 pub mod aws;
+pub mod calls;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod http;
 pub mod leads;
 pub mod ports;
+pub mod retell;
 pub mod telemetry;
 
 pub use clock::{Clock, FixedClock, SystemClock};

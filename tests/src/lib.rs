@@ -10,6 +10,7 @@
 
 pub mod events;
 pub mod logs;
+pub mod simulator;
 pub mod stack;
 pub mod template;
 

@@ -198,7 +198,12 @@ impl Stack {
 
     /// The sign-up function's configuration, built from its template environment.
     pub fn signup_config(&self) -> Result<shared::Config> {
-        let env = self.function_env("SignupFunction")?;
+        self.config_for("SignupFunction")
+    }
+
+    /// A function's configuration, built from its template environment.
+    pub fn config_for(&self, logical: &str) -> Result<shared::Config> {
+        let env = self.function_env(logical)?;
         Ok(shared::Config::from_map(&env.into_iter().collect())?)
     }
 
@@ -587,7 +592,21 @@ async fn create_bucket(
             .await
             .context("putting the lifecycle configuration")?;
     }
-    if let Some(policy) = template.bucket_policy(&spec.logical_id, &stack.resolver())? {
+    if let Some(mut policy) = template.bucket_policy(&spec.logical_id, &stack.resolver())? {
+        // moto evaluates bucket policies but knows neither TLS (it speaks plain HTTP) nor
+        // the request's SSE headers as condition keys, so these deny statements would
+        // refuse every request locally. They are kept out of the emulator only; the
+        // template's statements are checked by `template_bucket_policies_enforce_tls_and_kms`.
+        if let Some(statements) = policy["Statement"].as_array_mut() {
+            statements.retain(|st| {
+                let condition = st["Condition"].to_string();
+                !condition.contains("aws:SecureTransport")
+                    && !condition.contains("s3:x-amz-server-side-encryption")
+            });
+            if statements.is_empty() {
+                return Ok(());
+            }
+        }
         s3.put_bucket_policy()
             .bucket(name)
             .policy(policy.to_string())

@@ -105,3 +105,41 @@ async fn the_signup_function_environment_in_the_template_is_a_valid_configuratio
         stack.key_id("BlindIndexKey").unwrap()
     );
 }
+
+#[tokio::test]
+async fn template_bucket_policies_enforce_tls_and_kms() {
+    let stack = Stack::isolated().await.expect("provision");
+    let template = Template::load().unwrap();
+    let data_key_arn = stack.keys["DataKey"].1.clone();
+    for bucket in template.buckets().unwrap() {
+        let policy = template
+            .bucket_policy(&bucket.logical_id, &stack.resolver())
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} has a bucket policy", bucket.logical_id));
+        let statements = policy["Statement"].as_array().unwrap();
+        let denies = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+            statements
+                .iter()
+                .any(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && pred(s))
+        };
+        assert!(
+            denies(&|s| s["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+            "{}: TLS only",
+            bucket.logical_id
+        );
+        assert!(
+            denies(&|s| s["Action"] == "s3:PutObject"
+                && s["Condition"]["StringNotEquals"]["s3:x-amz-server-side-encryption"]
+                    == "aws:kms"),
+            "{}: uploads without aws:kms refused",
+            bucket.logical_id
+        );
+        assert!(
+            denies(&|s| s["Condition"]["StringNotEqualsIfExists"]
+                ["s3:x-amz-server-side-encryption-aws-kms-key-id"]
+                == data_key_arn.as_str()),
+            "{}: uploads under another key refused",
+            bucket.logical_id
+        );
+    }
+}

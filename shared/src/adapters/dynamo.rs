@@ -54,7 +54,7 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// Waits before retry `attempt` (1-based): exponential from 5 ms with full jitter, so
 /// concurrent writers of one item spread out instead of colliding again.
-async fn backoff(attempt: u32) {
+pub(crate) async fn backoff(attempt: u32) {
     let cap_ms = 5u64 << attempt.min(6);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,7 +77,7 @@ pub fn phone_claim_pk(index: &BlindIndex) -> String {
     format!("PHONE#{}", index.as_str())
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -149,24 +149,27 @@ struct ConsentItem {
 
 /// An audit event: who did what to which opaque id, when. No personal data.
 #[derive(Debug, Serialize, Deserialize)]
-struct AuditItem {
+pub(crate) struct AuditItem {
     pk: String,
     sk: String,
     kind: String,
     action: String,
     actor: String,
-    lead_id: LeadId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lead_id: Option<LeadId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_id: Option<String>,
     at: String,
 }
 
 /// Retention attributes of an item of `class` whose clock starts at `start`.
-struct Retention {
-    expires_at: DateTime<Utc>,
-    bucket: String,
-    ttl: i64,
+pub struct Retention {
+    pub expires_at: DateTime<Utc>,
+    pub bucket: String,
+    pub ttl: i64,
 }
 
-fn retention(class: RetentionClass, start: DateTime<Utc>) -> Retention {
+pub fn retention(class: RetentionClass, start: DateTime<Utc>) -> Retention {
     // Beyond chrono's range only for years past 262000: clamp rather than fail.
     let due = class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
     Retention {
@@ -198,14 +201,21 @@ fn consent_item(id: &LeadId, phone: &BlindIndex, consent: &ConsentEvidence) -> C
     }
 }
 
-fn audit_item(id: &LeadId, action: &str, at: DateTime<Utc>) -> AuditItem {
+pub(crate) fn audit_item(
+    actor: &str,
+    action: &str,
+    lead_id: Option<&LeadId>,
+    call_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> AuditItem {
     AuditItem {
         pk: format!("AUDIT#{}", at.format("%Y-%m-%d")),
         sk: format!("{}#{}", ts(at), uuid::Uuid::now_v7().simple()),
         kind: "audit".into(),
         action: action.into(),
-        actor: "signup".into(),
-        lead_id: *id,
+        actor: actor.into(),
+        lead_id: lead_id.copied(),
+        call_id: call_id.map(str::to_owned),
         at: ts(at),
     }
 }
@@ -216,7 +226,7 @@ pub struct DynamoLeadStore {
     table: String,
 }
 
-fn failure<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+pub(crate) fn failure<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -235,7 +245,7 @@ where
     }
 }
 
-fn corrupt(
+pub(crate) fn corrupt(
     operation: &'static str,
     err: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
@@ -247,21 +257,24 @@ fn corrupt(
     }
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
-fn to_item<T: Serialize>(operation: &'static str, value: &T) -> Result<Item, StoreError> {
+pub(crate) fn to_item<T: Serialize>(
+    operation: &'static str,
+    value: &T,
+) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| corrupt(operation, e))
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
 /// A conditional Put inside a transaction.
-fn put(
+pub(crate) fn put(
     table: &str,
     item: Item,
     condition: Option<&str>,
@@ -280,7 +293,7 @@ fn put(
 
 /// A `SET` update of the given attributes inside a transaction. Names go through
 /// placeholders, so reserved words (`ttl`) need no special care.
-fn update(
+pub(crate) fn update(
     table: &str,
     pk: String,
     sk: &str,
@@ -312,7 +325,7 @@ fn update(
 
 /// Indexes of the transaction items whose condition failed; `None` if the failure was
 /// something else.
-fn failed_conditions(
+pub(crate) fn failed_conditions(
     err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
 ) -> Option<Vec<usize>> {
     let SdkError::ServiceError(se) = err else {
@@ -494,7 +507,10 @@ impl LeadStore for DynamoLeadStore {
             )?,
             put(
                 &self.table,
-                to_item("create_lead", &audit_item(&lead.id, "lead.created", at))?,
+                to_item(
+                    "create_lead",
+                    &audit_item("signup", "lead.created", Some(&lead.id), None, at),
+                )?,
                 Some(new),
                 &[],
             )?,
@@ -582,7 +598,10 @@ impl LeadStore for DynamoLeadStore {
                 )?,
                 put(
                     &self.table,
-                    to_item("resubmit", &audit_item(&sub.id, "lead.resubmitted", sub.at))?,
+                    to_item(
+                        "resubmit",
+                        &audit_item("signup", "lead.resubmitted", Some(&sub.id), None, sub.at),
+                    )?,
                     Some("attribute_not_exists(pk)"),
                     &[],
                 )?,

@@ -1,8 +1,11 @@
 //! AWS adapters for the ports. Each keeps the SDK error as its `source` and classifies it
 //! as transient or permanent; none puts request data into an error message.
 
+pub mod calls;
 pub mod dynamo;
 pub mod kms;
+pub mod s3;
+pub mod secrets;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use harness::stack::Stack;
 
 /// HTTP functions of the template that the local stack serves.
-const FUNCTIONS: &[&str] = &["SignupFunction"];
+const FUNCTIONS: &[&str] = &["SignupFunction", "TelephonyWebhookFunction"];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {

@@ -1,0 +1,205 @@
+//! `POST /v1/telephony/retell`: the provider's webhooks and the agent's `record_consent`
+//! tool call.
+//!
+//! Every request is verified first (`X-Retell-Signature` over the raw bytes, ±5 minutes,
+//! constant time, current or previous API key); a bad or missing signature is answered
+//! 401 and nothing is stored (R2.1). A verified lifecycle event is merged into the call
+//! item and answered 204 at once (R2.5); the table's stream carries the rest to the
+//! worker. Other events are acknowledged and ignored (R2.2).
+
+use std::sync::Arc;
+
+use http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+use shared::adapters::calls::DynamoCallStore;
+use shared::adapters::dynamo::DynamoLeadStore;
+use shared::adapters::kms::KmsKeyService;
+use shared::adapters::s3::BlobStore;
+use shared::adapters::secrets::ProviderKeySource;
+use shared::calls::CallService;
+use shared::http::{body_within, json_response, Problem};
+use shared::ports::Retry;
+use shared::retell::compliance::{DisclosurePatterns, CONSENT_TOOL};
+use shared::retell::model::{parse_delivery, CallId, Delivery};
+use shared::retell::signature::{verify, SIGNATURE_HEADER};
+use shared::{Clock, Config};
+
+/// Largest accepted body: a 60-minute call with word timings stays far below; Lambda's
+/// synchronous payload limit is 6 MB.
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+pub struct App {
+    calls: CallService,
+    provider_keys: ProviderKeySource,
+    clock: Arc<dyn Clock>,
+}
+
+impl App {
+    pub fn from_aws(
+        config: &Config,
+        aws: &aws_config::SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, &'static str> {
+        let secret = config
+            .provider_api_key_secret_arn
+            .clone()
+            .ok_or("PROVIDER_API_KEY_SECRET_ARN is required")?;
+        let bucket = config
+            .recordings_bucket
+            .clone()
+            .ok_or("RECORDINGS_BUCKET is required")?;
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        let transcripts = BlobStore::new(
+            aws_sdk_s3::Client::new(aws),
+            bucket,
+            config.data_key_arn.clone(),
+        );
+        let keys = Arc::new(KmsKeyService::new(
+            aws_sdk_kms::Client::new(aws),
+            config.data_key_id.clone(),
+            config.blind_index_key_id.clone(),
+        ));
+        let leads = Arc::new(DynamoLeadStore::new(ddb.clone(), config.table_name.clone()));
+        let calls = CallService::new(
+            DynamoCallStore::new(ddb, config.table_name.clone()),
+            transcripts,
+            leads,
+            keys,
+            Arc::clone(&clock),
+            DisclosurePatterns {
+                ai: config.disclosure_ai_patterns.clone(),
+                recording: config.disclosure_recording_patterns.clone(),
+            },
+        );
+        Ok(Self {
+            calls,
+            provider_keys: ProviderKeySource::new(aws_sdk_secretsmanager::Client::new(aws), secret),
+            clock,
+        })
+    }
+}
+
+fn unauthorized() -> Response<Body> {
+    Problem {
+        kind: "https://polly-ki.de/problems/unauthorized",
+        title: "Unauthorized",
+        status: 401,
+        detail: "The request signature is missing or not valid.",
+        errors: Vec::new(),
+    }
+    .into_response()
+}
+
+fn no_content() -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+fn failure_response(retry: Retry) -> Response<Body> {
+    match retry {
+        // 5xx makes the provider retry the delivery: nothing is lost.
+        Retry::Transient => Problem::unavailable().into_response(),
+        Retry::Permanent => Problem::internal().into_response(),
+    }
+}
+
+/// Handles one request.
+#[tracing::instrument(name = "telephony_webhook", skip_all)]
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    if req.method() != Method::POST {
+        return Problem::method_not_allowed().into_response();
+    }
+    let body = match body_within(req.body(), MAX_BODY_BYTES) {
+        Ok(b) => b,
+        Err(p) => {
+            tracing::info!(status = p.status, "webhook rejected: body too large");
+            return p.into_response();
+        }
+    };
+    let keys = match app.provider_keys.keys().await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "provider key unavailable");
+            return failure_response(e.retry);
+        }
+    };
+    let header = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let now_ms = app.clock.now().timestamp_millis().max(0) as u64;
+    if let Err(reason) = verify(body, header, &keys.all(), now_ms) {
+        tracing::warn!(%reason, "webhook signature rejected");
+        return unauthorized();
+    }
+
+    // The agent's custom tool call: {"name": ..., "call": {...}, "args": {...}}.
+    if let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) {
+        if let Some(name) = root.get("name").and_then(Value::as_str) {
+            return tool_call(app, name, &root).await;
+        }
+    }
+
+    match parse_delivery(body) {
+        Ok(Delivery::Ignored) => {
+            tracing::info!("event acknowledged and ignored");
+            no_content()
+        }
+        Ok(Delivery::Call(event)) => match app.calls.record(&event).await {
+            Ok(_) => no_content(),
+            Err(e) => {
+                tracing::error!(error = %e, retry = ?e.retry(), "call event not stored");
+                failure_response(e.retry())
+            }
+        },
+        Err(e) => {
+            tracing::info!(reason = %e, "webhook payload rejected");
+            Problem {
+                kind: "https://polly-ki.de/problems/malformed-payload",
+                title: "The payload cannot be read",
+                status: 400,
+                detail: "A JSON object with event and call.call_id is required.",
+                errors: Vec::new(),
+            }
+            .into_response()
+        }
+    }
+}
+
+async fn tool_call(app: &App, name: &str, root: &serde_json::Map<String, Value>) -> Response<Body> {
+    if name != CONSENT_TOOL {
+        tracing::info!("unknown tool call refused");
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "unknown function"}),
+        );
+    }
+    let call_id = root
+        .get("call")
+        .and_then(|c| c.get("call_id"))
+        .and_then(Value::as_str)
+        .and_then(CallId::parse);
+    let granted = root
+        .get("args")
+        .and_then(|a| a.get("granted"))
+        .and_then(Value::as_bool);
+    let (Some(call_id), Some(granted)) = (call_id, granted) else {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"error": "call.call_id and args.granted (boolean) are required"}),
+        );
+    };
+    match app.calls.record_live_consent(&call_id, granted).await {
+        // The text goes back to the agent's language model.
+        Ok(()) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({"result": if granted { "Einwilligung gespeichert." } else { "Ablehnung gespeichert; es wird nichts aufgezeichnet." }}),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "live consent not stored");
+            failure_response(e.retry())
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Objects in the recordings bucket: always written with SSE-KMS under the customer key
+//! (the bucket policy refuses anything else), deleted with every version.
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
+
+use super::{classify, error_code};
+use crate::ports::{Retry, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    kms_key_id: String,
+}
+
+fn failure<E, R>(operation: &'static str, err: aws_sdk_s3::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let retry = classify(&err);
+    tracing::warn!(operation, code = error_code(&err), ?retry, "s3 call failed");
+    StoreError {
+        operation,
+        retry,
+        source: Some(Box::new(err)),
+    }
+}
+
+impl BlobStore {
+    pub fn new(client: aws_sdk_s3::Client, bucket: String, kms_key_id: String) -> Self {
+        Self {
+            client,
+            bucket,
+            kms_key_id,
+        }
+    }
+
+    /// Stores already-sealed bytes under `key` (no personal data in keys).
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .content_type("application/octet-stream")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.kms_key_id)
+            .bucket_key_enabled(true)
+            .send()
+            .await
+            .map_err(|e| failure("put_object", e))?;
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let bytes = out.body.collect().await.map_err(|e| StoreError {
+                    operation: "get_object",
+                    retry: Retry::Transient,
+                    source: Some(Box::new(e)),
+                })?;
+                Ok(Some(bytes.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(failure("get_object", e)),
+        }
+    }
+
+    /// Deletes every version and delete marker of `key`; returns how many went.
+    pub async fn delete_all_versions(&self, key: &str) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(key)
+                .send()
+                .await
+                .map_err(|e| failure("list_object_versions", e))?;
+            let mut ids = Vec::new();
+            for v in out.versions() {
+                if v.key() == Some(key) {
+                    ids.push((
+                        v.key().unwrap_or_default().to_owned(),
+                        v.version_id().map(str::to_owned),
+                    ));
+                }
+            }
+            for m in out.delete_markers() {
+                if m.key() == Some(key) {
+                    ids.push((
+                        m.key().unwrap_or_default().to_owned(),
+                        m.version_id().map(str::to_owned),
+                    ));
+                }
+            }
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let objects = ids
+                .iter()
+                .take(1000)
+                .map(|(k, v)| {
+                    ObjectIdentifier::builder()
+                        .key(k)
+                        .set_version_id(v.clone())
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError {
+                    operation: "delete_objects",
+                    retry: Retry::Permanent,
+                    source: Some(Box::new(e)),
+                })?;
+            let count = objects.len();
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError {
+                    operation: "delete_objects",
+                    retry: Retry::Permanent,
+                    source: Some(Box::new(e)),
+                })?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| failure("delete_objects", e))?;
+            if !out.errors().is_empty() {
+                return Err(StoreError {
+                    operation: "delete_objects",
+                    retry: Retry::Transient,
+                    source: None,
+                });
+            }
+            deleted += count;
+        }
+    }
+}

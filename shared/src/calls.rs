@@ -1,0 +1,301 @@
+//! The call service: turns a verified provider event into what we keep of a call.
+//!
+//! Linked calls (`metadata.lead_id` names a live lead) are sealed under the subject's data
+//! key. The consent (R2.6) and disclosure (R2.8) decisions are taken here, before anything
+//! is kept: without both, no transcript and no recording URL are stored, only metadata
+//! and call content (R2.7). A call without a live lead keeps only its metadata and the
+//! blind index of the person's number, so a request by phone still finds it (R2.4).
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::adapters::calls::{CallProjection, DynamoCallStore, MergeOutcome};
+use crate::adapters::dynamo::{retention, schema, ts};
+use crate::adapters::s3::BlobStore;
+use crate::clock::Clock;
+use crate::crypto::{CryptoError, DataKey};
+use crate::domain::{PhoneNumber, RetentionClass};
+use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Retry, StoreError};
+use crate::retell::compliance::{discloses, recording_consent, ConsentSource, DisclosurePatterns};
+use crate::retell::model::{CallEvent, CallId, LifecycleEvent};
+
+/// Associated data of a sealed call attribute.
+pub fn call_aad(call_id: &str, attribute: &str) -> Vec<u8> {
+    format!("polly:call:{call_id}:{attribute}").into_bytes()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("key service failed")]
+    Keys(#[from] KeyError),
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    #[error("sealing failed")]
+    Crypto(#[from] CryptoError),
+}
+
+impl CallError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Keys(e) => e.retry,
+            Self::Store(e) => e.retry,
+            Self::Crypto(_) => Retry::Permanent,
+        }
+    }
+}
+
+/// Object key of a call's sealed transcript (opaque ids only).
+pub fn transcript_key(lead: &crate::domain::LeadId, call_id: &str) -> String {
+    format!("transcripts/{lead}/{call_id}.json.sealed")
+}
+
+pub struct CallService {
+    store: DynamoCallStore,
+    transcripts: BlobStore,
+    leads: Arc<dyn LeadStore>,
+    keys: Arc<dyn KeyService>,
+    clock: Arc<dyn Clock>,
+    patterns: DisclosurePatterns,
+}
+
+fn lead_id_of(lead: &Option<crate::ports::StoredLead>) -> crate::domain::LeadId {
+    lead.as_ref().map(|l| l.id).unwrap_or_default()
+}
+
+fn ms_to_time(ms: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms)
+}
+
+impl CallService {
+    pub fn new(
+        store: DynamoCallStore,
+        transcripts: BlobStore,
+        leads: Arc<dyn LeadStore>,
+        keys: Arc<dyn KeyService>,
+        clock: Arc<dyn Clock>,
+        patterns: DisclosurePatterns,
+    ) -> Self {
+        Self {
+            store,
+            transcripts,
+            leads,
+            keys,
+            clock,
+            patterns,
+        }
+    }
+
+    pub fn store(&self) -> &DynamoCallStore {
+        &self.store
+    }
+
+    /// Records one lifecycle event. Idempotent; safe under duplicates, re-ordering and
+    /// concurrency.
+    #[tracing::instrument(skip_all, fields(call_id = %e.call_id, event = e.event.code()))]
+    pub async fn record(&self, e: &CallEvent) -> Result<MergeOutcome, CallError> {
+        let now = self.clock.now();
+        let lead = match &e.lead_id {
+            Some(id) => self.leads.get_lead(id, now).await?,
+            None => None,
+        };
+        let key = match &lead {
+            Some(l) => Some(self.keys.unwrap_data_key(&l.id, &l.wrapped_key).await?),
+            None => None,
+        };
+        let call_id = e.call_id.as_str();
+
+        let mut plain: Vec<(&'static str, AttributeValue)> = Vec::new();
+        let mut text = |name: &'static str, v: &Option<String>| {
+            if let Some(v) = v {
+                plain.push((name, AttributeValue::S(v.clone())));
+            }
+        };
+        text("call_type", &e.call_type);
+        text("call_status", &e.call_status);
+        text("direction", &e.direction);
+        text("agent_id", &e.agent_id);
+        text("agent_version", &e.agent_version);
+        text("disconnection_reason", &e.disconnection_reason);
+        for (name, value) in [
+            ("start_at", e.start_ms.and_then(ms_to_time)),
+            ("end_at", e.end_ms.and_then(ms_to_time)),
+        ] {
+            if let Some(t) = value {
+                plain.push((name, AttributeValue::S(ts(t))));
+            }
+        }
+        if let Some(d) = e.duration_ms {
+            plain.push(("duration_ms", AttributeValue::N(d.to_string())));
+        }
+        plain.push(("linked", AttributeValue::Bool(key.is_some())));
+
+        // The person's number: the one we called, or the one that called us.
+        let inbound = e.direction.as_deref() == Some("inbound");
+        let person = e
+            .call
+            .get(if inbound { "from_number" } else { "to_number" })
+            .and_then(Value::as_str)
+            .and_then(|n| PhoneNumber::parse(n).ok());
+        if let Some(phone) = &person {
+            let index = self
+                .keys
+                .blind_index(IdentifierKind::Phone, phone.expose())
+                .await?;
+            plain.push((
+                schema::PHONE_INDEX_ATTR,
+                AttributeValue::S(index.as_str().to_owned()),
+            ));
+        }
+
+        // Call data is lead-class data: kept 3 years from the call (or from now).
+        let anchor = e.end_ms.or(e.start_ms).and_then(ms_to_time).unwrap_or(now);
+        let r = retention(RetentionClass::Lead, anchor.max(now));
+        plain.push(("expires_at", AttributeValue::S(ts(r.expires_at))));
+        plain.push((
+            schema::EXPIRY_SORT_ATTR,
+            AttributeValue::N(r.expires_at.timestamp().to_string()),
+        ));
+        plain.push((schema::TTL, AttributeValue::N(r.ttl.to_string())));
+
+        let mut sealed = Vec::new();
+        let mut remove = Vec::new();
+        let mut audit = vec![match e.event {
+            LifecycleEvent::CallStarted => "call.started",
+            LifecycleEvent::CallEnded => "call.ended",
+            LifecycleEvent::CallAnalyzed => "call.analyzed",
+        }];
+        let mut recording_state = None;
+
+        if let Some(key) = &key {
+            let seal = |attr: &str, value: &Value| -> Result<Vec<u8>, CryptoError> {
+                let bytes = zeroize::Zeroizing::new(serde_json::to_vec(value).unwrap_or_default());
+                key.seal(&call_aad(call_id, attr), &bytes)
+            };
+            let field = |name: &str| e.call.get(name).cloned().unwrap_or(Value::Null);
+            let content = json!({
+                "from_number": field("from_number"),
+                "to_number": field("to_number"),
+                "call_analysis": field("call_analysis"),
+                "collected_dynamic_variables": field("collected_dynamic_variables"),
+            });
+            sealed.push(("sealed_call", seal("sealed_call", &content)?));
+        }
+
+        if e.event >= LifecycleEvent::CallEnded {
+            let consent = recording_consent(&e.call);
+            let has_transcript = e.call.contains_key("transcript")
+                || e.call.contains_key("transcript_object")
+                || e.call.contains_key("transcript_with_tool_calls");
+            let disclosed = discloses(&e.call, &self.patterns);
+            plain.push(("consent_granted", AttributeValue::Bool(consent.granted)));
+            plain.push((
+                "consent_source",
+                AttributeValue::S(
+                    match consent.source {
+                        ConsentSource::ToolCall => "tool_call",
+                        ConsentSource::CallAnalysis => "call_analysis",
+                        ConsentSource::None => "none",
+                    }
+                    .into(),
+                ),
+            ));
+            plain.push(("consent_decided_at", AttributeValue::S(ts(now))));
+            plain.push(("disclosure_ok", AttributeValue::Bool(disclosed)));
+            if has_transcript && !disclosed {
+                audit.push("call.disclosure_missing");
+                crate::telemetry::metric("DisclosureMissing", 1.0);
+                tracing::warn!(
+                    "compliance incident: the agent's opening lacks the AI or recording disclosure"
+                );
+            }
+            let keep = consent.granted && disclosed && key.is_some();
+            let recording_url = e.call.get("recording_url").and_then(Value::as_str);
+            match (&key, keep) {
+                (Some(key), true) => {
+                    let transcript = json!({
+                        "transcript": e.call.get("transcript").cloned().unwrap_or(Value::Null),
+                        "transcript_object": e.call.get("transcript_object").cloned().unwrap_or(Value::Null),
+                        "transcript_with_tool_calls": e.call.get("transcript_with_tool_calls").cloned().unwrap_or(Value::Null),
+                    });
+                    // Transcripts of long calls exceed DynamoDB's 400 KB item limit: the
+                    // sealed transcript goes to the recordings bucket (SSE-KMS on top).
+                    let bytes = zeroize::Zeroizing::new(
+                        serde_json::to_vec(&transcript).unwrap_or_default(),
+                    );
+                    let sealed_transcript = key.seal(&call_aad(call_id, "transcript"), &bytes)?;
+                    let object = transcript_key(&lead_id_of(&lead), call_id);
+                    self.transcripts.put(&object, sealed_transcript).await?;
+                    plain.push(("transcript_key", AttributeValue::S(object)));
+                    if let Some(url) = recording_url {
+                        sealed.push((
+                            "sealed_recording_url",
+                            key.seal(&call_aad(call_id, "sealed_recording_url"), url.as_bytes())?,
+                        ));
+                        recording_state = Some("pending");
+                    } else {
+                        remove.push("sealed_recording_url");
+                        recording_state = Some("not_available");
+                    }
+                    audit.push("call.recording_consented");
+                }
+                _ => {
+                    if let Some(lead) = &lead {
+                        let object = transcript_key(&lead.id, call_id);
+                        self.transcripts.delete_all_versions(&object).await?;
+                    }
+                    remove.push("transcript_key");
+                    remove.push("sealed_recording_url");
+                    recording_state = Some("not_kept");
+                }
+            }
+        }
+
+        let projection = CallProjection {
+            call_id: call_id.to_owned(),
+            event: e.event.code(),
+            completeness: e.event.completeness(),
+            lead_id: lead.as_ref().map(|l| l.id),
+            plain,
+            sealed,
+            remove,
+            recording_state,
+            audit,
+            at: now,
+        };
+        let outcome = self.store.merge(&projection).await?;
+        tracing::info!(linked = key.is_some(), ?outcome, "call event recorded");
+        Ok(outcome)
+    }
+
+    /// Records the live answer of the agent's `record_consent` tool call.
+    #[tracing::instrument(skip_all, fields(call_id = %call_id))]
+    pub async fn record_live_consent(
+        &self,
+        call_id: &CallId,
+        granted: bool,
+    ) -> Result<(), CallError> {
+        self.store
+            .record_live_consent(call_id.as_str(), granted, self.clock.now())
+            .await?;
+        tracing::info!(granted, "live consent answer recorded");
+        Ok(())
+    }
+
+    /// Reads a call's sealed transcript object, if one is stored.
+    pub async fn sealed_transcript(&self, object: &str) -> Result<Option<Vec<u8>>, CallError> {
+        Ok(self.transcripts.get(object).await?)
+    }
+
+    /// Opens a sealed attribute of a call (for the worker, exports and tests).
+    pub fn open(
+        key: &DataKey,
+        call_id: &str,
+        attribute: &str,
+        sealed: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+        key.open(&call_aad(call_id, attribute), sealed)
+    }
+}

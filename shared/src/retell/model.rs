@@ -1,0 +1,267 @@
+//! Webhook payloads, read leniently: every enum is open-ended, unknown fields are ignored,
+//! optional fields may be missing or of an unexpected type. Only `event` and
+//! `call.call_id` are required; without them a delivery is malformed.
+
+use serde_json::{Map, Value};
+
+use crate::domain::LeadId;
+
+/// Longest provider call id we accept (they are ~36 characters).
+const MAX_CALL_ID: usize = 128;
+
+/// A provider call id, checked to be safe inside a table key.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct CallId(String);
+
+impl CallId {
+    pub fn parse(input: &str) -> Option<Self> {
+        let ok = !input.is_empty()
+            && input.len() <= MAX_CALL_ID
+            && input
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        ok.then(|| Self(input.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CallId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The lifecycle events we process; anything else is acknowledged and ignored (R2.2).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleEvent {
+    CallStarted,
+    CallEnded,
+    CallAnalyzed,
+}
+
+impl LifecycleEvent {
+    pub fn parse(event: &str) -> Option<Self> {
+        match event {
+            "call_started" => Some(Self::CallStarted),
+            "call_ended" => Some(Self::CallEnded),
+            "call_analyzed" => Some(Self::CallAnalyzed),
+            _ => None,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CallStarted => "call_started",
+            Self::CallEnded => "call_ended",
+            Self::CallAnalyzed => "call_analyzed",
+        }
+    }
+
+    /// How complete the event's call object is: `call_analyzed` carries everything
+    /// `call_ended` does plus the analysis; `call_ended` everything `call_started` does.
+    pub fn completeness(self) -> u8 {
+        match self {
+            Self::CallStarted => 1,
+            Self::CallEnded => 2,
+            Self::CallAnalyzed => 3,
+        }
+    }
+}
+
+/// A parsed delivery.
+pub enum Delivery {
+    /// A lifecycle event of a call.
+    Call(Box<CallEvent>),
+    /// Another event type (`transcript_updated`, `transfer_*`, `chat_*`, new ones).
+    Ignored,
+}
+
+/// Why a delivery could not be read. Never carries payload content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("body is not a JSON object")]
+    NotAnObject,
+    #[error("event is missing or not a string")]
+    MissingEvent,
+    #[error("call object or call id is missing or invalid")]
+    MissingCall,
+}
+
+/// One lifecycle event of a call, with the fields we use.
+pub struct CallEvent {
+    pub event: LifecycleEvent,
+    pub call_id: CallId,
+    /// `metadata.lead_id`, set by us when we place the call.
+    pub lead_id: Option<LeadId>,
+    pub call_type: Option<String>,
+    pub call_status: Option<String>,
+    pub direction: Option<String>,
+    pub agent_id: Option<String>,
+    pub agent_version: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub disconnection_reason: Option<String>,
+    /// The whole call object as delivered (holds personal data: numbers, transcript).
+    pub call: Map<String, Value>,
+}
+
+impl std::fmt::Debug for CallEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallEvent")
+            .field("event", &self.event)
+            .field("call_id", &self.call_id)
+            .field("lead_id", &self.lead_id)
+            .field("call_status", &self.call_status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A short label from the provider (status, reason, agent id): printable ASCII only and
+/// bounded, so an open enum can be stored and reported without surprises.
+fn label(v: Option<&Value>) -> Option<String> {
+    let s = match v? {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let ok = !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic());
+    ok.then_some(s)
+}
+
+fn millis(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        _ => None,
+    }
+}
+
+/// Reads a webhook body (already verified).
+pub fn parse_delivery(body: &[u8]) -> Result<Delivery, PayloadError> {
+    let Ok(Value::Object(mut root)) = serde_json::from_slice::<Value>(body) else {
+        return Err(PayloadError::NotAnObject);
+    };
+    let Some(Value::String(event)) = root.get("event") else {
+        return Err(PayloadError::MissingEvent);
+    };
+    let Some(event) = LifecycleEvent::parse(event) else {
+        return Ok(Delivery::Ignored);
+    };
+    let Some(Value::Object(call)) = root.remove("call") else {
+        return Err(PayloadError::MissingCall);
+    };
+    let call_id = call
+        .get("call_id")
+        .and_then(Value::as_str)
+        .and_then(CallId::parse)
+        .ok_or(PayloadError::MissingCall)?;
+    let lead_id = call
+        .get("metadata")
+        .and_then(|m| m.get("lead_id"))
+        .and_then(Value::as_str)
+        .and_then(|s| LeadId::parse(s).ok());
+    Ok(Delivery::Call(Box::new(CallEvent {
+        event,
+        call_id,
+        lead_id,
+        call_type: label(call.get("call_type")),
+        call_status: label(call.get("call_status")),
+        direction: label(call.get("direction")),
+        agent_id: label(call.get("agent_id")),
+        agent_version: label(call.get("agent_version")),
+        start_ms: millis(call.get("start_timestamp")),
+        end_ms: millis(call.get("end_timestamp")),
+        duration_ms: millis(call.get("duration_ms")),
+        disconnection_reason: label(call.get("disconnection_reason")),
+        call,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_a_call_event_and_ignores_unknown_fields() {
+        let id = LeadId::new();
+        let body = serde_json::json!({
+            "event": "call_ended",
+            "call": {
+                "call_id": "call_0123abcd", "call_type": "phone_call", "agent_id": "agent_1",
+                "agent_version": 3, "call_status": "ended", "direction": "outbound",
+                "from_number": "+4930123", "to_number": "+49170", "metadata": {"lead_id": id.to_string()},
+                "start_timestamp": 1_700_000_000_000_i64, "end_timestamp": 1_700_000_060_000_i64,
+                "duration_ms": 60000, "disconnection_reason": "user_hangup",
+                "brand_new_field": {"x": [1, 2]}
+            },
+            "another_new_field": true
+        });
+        let Delivery::Call(e) = parse_delivery(&serde_json::to_vec(&body).unwrap()).unwrap() else {
+            panic!("a call event")
+        };
+        assert_eq!(e.event, LifecycleEvent::CallEnded);
+        assert_eq!(e.call_id.as_str(), "call_0123abcd");
+        assert_eq!(e.lead_id, Some(id));
+        assert_eq!(e.agent_version.as_deref(), Some("3"));
+        assert_eq!(e.duration_ms, Some(60000));
+        assert!(!format!("{e:?}").contains("+49170"), "Debug hides numbers");
+    }
+
+    #[test]
+    fn other_events_are_ignored_and_broken_ones_rejected() {
+        for event in [
+            "transcript_updated",
+            "transfer_started",
+            "chat_ended",
+            "something_new",
+        ] {
+            let body = format!(r#"{{"event":"{event}","chat":{{}}}}"#);
+            assert!(matches!(
+                parse_delivery(body.as_bytes()),
+                Ok(Delivery::Ignored)
+            ));
+        }
+        assert_eq!(parse_delivery(b"[]").err(), Some(PayloadError::NotAnObject));
+        assert_eq!(
+            parse_delivery(b"not json").err(),
+            Some(PayloadError::NotAnObject)
+        );
+        assert_eq!(
+            parse_delivery(br#"{"call":{}}"#).err(),
+            Some(PayloadError::MissingEvent)
+        );
+        assert_eq!(
+            parse_delivery(br#"{"event":"call_ended"}"#).err(),
+            Some(PayloadError::MissingCall)
+        );
+        assert_eq!(
+            parse_delivery(br#"{"event":"call_ended","call":{"call_id":"../../x"}}"#).err(),
+            Some(PayloadError::MissingCall)
+        );
+    }
+
+    #[test]
+    fn missing_optional_fields_and_odd_types_are_tolerated() {
+        let body = br#"{"event":"call_started","call":{"call_id":"c1","agent_version":{"odd":1},"metadata":{"lead_id":"not-a-uuid"},"start_timestamp":"soon"}}"#;
+        let Delivery::Call(e) = parse_delivery(body).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.agent_version, None);
+        assert_eq!(e.lead_id, None);
+        assert_eq!(e.start_ms, None);
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_delivery(&body);
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The personal-data scan of the telephony webhook's logs (own binary: log capture is
+//! per thread, see `signup_logs.rs`). Runs accepted, refused, ignored and failing
+//! deliveries with known personal data in them.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use harness::events::ApiRequest;
+use harness::logs::LogCapture;
+use secrecy::SecretString;
+use serde_json::json;
+use shared::retell::signature::sign;
+use shared::Clock;
+
+#[tokio::test]
+async fn webhook_logs_contain_no_personal_data() {
+    let (logs, _guard) = LogCapture::start();
+    let signup = TestApp::spawn().await;
+    let (_, body) = signup.sign_up(&form()).await;
+    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    let config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
+    let app = telephony::App::from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
+        .unwrap();
+    let key = SecretString::from("local-test-key".to_owned());
+    let now = signup.clock.now().timestamp_millis() as u64;
+
+    let secret_line = "Ich heisse Wilhelmine und wohne in der Pflaumenallee 7.";
+    let call = |event: &str, opening: &str| {
+        serde_json::to_vec(&json!({"event": event, "call": {
+            "call_id": "call_logs", "call_type": "phone_call", "agent_id": "a", "agent_version": 1,
+            "call_status": "ended", "direction": "outbound",
+            "from_number": "+4930901820", "to_number": "+491709876543",
+            "metadata": {"lead_id": lead}, "retell_llm_dynamic_variables": {"first_name": FIRST},
+            "transcript": format!("Agent: {opening}\nUser: {secret_line}"),
+            "transcript_object": [{"role": "agent", "content": opening}, {"role": "user", "content": secret_line}],
+            "recording_url": "https://recordings.example/geheim-pfad.wav",
+            "call_analysis": {"call_summary": format!("Zusammenfassung: {secret_line}"), "custom_analysis_data": {"recording_consent": true}}
+        }}))
+        .unwrap()
+    };
+    let deliveries = vec![
+        call(
+            "call_ended",
+            "Ich bin eine KI, das Gespräch wird aufgezeichnet.",
+        ),
+        call("call_analyzed", "Guten Tag, hier spricht Polly."),
+        br#"{"event":"transcript_updated","call":{"call_id":"call_logs"}}"#.to_vec(),
+        b"kein json mit Wilhelmine".to_vec(),
+    ];
+    for body in &deliveries {
+        let sig = sign(body, &key, now);
+        let req =
+            ApiRequest::post_json("/v1/telephony/retell", body).header("x-retell-signature", &sig);
+        telephony::handle(&app, req.build()).await;
+        // The same body with a broken signature.
+        let req = ApiRequest::post_json("/v1/telephony/retell", body)
+            .header("x-retell-signature", "v=1,d=00");
+        assert_eq!(telephony::handle(&app, req.build()).await.status(), 401);
+    }
+    let text = logs.text();
+    assert!(text.contains("call event recorded"), "{text}");
+    assert!(text.contains("compliance incident"));
+    assert!(text.contains("webhook signature rejected"));
+    logs.assert_free_of(&[
+        FIRST,
+        "+491709876543",
+        "1709876543",
+        "+4930901820",
+        secret_line,
+        "Pflaumenallee",
+        "geheim-pfad",
+        "Zusammenfassung",
+    ]);
+}
