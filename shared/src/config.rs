@@ -29,6 +29,18 @@ pub struct Config {
     /// Secrets Manager secret holding the provider API key(s)
     /// (`PROVIDER_API_KEY_SECRET_ARN`; required by the telephony functions).
     pub provider_api_key_secret_arn: Option<String>,
+    /// Provider API base URL (`RETELL_API_BASE_URL`, default `https://api.retellai.com`).
+    pub retell_api_base_url: String,
+    /// Number outbound calls come from (`RETELL_FROM_NUMBER`, E.164; telephony worker).
+    pub retell_from_number: Option<String>,
+    /// Agent that places outbound calls (`RETELL_AGENT_ID`; telephony worker).
+    pub retell_agent_id: Option<String>,
+    /// Provider-side storage of a call (`RETELL_DATA_STORAGE_SETTING`, default
+    /// `basic_attributes_only`: the provider keeps no transcript or recording).
+    pub retell_data_storage_setting: String,
+    /// Whether calls are deleted at the provider once handled (`PROVIDER_DELETE_CALLS`,
+    /// default true; R2.9).
+    pub provider_delete_calls: bool,
     /// AI-disclosure phrases (`DISCLOSURE_AI_PATTERNS`, comma-separated; default German).
     pub disclosure_ai_patterns: Vec<String>,
     /// Recording-disclosure phrases (`DISCLOSURE_RECORDING_PATTERNS`; default German).
@@ -80,6 +92,15 @@ impl Config {
             privacy_policy_versions.push(CURRENT_PRIVACY_POLICY_VERSION.to_owned());
         }
         let defaults = crate::retell::compliance::DisclosurePatterns::default();
+        let flag = |name: &'static str, default: bool| -> Result<bool, ConfigError> {
+            match vars.get(name).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(default),
+                Some(v) if v.is_empty() => Ok(default),
+                Some(v) if v == "true" || v == "1" => Ok(true),
+                Some(v) if v == "false" || v == "0" => Ok(false),
+                Some(_) => Err(ConfigError::Invalid(name)),
+            }
+        };
         let or_default = |v: Vec<String>, d: Vec<String>| if v.is_empty() { d } else { v };
         Ok(Self {
             table_name: required("TABLE_NAME")?,
@@ -90,6 +111,13 @@ impl Config {
             provider_api_key_secret_arn: required("PROVIDER_API_KEY_SECRET_ARN").ok(),
             recordings_bucket: required("RECORDINGS_BUCKET").ok(),
             data_key_arn: required("DATA_KEY_ARN").or_else(|_| required("DATA_KEY_ID"))?,
+            retell_api_base_url: required("RETELL_API_BASE_URL")
+                .unwrap_or_else(|_| "https://api.retellai.com".to_owned()),
+            retell_from_number: required("RETELL_FROM_NUMBER").ok(),
+            retell_agent_id: required("RETELL_AGENT_ID").ok(),
+            retell_data_storage_setting: required("RETELL_DATA_STORAGE_SETTING")
+                .unwrap_or_else(|_| "basic_attributes_only".to_owned()),
+            provider_delete_calls: flag("PROVIDER_DELETE_CALLS", true)?,
             disclosure_ai_patterns: or_default(list("DISCLOSURE_AI_PATTERNS"), defaults.ai),
             disclosure_recording_patterns: or_default(
                 list("DISCLOSURE_RECORDING_PATTERNS"),

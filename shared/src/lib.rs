@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod leads;
+pub mod outbound;
 pub mod ports;
 pub mod retell;
 pub mod telemetry;

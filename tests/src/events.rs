@@ -97,3 +97,45 @@ impl<'a> ApiRequest<'a> {
             .expect("a well-formed API Gateway v2 event")
     }
 }
+
+/// A DynamoDB stream event with one record, as Lambda delivers it to a stream consumer.
+pub fn stream_event(
+    event_name: &str,
+    new_image: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    old_image: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    sequence: u64,
+) -> aws_lambda_events::event::dynamodb::Event {
+    let keys: std::collections::HashMap<_, _> = new_image
+        .iter()
+        .chain(old_image.iter())
+        .filter(|(k, _)| k.as_str() == "pk" || k.as_str() == "sk")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let json = |m: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>| {
+        let item: serde_dynamo::Item = m.into();
+        serde_json::to_value(item).unwrap_or_default()
+    };
+    let mut change = serde_json::json!({
+        "ApproximateCreationDateTime": 1_795_888_800,
+        "Keys": json(keys),
+        "SequenceNumber": sequence.to_string(),
+        "SizeBytes": 100,
+        "StreamViewType": "NEW_AND_OLD_IMAGES"
+    });
+    if !new_image.is_empty() {
+        change["NewImage"] = json(new_image);
+    }
+    if !old_image.is_empty() {
+        change["OldImage"] = json(old_image);
+    }
+    let event = serde_json::json!({"Records": [{
+        "eventID": format!("e{sequence}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-central-1",
+        "dynamodb": change,
+        "eventSourceARN": "arn:aws:dynamodb:eu-central-1:123456789012:table/t/stream/2026-11-28T00:00:00.000"
+    }]});
+    serde_json::from_value(event).unwrap_or_default()
+}

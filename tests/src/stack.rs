@@ -175,9 +175,9 @@ impl Stack {
         }
         let template = Template::load().ok();
         let mut lists = BTreeMap::new();
-        for param in ["PrivacyPolicyVersions"] {
-            if let Some(d) = template.as_ref().and_then(|t| t.parameter_default(param)) {
-                values.insert(param.to_owned(), d);
+        if let Some(t) = template.as_ref() {
+            for (name, default) in t.parameter_defaults() {
+                values.insert(name, default);
             }
         }
         // Local browsers run on localhost; the template's production origins do not apply.

@@ -305,6 +305,25 @@ impl Template {
         Ok(out)
     }
 
+    /// Every parameter's default, as text.
+    pub fn parameter_defaults(&self) -> Vec<(String, String)> {
+        self.root["Parameters"]
+            .as_mapping()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        let default = match &v["Default"] {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            _ => return None,
+                        };
+                        Some((k.as_str()?.to_owned(), default))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The default of a template parameter.
     pub fn parameter_default(&self, name: &str) -> Option<String> {
         self.root["Parameters"][name]["Default"]

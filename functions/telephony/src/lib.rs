@@ -25,6 +25,55 @@ use shared::retell::model::{parse_delivery, CallId, Delivery};
 use shared::retell::signature::{verify, SIGNATURE_HEADER};
 use shared::{Clock, Config};
 
+pub mod worker;
+
+/// Builds the stream worker from the configuration.
+pub fn worker_from_aws(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<worker::Worker, &'static str> {
+    let secret = config
+        .provider_api_key_secret_arn
+        .clone()
+        .ok_or("PROVIDER_API_KEY_SECRET_ARN is required")?;
+    let settings = shared::outbound::OutboundSettings {
+        from_number: config
+            .retell_from_number
+            .clone()
+            .ok_or("RETELL_FROM_NUMBER is required")?,
+        agent_id: config
+            .retell_agent_id
+            .clone()
+            .ok_or("RETELL_AGENT_ID is required")?,
+        data_storage_setting: config.retell_data_storage_setting.clone(),
+    };
+    let ddb = aws_sdk_dynamodb::Client::new(aws);
+    let keys = Arc::new(KmsKeyService::new(
+        aws_sdk_kms::Client::new(aws),
+        config.data_key_id.clone(),
+        config.blind_index_key_id.clone(),
+    ));
+    let leads = shared::leads::LeadService::new(
+        Arc::new(DynamoLeadStore::new(ddb.clone(), config.table_name.clone())),
+        keys,
+        Arc::clone(&clock),
+    );
+    let provider = shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
+        .map_err(|_| "the provider HTTP client cannot be built")?;
+    Ok(worker::Worker {
+        outbound: shared::outbound::Outbound::new(
+            ddb,
+            config.table_name.clone(),
+            leads,
+            provider,
+            clock,
+            settings,
+        ),
+        provider_keys: ProviderKeySource::new(aws_sdk_secretsmanager::Client::new(aws), secret),
+    })
+}
+
 /// Largest accepted body: a 60-minute call with word timings stays far below; Lambda's
 /// synchronous payload limit is 6 MB.
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;

@@ -4,6 +4,8 @@
 pub mod calls;
 pub mod dynamo;
 pub mod kms;
+pub mod recordings;
+pub mod retell;
 pub mod s3;
 pub mod secrets;
 

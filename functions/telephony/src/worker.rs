@@ -1,0 +1,166 @@
+//! The telephony worker, driven by the table's stream (filtered in the template to lead
+//! items asking for a call and call items with a recording to copy).
+//!
+//! Each record is handled on its own; a record that fails with a retryable error is
+//! reported as a batch item failure, so Lambda retries from it (and, after the retries
+//! the template allows, sends it to the dead-letter queue) while the others are done.
+
+use std::collections::HashMap;
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::adapters::secrets::ProviderKeySource;
+use shared::domain::LeadId;
+use shared::outbound::{CallRequest, Outbound, PlaceError};
+use shared::ports::Retry;
+
+pub struct Worker {
+    pub outbound: Outbound,
+    pub provider_keys: ProviderKeySource,
+}
+
+type Image = HashMap<String, AttributeValue>;
+
+fn text<'a>(image: &'a Image, name: &str) -> Option<&'a str> {
+    image.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn number(image: &Image, name: &str) -> Option<u32> {
+    image.get(name)?.as_n().ok()?.parse().ok()
+}
+
+/// What a stream record asks the worker to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Work {
+    PlaceCall(CallRequestKey),
+    Nothing,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct CallRequestKey {
+    pub lead_id: String,
+    pub request: u32,
+    pub phone_index: String,
+}
+
+/// Decides from a record's images; pure, so the stream filter's logic is tested directly.
+pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Work {
+    if event_name == "REMOVE" {
+        return Work::Nothing;
+    }
+    if text(new, "kind") == Some("lead") && text(new, "call_state") == Some("requested") {
+        let request = number(new, "call_request_count");
+        let is_new_request = event_name == "INSERT" || number(old, "call_request_count") != request;
+        if let (true, Some(request), Some(lead), Some(phone)) = (
+            is_new_request,
+            request,
+            text(new, "lead_id"),
+            text(new, "phone_bidx"),
+        ) {
+            return Work::PlaceCall(CallRequestKey {
+                lead_id: lead.to_owned(),
+                request,
+                phone_index: phone.to_owned(),
+            });
+        }
+    }
+    Work::Nothing
+}
+
+async fn process(worker: &Worker, record: EventRecord) -> Result<(), PlaceError> {
+    let new: Image = record.change.new_image.into();
+    let old: Image = record.change.old_image.into();
+    match work_for(&record.event_name, &new, &old) {
+        Work::PlaceCall(key) => {
+            let Ok(lead_id) = LeadId::parse(&key.lead_id) else {
+                tracing::error!("stream record with a malformed lead id skipped");
+                return Ok(());
+            };
+            let keys = worker.provider_keys.keys().await?;
+            let request = CallRequest {
+                lead_id,
+                request: key.request,
+                phone_index: key.phone_index,
+            };
+            let outcome = worker.outbound.place(&request, &keys.current).await?;
+            tracing::info!(?outcome, "call request handled");
+            Ok(())
+        }
+        Work::Nothing => Ok(()),
+    }
+}
+
+/// Handles one batch; failed records are reported for retry.
+#[tracing::instrument(name = "telephony_worker", skip_all, fields(records = event.records.len()))]
+pub async fn handle(worker: &Worker, event: Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in event.records {
+        let id = record.change.sequence_number.clone().unwrap_or_default();
+        if let Err(e) = process(worker, record).await {
+            let retry = e.retry();
+            tracing::error!(error = %e, ?retry, "stream record failed");
+            // Permanent failures were recorded on the lead; only retryable ones come back.
+            if retry == Retry::Transient {
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = Some(id);
+                response.batch_item_failures.push(failure);
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(pairs: &[(&str, AttributeValue)]) -> Image {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    fn lead(state: &str, count: u32) -> Image {
+        img(&[
+            ("kind", AttributeValue::S("lead".into())),
+            (
+                "lead_id",
+                AttributeValue::S("01a2235f-2d5a-7731-9aab-eea22f1bd4c3".into()),
+            ),
+            ("phone_bidx", AttributeValue::S("ab".into())),
+            ("call_state", AttributeValue::S(state.into())),
+            ("call_request_count", AttributeValue::N(count.to_string())),
+        ])
+    }
+
+    #[test]
+    fn a_new_lead_or_a_new_request_places_a_call() {
+        assert!(
+            matches!(work_for("INSERT", &lead("requested", 1), &Image::new()), Work::PlaceCall(k) if k.request == 1)
+        );
+        assert!(
+            matches!(work_for("MODIFY", &lead("requested", 2), &lead("placed", 1)), Work::PlaceCall(k) if k.request == 2)
+        );
+    }
+
+    #[test]
+    fn other_changes_place_nothing() {
+        // Contact time moved, request unchanged.
+        assert_eq!(
+            work_for("MODIFY", &lead("requested", 1), &lead("requested", 1)),
+            Work::Nothing
+        );
+        assert_eq!(
+            work_for("MODIFY", &lead("placed", 1), &lead("requested", 1)),
+            Work::Nothing
+        );
+        assert_eq!(
+            work_for("REMOVE", &Image::new(), &lead("requested", 1)),
+            Work::Nothing
+        );
+        let call = img(&[("kind", AttributeValue::S("call".into()))]);
+        assert_eq!(work_for("INSERT", &call, &Image::new()), Work::Nothing);
+    }
+}

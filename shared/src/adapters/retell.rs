@@ -1,0 +1,114 @@
+//! The provider's REST API (reqwest with rustls): place an outbound call, delete a call.
+//! The base URL is configuration, so the local stack and tests point it at the simulator.
+//! Errors carry the status code only: provider error bodies may quote request data.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use crate::ports::Retry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("provider answered {status}")]
+    Status { status: u16 },
+    #[error("provider unreachable or too slow")]
+    Network(#[source] reqwest::Error),
+    #[error("provider answer malformed")]
+    Malformed,
+}
+
+impl ProviderError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Status { status } if *status == 429 || *status >= 500 => Retry::Transient,
+            Self::Status { .. } | Self::Malformed => Retry::Permanent,
+            Self::Network(_) => Retry::Transient,
+        }
+    }
+}
+
+/// What an outbound call needs (R2.12).
+pub struct OutboundCall<'a> {
+    pub from_number: &'a str,
+    pub to_number: &'a str,
+    pub agent_id: &'a str,
+    pub lead_id: &'a str,
+    pub first_name: &'a str,
+    pub data_storage_setting: &'a str,
+}
+
+#[derive(Clone)]
+pub struct RetellClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl RetellClient {
+    pub fn new(base_url: &str) -> Result<Self, ProviderError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(ProviderError::Network)?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `POST /v2/create-phone-call`; returns the provider's call id.
+    pub async fn create_phone_call(
+        &self,
+        key: &SecretString,
+        call: &OutboundCall<'_>,
+    ) -> Result<String, ProviderError> {
+        let body = json!({
+            "from_number": call.from_number,
+            "to_number": call.to_number,
+            "override_agent_id": call.agent_id,
+            "metadata": {"lead_id": call.lead_id},
+            "retell_llm_dynamic_variables": {"first_name": call.first_name},
+            "agent_override": {"data_storage_setting": call.data_storage_setting},
+        });
+        let resp = self
+            .http
+            .post(format!("{}/v2/create-phone-call", self.base_url))
+            .bearer_auth(key.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(ProviderError::Network)?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            return Err(ProviderError::Status { status });
+        }
+        let value: Value = resp.json().await.map_err(|_| ProviderError::Malformed)?;
+        value
+            .get("call_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(ProviderError::Malformed)
+    }
+
+    /// `DELETE /v2/delete-call/{call_id}`; a call already gone counts as deleted.
+    pub async fn delete_call(
+        &self,
+        key: &SecretString,
+        call_id: &str,
+    ) -> Result<(), ProviderError> {
+        let resp = self
+            .http
+            .delete(format!("{}/v2/delete-call/{call_id}", self.base_url))
+            .bearer_auth(key.expose_secret())
+            .send()
+            .await
+            .map_err(ProviderError::Network)?;
+        match resp.status().as_u16() {
+            200..=299 | 404 => Ok(()),
+            status => Err(ProviderError::Status { status }),
+        }
+    }
+}
