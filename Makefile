@@ -54,8 +54,10 @@ validate: $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## cfn-lint, sam validate -
 	SAM_CLI_TELEMETRY=0 $(VENV_LINT)/bin/sam validate --lint --template infra/template.yaml --region eu-central-1
 	BC_SKIP_MAPPING=TRUE $(VENV_CHECKOV)/bin/checkov --config-file infra/checkov.yaml --quiet --compact
 
+FUNCTION_PACKAGES := -p signup -p telephony
+
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
 
 bench: $(VENV)/.stamp ## Benchmarks: binary size, init time, warm sign-up latency
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin signup

@@ -7,12 +7,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 moto_port=${MOTO_PORT:-5000}
 api_port=${API_PORT:-9000}
+sim_port=${SIM_PORT:-9100}
 api_key=${RETELL_API_KEY:-local-test-key}
 stack=${LOCAL_STACK_NAME:-polly-local}
 mkdir -p .local
 export PATH="$here/.venv/bin:$PATH"
 
-for port in "$moto_port" "$api_port"; do
+for port in "$moto_port" "$api_port" "$sim_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use; choose others with make run MOTO_PORT=… API_PORT=…" >&2
     exit 1
@@ -32,7 +33,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building the local tooling"
-cargo build -q -p polly-tests --bin polly-local
+cargo build -q -p polly-tests --bin polly-local --bin retell-sim --bin event-pump
 
 setsid "$here/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >.local/moto.log 2>&1 &
 pids+=($!)
@@ -45,33 +46,50 @@ export AWS_REGION=eu-central-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=t
 
 ./target/debug/polly-local provision --name "$stack" --provider-api-key "$api_key" \
   --env-file .local/functions.env
+# The local provider is the simulator; recordings come from it over loopback HTTP.
+echo "RETELL_API_BASE_URL=http://127.0.0.1:$sim_port" >>.local/functions.env
+
+setsid ./target/debug/retell-sim --port "$sim_port" --api-key "$api_key" \
+  --webhook-url "http://127.0.0.1:$api_port/v1/telephony/retell" >.local/simulator.log 2>&1 &
+pids+=($!)
 
 setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
   --disable-cors --env-file .local/functions.env >.local/functions.log 2>&1 &
-pids+=($!)
+watch_pid=$!
+pids+=("$watch_pid")
 echo "compiling and starting the functions (first time: a few minutes)"
 for _ in $(seq 1 1800); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null; then break; fi
-  if ! kill -0 "${pids[1]}" 2>/dev/null; then
+  if ! kill -0 "$watch_pid" 2>/dev/null; then
     echo "cargo lambda watch stopped; see .local/functions.log" >&2
     exit 1
   fi
   sleep 0.2
 done
 # Compile the functions now rather than on the first request.
-cargo build -q -p signup
+cargo build -q -p signup -p telephony
+
+setsid ./target/debug/event-pump --table "$stack-table" --invoke-url "http://127.0.0.1:$api_port" \
+  >.local/event-pump.log 2>&1 &
+pids+=($!)
 
 cat <<TXT
 
 Polly is running locally.
   API (API Gateway paths):  http://127.0.0.1:$api_port
   AWS emulator (moto):      http://127.0.0.1:$moto_port   (stack "$stack")
-  function logs:            .local/functions.log
+  provider simulator:       http://127.0.0.1:$sim_port   (API key "$api_key")
+  logs:                     .local/functions.log, .local/simulator.log, .local/event-pump.log
 
 Sign someone up:
   curl -i -X POST http://127.0.0.1:$api_port/v1/signups \\
     -H 'content-type: application/json' \\
     -d '{"first_name":"Erika","last_name":"Mustermann","email":"erika@example.org","phone":"0170 1234567","notes":"Bitte nachmittags","consent":{"contact_by_phone":true,"privacy_policy_version":"2024-04-08"}}'
+
+The table stream drives the telephony worker (event pump), which places the call at the
+simulator; the simulator plays it and sends signed webhooks (call_started, call_ended,
+call_analyzed) to the webhook function. A few seconds later:
+  grep -h "call placed\|call event recorded" .local/functions.log
 
 Look at what was stored (encrypted; keys and indexes are opaque):
   AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
@@ -79,4 +97,4 @@ Look at what was stored (encrypted; keys and indexes are opaque):
 
 Press Ctrl-C to stop everything.
 TXT
-wait "${pids[1]}"
+wait "$watch_pid"

@@ -11,7 +11,11 @@ use anyhow::{bail, Context, Result};
 use harness::stack::Stack;
 
 /// HTTP functions of the template that the local stack serves.
-const FUNCTIONS: &[&str] = &["SignupFunction", "TelephonyWebhookFunction"];
+const FUNCTIONS: &[&str] = &[
+    "SignupFunction",
+    "TelephonyWebhookFunction",
+    "TelephonyWorkerFunction",
+];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {

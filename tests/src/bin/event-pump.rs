@@ -1,0 +1,195 @@
+//! Dev-only event pump for the local stack: what AWS's event source mapping does for the
+//! table stream. Reads the emulator's DynamoDB stream, keeps the records that match the
+//! worker's `FilterCriteria` in `infra/template.yaml`, and invokes the worker through
+//! `cargo lambda watch`'s Lambda invoke API; records the worker reports as failed are
+//! delivered again (up to the template's `MaximumRetryAttempts`).
+//!
+//! `event-pump --table polly-local-table --invoke-url http://127.0.0.1:9000`
+
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use harness::template::Template;
+use serde_json::{json, Value};
+
+const WORKER: &str = "TelephonyWorkerFunction";
+const FUNCTION: &str = "telephony-worker";
+
+/// EventBridge-style pattern match, the subset Lambda filter criteria use here: objects
+/// nest, arrays list allowed literal values.
+fn matches(pattern: &Value, event: &Value) -> bool {
+    match pattern {
+        Value::Object(fields) => fields
+            .iter()
+            .all(|(k, p)| matches(p, event.get(k).unwrap_or(&Value::Null))),
+        Value::Array(allowed) => allowed.iter().any(|a| a == event),
+        other => other == event,
+    }
+}
+
+fn filter_patterns(template: &Template) -> Result<Vec<Value>> {
+    let events = &template.properties(WORKER)["Events"];
+    let mut patterns = Vec::new();
+    for (_, event) in events
+        .as_mapping()
+        .ok_or_else(|| anyhow!("{WORKER} has no events"))?
+    {
+        for f in event["Properties"]["FilterCriteria"]["Filters"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let text = f["Pattern"]
+                .as_str()
+                .ok_or_else(|| anyhow!("pattern is not a string"))?;
+            patterns.push(serde_json::from_str(text).context("filter pattern")?);
+        }
+    }
+    Ok(patterns)
+}
+
+fn record_json(r: &aws_sdk_dynamodbstreams::types::Record) -> Value {
+    let image = |m: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>,
+    >| {
+        m.map(|m| {
+            let item: serde_dynamo::Item = m.clone().into();
+            serde_json::to_value(item).unwrap_or_default()
+        })
+    };
+    let d = r.dynamodb();
+    let mut change = json!({
+        "SequenceNumber": d.and_then(|d| d.sequence_number()).unwrap_or_default(),
+        "SizeBytes": d.and_then(|d| d.size_bytes()).unwrap_or_default(),
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+        "ApproximateCreationDateTime": d.and_then(|d| d.approximate_creation_date_time()).map(|t| t.secs()).unwrap_or_default(),
+    });
+    if let Some(keys) = image(d.and_then(|d| d.keys.as_ref())) {
+        change["Keys"] = keys;
+    }
+    if let Some(new) = image(d.and_then(|d| d.new_image.as_ref())) {
+        change["NewImage"] = new;
+    }
+    if let Some(old) = image(d.and_then(|d| d.old_image.as_ref())) {
+        change["OldImage"] = old;
+    }
+    json!({
+        "eventID": r.event_id().unwrap_or_default(),
+        "eventName": r.event_name().map(|e| e.as_str()).unwrap_or_default(),
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-central-1",
+        "dynamodb": change,
+    })
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let table =
+        arg("--table").ok_or_else(|| anyhow!("usage: event-pump --table NAME --invoke-url URL"))?;
+    let invoke_url = arg("--invoke-url").unwrap_or_else(|| "http://127.0.0.1:9000".to_owned());
+    let template = Template::load()?;
+    let patterns = filter_patterns(&template)?;
+    let max_retries = template.properties(WORKER)["Events"]["TableStream"]["Properties"]
+        ["MaximumRetryAttempts"]
+        .as_u64()
+        .unwrap_or(3);
+
+    let aws = harness::aws_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&aws);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&aws);
+    let http = reqwest::Client::new();
+    let stream_arn = ddb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await?
+        .table()
+        .and_then(|t| t.latest_stream_arn())
+        .ok_or_else(|| anyhow!("table {table} has no stream"))?
+        .to_owned();
+    let shards = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await?;
+    let mut iterators = Vec::new();
+    for shard in shards
+        .stream_description()
+        .map(|d| d.shards())
+        .unwrap_or_default()
+    {
+        let it = streams
+            .get_shard_iterator()
+            .stream_arn(&stream_arn)
+            .shard_id(shard.shard_id().unwrap_or_default())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await?;
+        if let Some(i) = it.shard_iterator() {
+            iterators.push(i.to_owned());
+        }
+    }
+    println!(
+        "event pump: {} shard(s) of {table} → {FUNCTION}",
+        iterators.len()
+    );
+    loop {
+        for iterator in iterators.iter_mut() {
+            let out = streams
+                .get_records()
+                .shard_iterator(iterator.as_str())
+                .send()
+                .await?;
+            if let Some(next) = out.next_shard_iterator() {
+                *iterator = next.to_owned();
+            }
+            let records: Vec<Value> = out
+                .records()
+                .iter()
+                .map(record_json)
+                .filter(|r| patterns.iter().any(|p| matches(p, r)))
+                .collect();
+            for record in records {
+                let event = json!({"Records": [record]});
+                for attempt in 0..=max_retries {
+                    let resp = http
+                        .post(format!(
+                            "{invoke_url}/2015-03-31/functions/{FUNCTION}/invocations"
+                        ))
+                        .json(&event)
+                        .send()
+                        .await;
+                    let failed = match resp {
+                        Ok(r) => {
+                            let body: Value = r.json().await.unwrap_or(Value::Null);
+                            body["batchItemFailures"]
+                                .as_array()
+                                .is_some_and(|a| !a.is_empty())
+                        }
+                        Err(_) => true,
+                    };
+                    println!(
+                        "event pump: delivered {} (attempt {}){}",
+                        record["eventName"],
+                        attempt + 1,
+                        if failed { ", failed" } else { "" }
+                    );
+                    if !failed {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
