@@ -48,6 +48,7 @@ export AWS_REGION=eu-central-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=t
   --env-file .local/functions.env
 # The local provider is the simulator; recordings come from it over loopback HTTP.
 echo "RETELL_API_BASE_URL=http://127.0.0.1:$sim_port" >>.local/functions.env
+echo "RECORDINGS_ALLOW_LOOPBACK=true" >>.local/functions.env
 
 setsid ./target/debug/retell-sim --port "$sim_port" --api-key "$api_key" \
   --webhook-url "http://127.0.0.1:$api_port/v1/telephony/retell" >.local/simulator.log 2>&1 &

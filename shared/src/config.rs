@@ -41,6 +41,12 @@ pub struct Config {
     /// Whether calls are deleted at the provider once handled (`PROVIDER_DELETE_CALLS`,
     /// default true; R2.9).
     pub provider_delete_calls: bool,
+    /// Hosts recordings may be downloaded from (`RECORDING_HOSTS`, comma-separated; exact
+    /// or `*.suffix`).
+    pub recording_hosts: Vec<String>,
+    /// Also allow `http://127.0.0.1:<port>` recording URLs (`RECORDINGS_ALLOW_LOOPBACK`;
+    /// the local stack's simulator only).
+    pub recordings_allow_loopback: bool,
     /// AI-disclosure phrases (`DISCLOSURE_AI_PATTERNS`, comma-separated; default German).
     pub disclosure_ai_patterns: Vec<String>,
     /// Recording-disclosure phrases (`DISCLOSURE_RECORDING_PATTERNS`; default German).
@@ -118,6 +124,14 @@ impl Config {
             retell_data_storage_setting: required("RETELL_DATA_STORAGE_SETTING")
                 .unwrap_or_else(|_| "basic_attributes_only".to_owned()),
             provider_delete_calls: flag("PROVIDER_DELETE_CALLS", true)?,
+            recording_hosts: or_default(
+                list("RECORDING_HOSTS"),
+                vec![
+                    "*.retellai.com".to_owned(),
+                    "dxc03zgurdly9.cloudfront.net".to_owned(),
+                ],
+            ),
+            recordings_allow_loopback: flag("RECORDINGS_ALLOW_LOOPBACK", false)?,
             disclosure_ai_patterns: or_default(list("DISCLOSURE_AI_PATTERNS"), defaults.ai),
             disclosure_recording_patterns: or_default(
                 list("DISCLOSURE_RECORDING_PATTERNS"),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod ingest;
 pub mod leads;
 pub mod outbound;
 pub mod ports;

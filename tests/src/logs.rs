@@ -1,22 +1,70 @@
 //! Captures the JSON logs a test produces, through the same subscriber the functions use,
 //! so tests can scan them for personal data. `TEST_LOG=1` also prints them.
+//!
+//! One global subscriber per test binary writes into the buffer of the capture active on
+//! the writing thread (tests run their runtime on their own thread). A global subscriber,
+//! unlike per-thread defaults, cannot lose events to tracing's per-callsite interest
+//! cache when other tests run in parallel without a capture.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 
-use tracing::subscriber::DefaultGuard;
+thread_local! {
+    static ACTIVE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+}
+
+static INSTALL: Once = Once::new();
+
+/// Writes to the capture active on the current thread, if any.
+#[derive(Clone, Copy, Default)]
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        ACTIVE.with(|active| {
+            if let Some(buffer) = active.borrow().as_ref() {
+                if std::env::var_os("TEST_LOG").is_some() {
+                    let _ = std::io::stdout().write_all(buf);
+                }
+                buffer
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
+/// Ends the capture when dropped.
+pub struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        ACTIVE.with(|active| *active.borrow_mut() = None);
+    }
+}
+
 impl LogCapture {
-    /// Starts capturing on this thread (use a current-thread runtime: `#[tokio::test]`).
-    /// Captures at debug level for our crates; the library caps stay as in production.
-    pub fn start() -> (Self, DefaultGuard) {
+    /// Starts capturing what this thread logs (use a current-thread runtime:
+    /// `#[tokio::test]`). Our crates log at debug level; the library caps stay as in
+    /// production.
+    pub fn start() -> (Self, CaptureGuard) {
+        INSTALL.call_once(|| {
+            let subscriber = shared::telemetry::subscriber(|| ThreadWriter, "debug");
+            let _ = tracing::subscriber::set_global_default(subscriber);
+        });
         let capture = Self::default();
-        let writer = capture.clone();
-        let subscriber = shared::telemetry::subscriber(move || writer.clone(), "debug");
-        (capture, tracing::subscriber::set_default(subscriber))
+        ACTIVE.with(|active| *active.borrow_mut() = Some(Arc::clone(&capture.0)));
+        (capture, CaptureGuard)
     }
 
     pub fn text(&self) -> String {
@@ -50,22 +98,5 @@ impl LogCapture {
                 "logs contain a personal value (JSON-escaped)"
             );
         }
-    }
-}
-
-impl Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if std::env::var_os("TEST_LOG").is_some() {
-            let _ = std::io::stdout().write_all(buf);
-        }
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

@@ -368,6 +368,8 @@ impl Resolver {
                     let sep = s(&inner[0], "!Join separator")?;
                     let parts = match self.json(&inner[1])? {
                         serde_json::Value::Array(a) => a,
+                        // A CommaDelimitedList parameter resolved from its default text.
+                        serde_json::Value::String(s) => vec![serde_json::Value::String(s)],
                         other => bail!("!Join over {other}"),
                     };
                     let parts: Vec<String> = parts

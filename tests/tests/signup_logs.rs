@@ -1,6 +1,5 @@
-//! The personal-data scan of the sign-up logs. It has its own test binary: log capture
-//! uses a thread-local subscriber, and tracing's per-callsite interest cache is only
-//! reliable when no other test thread runs without one.
+//! The personal-data scan of the sign-up logs: every sign-up flow, including refusals
+//! and a failing dependency, with known personal data, then the captured logs are searched.
 
 mod common;
 

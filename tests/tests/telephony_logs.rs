@@ -1,6 +1,5 @@
-//! The personal-data scan of the telephony webhook's logs (own binary: log capture is
-//! per thread, see `signup_logs.rs`). Runs accepted, refused, ignored and failing
-//! deliveries with known personal data in them.
+//! The personal-data scan of the telephony webhook's logs: accepted, refused, ignored and
+//! failing deliveries with known personal data in them.
 
 mod common;
 

@@ -54,14 +54,36 @@ pub fn worker_from_aws(
         config.data_key_id.clone(),
         config.blind_index_key_id.clone(),
     ));
-    let leads = shared::leads::LeadService::new(
-        Arc::new(DynamoLeadStore::new(ddb.clone(), config.table_name.clone())),
-        keys,
-        Arc::clone(&clock),
-    );
+    let lead_store = Arc::new(DynamoLeadStore::new(ddb.clone(), config.table_name.clone()));
+    let leads =
+        shared::leads::LeadService::new(lead_store.clone(), keys.clone(), Arc::clone(&clock));
     let provider = shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
         .map_err(|_| "the provider HTTP client cannot be built")?;
+    let bucket = config
+        .recordings_bucket
+        .clone()
+        .ok_or("RECORDINGS_BUCKET is required")?;
+    let mut policy = shared::adapters::recordings::FetchPolicy::new(config.recording_hosts.clone());
+    policy.allow_loopback_http = config.recordings_allow_loopback;
+    let copier = shared::adapters::recordings::RecordingCopier::new(
+        policy,
+        aws_sdk_s3::Client::new(aws),
+        bucket,
+        config.data_key_arn.clone(),
+    )
+    .map_err(|_| "the recording HTTP client cannot be built")?;
+    let ingest = shared::ingest::Ingest::new(
+        ddb.clone(),
+        config.table_name.clone(),
+        lead_store,
+        keys,
+        copier,
+        provider.clone(),
+        Arc::clone(&clock),
+        config.provider_delete_calls,
+    );
     Ok(worker::Worker {
+        ingest,
         outbound: shared::outbound::Outbound::new(
             ddb,
             config.table_name.clone(),

@@ -12,12 +12,34 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::adapters::secrets::ProviderKeySource;
 use shared::domain::LeadId;
+use shared::ingest::{Ingest, IngestError, SETTLED_STATES};
 use shared::outbound::{CallRequest, Outbound, PlaceError};
-use shared::ports::Retry;
+use shared::ports::{KeyError, Retry};
 
 pub struct Worker {
     pub outbound: Outbound,
+    pub ingest: Ingest,
     pub provider_keys: ProviderKeySource,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("placing the call failed")]
+    Place(#[from] PlaceError),
+    #[error("handling the recording failed")]
+    Ingest(#[from] IngestError),
+    #[error("provider key unavailable")]
+    Key(#[from] KeyError),
+}
+
+impl WorkerError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Place(e) => e.retry(),
+            Self::Ingest(e) => e.retry(),
+            Self::Key(e) => e.retry,
+        }
+    }
 }
 
 type Image = HashMap<String, AttributeValue>;
@@ -34,6 +56,10 @@ fn number(image: &Image, name: &str) -> Option<u32> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Work {
     PlaceCall(CallRequestKey),
+    /// Copy the call's consented recording.
+    IngestRecording(String),
+    /// The call is analysed and its recording settled: delete it at the provider.
+    DeleteAtProvider(String),
     Nothing,
 }
 
@@ -65,10 +91,29 @@ pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Work {
             });
         }
     }
+    if text(new, "kind") == Some("call") {
+        let Some(call_id) = text(new, "call_id") else {
+            return Work::Nothing;
+        };
+        let state = text(new, "recording_state");
+        if state == Some("pending") {
+            return Work::IngestRecording(call_id.to_owned());
+        }
+        let analysed = new
+            .get("events")
+            .and_then(|v| v.as_ss().ok())
+            .is_some_and(|e| e.iter().any(|x| x == "call_analyzed"));
+        if analysed
+            && state.is_some_and(|st| SETTLED_STATES.contains(&st))
+            && !new.contains_key("provider_deleted_at")
+        {
+            return Work::DeleteAtProvider(call_id.to_owned());
+        }
+    }
     Work::Nothing
 }
 
-async fn process(worker: &Worker, record: EventRecord) -> Result<(), PlaceError> {
+async fn process(worker: &Worker, record: EventRecord) -> Result<(), WorkerError> {
     let new: Image = record.change.new_image.into();
     let old: Image = record.change.old_image.into();
     match work_for(&record.event_name, &new, &old) {
@@ -85,6 +130,19 @@ async fn process(worker: &Worker, record: EventRecord) -> Result<(), PlaceError>
             };
             let outcome = worker.outbound.place(&request, &keys.current).await?;
             tracing::info!(?outcome, "call request handled");
+            Ok(())
+        }
+        Work::IngestRecording(call_id) => {
+            let outcome = worker.ingest.ingest(&call_id).await?;
+            tracing::info!(?outcome, "recording handled");
+            Ok(())
+        }
+        Work::DeleteAtProvider(call_id) => {
+            let keys = worker.provider_keys.keys().await?;
+            worker
+                .ingest
+                .delete_at_provider(&call_id, &keys.current)
+                .await?;
             Ok(())
         }
         Work::Nothing => Ok(()),

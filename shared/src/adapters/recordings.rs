@@ -156,6 +156,8 @@ pub struct CopyReport {
 /// What a transfer was waiting for when its time ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutKind {
+    /// No connection within the connect timeout.
+    Connect,
     /// The response headers did not arrive within the idle timeout.
     Headers,
     /// The body paused longer than the idle timeout.
@@ -167,6 +169,7 @@ pub enum TimeoutKind {
 impl std::fmt::Display for TimeoutKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            TimeoutKind::Connect => "a connection",
             TimeoutKind::Headers => "response headers",
             TimeoutKind::Idle => "body data",
             TimeoutKind::Total => "the total time limit",
@@ -272,8 +275,8 @@ impl std::fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
-/// Maps a request error: refusals by our redirect policy or resolver, else a network error
-/// with the URL stripped.
+/// Maps a request error: refusals by our redirect policy or resolver, the connect timeout,
+/// else a network error with the URL stripped.
 fn request_error(err: reqwest::Error) -> CopyError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     while let Some(e) = source {
@@ -284,6 +287,9 @@ fn request_error(err: reqwest::Error) -> CopyError {
             };
         }
         source = e.source();
+    }
+    if err.is_connect() && err.is_timeout() {
+        return CopyError::Timeout(TimeoutKind::Connect);
     }
     CopyError::Network(err.without_url())
 }
@@ -504,7 +510,7 @@ impl RecordingCopier {
         deadline: Deadline,
     ) -> Result<CopyReport, CopyError> {
         let url = self.policy.check(url)?;
-        let (limit, kind) = self.next_wait(deadline, TimeoutKind::Headers);
+        let (limit, kind) = next_wait(self.policy.idle_timeout, deadline, TimeoutKind::Headers);
         let response = match tokio::time::timeout_at(limit, self.http.get(url).send()).await {
             Err(_) => return Err(CopyError::Timeout(kind)),
             Ok(Err(e)) => return Err(request_error(e)),
@@ -555,11 +561,6 @@ impl RecordingCopier {
             content_type,
             version_id,
         })
-    }
-
-    /// When the next wait ends: after the idle timeout, unless the total deadline is nearer.
-    fn next_wait(&self, deadline: Deadline, idle_kind: TimeoutKind) -> (Deadline, TimeoutKind) {
-        next_wait(self.policy.idle_timeout, deadline, idle_kind)
     }
 
     async fn put_single(

@@ -92,7 +92,7 @@ async fn parent() -> Result<()> {
         println!(
             "{:>8.0}  {:>6}  {:>8.2}  {:>8.1}  {:>14.1}  {:>12.1}",
             size as f64 / 1e6,
-            report["parts"],
+            report["parts"].as_u64().unwrap_or(0),
             secs,
             size as f64 / 1e6 / secs,
             before,
