@@ -76,6 +76,7 @@ impl PlaceError {
 }
 
 pub struct Outbound {
+    lead_store: Arc<dyn crate::ports::LeadStore>,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     leads: LeadService,
@@ -86,6 +87,7 @@ pub struct Outbound {
 
 impl Outbound {
     pub fn new(
+        lead_store: Arc<dyn crate::ports::LeadStore>,
         ddb: aws_sdk_dynamodb::Client,
         table: String,
         leads: LeadService,
@@ -94,6 +96,7 @@ impl Outbound {
         settings: OutboundSettings,
     ) -> Self {
         Self {
+            lead_store,
             ddb,
             table,
             leads,
@@ -101,6 +104,11 @@ impl Outbound {
             clock,
             settings,
         }
+    }
+
+    /// The lead store behind this service.
+    pub fn leads(&self) -> &Arc<dyn crate::ports::LeadStore> {
+        &self.lead_store
     }
 
     fn marker_sk(request: u32) -> String {

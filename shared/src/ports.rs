@@ -154,6 +154,10 @@ pub trait LeadStore: Send + Sync {
     /// the last request is more than 24 h old.
     async fn resubmit(&self, resubmission: &Resubmission) -> Result<ResubmitOutcome, StoreError>;
 
+    /// Moves `last_contact_at` (and every retention date that depends on it) forward to
+    /// `at` after a call (R2.11); never backwards. `false` when the lead is gone.
+    async fn record_contact(&self, id: &LeadId, at: DateTime<Utc>) -> Result<bool, StoreError>;
+
     /// Reads a lead; `None` when absent or past its retention (R3.3: reads ignore items
     /// that are due but not yet removed).
     async fn get_lead(

@@ -75,7 +75,7 @@ pub fn worker_from_aws(
     let ingest = shared::ingest::Ingest::new(
         ddb.clone(),
         config.table_name.clone(),
-        lead_store,
+        lead_store.clone(),
         keys,
         copier,
         provider.clone(),
@@ -85,6 +85,7 @@ pub fn worker_from_aws(
     Ok(worker::Worker {
         ingest,
         outbound: shared::outbound::Outbound::new(
+            lead_store,
             ddb,
             config.table_name.clone(),
             leads,

@@ -60,6 +60,11 @@ pub enum Work {
     IngestRecording(String),
     /// The call is analysed and its recording settled: delete it at the provider.
     DeleteAtProvider(String),
+    /// The call ended: its end is the lead's last contact (R2.11).
+    RecordContact {
+        lead_id: String,
+        end_at: String,
+    },
     Nothing,
 }
 
@@ -95,6 +100,15 @@ pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Work {
         let Some(call_id) = text(new, "call_id") else {
             return Work::Nothing;
         };
+        let ended_now = text(new, "end_at").is_some() && text(old, "end_at") != text(new, "end_at");
+        if let (true, Some(lead), Some(end)) =
+            (ended_now, text(new, "lead_id"), text(new, "end_at"))
+        {
+            return Work::RecordContact {
+                lead_id: lead.to_owned(),
+                end_at: end.to_owned(),
+            };
+        }
         let state = text(new, "recording_state");
         if state == Some("pending") {
             return Work::IngestRecording(call_id.to_owned());
@@ -145,8 +159,45 @@ async fn process(worker: &Worker, record: EventRecord) -> Result<(), WorkerError
                 .await?;
             Ok(())
         }
+        Work::RecordContact { lead_id, end_at } => {
+            let (Ok(lead), Ok(end)) = (
+                LeadId::parse(&lead_id),
+                chrono::DateTime::parse_from_rfc3339(&end_at),
+            ) else {
+                return Ok(());
+            };
+            let moved = worker
+                .outbound
+                .leads()
+                .record_contact(&lead, end.with_timezone(&chrono::Utc))
+                .await
+                .map_err(|e| WorkerError::Ingest(e.into()))?;
+            tracing::info!(moved, "last contact recorded");
+            // The same record may also settle the recording; handle it in this pass.
+            process_call_state(worker, &new).await
+        }
         Work::Nothing => Ok(()),
     }
+}
+
+/// The recording and provider steps of a call record (after any contact update).
+async fn process_call_state(worker: &Worker, new: &Image) -> Result<(), WorkerError> {
+    let mut without_end = new.clone();
+    without_end.remove("end_at");
+    match work_for("MODIFY", &without_end, &Image::new()) {
+        Work::IngestRecording(call_id) => {
+            worker.ingest.ingest(&call_id).await?;
+        }
+        Work::DeleteAtProvider(call_id) => {
+            let keys = worker.provider_keys.keys().await?;
+            worker
+                .ingest
+                .delete_at_provider(&call_id, &keys.current)
+                .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Handles one batch; failed records are reported for retry.

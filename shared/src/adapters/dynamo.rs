@@ -652,6 +652,96 @@ impl LeadStore for DynamoLeadStore {
         })
     }
 
+    async fn record_contact(&self, id: &LeadId, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some(lead) = self.lead_item(id).await? else {
+                return Ok(false);
+            };
+            let previous = DateTime::parse_from_rfc3339(&lead.last_contact_at)
+                .map_err(|e| corrupt("record_contact", e))?
+                .with_timezone(&Utc);
+            if previous >= at {
+                return Ok(true);
+            }
+            let r = retention(RetentionClass::Lead, at);
+            let set = [
+                ("last_contact_at", s(ts(at))),
+                ("expires_at", s(ts(r.expires_at))),
+                (schema::EXPIRY_PARTITION_ATTR, s(r.bucket.clone())),
+                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
+                (schema::TTL, n(r.ttl)),
+                ("version", n(lead.version + 1)),
+            ];
+            let key_dates = [("expires_at", s(ts(r.expires_at))), (schema::TTL, n(r.ttl))];
+            let claim_dates = [
+                ("expires_at", s(ts(r.expires_at))),
+                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
+                (schema::TTL, n(r.ttl)),
+            ];
+            let mine = [(":id", s(id.to_string()))];
+            let email = BlindIndex::from_stored(lead.email_bidx.clone());
+            let phone = BlindIndex::from_stored(lead.phone_bidx.clone());
+            let items = vec![
+                update(
+                    &self.table,
+                    lead_pk(id),
+                    LEAD_SK,
+                    &set,
+                    &[],
+                    "version = :v",
+                    &[(":v", n(lead.version))],
+                )?,
+                update(
+                    &self.table,
+                    lead_pk(id),
+                    KEY_SK,
+                    &key_dates,
+                    &[],
+                    "attribute_exists(pk)",
+                    &[],
+                )?,
+                update(
+                    &self.table,
+                    email_claim_pk(&email),
+                    CLAIM_SK,
+                    &claim_dates,
+                    &[],
+                    "lead_id = :id",
+                    &mine,
+                )?,
+                update(
+                    &self.table,
+                    phone_claim_pk(&phone),
+                    CLAIM_SK,
+                    &claim_dates,
+                    &[],
+                    "lead_id = :id",
+                    &mine,
+                )?,
+                put(
+                    &self.table,
+                    to_item(
+                        "record_contact",
+                        &audit_item("telephony-worker", "lead.contacted", Some(id), None, at),
+                    )?,
+                    Some("attribute_not_exists(pk)"),
+                    &[],
+                )?,
+            ];
+            if self.transact(items).await?.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError {
+            operation: "record_contact",
+            retry: Retry::Transient,
+            source: None,
+        })
+    }
+
     async fn get_lead(
         &self,
         id: &LeadId,
