@@ -95,7 +95,7 @@ impl CallService {
     /// Records one lifecycle event. Idempotent; safe under duplicates, re-ordering and
     /// concurrency.
     #[tracing::instrument(skip_all, fields(call_id = %e.call_id, event = e.event.code()))]
-    pub async fn record(&self, e: &CallEvent) -> Result<MergeOutcome, CallError> {
+    pub async fn record(&self, e: &CallEvent<'_>) -> Result<MergeOutcome, CallError> {
         let now = self.clock.now();
         let lead = match &e.lead_id {
             Some(id) => self.leads.get_lead(id, now).await?,
@@ -186,9 +186,7 @@ impl CallService {
 
         if e.event >= LifecycleEvent::CallEnded {
             let consent = recording_consent(&e.call);
-            let has_transcript = e.call.contains_key("transcript")
-                || e.call.contains_key("transcript_object")
-                || e.call.contains_key("transcript_with_tool_calls");
+            let has_transcript = e.transcripts.any();
             let disclosed = discloses(&e.call, &self.patterns);
             plain.push(("consent_granted", AttributeValue::Bool(consent.granted)));
             plain.push((
@@ -215,16 +213,10 @@ impl CallService {
             let recording_url = e.call.get("recording_url").and_then(Value::as_str);
             match (&key, keep) {
                 (Some(key), true) => {
-                    let transcript = json!({
-                        "transcript": e.call.get("transcript").cloned().unwrap_or(Value::Null),
-                        "transcript_object": e.call.get("transcript_object").cloned().unwrap_or(Value::Null),
-                        "transcript_with_tool_calls": e.call.get("transcript_with_tool_calls").cloned().unwrap_or(Value::Null),
-                    });
+                    let transcript = e.transcripts.to_json();
                     // Transcripts of long calls exceed DynamoDB's 400 KB item limit: the
                     // sealed transcript goes to the recordings bucket (SSE-KMS on top).
-                    let bytes = zeroize::Zeroizing::new(
-                        serde_json::to_vec(&transcript).unwrap_or_default(),
-                    );
+                    let bytes = zeroize::Zeroizing::new(transcript.into_bytes());
                     let sealed_transcript = key.seal(&call_aad(call_id, "transcript"), &bytes)?;
                     let object = transcript_key(&lead_id_of(&lead), call_id);
                     self.transcripts.put(&object, sealed_transcript).await?;

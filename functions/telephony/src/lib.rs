@@ -207,14 +207,13 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         return unauthorized();
     }
 
-    // The agent's custom tool call: {"name": ..., "call": {...}, "args": {...}}.
-    if let Ok(Value::Object(root)) = serde_json::from_slice::<Value>(body) {
-        if let Some(name) = root.get("name").and_then(Value::as_str) {
-            return tool_call(app, name, &root).await;
-        }
-    }
-
     match parse_delivery(body) {
+        // The agent's custom tool call: {"name": ..., "call": {...}, "args": {...}}.
+        Ok(Delivery::ToolCall {
+            name,
+            call_id,
+            args,
+        }) => tool_call(app, &name, call_id, &args).await,
         Ok(Delivery::Ignored) => {
             tracing::info!("event acknowledged and ignored");
             no_content()
@@ -240,7 +239,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     }
 }
 
-async fn tool_call(app: &App, name: &str, root: &serde_json::Map<String, Value>) -> Response<Body> {
+async fn tool_call(app: &App, name: &str, call_id: Option<CallId>, args: &Value) -> Response<Body> {
     if name != CONSENT_TOOL {
         tracing::info!("unknown tool call refused");
         return json_response(
@@ -248,15 +247,7 @@ async fn tool_call(app: &App, name: &str, root: &serde_json::Map<String, Value>)
             &serde_json::json!({"error": "unknown function"}),
         );
     }
-    let call_id = root
-        .get("call")
-        .and_then(|c| c.get("call_id"))
-        .and_then(Value::as_str)
-        .and_then(CallId::parse);
-    let granted = root
-        .get("args")
-        .and_then(|a| a.get("granted"))
-        .and_then(Value::as_bool);
+    let granted = args.get("granted").and_then(Value::as_bool);
     let (Some(call_id), Some(granted)) = (call_id, granted) else {
         return json_response(
             StatusCode::BAD_REQUEST,

@@ -2,6 +2,9 @@
 //! optional fields may be missing or of an unexpected type. Only `event` and
 //! `call.call_id` are required; without them a delivery is malformed.
 
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::domain::LeadId;
@@ -74,12 +77,79 @@ impl LifecycleEvent {
     }
 }
 
-/// A parsed delivery.
-pub enum Delivery {
+/// A parsed delivery, borrowing the large parts from the body.
+pub enum Delivery<'a> {
     /// A lifecycle event of a call.
-    Call(Box<CallEvent>),
+    Call(Box<CallEvent<'a>>),
+    /// The agent's custom tool call (`{"name", "call", "args"}`).
+    ToolCall {
+        name: String,
+        call_id: Option<CallId>,
+        args: Value,
+    },
     /// Another event type (`transcript_updated`, `transfer_*`, `chat_*`, new ones).
     Ignored,
+}
+
+/// The verbatim transcript fields, as the exact JSON text received: they are sealed as
+/// they are, never parsed into a tree (a 60-minute call carries a megabyte of them).
+#[derive(Default, Clone, Copy)]
+pub struct RawTranscripts<'a> {
+    pub transcript: Option<&'a RawValue>,
+    pub transcript_object: Option<&'a RawValue>,
+    pub transcript_with_tool_calls: Option<&'a RawValue>,
+}
+
+impl RawTranscripts<'_> {
+    pub fn any(&self) -> bool {
+        self.transcript.is_some()
+            || self.transcript_object.is_some()
+            || self.transcript_with_tool_calls.is_some()
+    }
+
+    /// `{"transcript": …, "transcript_object": …, "transcript_with_tool_calls": …}` built
+    /// from the received text, absent fields as `null`.
+    pub fn to_json(&self) -> String {
+        fn part(v: Option<&RawValue>) -> &str {
+            v.map(RawValue::get).unwrap_or("null")
+        }
+        let (a, b, c) = (
+            part(self.transcript),
+            part(self.transcript_object),
+            part(self.transcript_with_tool_calls),
+        );
+        let mut out = String::with_capacity(a.len() + b.len() + c.len() + 80);
+        out.push_str("{\"transcript\":");
+        out.push_str(a);
+        out.push_str(",\"transcript_object\":");
+        out.push_str(b);
+        out.push_str(",\"transcript_with_tool_calls\":");
+        out.push_str(c);
+        out.push('}');
+        out
+    }
+}
+
+/// A transcript turn without its per-word timings: what the decisions read.
+#[derive(serde::Deserialize, serde::Serialize)]
+struct Turn {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    content: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    arguments: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<Value>,
+}
+
+fn reduced_turns(raw: &RawValue) -> Value {
+    match serde_json::from_str::<Vec<Turn>>(raw.get()) {
+        Ok(turns) => serde_json::to_value(turns).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
 }
 
 /// Why a delivery could not be read. Never carries payload content.
@@ -94,7 +164,7 @@ pub enum PayloadError {
 }
 
 /// One lifecycle event of a call, with the fields we use.
-pub struct CallEvent {
+pub struct CallEvent<'a> {
     pub event: LifecycleEvent,
     pub call_id: CallId,
     /// `metadata.lead_id`, set by us when we place the call.
@@ -108,11 +178,15 @@ pub struct CallEvent {
     pub end_ms: Option<i64>,
     pub duration_ms: Option<i64>,
     pub disconnection_reason: Option<String>,
-    /// The whole call object as delivered (holds personal data: numbers, transcript).
+    /// The call object as delivered, except that the transcript turns carry no per-word
+    /// timings and the plain `transcript` text is left out (see `transcripts`). Holds
+    /// personal data: numbers, turn texts, the analysis.
     pub call: Map<String, Value>,
+    /// The verbatim transcript fields, borrowed from the body.
+    pub transcripts: RawTranscripts<'a>,
 }
 
-impl std::fmt::Debug for CallEvent {
+impl std::fmt::Debug for CallEvent<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallEvent")
             .field("event", &self.event)
@@ -142,20 +216,70 @@ fn millis(v: Option<&Value>) -> Option<i64> {
     }
 }
 
-/// Reads a webhook body (already verified).
-pub fn parse_delivery(body: &[u8]) -> Result<Delivery, PayloadError> {
-    let Ok(Value::Object(mut root)) = serde_json::from_slice::<Value>(body) else {
-        return Err(PayloadError::NotAnObject);
-    };
-    let Some(Value::String(event)) = root.get("event") else {
+/// Reads a webhook body (already verified). Only the small fields are parsed into
+/// values; the transcript fields stay the received text.
+pub fn parse_delivery(body: &[u8]) -> Result<Delivery<'_>, PayloadError> {
+    let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotAnObject)?;
+    let root: HashMap<&str, &RawValue> =
+        serde_json::from_str(text).map_err(|_| PayloadError::NotAnObject)?;
+    let small =
+        |raw: Option<&&RawValue>| raw.and_then(|r| serde_json::from_str::<Value>(r.get()).ok());
+    if let Some(Value::String(name)) = small(root.get("name")) {
+        let call_id = root
+            .get("call")
+            .and_then(|c| serde_json::from_str::<HashMap<&str, &RawValue>>(c.get()).ok())
+            .and_then(|c| small(c.get("call_id")))
+            .and_then(|v| v.as_str().and_then(CallId::parse));
+        return Ok(Delivery::ToolCall {
+            name,
+            call_id,
+            args: small(root.get("args")).unwrap_or(Value::Null),
+        });
+    }
+    let Some(Value::String(event)) = small(root.get("event")) else {
         return Err(PayloadError::MissingEvent);
     };
-    let Some(event) = LifecycleEvent::parse(event) else {
+    let Some(event) = LifecycleEvent::parse(&event) else {
         return Ok(Delivery::Ignored);
     };
-    let Some(Value::Object(call)) = root.remove("call") else {
-        return Err(PayloadError::MissingCall);
-    };
+    let raw_call: HashMap<&str, &RawValue> = root
+        .get("call")
+        .and_then(|c| serde_json::from_str(c.get()).ok())
+        .ok_or(PayloadError::MissingCall)?;
+    let mut transcripts = RawTranscripts::default();
+    let mut call = Map::new();
+    for (name, raw) in raw_call {
+        match name {
+            "transcript" => transcripts.transcript = Some(raw),
+            "transcript_object" => transcripts.transcript_object = Some(raw),
+            "transcript_with_tool_calls" => transcripts.transcript_with_tool_calls = Some(raw),
+            _ => {
+                if let Ok(v) = serde_json::from_str::<Value>(raw.get()) {
+                    call.insert(name.to_owned(), v);
+                }
+            }
+        }
+    }
+    // The decisions read the turns without word timings: the tool-call turns always, the
+    // plain turns only when there is no consent tool call to delimit the opening.
+    let with_tools = transcripts.transcript_with_tool_calls.map(reduced_turns);
+    let has_consent_call = with_tools
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|turns| {
+            turns.iter().any(|t| {
+                t.get("name").and_then(Value::as_str)
+                    == Some(crate::retell::compliance::CONSENT_TOOL)
+            })
+        });
+    if let Some(turns) = with_tools {
+        call.insert("transcript_with_tool_calls".to_owned(), turns);
+    }
+    if !has_consent_call {
+        if let Some(raw) = transcripts.transcript_object {
+            call.insert("transcript_object".to_owned(), reduced_turns(raw));
+        }
+    }
     let call_id = call
         .get("call_id")
         .and_then(Value::as_str)
@@ -180,6 +304,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery, PayloadError> {
         duration_ms: millis(call.get("duration_ms")),
         disconnection_reason: label(call.get("disconnection_reason")),
         call,
+        transcripts,
     })))
 }
 
@@ -203,7 +328,8 @@ mod tests {
             },
             "another_new_field": true
         });
-        let Delivery::Call(e) = parse_delivery(&serde_json::to_vec(&body).unwrap()).unwrap() else {
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let Delivery::Call(e) = parse_delivery(&bytes).unwrap() else {
             panic!("a call event")
         };
         assert_eq!(e.event, LifecycleEvent::CallEnded);
