@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test test-unit lint fmt validate checkov build bench deploy deploy-function clean
+.PHONY: help setup run test lint fmt validate build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,11 +59,14 @@ FUNCTION_PACKAGES := -p signup -p telephony
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
 
-bench: $(VENV)/.stamp ## Benchmarks: binary size, init time, warm sign-up latency
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin signup
-	cargo build --release -p signup -p polly-tests --bin signup --bin bench-signup
+bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
+	cargo build --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording
+	@ls -l target/lambda/*/bootstrap | awk '{printf "arm64 %-40s %6.2f MiB\n", $$9, $$5/1048576}'
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-signup \
 	  --arm64-binary target/lambda/signup/bootstrap --binary target/release/signup
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-webhook
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-recording
 
 deploy: $(VENV)/.stamp $(VENV_LINT)/.stamp ## sam build + sam deploy to eu-central-1 (needs AWS credentials)
 	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../$(VENV_LINT)/bin/sam build --beta-features

@@ -101,9 +101,12 @@ impl CallService {
             Some(id) => self.leads.get_lead(id, now).await?,
             None => None,
         };
+        // A restricted or objecting subject's calls keep metadata only (R2.10): no key is
+        // opened, so nothing is sealed, no transcript and no recording kept.
+        let permitted = lead.as_ref().is_none_or(|l| l.may_process());
         let key = match &lead {
-            Some(l) => Some(self.keys.unwrap_data_key(&l.id, &l.wrapped_key).await?),
-            None => None,
+            Some(l) if permitted => Some(self.keys.unwrap_data_key(&l.id, &l.wrapped_key).await?),
+            _ => None,
         };
         let call_id = e.call_id.as_str();
 
@@ -130,7 +133,10 @@ impl CallService {
         if let Some(d) = e.duration_ms {
             plain.push(("duration_ms", AttributeValue::N(d.to_string())));
         }
-        plain.push(("linked", AttributeValue::Bool(key.is_some())));
+        plain.push(("linked", AttributeValue::Bool(lead.is_some())));
+        if !permitted {
+            plain.push(("processing_restricted", AttributeValue::Bool(true)));
+        }
 
         // The person's number: the one we called, or the one that called us.
         let inbound = e.direction.as_deref() == Some("inbound");

@@ -50,6 +50,8 @@ pub enum PlaceOutcome {
     LeadGone,
     /// The provider refused for good; the lead's call state says `failed`.
     Refused,
+    /// The subject restricted processing or objected (R2.10): no call.
+    NotPermitted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +270,12 @@ impl Outbound {
             tracing::info!("lead gone; no call");
             return Ok(PlaceOutcome::LeadGone);
         };
+        if !lead.stored.may_process() {
+            self.finish(req, "suppressed", None, "call.suppressed_restricted")
+                .await?;
+            tracing::info!("subject restricted or objected; no call");
+            return Ok(PlaceOutcome::NotPermitted);
+        }
         self.record_attempt(req).await?;
         let lead_id = req.lead_id.to_string();
         let call = OutboundCall {

@@ -132,6 +132,17 @@ pub struct StoredLead {
     pub call_state: CallState,
     pub call_requested_at: DateTime<Utc>,
     pub call_request_count: u32,
+    /// Processing restricted (Art. 18, R4.7): stored, not processed.
+    pub restricted: bool,
+    /// The subject objected (Art. 21, R4.8).
+    pub objected: bool,
+}
+
+impl StoredLead {
+    /// Whether the subject may be called and have call content kept (R2.10).
+    pub fn may_process(&self) -> bool {
+        !self.restricted && !self.objected
+    }
 }
 
 #[async_trait]

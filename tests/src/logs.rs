@@ -81,21 +81,21 @@ impl LogCapture {
             "no logs were captured: the scan would prove nothing"
         );
         let lower = text.to_lowercase();
-        for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        for (i, secret) in secrets.iter().enumerate().filter(|(_, s)| s.len() >= 4) {
             let b64 = base64::engine::general_purpose::STANDARD.encode(secret.as_bytes());
             let json = serde_json::to_string(secret).unwrap_or_default();
             let json = json.trim_matches('"');
             assert!(
                 !lower.contains(&secret.to_lowercase()),
-                "logs contain a personal value"
+                "logs contain personal value #{i} of the list"
             );
             assert!(
                 !text.contains(b64.trim_end_matches('=')),
-                "logs contain a personal value (base64)"
+                "logs contain personal value #{i} of the list (base64)"
             );
             assert!(
                 !text.contains(json),
-                "logs contain a personal value (JSON-escaped)"
+                "logs contain personal value #{i} of the list (JSON-escaped)"
             );
         }
     }

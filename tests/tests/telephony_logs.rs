@@ -73,3 +73,97 @@ async fn webhook_logs_contain_no_personal_data() {
         "Zusammenfassung",
     ]);
 }
+
+#[tokio::test]
+async fn worker_logs_contain_no_personal_data() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use harness::events::stream_event;
+    use harness::simulator::scenario::Scenario;
+    use harness::simulator::{Operation, SimConfig, Simulator};
+    use shared::adapters::calls::{call_pk, CALL_SK};
+    use shared::adapters::dynamo::{lead_pk, LEAD_SK};
+
+    let (logs, _guard) = LogCapture::start();
+    let signup = TestApp::spawn().await;
+    let (_, body) = signup.sign_up(&form()).await;
+    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    let sim = Simulator::start(SimConfig::new("local-test-key"))
+        .await
+        .unwrap();
+    let mut config = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
+    config.retell_api_base_url = sim.base_url().to_owned();
+    config.recordings_allow_loopback = true;
+    let worker =
+        telephony::worker_from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
+            .unwrap();
+    let hook_config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
+    let hook = telephony::App::from_aws(
+        &hook_config,
+        &signup.stack.aws,
+        Arc::new(signup.clock.clone()),
+    )
+    .unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&signup.stack.aws);
+    let get = |pk: String, sk: &'static str| {
+        let ddb = ddb.clone();
+        let table = signup.stack.table.clone();
+        async move {
+            ddb.get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk.into()))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap()
+        }
+    };
+
+    // Place the call (once after an outage), then play it and handle the recording.
+    sim.fail_next(Operation::CreateCall, 1, 503);
+    let id = shared::domain::LeadId::parse(&lead).unwrap();
+    for seq in 1..3 {
+        let item = get(lead_pk(&id), LEAD_SK).await;
+        telephony::worker::handle(
+            &worker,
+            stream_event("INSERT", item, Default::default(), seq),
+        )
+        .await;
+    }
+    let script = sim.script(
+        Scenario::ConsentYes,
+        sim.params(&lead, sim.now_ms() - 120_000),
+    );
+    let key = SecretString::from("local-test-key".to_owned());
+    for event in ["call_ended", "call_analyzed"] {
+        let body = script.event(event).unwrap().unwrap().body;
+        let sig = sign(&body, &key, signup.clock.now().timestamp_millis() as u64);
+        telephony::handle(
+            &hook,
+            ApiRequest::post_json("/v1/telephony/retell", &body)
+                .header("x-retell-signature", &sig)
+                .build(),
+        )
+        .await;
+    }
+    for seq in 3..5 {
+        let item = get(call_pk(script.call_id()), CALL_SK).await;
+        telephony::worker::handle(
+            &worker,
+            stream_event("MODIFY", item, Default::default(), seq),
+        )
+        .await;
+    }
+    assert_eq!(sim.deleted_calls().len(), 1, "the whole path ran");
+
+    let text = logs.text();
+    assert!(
+        text.contains("call placed") && text.contains("recording stored"),
+        "{text}"
+    );
+    let recording_url = script.recording_url().unwrap();
+    // The recording URL is a capability (signed in production): never logged.
+    logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, "1709876543", &recording_url]);
+}

@@ -599,3 +599,42 @@ async fn the_consent_tool_call_is_answered_and_recorded() {
         assert_eq!(t.deliver_signed(&body, Some(&sig)).await.0, 400);
     }
 }
+
+#[tokio::test]
+async fn a_restricted_subjects_call_keeps_metadata_only() {
+    let t = Telephony::spawn().await;
+    aws_sdk_dynamodb::Client::new(&t.signup.stack.aws)
+        .update_item()
+        .table_name(&t.signup.stack.table)
+        .key(
+            "pk",
+            AttributeValue::S(shared::adapters::dynamo::lead_pk(&t.lead)),
+        )
+        .key(
+            "sk",
+            AttributeValue::S(shared::adapters::dynamo::LEAD_SK.into()),
+        )
+        .update_expression("SET restricted = :t")
+        .expression_attribute_values(":t", AttributeValue::Bool(true))
+        .send()
+        .await
+        .unwrap();
+    let call = call_object("call_restricted", &t.lead, Consent::ToolYes, true);
+    for kind in ["call_started", "call_ended", "call_analyzed"] {
+        assert_eq!(t.deliver(&event(kind, &call)).await, 204);
+    }
+    let item = t.call_item("call_restricted").await.unwrap();
+    assert!(
+        !item
+            .keys()
+            .any(|k| k.starts_with("sealed_") || k == "transcript_key"),
+        "no content kept"
+    );
+    assert_eq!(item["recording_state"].as_s().unwrap(), "not_kept");
+    assert_eq!(item["processing_restricted"], AttributeValue::Bool(true));
+    assert_eq!(
+        item["duration_ms"].as_n().unwrap(),
+        "300000",
+        "metadata kept"
+    );
+}

@@ -213,3 +213,39 @@ async fn a_fourth_attempt_within_24_hours_is_suppressed() {
         "suppressed"
     );
 }
+
+#[tokio::test]
+async fn restricted_or_objecting_subjects_get_no_call() {
+    for flag in ["restricted", "objected"] {
+        let s = Setup::spawn().await;
+        let mut f = form();
+        f["email"] = serde_json::json!(EMAIL);
+        let (_, body) = s.signup.sign_up(&f).await;
+        let id = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+        // What the data-subject-rights functions write (R4.7, R4.8).
+        aws_sdk_dynamodb::Client::new(&s.signup.stack.aws)
+            .update_item()
+            .table_name(&s.signup.stack.table)
+            .key("pk", AttributeValue::S(lead_pk(&id)))
+            .key("sk", AttributeValue::S(LEAD_SK.into()))
+            .update_expression("SET #f = :t")
+            .expression_attribute_names("#f", flag)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .unwrap();
+        let item = s.lead_item(&id).await;
+        let resp = telephony::worker::handle(
+            &s.worker,
+            stream_event("INSERT", item, Default::default(), 1),
+        )
+        .await;
+        assert!(resp.batch_item_failures.is_empty());
+        assert!(s.sim.create_requests().is_empty(), "{flag}: no call placed");
+        assert_eq!(
+            s.lead_item(&id).await["call_state"].as_s().unwrap(),
+            "suppressed",
+            "{flag}"
+        );
+    }
+}

@@ -103,6 +103,11 @@ struct LeadItem {
     exp_at: i64,
     ttl: i64,
     version: u64,
+    /// Set by the data-subject-rights functions (R4.7, R4.8); absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    restricted: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    objected: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -448,6 +453,8 @@ impl LeadStore for DynamoLeadStore {
             exp_at: r.expires_at.timestamp(),
             ttl: r.ttl,
             version: 1,
+            restricted: false,
+            objected: false,
         };
         let key_item = KeyItem {
             pk: lead_pk(&lead.id),
@@ -772,6 +779,8 @@ impl LeadStore for DynamoLeadStore {
             call_state: lead.call_state,
             call_requested_at: parse(&lead.call_requested_at)?,
             call_request_count: lead.call_request_count,
+            restricted: lead.restricted,
+            objected: lead.objected,
         }))
     }
 }
