@@ -104,17 +104,9 @@ impl Ingest {
     }
 
     async fn call_item(&self, call_id: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(call_pk(call_id)))
-            .key(schema::SK, s(CALL_SK))
-            .consistent_read(true)
-            .send()
+        crate::adapters::calls::DynamoCallStore::new(self.ddb.clone(), self.table.clone())
+            .get(call_id)
             .await
-            .map_err(|e| failure("get_call", e))?;
-        Ok(out.item)
     }
 
     async fn audit(
@@ -124,24 +116,20 @@ impl Ingest {
         lead: Option<&LeadId>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut put = self
-            .ddb
+        let item = crate::adapters::dynamo::audit_item(
+            "telephony-worker",
+            action,
+            lead,
+            Some(call_id),
+            at,
+        );
+        self.ddb
             .put_item()
             .table_name(&self.table)
-            .item(schema::PK, s(format!("AUDIT#{}", at.format("%Y-%m-%d"))))
-            .item(
-                schema::SK,
-                s(format!("{}#{}", ts(at), uuid::Uuid::now_v7().simple())),
-            )
-            .item("kind", s("audit"))
-            .item("action", s(action))
-            .item("actor", s("telephony-worker"))
-            .item("call_id", s(call_id))
-            .item("at", s(ts(at)));
-        if let Some(lead) = lead {
-            put = put.item("lead_id", s(lead.to_string()));
-        }
-        put.send().await.map_err(|e| failure("audit", e))?;
+            .set_item(Some(crate::adapters::dynamo::to_item("audit", &item)?))
+            .send()
+            .await
+            .map_err(|e| failure("audit", e))?;
         Ok(())
     }
 

@@ -230,19 +230,17 @@ impl Outbound {
             .send()
             .await
             .map_err(|e| failure("mark_call_request", e))?;
+        let audit = crate::adapters::dynamo::audit_item(
+            "telephony-worker",
+            action,
+            Some(&req.lead_id),
+            None,
+            now,
+        );
         self.ddb
             .put_item()
             .table_name(&self.table)
-            .item(schema::PK, s(format!("AUDIT#{}", now.format("%Y-%m-%d"))))
-            .item(
-                schema::SK,
-                s(format!("{}#{}", ts(now), uuid::Uuid::now_v7().simple())),
-            )
-            .item("kind", s("audit"))
-            .item("action", s(action))
-            .item("actor", s("telephony-worker"))
-            .item("lead_id", s(req.lead_id.to_string()))
-            .item("at", s(ts(now)))
+            .set_item(Some(crate::adapters::dynamo::to_item("audit", &audit)?))
             .send()
             .await
             .map_err(|e| failure("audit", e))?;

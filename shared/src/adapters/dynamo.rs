@@ -17,7 +17,6 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{classify, error_code};
 use crate::crypto::{BlindIndex, WrappedKey};
 use crate::domain::retention::expiry_bucket;
 use crate::domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
@@ -236,18 +235,7 @@ where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let retry = classify(&err);
-    tracing::warn!(
-        operation,
-        code = error_code(&err),
-        ?retry,
-        "dynamodb call failed"
-    );
-    StoreError {
-        operation,
-        retry,
-        source: Some(Box::new(err)),
-    }
+    super::store_failure("dynamodb", operation, err)
 }
 
 pub(crate) fn corrupt(
@@ -393,6 +381,76 @@ impl DynamoLeadStore {
                 .map_err(|e| corrupt("get_lead", e)),
             None => Ok(None),
         }
+    }
+
+    /// The writes that move a subject's contact time to `contact`: the lead's dates (with
+    /// `set`/`clauses` for the caller's own attributes, on the read `version`), the key
+    /// item's and, when `claims`, both identifier claims' TTLs, in this order.
+    #[allow(clippy::too_many_arguments)]
+    fn contact_writes(
+        &self,
+        lead: &LeadItem,
+        id: &LeadId,
+        contact: DateTime<Utc>,
+        mut set: Vec<(&'static str, AttributeValue)>,
+        clauses: &[&str],
+        mut values: Vec<(&'static str, AttributeValue)>,
+        claims: bool,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let r = retention(RetentionClass::Lead, contact);
+        set.extend([
+            ("last_contact_at", s(ts(contact))),
+            ("expires_at", s(ts(r.expires_at))),
+            (schema::EXPIRY_PARTITION_ATTR, s(r.bucket.clone())),
+            (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
+            (schema::TTL, n(r.ttl)),
+            ("version", n(lead.version + 1)),
+        ]);
+        values.push((":v", n(lead.version)));
+        let key_dates = [("expires_at", s(ts(r.expires_at))), (schema::TTL, n(r.ttl))];
+        let mut items = vec![
+            update(
+                &self.table,
+                lead_pk(id),
+                LEAD_SK,
+                &set,
+                clauses,
+                "version = :v",
+                &values,
+            )?,
+            update(
+                &self.table,
+                lead_pk(id),
+                KEY_SK,
+                &key_dates,
+                &[],
+                "attribute_exists(pk)",
+                &[],
+            )?,
+        ];
+        if claims {
+            let claim_dates = [
+                ("expires_at", s(ts(r.expires_at))),
+                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
+                (schema::TTL, n(r.ttl)),
+            ];
+            let mine = [(":id", s(id.to_string()))];
+            for pk in [
+                email_claim_pk(&BlindIndex::from_stored(lead.email_bidx.clone())),
+                phone_claim_pk(&BlindIndex::from_stored(lead.phone_bidx.clone())),
+            ] {
+                items.push(update(
+                    &self.table,
+                    pk,
+                    CLAIM_SK,
+                    &claim_dates,
+                    &[],
+                    "lead_id = :id",
+                    &mine,
+                )?);
+            }
+        }
+        Ok(items)
     }
 
     async fn transact(
@@ -547,94 +605,46 @@ impl LeadStore for DynamoLeadStore {
                 .map_err(|e| corrupt("resubmit", e))?
                 .with_timezone(&Utc);
             let contact = previous_contact.max(sub.at);
-            let r = retention(RetentionClass::Lead, contact);
             let call_due = sub.at - last_requested >= CALL_COOLDOWN;
-
-            let mut set = vec![
-                ("last_contact_at", s(ts(contact))),
-                ("expires_at", s(ts(r.expires_at))),
-                (schema::EXPIRY_PARTITION_ATTR, s(r.bucket.clone())),
-                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
-                (schema::TTL, n(r.ttl)),
-                ("version", n(lead.version + 1)),
-            ];
-            let mut extra = Vec::new();
-            if call_due {
-                set.push(("call_state", s("requested")));
-                set.push(("call_requested_at", s(ts(sub.at))));
-                extra.push("call_request_count = call_request_count + :one");
-            }
-            let mut cond_values = vec![(":v", n(lead.version))];
-            if call_due {
-                cond_values.push((":one", n(1)));
-            }
-            let key_dates = [("expires_at", s(ts(r.expires_at))), (schema::TTL, n(r.ttl))];
-            let claim_dates = [
-                ("expires_at", s(ts(r.expires_at))),
-                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
-                (schema::TTL, n(r.ttl)),
-            ];
-            let mine = [(":id", s(sub.id.to_string()))];
-            let mut items = vec![
-                update(
-                    &self.table,
-                    lead_pk(&sub.id),
-                    LEAD_SK,
-                    &set,
-                    &extra,
-                    "version = :v",
-                    &cond_values,
+            let (set, clauses, values) = if call_due {
+                (
+                    vec![
+                        ("call_state", s("requested")),
+                        ("call_requested_at", s(ts(sub.at))),
+                    ],
+                    vec!["call_request_count = call_request_count + :one"],
+                    vec![(":one", n(1))],
+                )
+            } else {
+                (Vec::new(), Vec::new(), Vec::new())
+            };
+            let mut items = self.contact_writes(
+                &lead,
+                &sub.id,
+                contact,
+                set,
+                &clauses,
+                values,
+                include_claims,
+            )?;
+            items.push(put(
+                &self.table,
+                to_item(
+                    "resubmit",
+                    &consent_item(&sub.id, &sub.phone_index, &sub.consent),
                 )?,
-                update(
-                    &self.table,
-                    lead_pk(&sub.id),
-                    KEY_SK,
-                    &key_dates,
-                    &[],
-                    "attribute_exists(pk)",
-                    &[],
+                Some("attribute_not_exists(pk)"),
+                &[],
+            )?);
+            items.push(put(
+                &self.table,
+                to_item(
+                    "resubmit",
+                    &audit_item("signup", "lead.resubmitted", Some(&sub.id), None, sub.at),
                 )?,
-                put(
-                    &self.table,
-                    to_item(
-                        "resubmit",
-                        &consent_item(&sub.id, &sub.phone_index, &sub.consent),
-                    )?,
-                    Some("attribute_not_exists(pk)"),
-                    &[],
-                )?,
-                put(
-                    &self.table,
-                    to_item(
-                        "resubmit",
-                        &audit_item("signup", "lead.resubmitted", Some(&sub.id), None, sub.at),
-                    )?,
-                    Some("attribute_not_exists(pk)"),
-                    &[],
-                )?,
-            ];
-            if include_claims {
-                let email = BlindIndex::from_stored(lead.email_bidx.clone());
-                let phone = BlindIndex::from_stored(lead.phone_bidx.clone());
-                items.push(update(
-                    &self.table,
-                    email_claim_pk(&email),
-                    CLAIM_SK,
-                    &claim_dates,
-                    &[],
-                    "lead_id = :id",
-                    &mine,
-                )?);
-                items.push(update(
-                    &self.table,
-                    phone_claim_pk(&phone),
-                    CLAIM_SK,
-                    &claim_dates,
-                    &[],
-                    "lead_id = :id",
-                    &mine,
-                )?);
-            }
+                Some("attribute_not_exists(pk)"),
+                &[],
+            )?);
             match self.transact(items).await? {
                 Ok(()) => {
                     return Ok(if call_due {
@@ -645,7 +655,11 @@ impl LeadStore for DynamoLeadStore {
                 }
                 // A claim now belongs to another subject (ours expired and was taken):
                 // move our own dates without it.
-                Err(failed) if failed.iter().any(|i| *i >= 4) && !failed.contains(&0) => {
+                Err(failed)
+                    if include_claims
+                        && failed.iter().any(|i| *i == 2 || *i == 3)
+                        && !failed.contains(&0) =>
+                {
                     include_claims = false;
                 }
                 // The lead changed since we read it (or the key item is gone): re-read.
@@ -673,71 +687,17 @@ impl LeadStore for DynamoLeadStore {
             if previous >= at {
                 return Ok(true);
             }
-            let r = retention(RetentionClass::Lead, at);
-            let set = [
-                ("last_contact_at", s(ts(at))),
-                ("expires_at", s(ts(r.expires_at))),
-                (schema::EXPIRY_PARTITION_ATTR, s(r.bucket.clone())),
-                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
-                (schema::TTL, n(r.ttl)),
-                ("version", n(lead.version + 1)),
-            ];
-            let key_dates = [("expires_at", s(ts(r.expires_at))), (schema::TTL, n(r.ttl))];
-            let claim_dates = [
-                ("expires_at", s(ts(r.expires_at))),
-                (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
-                (schema::TTL, n(r.ttl)),
-            ];
-            let mine = [(":id", s(id.to_string()))];
-            let email = BlindIndex::from_stored(lead.email_bidx.clone());
-            let phone = BlindIndex::from_stored(lead.phone_bidx.clone());
-            let items = vec![
-                update(
-                    &self.table,
-                    lead_pk(id),
-                    LEAD_SK,
-                    &set,
-                    &[],
-                    "version = :v",
-                    &[(":v", n(lead.version))],
+            let mut items =
+                self.contact_writes(&lead, id, at, Vec::new(), &[], Vec::new(), true)?;
+            items.push(put(
+                &self.table,
+                to_item(
+                    "record_contact",
+                    &audit_item("telephony-worker", "lead.contacted", Some(id), None, at),
                 )?,
-                update(
-                    &self.table,
-                    lead_pk(id),
-                    KEY_SK,
-                    &key_dates,
-                    &[],
-                    "attribute_exists(pk)",
-                    &[],
-                )?,
-                update(
-                    &self.table,
-                    email_claim_pk(&email),
-                    CLAIM_SK,
-                    &claim_dates,
-                    &[],
-                    "lead_id = :id",
-                    &mine,
-                )?,
-                update(
-                    &self.table,
-                    phone_claim_pk(&phone),
-                    CLAIM_SK,
-                    &claim_dates,
-                    &[],
-                    "lead_id = :id",
-                    &mine,
-                )?,
-                put(
-                    &self.table,
-                    to_item(
-                        "record_contact",
-                        &audit_item("telephony-worker", "lead.contacted", Some(id), None, at),
-                    )?,
-                    Some("attribute_not_exists(pk)"),
-                    &[],
-                )?,
-            ];
+                Some("attribute_not_exists(pk)"),
+                &[],
+            )?);
             if self.transact(items).await?.is_ok() {
                 return Ok(true);
             }

@@ -27,6 +27,33 @@ const TRANSIENT_CODES: &[&str] = &[
     "LimitExceededException",
 ];
 
+/// An AWS SDK failure as a [`StoreError`]: classified, the SDK error kept as the source,
+/// and logged with the operation and the service's error code only (never the message,
+/// which may quote request data).
+pub(crate) fn store_failure<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> crate::ports::StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let retry = classify(&err);
+    tracing::warn!(
+        service,
+        operation,
+        code = error_code(&err),
+        ?retry,
+        "aws call failed"
+    );
+    crate::ports::StoreError {
+        operation,
+        retry,
+        source: Some(Box::new(err)),
+    }
+}
+
 /// Whether an SDK failure is worth retrying.
 pub fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Retry {
     match err {

@@ -34,7 +34,6 @@ use aws_sdk_s3::types::{
 use sha2::{Digest, Sha256};
 use tokio::time::Instant as Deadline;
 
-use super::{classify, error_code};
 use crate::ports::{Retry, StoreError};
 
 /// Largest recording accepted by [`FetchPolicy::new`]: hours of audio, far below S3's limits.
@@ -375,13 +374,7 @@ where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let retry = classify(&err);
-    tracing::warn!(operation, code = error_code(&err), ?retry, "s3 call failed");
-    StoreError {
-        operation,
-        retry,
-        source: Some(Box::new(err)),
-    }
+    super::store_failure("s3", operation, err)
 }
 
 /// Runs an S3 call within the copy's deadline.

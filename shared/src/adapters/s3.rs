@@ -4,7 +4,6 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 
-use super::{classify, error_code};
 use crate::ports::{Retry, StoreError};
 
 #[derive(Debug, Clone)]
@@ -19,13 +18,7 @@ where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let retry = classify(&err);
-    tracing::warn!(operation, code = error_code(&err), ?retry, "s3 call failed");
-    StoreError {
-        operation,
-        retry,
-        source: Some(Box::new(err)),
-    }
+    super::store_failure("s3", operation, err)
 }
 
 impl BlobStore {
