@@ -19,6 +19,7 @@ pub mod leads;
 pub mod outbound;
 pub mod ports;
 pub mod retell;
+pub mod sweep;
 pub mod telemetry;
 
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -71,6 +71,67 @@ impl BlobStore {
 
     /// Deletes every version and delete marker of `key`; returns how many went.
     pub async fn delete_all_versions(&self, key: &str) -> Result<usize, StoreError> {
+        self.delete_versions(key, true).await
+    }
+
+    /// Deletes every version and delete marker of every object under `prefix`.
+    pub async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError> {
+        self.delete_versions(prefix, false).await
+    }
+
+    /// The key of every version and delete marker under `prefix` (one entry each).
+    pub async fn version_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(|e| failure("list_object_versions", e))?;
+            keys.extend(
+                out.versions()
+                    .iter()
+                    .filter_map(|v| v.key().map(str::to_owned)),
+            );
+            keys.extend(
+                out.delete_markers()
+                    .iter()
+                    .filter_map(|m| m.key().map(str::to_owned)),
+            );
+            if out.is_truncated() != Some(true) {
+                return Ok(keys);
+            }
+            key_marker = out.next_key_marker().map(str::to_owned);
+            version_marker = out.next_version_id_marker().map(str::to_owned);
+        }
+    }
+
+    /// Lists object versions under `prefix` (only `prefix` itself when `exact`).
+    pub async fn count_versions(&self, prefix: &str, exact: bool) -> Result<usize, StoreError> {
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| failure("list_object_versions", e))?;
+        let keep = |k: Option<&str>| !exact || k == Some(prefix);
+        Ok(out.versions().iter().filter(|v| keep(v.key())).count()
+            + out
+                .delete_markers()
+                .iter()
+                .filter(|m| keep(m.key()))
+                .count())
+    }
+
+    async fn delete_versions(&self, key: &str, exact: bool) -> Result<usize, StoreError> {
         let mut deleted = 0;
         loop {
             let out = self
@@ -83,7 +144,7 @@ impl BlobStore {
                 .map_err(|e| failure("list_object_versions", e))?;
             let mut ids = Vec::new();
             for v in out.versions() {
-                if v.key() == Some(key) {
+                if !exact || v.key() == Some(key) {
                     ids.push((
                         v.key().unwrap_or_default().to_owned(),
                         v.version_id().map(str::to_owned),
@@ -91,7 +152,7 @@ impl BlobStore {
                 }
             }
             for m in out.delete_markers() {
-                if m.key() == Some(key) {
+                if !exact || m.key() == Some(key) {
                     ids.push((
                         m.key().unwrap_or_default().to_owned(),
                         m.version_id().map(str::to_owned),

@@ -1,0 +1,472 @@
+//! The retention sweep (R3): finds due items through the expiry index, one partition per
+//! class and month, and does what the registry says for each class.
+//!
+//! This first part covers the `recording` class (every S3 version of the recording and
+//! the transcript deleted, the call's metadata kept) and the `lead` class (the subject
+//! erased: the data key first, then items and objects). A dry run reports exactly what a
+//! real run would delete. The run stops cleanly when its time budget runs out; the next
+//! run continues, since the index still holds what was not done.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use chrono::{DateTime, Datelike, Utc};
+
+use crate::adapters::calls::{call_pk, CALL_SK};
+use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, CLAIM_SK, KEY_SK};
+use crate::adapters::s3::BlobStore;
+use crate::domain::{LeadId, RetentionClass};
+use crate::ports::{Retry, StoreError};
+
+/// DynamoDB's limit of requests in one BatchWriteItem.
+pub const BATCH_WRITE_LIMIT: usize = 25;
+
+/// The first month that can hold due items (the policy dates from April 2024).
+const FIRST_MONTH: (i32, u32) = (2024, 1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepRequest {
+    pub dry_run: bool,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClassCount {
+    /// Items found due.
+    pub due: usize,
+    /// Items deleted (or, in a dry run, that would be).
+    pub deleted: usize,
+    /// Objects (all versions) deleted (or that would be).
+    pub objects: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SweepReport {
+    pub dry_run: bool,
+    pub now: String,
+    pub classes: BTreeMap<&'static str, ClassCount>,
+    /// False when the run stopped for its time budget; the next run continues.
+    pub complete: bool,
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// Months from [`FIRST_MONTH`] to the month of `now`, as `YYYY-MM`.
+fn months_until(now: DateTime<Utc>) -> Vec<String> {
+    let (mut y, mut m) = FIRST_MONTH;
+    let mut out = Vec::new();
+    while (y, m) <= (now.year(), now.month()) {
+        out.push(format!("{y:04}-{m:02}"));
+        if m == 12 {
+            y += 1;
+            m = 1;
+        } else {
+            m += 1;
+        }
+    }
+    out
+}
+
+pub struct Sweeper {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+    blobs: BlobStore,
+    /// Counts BatchWriteItem requests and their sizes (tests check the 25 limit).
+    pub batch_sizes: Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+impl Sweeper {
+    pub fn new(ddb: aws_sdk_dynamodb::Client, table: String, blobs: BlobStore) -> Self {
+        Self {
+            ddb,
+            table,
+            blobs,
+            batch_sizes: Arc::default(),
+        }
+    }
+
+    /// Due items of a class, oldest first.
+    async fn due(
+        &self,
+        class: RetentionClass,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        for month in months_until(now) {
+            let mut start = None;
+            loop {
+                let out = self
+                    .ddb
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(schema::EXPIRY_INDEX)
+                    .key_condition_expression("#b = :b AND #e <= :now")
+                    .expression_attribute_names("#b", schema::EXPIRY_PARTITION_ATTR)
+                    .expression_attribute_names("#e", schema::EXPIRY_SORT_ATTR)
+                    .expression_attribute_values(":b", s(format!("{}#{month}", class.code())))
+                    .expression_attribute_values(":now", n(now.timestamp()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| failure("query_expiry", e))?;
+                items.extend(out.items().iter().cloned());
+                start = out.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Deletes keys in batches of at most 25, retrying unprocessed parts.
+    async fn delete_keys(&self, keys: Vec<(String, String)>) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    let key = HashMap::from([
+                        (schema::PK.to_owned(), s(pk.clone())),
+                        (schema::SK.to_owned(), s(sk.clone())),
+                    ]);
+                    DeleteRequest::builder()
+                        .set_key(Some(key))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                })
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError {
+                    operation: "batch_delete",
+                    retry: Retry::Permanent,
+                    source: Some(Box::new(e)),
+                })?;
+            for attempt in 0..8u32 {
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(StdDuration::from_millis(20 << attempt.min(5))).await;
+                }
+                if let Ok(mut sizes) = self.batch_sizes.lock() {
+                    sizes.push(requests.len());
+                }
+                let out = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(&self.table, requests.clone())
+                    .send()
+                    .await
+                    .map_err(|e| failure("batch_delete", e))?;
+                let unprocessed = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                deleted += requests.len() - unprocessed.len();
+                requests = unprocessed;
+            }
+            if !requests.is_empty() {
+                return Err(StoreError {
+                    operation: "batch_delete",
+                    retry: Retry::Transient,
+                    source: None,
+                });
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn audit(
+        &self,
+        action: &str,
+        lead: Option<&LeadId>,
+        call_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item =
+            crate::adapters::dynamo::audit_item("retention-sweep", action, lead, call_id, at);
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(crate::adapters::dynamo::to_item("audit", &item)?))
+            .send()
+            .await
+            .map_err(|e| failure("audit", e))?;
+        Ok(())
+    }
+
+    /// A due recording: every version of the audio and the transcript, then the
+    /// recording item; the call keeps its metadata and says the recording is gone.
+    async fn sweep_recording(
+        &self,
+        indexed: &Item,
+        req: SweepRequest,
+        count: &mut ClassCount,
+        counted: &mut HashSet<String>,
+    ) -> Result<(), StoreError> {
+        // The expiry index projects keys and a few attributes; read the whole item.
+        let Some(item) = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(
+                [schema::PK, schema::SK]
+                    .iter()
+                    .filter_map(|k| indexed.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+                    .collect(),
+            ))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("get_recording", e))?
+            .item
+        else {
+            return Ok(());
+        };
+        let item = &item;
+        let call_id = text(item, "call_id").unwrap_or_default().to_owned();
+        let objects: Vec<String> = ["object_key", "transcript_key"]
+            .iter()
+            .filter_map(|k| text(item, k).map(str::to_owned))
+            .collect();
+        if req.dry_run {
+            for o in &objects {
+                count.objects += self.blobs.count_versions(o, true).await?;
+                counted.insert(o.clone());
+            }
+            count.deleted += 1;
+            return Ok(());
+        }
+        for o in &objects {
+            count.objects += self.blobs.delete_all_versions(o).await?;
+        }
+        let marked = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(call_pk(&call_id)))
+            .key(schema::SK, s(CALL_SK))
+            .update_expression("SET recording_state = :gone, recording_deleted_at = :now REMOVE transcript_key, sealed_recording_url, recording_key")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":gone", s("deleted"))
+            .expression_attribute_values(":now", s(ts(req.now)))
+            .send()
+            .await;
+        match marked {
+            // The call itself was erased already: nothing to mark.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(failure("mark_recording_deleted", e)),
+            Ok(_) => {}
+        }
+        count.deleted += self
+            .delete_keys(vec![(call_pk(&call_id), "RECORDING".to_owned())])
+            .await?;
+        let lead = text(item, "lead_id").and_then(|l| LeadId::parse(l).ok());
+        self.audit(
+            "retention.recording_deleted",
+            lead.as_ref(),
+            Some(&call_id),
+            req.now,
+        )
+        .await
+    }
+
+    /// A subject past its lead retention: erased. The data key goes first, so from that
+    /// moment every copy of its ciphertext (backups included) is unreadable; then its
+    /// items, its calls, its identifier claims and its objects. The §7a UWG consent proofs
+    /// (own 5-year class) and the audit trail stay.
+    async fn erase_subject(
+        &self,
+        item: &Item,
+        req: SweepRequest,
+        count: &mut ClassCount,
+        counted: &HashSet<String>,
+    ) -> Result<(), StoreError> {
+        let Some(lead) = text(item, "lead_id").and_then(|l| LeadId::parse(l).ok()) else {
+            return Ok(());
+        };
+        let pk = lead_pk(&lead);
+        // Everything in the subject's partition but the consent proofs.
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure("query_subject", e))?;
+            for i in out.items() {
+                if text(i, "kind") != Some("phone_consent") {
+                    keys.push((pk.clone(), text(i, "sk").unwrap_or_default().to_owned()));
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        // The subject's identifier claims and calls.
+        let full = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(pk.clone()))
+            .key(schema::SK, s(crate::adapters::dynamo::LEAD_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("get_lead", e))?
+            .item
+            .unwrap_or_default();
+        if let Some(email) = text(&full, schema::EMAIL_INDEX_ATTR) {
+            keys.push((format!("EMAIL#{email}"), CLAIM_SK.to_owned()));
+        }
+        if let Some(phone) = text(&full, schema::PHONE_INDEX_ATTR) {
+            keys.push((format!("PHONE#{phone}"), CLAIM_SK.to_owned()));
+            let calls = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::PHONE_INDEX)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", schema::PHONE_INDEX_ATTR)
+                .expression_attribute_values(":p", s(phone))
+                .send()
+                .await
+                .map_err(|e| failure("query_calls", e))?;
+            for c in calls.items() {
+                if let Some(call_pk_value) = text(c, "pk").filter(|p| p.starts_with("CALL#")) {
+                    keys.push((call_pk_value.to_owned(), CALL_SK.to_owned()));
+                    keys.push((call_pk_value.to_owned(), "RECORDING".to_owned()));
+                }
+            }
+        }
+        let prefixes = [
+            format!("recordings/{lead}/"),
+            format!("transcripts/{lead}/"),
+        ];
+        if req.dry_run {
+            // Objects an earlier class of this run would already have deleted don't count
+            // twice: the report must equal what a real run then does.
+            for p in &prefixes {
+                count.objects += self
+                    .blobs
+                    .version_keys(p)
+                    .await?
+                    .iter()
+                    .filter(|k| !counted.contains(*k))
+                    .count();
+            }
+            count.deleted += keys.len();
+            return Ok(());
+        }
+        // Crypto-shredding first.
+        self.delete_keys(vec![(pk.clone(), KEY_SK.to_owned())])
+            .await?;
+        count.deleted += self.delete_keys(keys).await?;
+        for p in &prefixes {
+            count.objects += self.blobs.delete_all_versions_under(p).await?;
+        }
+        self.audit("retention.subject_erased", Some(&lead), None, req.now)
+            .await
+    }
+
+    /// One run. Items not reached before `budget` runs out stay due for the next run.
+    pub async fn run(
+        &self,
+        req: SweepRequest,
+        budget: StdDuration,
+    ) -> Result<SweepReport, StoreError> {
+        let started = Instant::now();
+        let mut report = SweepReport {
+            dry_run: req.dry_run,
+            now: ts(req.now),
+            complete: true,
+            ..Default::default()
+        };
+        let mut first_error = None;
+        let mut counted = HashSet::new();
+        'classes: for class in [RetentionClass::Recording, RetentionClass::Lead] {
+            let due = self.due(class, req.now).await?;
+            let count = report.classes.entry(class.code()).or_default();
+            count.due += due.len();
+            for item in &due {
+                if started.elapsed() >= budget {
+                    report.complete = false;
+                    break 'classes;
+                }
+                let result = match class {
+                    RetentionClass::Recording => {
+                        self.sweep_recording(item, req, count, &mut counted).await
+                    }
+                    _ => self.erase_subject(item, req, count, &counted).await,
+                };
+                if let Err(e) = result {
+                    count.failed += 1;
+                    tracing::error!(class = class.code(), error = %e, "sweep item failed; continuing");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !req.dry_run {
+            let counts = serde_json::to_string(&report.classes).unwrap_or_default();
+            let item = crate::adapters::dynamo::audit_item(
+                "retention-sweep",
+                "retention.run",
+                None,
+                None,
+                req.now,
+            );
+            self.ddb
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(crate::adapters::dynamo::to_item("audit", &item)?))
+                .item("counts", s(counts))
+                .item("complete", AttributeValue::Bool(report.complete))
+                .send()
+                .await
+                .map_err(|e| failure("audit", e))?;
+        }
+        for (class, c) in &report.classes {
+            crate::telemetry::metric(&format!("Swept_{class}"), c.deleted as f64);
+        }
+        tracing::info!(
+            dry_run = req.dry_run,
+            complete = report.complete,
+            "retention sweep finished"
+        );
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_run_from_the_first_month_to_now() {
+        let now = DateTime::parse_from_rfc3339("2024-03-15T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(months_until(now), ["2024-01", "2024-02", "2024-03"]);
+    }
+}

@@ -1,0 +1,255 @@
+//! The retention sweep against the emulator, with the clock moved: recordings go at six
+//! calendar months (every version), subjects are erased three years after their last
+//! contact (key first), a dry run reports exactly what a real run then does.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use common::*;
+use harness::events::{stream_event, ApiRequest};
+use harness::simulator::scenario::{CallScript, Scenario};
+use harness::simulator::{SimConfig, Simulator};
+use secrecy::SecretString;
+use shared::adapters::calls::{call_pk, CALL_SK};
+use shared::adapters::dynamo::{lead_pk, KEY_SK, LEAD_SK};
+use shared::adapters::s3::BlobStore;
+use shared::domain::{LeadId, RetentionClass};
+use shared::retell::signature::sign;
+use shared::sweep::{SweepRequest, Sweeper, BATCH_WRITE_LIMIT};
+use shared::Clock;
+
+struct World {
+    signup: TestApp,
+    lead: LeadId,
+    script: CallScript,
+    _sim: Simulator,
+}
+
+/// A signed-up subject with one consented, recorded, analysed call.
+async fn world() -> World {
+    let signup = TestApp::spawn().await;
+    let (_, body) = signup.sign_up(&form()).await;
+    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    let sim = Simulator::start(SimConfig::new("local-test-key"))
+        .await
+        .unwrap();
+    let hook = telephony::App::from_aws(
+        &signup.stack.config_for("TelephonyWebhookFunction").unwrap(),
+        &signup.stack.aws,
+        Arc::new(signup.clock.clone()),
+    )
+    .unwrap();
+    let mut config = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
+    config.retell_api_base_url = sim.base_url().to_owned();
+    config.recordings_allow_loopback = true;
+    let worker =
+        telephony::worker_from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
+            .unwrap();
+    let script = sim.script(
+        Scenario::ConsentYes,
+        sim.params(&lead.to_string(), sim.now_ms() - 120_000),
+    );
+    for event in ["call_ended", "call_analyzed"] {
+        let body = script.event(event).unwrap().unwrap().body;
+        let sig = sign(
+            &body,
+            &SecretString::from("local-test-key".to_owned()),
+            signup.clock.now().timestamp_millis() as u64,
+        );
+        let req =
+            ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
+        assert_eq!(telephony::handle(&hook, req.build()).await.status(), 204);
+    }
+    let call = get(&signup, call_pk(script.call_id()), CALL_SK)
+        .await
+        .unwrap();
+    telephony::worker::handle(&worker, stream_event("MODIFY", call, Default::default(), 1)).await;
+    assert_eq!(
+        get(&signup, call_pk(script.call_id()), CALL_SK)
+            .await
+            .unwrap()["recording_state"]
+            .as_s()
+            .unwrap(),
+        "stored"
+    );
+    World {
+        signup,
+        lead,
+        script,
+        _sim: sim,
+    }
+}
+
+async fn get(
+    app: &TestApp,
+    pk: String,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(&app.stack.aws)
+        .get_item()
+        .table_name(&app.stack.table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+fn sweeper(app: &TestApp) -> Sweeper {
+    let config = app.stack.config_for("TelephonyWorkerFunction").unwrap();
+    Sweeper::new(
+        aws_sdk_dynamodb::Client::new(&app.stack.aws),
+        app.stack.table.clone(),
+        BlobStore::new(
+            harness::s3_client(&app.stack.aws),
+            config.recordings_bucket.unwrap(),
+            config.data_key_arn,
+        ),
+    )
+}
+
+async fn versions(app: &TestApp, prefix: &str) -> usize {
+    let out = harness::s3_client(&app.stack.aws)
+        .list_object_versions()
+        .bucket(app.stack.bucket("RecordingsBucket"))
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    out.versions().len() + out.delete_markers().len()
+}
+
+async fn run(app: &TestApp, now: DateTime<Utc>, dry_run: bool) -> shared::sweep::SweepReport {
+    sweeper(app)
+        .run(SweepRequest { dry_run, now }, Duration::from_secs(60))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn recordings_go_at_six_calendar_months_with_every_version_and_metadata_stays() {
+    let w = world().await;
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    let due = RetentionClass::Recording.due_at(end).unwrap();
+    let prefix = |p: &str| format!("{p}/{}/", w.lead);
+    assert!(versions(&w.signup, &prefix("recordings")).await >= 1);
+    assert!(versions(&w.signup, &prefix("transcripts")).await >= 1);
+
+    let report = run(&w.signup, due - chrono::Duration::days(1), false).await;
+    assert_eq!(report.classes["recording"].due, 0, "nothing one day early");
+    assert!(versions(&w.signup, &prefix("recordings")).await >= 1);
+
+    let report = run(&w.signup, due + chrono::Duration::days(1), false).await;
+    assert_eq!(report.classes["recording"].deleted, 1);
+    assert_eq!(
+        versions(&w.signup, &prefix("recordings")).await,
+        0,
+        "every version of the audio"
+    );
+    assert_eq!(
+        versions(&w.signup, &prefix("transcripts")).await,
+        0,
+        "every version of the transcript"
+    );
+    let call = get(&w.signup, call_pk(w.script.call_id()), CALL_SK)
+        .await
+        .expect("call metadata remains");
+    assert_eq!(call["recording_state"].as_s().unwrap(), "deleted");
+    assert!(call.contains_key("duration_ms") || call.contains_key("end_at"));
+    assert!(!call.contains_key("transcript_key"));
+    assert!(get(&w.signup, call_pk(w.script.call_id()), "RECORDING")
+        .await
+        .is_none());
+
+    // Running twice deletes nothing more.
+    let again = run(&w.signup, due + chrono::Duration::days(1), false).await;
+    assert_eq!(again.classes["recording"].deleted, 0);
+}
+
+#[tokio::test]
+async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_dry_run_tells_the_same(
+) {
+    let w = world().await;
+    let signed_up = w.signup.clock.now();
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    assert!(end > signed_up, "the call is the last contact");
+    let due = RetentionClass::Lead.due_at(end).unwrap();
+
+    // Three years after the sign-up, but the call moved the date: nothing happens.
+    let early = RetentionClass::Lead.due_at(signed_up).unwrap() + chrono::Duration::minutes(1);
+    if early < due {
+        let r = run(&w.signup, early, true).await;
+        assert_eq!(r.classes["lead"].due, 0);
+    }
+
+    let at = due + chrono::Duration::days(1);
+    let dry = run(&w.signup, at, true).await;
+    assert!(
+        get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_some(),
+        "a dry run deletes nothing"
+    );
+    let sweeper = sweeper(&w.signup);
+    let real = sweeper
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now: at,
+            },
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dry.classes, real.classes,
+        "the dry run reported exactly what the run did"
+    );
+    assert_eq!(
+        real.classes["recording"].deleted, 1,
+        "the recording went in the same run"
+    );
+    assert!(
+        real.classes["recording"].objects >= 2,
+        "audio and transcript versions"
+    );
+
+    assert!(
+        get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none(),
+        "the key is gone"
+    );
+    assert!(get(&w.signup, lead_pk(&w.lead), LEAD_SK).await.is_none());
+    assert!(
+        get(&w.signup, call_pk(w.script.call_id()), CALL_SK)
+            .await
+            .is_none(),
+        "the call is gone"
+    );
+    assert_eq!(
+        versions(&w.signup, &format!("recordings/{}/", w.lead)).await,
+        0
+    );
+    assert_eq!(
+        versions(&w.signup, &format!("transcripts/{}/", w.lead)).await,
+        0
+    );
+    // What stays: the §7a UWG consent proof (its own 5 years) and the audit trail, neither
+    // with personal data in clear.
+    for item in w.signup.scan().await {
+        let kind = item["kind"].as_s().unwrap().as_str().to_owned();
+        assert!(
+            matches!(kind.as_str(), "phone_consent" | "audit" | "call_attempt"),
+            "left over: {kind}"
+        );
+    }
+    // Within the 25-item limit, always.
+    let sizes = sweeper.batch_sizes.lock().unwrap().clone();
+    assert!(
+        !sizes.is_empty() && sizes.iter().all(|n| *n <= BATCH_WRITE_LIMIT),
+        "{sizes:?}"
+    );
+}
