@@ -143,3 +143,17 @@ async fn template_bucket_policies_enforce_tls_and_kms() {
         );
     }
 }
+
+#[tokio::test]
+async fn every_function_environment_in_the_template_is_a_valid_configuration() {
+    let stack = Stack::isolated().await.expect("provision");
+    for function in Template::load()
+        .unwrap()
+        .resources_of("AWS::Serverless::Function")
+    {
+        let config = stack
+            .config_for(&function)
+            .unwrap_or_else(|e| panic!("{function}: {e}"));
+        assert_eq!(config.table_name, stack.table, "{function}");
+    }
+}

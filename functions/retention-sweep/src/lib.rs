@@ -1,0 +1,137 @@
+//! The retention sweep's Lambda handler: a daily EventBridge schedule (a real run, now)
+//! or a manual invocation `{"dry_run": true, "now": "<RFC 3339>"}`.
+//!
+//! The run's time budget is the Lambda deadline minus a safety margin, so it stops
+//! cleanly and the next run continues. A failed item makes the result an error after the
+//! rest is done (the run's audit record is written either way).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use shared::adapters::s3::BlobStore;
+use shared::sweep::{SweepReport, SweepRequest, Sweeper};
+use shared::{Clock, Config};
+
+/// Time kept back from the Lambda deadline for the audit record and the answer.
+pub const SAFETY_MARGIN: Duration = Duration::from_secs(15);
+
+/// The part of the remaining invocation time the sweep may spend: all but the safety
+/// margin, and never more than four fifths of it (short local timeouts).
+pub fn budget(remaining: Duration) -> Duration {
+    let margin = SAFETY_MARGIN.min(remaining / 5);
+    remaining.saturating_sub(margin)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error("the request is not valid: {0}")]
+    BadRequest(&'static str),
+    #[error("the sweep failed for some items; see the audit record and logs")]
+    Failed(#[from] shared::ports::StoreError),
+}
+
+/// Reads the invocation: a manual request, or anything else (the schedule) as a real run now.
+pub fn request_from(payload: &Value, now: DateTime<Utc>) -> Result<SweepRequest, SweepError> {
+    let manual = payload.get("dry_run").is_some() || payload.get("now").is_some();
+    if !manual {
+        return Ok(SweepRequest {
+            dry_run: false,
+            now,
+        });
+    }
+    let dry_run = match payload.get("dry_run") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(SweepError::BadRequest("dry_run must be a boolean")),
+    };
+    let now = match payload.get("now") {
+        None => now,
+        Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+            .map_err(|_| SweepError::BadRequest("now must be an RFC 3339 time"))?
+            .with_timezone(&Utc),
+        Some(_) => return Err(SweepError::BadRequest("now must be an RFC 3339 time")),
+    };
+    Ok(SweepRequest { dry_run, now })
+}
+
+pub struct App {
+    sweeper: Sweeper,
+}
+
+impl App {
+    pub fn from_aws(config: &Config, aws: &aws_config::SdkConfig) -> Result<Self, &'static str> {
+        let bucket = config
+            .recordings_bucket
+            .clone()
+            .ok_or("RECORDINGS_BUCKET is required")?;
+        let blobs = BlobStore::new(
+            aws_sdk_s3::Client::new(aws),
+            bucket,
+            config.data_key_arn.clone(),
+        );
+        Ok(Self {
+            sweeper: Sweeper::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config.table_name.clone(),
+                blobs,
+            ),
+        })
+    }
+
+    /// One invocation with `budget` to spend.
+    pub async fn handle(
+        &self,
+        payload: &Value,
+        clock: &dyn Clock,
+        budget: Duration,
+    ) -> Result<SweepReport, SweepError> {
+        let request = request_from(payload, clock.now())?;
+        Ok(self.sweeper.run(request, budget).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_budget_keeps_a_margin_before_the_deadline() {
+        assert_eq!(budget(Duration::from_secs(900)), Duration::from_secs(885));
+        assert_eq!(budget(Duration::from_secs(30)), Duration::from_secs(24));
+        assert_eq!(budget(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_schedule_is_a_real_run_now_and_manual_requests_are_checked() {
+        let now = t("2027-06-01T02:15:00Z");
+        let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "time": "2027-06-01T02:15:00Z"});
+        assert_eq!(
+            request_from(&scheduled, now).unwrap(),
+            SweepRequest {
+                dry_run: false,
+                now
+            }
+        );
+        let manual = json!({"dry_run": true, "now": "2030-01-01T00:00:00Z"});
+        assert_eq!(
+            request_from(&manual, now).unwrap(),
+            SweepRequest {
+                dry_run: true,
+                now: t("2030-01-01T00:00:00Z")
+            }
+        );
+        for bad in [
+            json!({"dry_run": "yes"}),
+            json!({"now": "tomorrow"}),
+            json!({"now": 5}),
+        ] {
+            assert!(request_from(&bad, now).is_err(), "{bad}");
+        }
+    }
+}
