@@ -253,3 +253,23 @@ async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_
         "{sizes:?}"
     );
 }
+
+#[tokio::test]
+async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
+    let w = world().await;
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    let at = RetentionClass::Recording.due_at(end).unwrap() + chrono::Duration::days(1);
+    let cut = sweeper(&w.signup)
+        .run(SweepRequest { dry_run: false, now: at }, Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(!cut.complete, "the run says it stopped early");
+    assert_eq!(cut.classes["recording"].deleted, 0);
+    assert!(versions(&w.signup, &format!("recordings/{}/", w.lead)).await >= 1);
+
+    let rest = run(&w.signup, at, false).await;
+    assert!(rest.complete);
+    assert_eq!(rest.classes["recording"].deleted, 1);
+    assert_eq!(versions(&w.signup, &format!("recordings/{}/", w.lead)).await, 0);
+    assert_eq!(versions(&w.signup, &format!("transcripts/{}/", w.lead)).await, 0);
+}
