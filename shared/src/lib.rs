@@ -11,6 +11,7 @@ pub mod aws;
 pub mod calls;
 pub mod clock;
 pub mod config;
+pub mod contracts;
 pub mod crypto;
 pub mod domain;
 pub mod http;

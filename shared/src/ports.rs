@@ -169,6 +169,15 @@ pub trait LeadStore: Send + Sync {
     /// `at` after a call (R2.11); never backwards. `false` when the lead is gone.
     async fn record_contact(&self, id: &LeadId, at: DateTime<Utc>) -> Result<bool, StoreError>;
 
+    /// Puts the subject on legal hold until `until` (R3.4): processing restricted, and its
+    /// retention dates (expiry index and TTL of the lead, key and claims) moved to `until`.
+    async fn hold_until(
+        &self,
+        id: &LeadId,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Reads a lead; `None` when absent or past its retention (R3.3: reads ignore items
     /// that are due but not yet removed).
     async fn get_lead(

@@ -40,6 +40,8 @@ pub struct ClassCount {
     pub deleted: usize,
     /// Objects (all versions) deleted (or that would be).
     pub objects: usize,
+    /// Subjects kept under legal hold (restricted) instead of erased.
+    pub held: usize,
     pub failed: usize,
 }
 
@@ -75,6 +77,7 @@ fn months_until(now: DateTime<Utc>) -> Vec<String> {
 }
 
 pub struct Sweeper {
+    leads: Arc<dyn crate::ports::LeadStore>,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     blobs: BlobStore,
@@ -85,6 +88,10 @@ pub struct Sweeper {
 impl Sweeper {
     pub fn new(ddb: aws_sdk_dynamodb::Client, table: String, blobs: BlobStore) -> Self {
         Self {
+            leads: Arc::new(crate::adapters::dynamo::DynamoLeadStore::new(
+                ddb.clone(),
+                table.clone(),
+            )),
             ddb,
             table,
             blobs,
@@ -296,6 +303,16 @@ impl Sweeper {
             return Ok(());
         };
         let pk = lead_pk(&lead);
+        // A live contract bars erasure (§257 HGB, §147 AO): the subject is restricted
+        // instead and comes due again when its last contract period ends (R3.4).
+        let hold = self.contract_hold(&pk, req.now).await?;
+        if let Some(until) = hold {
+            count.held += 1;
+            if !req.dry_run {
+                self.leads.hold_until(&lead, until, req.now).await?;
+            }
+            return Ok(());
+        }
         // Everything in the subject's partition but the consent proofs.
         let mut keys = Vec::new();
         let mut start = None;
@@ -387,6 +404,55 @@ impl Sweeper {
             .await
     }
 
+    /// The end of the latest live contract period of a subject, if any.
+    async fn contract_hold(
+        &self,
+        pk: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :c)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":c", s("CONTRACT#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("query_contracts", e))?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|i| text(i, "expires_at"))
+            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| *t > now)
+            .max())
+    }
+
+    /// A contract whose statutory period ended: its record goes.
+    async fn sweep_contract(
+        &self,
+        item: &Item,
+        req: SweepRequest,
+        count: &mut ClassCount,
+    ) -> Result<(), StoreError> {
+        let (Some(pk), Some(sk)) = (text(item, "pk"), text(item, "sk")) else {
+            return Ok(());
+        };
+        if req.dry_run {
+            count.deleted += 1;
+            return Ok(());
+        }
+        count.deleted += self
+            .delete_keys(vec![(pk.to_owned(), sk.to_owned())])
+            .await?;
+        let lead = text(item, "lead_id").and_then(|l| LeadId::parse(l).ok());
+        self.audit("retention.contract_deleted", lead.as_ref(), None, req.now)
+            .await
+    }
+
     /// One run. Items not reached before `budget` runs out stay due for the next run.
     pub async fn run(
         &self,
@@ -402,7 +468,15 @@ impl Sweeper {
         };
         let mut first_error = None;
         let mut counted = HashSet::new();
-        'classes: for class in [RetentionClass::Recording, RetentionClass::Lead] {
+        use crate::domain::retention::ContractRecords::{BookingVouchers, Books, BusinessLetters};
+        let classes = [
+            RetentionClass::Recording,
+            RetentionClass::Contract(BusinessLetters),
+            RetentionClass::Contract(BookingVouchers),
+            RetentionClass::Contract(Books),
+            RetentionClass::Lead,
+        ];
+        'classes: for class in classes {
             let due = self.due(class, req.now).await?;
             let count = report.classes.entry(class.code()).or_default();
             count.due += due.len();
@@ -415,6 +489,7 @@ impl Sweeper {
                     RetentionClass::Recording => {
                         self.sweep_recording(item, req, count, &mut counted).await
                     }
+                    RetentionClass::Contract(_) => self.sweep_contract(item, req, count).await,
                     _ => self.erase_subject(item, req, count, &counted).await,
                 };
                 if let Err(e) = result {

@@ -260,7 +260,13 @@ async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
     let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
     let at = RetentionClass::Recording.due_at(end).unwrap() + chrono::Duration::days(1);
     let cut = sweeper(&w.signup)
-        .run(SweepRequest { dry_run: false, now: at }, Duration::ZERO)
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now: at,
+            },
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert!(!cut.complete, "the run says it stopped early");
@@ -270,6 +276,78 @@ async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
     let rest = run(&w.signup, at, false).await;
     assert!(rest.complete);
     assert_eq!(rest.classes["recording"].deleted, 1);
-    assert_eq!(versions(&w.signup, &format!("recordings/{}/", w.lead)).await, 0);
-    assert_eq!(versions(&w.signup, &format!("transcripts/{}/", w.lead)).await, 0);
+    assert_eq!(
+        versions(&w.signup, &format!("recordings/{}/", w.lead)).await,
+        0
+    );
+    assert_eq!(
+        versions(&w.signup, &format!("transcripts/{}/", w.lead)).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
+    use shared::contracts::{record_contract, Contract};
+    use shared::domain::retention::ContractRecords;
+    let w = world().await;
+    let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let ddb = aws_sdk_dynamodb::Client::new(&w.signup.stack.aws);
+    let contract = Contract {
+        start: t("2026-12-01T00:00:00Z"),
+        end: t("2027-03-15T00:00:00Z"),
+        records: ContractRecords::BusinessLetters,
+    };
+    record_contract(
+        &ddb,
+        &w.signup.stack.table,
+        &w.lead,
+        contract,
+        w.signup.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    // Recordings still go on time.
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    let r = run(
+        &w.signup,
+        RetentionClass::Recording.due_at(end).unwrap() + chrono::Duration::days(1),
+        false,
+    )
+    .await;
+    assert_eq!(r.classes["recording"].deleted, 1);
+
+    // Three years after the last contact: held and restricted, not erased.
+    let r = run(
+        &w.signup,
+        RetentionClass::Lead.due_at(end).unwrap() + chrono::Duration::days(1),
+        false,
+    )
+    .await;
+    assert_eq!((r.classes["lead"].held, r.classes["lead"].deleted), (1, 0));
+    let lead = get(&w.signup, lead_pk(&w.lead), LEAD_SK)
+        .await
+        .expect("kept under hold");
+    assert_eq!(lead["restricted"], AttributeValue::Bool(true));
+    assert_eq!(
+        lead["expires_at"].as_s().unwrap(),
+        "2034-01-01T00:00:00.000Z",
+        "until 31 Dec 2033"
+    );
+    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_some());
+
+    // The last day of the hold changes nothing…
+    let r = run(&w.signup, t("2033-12-31T23:00:00Z"), false).await;
+    assert_eq!(
+        r.classes["contract6"].deleted + r.classes["lead"].deleted,
+        0
+    );
+    // …the day after, the contract goes and with it the subject.
+    let r = run(&w.signup, t("2034-01-01T00:00:01Z"), false).await;
+    assert_eq!(r.classes["contract6"].deleted, 1);
+    assert_eq!(r.classes["lead"].held, 0);
+    assert!(r.classes["lead"].deleted > 0);
+    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none());
+    assert!(get(&w.signup, lead_pk(&w.lead), LEAD_SK).await.is_none());
 }

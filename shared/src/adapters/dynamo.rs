@@ -394,12 +394,27 @@ impl DynamoLeadStore {
         contact: DateTime<Utc>,
         mut set: Vec<(&'static str, AttributeValue)>,
         clauses: &[&str],
-        mut values: Vec<(&'static str, AttributeValue)>,
+        values: Vec<(&'static str, AttributeValue)>,
         claims: bool,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
         let r = retention(RetentionClass::Lead, contact);
+        set.push(("last_contact_at", s(ts(contact))));
+        self.date_writes(lead, id, r, set, clauses, values, claims)
+    }
+
+    /// The writes that set a subject's retention dates to `r`.
+    #[allow(clippy::too_many_arguments)]
+    fn date_writes(
+        &self,
+        lead: &LeadItem,
+        id: &LeadId,
+        r: Retention,
+        mut set: Vec<(&'static str, AttributeValue)>,
+        clauses: &[&str],
+        mut values: Vec<(&'static str, AttributeValue)>,
+        claims: bool,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         set.extend([
-            ("last_contact_at", s(ts(contact))),
             ("expires_at", s(ts(r.expires_at))),
             (schema::EXPIRY_PARTITION_ATTR, s(r.bucket.clone())),
             (schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp())),
@@ -704,6 +719,49 @@ impl LeadStore for DynamoLeadStore {
         }
         Err(StoreError {
             operation: "record_contact",
+            retry: Retry::Transient,
+            source: None,
+        })
+    }
+
+    async fn hold_until(
+        &self,
+        id: &LeadId,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some(lead) = self.lead_item(id).await? else {
+                return Ok(false);
+            };
+            let r = Retention {
+                expires_at: until,
+                bucket: expiry_bucket(RetentionClass::Lead, until),
+                ttl: (until + TTL_GRACE).timestamp(),
+            };
+            let set = vec![
+                ("restricted", AttributeValue::Bool(true)),
+                ("hold_until", s(ts(until))),
+            ];
+            let mut items = self.date_writes(&lead, id, r, set, &[], Vec::new(), true)?;
+            items.push(put(
+                &self.table,
+                to_item(
+                    "hold",
+                    &audit_item("retention-sweep", "lead.legal_hold", Some(id), None, at),
+                )?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+            )?);
+            if self.transact(items).await?.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError {
+            operation: "hold_until",
             retry: Retry::Transient,
             source: None,
         })
