@@ -431,26 +431,31 @@ impl Sweeper {
             .max())
     }
 
-    /// A contract whose statutory period ended: its record goes.
-    async fn sweep_contract(
+    /// Classes whose due items are simply deleted (contract records, phone-consent proofs):
+    /// in batches of 25, the budget checked between batches.
+    async fn sweep_plain(
         &self,
-        item: &Item,
+        due: &[Item],
         req: SweepRequest,
         count: &mut ClassCount,
-    ) -> Result<(), StoreError> {
-        let (Some(pk), Some(sk)) = (text(item, "pk"), text(item, "sk")) else {
-            return Ok(());
-        };
-        if req.dry_run {
-            count.deleted += 1;
-            return Ok(());
+        started: Instant,
+        budget: StdDuration,
+    ) -> Result<bool, StoreError> {
+        let keys: Vec<(String, String)> = due
+            .iter()
+            .filter_map(|i| Some((text(i, "pk")?.to_owned(), text(i, "sk")?.to_owned())))
+            .collect();
+        for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
+            if started.elapsed() >= budget {
+                return Ok(false);
+            }
+            count.deleted += if req.dry_run {
+                chunk.len()
+            } else {
+                self.delete_keys(chunk.to_vec()).await?
+            };
         }
-        count.deleted += self
-            .delete_keys(vec![(pk.to_owned(), sk.to_owned())])
-            .await?;
-        let lead = text(item, "lead_id").and_then(|l| LeadId::parse(l).ok());
-        self.audit("retention.contract_deleted", lead.as_ref(), None, req.now)
-            .await
+        Ok(true)
     }
 
     /// One run. Items not reached before `budget` runs out stay due for the next run.
@@ -474,12 +479,31 @@ impl Sweeper {
             RetentionClass::Contract(BusinessLetters),
             RetentionClass::Contract(BookingVouchers),
             RetentionClass::Contract(Books),
+            RetentionClass::PhoneConsentProof,
             RetentionClass::Lead,
         ];
         'classes: for class in classes {
             let due = self.due(class, req.now).await?;
             let count = report.classes.entry(class.code()).or_default();
             count.due += due.len();
+            if matches!(
+                class,
+                RetentionClass::Contract(_) | RetentionClass::PhoneConsentProof
+            ) {
+                match self.sweep_plain(&due, req, count, started, budget).await {
+                    Ok(true) => continue,
+                    Ok(false) => {
+                        report.complete = false;
+                        break 'classes;
+                    }
+                    Err(e) => {
+                        count.failed += 1;
+                        tracing::error!(class = class.code(), error = %e, "sweep batch failed; continuing");
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                }
+            }
             for item in &due {
                 if started.elapsed() >= budget {
                     report.complete = false;
@@ -489,7 +513,6 @@ impl Sweeper {
                     RetentionClass::Recording => {
                         self.sweep_recording(item, req, count, &mut counted).await
                     }
-                    RetentionClass::Contract(_) => self.sweep_contract(item, req, count).await,
                     _ => self.erase_subject(item, req, count, &counted).await,
                 };
                 if let Err(e) = result {
