@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::adapters::dynamo::{audit_item, failure, lead_pk, n, s, schema, to_item, ts, TTL_GRACE};
+use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, TTL_GRACE};
 use crate::domain::retention::{expiry_bucket, ContractRecords};
 use crate::domain::{LeadId, RetentionClass};
 use crate::ports::StoreError;
@@ -52,12 +52,15 @@ pub async fn record_contract(
         .send()
         .await
         .map_err(|e| failure("record_contract", e))?;
-    let audit = audit_item("staff", "contract.recorded", Some(lead), None, at);
-    ddb.put_item()
-        .table_name(table)
-        .set_item(Some(to_item("audit", &audit)?))
-        .send()
-        .await
-        .map_err(|e| failure("audit", e))?;
+    crate::adapters::dynamo::put_audit(
+        ddb,
+        table,
+        "staff",
+        "contract.recorded",
+        Some(lead),
+        None,
+        at,
+    )
+    .await?;
     Ok(id)
 }

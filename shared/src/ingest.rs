@@ -116,21 +116,16 @@ impl Ingest {
         lead: Option<&LeadId>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let item = crate::adapters::dynamo::audit_item(
+        crate::adapters::dynamo::put_audit(
+            &self.ddb,
+            &self.table,
             "telephony-worker",
             action,
             lead,
             Some(call_id),
             at,
-        );
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(crate::adapters::dynamo::to_item("audit", &item)?))
-            .send()
-            .await
-            .map_err(|e| failure("audit", e))?;
-        Ok(())
+        )
+        .await
     }
 
     async fn set_state(

@@ -230,20 +230,16 @@ impl Outbound {
             .send()
             .await
             .map_err(|e| failure("mark_call_request", e))?;
-        let audit = crate::adapters::dynamo::audit_item(
+        crate::adapters::dynamo::put_audit(
+            &self.ddb,
+            &self.table,
             "telephony-worker",
             action,
             Some(&req.lead_id),
             None,
             now,
-        );
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(crate::adapters::dynamo::to_item("audit", &audit)?))
-            .send()
-            .await
-            .map_err(|e| failure("audit", e))?;
+        )
+        .await?;
         Ok(())
     }
 

@@ -198,16 +198,16 @@ impl Sweeper {
         call_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let item =
-            crate::adapters::dynamo::audit_item("retention-sweep", action, lead, call_id, at);
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(crate::adapters::dynamo::to_item("audit", &item)?))
-            .send()
-            .await
-            .map_err(|e| failure("audit", e))?;
-        Ok(())
+        crate::adapters::dynamo::put_audit(
+            &self.ddb,
+            &self.table,
+            "retention-sweep",
+            action,
+            lead,
+            call_id,
+            at,
+        )
+        .await
     }
 
     /// A due recording: every version of the audio and the transcript, then the

@@ -205,6 +205,27 @@ fn consent_item(id: &LeadId, phone: &BlindIndex, consent: &ConsentEvidence) -> C
     }
 }
 
+/// Writes one audit event (append-only: never overwrites).
+pub(crate) async fn put_audit(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    actor: &str,
+    action: &str,
+    lead_id: Option<&LeadId>,
+    call_id: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let item = audit_item(actor, action, lead_id, call_id, at);
+    ddb.put_item()
+        .table_name(table)
+        .set_item(Some(to_item("audit", &item)?))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await
+        .map_err(|e| failure("audit", e))?;
+    Ok(())
+}
+
 pub(crate) fn audit_item(
     actor: &str,
     action: &str,
