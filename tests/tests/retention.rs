@@ -351,3 +351,111 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none());
     assert!(get(&w.signup, lead_pk(&w.lead), LEAD_SK).await.is_none());
 }
+
+#[tokio::test]
+async fn longer_statutory_periods_hold_until_2035_and_2037() {
+    use shared::contracts::{record_contract, Contract};
+    use shared::domain::retention::ContractRecords;
+    let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    for (records, class, hold_end) in [
+        (
+            ContractRecords::BookingVouchers,
+            "contract8",
+            "2036-01-01T00:00:00.000Z",
+        ),
+        (
+            ContractRecords::Books,
+            "contract10",
+            "2038-01-01T00:00:00.000Z",
+        ),
+    ] {
+        let w = world().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&w.signup.stack.aws);
+        let contract = Contract {
+            start: t("2026-12-01T00:00:00Z"),
+            end: t("2027-03-15T00:00:00Z"),
+            records,
+        };
+        record_contract(
+            &ddb,
+            &w.signup.stack.table,
+            &w.lead,
+            contract,
+            w.signup.clock.now(),
+        )
+        .await
+        .unwrap();
+        let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+        run(
+            &w.signup,
+            RetentionClass::Lead.due_at(end).unwrap() + chrono::Duration::days(1),
+            false,
+        )
+        .await;
+        let lead = get(&w.signup, lead_pk(&w.lead), LEAD_SK)
+            .await
+            .expect("held");
+        assert_eq!(lead["expires_at"].as_s().unwrap(), hold_end, "{class}");
+        let before = t(hold_end) - chrono::Duration::hours(1);
+        let r = run(&w.signup, before, false).await;
+        assert_eq!(r.classes[class].deleted, 0, "{class}");
+        let r = run(&w.signup, t(hold_end) + chrono::Duration::seconds(1), false).await;
+        assert_eq!(r.classes[class].deleted, 1, "{class}");
+        assert!(
+            get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none(),
+            "{class}: erased after the hold"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
+    use shared::contracts::{record_contract, Contract};
+    use shared::domain::retention::ContractRecords;
+    let w = world().await;
+    let now = w.signup.clock.now();
+    let contract = Contract {
+        start: now,
+        end: now + chrono::Duration::days(30),
+        records: ContractRecords::Books,
+    };
+    record_contract(
+        &aws_sdk_dynamodb::Client::new(&w.signup.stack.aws),
+        &w.signup.stack.table,
+        &w.lead,
+        contract,
+        now,
+    )
+    .await
+    .unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for item in w.signup.scan().await {
+        let kind = item["kind"].as_s().unwrap().clone();
+        kinds.insert(kind.clone());
+        if kind == "audit" {
+            continue; // the audit trail has no finite retention in R3
+        }
+        let ttl: i64 = item
+            .get("ttl")
+            .unwrap_or_else(|| panic!("{kind} has no ttl"))
+            .as_n()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(ttl > now.timestamp(), "{kind}: ttl in the future");
+    }
+    for kind in [
+        "lead",
+        "data_key",
+        "claim",
+        "phone_consent",
+        "call",
+        "recording",
+        "contract",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "the flow stored a {kind} item: {kinds:?}"
+        );
+    }
+}
