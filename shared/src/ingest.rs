@@ -63,6 +63,7 @@ pub enum IngestOutcome {
 }
 
 pub struct Ingest {
+    calls: crate::adapters::calls::DynamoCallStore,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     leads: Arc<dyn LeadStore>,
@@ -92,6 +93,7 @@ impl Ingest {
         delete_at_provider: bool,
     ) -> Self {
         Self {
+            calls: crate::adapters::calls::DynamoCallStore::new(ddb.clone(), table.clone()),
             ddb,
             table,
             leads,
@@ -104,9 +106,7 @@ impl Ingest {
     }
 
     async fn call_item(&self, call_id: &str) -> Result<Option<Item>, StoreError> {
-        crate::adapters::calls::DynamoCallStore::new(self.ddb.clone(), self.table.clone())
-            .get(call_id)
-            .await
+        self.calls.get(call_id).await
     }
 
     async fn audit(

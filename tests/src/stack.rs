@@ -616,3 +616,51 @@ async fn create_bucket(
     }
     Ok(())
 }
+
+impl Stack {
+    /// Writes `count` phone-consent proofs due at `due` straight into the table (batches of
+    /// 25), for sweep tests and benchmarks at scale.
+    pub async fn seed_due_consent_proofs(
+        &self,
+        count: usize,
+        due: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+        let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
+        let bucket = shared::domain::retention::expiry_bucket(
+            shared::domain::RetentionClass::PhoneConsentProof,
+            due,
+        );
+        let writes = (0..count)
+            .map(|i| {
+                let item = [
+                    (
+                        "pk",
+                        AttributeValue::S(format!("LEAD#{}", uuid::Uuid::now_v7())),
+                    ),
+                    ("sk", AttributeValue::S(format!("CONSENT#{i:05}"))),
+                    ("kind", AttributeValue::S("phone_consent".into())),
+                    ("exp_bucket", AttributeValue::S(bucket.clone())),
+                    (
+                        "exp_at",
+                        AttributeValue::N((due.timestamp() + i as i64).to_string()),
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map(|p| WriteRequest::builder().put_request(p).build())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for chunk in writes.chunks(25) {
+            ddb.batch_write_item()
+                .request_items(&self.table, chunk.to_vec())
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+}

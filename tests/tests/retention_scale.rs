@@ -1,10 +1,8 @@
 //! 10 000 due items are swept completely, and no BatchWriteItem carries more than 25
 //! requests (moto does not enforce the limit, so the sweeper's own requests are counted).
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use harness::stack::Stack;
 use shared::adapters::s3::BlobStore;
@@ -19,39 +17,7 @@ async fn ten_thousand_due_items_are_swept_in_batches_of_at_most_25() {
     let due = DateTime::parse_from_rfc3339("2031-11-28T10:00:00Z")
         .unwrap()
         .with_timezone(&Utc);
-    let items: Vec<WriteRequest> = (0..ITEMS)
-        .map(|i| {
-            let item: HashMap<String, AttributeValue> = [
-                (
-                    "pk",
-                    AttributeValue::S(format!("LEAD#{}", uuid::Uuid::now_v7())),
-                ),
-                ("sk", AttributeValue::S(format!("CONSENT#{i:05}"))),
-                ("kind", AttributeValue::S("phone_consent".into())),
-                (
-                    "exp_bucket",
-                    AttributeValue::S("phone_consent#2031-11".into()),
-                ),
-                (
-                    "exp_at",
-                    AttributeValue::N((due.timestamp() + i as i64).to_string()),
-                ),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-            WriteRequest::builder()
-                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
-                .build()
-        })
-        .collect();
-    for chunk in items.chunks(25) {
-        ddb.batch_write_item()
-            .request_items(&stack.table, chunk.to_vec())
-            .send()
-            .await
-            .unwrap();
-    }
+    stack.seed_due_consent_proofs(ITEMS, due).await.unwrap();
 
     let config = stack.config_for("RetentionSweepFunction").unwrap();
     let sweeper = Sweeper::new(

@@ -489,6 +489,44 @@ impl DynamoLeadStore {
         Ok(items)
     }
 
+    /// Optimistic read-modify-write of a lead: `writes` builds the transaction from the
+    /// lead as read (`None`: nothing to change); an audit event joins it. Retried with
+    /// backoff when the lead changed in between. `false` when the lead is gone.
+    async fn rewrite_lead(
+        &self,
+        operation: &'static str,
+        id: &LeadId,
+        (actor, action): (&str, &str),
+        at: DateTime<Utc>,
+        writes: impl Fn(&LeadItem) -> Result<Option<Vec<TransactWriteItem>>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let Some(lead) = self.lead_item(id).await? else {
+                return Ok(false);
+            };
+            let Some(mut items) = writes(&lead)? else {
+                return Ok(true);
+            };
+            items.push(put(
+                &self.table,
+                to_item(operation, &audit_item(actor, action, Some(id), None, at))?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+            )?);
+            if self.transact(items).await?.is_ok() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError {
+            operation,
+            retry: Retry::Transient,
+            source: None,
+        })
+    }
+
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
@@ -710,39 +748,18 @@ impl LeadStore for DynamoLeadStore {
     }
 
     async fn record_contact(&self, id: &LeadId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let Some(lead) = self.lead_item(id).await? else {
-                return Ok(false);
-            };
+        let audit = ("telephony-worker", "lead.contacted");
+        self.rewrite_lead("record_contact", id, audit, at, |lead| {
             let previous = DateTime::parse_from_rfc3339(&lead.last_contact_at)
                 .map_err(|e| corrupt("record_contact", e))?
                 .with_timezone(&Utc);
             if previous >= at {
-                return Ok(true);
+                return Ok(None);
             }
-            let mut items =
-                self.contact_writes(&lead, id, at, Vec::new(), &[], Vec::new(), true)?;
-            items.push(put(
-                &self.table,
-                to_item(
-                    "record_contact",
-                    &audit_item("telephony-worker", "lead.contacted", Some(id), None, at),
-                )?,
-                Some("attribute_not_exists(pk)"),
-                &[],
-            )?);
-            if self.transact(items).await?.is_ok() {
-                return Ok(true);
-            }
-        }
-        Err(StoreError {
-            operation: "record_contact",
-            retry: Retry::Transient,
-            source: None,
+            self.contact_writes(lead, id, at, Vec::new(), &[], Vec::new(), true)
+                .map(Some)
         })
+        .await
     }
 
     async fn hold_until(
@@ -751,13 +768,8 @@ impl LeadStore for DynamoLeadStore {
         until: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let Some(lead) = self.lead_item(id).await? else {
-                return Ok(false);
-            };
+        let audit = ("retention-sweep", "lead.legal_hold");
+        self.rewrite_lead("hold_until", id, audit, at, |lead| {
             let r = Retention {
                 expires_at: until,
                 bucket: expiry_bucket(RetentionClass::Lead, until),
@@ -767,25 +779,10 @@ impl LeadStore for DynamoLeadStore {
                 ("restricted", AttributeValue::Bool(true)),
                 ("hold_until", s(ts(until))),
             ];
-            let mut items = self.date_writes(&lead, id, r, set, &[], Vec::new(), true)?;
-            items.push(put(
-                &self.table,
-                to_item(
-                    "hold",
-                    &audit_item("retention-sweep", "lead.legal_hold", Some(id), None, at),
-                )?,
-                Some("attribute_not_exists(pk)"),
-                &[],
-            )?);
-            if self.transact(items).await?.is_ok() {
-                return Ok(true);
-            }
-        }
-        Err(StoreError {
-            operation: "hold_until",
-            retry: Retry::Transient,
-            source: None,
+            self.date_writes(lead, id, r, set, &[], Vec::new(), true)
+                .map(Some)
         })
+        .await
     }
 
     async fn get_lead(

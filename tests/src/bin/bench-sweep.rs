@@ -4,7 +4,6 @@
 //!    clients, against the lower bound the batch limits allow.
 //! 2. Items swept per second for 10 000 due items (phone-consent proofs), against moto.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use harness::stack::Stack;
 use shared::adapters::dynamo::DynamoLeadStore;
@@ -153,38 +151,8 @@ async fn main() -> Result<()> {
 
     // 2. Throughput for 10 000 due items.
     let stack = Stack::isolated().await?;
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
     let due = DateTime::parse_from_rfc3339("2031-11-28T10:00:00Z")?.with_timezone(&Utc);
-    let writes: Vec<WriteRequest> = (0..ITEMS)
-        .map(|i| {
-            let item: HashMap<String, AttributeValue> = [
-                (
-                    "pk",
-                    AttributeValue::S(format!("LEAD#{}", uuid::Uuid::now_v7())),
-                ),
-                ("sk", AttributeValue::S(format!("CONSENT#{i:05}"))),
-                ("kind", AttributeValue::S("phone_consent".into())),
-                (
-                    "exp_bucket",
-                    AttributeValue::S("phone_consent#2031-11".into()),
-                ),
-                ("exp_at", AttributeValue::N(due.timestamp().to_string())),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-            PutRequest::builder()
-                .set_item(Some(item))
-                .build()
-                .map(|p| WriteRequest::builder().put_request(p).build())
-        })
-        .collect::<Result<_, _>>()?;
-    for chunk in writes.chunks(BATCH_WRITE_LIMIT) {
-        ddb.batch_write_item()
-            .request_items(&stack.table, chunk.to_vec())
-            .send()
-            .await?;
-    }
+    stack.seed_due_consent_proofs(ITEMS, due).await?;
     let counter = Counter::default();
     let sweeper = counted_sweeper(&stack, &counter)?;
     let started = Instant::now();
