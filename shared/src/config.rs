@@ -51,6 +51,14 @@ pub struct Config {
     pub disclosure_ai_patterns: Vec<String>,
     /// Recording-disclosure phrases (`DISCLOSURE_RECORDING_PATTERNS`; default German).
     pub disclosure_recording_patterns: Vec<String>,
+    /// The exports bucket (`EXPORTS_BUCKET`; data-subject-request functions and sweep).
+    pub exports_bucket: Option<String>,
+    /// Sender of mails to data subjects (`MAIL_FROM`; an SES-verified identity).
+    pub mail_from: Option<String>,
+    /// Public base URL of the API, for links in mails (`PUBLIC_API_BASE_URL`).
+    pub public_api_base_url: Option<String>,
+    /// Data-subject requests per identifier and day (`DSAR_DAILY_LIMIT`, default 3).
+    pub dsar_daily_limit: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +145,19 @@ impl Config {
                 list("DISCLOSURE_RECORDING_PATTERNS"),
                 defaults.recording,
             ),
+            exports_bucket: required("EXPORTS_BUCKET").ok(),
+            mail_from: required("MAIL_FROM").ok(),
+            public_api_base_url: required("PUBLIC_API_BASE_URL")
+                .ok()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            dsar_daily_limit: match required("DSAR_DAILY_LIMIT") {
+                Ok(v) => v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(ConfigError::Invalid("DSAR_DAILY_LIMIT"))?,
+                Err(_) => 3,
+            },
         })
     }
 }

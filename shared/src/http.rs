@@ -49,6 +49,22 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// A problem without field errors.
+    pub fn simple(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: &'static str,
+    ) -> Self {
+        Self {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail,
+            errors: Vec::new(),
+        }
+    }
+
     pub fn validation(errors: Vec<FieldProblem>) -> Self {
         Self {
             kind: "https://polly-ki.de/problems/validation",

@@ -193,6 +193,15 @@ impl LeadService {
 
     /// Reads and decrypts a lead; `None` when it does not exist or is past retention.
     pub async fn read(&self, id: &LeadId) -> Result<Option<Lead>, ReadError> {
+        Ok(self.read_with_key(id).await?.map(|(lead, _)| lead))
+    }
+
+    /// Like [`Self::read`], also returning the subject's data key (for exports, which
+    /// open the subject's other sealed data).
+    pub async fn read_with_key(
+        &self,
+        id: &LeadId,
+    ) -> Result<Option<(Lead, crate::crypto::DataKey)>, ReadError> {
         let Some(stored) = self.store.get_lead(id, self.clock.now()).await? else {
             return Ok(None);
         };
@@ -216,11 +225,14 @@ impl LeadService {
             accessed_at: p.accessed_at,
             client: p.client,
         };
-        Ok(Some(Lead {
-            stored,
-            profile,
-            technical,
-        }))
+        Ok(Some((
+            Lead {
+                stored,
+                profile,
+                technical,
+            },
+            key,
+        )))
     }
 }
 

@@ -14,6 +14,7 @@ pub mod config;
 pub mod contracts;
 pub mod crypto;
 pub mod domain;
+pub mod dsar;
 pub mod http;
 pub mod ingest;
 pub mod leads;

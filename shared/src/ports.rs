@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::crypto::{BlindIndex, DataKey, WrappedKey};
-use crate::domain::{ConsentEvidence, LeadId};
+use crate::domain::{ConsentEvidence, LeadId, RequestId};
 
 /// Whether retrying the same operation could succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub struct KeyError {
 pub enum IdentifierKind {
     Email,
     Phone,
+    /// A data-subject request's one-time code, keyed with its request id (R4.1: codes
+    /// are stored only as a keyed hash).
+    RequestCode,
 }
 
 impl IdentifierKind {
@@ -36,6 +39,7 @@ impl IdentifierKind {
         match self {
             Self::Email => "email",
             Self::Phone => "phone",
+            Self::RequestCode => "dsar_code",
         }
     }
 }
@@ -48,6 +52,18 @@ pub trait KeyService: Send + Sync {
     async fn unwrap_data_key(
         &self,
         subject: &LeadId,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, KeyError>;
+    /// A fresh data key for what a data-subject request carries (the address to answer
+    /// to, the message, corrections), bound to the request id; it dies with the request.
+    async fn generate_request_key(
+        &self,
+        request: &RequestId,
+    ) -> Result<(DataKey, WrappedKey), KeyError>;
+    /// Unwraps a request's data key; fails when it was made for another request.
+    async fn unwrap_request_key(
+        &self,
+        request: &RequestId,
         wrapped: &WrappedKey,
     ) -> Result<DataKey, KeyError>;
     /// The keyed blind index of a normalised identifier.

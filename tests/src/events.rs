@@ -11,6 +11,9 @@ pub struct ApiRequest<'a> {
     pub headers: Vec<(&'a str, &'a str)>,
     pub body: &'a [u8],
     pub source_ip: &'a str,
+    /// The IAM principal API Gateway authenticated (routes with `AWS_IAM` auth).
+    pub iam_user_arn: Option<&'a str>,
+    pub query: &'a str,
 }
 
 impl<'a> ApiRequest<'a> {
@@ -28,7 +31,29 @@ impl<'a> ApiRequest<'a> {
             ],
             body,
             source_ip: "203.0.113.7",
+            iam_user_arn: None,
+            query: "",
         }
+    }
+
+    /// A GET without body.
+    pub fn get(path: &'a str) -> Self {
+        Self {
+            method: "GET",
+            body: b"",
+            ..Self::post_json(path, b"")
+        }
+    }
+
+    /// Signed by an IAM principal (API Gateway's `AWS_IAM` authoriser passed it).
+    pub fn as_staff(mut self, user_arn: &'a str) -> Self {
+        self.iam_user_arn = Some(user_arn);
+        self
+    }
+
+    pub fn query(mut self, query: &'a str) -> Self {
+        self.query = query;
+        self
     }
 
     pub fn header(mut self, name: &'a str, value: &'a str) -> Self {
@@ -63,11 +88,18 @@ impl<'a> ApiRequest<'a> {
         // API Gateway passes text bodies as they are and binary ones base64-encoded; use
         // base64 always so the function's decoding path is the one exercised.
         let body = base64::engine::general_purpose::STANDARD.encode(self.body);
-        serde_json::json!({
+        let query: serde_json::Map<String, serde_json::Value> = self
+            .query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+            .collect();
+        let mut event = serde_json::json!({
             "version": "2.0",
             "routeKey": format!("{} {}", self.method, self.path),
             "rawPath": self.path,
-            "rawQueryString": "",
+            "rawQueryString": self.query,
+            "queryStringParameters": query,
             "headers": headers,
             "requestContext": {
                 "accountId": "123456789012",
@@ -89,7 +121,17 @@ impl<'a> ApiRequest<'a> {
             },
             "body": body,
             "isBase64Encoded": true
-        })
+        });
+        if let Some(arn) = self.iam_user_arn {
+            event["requestContext"]["authorizer"] = serde_json::json!({"iam": {
+                "accessKey": "ASIAEXAMPLE",
+                "accountId": "123456789012",
+                "callerId": "AROAEXAMPLE:staff",
+                "userArn": arn,
+                "userId": "AROAEXAMPLE:staff"
+            }});
+        }
+        event
     }
 
     pub fn build(&self) -> Request {

@@ -135,6 +135,29 @@ impl Stack {
                 .with_context(|| format!("creating secret {secret}"))?;
             stack.provider_secret_arn = out.arn().unwrap_or_default().to_owned();
         }
+
+        // The sender of mails to data subjects: a verified SES identity (in AWS the
+        // operator verifies the domain; see README).
+        let mail_from = stack
+            .resolver()
+            .values
+            .get("MailFrom")
+            .cloned()
+            .ok_or_else(|| anyhow!("template has no MailFrom parameter"))?;
+        let ses = aws_sdk_sesv2::Client::new(&aws);
+        if let Err(e) = ses
+            .create_email_identity()
+            .email_identity(&mail_from)
+            .send()
+            .await
+        {
+            if !e
+                .as_service_error()
+                .is_some_and(|s| s.is_already_exists_exception())
+            {
+                return Err(anyhow!(e).context("verifying the mail sender"));
+            }
+        }
         Ok(stack)
     }
 
@@ -663,4 +686,53 @@ impl Stack {
         }
         Ok(())
     }
+}
+
+/// A mail the emulator recorded as sent.
+#[derive(Debug, Clone)]
+pub struct SentMail {
+    pub source: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    /// The HTML body (moto keeps the HTML part when a mail has both).
+    pub body: String,
+}
+
+/// Every mail moto's SES recorded as sent to `to`, oldest first.
+pub async fn sent_mail(to: &str) -> Result<Vec<SentMail>> {
+    let url = format!("{}/moto-api/data.json", crate::endpoint());
+    // moto builds this dump while other tests change its models; a dump taken mid-change
+    // can fail, so try again.
+    let mut data = serde_json::Value::Null;
+    for attempt in 0..10 {
+        let text = reqwest::get(&url).await?.text().await?;
+        match serde_json::from_str(&text) {
+            Ok(v) => {
+                data = v;
+                break;
+            }
+            Err(e) if attempt == 9 => return Err(e.into()),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let messages = data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    Ok(messages
+        .iter()
+        .filter_map(|m| {
+            let dest: Vec<String> = m["destinations"]["ToAddresses"]
+                .as_array()?
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            dest.iter().any(|d| d == to).then(|| SentMail {
+                source: m["source"].as_str().unwrap_or_default().to_owned(),
+                to: dest.clone(),
+                subject: m["subject"].as_str().unwrap_or_default().to_owned(),
+                body: m["body"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .collect())
 }

@@ -7,11 +7,13 @@ use aws_sdk_kms::types::{DataKeySpec, MacAlgorithmSpec};
 
 use super::{classify, error_code};
 use crate::crypto::{blind_index_message, BlindIndex, DataKey, WrappedKey};
-use crate::domain::LeadId;
+use crate::domain::{LeadId, RequestId};
 use crate::ports::{IdentifierKind, KeyError, KeyService, Retry};
 
 /// Encryption-context key that binds a data key to its subject.
 pub const SUBJECT_CONTEXT_KEY: &str = "subject";
+/// Encryption-context key that binds a data key to a data-subject request.
+pub const REQUEST_CONTEXT_KEY: &str = "dsar_request";
 
 #[derive(Debug, Clone)]
 pub struct KmsKeyService {
@@ -61,15 +63,19 @@ fn missing(operation: &'static str) -> KeyError {
     }
 }
 
-#[async_trait]
-impl KeyService for KmsKeyService {
-    async fn generate_data_key(&self, subject: &LeadId) -> Result<(DataKey, WrappedKey), KeyError> {
+impl KmsKeyService {
+    /// A data key under the customer key, bound to `{context_key: id}`.
+    async fn generate(
+        &self,
+        context_key: &'static str,
+        id: String,
+    ) -> Result<(DataKey, WrappedKey), KeyError> {
         let out = self
             .client
             .generate_data_key()
             .key_id(&self.data_key_id)
             .key_spec(DataKeySpec::Aes256)
-            .encryption_context(SUBJECT_CONTEXT_KEY, subject.to_string())
+            .encryption_context(context_key, id)
             .send()
             .await
             .map_err(|e| sdk_failure("generate_data_key", e))?;
@@ -84,9 +90,10 @@ impl KeyService for KmsKeyService {
         Ok((key, WrappedKey(wrapped.as_ref().to_vec())))
     }
 
-    async fn unwrap_data_key(
+    async fn unwrap(
         &self,
-        subject: &LeadId,
+        context_key: &'static str,
+        id: String,
         wrapped: &WrappedKey,
     ) -> Result<DataKey, KeyError> {
         let out = self
@@ -94,12 +101,46 @@ impl KeyService for KmsKeyService {
             .decrypt()
             .key_id(&self.data_key_id)
             .ciphertext_blob(Blob::new(wrapped.0.clone()))
-            .encryption_context(SUBJECT_CONTEXT_KEY, subject.to_string())
+            .encryption_context(context_key, id)
             .send()
             .await
             .map_err(|e| sdk_failure("decrypt", e))?;
         let plaintext = out.plaintext().ok_or_else(|| missing("decrypt"))?;
         DataKey::from_bytes(plaintext.as_ref()).map_err(|_| missing("decrypt"))
+    }
+}
+
+#[async_trait]
+impl KeyService for KmsKeyService {
+    async fn generate_data_key(&self, subject: &LeadId) -> Result<(DataKey, WrappedKey), KeyError> {
+        self.generate(SUBJECT_CONTEXT_KEY, subject.to_string())
+            .await
+    }
+
+    async fn unwrap_data_key(
+        &self,
+        subject: &LeadId,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, KeyError> {
+        self.unwrap(SUBJECT_CONTEXT_KEY, subject.to_string(), wrapped)
+            .await
+    }
+
+    async fn generate_request_key(
+        &self,
+        request: &RequestId,
+    ) -> Result<(DataKey, WrappedKey), KeyError> {
+        self.generate(REQUEST_CONTEXT_KEY, request.to_string())
+            .await
+    }
+
+    async fn unwrap_request_key(
+        &self,
+        request: &RequestId,
+        wrapped: &WrappedKey,
+    ) -> Result<DataKey, KeyError> {
+        self.unwrap(REQUEST_CONTEXT_KEY, request.to_string(), wrapped)
+            .await
     }
 
     async fn blind_index(

@@ -2,8 +2,10 @@
 //! as transient or permanent; none puts request data into an error message.
 
 pub mod calls;
+pub mod dsar;
 pub mod dynamo;
 pub mod kms;
+pub mod mail;
 pub mod recordings;
 pub mod retell;
 pub mod s3;

@@ -206,3 +206,178 @@ impl BlobStore {
         }
     }
 }
+
+/// An object read as a stream.
+pub struct ObjectStream {
+    pub body: ByteStream,
+    pub content_type: Option<String>,
+    pub length: Option<i64>,
+}
+
+impl BlobStore {
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// Opens an object for streaming; `None` when it does not exist.
+    pub async fn open(&self, key: &str) -> Result<Option<ObjectStream>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(ObjectStream {
+                content_type: out.content_type().map(str::to_owned),
+                length: out.content_length(),
+                body: out.body,
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(failure("get_object", e)),
+        }
+    }
+
+    /// Starts a multipart upload to `key` with SSE-KMS under the customer key.
+    pub async fn start_upload(&self, key: &str, content_type: &str) -> Result<Upload, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&self.kms_key_id)
+            .bucket_key_enabled(true)
+            .send()
+            .await
+            .map_err(|e| failure("create_multipart_upload", e))?;
+        let upload_id = out.upload_id().unwrap_or_default().to_owned();
+        Ok(Upload {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id,
+            parts: Vec::new(),
+            bytes: 0,
+            open: true,
+        })
+    }
+
+    /// A presigned GET of `key`, valid for `expires` (callers keep it ≤ 15 minutes),
+    /// downloaded as `filename`.
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+        filename: &str,
+    ) -> Result<String, StoreError> {
+        let config =
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(expires).map_err(|e| {
+                StoreError {
+                    operation: "presign",
+                    retry: Retry::Permanent,
+                    source: Some(Box::new(e)),
+                }
+            })?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .response_content_disposition(format!("attachment; filename=\"{filename}\""))
+            .presigned(config)
+            .await
+            .map_err(|e| failure("presign_get", e))?;
+        Ok(req.uri().to_owned())
+    }
+}
+
+/// A multipart upload in progress. Parts are sent as the caller fills them (S3 needs
+/// at least 5 MiB for every part but the last); dropping it unfinished leaves an
+/// incomplete upload that the caller aborts, or the bucket's lifecycle rule removes.
+pub struct Upload {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<aws_sdk_s3::types::CompletedPart>,
+    bytes: u64,
+    open: bool,
+}
+
+impl Upload {
+    /// Sends the next part.
+    pub async fn part(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
+        self.bytes += bytes.len() as u64;
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| failure("upload_part", e))?;
+        self.parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Bytes sent so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub async fn complete(mut self) -> Result<u64, StoreError> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failure("complete_multipart_upload", e))?;
+        self.open = false;
+        Ok(self.bytes)
+    }
+
+    pub async fn abort(mut self) {
+        self.open = false;
+        if let Err(e) = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await
+        {
+            failure("abort_multipart_upload", e);
+        }
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.open {
+            tracing::warn!(
+                operation = "multipart_upload",
+                "upload dropped unfinished; the lifecycle rule removes its parts"
+            );
+        }
+    }
+}

@@ -1,43 +1,56 @@
 use uuid::Uuid;
 
-/// The opaque id of a lead, which is also the data subject's id (UUIDv7: time-ordered,
-/// random in its low bits, carries no personal data).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct LeadId(Uuid);
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("is not a valid id")]
     Invalid,
 }
 
-impl LeadId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
+/// An opaque id we issue: a UUIDv7 (time-ordered, random in its low bits, no personal data).
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, serde::Serialize, serde::Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
 
-    /// Parses an id from its hyphenated form. Only version-7 UUIDs are ids we issued.
-    pub fn parse(input: &str) -> Result<Self, IdError> {
-        let uuid = Uuid::try_parse(input).map_err(|_| IdError::Invalid)?;
-        if uuid.get_version_num() != 7 || input.len() != 36 {
-            return Err(IdError::Invalid);
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Parses an id from its hyphenated form. Only version-7 UUIDs are ids we issued.
+            pub fn parse(input: &str) -> Result<Self, IdError> {
+                let uuid = Uuid::try_parse(input).map_err(|_| IdError::Invalid)?;
+                if uuid.get_version_num() != 7 || input.len() != 36 {
+                    return Err(IdError::Invalid);
+                }
+                Ok(Self(uuid))
+            }
         }
-        Ok(Self(uuid))
-    }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
 }
 
-impl Default for LeadId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl std::fmt::Display for LeadId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+opaque_id!(
+    /// The opaque id of a lead, which is also the data subject's id.
+    LeadId
+);
+opaque_id!(
+    /// The opaque id of a data-subject request (R4).
+    RequestId
+);
 
 #[cfg(test)]
 mod tests {

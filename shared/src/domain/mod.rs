@@ -16,7 +16,7 @@ mod text;
 mod user_agent;
 
 pub use email::{Email, EmailError};
-pub use ids::{IdError, LeadId};
+pub use ids::{IdError, LeadId, RequestId};
 pub use lead::{ConsentEvidence, ConsentMethod, LeadProfile, TechnicalData};
 pub use name::{NameError, PersonName};
 pub use notes::{Notes, NotesError};

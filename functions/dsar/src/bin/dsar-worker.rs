@@ -1,0 +1,22 @@
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use shared::{Config, SystemClock};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = Config::from_env()?;
+    let aws = shared::aws::load().await;
+    let exporter = Arc::new(dsar::worker::exporter_from_aws(
+        &config,
+        &aws,
+        Arc::new(SystemClock),
+    )?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+        let exporter = Arc::clone(&exporter);
+        async move { Ok::<_, Error>(dsar::worker::handle(&exporter, event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,167 @@
+//! The export worker, driven by the table's stream (filtered in the template to request
+//! records that became `in_progress`). It builds access and portability exports; the
+//! other request types are carried out by their own steps.
+//!
+//! A record that fails with a retryable error is reported as a batch item failure, so
+//! Lambda retries it (then sends it to the dead-letter queue); building an export again
+//! is safe: the request closes only once, and a losing copy is deleted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared::adapters::dsar::DsarStore;
+use shared::adapters::dynamo::DynamoLeadStore;
+use shared::adapters::kms::KmsKeyService;
+use shared::adapters::mail::SesMailer;
+use shared::adapters::s3::BlobStore;
+use shared::domain::RequestId;
+use shared::dsar::export::Exporter;
+use shared::leads::LeadService;
+use shared::ports::Retry;
+use shared::{Clock, Config};
+
+/// Bytes per part of an export upload.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+
+type Image = HashMap<String, AttributeValue>;
+
+fn text<'a>(image: &'a Image, name: &str) -> Option<&'a str> {
+    image.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// The request a stream record asks to export, if any: a request record that just
+/// became `in_progress` and whose type is answered with an export. Pure, so the
+/// template's filter and this decision are tested together.
+pub fn export_for(event_name: &str, new: &Image, old: &Image) -> Option<RequestId> {
+    if event_name == "REMOVE"
+        || text(new, "kind") != Some("dsar_request")
+        || text(new, "status") != Some("in_progress")
+        || text(old, "status") == Some("in_progress")
+        || !matches!(text(new, "request_type"), Some("access" | "portability"))
+    {
+        return None;
+    }
+    RequestId::parse(text(new, "request_id")?).ok()
+}
+
+pub fn exporter_from_aws(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Exporter, &'static str> {
+    let ddb = aws_sdk_dynamodb::Client::new(aws);
+    let s3 = aws_sdk_s3::Client::new(aws);
+    let keys = Arc::new(KmsKeyService::new(
+        aws_sdk_kms::Client::new(aws),
+        config.data_key_id.clone(),
+        config.blind_index_key_id.clone(),
+    ));
+    let lead_store = DynamoLeadStore::new(ddb.clone(), config.table_name.clone());
+    Ok(Exporter {
+        store: DsarStore::new(ddb.clone(), config.table_name.clone()),
+        leads: LeadService::new(
+            Arc::new(lead_store.clone()),
+            keys.clone(),
+            Arc::clone(&clock),
+        ),
+        lead_store,
+        keys,
+        ddb,
+        table: config.table_name.clone(),
+        recordings: BlobStore::new(
+            s3.clone(),
+            config
+                .recordings_bucket
+                .clone()
+                .ok_or("RECORDINGS_BUCKET is required")?,
+            config.data_key_arn.clone(),
+        ),
+        exports: BlobStore::new(
+            s3,
+            config
+                .exports_bucket
+                .clone()
+                .ok_or("EXPORTS_BUCKET is required")?,
+            config.data_key_arn.clone(),
+        ),
+        mailer: SesMailer::new(
+            aws_sdk_sesv2::Client::new(aws),
+            config.mail_from.clone().ok_or("MAIL_FROM is required")?,
+        ),
+        clock,
+        public_api_base_url: config
+            .public_api_base_url
+            .clone()
+            .ok_or("PUBLIC_API_BASE_URL is required")?,
+        part_size: PART_SIZE,
+    })
+}
+
+/// Handles one batch; retryable failures are reported for retry.
+#[tracing::instrument(name = "dsar_worker", skip_all, fields(records = event.records.len()))]
+pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for record in event.records {
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
+        let new: Image = record.change.new_image.into();
+        let old: Image = record.change.old_image.into();
+        let Some(id) = export_for(&record.event_name, &new, &old) else {
+            continue;
+        };
+        // Boxed: the export future is large (it holds the archive state across awaits).
+        match Box::pin(exporter.run(&id)).await {
+            Ok(outcome) => tracing::info!(?outcome, "export request handled"),
+            Err(e) => {
+                let retry = e.retry();
+                tracing::error!(error = %e, ?retry, "export failed");
+                shared::telemetry::metric("DsarExportFailed", 1.0);
+                if retry == Retry::Transient {
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = Some(sequence);
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn img(status: &str, kind: &str, t: &str) -> Image {
+        [
+            ("kind", kind),
+            ("status", status),
+            ("request_type", t),
+            ("request_id", "01a2235f-2d5a-7731-9aab-eea22f1bd4c3"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), AttributeValue::S(v.to_owned())))
+        .collect()
+    }
+
+    #[test]
+    fn a_request_that_became_in_progress_is_exported_once() {
+        let new = img("in_progress", "dsar_request", "access");
+        assert!(export_for(
+            "MODIFY",
+            &new,
+            &img("awaiting_verification", "dsar_request", "access")
+        )
+        .is_some());
+        assert!(
+            export_for("MODIFY", &new, &new).is_none(),
+            "already in progress"
+        );
+        assert!(export_for("REMOVE", &new, &Image::new()).is_none());
+        let erasure = img("in_progress", "dsar_request", "erasure");
+        assert!(export_for("MODIFY", &erasure, &Image::new()).is_none());
+        let open = img("in_progress", "dsar_open", "access");
+        assert!(export_for("INSERT", &open, &Image::new()).is_none());
+    }
+}

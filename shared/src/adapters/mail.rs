@@ -1,0 +1,55 @@
+//! Emails to data subjects through Amazon SES (v2 API), plain text and HTML.
+//!
+//! The recipient's address is used for the call and nothing else: it is never logged,
+//! and a failure names the operation only.
+
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+
+use crate::domain::Email;
+use crate::dsar::mail::Mail;
+use crate::ports::{Retry, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+fn content(text: &str) -> Result<Content, StoreError> {
+    Content::builder()
+        .data(text)
+        .charset("UTF-8")
+        .build()
+        .map_err(|e| StoreError {
+            operation: "build_mail",
+            retry: Retry::Permanent,
+            source: Some(Box::new(e)),
+        })
+}
+
+impl SesMailer {
+    pub fn new(client: aws_sdk_sesv2::Client, from: String) -> Self {
+        Self { client, from }
+    }
+
+    pub async fn send(&self, to: &Email, mail: &Mail) -> Result<(), StoreError> {
+        let message = Message::builder()
+            .subject(content(&mail.subject)?)
+            .body(
+                Body::builder()
+                    .text(content(&mail.text)?)
+                    .html(content(&mail.html)?)
+                    .build(),
+            )
+            .build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(to.expose()).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| super::store_failure("ses", "send_email", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,716 @@
+//! Access and portability exports (R4.4), built by the dsar worker.
+//!
+//! The package is a ZIP streamed straight into a multipart upload in the exports bucket
+//! (SSE-KMS): entries go through [`super::zip::ZipWriter`] into a buffer that is sent as a
+//! part whenever it holds `part_size` bytes, and recordings are copied from the
+//! recordings bucket chunk by chunk. Memory stays at about two parts whatever the size of
+//! the recordings.
+//!
+//! Contents: `LIESMICH.txt` and `information.json` (Art. 15(1)(a)–(h), 15(2)),
+//! `data.json` (everything held about the subject, decrypted), `transcripts/`,
+//! `recordings/`, and for portability `portable.json` / `portable.csv` (what the subject
+//! provided). A request about someone we hold nothing on gets a short package that says so.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+use super::disclosure::{self, ReadmeContext};
+use super::service::send_to_contact;
+use super::zip::{ZipError, ZipWriter};
+use super::{mail, RequestStatus};
+use crate::adapters::calls::{call_pk, CALL_SK};
+use crate::adapters::dsar::{
+    close, request_pk, Commit, DsarStore, Expiry, ExportRecord, OpenRecord, RequestRecord, Write,
+    CONTACT_SK, EXPORT_SK, OPEN_PK,
+};
+use crate::adapters::dynamo::{failure, lead_pk, schema, DynamoLeadStore, Item};
+use crate::adapters::mail::SesMailer;
+use crate::adapters::s3::{BlobStore, Upload};
+use crate::calls::CallService;
+use crate::clock::Clock;
+use crate::crypto::{BlindIndex, DataKey};
+use crate::domain::{RequestId, RetentionClass};
+use crate::leads::{Lead, LeadService, ReadError};
+use crate::ports::{KeyError, KeyService, Retry, StoreError};
+
+/// Attributes that are storage mechanics, not data about the subject.
+const INTERNAL: &[&str] = &[
+    "pk",
+    "sk",
+    "version",
+    "completeness",
+    schema::EXPIRY_PARTITION_ATTR,
+    schema::EXPIRY_SORT_ATTR,
+    schema::TTL,
+    schema::EMAIL_INDEX_ATTR,
+    schema::PHONE_INDEX_ATTR,
+    "wrapped_key",
+    "sealed_profile",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    #[error("key service failed")]
+    Keys(#[from] KeyError),
+    #[error("reading the subject failed")]
+    Read(#[from] ReadError),
+    #[error("a sealed value of the subject does not open")]
+    Sealed,
+    #[error("writing the archive failed")]
+    Zip(#[from] ZipError),
+    #[error("reading a recording failed")]
+    Stream,
+}
+
+impl ExportError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Store(e) => e.retry,
+            Self::Keys(e) => e.retry,
+            Self::Read(ReadError::Store(e)) => e.retry,
+            Self::Read(ReadError::Keys(e)) => e.retry,
+            Self::Stream => Retry::Transient,
+            _ => Retry::Permanent,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportOutcome {
+    Built {
+        bytes: u64,
+        holds_data: bool,
+    },
+    /// Not an open access or portability request (already done, or another type).
+    Skipped,
+}
+
+pub struct Exporter {
+    pub store: DsarStore,
+    pub leads: LeadService,
+    pub lead_store: DynamoLeadStore,
+    pub keys: Arc<dyn KeyService>,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub recordings: BlobStore,
+    pub exports: BlobStore,
+    pub mailer: SesMailer,
+    pub clock: Arc<dyn Clock>,
+    pub public_api_base_url: String,
+    /// Bytes per multipart part (≥ 5 MiB).
+    pub part_size: usize,
+}
+
+/// The archive on its way into the upload.
+struct Package<'a> {
+    zip: ZipWriter<Vec<u8>>,
+    upload: &'a mut Upload,
+    part_size: usize,
+    created: DateTime<Utc>,
+}
+
+impl Package<'_> {
+    async fn drain(&mut self, at_least: usize) -> Result<(), ExportError> {
+        if self.zip.get_mut().len() >= at_least {
+            let part = std::mem::replace(
+                self.zip.get_mut(),
+                Vec::with_capacity(self.part_size + 64 * 1024),
+            );
+            self.upload.part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn file(&mut self, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
+        self.zip.start_file(name, self.created)?;
+        for chunk in bytes.chunks(1024 * 1024) {
+            self.zip.write_all(chunk)?;
+            self.drain(self.part_size).await?;
+        }
+        Ok(())
+    }
+
+    async fn json(&mut self, name: &str, value: &Value) -> Result<(), ExportError> {
+        let bytes = zeroize::Zeroizing::new(serde_json::to_vec_pretty(value).unwrap_or_default());
+        self.file(name, &bytes).await
+    }
+
+    async fn finish(self) -> Result<(), ExportError> {
+        let Package { zip, upload, .. } = self;
+        let rest = zip.finish()?;
+        upload.part(rest).await?;
+        Ok(())
+    }
+}
+
+/// One call of the subject, gathered.
+struct CallData {
+    id: String,
+    json: Value,
+    transcript_key: Option<String>,
+    recording_key: Option<String>,
+}
+
+/// Everything gathered about a subject, before writing.
+struct Subject {
+    lead: Lead,
+    key: DataKey,
+    partition: Vec<Item>,
+    calls: Vec<CallData>,
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// An attribute value as JSON; sealed (binary) attributes are opened with `open`.
+fn attr_json(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| n.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::String(n.clone())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Ss(v) => json!(v),
+        AttributeValue::Ns(v) => json!(v),
+        AttributeValue::L(l) => Value::Array(l.iter().map(attr_json).collect()),
+        AttributeValue::M(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), attr_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// The plain attributes of an item as a JSON object, storage mechanics left out.
+fn plain(item: &Item) -> Map<String, Value> {
+    let mut keys: Vec<&String> = item.keys().collect();
+    keys.sort();
+    keys.into_iter()
+        .filter(|k| !INTERNAL.contains(&k.as_str()) && !k.starts_with("sealed_"))
+        .filter(|k| !matches!(item[*k], AttributeValue::B(_)))
+        .map(|k| (k.clone(), attr_json(&item[k])))
+        .collect()
+}
+
+/// A CSV field: quoted, quotes doubled, and a leading formula character neutralised so
+/// spreadsheet programs show the value instead of evaluating it.
+fn csv_field(value: &str) -> String {
+    let guarded = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
+    format!("\"{}\"", guarded.replace('"', "\"\""))
+}
+
+fn extension(content_type: Option<&str>) -> &'static str {
+    match content_type.unwrap_or_default() {
+        "audio/wav" | "audio/x-wav" | "audio/wave" => "wav",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/ogg" => "ogg",
+        "audio/mp4" | "audio/m4a" | "audio/x-m4a" => "m4a",
+        "audio/webm" => "webm",
+        _ => "audio",
+    }
+}
+
+impl Exporter {
+    /// Builds the export of an open access or portability request, then closes it.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn run(&self, id: &RequestId) -> Result<ExportOutcome, ExportError> {
+        let now = self.clock.now();
+        let Some(record) = self.store.request(id).await? else {
+            return Ok(ExportOutcome::Skipped);
+        };
+        if record.status != RequestStatus::InProgress || !record.request_type.builds_export() {
+            return Ok(ExportOutcome::Skipped);
+        }
+        let subject = self.gather(&record, now).await?;
+        let holds_data = subject.is_some();
+        let object_key = format!("exports/{id}.zip");
+        let mut upload = self
+            .exports
+            .start_upload(&object_key, "application/zip")
+            .await?;
+        let written = self
+            .write(&mut upload, &record, subject.as_ref(), now)
+            .await;
+        if let Err(e) = written {
+            upload.abort().await;
+            return Err(e);
+        }
+        let bytes = upload.complete().await?;
+
+        let contact = self.store.contact(id).await?;
+        let old = record.version;
+        let open = OpenRecord::of(&record);
+        let mut updated = record;
+        close(
+            &mut updated,
+            RequestStatus::Completed,
+            if holds_data {
+                "export_ready"
+            } else {
+                "no_data"
+            },
+            now,
+        );
+        let expiry = Expiry::of(RetentionClass::Export, now);
+        updated.export_key = Some(object_key.clone());
+        updated.export_expires_at = DateTime::parse_from_rfc3339(&expiry.expires_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        let writes = vec![
+            Write::put(&ExportRecord {
+                pk: request_pk(id),
+                sk: EXPORT_SK.into(),
+                kind: "dsar_export".into(),
+                request_id: *id,
+                object_key: object_key.clone(),
+                bytes,
+                created_at: now,
+                expiry,
+            })?,
+            Write::delete(OPEN_PK, open.sk),
+            Write::delete(request_pk(id), CONTACT_SK),
+        ];
+        if self
+            .store
+            .commit(
+                &updated,
+                Some(old),
+                writes,
+                "dsar-worker",
+                "dsar.export_completed",
+                now,
+            )
+            .await?
+            == Commit::Conflict
+        {
+            // Another run finished first: this copy is not referenced by anything.
+            self.exports.delete_all_versions(&object_key).await?;
+            return Ok(ExportOutcome::Skipped);
+        }
+        if let Some(c) = contact {
+            let url = format!("{}/v1/dsar/{id}", self.public_api_base_url);
+            let mail = mail::completion_mail(&id.to_string(), updated.request_type, &url);
+            send_to_contact(
+                self.keys.as_ref(),
+                &self.mailer,
+                &self.store,
+                id,
+                &c,
+                &mail,
+                now,
+            )
+            .await;
+        }
+        tracing::info!(bytes, holds_data, "export built");
+        Ok(ExportOutcome::Built { bytes, holds_data })
+    }
+
+    /// Finds the subject and reads what we hold about it.
+    async fn gather(
+        &self,
+        record: &RequestRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Subject>, ExportError> {
+        let lead_id = match record.lead_id {
+            Some(l) => Some(l),
+            None => {
+                let email = record
+                    .subject_email_bidx
+                    .clone()
+                    .map(BlindIndex::from_stored);
+                let phone = record
+                    .subject_phone_bidx
+                    .clone()
+                    .map(BlindIndex::from_stored);
+                self.lead_store
+                    .find_subject_by(email.as_ref(), phone.as_ref(), now)
+                    .await?
+            }
+        };
+        let Some(lead_id) = lead_id else {
+            return Ok(None);
+        };
+        let Some((lead, key)) = self.leads.read_with_key(&lead_id).await? else {
+            return Ok(None);
+        };
+        let partition = self.query_all(lead_pk(&lead_id)).await?;
+        let phone_index = partition
+            .iter()
+            .find(|i| text(i, "kind") == Some("lead"))
+            .and_then(|i| text(i, schema::PHONE_INDEX_ATTR))
+            .map(str::to_owned);
+        let mut calls = Vec::new();
+        if let Some(phone) = phone_index {
+            let mut call_ids: Vec<String> = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .index_name(schema::PHONE_INDEX)
+                .key_condition_expression("#p = :p")
+                .expression_attribute_names("#p", schema::PHONE_INDEX_ATTR)
+                .expression_attribute_values(":p", AttributeValue::S(phone))
+                .send()
+                .await
+                .map_err(|e| failure("query_calls", e))?
+                .items()
+                .iter()
+                .filter_map(|i| text(i, "pk")?.strip_prefix("CALL#").map(str::to_owned))
+                .collect();
+            call_ids.sort();
+            call_ids.dedup();
+            for call_id in call_ids {
+                if let Some(call) = self.call(&call_id, &key).await? {
+                    calls.push(call);
+                }
+            }
+        }
+        Ok(Some(Subject {
+            lead,
+            key,
+            partition,
+            calls,
+        }))
+    }
+
+    async fn query_all(&self, pk: String) -> Result<Vec<Item>, ExportError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure("query_subject", e))?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, ExportError> {
+        Ok(self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, AttributeValue::S(pk))
+            .key(schema::SK, AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("get_call", e))?
+            .item)
+    }
+
+    /// A call's metadata and decrypted content.
+    async fn call(&self, call_id: &str, key: &DataKey) -> Result<Option<CallData>, ExportError> {
+        let Some(item) = self.get(call_pk(call_id), CALL_SK).await? else {
+            return Ok(None);
+        };
+        let mut obj = plain(&item);
+        for (name, value) in &item {
+            let (Some(field), AttributeValue::B(sealed)) = (name.strip_prefix("sealed_"), value)
+            else {
+                continue;
+            };
+            let opened = CallService::open(key, call_id, name, sealed.as_ref())
+                .map_err(|_| ExportError::Sealed)?;
+            let value = serde_json::from_slice(&opened)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&opened).into_owned()));
+            obj.insert(field.to_owned(), value);
+        }
+        let recording = self.get(call_pk(call_id), "RECORDING").await?;
+        let recording_key = recording
+            .as_ref()
+            .and_then(|r| text(r, "object_key"))
+            .map(str::to_owned);
+        if let Some(r) = &recording {
+            obj.insert("recording".into(), Value::Object(plain(r)));
+        }
+        Ok(Some(CallData {
+            id: call_id.to_owned(),
+            transcript_key: text(&item, "transcript_key").map(str::to_owned),
+            recording_key,
+            json: Value::Object(obj),
+        }))
+    }
+
+    /// A call's transcript, opened: the provider's JSON text as it was received.
+    async fn transcript(
+        &self,
+        call_id: &str,
+        object: &str,
+        key: &DataKey,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ExportError> {
+        let Some(sealed) = self.recordings.get(object).await? else {
+            return Ok(None);
+        };
+        CallService::open(key, call_id, "transcript", &sealed)
+            .map(Some)
+            .map_err(|_| ExportError::Sealed)
+    }
+
+    async fn write(
+        &self,
+        upload: &mut Upload,
+        record: &RequestRecord,
+        subject: Option<&Subject>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ExportError> {
+        let mut pkg = Package {
+            zip: ZipWriter::new(Vec::with_capacity(self.part_size + 64 * 1024)),
+            upload,
+            part_size: self.part_size,
+            created: now,
+        };
+        let id = record.request_id.to_string();
+        let history = match subject {
+            Some(s) => self.store.subject_requests(&s.lead.stored.id).await?,
+            None => vec![record.clone()],
+        };
+        let requests: Vec<Value> = history
+            .iter()
+            .map(|r| {
+                json!({
+                    "request_id": r.request_id.to_string(),
+                    "type": r.request_type,
+                    "status": r.status,
+                    "received_at": r.received_at,
+                    "due_at": r.due_date,
+                    "extended": r.extended,
+                    "closed_at": r.closed_at,
+                    "outcome": r.outcome,
+                })
+            })
+            .collect();
+        let recordings = subject.map_or(0, |s| {
+            s.calls.iter().filter(|c| c.recording_key.is_some()).count()
+        });
+        let transcripts = subject.map_or(0, |s| {
+            s.calls
+                .iter()
+                .filter(|c| c.transcript_key.is_some())
+                .count()
+        });
+        let readme = disclosure::liesmich(&ReadmeContext {
+            request_id: &id,
+            request_type: record.request_type,
+            created_at: now,
+            holds_data: subject.is_some(),
+            calls: subject.map_or(0, |s| s.calls.len()),
+            recordings,
+            transcripts,
+        });
+        pkg.file("LIESMICH.txt", readme.as_bytes()).await?;
+        pkg.json("information.json", &disclosure::information())
+            .await?;
+
+        let Some(s) = subject else {
+            let data = json!({
+                "format": "polly-ki-export/1",
+                "request_id": id,
+                "generated_at": now,
+                "holds_data": false,
+                "subject": null,
+                "requests": requests,
+            });
+            pkg.json("data.json", &data).await?;
+            return pkg.finish().await;
+        };
+
+        let lead = &s.lead;
+        let p = &lead.profile;
+        let sign_up = json!({
+            "first_name": p.first_name.expose(),
+            "last_name": p.last_name.expose(),
+            "email": p.email.expose(),
+            "phone": p.phone.expose(),
+            "notes": p.notes.as_ref().map(|n| n.expose()),
+            "signed_up_at": lead.stored.signed_up_at,
+            "privacy_policy_version": lead.stored.consent_policy_version,
+        });
+        let technical = json!({
+            "source_ip": lead.technical.source_ip,
+            "accessed_at": lead.technical.accessed_at,
+            "client": lead.technical.client,
+        });
+        let mut by_kind: HashMap<&str, Vec<Value>> = HashMap::new();
+        for item in &s.partition {
+            let kind = text(item, "kind").unwrap_or("other");
+            if matches!(kind, "lead" | "key" | "dsar_link") {
+                continue;
+            }
+            by_kind
+                .entry(kind)
+                .or_default()
+                .push(Value::Object(plain(item)));
+        }
+        let mut calls = Vec::with_capacity(s.calls.len());
+        for c in &s.calls {
+            let mut call = c.json.clone();
+            if let Some(object) = &c.transcript_key {
+                if let Some(t) = self.transcript(&c.id, object, &s.key).await? {
+                    call["transcript"] = serde_json::from_slice(&t).unwrap_or(Value::Null);
+                    call["transcript_file"] = json!(format!("transcripts/{}.json", c.id));
+                }
+            }
+            calls.push(call);
+        }
+        let mut data = json!({
+            "format": "polly-ki-export/1",
+            "request_id": id,
+            "generated_at": now,
+            "holds_data": true,
+            "subject": {
+                "id": lead.stored.id.to_string(),
+                "sign_up": sign_up,
+                "technical": technical,
+                "processing": {
+                    "last_contact_at": lead.stored.last_contact_at,
+                    "call_state": lead.stored.call_state,
+                    "call_request_count": lead.stored.call_request_count,
+                    "restricted": lead.stored.restricted,
+                    "objected": lead.stored.objected,
+                    "kept_until": lead.stored.expires_at,
+                },
+            },
+            "consents": by_kind.remove("phone_consent").unwrap_or_default(),
+            "contracts": by_kind.remove("contract").unwrap_or_default(),
+            "calls": calls,
+            "requests": requests,
+        });
+        if !by_kind.is_empty() {
+            let other: Map<String, Value> = by_kind
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::Array(v)))
+                .collect();
+            data["other_records"] = Value::Object(other);
+        }
+        pkg.json("data.json", &data).await?;
+        drop(data);
+
+        if record.request_type == super::RequestType::Portability {
+            let portable = json!({
+                "format": "polly-ki-portable/1",
+                "sign_up": sign_up,
+                "consents": data_consents(&s.partition),
+            });
+            pkg.json("portable.json", &portable).await?;
+            let mut csv = String::from("field,value\r\n");
+            for field in [
+                "first_name",
+                "last_name",
+                "email",
+                "phone",
+                "notes",
+                "signed_up_at",
+                "privacy_policy_version",
+            ] {
+                let value = match &sign_up[field] {
+                    Value::String(v) => v.clone(),
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                csv.push_str(&format!("{},{}\r\n", csv_field(field), csv_field(&value)));
+            }
+            pkg.file("portable.csv", csv.as_bytes()).await?;
+        }
+
+        for c in &s.calls {
+            if let Some(object) = &c.transcript_key {
+                if let Some(t) = self.transcript(&c.id, object, &s.key).await? {
+                    pkg.file(&format!("transcripts/{}.json", c.id), &t).await?;
+                }
+            }
+        }
+        for c in &s.calls {
+            let Some(object) = &c.recording_key else {
+                continue;
+            };
+            let Some(stream) = self.recordings.open(object).await? else {
+                continue;
+            };
+            let name = format!(
+                "recordings/{}.{}",
+                c.id,
+                extension(stream.content_type.as_deref())
+            );
+            pkg.zip.start_file(&name, now)?;
+            let mut body = stream.body;
+            while let Some(chunk) = body.try_next().await.map_err(|_| ExportError::Stream)? {
+                pkg.zip.write_all(&chunk)?;
+                pkg.drain(self.part_size).await?;
+            }
+        }
+        pkg.finish().await
+    }
+}
+
+/// The consents the subject gave, for the portability file.
+fn data_consents(partition: &[Item]) -> Vec<Value> {
+    partition
+        .iter()
+        .filter(|i| text(i, "kind") == Some("phone_consent"))
+        .map(|i| {
+            json!({
+                "given_at": text(i, "given_at"),
+                "privacy_policy_version": text(i, "policy_version"),
+                "method": text(i, "method"),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_neutralised() {
+        assert_eq!(csv_field("a\"b"), "\"a\"\"b\"");
+        assert_eq!(csv_field("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
+        assert_eq!(csv_field("+49170"), "\"'+49170\"");
+        assert_eq!(csv_field("Anna"), "\"Anna\"");
+    }
+
+    #[test]
+    fn plain_leaves_out_storage_mechanics_and_sealed_values() {
+        let mut item = Item::new();
+        item.insert("pk".into(), AttributeValue::S("CALL#x".into()));
+        item.insert("ttl".into(), AttributeValue::N("1".into()));
+        item.insert("phone_bidx".into(), AttributeValue::S("ab".into()));
+        item.insert("sealed_call".into(), AttributeValue::B(vec![1].into()));
+        item.insert("duration_ms".into(), AttributeValue::N("61000".into()));
+        let p = plain(&item);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p["duration_ms"], json!(61000));
+    }
+
+    #[test]
+    fn recordings_get_an_extension_from_their_media_type() {
+        assert_eq!(extension(Some("audio/wav")), "wav");
+        assert_eq!(extension(Some("audio/mpeg")), "mp3");
+        assert_eq!(extension(None), "audio");
+    }
+}

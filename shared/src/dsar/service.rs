@@ -1,0 +1,724 @@
+//! The request life cycle (R4.1–R4.3, R4.10): intake with a one-time code, verification
+//! into a request token, status and download, and the staff actions (list, extend, deny,
+//! verify identity). Every change is one transaction with its audit item
+//! (`adapters::dsar::DsarStore::commit`).
+//!
+//! What a stranger can learn is nothing: intake answers the same for a known and an
+//! unknown subject, unknown ids and wrong tokens get the same answer, and the code is
+//! checked against a keyed hash with a constant-time comparison.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aes_gcm::aead::rand_core::RngCore;
+use aes_gcm::aead::OsRng;
+use base64::Engine;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::mail::{self, Mail};
+use super::{RequestStatus, RequestType};
+use crate::adapters::dsar::{
+    close, new_record, request_pk, CodeRecord, Commit, ContactRecord, DsarStore, Expiry,
+    OpenRecord, RequestRecord, SubjectRequestRecord, Write, CODE_SK, CONTACT_MONTHS, CONTACT_SK,
+    OPEN_PK,
+};
+use crate::adapters::dynamo::{lead_pk, DynamoLeadStore};
+use crate::adapters::mail::SesMailer;
+use crate::adapters::s3::BlobStore;
+use crate::clock::Clock;
+use crate::crypto::{CryptoError, DataKey, WrappedKey};
+use crate::domain::retention::{add_period, Period};
+use crate::domain::{Email, PhoneNumber, RequestId, RetentionClass};
+use crate::ports::{IdentifierKind, KeyError, KeyService, Retry, StoreError};
+
+/// How long a one-time code is valid (R3 "verification" class).
+pub const CODE_MINUTES: u32 = 15;
+/// Digits of a one-time code.
+pub const CODE_DIGITS: u32 = 8;
+/// Lifetime of a download link (R4.4: at most 15 minutes).
+pub const DOWNLOAD_LINK_SECONDS: u64 = 15 * 60;
+
+/// Associated data of a request's sealed contact.
+pub fn contact_aad(id: &RequestId) -> Vec<u8> {
+    format!("polly:dsar:{id}:contact").into_bytes()
+}
+
+/// What a request carries besides its type, sealed under the request's data key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ContactV1 {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub message: Option<String>,
+    /// Field → corrected value, validated like the sign-up (R4.6).
+    pub corrections: Option<BTreeMap<String, String>>,
+}
+
+/// A request as submitted, parsed.
+#[derive(Clone)]
+pub struct Intake {
+    pub request_type: RequestType,
+    pub email: Option<Email>,
+    pub phone: Option<PhoneNumber>,
+    pub message: Option<String>,
+    pub corrections: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Intake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Intake")
+            .field("request_type", &self.request_type)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DsarError {
+    #[error("too many requests for this identifier today")]
+    RateLimited,
+    #[error("unknown request or wrong token")]
+    NotAuthorised,
+    #[error("unknown request")]
+    NotFound,
+    #[error("the request is already verified")]
+    AlreadyVerified,
+    #[error("the request has ended")]
+    Ended,
+    #[error("the code has expired; the request has ended")]
+    CodeExpired,
+    #[error("wrong code")]
+    WrongCode { remaining: u32 },
+    #[error("the code was entered wrongly too often; the request has ended")]
+    TooManyAttempts,
+    #[error("the request is not open")]
+    NotOpen,
+    #[error("the request is not waiting for an identity check")]
+    NoIdentityCheck,
+    #[error("extension refused: {0}")]
+    Extension(#[from] super::ExtensionError),
+    #[error("the request changed concurrently")]
+    Conflict,
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    #[error("key service failed")]
+    Keys(#[from] KeyError),
+    #[error("sealed data does not open")]
+    Crypto(#[from] CryptoError),
+}
+
+impl DsarError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Store(e) => e.retry,
+            Self::Keys(e) => e.retry,
+            Self::Conflict => Retry::Transient,
+            _ => Retry::Permanent,
+        }
+    }
+}
+
+/// The answer to a successful verification.
+pub struct Verified {
+    pub token: String,
+    pub status: RequestStatus,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("token", &"<redacted>")
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+/// What the status route shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub request_id: String,
+    #[serde(rename = "type")]
+    pub request_type: RequestType,
+    pub status: RequestStatus,
+    pub received_at: DateTime<Utc>,
+    pub due_at: NaiveDate,
+    pub days_left: i64,
+    pub extended: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_expires_at: Option<DateTime<Utc>>,
+}
+
+/// An open request in the staff list.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenView {
+    pub request_id: String,
+    #[serde(rename = "type")]
+    pub request_type: RequestType,
+    pub status: RequestStatus,
+    pub received_at: DateTime<Utc>,
+    pub due_at: NaiveDate,
+    pub days_left: i64,
+    pub overdue: bool,
+    pub extended: bool,
+}
+
+pub struct DsarService {
+    pub store: DsarStore,
+    pub leads: DynamoLeadStore,
+    pub keys: Arc<dyn KeyService>,
+    pub mailer: SesMailer,
+    pub exports: BlobStore,
+    pub clock: Arc<dyn Clock>,
+    /// Requests per identifier and day (R4.1's abuse limit, on top of API throttling).
+    pub daily_limit: u32,
+    /// Base URL of the public API, for links in emails.
+    pub public_api_base_url: String,
+}
+
+/// A uniformly random code of [`CODE_DIGITS`] digits from the OS CSPRNG.
+pub fn new_code() -> String {
+    let modulus = 10u32.pow(CODE_DIGITS);
+    // Rejection sampling: no modulo bias.
+    let limit = u32::MAX - (u32::MAX % modulus);
+    loop {
+        let v = OsRng.next_u32();
+        if v < limit {
+            return format!("{:0width$}", v % modulus, width = CODE_DIGITS as usize);
+        }
+    }
+}
+
+/// A request token (256 random bits, base64url) and the hash that is stored.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+fn code_input(id: &RequestId, code: &str) -> String {
+    format!("{id}:{code}")
+}
+
+/// The latest instant the sealed contact of a request received at `received` may live.
+fn contact_expiry(received: DateTime<Utc>) -> Expiry {
+    let due = add_period(received, Period::Months(CONTACT_MONTHS)).unwrap_or(received);
+    Expiry::at(RetentionClass::Request, due)
+}
+
+impl DsarService {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Takes a request (R4.1). The answer is the same whether or not we hold data.
+    #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, request_type = intake.request_type.code()))]
+    pub async fn submit(&self, intake: Intake) -> Result<RequestId, DsarError> {
+        let now = self.now();
+        let email_index = match &intake.email {
+            Some(e) => Some(
+                self.keys
+                    .blind_index(IdentifierKind::Email, &e.lookup_key())
+                    .await?,
+            ),
+            None => None,
+        };
+        let phone_index = match &intake.phone {
+            Some(p) => Some(
+                self.keys
+                    .blind_index(IdentifierKind::Phone, p.expose())
+                    .await?,
+            ),
+            None => None,
+        };
+        for index in email_index.iter().chain(phone_index.iter()) {
+            if !self
+                .store
+                .count_request(index, now.date_naive(), self.daily_limit, now)
+                .await?
+            {
+                return Err(DsarError::RateLimited);
+            }
+        }
+        let subject = self
+            .leads
+            .find_subject_by(email_index.as_ref(), phone_index.as_ref(), now)
+            .await?;
+        let id = RequestId::new();
+        tracing::Span::current().record("request_id", tracing::field::display(id));
+        let status = if intake.email.is_some() {
+            RequestStatus::AwaitingVerification
+        } else {
+            RequestStatus::AwaitingIdentityCheck
+        };
+        let mut record = new_record(id, intake.request_type, status, now);
+        record.lead_id = subject;
+        record.subject_email_bidx = email_index.as_ref().map(|i| i.as_str().to_owned());
+        record.subject_phone_bidx = phone_index.as_ref().map(|i| i.as_str().to_owned());
+        record.has_email = intake.email.is_some();
+
+        let (key, wrapped) = self.keys.generate_request_key(&id).await?;
+        let contact = ContactV1 {
+            email: intake.email.as_ref().map(|e| e.expose().to_owned()),
+            phone: intake.phone.as_ref().map(|p| p.expose().to_owned()),
+            message: intake.message.clone(),
+            corrections: intake.corrections.clone(),
+        };
+        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&contact).unwrap_or_default());
+        let mut writes = vec![Write::create(&ContactRecord {
+            pk: request_pk(&id),
+            sk: CONTACT_SK.into(),
+            kind: "dsar_contact".into(),
+            request_id: id,
+            wrapped_key: wrapped.0,
+            sealed: key.seal(&contact_aad(&id), &plaintext)?,
+            // Until verified, the contact lives as long as the code; then until the
+            // request closes (at the latest four months after receipt).
+            expiry: if intake.email.is_some() {
+                Expiry::of(RetentionClass::Verification, now)
+            } else {
+                contact_expiry(now)
+            },
+        })?];
+        let code = new_code();
+        if intake.email.is_some() {
+            let hash = self
+                .keys
+                .blind_index(IdentifierKind::RequestCode, &code_input(&id, &code))
+                .await?;
+            writes.push(Write::create(&CodeRecord {
+                pk: request_pk(&id),
+                sk: CODE_SK.into(),
+                kind: "dsar_code".into(),
+                request_id: id,
+                code_hash: hash.as_str().to_owned(),
+                attempts: 0,
+                expiry: Expiry::of(RetentionClass::Verification, now),
+            })?);
+        } else {
+            writes.push(Write::put(&OpenRecord::of(&record))?);
+        }
+        if let Some(lead) = subject {
+            writes.push(Write::put(&SubjectRequestRecord {
+                pk: lead_pk(&lead),
+                sk: format!("REQUEST#{id}"),
+                kind: "dsar_link".into(),
+                lead_id: lead,
+                request_id: id,
+                request_type: intake.request_type,
+                received_at: now,
+                expiry: Expiry::of(RetentionClass::Request, now),
+            })?);
+        }
+        match self
+            .store
+            .commit(&record, None, writes, "dsar", "dsar.received", now)
+            .await?
+        {
+            Commit::Done => {}
+            Commit::Conflict => return Err(DsarError::Conflict),
+        }
+        if let Some(email) = &intake.email {
+            self.mailer
+                .send(
+                    email,
+                    &mail::code_mail(&code, intake.request_type, CODE_MINUTES),
+                )
+                .await?;
+        }
+        tracing::info!(status = status.code(), "request received");
+        Ok(id)
+    }
+
+    /// Checks a one-time code (R4.2).
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn verify(&self, id: &RequestId, code: &str) -> Result<Verified, DsarError> {
+        let now = self.now();
+        let Some(record) = self.store.request(id).await? else {
+            return Err(DsarError::NotFound);
+        };
+        match record.status {
+            RequestStatus::AwaitingVerification => {}
+            RequestStatus::VerificationFailed => return Err(DsarError::Ended),
+            _ => return Err(DsarError::AlreadyVerified),
+        }
+        let stored = self.store.code(id).await?;
+        let Some(stored) = stored.filter(|c| c.expiry.exp_at > now.timestamp()) else {
+            self.end_verification(record, now, "code_expired").await?;
+            return Err(DsarError::CodeExpired);
+        };
+        let hash = self
+            .keys
+            .blind_index(IdentifierKind::RequestCode, &code_input(id, code))
+            .await?;
+        if !same(hash.as_str(), &stored.code_hash) {
+            let attempts = self.store.count_wrong_code(id).await?;
+            return match attempts {
+                Some(n) if n < crate::adapters::dsar::MAX_CODE_ATTEMPTS => {
+                    tracing::info!(attempts = n, "wrong code");
+                    Err(DsarError::WrongCode {
+                        remaining: crate::adapters::dsar::MAX_CODE_ATTEMPTS - n,
+                    })
+                }
+                _ => {
+                    self.end_verification(record, now, "too_many_attempts")
+                        .await?;
+                    Err(DsarError::TooManyAttempts)
+                }
+            };
+        }
+        let contact = self.store.contact(id).await?;
+        let (token, hash) = new_token();
+        let old_version = record.version;
+        let mut updated = record;
+        updated.status = RequestStatus::InProgress;
+        updated.token_hash = Some(hash);
+        updated.verified_at = Some(now);
+        updated.version += 1;
+        let mut writes = vec![
+            Write::delete(request_pk(id), CODE_SK),
+            Write::put(&OpenRecord::of(&updated))?,
+        ];
+        if let Some(mut c) = contact.clone() {
+            c.expiry = contact_expiry(updated.received_at);
+            writes.push(Write::put(&c)?);
+        }
+        match self
+            .store
+            .commit(
+                &updated,
+                Some(old_version),
+                writes,
+                "dsar",
+                "dsar.verified",
+                now,
+            )
+            .await?
+        {
+            Commit::Done => {}
+            Commit::Conflict => return Err(DsarError::AlreadyVerified),
+        }
+        if let Some(c) = contact {
+            let mail = mail::receipt_mail(
+                &id.to_string(),
+                updated.request_type,
+                updated.received_at,
+                updated.due_date,
+            );
+            self.mail_contact(id, &c, &mail).await;
+        }
+        tracing::info!("request verified");
+        Ok(Verified {
+            token,
+            status: updated.status,
+        })
+    }
+
+    /// Ends a request whose code expired or was guessed too often: nothing is done, the
+    /// code and the sealed contact go.
+    async fn end_verification(
+        &self,
+        mut record: RequestRecord,
+        now: DateTime<Utc>,
+        outcome: &str,
+    ) -> Result<(), DsarError> {
+        let old = record.version;
+        close(&mut record, RequestStatus::VerificationFailed, outcome, now);
+        let writes = vec![
+            Write::delete(request_pk(&record.request_id), CODE_SK),
+            Write::delete(request_pk(&record.request_id), CONTACT_SK),
+        ];
+        self.store
+            .commit(
+                &record,
+                Some(old),
+                writes,
+                "dsar",
+                "dsar.verification_failed",
+                now,
+            )
+            .await?;
+        tracing::info!(outcome, "request ended unverified");
+        Ok(())
+    }
+
+    /// The request's status for the holder of its token; a fresh download link once the
+    /// export is ready. Unknown ids and wrong tokens get the same error.
+    pub async fn status(&self, id: &RequestId, token: &str) -> Result<StatusView, DsarError> {
+        let now = self.now();
+        let record = self
+            .store
+            .request(id)
+            .await?
+            .filter(|r| {
+                r.token_hash
+                    .as_deref()
+                    .is_some_and(|h| same(h, &token_hash(token)))
+            })
+            .ok_or(DsarError::NotAuthorised)?;
+        let mut view = StatusView {
+            request_id: id.to_string(),
+            request_type: record.request_type,
+            status: record.status,
+            received_at: record.received_at,
+            due_at: record.due_date,
+            days_left: super::days_left(record.due_date, now),
+            extended: record.extended,
+            outcome: record.outcome.clone(),
+            download_url: None,
+            download_expires_at: None,
+        };
+        let live = record.export_expires_at.is_some_and(|t| t > now);
+        if let (RequestStatus::Completed, Some(key), true) =
+            (record.status, &record.export_key, live)
+        {
+            // The export item goes with the sweep; a package past its 7 days is not
+            // offered even if the object is still there.
+            if self.store.export(id).await?.is_some() {
+                let url = self
+                    .exports
+                    .presign_get(
+                        key,
+                        std::time::Duration::from_secs(DOWNLOAD_LINK_SECONDS),
+                        &format!("polly-ki-auskunft-{id}.zip"),
+                    )
+                    .await?;
+                view.download_url = Some(url);
+                view.download_expires_at =
+                    Some(now + Duration::seconds(DOWNLOAD_LINK_SECONDS as i64));
+            }
+        }
+        Ok(view)
+    }
+
+    /// Open requests, overdue first (R4.10).
+    pub async fn open_requests(&self) -> Result<Vec<OpenView>, DsarError> {
+        let now = self.now();
+        Ok(self
+            .store
+            .open_requests()
+            .await?
+            .into_iter()
+            .map(|o| {
+                let days_left = super::days_left(o.due_date, now);
+                OpenView {
+                    request_id: o.request_id.to_string(),
+                    request_type: o.request_type,
+                    status: o.status,
+                    received_at: o.received_at,
+                    due_at: o.due_date,
+                    days_left,
+                    overdue: days_left < 0,
+                    extended: o.extended,
+                }
+            })
+            .collect())
+    }
+
+    async fn open_record(&self, id: &RequestId) -> Result<RequestRecord, DsarError> {
+        let record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
+        match record.status {
+            RequestStatus::InProgress | RequestStatus::AwaitingIdentityCheck => Ok(record),
+            _ => Err(DsarError::NotOpen),
+        }
+    }
+
+    /// Extends the deadline (R4.3) and tells the subject why.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn extend(
+        &self,
+        id: &RequestId,
+        months: u32,
+        reason: &str,
+        actor: &str,
+    ) -> Result<NaiveDate, DsarError> {
+        let now = self.now();
+        let record = self.open_record(id).await?;
+        let due =
+            super::extended_due_date(record.received_at, now, months, record.extended, reason)?;
+        let old = record.version;
+        let old_open = OpenRecord::of(&record);
+        let mut updated = record;
+        updated.due_date = due;
+        updated.extended = true;
+        updated.version += 1;
+        let writes = vec![
+            Write::delete(OPEN_PK, old_open.sk),
+            Write::put(&OpenRecord::of(&updated))?,
+        ];
+        if self
+            .store
+            .commit(&updated, Some(old), writes, actor, "dsar.extended", now)
+            .await?
+            == Commit::Conflict
+        {
+            return Err(DsarError::Conflict);
+        }
+        if let Some(c) = self.store.contact(id).await? {
+            let mail =
+                mail::extension_mail(&id.to_string(), updated.request_type, due, reason.trim());
+            self.mail_contact(id, &c, &mail).await;
+        }
+        tracing::info!(months, "deadline extended");
+        Ok(due)
+    }
+
+    /// Denies a request with reasons (Art. 12(4)): the subject is told why and where to
+    /// complain; the request closes.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn deny(
+        &self,
+        id: &RequestId,
+        reasons: &[String],
+        actor: &str,
+    ) -> Result<(), DsarError> {
+        let now = self.now();
+        let record = self.open_record(id).await?;
+        let contact = self.store.contact(id).await?;
+        let old = record.version;
+        let open = OpenRecord::of(&record);
+        let mut updated = record;
+        close(&mut updated, RequestStatus::Denied, "denied", now);
+        let writes = vec![
+            Write::delete(OPEN_PK, open.sk),
+            Write::delete(request_pk(id), CONTACT_SK),
+        ];
+        if self
+            .store
+            .commit(&updated, Some(old), writes, actor, "dsar.denied", now)
+            .await?
+            == Commit::Conflict
+        {
+            return Err(DsarError::Conflict);
+        }
+        if let Some(c) = contact {
+            let mail = mail::denial_mail(&id.to_string(), updated.request_type, reasons);
+            self.mail_contact(id, &c, &mail).await;
+        }
+        tracing::info!("request denied");
+        Ok(())
+    }
+
+    /// Staff confirmed the identity of a phone-only request: it proceeds, and staff
+    /// receive the request token to hand to the subject.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn verify_identity(
+        &self,
+        id: &RequestId,
+        actor: &str,
+    ) -> Result<Verified, DsarError> {
+        let now = self.now();
+        let record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
+        if record.status != RequestStatus::AwaitingIdentityCheck {
+            return Err(DsarError::NoIdentityCheck);
+        }
+        let (token, hash) = new_token();
+        let old = record.version;
+        let mut updated = record;
+        updated.status = RequestStatus::InProgress;
+        updated.token_hash = Some(hash);
+        updated.verified_at = Some(now);
+        updated.version += 1;
+        let writes = vec![Write::put(&OpenRecord::of(&updated))?];
+        if self
+            .store
+            .commit(
+                &updated,
+                Some(old),
+                writes,
+                actor,
+                "dsar.identity_verified",
+                now,
+            )
+            .await?
+            == Commit::Conflict
+        {
+            return Err(DsarError::Conflict);
+        }
+        tracing::info!("identity verified by staff");
+        Ok(Verified {
+            token,
+            status: updated.status,
+        })
+    }
+
+    /// Opens a request's sealed contact.
+    pub async fn open_contact(
+        &self,
+        id: &RequestId,
+        c: &ContactRecord,
+    ) -> Result<ContactV1, DsarError> {
+        open_contact(self.keys.as_ref(), id, c).await
+    }
+
+    /// Sends a mail to the request's email, if it has one. A failed mail is logged and
+    /// audited, not fatal: the subject can always look at the status route.
+    async fn mail_contact(&self, id: &RequestId, c: &ContactRecord, mail: &Mail) {
+        send_to_contact(
+            self.keys.as_ref(),
+            &self.mailer,
+            &self.store,
+            id,
+            c,
+            mail,
+            self.now(),
+        )
+        .await
+    }
+}
+
+/// Opens a request's sealed contact with its request-bound data key.
+pub async fn open_contact(
+    keys: &dyn KeyService,
+    id: &RequestId,
+    c: &ContactRecord,
+) -> Result<ContactV1, DsarError> {
+    let key: DataKey = keys
+        .unwrap_request_key(id, &WrappedKey(c.wrapped_key.clone()))
+        .await?;
+    let plain = key.open(&contact_aad(id), &c.sealed)?;
+    serde_json::from_slice(&plain).map_err(|_| DsarError::Crypto(CryptoError::Open))
+}
+
+/// Mails the request's email address, if it has one; a failure is logged and audited.
+pub async fn send_to_contact(
+    keys: &dyn KeyService,
+    mailer: &SesMailer,
+    store: &DsarStore,
+    id: &RequestId,
+    c: &ContactRecord,
+    mail: &Mail,
+    now: DateTime<Utc>,
+) {
+    let result = async {
+        let contact = open_contact(keys, id, c).await?;
+        let Some(email) = contact.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
+            return Ok(false);
+        };
+        mailer.send(&email, mail).await?;
+        Ok::<_, DsarError>(true)
+    }
+    .await;
+    match result {
+        Ok(sent) => tracing::info!(sent, "mail to the subject"),
+        Err(e) => {
+            tracing::error!(error = %e, "mail to the subject failed");
+            crate::telemetry::metric("DsarMailFailed", 1.0);
+            let _ = store.audit(id, None, "dsar", "dsar.mail_failed", now).await;
+        }
+    }
+}

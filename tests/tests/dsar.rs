@@ -1,0 +1,711 @@
+//! Data-subject requests (R4.1–R4.4, R4.10) against the emulator: intake, the one-time
+//! code read from the emulator's record of sent mail, verification, the export worker,
+//! the download, deadlines and the staff routes.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Duration;
+use common::*;
+use harness::events::{stream_event, ApiRequest};
+use harness::logs::LogCapture;
+use harness::simulator::recordings::wav_tone;
+use harness::simulator::scenario::Scenario;
+use harness::simulator::{SimConfig, Simulator};
+use harness::stack::sent_mail;
+use lambda_http::Body;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use shared::adapters::calls::{call_pk, CALL_SK};
+use shared::adapters::dsar::{request_pk, REQUEST_SK};
+use shared::domain::LeadId;
+use shared::dsar::export::Exporter;
+use shared::retell::signature::sign;
+use shared::Clock;
+
+const STAFF: &str = "arn:aws:iam::123456789012:role/polly-staff";
+
+struct Dsar {
+    signup: TestApp,
+    api: dsar::App,
+    exporter: Exporter,
+}
+
+fn unique_email() -> String {
+    format!("dsar-{}@example.org", uuid::Uuid::now_v7().simple())
+}
+
+impl Dsar {
+    async fn spawn() -> Self {
+        let signup = TestApp::spawn().await;
+        Self::on(signup)
+    }
+
+    fn on(signup: TestApp) -> Self {
+        let clock = Arc::new(signup.clock.clone());
+        let api = dsar::App::from_aws(
+            signup.stack.config_for("DsarApiFunction").unwrap(),
+            &signup.stack.aws,
+            clock.clone(),
+        )
+        .unwrap();
+        let exporter = dsar::worker::exporter_from_aws(
+            &signup.stack.config_for("DsarWorkerFunction").unwrap(),
+            &signup.stack.aws,
+            clock,
+        )
+        .unwrap();
+        Self {
+            signup,
+            api,
+            exporter,
+        }
+    }
+
+    async fn call(&self, req: ApiRequest<'_>) -> (u16, Value) {
+        let resp = dsar::handle(&self.api, req.build()).await;
+        let status = resp.status().as_u16();
+        let text = match resp.body() {
+            Body::Text(t) => t.clone(),
+            Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+            _ => String::new(),
+        };
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn submit(&self, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.call(ApiRequest::post_json("/v1/dsar", &bytes)).await
+    }
+
+    async fn verify(&self, id: &str, code: &str) -> (u16, Value) {
+        let path = format!("/v1/dsar/{id}/verify");
+        let bytes = serde_json::to_vec(&json!({ "code": code })).unwrap();
+        self.call(ApiRequest::post_json(&path, &bytes)).await
+    }
+
+    async fn status(&self, id: &str, token: Option<&str>) -> (u16, Value) {
+        let path = format!("/v1/dsar/{id}");
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut req = ApiRequest::get(&path);
+        if let Some(a) = auth.as_deref() {
+            req = req.header("authorization", a);
+        }
+        self.call(req).await
+    }
+
+    async fn staff_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        self.call(ApiRequest::post_json(path, &bytes).as_staff(STAFF))
+            .await
+    }
+
+    async fn request_item(&self, id: &str) -> HashMap<String, AttributeValue> {
+        aws_sdk_dynamodb::Client::new(&self.signup.stack.aws)
+            .get_item()
+            .table_name(&self.signup.stack.table)
+            .key("pk", AttributeValue::S(format!("DSAR#{id}")))
+            .key("sk", AttributeValue::S(REQUEST_SK.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap_or_default()
+    }
+
+    /// Hands the request record to the worker as the stream would.
+    async fn pump(&self, id: &str, seq: u64) -> usize {
+        let item = self.request_item(id).await;
+        let mut old = item.clone();
+        old.insert(
+            "status".into(),
+            AttributeValue::S("awaiting_verification".into()),
+        );
+        dsar::worker::handle(&self.exporter, stream_event("MODIFY", item, old, seq))
+            .await
+            .batch_item_failures
+            .len()
+    }
+
+    /// Submits a request for `email` and verifies it with the code from the mail.
+    async fn verified(&self, kind: &str, email: &str) -> (String, String) {
+        let (status, body) = self.submit(&json!({"type": kind, "email": email})).await;
+        assert_eq!(status, 202, "{body}");
+        let id = body["request_id"].as_str().unwrap().to_owned();
+        let code = latest_code(email).await;
+        let (status, body) = self.verify(&id, &code).await;
+        assert_eq!(status, 200, "{body}");
+        (id, body["request_token"].as_str().unwrap().to_owned())
+    }
+
+    async fn download(&self, url: &str) -> Vec<u8> {
+        // The presigned URL names the emulator's host; fetch it as a browser would.
+        reqwest::get(url)
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+}
+
+/// The one-time code of the latest mail to `email`: the only run of eight digits in it.
+async fn latest_code(email: &str) -> String {
+    let mails = sent_mail(email).await.unwrap();
+    let mail = mails.last().expect("a code mail was sent");
+    let digits: Vec<char> = mail.body.chars().collect();
+    let mut run = String::new();
+    for c in digits.iter().chain(std::iter::once(&' ')) {
+        if c.is_ascii_digit() {
+            run.push(*c);
+        } else {
+            if run.len() == 8 {
+                return run;
+            }
+            run.clear();
+        }
+    }
+    panic!("no code in the mail: {}", mail.body);
+}
+
+fn unzip(bytes: &[u8]) -> HashMap<String, Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut out = HashMap::new();
+    for i in 0..archive.len() {
+        let mut f = archive.by_index(i).unwrap();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).unwrap();
+        out.insert(f.name().to_owned(), data);
+    }
+    out
+}
+
+#[tokio::test]
+async fn access_request_end_to_end_exports_everything_decrypted() {
+    let (logs, _guard) = LogCapture::start();
+    // A subject with a consented, recorded call.
+    let signup = TestApp::spawn().await;
+    let (_, body) = signup.sign_up(&form()).await;
+    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    let sim = Simulator::start(SimConfig::new("local-test-key"))
+        .await
+        .unwrap();
+    let webhook = telephony::App::from_aws(
+        &signup.stack.config_for("TelephonyWebhookFunction").unwrap(),
+        &signup.stack.aws,
+        Arc::new(signup.clock.clone()),
+    )
+    .unwrap();
+    let mut wconfig = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
+    wconfig.retell_api_base_url = sim.base_url().to_owned();
+    wconfig.recordings_allow_loopback = true;
+    let tworker =
+        telephony::worker_from_aws(&wconfig, &signup.stack.aws, Arc::new(signup.clock.clone()))
+            .unwrap();
+    let script = sim.script(
+        Scenario::ConsentYes,
+        sim.params(&lead.to_string(), sim.now_ms() - 120_000),
+    );
+    let call_id = script.call_id().to_owned();
+    for event in ["call_ended", "call_analyzed"] {
+        let body = script.event(event).unwrap().unwrap().body;
+        let sig = sign(
+            &body,
+            &SecretString::from("local-test-key".to_owned()),
+            signup.clock.now().timestamp_millis() as u64,
+        );
+        let req =
+            ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
+        assert_eq!(telephony::handle(&webhook, req.build()).await.status(), 204);
+    }
+    let call = aws_sdk_dynamodb::Client::new(&signup.stack.aws)
+        .get_item()
+        .table_name(&signup.stack.table)
+        .key("pk", AttributeValue::S(call_pk(&call_id)))
+        .key("sk", AttributeValue::S(CALL_SK.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let failures = telephony::worker::handle(
+        &tworker,
+        stream_event("MODIFY", call, Default::default(), 1),
+    )
+    .await
+    .batch_item_failures
+    .len();
+    assert_eq!(failures, 0);
+
+    // The access request, verified with the code from the mail.
+    let d = Dsar::on(signup);
+    let (id, token) = d.verified("access", EMAIL).await;
+    let mails = sent_mail(EMAIL).await.unwrap();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.body.contains(&id) && m.subject.contains("Eingang") || m.body.contains(&id)),
+        "a receipt naming the request id"
+    );
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["status"], "in_progress");
+    assert_eq!(view["due_at"], "2026-12-28");
+    assert_eq!(view["days_left"], 30);
+    assert!(view.get("download_url").is_none());
+
+    // The worker builds the export.
+    assert_eq!(d.pump(&id, 2).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "completed");
+    assert_eq!(view["outcome"], "export_ready");
+    let url = view["download_url"].as_str().unwrap().to_owned();
+    let expires: u64 = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-Expires="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(expires <= 900, "presigned for {expires} s");
+    assert!(!url.contains("wilhelmine"), "no personal data in the URL");
+
+    let files = unzip(&d.download(&url).await);
+    for name in ["LIESMICH.txt", "information.json", "data.json"] {
+        assert!(files.contains_key(name), "{name} in the package");
+    }
+    let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    let sign_up = &data["subject"]["sign_up"];
+    assert_eq!(sign_up["first_name"], FIRST);
+    assert_eq!(sign_up["last_name"], LAST);
+    assert_eq!(sign_up["email"], EMAIL);
+    assert_eq!(sign_up["phone"], PHONE_E164);
+    assert_eq!(sign_up["notes"], NOTES);
+    assert_eq!(data["subject"]["technical"]["source_ip"], "203.0.113.7");
+    assert!(!data["consents"].as_array().unwrap().is_empty());
+    let calls = data["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0]["call_id"], call_id.as_str());
+    assert!(
+        calls[0]["call"]["call_analysis"].is_object(),
+        "call content decrypted: {}",
+        calls[0]
+    );
+    assert!(calls[0]["transcript"].is_object() || calls[0]["transcript"].is_array());
+    assert_eq!(
+        data["requests"][0]["request_id"],
+        id.as_str(),
+        "request history"
+    );
+    let recording = files
+        .iter()
+        .find(|(k, _)| k.starts_with("recordings/"))
+        .expect("the recording");
+    assert_eq!(
+        recording.1.as_slice(),
+        wav_tone(1).as_slice(),
+        "identical bytes"
+    );
+    assert!(files.contains_key(&format!("transcripts/{call_id}.json")));
+    let info: Value = serde_json::from_slice(&files["information.json"]).unwrap();
+    for key in [
+        "controller",
+        "purposes",
+        "categories",
+        "recipients",
+        "retention",
+        "rights",
+        "complaint",
+        "source",
+        "automated_decision_making",
+        "third_country_transfers",
+    ] {
+        assert!(!info[key].is_null(), "information.json has {key} (Art. 15)");
+    }
+    let readme = String::from_utf8(files["LIESMICH.txt"].clone()).unwrap();
+    assert!(readme.contains("7 Tage") || readme.contains("sieben Tage"));
+
+    // Stored in the exports bucket, encrypted under the customer key.
+    let s3 = harness::s3_client(&d.signup.stack.aws);
+    let head = s3
+        .head_object()
+        .bucket(d.signup.stack.bucket("ExportsBucket"))
+        .key(format!("exports/{id}.zip"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|e| e.as_str()),
+        Some("aws:kms")
+    );
+    // The request record keeps no content: the sealed contact and the indexes are gone.
+    let item = d.request_item(&id).await;
+    assert!(!item.contains_key("subject_email_bidx"));
+    let contact = aws_sdk_dynamodb::Client::new(&d.signup.stack.aws)
+        .get_item()
+        .table_name(&d.signup.stack.table)
+        .key("pk", AttributeValue::S(format!("DSAR#{id}")))
+        .key("sk", AttributeValue::S("CONTACT".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        contact.item.is_none(),
+        "the sealed contact goes when the request closes"
+    );
+    // A completion mail links to the status route.
+    let mails = sent_mail(EMAIL).await.unwrap();
+    assert!(mails
+        .iter()
+        .any(|m| m.body.contains(&format!("/v1/dsar/{id}"))));
+    // Every step is audited.
+    let audits: Vec<String> = d
+        .signup
+        .items_of_kind("audit")
+        .await
+        .iter()
+        .filter(|a| a.get("request_id").and_then(|v| v.as_s().ok()) == Some(&id))
+        .map(|a| a["action"].as_s().unwrap().clone())
+        .collect();
+    for action in ["dsar.received", "dsar.verified", "dsar.export_completed"] {
+        assert!(
+            audits.contains(&action.to_owned()),
+            "{action} in {audits:?}"
+        );
+    }
+    sim.shutdown().await.unwrap();
+    logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES, "1709876543"]);
+}
+
+#[tokio::test]
+async fn known_and_unknown_email_get_the_same_answer_and_the_same_status() {
+    let d = Dsar::spawn().await;
+    d.signup.sign_up(&form()).await;
+    let unknown = unique_email();
+    let (s1, b1) = d.submit(&json!({"type": "access", "email": EMAIL})).await;
+    let (s2, b2) = d.submit(&json!({"type": "access", "email": unknown})).await;
+    assert_eq!((s1, s2), (202, 202));
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("request_id");
+        v
+    };
+    assert_eq!(strip(b1.clone()), strip(b2.clone()));
+    let i1 = d.request_item(b1["request_id"].as_str().unwrap()).await;
+    let i2 = d.request_item(b2["request_id"].as_str().unwrap()).await;
+    assert_eq!(i1["status"], i2["status"]);
+    // Both get a code.
+    latest_code(EMAIL).await;
+    latest_code(&unknown).await;
+
+    // Nobody's export: a short package saying we hold nothing.
+    let code = latest_code(&unknown).await;
+    let id = b2["request_id"].as_str().unwrap();
+    let (_, v) = d.verify(id, &code).await;
+    let token = v["request_token"].as_str().unwrap();
+    assert_eq!(d.pump(id, 1).await, 0);
+    let (_, view) = d.status(id, Some(token)).await;
+    assert_eq!(view["outcome"], "no_data");
+    let files = unzip(&d.download(view["download_url"].as_str().unwrap()).await);
+    let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    assert_eq!(data["holds_data"], false);
+    assert!(!files.keys().any(|k| k.starts_with("recordings/")));
+}
+
+#[tokio::test]
+async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors() {
+    let d = Dsar::spawn().await;
+    // Five wrong codes end the request.
+    let email = unique_email();
+    let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let right = latest_code(&email).await;
+    let wrong = if right == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    for _ in 0..4 {
+        let (status, body) = d.verify(&id, wrong).await;
+        assert_eq!(status, 422, "{body}");
+        assert!(!body.to_string().contains(&right));
+    }
+    let (status, body) = d.verify(&id, wrong).await;
+    assert_eq!(status, 410, "fifth wrong try: {body}");
+    assert_eq!(
+        body["type"],
+        "https://polly-ki.de/problems/too-many-attempts"
+    );
+    let (status, _) = d.verify(&id, &right).await;
+    assert_eq!(
+        status, 410,
+        "the request has ended, the right code no longer helps"
+    );
+    assert_eq!(
+        d.request_item(&id).await["status"].as_s().unwrap(),
+        "verification_failed"
+    );
+
+    // An expired code ends the request.
+    let email = unique_email();
+    let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let code = latest_code(&email).await;
+    d.signup.clock.advance(Duration::minutes(16));
+    let (status, body) = d.verify(&id, &code).await;
+    assert_eq!(status, 410);
+    assert_eq!(body["type"], "https://polly-ki.de/problems/code-expired");
+
+    // A code works once.
+    let email = unique_email();
+    let (status, b) = d.submit(&json!({"type": "access", "email": email})).await;
+    assert_eq!(status, 202);
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let code = latest_code(&email).await;
+    let (status, v) = d.verify(&id, &code).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["request_token"].as_str().unwrap().to_owned();
+    let (status, body) = d.verify(&id, &code).await;
+    assert!(
+        status == 409 || status == 422,
+        "reused code: {status} {body}"
+    );
+
+    // Missing, wrong and foreign tokens: one answer, nothing leaked.
+    let (s1, b1) = d.status(&id, None).await;
+    let (s2, b2) = d.status(&id, Some("not-the-token")).await;
+    let other = "01a2235f-2d5a-7731-9aab-eea22f1bd4c3";
+    let (s3, b3) = d.status(other, Some(&token)).await;
+    assert_eq!((s1, s2, s3), (401, 401, 401));
+    assert_eq!(b1, b2);
+    assert_eq!(b2, b3);
+    // An unknown request id to verify.
+    let (status, _) = d.verify(other, "12345678").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_hostile_bodies_are_refused_and_nothing_is_stored() {
+    let d = Dsar::spawn().await;
+    let before = d.signup.scan().await.len();
+    let cases: Vec<(Vec<u8>, u16)> = vec![
+        (b"{not json".to_vec(), 400),
+        (br#"{"type":"access","type":"erasure","email":"a@example.org"}"#.to_vec(), 400),
+        (serde_json::to_vec(&json!({"type": "delete_all", "email": "a@example.org"})).unwrap(), 422),
+        (serde_json::to_vec(&json!({"type": "access"})).unwrap(), 422),
+        (serde_json::to_vec(&json!({"type": "access", "email": "not-an-email"})).unwrap(), 422),
+        (serde_json::to_vec(&json!({"type": "access", "email": "a@example.org", "admin": true})).unwrap(), 422),
+        (serde_json::to_vec(&json!({"type": "access", "email": "a@example.org", "corrections": {"email": "b@example.org"}})).unwrap(), 422),
+        (serde_json::to_vec(&json!({"type": "rectification", "email": "a@example.org", "corrections": {"password": "x"}})).unwrap(), 422),
+        (serde_json::to_vec(&json!({"type": "access", "email": "a@example.org", "message": "x".repeat(20_000)})).unwrap(), 413),
+        (serde_json::to_vec(&json!(["access"])).unwrap(), 400),
+    ];
+    for (body, expected) in cases {
+        let (status, problem) = d.call(ApiRequest::post_json("/v1/dsar", &body)).await;
+        assert_eq!(
+            status,
+            expected,
+            "{}: {problem}",
+            String::from_utf8_lossy(&body[..body.len().min(80)])
+        );
+        assert!(
+            !problem.to_string().contains("a@example.org"),
+            "no input echoed"
+        );
+    }
+    let (status, _) = d
+        .call(
+            ApiRequest::post_json("/v1/dsar", br#"{"type":"access","email":"a@example.org"}"#)
+                .header("content-type", "text/plain"),
+        )
+        .await;
+    assert_eq!(status, 415);
+    assert_eq!(d.signup.scan().await.len(), before, "nothing stored");
+}
+
+#[tokio::test]
+async fn a_fourth_request_for_the_same_email_on_one_day_is_refused() {
+    let d = Dsar::spawn().await;
+    let email = unique_email();
+    for _ in 0..3 {
+        assert_eq!(
+            d.submit(&json!({"type": "access", "email": email})).await.0,
+            202
+        );
+    }
+    let (status, body) = d
+        .submit(&json!({"type": "objection", "email": email}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    d.signup.clock.advance(Duration::days(1));
+    assert_eq!(
+        d.submit(&json!({"type": "access", "email": email})).await.0,
+        202
+    );
+}
+
+#[tokio::test]
+async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules() {
+    let d = Dsar::spawn().await;
+    let email = unique_email();
+    let (id, token) = d.verified("erasure", &email).await;
+    let phone_only = d
+        .submit(&json!({"type": "access", "phone": "0171 2345678"}))
+        .await;
+    assert_eq!(phone_only.0, 202);
+    let phone_id = phone_only.1["request_id"].as_str().unwrap().to_owned();
+
+    // Without an IAM principal: forbidden.
+    let (status, _) = d
+        .call(ApiRequest::get("/v1/admin/dsar").query("status=open"))
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, list) = d
+        .call(
+            ApiRequest::get("/v1/admin/dsar")
+                .query("status=open")
+                .as_staff(STAFF),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["request_id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&id.as_str()) && ids.contains(&phone_id.as_str()));
+    assert_eq!(list["requests"][0]["days_left"], 30);
+
+    // Extension: at most two months, once, with a reason, within the first month.
+    let path = format!("/v1/admin/dsar/{id}/extend");
+    assert_eq!(
+        d.staff_post(&path, &json!({"months": 3, "reason": "Umfang"}))
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        d.staff_post(&path, &json!({"months": 2, "reason": " "}))
+            .await
+            .0,
+        422
+    );
+    let (status, body) = d
+        .staff_post(
+            &path,
+            &json!({"months": 2, "reason": "Sehr umfangreiche Daten <b>&</b>"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["due_at"], "2027-02-28");
+    assert_eq!(
+        d.staff_post(&path, &json!({"months": 1, "reason": "noch mal"}))
+            .await
+            .0,
+        422
+    );
+    let mails = sent_mail(&email).await.unwrap();
+    assert!(
+        mails.iter().any(|m| m
+            .body
+            .contains("Sehr umfangreiche Daten &lt;b&gt;&amp;&lt;/b&gt;")),
+        "the reason reaches the subject, escaped"
+    );
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["due_at"], "2027-02-28");
+    assert_eq!(view["extended"], true);
+
+    // Too late: after the first month.
+    d.signup.clock.advance(Duration::days(31));
+    let path = format!("/v1/admin/dsar/{phone_id}/extend");
+    let (status, body) = d
+        .staff_post(&path, &json!({"months": 1, "reason": "Umfang"}))
+        .await;
+    assert_eq!(status, 422);
+    assert!(body["detail"].as_str().unwrap().contains("first month"));
+    let (_, list) = d
+        .call(ApiRequest::get("/v1/admin/dsar").as_staff(STAFF))
+        .await;
+    assert_eq!(
+        list["requests"][0]["request_id"],
+        phone_id.as_str(),
+        "overdue first"
+    );
+    assert_eq!(list["requests"][0]["overdue"], true);
+
+    // A phone-only request: staff verify the identity and get the token.
+    let (status, body) = d
+        .staff_post(
+            &format!("/v1/admin/dsar/{phone_id}/verify-identity"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let phone_token = body["request_token"].as_str().unwrap();
+    assert_eq!(d.status(&phone_id, Some(phone_token)).await.0, 200);
+
+    // Denial with reasons: the subject is told where to complain.
+    let (status, _) = d
+        .staff_post(
+            &format!("/v1/admin/dsar/{id}/deny"),
+            &json!({"reasons": []}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = d
+        .staff_post(
+            &format!("/v1/admin/dsar/{id}/deny"),
+            &json!({"reasons": ["Offenkundig unbegründet (Art. 12 Abs. 5 DSGVO)"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mails = sent_mail(&email).await.unwrap();
+    let denial = mails.last().unwrap();
+    assert!(denial.body.contains("Offenkundig unbegründet"));
+    assert!(denial.body.contains("Landesbeauftragte für Datenschutz"));
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["status"], "denied");
+    let (status, _) = d
+        .staff_post(
+            &format!("/v1/admin/dsar/{id}/deny"),
+            &json!({"reasons": ["again"]}),
+        )
+        .await;
+    assert_eq!(status, 409, "a closed request stays closed");
+    let item = d.request_item(&id).await;
+    assert_eq!(
+        item["pk"].as_s().unwrap(),
+        &request_pk(&shared::domain::RequestId::parse(&id).unwrap())
+    );
+}
+
+#[tokio::test]
+async fn portability_adds_the_provided_data_as_json_and_csv() {
+    let d = Dsar::spawn().await;
+    let mut f = form();
+    f["first_name"] = json!("=HYPERLINK(\"x\")");
+    d.signup.sign_up(&f).await;
+    let (id, token) = d.verified("portability", EMAIL).await;
+    assert_eq!(d.pump(&id, 1).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    let files = unzip(&d.download(view["download_url"].as_str().unwrap()).await);
+    let portable: Value = serde_json::from_slice(&files["portable.json"]).unwrap();
+    assert_eq!(portable["sign_up"]["email"], EMAIL);
+    let csv = String::from_utf8(files["portable.csv"].clone()).unwrap();
+    assert!(csv.starts_with("field,value\r\n"));
+    assert!(csv.contains(&format!("\"email\",\"{EMAIL}\"")));
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"x\"\")\""),
+        "formula neutralised: {csv}"
+    );
+    assert!(files.contains_key("data.json"));
+}
