@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test lint fmt validate sweep build bench deploy deploy-function clean
+.PHONY: help setup run test lint fmt validate sweep ropa build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -54,13 +54,16 @@ validate: $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## cfn-lint, sam validate -
 	SAM_CLI_TELEMETRY=0 $(VENV_LINT)/bin/sam validate --lint --template infra/template.yaml --region eu-central-1
 	BC_SKIP_MAPPING=TRUE $(VENV_CHECKOV)/bin/checkov --config-file infra/checkov.yaml --quiet --compact
 
-FUNCTION_PACKAGES := -p signup -p telephony -p retention-sweep
+FUNCTION_PACKAGES := -p signup -p telephony -p retention-sweep -p dsar
 
 NOW ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 DRY_RUN ?=
 sweep: $(VENV)/.stamp ## With `make run` up: run the retention sweep, e.g. make sweep NOW=2030-01-01T00:00:00Z DRY_RUN=1
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke retention-sweep --invoke-address 127.0.0.1 --invoke-port $(API_PORT) \
 	  --data-ascii '{"dry_run": $(if $(DRY_RUN),true,false), "now": "$(NOW)"}'
+
+ropa: ## Print the Art. 30 record of processing activities (from the processing registry)
+	@cargo run -q -p polly-shared --bin ropa
 
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)

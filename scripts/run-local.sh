@@ -49,6 +49,8 @@ export AWS_REGION=eu-central-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=t
 # The local provider is the simulator; recordings come from it over loopback HTTP.
 echo "RETELL_API_BASE_URL=http://127.0.0.1:$sim_port" >>.local/functions.env
 echo "RECORDINGS_ALLOW_LOOPBACK=true" >>.local/functions.env
+# Links in mails to data subjects point at the local API.
+echo "PUBLIC_API_BASE_URL=http://127.0.0.1:$api_port" >>.local/functions.env
 
 setsid ./target/debug/retell-sim --port "$sim_port" --api-key "$api_key" \
   --webhook-url "http://127.0.0.1:$api_port/v1/telephony/retell" >.local/simulator.log 2>&1 &
@@ -68,7 +70,7 @@ for _ in $(seq 1 1800); do
   sleep 0.2
 done
 # Compile the functions now rather than on the first request.
-cargo build -q -p signup -p telephony
+cargo build -q -p signup -p telephony -p dsar
 
 setsid ./target/debug/event-pump --table "$stack-table" --invoke-url "http://127.0.0.1:$api_port" \
   >.local/event-pump.log 2>&1 &

@@ -1,9 +1,12 @@
 //! The retention sweep (R3): finds due items through the expiry index, one partition per
 //! class and month, and does what the registry says for each class.
 //!
-//! This first part covers the `recording` class (every S3 version of the recording and
-//! the transcript deleted, the call's metadata kept) and the `lead` class (the subject
-//! erased: the data key first, then items and objects). A dry run reports exactly what a
+//! Classes: `recording` (every S3 version of the recording and the transcript deleted,
+//! the call's metadata kept), `lead` (the subject erased: the data key first, then items
+//! and objects), the contract classes (held subjects restricted, then erased),
+//! `phone_consent_proof`, `verification` (one-time codes and unverified requests' sealed
+//! contacts; a request whose code expired unused ends and loses its blind indexes),
+//! `export` (every version of the package, then its item) and `request` (request records). A dry run reports exactly what a
 //! real run would delete. The run stops cleanly when its time budget runs out; the next
 //! run continues, since the index still holds what was not done.
 
@@ -81,6 +84,8 @@ pub struct Sweeper {
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     blobs: BlobStore,
+    /// The exports bucket (data-subject export packages, 7 days).
+    exports: Option<BlobStore>,
     /// Counts BatchWriteItem requests and their sizes (tests check the 25 limit).
     pub batch_sizes: Arc<std::sync::Mutex<Vec<usize>>>,
 }
@@ -95,8 +100,87 @@ impl Sweeper {
             ddb,
             table,
             blobs,
+            exports: None,
             batch_sizes: Arc::default(),
         }
+    }
+
+    /// Sweeps the exports bucket too (the `export` class).
+    pub fn with_exports(mut self, exports: BlobStore) -> Self {
+        self.exports = Some(exports);
+        self
+    }
+
+    /// An export package past its 7 days: every version of the object, then its item.
+    async fn sweep_export(
+        &self,
+        item: &Item,
+        req: SweepRequest,
+        count: &mut ClassCount,
+    ) -> Result<(), StoreError> {
+        let (Some(pk), Some(sk)) = (text(item, "pk"), text(item, "sk")) else {
+            return Ok(());
+        };
+        let Some(id) = pk.strip_prefix("DSAR#") else {
+            return Ok(());
+        };
+        let object = format!("exports/{id}.zip");
+        let Some(exports) = &self.exports else {
+            return Err(StoreError {
+                operation: "sweep_export",
+                retry: Retry::Permanent,
+                source: None,
+            });
+        };
+        if req.dry_run {
+            count.objects += exports.version_keys(&object).await?.len();
+            count.deleted += 1;
+            return Ok(());
+        }
+        count.objects += exports.delete_all_versions(&object).await?;
+        count.deleted += self
+            .delete_keys(vec![(pk.to_owned(), sk.to_owned())])
+            .await?;
+        self.audit("retention.export_deleted", None, None, req.now)
+            .await
+    }
+
+    /// A request whose code expired unused ends: its blind indexes go with the code.
+    async fn end_unverified(&self, due: &[Item], now: DateTime<Utc>) -> Result<(), StoreError> {
+        for item in due {
+            if text(item, "kind") != Some("dsar_code") {
+                continue;
+            }
+            let Some(pk) = text(item, "pk") else { continue };
+            let result = self
+                .ddb
+                .update_item()
+                .table_name(&self.table)
+                .key(schema::PK, s(pk))
+                .key(schema::SK, s("REQUEST"))
+                .update_expression(
+                    "SET #s = :failed, outcome = :expired, closed_at = :now ADD version :one \
+                     REMOVE subject_email_bidx, subject_phone_bidx",
+                )
+                .condition_expression("#s = :waiting")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":failed", s("verification_failed"))
+                .expression_attribute_values(":waiting", s("awaiting_verification"))
+                .expression_attribute_values(":expired", s("code_expired"))
+                .expression_attribute_values(":now", s(now.to_rfc3339()))
+                .expression_attribute_values(":one", n(1))
+                .send()
+                .await;
+            if let Err(e) = result {
+                let conditional = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception());
+                if !conditional {
+                    return Err(failure("end_unverified", e));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Due items of a class, oldest first.
@@ -480,6 +564,9 @@ impl Sweeper {
             RetentionClass::Contract(BookingVouchers),
             RetentionClass::Contract(Books),
             RetentionClass::PhoneConsentProof,
+            RetentionClass::Verification,
+            RetentionClass::Export,
+            RetentionClass::Request,
             RetentionClass::Lead,
         ];
         'classes: for class in classes {
@@ -488,9 +575,19 @@ impl Sweeper {
             count.due += due.len();
             if matches!(
                 class,
-                RetentionClass::Contract(_) | RetentionClass::PhoneConsentProof
+                RetentionClass::Contract(_)
+                    | RetentionClass::PhoneConsentProof
+                    | RetentionClass::Verification
+                    | RetentionClass::Request
             ) {
-                match self.sweep_plain(&due, req, count, started, budget).await {
+                let swept = self.sweep_plain(&due, req, count, started, budget).await;
+                let swept = match swept {
+                    Ok(true) if class == RetentionClass::Verification && !req.dry_run => {
+                        self.end_unverified(&due, req.now).await.map(|()| true)
+                    }
+                    other => other,
+                };
+                match swept {
                     Ok(true) => continue,
                     Ok(false) => {
                         report.complete = false;
@@ -513,6 +610,7 @@ impl Sweeper {
                     RetentionClass::Recording => {
                         self.sweep_recording(item, req, count, &mut counted).await
                     }
+                    RetentionClass::Export => self.sweep_export(item, req, count).await,
                     _ => self.erase_subject(item, req, count, &counted).await,
                 };
                 if let Err(e) = result {

@@ -709,3 +709,111 @@ async fn portability_adds_the_provided_data_as_json_and_csv() {
     );
     assert!(files.contains_key("data.json"));
 }
+
+fn sweeper(d: &Dsar) -> shared::sweep::Sweeper {
+    let config = d.signup.stack.config_for("RetentionSweepFunction").unwrap();
+    let s3 = harness::s3_client(&d.signup.stack.aws);
+    shared::sweep::Sweeper::new(
+        aws_sdk_dynamodb::Client::new(&d.signup.stack.aws),
+        d.signup.stack.table.clone(),
+        shared::adapters::s3::BlobStore::new(
+            s3.clone(),
+            config.recordings_bucket.unwrap(),
+            config.data_key_arn.clone(),
+        ),
+    )
+    .with_exports(shared::adapters::s3::BlobStore::new(
+        s3,
+        config.exports_bucket.unwrap(),
+        config.data_key_arn,
+    ))
+}
+
+async fn sweep(d: &Dsar, dry_run: bool) -> shared::sweep::SweepReport {
+    sweeper(d)
+        .run(
+            shared::sweep::SweepRequest {
+                dry_run,
+                now: d.signup.clock.now(),
+            },
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn exports_codes_and_request_records_go_when_their_retention_ends() {
+    let d = Dsar::spawn().await;
+    d.signup.sign_up(&form()).await;
+    let (id, token) = d.verified("access", EMAIL).await;
+    assert_eq!(d.pump(&id, 1).await, 0);
+    // An abandoned request: its code is never entered.
+    let other = unique_email();
+    let (_, b) = d.submit(&json!({"type": "erasure", "email": other})).await;
+    let abandoned = b["request_id"].as_str().unwrap().to_owned();
+    let s3 = harness::s3_client(&d.signup.stack.aws);
+    let bucket = d.signup.stack.bucket("ExportsBucket").to_owned();
+    let versions = |key: String| {
+        let s3 = s3.clone();
+        let bucket = bucket.clone();
+        async move {
+            let out = s3
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(key)
+                .send()
+                .await
+                .unwrap();
+            out.versions().len() + out.delete_markers().len()
+        }
+    };
+    let object = format!("exports/{id}.zip");
+    assert_eq!(versions(object.clone()).await, 1);
+
+    // 16 minutes on: the unused code and the unverified contact go; the request ends.
+    d.signup.clock.advance(Duration::minutes(16));
+    let report = sweep(&d, false).await;
+    assert_eq!(report.classes["verification"].deleted, 2, "{report:?}");
+    let item = d.request_item(&abandoned).await;
+    assert_eq!(item["status"].as_s().unwrap(), "verification_failed");
+    assert!(
+        !item.contains_key("subject_email_bidx"),
+        "blind index gone with the code"
+    );
+
+    // 7 days after creation − 1 minute: the package stays; then it goes, every version.
+    d.signup.clock.set(t("2026-12-05T09:59:00Z"));
+    let dry = sweep(&d, true).await;
+    assert_eq!(dry.classes["export"].deleted, 0);
+    assert!(d.status(&id, Some(&token)).await.1["download_url"].is_string());
+    d.signup.clock.set(t("2026-12-05T10:00:01Z"));
+    let dry = sweep(&d, true).await;
+    assert_eq!(dry.classes["export"].objects, 1);
+    assert_eq!(
+        versions(object.clone()).await,
+        1,
+        "a dry run deletes nothing"
+    );
+    let report = sweep(&d, false).await;
+    assert_eq!(report.classes["export"], dry.classes["export"]);
+    assert_eq!(versions(object.clone()).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200);
+    assert!(
+        view.get("download_url").is_none(),
+        "no link to a deleted package"
+    );
+
+    // The request records go 3 years after they closed.
+    d.signup.clock.set(t("2029-11-28T10:00:01Z"));
+    sweep(&d, false).await;
+    assert!(d.request_item(&id).await.is_empty());
+    assert!(d.request_item(&abandoned).await.is_empty());
+    assert!(d
+        .signup
+        .scan()
+        .await
+        .iter()
+        .all(|i| !i["pk"].as_s().unwrap().starts_with("DSAR#")));
+}

@@ -70,12 +70,21 @@ impl App {
             bucket,
             config.data_key_arn.clone(),
         );
+        let exports = BlobStore::new(
+            aws_sdk_s3::Client::new(aws),
+            config
+                .exports_bucket
+                .clone()
+                .ok_or("EXPORTS_BUCKET is required")?,
+            config.data_key_arn.clone(),
+        );
         Ok(Self {
             sweeper: Sweeper::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.table_name.clone(),
                 blobs,
-            ),
+            )
+            .with_exports(exports),
         })
     }
 

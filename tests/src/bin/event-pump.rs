@@ -13,8 +13,11 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use harness::template::Template;
 use serde_json::{json, Value};
 
-const WORKER: &str = "TelephonyWorkerFunction";
-const FUNCTION: &str = "telephony-worker";
+/// Stream consumers of the template: logical id and binary.
+const WORKERS: &[(&str, &str)] = &[
+    ("TelephonyWorkerFunction", "telephony-worker"),
+    ("DsarWorkerFunction", "dsar-worker"),
+];
 
 /// EventBridge-style pattern match, the subset Lambda filter criteria use here: objects
 /// nest, arrays list allowed literal values.
@@ -28,12 +31,12 @@ fn matches(pattern: &Value, event: &Value) -> bool {
     }
 }
 
-fn filter_patterns(template: &Template) -> Result<Vec<Value>> {
-    let events = &template.properties(WORKER)["Events"];
+fn filter_patterns(template: &Template, worker: &str) -> Result<Vec<Value>> {
+    let events = &template.properties(worker)["Events"];
     let mut patterns = Vec::new();
     for (_, event) in events
         .as_mapping()
-        .ok_or_else(|| anyhow!("{WORKER} has no events"))?
+        .ok_or_else(|| anyhow!("{worker} has no events"))?
     {
         for f in event["Properties"]["FilterCriteria"]["Filters"]
             .as_sequence()
@@ -97,11 +100,14 @@ async fn main() -> Result<()> {
         arg("--table").ok_or_else(|| anyhow!("usage: event-pump --table NAME --invoke-url URL"))?;
     let invoke_url = arg("--invoke-url").unwrap_or_else(|| "http://127.0.0.1:9000".to_owned());
     let template = Template::load()?;
-    let patterns = filter_patterns(&template)?;
-    let max_retries = template.properties(WORKER)["Events"]["TableStream"]["Properties"]
-        ["MaximumRetryAttempts"]
-        .as_u64()
-        .unwrap_or(3);
+    let mut workers = Vec::new();
+    for (logical, function) in WORKERS {
+        let max_retries = template.properties(logical)["Events"]["TableStream"]["Properties"]
+            ["MaximumRetryAttempts"]
+            .as_u64()
+            .unwrap_or(3);
+        workers.push((*function, filter_patterns(&template, logical)?, max_retries));
+    }
 
     let aws = harness::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
@@ -139,8 +145,9 @@ async fn main() -> Result<()> {
         }
     }
     println!(
-        "event pump: {} shard(s) of {table} → {FUNCTION}",
-        iterators.len()
+        "event pump: {} shard(s) of {table} → {}",
+        iterators.len(),
+        WORKERS.iter().map(|w| w.1).collect::<Vec<_>>().join(", ")
     );
     loop {
         for iterator in iterators.iter_mut() {
@@ -152,44 +159,55 @@ async fn main() -> Result<()> {
             if let Some(next) = out.next_shard_iterator() {
                 *iterator = next.to_owned();
             }
-            let records: Vec<Value> = out
-                .records()
-                .iter()
-                .map(record_json)
-                .filter(|r| patterns.iter().any(|p| matches(p, r)))
-                .collect();
+            let records: Vec<Value> = out.records().iter().map(record_json).collect();
             for record in records {
-                let event = json!({"Records": [record]});
-                for attempt in 0..=max_retries {
-                    let resp = http
-                        .post(format!(
-                            "{invoke_url}/2015-03-31/functions/{FUNCTION}/invocations"
-                        ))
-                        .json(&event)
-                        .send()
-                        .await;
-                    let failed = match resp {
-                        Ok(r) => {
-                            let body: Value = r.json().await.unwrap_or(Value::Null);
-                            body["batchItemFailures"]
-                                .as_array()
-                                .is_some_and(|a| !a.is_empty())
-                        }
-                        Err(_) => true,
-                    };
-                    println!(
-                        "event pump: delivered {} (attempt {}){}",
-                        record["eventName"],
-                        attempt + 1,
-                        if failed { ", failed" } else { "" }
-                    );
-                    if !failed {
-                        break;
+                for (function, patterns, max_retries) in &workers {
+                    if !patterns.iter().any(|p| matches(p, &record)) {
+                        continue;
                     }
-                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    deliver(&http, &invoke_url, function, &record, *max_retries).await;
                 }
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Invokes `function` with one record, retrying reported failures like Lambda does.
+async fn deliver(
+    http: &reqwest::Client,
+    invoke_url: &str,
+    function: &str,
+    record: &Value,
+    max_retries: u64,
+) {
+    let event = json!({"Records": [record]});
+    for attempt in 0..=max_retries {
+        let resp = http
+            .post(format!(
+                "{invoke_url}/2015-03-31/functions/{function}/invocations"
+            ))
+            .json(&event)
+            .send()
+            .await;
+        let failed = match resp {
+            Ok(r) => {
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                body["batchItemFailures"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+            }
+            Err(_) => true,
+        };
+        println!(
+            "event pump: delivered {} to {function} (attempt {}){}",
+            record["eventName"],
+            attempt + 1,
+            if failed { ", failed" } else { "" }
+        );
+        if !failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }

@@ -15,6 +15,8 @@ const FUNCTIONS: &[&str] = &[
     "SignupFunction",
     "TelephonyWebhookFunction",
     "TelephonyWorkerFunction",
+    "DsarApiFunction",
+    "DsarWorkerFunction",
 ];
 
 #[tokio::main(flavor = "current_thread")]
