@@ -215,7 +215,9 @@ impl CallService {
                     "compliance incident: the agent's opening lacks the AI or recording disclosure"
                 );
             }
-            let keep = consent.granted && disclosed && key.is_some();
+            // A withdrawn consent outweighs whatever the call says (R4.9).
+            let withdrawn = lead.as_ref().is_some_and(|l| l.consent_withdrawn);
+            let keep = consent.granted && disclosed && key.is_some() && !withdrawn;
             let recording_url = e.call.get("recording_url").and_then(Value::as_str);
             match (&key, keep) {
                 (Some(key), true) => {

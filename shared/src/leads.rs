@@ -251,3 +251,56 @@ fn seal_profile(req: &SignupRequest, now: DateTime<Utc>) -> zeroize::Zeroizing<V
     // A struct of strings serialises without error.
     zeroize::Zeroizing::new(serde_json::to_vec(&p).unwrap_or_default())
 }
+
+/// Why corrections cannot be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CorrectionError {
+    #[error("a corrected value is not valid for its field")]
+    Invalid,
+    #[error("the field cannot be corrected")]
+    UnknownField,
+}
+
+/// The subject's profile with `corrections` applied (validated like the sign-up, R4.6),
+/// sealed under the subject's key; the technical data stays as recorded.
+pub fn reseal_corrected(
+    lead: &Lead,
+    key: &crate::crypto::DataKey,
+    corrections: &std::collections::BTreeMap<String, String>,
+) -> Result<(LeadProfile, Vec<u8>), CorrectionError> {
+    let mut profile = lead.profile.clone();
+    for (field, value) in corrections {
+        match field.as_str() {
+            "first_name" => {
+                profile.first_name =
+                    PersonName::parse(value).map_err(|_| CorrectionError::Invalid)?
+            }
+            "last_name" => {
+                profile.last_name =
+                    PersonName::parse(value).map_err(|_| CorrectionError::Invalid)?
+            }
+            "email" => profile.email = Email::parse(value).map_err(|_| CorrectionError::Invalid)?,
+            "phone" => {
+                profile.phone = PhoneNumber::parse(value).map_err(|_| CorrectionError::Invalid)?
+            }
+            "notes" => profile.notes = Notes::parse(value).map_err(|_| CorrectionError::Invalid)?,
+            _ => return Err(CorrectionError::UnknownField),
+        }
+    }
+    let p = SealedProfileV1 {
+        v: 1,
+        first_name: profile.first_name.expose().to_owned(),
+        last_name: profile.last_name.expose().to_owned(),
+        email: profile.email.expose().to_owned(),
+        phone: profile.phone.expose().to_owned(),
+        notes: profile.notes.as_ref().map(|n| n.expose().to_owned()),
+        source_ip: lead.technical.source_ip,
+        client: lead.technical.client.clone(),
+        accessed_at: lead.technical.accessed_at,
+    };
+    let plain = zeroize::Zeroizing::new(serde_json::to_vec(&p).unwrap_or_default());
+    let sealed = key
+        .seal(&profile_aad(&lead.stored.id), &plain)
+        .map_err(|_| CorrectionError::Invalid)?;
+    Ok((profile, sealed))
+}

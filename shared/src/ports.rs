@@ -152,6 +152,8 @@ pub struct StoredLead {
     pub restricted: bool,
     /// The subject objected (Art. 21, R4.8).
     pub objected: bool,
+    /// The subject withdrew the recording consent (Art. 7(3), R4.9).
+    pub consent_withdrawn: bool,
 }
 
 impl StoredLead {

@@ -4,246 +4,24 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::Read;
-use std::sync::Arc;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
+use common::dsar::*;
 use common::*;
-use harness::events::{stream_event, ApiRequest};
+use harness::events::ApiRequest;
 use harness::logs::LogCapture;
 use harness::simulator::recordings::wav_tone;
-use harness::simulator::scenario::Scenario;
-use harness::simulator::{SimConfig, Simulator};
 use harness::stack::sent_mail;
-use lambda_http::Body;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared::adapters::calls::{call_pk, CALL_SK};
-use shared::adapters::dsar::{request_pk, REQUEST_SK};
-use shared::domain::LeadId;
-use shared::dsar::export::Exporter;
-use shared::retell::signature::sign;
+use shared::adapters::dsar::request_pk;
 use shared::Clock;
-
-const STAFF: &str = "arn:aws:iam::123456789012:role/polly-staff";
-
-struct Dsar {
-    signup: TestApp,
-    api: dsar::App,
-    exporter: Exporter,
-}
-
-fn unique_email() -> String {
-    format!("dsar-{}@example.org", uuid::Uuid::now_v7().simple())
-}
-
-impl Dsar {
-    async fn spawn() -> Self {
-        let signup = TestApp::spawn().await;
-        Self::on(signup)
-    }
-
-    fn on(signup: TestApp) -> Self {
-        let clock = Arc::new(signup.clock.clone());
-        let api = dsar::App::from_aws(
-            signup.stack.config_for("DsarApiFunction").unwrap(),
-            &signup.stack.aws,
-            clock.clone(),
-        )
-        .unwrap();
-        let exporter = dsar::worker::exporter_from_aws(
-            &signup.stack.config_for("DsarWorkerFunction").unwrap(),
-            &signup.stack.aws,
-            clock,
-        )
-        .unwrap();
-        Self {
-            signup,
-            api,
-            exporter,
-        }
-    }
-
-    async fn call(&self, req: ApiRequest<'_>) -> (u16, Value) {
-        let resp = dsar::handle(&self.api, req.build()).await;
-        let status = resp.status().as_u16();
-        let text = match resp.body() {
-            Body::Text(t) => t.clone(),
-            Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn submit(&self, body: &Value) -> (u16, Value) {
-        let bytes = serde_json::to_vec(body).unwrap();
-        self.call(ApiRequest::post_json("/v1/dsar", &bytes)).await
-    }
-
-    async fn verify(&self, id: &str, code: &str) -> (u16, Value) {
-        let path = format!("/v1/dsar/{id}/verify");
-        let bytes = serde_json::to_vec(&json!({ "code": code })).unwrap();
-        self.call(ApiRequest::post_json(&path, &bytes)).await
-    }
-
-    async fn status(&self, id: &str, token: Option<&str>) -> (u16, Value) {
-        let path = format!("/v1/dsar/{id}");
-        let auth = token.map(|t| format!("Bearer {t}"));
-        let mut req = ApiRequest::get(&path);
-        if let Some(a) = auth.as_deref() {
-            req = req.header("authorization", a);
-        }
-        self.call(req).await
-    }
-
-    async fn staff_post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let bytes = serde_json::to_vec(body).unwrap();
-        self.call(ApiRequest::post_json(path, &bytes).as_staff(STAFF))
-            .await
-    }
-
-    async fn request_item(&self, id: &str) -> HashMap<String, AttributeValue> {
-        aws_sdk_dynamodb::Client::new(&self.signup.stack.aws)
-            .get_item()
-            .table_name(&self.signup.stack.table)
-            .key("pk", AttributeValue::S(format!("DSAR#{id}")))
-            .key("sk", AttributeValue::S(REQUEST_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap_or_default()
-    }
-
-    /// Hands the request record to the worker as the stream would.
-    async fn pump(&self, id: &str, seq: u64) -> usize {
-        let item = self.request_item(id).await;
-        let mut old = item.clone();
-        old.insert(
-            "status".into(),
-            AttributeValue::S("awaiting_verification".into()),
-        );
-        dsar::worker::handle(&self.exporter, stream_event("MODIFY", item, old, seq))
-            .await
-            .batch_item_failures
-            .len()
-    }
-
-    /// Submits a request for `email` and verifies it with the code from the mail.
-    async fn verified(&self, kind: &str, email: &str) -> (String, String) {
-        let (status, body) = self.submit(&json!({"type": kind, "email": email})).await;
-        assert_eq!(status, 202, "{body}");
-        let id = body["request_id"].as_str().unwrap().to_owned();
-        let code = latest_code(email).await;
-        let (status, body) = self.verify(&id, &code).await;
-        assert_eq!(status, 200, "{body}");
-        (id, body["request_token"].as_str().unwrap().to_owned())
-    }
-
-    async fn download(&self, url: &str) -> Vec<u8> {
-        // The presigned URL names the emulator's host; fetch it as a browser would.
-        reqwest::get(url)
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec()
-    }
-}
-
-/// The one-time code of the latest mail to `email`: the only run of eight digits in it.
-async fn latest_code(email: &str) -> String {
-    let mails = sent_mail(email).await.unwrap();
-    let mail = mails.last().expect("a code mail was sent");
-    let digits: Vec<char> = mail.body.chars().collect();
-    let mut run = String::new();
-    for c in digits.iter().chain(std::iter::once(&' ')) {
-        if c.is_ascii_digit() {
-            run.push(*c);
-        } else {
-            if run.len() == 8 {
-                return run;
-            }
-            run.clear();
-        }
-    }
-    panic!("no code in the mail: {}", mail.body);
-}
-
-fn unzip(bytes: &[u8]) -> HashMap<String, Vec<u8>> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-    let mut out = HashMap::new();
-    for i in 0..archive.len() {
-        let mut f = archive.by_index(i).unwrap();
-        let mut data = Vec::new();
-        f.read_to_end(&mut data).unwrap();
-        out.insert(f.name().to_owned(), data);
-    }
-    out
-}
 
 #[tokio::test]
 async fn access_request_end_to_end_exports_everything_decrypted() {
     let (logs, _guard) = LogCapture::start();
     // A subject with a consented, recorded call.
     let signup = TestApp::spawn().await;
-    let (_, body) = signup.sign_up(&form()).await;
-    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
-    let sim = Simulator::start(SimConfig::new("local-test-key"))
-        .await
-        .unwrap();
-    let webhook = telephony::App::from_aws(
-        &signup.stack.config_for("TelephonyWebhookFunction").unwrap(),
-        &signup.stack.aws,
-        Arc::new(signup.clock.clone()),
-    )
-    .unwrap();
-    let mut wconfig = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
-    wconfig.retell_api_base_url = sim.base_url().to_owned();
-    wconfig.recordings_allow_loopback = true;
-    let tworker =
-        telephony::worker_from_aws(&wconfig, &signup.stack.aws, Arc::new(signup.clock.clone()))
-            .unwrap();
-    let script = sim.script(
-        Scenario::ConsentYes,
-        sim.params(&lead.to_string(), sim.now_ms() - 120_000),
-    );
-    let call_id = script.call_id().to_owned();
-    for event in ["call_ended", "call_analyzed"] {
-        let body = script.event(event).unwrap().unwrap().body;
-        let sig = sign(
-            &body,
-            &SecretString::from("local-test-key".to_owned()),
-            signup.clock.now().timestamp_millis() as u64,
-        );
-        let req =
-            ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
-        assert_eq!(telephony::handle(&webhook, req.build()).await.status(), 204);
-    }
-    let call = aws_sdk_dynamodb::Client::new(&signup.stack.aws)
-        .get_item()
-        .table_name(&signup.stack.table)
-        .key("pk", AttributeValue::S(call_pk(&call_id)))
-        .key("sk", AttributeValue::S(CALL_SK.into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let failures = telephony::worker::handle(
-        &tworker,
-        stream_event("MODIFY", call, Default::default(), 1),
-    )
-    .await
-    .batch_item_failures
-    .len();
-    assert_eq!(failures, 0);
+    let (_lead, call_id, sim) = recorded_call(&signup).await;
 
     // The access request, verified with the code from the mail.
     let d = Dsar::on(signup);
@@ -402,11 +180,11 @@ async fn known_and_unknown_email_get_the_same_answer_and_the_same_status() {
     let i2 = d.request_item(b2["request_id"].as_str().unwrap()).await;
     assert_eq!(i1["status"], i2["status"]);
     // Both get a code.
-    latest_code(EMAIL).await;
-    latest_code(&unknown).await;
+    latest_code(EMAIL, b1["request_id"].as_str().unwrap()).await;
+    latest_code(&unknown, b2["request_id"].as_str().unwrap()).await;
 
     // Nobody's export: a short package saying we hold nothing.
-    let code = latest_code(&unknown).await;
+    let code = latest_code(&unknown, b2["request_id"].as_str().unwrap()).await;
     let id = b2["request_id"].as_str().unwrap();
     let (_, v) = d.verify(id, &code).await;
     let token = v["request_token"].as_str().unwrap();
@@ -426,7 +204,7 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
     let email = unique_email();
     let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let right = latest_code(&email).await;
+    let right = latest_code(&email, &id).await;
     let wrong = if right == "00000000" {
         "11111111"
     } else {
@@ -457,7 +235,7 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
     let email = unique_email();
     let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&email).await;
+    let code = latest_code(&email, &id).await;
     d.signup.clock.advance(Duration::minutes(16));
     let (status, body) = d.verify(&id, &code).await;
     assert_eq!(status, 410);
@@ -468,7 +246,7 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
     let (status, b) = d.submit(&json!({"type": "access", "email": email})).await;
     assert_eq!(status, 202);
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&email).await;
+    let code = latest_code(&email, &id).await;
     let (status, v) = d.verify(&id, &code).await;
     assert_eq!(status, 200, "{v}");
     let token = v["request_token"].as_str().unwrap().to_owned();

@@ -1,6 +1,6 @@
 //! The export worker, driven by the table's stream (filtered in the template to request
-//! records that became `in_progress`). It builds access and portability exports; the
-//! other request types are carried out by their own steps.
+//! records that became `in_progress`). It builds access and portability exports and
+//! carries out erasure, restriction, objection and consent withdrawal.
 //!
 //! A record that fails with a retryable error is reported as a batch item failure, so
 //! Lambda retries it (then sends it to the dead-letter queue); building an export again
@@ -32,15 +32,14 @@ fn text<'a>(image: &'a Image, name: &str) -> Option<&'a str> {
     image.get(name)?.as_s().ok().map(String::as_str)
 }
 
-/// The request a stream record asks to export, if any: a request record that just
-/// became `in_progress` and whose type is answered with an export. Pure, so the
-/// template's filter and this decision are tested together.
-pub fn export_for(event_name: &str, new: &Image, old: &Image) -> Option<RequestId> {
+/// The request a stream record asks to carry out, if any: a request record that just
+/// became `in_progress`. Pure, so the template's filter and this decision are tested
+/// together.
+pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Option<RequestId> {
     if event_name == "REMOVE"
         || text(new, "kind") != Some("dsar_request")
         || text(new, "status") != Some("in_progress")
         || text(old, "status") == Some("in_progress")
-        || !matches!(text(new, "request_type"), Some("access" | "portability"))
     {
         return None;
     }
@@ -97,6 +96,17 @@ pub fn exporter_from_aws(
             .clone()
             .ok_or("PUBLIC_API_BASE_URL is required")?,
         part_size: PART_SIZE,
+        provider: match &config.provider_api_key_secret_arn {
+            Some(secret) => Some(shared::dsar::rights::Provider {
+                client: shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
+                    .map_err(|_| "the provider HTTP client cannot be built")?,
+                keys: shared::adapters::secrets::ProviderKeySource::new(
+                    aws_sdk_secretsmanager::Client::new(aws),
+                    secret.clone(),
+                ),
+            }),
+            None => None,
+        },
     })
 }
 
@@ -108,12 +118,20 @@ pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse 
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         let new: Image = record.change.new_image.into();
         let old: Image = record.change.old_image.into();
-        let Some(id) = export_for(&record.event_name, &new, &old) else {
+        let Some(id) = work_for(&record.event_name, &new, &old) else {
             continue;
         };
+        let export = matches!(text(&new, "request_type"), Some("access" | "portability"));
         // Boxed: the export future is large (it holds the archive state across awaits).
-        match Box::pin(exporter.run(&id)).await {
-            Ok(outcome) => tracing::info!(?outcome, "export request handled"),
+        let result = if export {
+            Box::pin(exporter.run(&id)).await.map(|o| format!("{o:?}"))
+        } else {
+            Box::pin(exporter.carry_out(&id))
+                .await
+                .map(|o| format!("{o:?}"))
+        };
+        match result {
+            Ok(outcome) => tracing::info!(outcome, "request handled"),
             Err(e) => {
                 let retry = e.retry();
                 tracing::error!(error = %e, ?retry, "export failed");
@@ -146,22 +164,22 @@ mod tests {
     }
 
     #[test]
-    fn a_request_that_became_in_progress_is_exported_once() {
+    fn a_request_that_became_in_progress_is_carried_out_once() {
         let new = img("in_progress", "dsar_request", "access");
-        assert!(export_for(
+        assert!(work_for(
             "MODIFY",
             &new,
             &img("awaiting_verification", "dsar_request", "access")
         )
         .is_some());
         assert!(
-            export_for("MODIFY", &new, &new).is_none(),
+            work_for("MODIFY", &new, &new).is_none(),
             "already in progress"
         );
-        assert!(export_for("REMOVE", &new, &Image::new()).is_none());
+        assert!(work_for("REMOVE", &new, &Image::new()).is_none());
         let erasure = img("in_progress", "dsar_request", "erasure");
-        assert!(export_for("MODIFY", &erasure, &Image::new()).is_none());
+        assert!(work_for("MODIFY", &erasure, &Image::new()).is_some());
         let open = img("in_progress", "dsar_open", "access");
-        assert!(export_for("INSERT", &open, &Image::new()).is_none());
+        assert!(work_for("INSERT", &open, &Image::new()).is_none());
     }
 }

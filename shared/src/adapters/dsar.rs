@@ -114,6 +114,18 @@ pub struct RequestRecord {
     pub export_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_expires_at: Option<DateTime<Utc>>,
+    /// Erasure: the data categories erased (the proof of erasure names them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
+    /// Erasure under a legal hold: the categories kept (restricted) and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_categories: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    /// Rectification (Art. 19): each recipient of the data and whether it was informed
+    /// or does not hold the old value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<std::collections::BTreeMap<String, String>>,
     #[serde(flatten)]
     pub expiry: Expiry,
     pub version: u64,
@@ -531,6 +543,10 @@ pub fn new_record(
         outcome: None,
         export_key: None,
         export_expires_at: None,
+        categories: None,
+        held_categories: None,
+        held_until: None,
+        recipients: None,
         // Kept 3 years; the clock restarts when the request closes.
         expiry: Expiry::of(RetentionClass::Request, now),
         version: 1,

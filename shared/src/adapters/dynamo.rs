@@ -107,6 +107,9 @@ struct LeadItem {
     restricted: bool,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     objected: bool,
+    /// The subject withdrew the recording consent (R4.9): later calls keep no recording.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    consent_withdrawn: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -382,6 +385,86 @@ impl DynamoLeadStore {
         Ok(out.item)
     }
 
+    /// Rectification (R4.6): the re-sealed profile replaces the old one and, where an
+    /// identifier changed, its blind index moves: the new claim is taken (refused when
+    /// another live subject holds it) and the old one released, in one transaction.
+    /// `Ok(false)` when the lead is gone or a new identifier belongs to someone else.
+    pub async fn rectify(
+        &self,
+        id: &LeadId,
+        sealed_profile: Vec<u8>,
+        email: Option<(&BlindIndex, &BlindIndex)>,
+        phone: Option<(&BlindIndex, &BlindIndex)>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let Some(lead) = self.lead_item(id).await? else {
+            return Ok(false);
+        };
+        let mut set = vec![
+            ("sealed_profile", AttributeValue::B(sealed_profile.into())),
+            ("version", n(lead.version + 1)),
+        ];
+        let mut items = Vec::new();
+        let claim = |pk: String| ClaimItem {
+            pk,
+            sk: CLAIM_SK.into(),
+            kind: "claim".into(),
+            lead_id: *id,
+            expires_at: lead.expires_at.clone(),
+            exp_at: lead.exp_at,
+            ttl: lead.ttl,
+        };
+        for (pair, attr, pk_of) in [
+            (
+                email,
+                schema::EMAIL_INDEX_ATTR,
+                email_claim_pk as fn(&BlindIndex) -> String,
+            ),
+            (phone, schema::PHONE_INDEX_ATTR, phone_claim_pk),
+        ] {
+            let Some((old, new)) = pair else { continue };
+            if old.as_str() == new.as_str() {
+                continue;
+            }
+            set.push((attr, s(new.as_str())));
+            items.push(put(
+                &self.table,
+                to_item("rectify", &claim(pk_of(new)))?,
+                Some("attribute_not_exists(pk) OR exp_at < :now"),
+                &[(":now", n(at.timestamp()))],
+            )?);
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .key(schema::PK, s(pk_of(old)))
+                .key(schema::SK, s(CLAIM_SK))
+                .build()
+                .map_err(|e| corrupt("rectify", e))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        items.insert(
+            0,
+            update(
+                &self.table,
+                lead_pk(id),
+                LEAD_SK,
+                &set,
+                &[],
+                "version = :v",
+                &[(":v", n(lead.version))],
+            )?,
+        );
+        items.push(put(
+            &self.table,
+            to_item(
+                "rectify",
+                &audit_item("dsar", "lead.rectified", Some(id), None, at),
+            )?,
+            Some("attribute_not_exists(pk)"),
+            &[],
+        )?);
+        Ok(self.transact(items).await?.is_ok())
+    }
+
     /// The subject holding this email or this phone, when only one may be known (a
     /// data-subject request names either or both); email first.
     pub async fn find_subject_by(
@@ -606,6 +689,7 @@ impl LeadStore for DynamoLeadStore {
             version: 1,
             restricted: false,
             objected: false,
+            consent_withdrawn: false,
         };
         let key_item = KeyItem {
             pk: lead_pk(&lead.id),
@@ -836,6 +920,7 @@ impl LeadStore for DynamoLeadStore {
             call_request_count: lead.call_request_count,
             restricted: lead.restricted,
             objected: lead.objected,
+            consent_withdrawn: lead.consent_withdrawn,
         }))
     }
 }

@@ -105,6 +105,8 @@ pub struct Exporter {
     pub public_api_base_url: String,
     /// Bytes per multipart part (≥ 5 MiB).
     pub part_size: usize,
+    /// The telephony provider, where erasure deletes the subject's calls (Art. 19).
+    pub provider: Option<super::rights::Provider>,
 }
 
 /// The archive on its way into the upload.

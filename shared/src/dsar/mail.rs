@@ -192,7 +192,12 @@ fn extension_months_de() -> String {
 }
 
 /// The one-time code that verifies a request (R4.1).
-pub fn code_mail(code: &str, request_type: RequestType, valid_minutes: u32) -> Mail {
+pub fn code_mail(
+    code: &str,
+    request_id: &str,
+    request_type: RequestType,
+    valid_minutes: u32,
+) -> Mail {
     let validity = period_de(Period::Minutes(valid_minutes));
     let subject = "Polly KI: Ihr Bestätigungscode für Ihre Datenschutzanfrage".to_owned();
     let blocks = vec![
@@ -204,6 +209,7 @@ pub fn code_mail(code: &str, request_type: RequestType, valid_minutes: u32) -> M
             request_type.article()
         )),
         Block::Code(code.to_owned()),
+        Block::Para(format!("Vorgangsnummer: {request_id}")),
         Block::Para(format!(
             "Der Code ist {validity} gültig und kann nur einmal verwendet werden. Geben Sie \
              ihn dort ein, wo Sie Ihre Anfrage gestellt haben. Geben Sie den Code an niemanden \
@@ -479,7 +485,7 @@ mod tests {
 
     #[test]
     fn code_mail_states_the_code_its_validity_and_that_ignoring_it_is_safe() {
-        let mail = code_mail("482913", RequestType::Erasure, 15);
+        let mail = code_mail("482913", "019a-req", RequestType::Erasure, 15);
         assert_common(&mail);
         assert!(
             !mail.subject.contains("482913"),
@@ -501,7 +507,7 @@ mod tests {
 
     #[test]
     fn code_mail_escapes_the_code() {
-        assert_escaped(&code_mail(NASTY, RequestType::Access, 15));
+        assert_escaped(&code_mail(NASTY, "019a-req", RequestType::Access, 15));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 pub mod disclosure;
 pub mod export;
 pub mod mail;
+pub mod rights;
 pub mod service;
 pub mod zip;
 

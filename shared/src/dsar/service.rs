@@ -147,6 +147,15 @@ pub struct StatusView {
     pub extended: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// Erasure: the categories erased, and what a legal hold keeps (restricted) until when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erased_categories: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_categories: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_until: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<std::collections::BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -336,7 +345,7 @@ impl DsarService {
             self.mailer
                 .send(
                     email,
-                    &mail::code_mail(&code, intake.request_type, CODE_MINUTES),
+                    &mail::code_mail(&code, &id.to_string(), intake.request_type, CODE_MINUTES),
                 )
                 .await?;
         }
@@ -479,6 +488,10 @@ impl DsarService {
             days_left: super::days_left(record.due_date, now),
             extended: record.extended,
             outcome: record.outcome.clone(),
+            erased_categories: record.categories.clone(),
+            held_categories: record.held_categories.clone(),
+            held_until: record.held_until,
+            recipients: record.recipients.clone(),
             download_url: None,
             download_expires_at: None,
         };

@@ -2,6 +2,8 @@
 //! table of bad inputs.
 #![allow(dead_code)]
 
+pub mod dsar;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

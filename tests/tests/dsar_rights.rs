@@ -1,0 +1,354 @@
+//! Carrying out data-subject requests (R4.5–R4.9) against the emulator and the provider
+//! simulator: erasure (also under a contract's legal hold), restriction, objection,
+//! consent withdrawal and rectification.
+
+mod common;
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::dsar::*;
+use common::*;
+use harness::events::{stream_event, ApiRequest};
+use harness::logs::LogCapture;
+use harness::simulator::scenario::Scenario;
+use secrecy::SecretString;
+use shared::adapters::calls::{call_pk, CALL_SK};
+use shared::adapters::dynamo::{lead_pk, DynamoLeadStore, KEY_SK, LEAD_SK};
+use shared::adapters::kms::KmsKeyService;
+use shared::domain::retention::ContractRecords;
+use shared::domain::{Email, LeadId};
+use shared::ports::{IdentifierKind, KeyService};
+use shared::retell::signature::sign;
+use shared::Clock;
+
+async fn item(
+    d: &Dsar,
+    pk: String,
+    sk: &str,
+) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    aws_sdk_dynamodb::Client::new(&d.signup.stack.aws)
+        .get_item()
+        .table_name(&d.signup.stack.table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+async fn versions(d: &Dsar, logical: &str, prefix: &str) -> usize {
+    let out = harness::s3_client(&d.signup.stack.aws)
+        .list_object_versions()
+        .bucket(d.signup.stack.bucket(logical))
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    out.versions().len() + out.delete_markers().len()
+}
+
+fn keys(d: &Dsar) -> KmsKeyService {
+    let c = d.signup.stack.signup_config().unwrap();
+    KmsKeyService::new(
+        aws_sdk_kms::Client::new(&d.signup.stack.aws),
+        c.data_key_id,
+        c.blind_index_key_id,
+    )
+}
+
+/// Submits, verifies and carries out a request; returns the status view.
+async fn carry_out(d: &Dsar, kind: &str, seq: u64) -> (String, serde_json::Value) {
+    let (id, token) = d.verified(kind, EMAIL).await;
+    assert_eq!(d.pump(&id, seq).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "completed", "{view}");
+    (id, view)
+}
+
+#[tokio::test]
+async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_at_the_provider() {
+    let (logs, _guard) = LogCapture::start();
+    let signup = TestApp::spawn().await;
+    let (lead, call_id, sim) = recorded_call(&signup).await;
+    let d = Dsar::with_provider(signup, sim.base_url());
+    // An earlier access request left an export.
+    let (access, _) = carry_out(&d, "access", 1).await;
+    assert_eq!(
+        versions(&d, "ExportsBucket", &format!("exports/{access}")).await,
+        1
+    );
+    let raw_profile = item(&d, lead_pk(&lead), LEAD_SK).await.unwrap();
+    let email_index = raw_profile["email_bidx"].as_s().unwrap().clone();
+    let phone_index = raw_profile["phone_bidx"].as_s().unwrap().clone();
+
+    let (id, view) = carry_out(&d, "erasure", 2).await;
+    assert_eq!(view["outcome"], "erased");
+    assert!(view["erased_categories"].as_array().unwrap().len() >= 5);
+    assert!(view.get("held_until").is_none());
+
+    // The provider received a delete for the subject's call (Art. 19).
+    assert!(sim.deleted_calls().contains(&call_id));
+    // The key is gone: the profile copied before can no longer be opened by anyone
+    // reading the table.
+    assert!(item(&d, lead_pk(&lead), KEY_SK).await.is_none());
+    assert!(d.exporter.leads.read(&lead).await.unwrap().is_none());
+    // A scan finds nothing of the subject but the proof of erasure (and the audit trail,
+    // which names only opaque ids: the subject's and the deleted call's).
+    let lead_text = lead.to_string();
+    for it in d.signup.scan().await {
+        let kind = it
+            .get("kind")
+            .and_then(|k| k.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let mut values = Vec::new();
+        for v in it.values() {
+            flatten(v, &mut values);
+        }
+        for v in &values {
+            for secret in [EMAIL, PHONE_E164, FIRST, LAST, &email_index, &phone_index] {
+                assert!(
+                    !contains_ci(v, secret),
+                    "{kind} item still holds a value of the subject"
+                );
+            }
+            if contains_ci(v, &lead_text) || contains_ci(v, &call_id) {
+                assert_eq!(
+                    kind, "audit",
+                    "only audit items name the erased subject's opaque ids"
+                );
+            }
+        }
+        if let Some(sealed) = it.get("sealed_profile") {
+            assert_ne!(sealed, &raw_profile["sealed_profile"]);
+        }
+    }
+    let proof = d.request_item(&id).await;
+    assert_eq!(proof["outcome"].as_s().unwrap(), "erased");
+    assert!(!proof.contains_key("lead_id"));
+    assert!(proof.contains_key("categories"));
+    // No object of the subject in any bucket, no version left.
+    assert_eq!(
+        versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await,
+        0
+    );
+    assert_eq!(
+        versions(&d, "RecordingsBucket", &format!("transcripts/{lead}/")).await,
+        0
+    );
+    assert_eq!(
+        versions(&d, "ExportsBucket", &format!("exports/{access}")).await,
+        0
+    );
+
+    // Re-running converges: nothing more to do, nothing fails.
+    let mut reopened = d.request_item(&id).await;
+    reopened.insert("status".into(), AttributeValue::S("in_progress".into()));
+    let failures = ::dsar::worker::handle(
+        &d.exporter,
+        stream_event("MODIFY", reopened, Default::default(), 9),
+    )
+    .await
+    .batch_item_failures
+    .len();
+    assert_eq!(failures, 0);
+    sim.shutdown().await.unwrap();
+    logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
+}
+
+#[tokio::test]
+async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_hold() {
+    let signup = TestApp::spawn().await;
+    let (lead, call_id, sim) = recorded_call(&signup).await;
+    let d = Dsar::with_provider(signup, sim.base_url());
+    let ddb = aws_sdk_dynamodb::Client::new(&d.signup.stack.aws);
+    shared::contracts::record_contract(
+        &ddb,
+        &d.signup.stack.table,
+        &lead,
+        shared::contracts::Contract {
+            start: t("2026-11-01T00:00:00Z"),
+            end: t("2027-03-15T00:00:00Z"),
+            records: ContractRecords::BusinessLetters,
+        },
+        d.signup.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    let (_, view) = carry_out(&d, "erasure", 1).await;
+    assert_eq!(view["outcome"], "restricted_under_legal_hold");
+    assert_eq!(view["held_until"], "2034-01-01T00:00:00Z");
+    assert_eq!(
+        view["held_categories"],
+        serde_json::json!(["signup", "contract"])
+    );
+    // The contract and the data it needs stay, restricted; everything else is gone.
+    let profile = item(&d, lead_pk(&lead), LEAD_SK).await.unwrap();
+    assert_eq!(profile["restricted"], AttributeValue::Bool(true));
+    assert!(item(&d, lead_pk(&lead), KEY_SK).await.is_some());
+    let partition: Vec<String> = d
+        .signup
+        .scan()
+        .await
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap() == &lead_pk(&lead))
+        .map(|i| i["kind"].as_s().unwrap().clone())
+        .collect();
+    assert!(
+        partition
+            .iter()
+            .all(|k| ["lead", "data_key", "contract"].contains(&k.as_str())),
+        "{partition:?}"
+    );
+    assert!(partition.contains(&"contract".to_owned()));
+    assert!(item(&d, call_pk(&call_id), CALL_SK).await.is_none());
+    assert_eq!(
+        versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await,
+        0
+    );
+    assert!(sim.deleted_calls().contains(&call_id));
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn restriction_and_objection_set_the_flags_every_processing_point_reads() {
+    let d = Dsar::spawn().await;
+    let (_, body) = d.signup.sign_up(&form()).await;
+    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    let (_, view) = carry_out(&d, "restriction", 1).await;
+    assert_eq!(view["outcome"], "restricted");
+    let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
+    assert!(stored.restricted && !stored.may_process());
+    let (_, view) = carry_out(&d, "objection", 2).await;
+    assert_eq!(view["outcome"], "objection_recorded");
+    let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
+    assert!(stored.objected);
+    // Every step is audited.
+    let actions: Vec<String> = d
+        .signup
+        .items_of_kind("audit")
+        .await
+        .iter()
+        .map(|a| a["action"].as_s().unwrap().clone())
+        .collect();
+    assert!(actions.contains(&"dsar.restricted".to_owned()));
+    assert!(actions.contains(&"dsar.objection_recorded".to_owned()));
+}
+
+#[tokio::test]
+async fn withdrawal_deletes_recordings_at_once_and_later_calls_keep_none() {
+    let signup = TestApp::spawn().await;
+    let (lead, call_id, sim) = recorded_call(&signup).await;
+    let d = Dsar::with_provider(signup, sim.base_url());
+    assert!(versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await > 0);
+    let (_, view) = carry_out(&d, "withdraw_consent", 1).await;
+    assert_eq!(view["outcome"], "recordings_deleted");
+    assert_eq!(
+        versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await,
+        0
+    );
+    assert_eq!(
+        versions(&d, "RecordingsBucket", &format!("transcripts/{lead}/")).await,
+        0
+    );
+    assert!(item(&d, call_pk(&call_id), "RECORDING").await.is_none());
+    let call = item(&d, call_pk(&call_id), CALL_SK).await.unwrap();
+    assert_eq!(call["recording_state"].as_s().unwrap(), "withdrawn");
+    assert!(!call.contains_key("transcript_key"));
+
+    // A later call where the person says "yes" keeps no recording and no transcript.
+    let webhook = telephony::App::from_aws(
+        &d.signup
+            .stack
+            .config_for("TelephonyWebhookFunction")
+            .unwrap(),
+        &d.signup.stack.aws,
+        Arc::new(d.signup.clock.clone()),
+    )
+    .unwrap();
+    let script = sim.script(
+        Scenario::ConsentYes,
+        sim.params(&lead.to_string(), sim.now_ms() - 60_000),
+    );
+    let body = script.event("call_ended").unwrap().unwrap().body;
+    let sig = sign(
+        &body,
+        &SecretString::from("local-test-key".to_owned()),
+        d.signup.clock.now().timestamp_millis() as u64,
+    );
+    let req =
+        ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
+    assert_eq!(telephony::handle(&webhook, req.build()).await.status(), 204);
+    let later = item(&d, call_pk(script.call_id()), CALL_SK).await.unwrap();
+    assert_eq!(later["recording_state"].as_s().unwrap(), "not_kept");
+    assert!(!later.contains_key("transcript_key"));
+    assert_eq!(
+        versions(&d, "RecordingsBucket", &format!("transcripts/{lead}/")).await,
+        0
+    );
+    sim.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() {
+    let d = Dsar::spawn().await;
+    let (_, body) = d.signup.sign_up(&form()).await;
+    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    let new_email = "wilhelmine.neu@example.org";
+    let (status, b) = d
+        .submit(&serde_json::json!({
+            "type": "rectification",
+            "email": EMAIL,
+            "corrections": {"email": new_email, "last_name": "Pflaumenbaum"}
+        }))
+        .await;
+    assert_eq!(status, 202, "{b}");
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let code = latest_code(EMAIL, &id).await;
+    let (_, v) = d.verify(&id, &code).await;
+    let token = v["request_token"].as_str().unwrap().to_owned();
+    assert_eq!(d.pump(&id, 1).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["outcome"], "rectified", "{view}");
+    assert!(view["recipients"]["RetellAI, Inc."]
+        .as_str()
+        .unwrap()
+        .starts_with("not_holding"));
+
+    let keys = keys(&d);
+    let store = DynamoLeadStore::new(
+        aws_sdk_dynamodb::Client::new(&d.signup.stack.aws),
+        d.signup.stack.table.clone(),
+    );
+    let index = |e: &str| {
+        let e = Email::parse(e).unwrap().lookup_key();
+        let keys = &keys;
+        async move { keys.blind_index(IdentifierKind::Email, &e).await.unwrap() }
+    };
+    let now = d.signup.clock.now();
+    let new_index = index(new_email).await;
+    let old_index = index(EMAIL).await;
+    assert_eq!(
+        store
+            .find_subject_by(Some(&new_index), None, now)
+            .await
+            .unwrap(),
+        Some(lead)
+    );
+    assert_eq!(
+        store
+            .find_subject_by(Some(&old_index), None, now)
+            .await
+            .unwrap(),
+        None
+    );
+    let read = d.exporter.leads.read(&lead).await.unwrap().unwrap();
+    assert_eq!(read.profile.email.expose(), new_email);
+    assert_eq!(read.profile.last_name.expose(), "Pflaumenbaum");
+    assert_eq!(read.profile.first_name.expose(), FIRST);
+}
