@@ -70,13 +70,14 @@ build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
 
 bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory, sweep cost
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
-	cargo build --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep
+	cargo build --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export
 	@ls -l target/lambda/*/bootstrap | awk '{printf "arm64 %-40s %6.2f MiB\n", $$9, $$5/1048576}'
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-signup \
 	  --arm64-binary target/lambda/signup/bootstrap --binary target/release/signup
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-webhook
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-recording
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-sweep
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-export
 
 deploy: $(VENV)/.stamp $(VENV_LINT)/.stamp ## sam build + sam deploy to eu-central-1 (needs AWS credentials)
 	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../$(VENV_LINT)/bin/sam build --beta-features

@@ -32,6 +32,8 @@ pub enum IdentifierKind {
     /// A data-subject request's one-time code, keyed with its request id (R4.1: codes
     /// are stored only as a keyed hash).
     RequestCode,
+    /// Pseudonyms of subjects and calls in the analytics export (R6).
+    Analytics,
 }
 
 impl IdentifierKind {
@@ -40,6 +42,7 @@ impl IdentifierKind {
             Self::Email => "email",
             Self::Phone => "phone",
             Self::RequestCode => "dsar_code",
+            Self::Analytics => "analytics",
         }
     }
 }

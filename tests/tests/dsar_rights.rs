@@ -352,3 +352,173 @@ async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() 
     assert_eq!(read.profile.last_name.expose(), "Pflaumenbaum");
     assert_eq!(read.profile.first_name.expose(), FIRST);
 }
+
+async fn staff_call(
+    d: &Dsar,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = ApiRequest::post_json(path, &bytes).as_staff(STAFF);
+    req.method = method;
+    d.call(req).await
+}
+
+#[tokio::test]
+async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_telling_the_subject() {
+    let (logs, _guard) = LogCapture::start();
+    let d = Dsar::spawn().await;
+    let (_, body) = d.signup.sign_up(&form()).await;
+    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/admin/subjects/{lead}");
+    // Without IAM: forbidden; with: the record, and an audit item.
+    assert_eq!(d.call(ApiRequest::get(&path)).await.0, 403);
+    let (status, view) = d.call(ApiRequest::get(&path).as_staff(STAFF)).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["email"], EMAIL);
+    let actions: Vec<String> = d
+        .signup
+        .items_of_kind("audit")
+        .await
+        .iter()
+        .map(|a| a["action"].as_s().unwrap().clone())
+        .collect();
+    assert!(actions.contains(&"subject.viewed".to_owned()));
+
+    // Contracts: recorded, then ended; the hold follows the end.
+    let (status, c) = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/contracts"),
+        &serde_json::json!({"start": "2026-12-01T00:00:00Z", "end": "2027-12-31T00:00:00Z", "records": "books"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    let contract = c["contract_id"].as_str().unwrap();
+    let (status, _) = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/contracts/{contract}/end"),
+        &serde_json::json!({"end": "2027-03-15T00:00:00Z", "records": "books"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let lead_id = LeadId::parse(&lead).unwrap();
+    let item = item(&d, lead_pk(&lead_id), &format!("CONTRACT#{contract}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        item["expires_at"].as_s().unwrap(),
+        "2038-01-01T00:00:00.000Z"
+    );
+    let bad = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/contracts"),
+        &serde_json::json!({"start": "x", "end": "y", "records": "books"}),
+    )
+    .await;
+    assert_eq!(bad.0, 422);
+
+    // Lifting a restriction: refused when there is none; else mail first, then lifted.
+    assert_eq!(
+        staff_call(
+            &d,
+            "POST",
+            &format!("{path}/lift-restriction"),
+            &serde_json::json!({})
+        )
+        .await
+        .0,
+        409
+    );
+    carry_out(&d, "restriction", 1).await;
+    let before = harness::stack::sent_mail(EMAIL).await.unwrap().len();
+    let (status, body) = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/lift-restriction"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mails = harness::stack::sent_mail(EMAIL).await.unwrap();
+    assert!(mails.len() > before);
+    assert!(mails.last().unwrap().subject.contains("aufgehoben"));
+    assert!(d
+        .exporter
+        .leads
+        .read(&lead_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .stored
+        .may_process());
+    logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
+}
+
+#[tokio::test]
+async fn the_analytics_export_is_pseudonymised_and_leaves_out_restricted_subjects() {
+    let signup = TestApp::spawn().await;
+    let (lead, call_id, sim) = recorded_call(&signup).await;
+    let d = Dsar::with_provider(signup, sim.base_url());
+    let read = |key: String| {
+        let s3 = harness::s3_client(&d.signup.stack.aws);
+        let bucket = d.signup.stack.bucket("ExportsBucket").to_owned();
+        async move {
+            let bytes = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+    };
+    assert_eq!(
+        d.call(ApiRequest::post_json("/v1/admin/analytics-exports", b"{}"))
+            .await
+            .0,
+        403
+    );
+    let (status, export) = staff_call(
+        &d,
+        "POST",
+        "/v1/admin/analytics-exports",
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{export}");
+    assert_eq!(export["calls"], 1);
+    let text = read(export["object_key"].as_str().unwrap().to_owned()).await;
+    let row: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(
+        row["summary"].as_str().unwrap().contains("Beratungstermin"),
+        "{row}"
+    );
+    assert!(row["duration_ms"].is_number());
+    for secret in [FIRST, LAST, EMAIL, PHONE_E164, &lead.to_string(), &call_id] {
+        assert!(
+            !text.contains(secret),
+            "the export holds no identifying value"
+        );
+    }
+    carry_out(&d, "objection", 1).await;
+    let (_, export) = staff_call(
+        &d,
+        "POST",
+        "/v1/admin/analytics-exports",
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(export["calls"], 0);
+    assert_eq!(export["omitted"], 1);
+    sim.shutdown().await.unwrap();
+}

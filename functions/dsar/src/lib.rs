@@ -247,14 +247,17 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::POST, ["v1", "dsar"]) => submit(app, &req).await,
         (Method::POST, ["v1", "dsar", id, "verify"]) => verify(app, &req, id).await,
         (Method::GET, ["v1", "dsar", id]) => status(app, &req, id).await,
-        (_, ["v1", "admin", "dsar", ..]) => match iam_principal(&req) {
+        (_, ["v1", "admin", ..]) => match iam_principal(&req) {
             None => problem(
                 StatusCode::FORBIDDEN,
                 "https://polly-ki.de/problems/forbidden",
                 "Forbidden",
                 "Staff routes need IAM authorisation.",
             ),
-            Some(principal) => staff(app, &req, &method, &segments[3..], &principal).await,
+            Some(principal) => match segments.get(2) {
+                Some(&"dsar") => staff(app, &req, &method, &segments[3..], &principal).await,
+                _ => subjects(app, &req, &method, &segments[2..], &principal).await,
+            },
         },
         (_, ["v1", "dsar"]) | (_, ["v1", "dsar", _]) | (_, ["v1", "dsar", _, "verify"]) => {
             Problem::method_not_allowed().into_response()
@@ -643,6 +646,130 @@ async fn staff(
                     Err(e) => failure(&e),
                 },
                 _ => not_found(),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+fn parse_time(body: &Map<String, Value>, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    body.get(field)?
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn parse_records(body: &Map<String, Value>) -> Option<shared::domain::retention::ContractRecords> {
+    serde_json::from_value(body.get("records")?.clone()).ok()
+}
+
+fn invalid(field: &str, code: &'static str, detail: &'static str) -> Response<Body> {
+    rejected(Problem::validation(vec![FieldProblem::new(
+        field, code, detail,
+    )]))
+}
+
+/// Staff routes about subjects and analytics (R4.7, R4.10, R6).
+#[tracing::instrument(name = "dsar_staff_subjects", skip_all)]
+async fn subjects(
+    app: &App,
+    req: &Request,
+    method: &Method,
+    rest: &[&str],
+    principal: &str,
+) -> Response<Body> {
+    let actor = format!("staff:{principal}");
+    if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
+        return match app.service.analytics_export(&actor).await {
+            Ok(export) => json_response(StatusCode::CREATED, &export),
+            Err(e) => failure(&e),
+        };
+    }
+    let ["subjects", lead, tail @ ..] = rest else {
+        return not_found();
+    };
+    let Ok(lead) = shared::domain::LeadId::parse(lead) else {
+        return not_found();
+    };
+    match (method, tail) {
+        (&Method::GET, []) => match app.service.view_subject(&lead, &actor).await {
+            Ok(Some(view)) => {
+                let mut r = json_response(StatusCode::OK, &view);
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                r
+            }
+            Ok(None) => not_found(),
+            Err(e) => failure(&e),
+        },
+        (&Method::POST, ["contracts"]) => {
+            let body = match json_body(req, &["start", "end", "records"]) {
+                Ok(b) => b,
+                Err(p) => return rejected(p),
+            };
+            let (Some(start), Some(end)) = (parse_time(&body, "start"), parse_time(&body, "end"))
+            else {
+                return invalid("end", "invalid", "start and end must be RFC 3339 times");
+            };
+            let Some(records) = parse_records(&body) else {
+                return invalid(
+                    "records",
+                    "invalid",
+                    "must be business_letters, booking_vouchers or books",
+                );
+            };
+            if end < start {
+                return invalid("end", "before_start", "must not be before start");
+            }
+            let contract = shared::contracts::Contract {
+                start,
+                end,
+                records,
+            };
+            match app.service.record_contract(&lead, contract).await {
+                Ok(Some(id)) => json_response(StatusCode::CREATED, &json!({"contract_id": id})),
+                Ok(None) => not_found(),
+                Err(e) => failure(&e),
+            }
+        }
+        (&Method::POST, ["contracts", contract, "end"]) => {
+            let body = match json_body(req, &["end", "records"]) {
+                Ok(b) => b,
+                Err(p) => return rejected(p),
+            };
+            let (Some(end), Some(records)) = (parse_time(&body, "end"), parse_records(&body))
+            else {
+                return invalid("end", "invalid", "end (RFC 3339) and records are required");
+            };
+            match app
+                .service
+                .end_contract(&lead, contract, records, end, &actor)
+                .await
+            {
+                Ok(true) => json_response(
+                    StatusCode::OK,
+                    &json!({"contract_id": contract, "ended_at": end}),
+                ),
+                Ok(false) => not_found(),
+                Err(e) => failure(&e),
+            }
+        }
+        (&Method::POST, ["lift-restriction"]) => {
+            match app.service.lift_restriction(&lead, &actor).await {
+                Ok(shared::dsar::staff::LiftOutcome::Lifted) => json_response(
+                    StatusCode::OK,
+                    &json!({"lead_id": lead.to_string(), "restricted": false, "subject_notified": true}),
+                ),
+                Ok(shared::dsar::staff::LiftOutcome::NotRestricted) => problem(
+                    StatusCode::CONFLICT,
+                    "https://polly-ki.de/problems/not-restricted",
+                    "Not restricted",
+                    "The subject's processing is not restricted.",
+                ),
+                Ok(shared::dsar::staff::LiftOutcome::Gone) => not_found(),
+                Err(e) => failure(&e),
             }
         }
         _ => not_found(),

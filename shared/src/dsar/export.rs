@@ -129,13 +129,26 @@ impl Package<'_> {
         Ok(())
     }
 
-    async fn file(&mut self, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
-        self.zip.start_file(name, self.created)?;
-        for chunk in bytes.chunks(1024 * 1024) {
-            self.zip.write_all(chunk)?;
+    /// Appends to the current entry, never letting the buffer grow past a part: a chunk
+    /// is split at the part boundary and the full part sent before the rest is written
+    /// (S3 hands out chunks of varying size; without the split the buffer would regrow).
+    async fn write(&mut self, mut data: &[u8]) -> Result<(), ExportError> {
+        while !data.is_empty() {
+            let room = self
+                .part_size
+                .saturating_sub(self.zip.get_mut().len())
+                .max(1);
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.zip.write_all(now)?;
             self.drain(self.part_size).await?;
+            data = rest;
         }
         Ok(())
+    }
+
+    async fn file(&mut self, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
+        self.zip.start_file(name, self.created)?;
+        self.write(bytes).await
     }
 
     async fn json(&mut self, name: &str, value: &Value) -> Result<(), ExportError> {
@@ -661,8 +674,7 @@ impl Exporter {
             pkg.zip.start_file(&name, now)?;
             let mut body = stream.body;
             while let Some(chunk) = body.try_next().await.map_err(|_| ExportError::Stream)? {
-                pkg.zip.write_all(&chunk)?;
-                pkg.drain(self.part_size).await?;
+                pkg.write(&chunk).await?;
             }
         }
         pkg.finish().await

@@ -429,6 +429,31 @@ pub fn denial_mail(request_id: &str, request_type: RequestType, reasons: &[Strin
     render(subject, blocks)
 }
 
+/// Tells a subject that the restriction of processing is lifted, before it is
+/// (Art. 18(3) GDPR).
+pub fn restriction_lifted_mail() -> Mail {
+    let subject =
+        "Polly KI: Die Einschränkung der Verarbeitung Ihrer Daten wird aufgehoben".to_owned();
+    let blocks = vec![
+        Block::Para(
+            "Sie hatten die Einschränkung der Verarbeitung Ihrer personenbezogenen Daten \
+             (Art. 18 DSGVO) erwirkt. Wir teilen Ihnen hiermit vor der Aufhebung mit \
+             (Art. 18 Abs. 3 DSGVO), dass diese Einschränkung aufgehoben wird. Danach \
+             verarbeiten wir Ihre Daten wieder zu den in unserer Datenschutzerklärung \
+             genannten Zwecken."
+                .to_owned(),
+        ),
+        Block::Para(format!(
+            "Wenn Sie damit nicht einverstanden sind, können Sie jederzeit erneut die \
+             Einschränkung verlangen, der Verarbeitung widersprechen oder die Löschung \
+             verlangen. Schreiben Sie uns an {}. Sie haben außerdem das Recht, sich bei der \
+             {} zu beschweren.",
+            CONTROLLER.privacy_email, SUPERVISORY_AUTHORITY.name
+        )),
+    ];
+    render(subject, blocks)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

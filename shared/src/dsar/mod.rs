@@ -11,6 +11,7 @@ pub mod export;
 pub mod mail;
 pub mod rights;
 pub mod service;
+pub mod staff;
 pub mod zip;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};

@@ -1,0 +1,446 @@
+//! Staff actions on subjects (R4.7, R4.10, R6), behind IAM-authorised routes: view a
+//! subject's record (audited), record and end contracts (legal hold for the sweep), lift
+//! a restriction (the subject is told first, Art. 18(3)), and the pseudonymised
+//! analytics export.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::mail;
+use super::service::{DsarError, DsarService};
+use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, LEAD_SK, TTL_GRACE};
+use crate::calls::CallService;
+use crate::contracts::{record_contract, Contract};
+use crate::domain::retention::expiry_bucket;
+use crate::domain::{LeadId, RetentionClass};
+use crate::leads::{Lead, LeadService};
+use crate::ports::{IdentifierKind, StoreError};
+
+/// The result of an analytics export.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AnalyticsExport {
+    pub object_key: String,
+    pub calls: usize,
+    /// Calls left out because their subject restricted processing or objected.
+    pub omitted: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiftOutcome {
+    Lifted,
+    NotRestricted,
+    Gone,
+}
+
+fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// Replaces what identifies a person in free text: the subject's own name, email and
+/// number, any email address and any run of six or more digits (with the separators
+/// phone numbers are written with).
+pub fn redact(text: &str, known: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for k in known.iter().filter(|k| k.chars().count() >= 2) {
+        let lower = out.to_lowercase();
+        let needle = k.to_lowercase();
+        let mut result = String::with_capacity(out.len());
+        let mut last = 0;
+        for (i, _) in lower.match_indices(&needle) {
+            // Lower-casing can change byte lengths; only replace where it did not.
+            if out.is_char_boundary(i) && out.is_char_boundary(i + needle.len()) && i >= last {
+                result.push_str(&out[last..i]);
+                result.push_str("[NAME]");
+                last = i + needle.len();
+            }
+        }
+        result.push_str(&out[last..]);
+        out = result;
+    }
+    let words: Vec<String> = out
+        .split(' ')
+        .map(|w| {
+            if w.contains('@') {
+                "[E-MAIL]".to_owned()
+            } else {
+                w.to_owned()
+            }
+        })
+        .collect();
+    let out = words.join(" ");
+    // Digit runs: digits with + ( ) / - . and spaces between them.
+    let chars: Vec<char> = out.chars().collect();
+    let mut result = String::with_capacity(out.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit()
+            || (chars[i] == '+' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            let mut j = i;
+            let mut digits = 0;
+            let mut end = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || " +()/-.".contains(chars[j])) {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                    end = j + 1;
+                }
+                j += 1;
+            }
+            if digits >= 6 {
+                result.push_str("[NUMMER]");
+                i = end;
+                continue;
+            }
+            result.extend(&chars[i..end.max(i + 1)]);
+            i = end.max(i + 1);
+            continue;
+        }
+        result.push(chars[i]);
+        i += 1;
+    }
+    result
+}
+
+impl DsarService {
+    fn lead_service(&self) -> LeadService {
+        LeadService::new(
+            Arc::new(self.leads.clone()),
+            Arc::clone(&self.keys),
+            Arc::clone(&self.clock),
+        )
+    }
+
+    fn ddb(&self) -> &aws_sdk_dynamodb::Client {
+        self.store.client()
+    }
+
+    /// A subject's record, decrypted, for staff (audited as `subject.viewed`).
+    pub async fn view_subject(
+        &self,
+        lead: &LeadId,
+        actor: &str,
+    ) -> Result<Option<Value>, DsarError> {
+        let Some(l) = self.lead_service().read(lead).await.map_err(read_error)? else {
+            return Ok(None);
+        };
+        crate::adapters::dynamo::put_audit(
+            self.ddb(),
+            self.store.table(),
+            actor,
+            "subject.viewed",
+            Some(lead),
+            None,
+            self.clock.now(),
+        )
+        .await?;
+        Ok(Some(subject_json(&l)))
+    }
+
+    /// Records a contract (legal hold, R3.4); `None` when the subject is unknown.
+    pub async fn record_contract(
+        &self,
+        lead: &LeadId,
+        contract: Contract,
+    ) -> Result<Option<String>, DsarError> {
+        let now = self.clock.now();
+        if self.leads_get(lead, now).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(
+            record_contract(self.ddb(), self.store.table(), lead, contract, now).await?,
+        ))
+    }
+
+    async fn leads_get(
+        &self,
+        lead: &LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::ports::StoredLead>, DsarError> {
+        use crate::ports::LeadStore;
+        Ok(self.leads.get_lead(lead, now).await?)
+    }
+
+    /// Ends a contract at `end`: its statutory period (and the hold) now runs from there.
+    pub async fn end_contract(
+        &self,
+        lead: &LeadId,
+        contract_id: &str,
+        records: crate::domain::retention::ContractRecords,
+        end: DateTime<Utc>,
+        actor: &str,
+    ) -> Result<bool, DsarError> {
+        let class = RetentionClass::Contract(records);
+        let due = class.due_at(end).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let result = self
+            .ddb()
+            .update_item()
+            .table_name(self.store.table())
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(format!("CONTRACT#{contract_id}")))
+            .update_expression(
+                "SET contract_end = :end, expires_at = :exp, #b = :b, #e = :e, #t = :t",
+            )
+            .condition_expression("attribute_exists(pk) AND #r = :r")
+            .expression_attribute_names("#b", schema::EXPIRY_PARTITION_ATTR)
+            .expression_attribute_names("#e", schema::EXPIRY_SORT_ATTR)
+            .expression_attribute_names("#t", schema::TTL)
+            .expression_attribute_names("#r", "records")
+            .expression_attribute_values(":end", s(ts(end)))
+            .expression_attribute_values(":exp", s(ts(due)))
+            .expression_attribute_values(":b", s(expiry_bucket(class, due)))
+            .expression_attribute_values(":e", n(due.timestamp()))
+            .expression_attribute_values(":t", n((due + TTL_GRACE).timestamp()))
+            .expression_attribute_values(
+                ":r",
+                s(serde_json::to_value(records)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                crate::adapters::dynamo::put_audit(
+                    self.ddb(),
+                    self.store.table(),
+                    actor,
+                    "contract.ended",
+                    Some(lead),
+                    None,
+                    self.clock.now(),
+                )
+                .await?;
+                Ok(true)
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failure("end_contract", e).into()),
+        }
+    }
+
+    /// Lifts a restriction (R4.7): the subject is mailed first (Art. 18(3)); only when
+    /// that worked is processing allowed again.
+    pub async fn lift_restriction(
+        &self,
+        lead: &LeadId,
+        actor: &str,
+    ) -> Result<LiftOutcome, DsarError> {
+        let Some(l) = self.lead_service().read(lead).await.map_err(read_error)? else {
+            return Ok(LiftOutcome::Gone);
+        };
+        if !l.stored.restricted {
+            return Ok(LiftOutcome::NotRestricted);
+        }
+        self.mailer
+            .send(&l.profile.email, &mail::restriction_lifted_mail())
+            .await?;
+        let now = self.clock.now();
+        self.ddb()
+            .update_item()
+            .table_name(self.store.table())
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(LEAD_SK))
+            .update_expression("REMOVE restricted ADD version :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| failure("lift_restriction", e))?;
+        crate::adapters::dynamo::put_audit(
+            self.ddb(),
+            self.store.table(),
+            actor,
+            "subject.restriction_lifted",
+            Some(lead),
+            None,
+            now,
+        )
+        .await?;
+        Ok(LiftOutcome::Lifted)
+    }
+
+    /// The pseudonymised analytics export (R6): per call an opaque subject and call id
+    /// (keyed hashes), duration, outcome and the summary with personal data redacted,
+    /// as JSON Lines in the exports bucket. Calls of restricted or objecting subjects
+    /// are left out.
+    pub async fn analytics_export(&self, actor: &str) -> Result<AnalyticsExport, DsarError> {
+        let now = self.clock.now();
+        let leads = self.lead_service();
+        let mut subjects: HashMap<String, Option<(Lead, crate::crypto::DataKey)>> = HashMap::new();
+        let mut lines = Vec::new();
+        let mut omitted = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .ddb()
+                .scan()
+                .table_name(self.store.table())
+                .filter_expression("kind = :call")
+                .expression_attribute_values(":call", s("call"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure("scan_calls", e))?;
+            for call in page.items() {
+                let Some(call_id) = text(call, "call_id") else {
+                    continue;
+                };
+                let lead = text(call, "lead_id").and_then(|l| LeadId::parse(l).ok());
+                let subject = match lead {
+                    Some(l) => {
+                        let key = l.to_string();
+                        if !subjects.contains_key(&key) {
+                            let read = leads.read_with_key(&l).await.map_err(read_error)?;
+                            subjects.insert(key.clone(), read);
+                        }
+                        subjects.get(&key).and_then(Option::as_ref)
+                    }
+                    None => None,
+                };
+                if subject.is_some_and(|(l, _)| !l.stored.may_process()) {
+                    omitted += 1;
+                    continue;
+                }
+                let summary = match (subject, call.get("sealed_call")) {
+                    (Some((l, key)), Some(AttributeValue::B(sealed))) => {
+                        CallService::open(key, call_id, "sealed_call", sealed.as_ref())
+                            .ok()
+                            .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+                            .and_then(|v| {
+                                v["call_analysis"]["call_summary"].as_str().map(|t| {
+                                    let p = &l.profile;
+                                    redact(
+                                        t,
+                                        &[
+                                            p.first_name.expose(),
+                                            p.last_name.expose(),
+                                            p.email.expose(),
+                                            p.phone.expose(),
+                                        ],
+                                    )
+                                })
+                            })
+                    }
+                    _ => None,
+                };
+                let subject_ref = match lead {
+                    Some(l) => Some(self.pseudonym("subject", &l.to_string()).await?),
+                    None => None,
+                };
+                lines.push(json!({
+                    "call": self.pseudonym("call", call_id).await?,
+                    "subject": subject_ref,
+                    "started_at": text(call, "start_at"),
+                    "duration_ms": call.get("duration_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()),
+                    "status": text(call, "call_status"),
+                    "disconnection_reason": text(call, "disconnection_reason"),
+                    "recording_consent": call.get("consent_granted").and_then(|v| v.as_bool().ok()),
+                    "summary": summary,
+                }));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        let mut body = Vec::new();
+        for l in &lines {
+            body.extend(serde_json::to_vec(l).unwrap_or_default());
+            body.push(b'\n');
+        }
+        let object_key = format!(
+            "analytics/{}-{}.jsonl",
+            now.format("%Y%m%dT%H%M%SZ"),
+            uuid::Uuid::now_v7().simple()
+        );
+        self.exports.put(&object_key, body).await?;
+        crate::adapters::dynamo::put_audit(
+            self.ddb(),
+            self.store.table(),
+            actor,
+            "analytics.exported",
+            None,
+            None,
+            now,
+        )
+        .await?;
+        tracing::info!(calls = lines.len(), omitted, "analytics export written");
+        Ok(AnalyticsExport {
+            object_key,
+            calls: lines.len(),
+            omitted,
+        })
+    }
+
+    /// A keyed hash of an id: stable across exports, not reversible without the key.
+    async fn pseudonym(&self, kind: &str, id: &str) -> Result<String, DsarError> {
+        let mac = self
+            .keys
+            .blind_index(IdentifierKind::Analytics, &format!("{kind}:{id}"))
+            .await?;
+        Ok(mac.as_str().chars().take(32).collect())
+    }
+}
+
+fn read_error(e: crate::leads::ReadError) -> DsarError {
+    match e {
+        crate::leads::ReadError::Keys(k) => DsarError::Keys(k),
+        crate::leads::ReadError::Store(s) => DsarError::Store(s),
+        crate::leads::ReadError::Crypto(c) => DsarError::Crypto(c),
+        crate::leads::ReadError::Malformed => DsarError::Store(StoreError {
+            operation: "read_lead",
+            retry: crate::ports::Retry::Permanent,
+            source: None,
+        }),
+    }
+}
+
+fn subject_json(l: &Lead) -> Value {
+    let p = &l.profile;
+    json!({
+        "lead_id": l.stored.id.to_string(),
+        "first_name": p.first_name.expose(),
+        "last_name": p.last_name.expose(),
+        "email": p.email.expose(),
+        "phone": p.phone.expose(),
+        "notes": p.notes.as_ref().map(|n| n.expose()),
+        "signed_up_at": l.stored.signed_up_at,
+        "last_contact_at": l.stored.last_contact_at,
+        "kept_until": l.stored.expires_at,
+        "call_state": l.stored.call_state,
+        "restricted": l.stored.restricted,
+        "objected": l.stored.objected,
+        "consent_withdrawn": l.stored.consent_withdrawn,
+        "technical": {
+            "source_ip": l.technical.source_ip,
+            "accessed_at": l.technical.accessed_at,
+            "client": l.technical.client,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_removes_names_addresses_and_numbers() {
+        let t = "Frau Wilhelmine Zwetschgenbaum (wilhelmine@example.org, +49 170 9876543) \
+                 wünscht einen Termin am 12.5. um 17 Uhr.";
+        let r = redact(t, &["Wilhelmine", "Zwetschgenbaum"]);
+        assert!(!r.contains("Wilhelmine") && !r.contains("Zwetschgenbaum"));
+        assert!(!r.contains("example.org"));
+        assert!(!r.contains("9876543"));
+        assert!(r.contains("[NAME]") && r.contains("[E-MAIL]") && r.contains("[NUMMER]"));
+        assert!(r.contains("17 Uhr"), "short numbers stay: {r}");
+    }
+}
