@@ -9,8 +9,11 @@ pub const CURRENT_PRIVACY_POLICY_VERSION: &str = "2024-04-08";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// The single DynamoDB table (`TABLE_NAME`).
+    /// The main DynamoDB table (`TABLE_NAME`).
     pub table_name: String,
+    /// The table of wrapped subject keys, kept without backups so that deleting a key
+    /// is crypto-shredding (`KEY_TABLE_NAME`).
+    pub key_table_name: String,
     /// Customer managed KMS key that wraps the per-subject data keys (`DATA_KEY_ID`).
     pub data_key_id: String,
     /// KMS HMAC key for blind indexes (`BLIND_INDEX_KEY_ID`).
@@ -118,6 +121,7 @@ impl Config {
         let or_default = |v: Vec<String>, d: Vec<String>| if v.is_empty() { d } else { v };
         Ok(Self {
             table_name: required("TABLE_NAME")?,
+            key_table_name: required("KEY_TABLE_NAME")?,
             data_key_id: required("DATA_KEY_ID")?,
             blind_index_key_id: required("BLIND_INDEX_KEY_ID")?,
             allowed_origins,
@@ -177,6 +181,7 @@ mod tests {
     fn reads_all_settings() {
         let c = Config::from_map(&vars(&[
             ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
             ("DATA_KEY_ID", "k"),
             ("BLIND_INDEX_KEY_ID", "h"),
             (
@@ -195,7 +200,11 @@ mod tests {
 
     #[test]
     fn names_the_missing_variable() {
-        let err = Config::from_map(&vars(&[("TABLE_NAME", "t"), ("DATA_KEY_ID", "k")]));
+        let err = Config::from_map(&vars(&[
+            ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
+            ("DATA_KEY_ID", "k"),
+        ]));
         assert_eq!(err, Err(ConfigError::Missing("BLIND_INDEX_KEY_ID")));
     }
 
@@ -203,6 +212,7 @@ mod tests {
     fn refuses_a_wildcard_origin() {
         let err = Config::from_map(&vars(&[
             ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
             ("DATA_KEY_ID", "k"),
             ("BLIND_INDEX_KEY_ID", "h"),
             ("ALLOWED_ORIGINS", "*"),

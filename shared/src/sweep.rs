@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use chrono::{DateTime, Datelike, Utc};
 
 use crate::adapters::calls::{call_pk, CALL_SK};
-use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, CLAIM_SK, KEY_SK};
+use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, CLAIM_SK};
 use crate::adapters::s3::BlobStore;
 use crate::domain::{LeadId, RetentionClass};
 use crate::ports::{Retry, StoreError};
@@ -81,6 +81,7 @@ fn months_until(now: DateTime<Utc>) -> Vec<String> {
 
 pub struct Sweeper {
     leads: Arc<dyn crate::ports::LeadStore>,
+    lead_store: crate::adapters::dynamo::DynamoLeadStore,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
     blobs: BlobStore,
@@ -91,12 +92,17 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub fn new(ddb: aws_sdk_dynamodb::Client, table: String, blobs: BlobStore) -> Self {
+    pub fn new(
+        ddb: aws_sdk_dynamodb::Client,
+        table: String,
+        key_table: String,
+        blobs: BlobStore,
+    ) -> Self {
+        let lead_store =
+            crate::adapters::dynamo::DynamoLeadStore::new(ddb.clone(), table.clone(), key_table);
         Self {
-            leads: Arc::new(crate::adapters::dynamo::DynamoLeadStore::new(
-                ddb.clone(),
-                table.clone(),
-            )),
+            leads: Arc::new(lead_store.clone()),
+            lead_store,
             ddb,
             table,
             blobs,
@@ -478,8 +484,7 @@ impl Sweeper {
             return Ok(());
         }
         // Crypto-shredding first.
-        self.delete_keys(vec![(pk.clone(), KEY_SK.to_owned())])
-            .await?;
+        self.lead_store.shred_key(&lead).await?;
         count.deleted += self.delete_keys(keys).await?;
         for p in &prefixes {
             count.objects += self.blobs.delete_all_versions_under(p).await?;

@@ -37,6 +37,8 @@ pub const ACCOUNT: &str = "123456789012";
 pub struct Stack {
     pub name: String,
     pub table: String,
+    /// The key table: wrapped subject keys, without backups (crypto-shredding).
+    pub key_table: String,
     /// Logical id → (key id, key ARN).
     pub keys: BTreeMap<String, (String, String)>,
     /// Logical id → bucket name.
@@ -64,6 +66,7 @@ impl Stack {
         let mut stack = Stack {
             name: name.to_owned(),
             table: format!("{name}-table"),
+            key_table: format!("{name}-keys"),
             keys: BTreeMap::new(),
             buckets: BTreeMap::new(),
             provider_secret_arn: String::new(),
@@ -116,7 +119,8 @@ impl Stack {
                 .with_context(|| format!("creating alias {alias}"))?;
         }
 
-        create_table(&ddb, &stack, &template.table()?).await?;
+        create_table(&ddb, &stack, &stack.table, &template.table()?).await?;
+        create_table(&ddb, &stack, &stack.key_table, &template.key_table()?).await?;
 
         for bucket in template.buckets()? {
             create_bucket(&s3, &stack, &template, &bucket).await?;
@@ -183,6 +187,7 @@ impl Stack {
             ("AWS::Partition".to_owned(), "aws".to_owned()),
             ("AWS::StackName".to_owned(), self.name.clone()),
             ("Table".to_owned(), self.table.clone()),
+            ("KeyTable".to_owned(), self.key_table.clone()),
             (
                 "ProviderApiKeySecret".to_owned(),
                 self.provider_secret_arn.clone(),
@@ -231,8 +236,12 @@ impl Stack {
     }
 
     pub async fn describe_table(&self) -> Result<TableSpec> {
+        self.describe_table_named(&self.table).await
+    }
+
+    pub async fn describe_table_named(&self, table: &str) -> Result<TableSpec> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.aws);
-        let t = ddb.describe_table().table_name(&self.table).send().await?;
+        let t = ddb.describe_table().table_name(table).send().await?;
         let t = t.table().ok_or_else(|| anyhow!("no table description"))?;
         let keys = |ks: &[KeySchemaElement]| {
             ks.iter()
@@ -263,18 +272,14 @@ impl Stack {
                 },
             );
         }
-        let ttl = ddb
-            .describe_time_to_live()
-            .table_name(&self.table)
-            .send()
-            .await?;
+        let ttl = ddb.describe_time_to_live().table_name(table).send().await?;
         let ttl = ttl
             .time_to_live_description()
             .filter(|d| d.time_to_live_status().map(|s| s.as_str()) == Some("ENABLED"))
             .and_then(|d| d.attribute_name().map(str::to_owned));
         let pitr = ddb
             .describe_continuous_backups()
-            .table_name(&self.table)
+            .table_name(table)
             .send()
             .await?;
         let pitr = pitr
@@ -429,6 +434,7 @@ impl Stack {
 async fn create_table(
     ddb: &aws_sdk_dynamodb::Client,
     stack: &Stack,
+    table: &str,
     spec: &TableSpec,
 ) -> Result<()> {
     let key = |(name, kind): &(String, String)| {
@@ -439,7 +445,7 @@ async fn create_table(
     };
     let mut req = ddb
         .create_table()
-        .table_name(&stack.table)
+        .table_name(table)
         .billing_mode(BillingMode::from(spec.billing_mode.as_str()))
         .deletion_protection_enabled(spec.deletion_protection);
     for (name, kind) in &spec.attributes {
@@ -487,7 +493,7 @@ async fn create_table(
     req.send().await.context("creating the table")?;
     if let Some(attr) = &spec.ttl_attribute {
         ddb.update_time_to_live()
-            .table_name(&stack.table)
+            .table_name(table)
             .time_to_live_specification(
                 TimeToLiveSpecification::builder()
                     .attribute_name(attr)
@@ -500,7 +506,7 @@ async fn create_table(
     }
     if spec.point_in_time_recovery {
         ddb.update_continuous_backups()
-            .table_name(&stack.table)
+            .table_name(table)
             .point_in_time_recovery_specification(
                 PointInTimeRecoverySpecification::builder()
                     .point_in_time_recovery_enabled(true)

@@ -122,11 +122,20 @@ impl Template {
         &self.root["Resources"][logical_id]["Properties"]
     }
 
+    /// The main table (`Table`).
     pub fn table(&self) -> Result<TableSpec> {
-        let tables = self.resources_of("AWS::DynamoDB::Table");
-        let [id] = tables.as_slice() else {
-            bail!("expected exactly one table, found {}", tables.len())
-        };
+        self.table_spec("Table")
+    }
+
+    /// The key table (`KeyTable`): wrapped subject keys, deliberately without backups.
+    pub fn key_table(&self) -> Result<TableSpec> {
+        self.table_spec("KeyTable")
+    }
+
+    pub fn table_spec(&self, id: &str) -> Result<TableSpec> {
+        if self.root["Resources"][id]["Type"].as_str() != Some("AWS::DynamoDB::Table") {
+            bail!("{id} is not a table of the template");
+        }
         let p = self.properties(id);
         let keys = |v: &Value| -> Result<Vec<(String, String)>> {
             v.as_sequence()

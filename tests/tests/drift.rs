@@ -8,10 +8,29 @@ use harness::template::Template;
 use shared::adapters::dynamo::schema;
 
 #[tokio::test]
-async fn local_table_matches_the_template() {
+async fn local_tables_match_the_template() {
     let stack = Stack::isolated().await.expect("provision");
-    let declared = Template::load().unwrap().table().unwrap();
-    let actual = stack.describe_table().await.unwrap();
+    let template = Template::load().unwrap();
+    for (declared, name) in [
+        (template.table().unwrap(), stack.table.clone()),
+        (template.key_table().unwrap(), stack.key_table.clone()),
+    ] {
+        table_matches(&stack, declared, &name).await;
+    }
+}
+
+#[test]
+fn the_key_table_is_kept_out_of_backups_and_streams() {
+    // Crypto-shredding (R4.5): a deleted key must not come back from a backup.
+    let keys = Template::load().unwrap().key_table().unwrap();
+    assert!(!keys.point_in_time_recovery, "no PITR on the key table");
+    assert!(keys.stream_view_type.is_none(), "no stream copies of keys");
+    assert!(keys.indexes.is_empty());
+    assert!(keys.sse_kms && keys.deletion_protection);
+}
+
+async fn table_matches(stack: &Stack, declared: harness::template::TableSpec, name: &str) {
+    let actual = stack.describe_table_named(name).await.unwrap();
     assert_eq!(actual.keys, declared.keys, "key schema");
     assert_eq!(
         actual.attributes, declared.attributes,
@@ -155,5 +174,6 @@ async fn every_function_environment_in_the_template_is_a_valid_configuration() {
             .config_for(&function)
             .unwrap_or_else(|e| panic!("{function}: {e}"));
         assert_eq!(config.table_name, stack.table, "{function}");
+        assert_eq!(config.key_table_name, stack.key_table, "{function}");
     }
 }

@@ -494,6 +494,7 @@ fn sweeper(d: &Dsar) -> shared::sweep::Sweeper {
     shared::sweep::Sweeper::new(
         aws_sdk_dynamodb::Client::new(&d.signup.stack.aws),
         d.signup.stack.table.clone(),
+        d.signup.stack.key_table.clone(),
         shared::adapters::s3::BlobStore::new(
             s3.clone(),
             config.recordings_bucket.unwrap(),

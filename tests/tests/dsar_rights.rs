@@ -27,9 +27,15 @@ async fn item(
     pk: String,
     sk: &str,
 ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    // Wrapped keys live in the key table.
+    let table = if sk == KEY_SK {
+        &d.signup.stack.key_table
+    } else {
+        &d.signup.stack.table
+    };
     aws_sdk_dynamodb::Client::new(&d.signup.stack.aws)
         .get_item()
-        .table_name(&d.signup.stack.table)
+        .table_name(table)
         .key("pk", AttributeValue::S(pk))
         .key("sk", AttributeValue::S(sk.into()))
         .consistent_read(true)
@@ -324,6 +330,7 @@ async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() 
     let store = DynamoLeadStore::new(
         aws_sdk_dynamodb::Client::new(&d.signup.stack.aws),
         d.signup.stack.table.clone(),
+        d.signup.stack.key_table.clone(),
     );
     let index = |e: &str| {
         let e = Email::parse(e).unwrap().lookup_key();

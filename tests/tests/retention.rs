@@ -89,9 +89,15 @@ async fn get(
     pk: String,
     sk: &str,
 ) -> Option<std::collections::HashMap<String, AttributeValue>> {
+    // Wrapped keys live in the key table.
+    let table = if sk == KEY_SK {
+        &app.stack.key_table
+    } else {
+        &app.stack.table
+    };
     aws_sdk_dynamodb::Client::new(&app.stack.aws)
         .get_item()
-        .table_name(&app.stack.table)
+        .table_name(table)
         .key("pk", AttributeValue::S(pk))
         .key("sk", AttributeValue::S(sk.into()))
         .consistent_read(true)
@@ -106,6 +112,7 @@ fn sweeper(app: &TestApp) -> Sweeper {
     Sweeper::new(
         aws_sdk_dynamodb::Client::new(&app.stack.aws),
         app.stack.table.clone(),
+        app.stack.key_table.clone(),
         BlobStore::new(
             harness::s3_client(&app.stack.aws),
             config.recordings_bucket.unwrap(),

@@ -23,6 +23,7 @@ async fn ten_thousand_due_items_are_swept_in_batches_of_at_most_25() {
     let sweeper = Sweeper::new(
         ddb.clone(),
         stack.table.clone(),
+        stack.key_table.clone(),
         BlobStore::new(
             harness::s3_client(&stack.aws),
             config.recordings_bucket.unwrap(),

@@ -109,6 +109,7 @@ impl Telephony {
         let store = DynamoLeadStore::new(
             aws_sdk_dynamodb::Client::new(&self.signup.stack.aws),
             config.table_name,
+            config.key_table_name,
         );
         use shared::Clock;
         let lead = store

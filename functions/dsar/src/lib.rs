@@ -59,7 +59,11 @@ pub fn service_from_aws(
     ));
     Ok(DsarService {
         store: DsarStore::new(ddb.clone(), config.table_name.clone()),
-        leads: DynamoLeadStore::new(ddb, config.table_name.clone()),
+        leads: DynamoLeadStore::new(
+            ddb,
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        ),
         keys,
         mailer: SesMailer::new(
             aws_sdk_sesv2::Client::new(aws),

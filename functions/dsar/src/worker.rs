@@ -58,7 +58,11 @@ pub fn exporter_from_aws(
         config.data_key_id.clone(),
         config.blind_index_key_id.clone(),
     ));
-    let lead_store = DynamoLeadStore::new(ddb.clone(), config.table_name.clone());
+    let lead_store = DynamoLeadStore::new(
+        ddb.clone(),
+        config.table_name.clone(),
+        config.key_table_name.clone(),
+    );
     Ok(Exporter {
         store: DsarStore::new(ddb.clone(), config.table_name.clone()),
         leads: LeadService::new(

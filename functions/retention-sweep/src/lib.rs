@@ -82,6 +82,7 @@ impl App {
             sweeper: Sweeper::new(
                 aws_sdk_dynamodb::Client::new(aws),
                 config.table_name.clone(),
+                config.key_table_name.clone(),
                 blobs,
             )
             .with_exports(exports),

@@ -53,6 +53,7 @@ impl App {
         let store = DynamoLeadStore::new(
             aws_sdk_dynamodb::Client::new(aws),
             config.table_name.clone(),
+            config.key_table_name.clone(),
         );
         let keys = KmsKeyService::new(
             aws_sdk_kms::Client::new(aws),

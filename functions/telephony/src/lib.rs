@@ -54,7 +54,11 @@ pub fn worker_from_aws(
         config.data_key_id.clone(),
         config.blind_index_key_id.clone(),
     ));
-    let lead_store = Arc::new(DynamoLeadStore::new(ddb.clone(), config.table_name.clone()));
+    let lead_store = Arc::new(DynamoLeadStore::new(
+        ddb.clone(),
+        config.table_name.clone(),
+        config.key_table_name.clone(),
+    ));
     let leads =
         shared::leads::LeadService::new(lead_store.clone(), keys.clone(), Arc::clone(&clock));
     let provider = shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
@@ -132,7 +136,11 @@ impl App {
             config.data_key_id.clone(),
             config.blind_index_key_id.clone(),
         ));
-        let leads = Arc::new(DynamoLeadStore::new(ddb.clone(), config.table_name.clone()));
+        let leads = Arc::new(DynamoLeadStore::new(
+            ddb.clone(),
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        ));
         let calls = CallService::new(
             DynamoCallStore::new(ddb, config.table_name.clone()),
             transcripts,

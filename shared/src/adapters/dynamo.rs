@@ -252,6 +252,8 @@ pub(crate) fn audit_item(
 pub struct DynamoLeadStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Wrapped subject keys live apart, in a table without backups (crypto-shredding).
+    key_table: String,
 }
 
 pub(crate) fn failure<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
@@ -362,8 +364,34 @@ pub(crate) fn failed_conditions(
 }
 
 impl DynamoLeadStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, key_table: String) -> Self {
+        Self {
+            client,
+            table,
+            key_table,
+        }
+    }
+
+    /// Crypto-shredding: deletes the subject's wrapped data key. From then on no copy of
+    /// the subject's ciphertext can be opened; the key table has no backups to restore.
+    pub async fn shred_key(&self, id: &LeadId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.key_table)
+            .key(schema::PK, s(lead_pk(id)))
+            .key(schema::SK, s(KEY_SK))
+            .send()
+            .await
+            .map_err(|e| failure("shred_key", e))?;
+        Ok(())
+    }
+
+    /// Whether the subject's wrapped key still exists.
+    pub async fn has_key(&self, id: &LeadId) -> Result<bool, StoreError> {
+        Ok(self
+            .get_in(&self.key_table, "get_key", lead_pk(id), KEY_SK)
+            .await?
+            .is_some())
     }
 
     async fn get(
@@ -372,10 +400,20 @@ impl DynamoLeadStore {
         pk: String,
         sk: &str,
     ) -> Result<Option<Item>, StoreError> {
+        self.get_in(&self.table, operation, pk, sk).await
+    }
+
+    async fn get_in(
+        &self,
+        table: &str,
+        operation: &'static str,
+        pk: String,
+        sk: &str,
+    ) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(table)
             .key(schema::PK, s(pk))
             .key(schema::SK, s(sk))
             .consistent_read(true)
@@ -557,7 +595,7 @@ impl DynamoLeadStore {
                 &values,
             )?,
             update(
-                &self.table,
+                &self.key_table,
                 lead_pk(id),
                 KEY_SK,
                 &key_dates,
@@ -721,7 +759,7 @@ impl LeadStore for DynamoLeadStore {
                 &[],
             )?,
             put(
-                &self.table,
+                &self.key_table,
                 to_item("create_lead", &key_item)?,
                 Some(new),
                 &[],
@@ -893,8 +931,10 @@ impl LeadStore for DynamoLeadStore {
         id: &LeadId,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredLead>, StoreError> {
-        let (lead, key) =
-            tokio::try_join!(self.lead_item(id), self.get("get_key", lead_pk(id), KEY_SK))?;
+        let (lead, key) = tokio::try_join!(
+            self.lead_item(id),
+            self.get_in(&self.key_table, "get_key", lead_pk(id), KEY_SK)
+        )?;
         let (Some(lead), Some(key)) = (lead, key) else {
             return Ok(None);
         };

@@ -22,7 +22,7 @@ use crate::adapters::calls::{call_pk, CALL_SK};
 use crate::adapters::dsar::{
     close, request_pk, Commit, OpenRecord, RequestRecord, Write, CONTACT_SK, EXPORT_SK, OPEN_PK,
 };
-use crate::adapters::dynamo::{failure, lead_pk, schema, Item, CLAIM_SK, KEY_SK, LEAD_SK};
+use crate::adapters::dynamo::{failure, lead_pk, schema, Item, CLAIM_SK, LEAD_SK};
 use crate::adapters::retell::RetellClient;
 use crate::adapters::secrets::ProviderKeySource;
 use crate::crypto::BlindIndex;
@@ -69,6 +69,23 @@ fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
+}
+
+/// An update of an item that may be gone already: gone is fine, anything else fails.
+fn unless_missing(
+    operation: &'static str,
+    e: aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+) -> Result<(), ExportError> {
+    if e.as_service_error()
+        .is_some_and(|s| s.is_conditional_check_failed_exception())
+    {
+        Ok(())
+    } else {
+        Err(failure(operation, e).into())
+    }
 }
 
 fn provider_failure(e: crate::adapters::retell::ProviderError) -> ExportError {
@@ -296,13 +313,11 @@ impl Exporter {
             keys.push((call_pk(call), CALL_SK.to_owned()));
             keys.push((call_pk(call), "RECORDING".to_owned()));
         }
-        let kept_under_hold = |i: &Item| {
-            matches!(text(i, "sk"), Some(LEAD_SK) | Some(KEY_SK))
-                || text(i, "kind") == Some("contract")
-        };
+        let kept_under_hold =
+            |i: &Item| text(i, "sk") == Some(LEAD_SK) || text(i, "kind") == Some("contract");
         for i in &subject.partition {
             let sk = text(i, "sk").unwrap_or_default();
-            if sk == KEY_SK || (hold.is_some() && kept_under_hold(i)) {
+            if hold.is_some() && kept_under_hold(i) {
                 continue;
             }
             keys.push((pk.clone(), sk.to_owned()));
@@ -325,8 +340,7 @@ impl Exporter {
             return Ok(RightsOutcome::Held { until });
         }
         // Crypto-shredding first, then everything else.
-        self.delete_items(vec![(pk.clone(), KEY_SK.to_owned())])
-            .await?;
+        self.lead_store.shred_key(&subject.id).await?;
         for (index, prefix) in [
             (&subject.email_index, "EMAIL#"),
             (&subject.phone_index, "PHONE#"),
@@ -358,7 +372,8 @@ impl Exporter {
                 .condition_expression("attribute_exists(pk)")
                 .send()
                 .await
-                .ok();
+                .map(|_| ())
+                .or_else(|e| unless_missing("unlink_request", e))?;
         }
         Ok(RightsOutcome::Erased {
             calls_deleted_at_provider: at_provider,
@@ -488,16 +503,9 @@ impl Exporter {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(failure("set_flag", e).into()),
-        }
+        result
+            .map(|_| ())
+            .or_else(|e| unless_missing("set_flag", e))
     }
 
     /// Consent withdrawn (R4.9): every recording and transcript version goes now; the
@@ -523,7 +531,8 @@ impl Exporter {
                 .expression_attribute_values(":w", s("withdrawn"))
                 .send()
                 .await
-                .ok();
+                .map(|_| ())
+                .or_else(|e| unless_missing("withdraw_call", e))?;
         }
         self.delete_items(keys).await?;
         Ok(RightsOutcome::RecordingsDeleted { objects })

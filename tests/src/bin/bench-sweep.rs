@@ -68,6 +68,7 @@ fn counted_sweeper(stack: &Stack, counter: &Counter) -> Result<Sweeper> {
     Ok(Sweeper::new(
         ddb,
         stack.table.clone(),
+        stack.key_table.clone(),
         BlobStore::new(
             s3,
             config.recordings_bucket.unwrap_or_default(),
@@ -88,6 +89,7 @@ async fn main() -> Result<()> {
         Arc::new(DynamoLeadStore::new(
             aws_sdk_dynamodb::Client::new(&stack.aws),
             config.table_name.clone(),
+            config.key_table_name.clone(),
         )),
         Arc::new(KmsKeyService::new(
             aws_sdk_kms::Client::new(&stack.aws),

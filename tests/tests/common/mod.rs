@@ -55,6 +55,7 @@ impl TestApp {
             Arc::new(DynamoLeadStore::new(
                 aws_sdk_dynamodb::Client::new(&self.stack.aws),
                 config.table_name,
+                config.key_table_name,
             )),
             Arc::new(KmsKeyService::new(
                 aws_sdk_kms::Client::new(&self.stack.aws),
@@ -89,25 +90,28 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// Every item in the table, raw.
+    /// Every item we store, raw: the main table and the key table.
     pub async fn scan(&self) -> Vec<HashMap<String, AttributeValue>> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.stack.aws);
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = ddb
-                .scan()
-                .table_name(&self.stack.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return items;
+        for table in [&self.stack.table, &self.stack.key_table] {
+            let mut start = None;
+            loop {
+                let out = ddb
+                    .scan()
+                    .table_name(table)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .unwrap();
+                items.extend(out.items().iter().cloned());
+                start = out.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
             }
         }
+        items
     }
 
     pub async fn items_of_kind(&self, kind: &str) -> Vec<HashMap<String, AttributeValue>> {
