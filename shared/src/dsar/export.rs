@@ -37,6 +37,9 @@ use crate::domain::{RequestId, RetentionClass};
 use crate::leads::{Lead, LeadService, ReadError};
 use crate::ports::{KeyError, KeyService, Retry, StoreError};
 
+/// Stands for the calls array while the rest of `data.json` is rendered.
+const CALLS_SLOT: &str = "\u{0}polly-calls\u{0}";
+
 /// Attributes that are storage mechanics, not data about the subject.
 const INTERNAL: &[&str] = &[
     "pk",
@@ -66,6 +69,8 @@ pub enum ExportError {
     Zip(#[from] ZipError),
     #[error("reading a recording failed")]
     Stream,
+    #[error("the package could not be rendered")]
+    Render,
 }
 
 impl ExportError {
@@ -581,17 +586,6 @@ impl Exporter {
                 .or_default()
                 .push(Value::Object(plain(item)));
         }
-        let mut calls = Vec::with_capacity(s.calls.len());
-        for c in &s.calls {
-            let mut call = c.json.clone();
-            if let Some(object) = &c.transcript_key {
-                if let Some(t) = self.transcript(&c.id, object, &s.key).await? {
-                    call["transcript"] = serde_json::from_slice(&t).unwrap_or(Value::Null);
-                    call["transcript_file"] = json!(format!("transcripts/{}.json", c.id));
-                }
-            }
-            calls.push(call);
-        }
         let mut data = json!({
             "format": "polly-ki-export/1",
             "request_id": id,
@@ -607,12 +601,13 @@ impl Exporter {
                     "call_request_count": lead.stored.call_request_count,
                     "restricted": lead.stored.restricted,
                     "objected": lead.stored.objected,
+                    "consent_withdrawn": lead.stored.consent_withdrawn,
                     "kept_until": lead.stored.expires_at,
                 },
             },
             "consents": by_kind.remove("phone_consent").unwrap_or_default(),
             "contracts": by_kind.remove("contract").unwrap_or_default(),
-            "calls": calls,
+            "calls": CALLS_SLOT,
             "requests": requests,
         });
         if !by_kind.is_empty() {
@@ -622,8 +617,36 @@ impl Exporter {
                 .collect();
             data["other_records"] = Value::Object(other);
         }
-        pkg.json("data.json", &data).await?;
+        // The calls are written one at a time, each with its transcript, so memory holds
+        // one transcript however many long calls a subject had.
+        let text = zeroize::Zeroizing::new(serde_json::to_string_pretty(&data).unwrap_or_default());
         drop(data);
+        // The slot renders with escaped control characters, which no value in this part
+        // of the document can contain (names and notes refuse them; call content and
+        // transcripts are written below).
+        let slot = serde_json::to_string(CALLS_SLOT).unwrap_or_default();
+        let Some((head, tail)) = text.split_once(&slot) else {
+            return Err(ExportError::Render);
+        };
+        pkg.zip.start_file("data.json", now)?;
+        pkg.write(head.as_bytes()).await?;
+        pkg.write(b"[").await?;
+        for (i, c) in s.calls.iter().enumerate() {
+            let mut call = c.json.clone();
+            if let Some(object) = &c.transcript_key {
+                if let Some(t) = self.transcript(&c.id, object, &s.key).await? {
+                    call["transcript"] = serde_json::from_slice(&t).unwrap_or(Value::Null);
+                    call["transcript_file"] = json!(format!("transcripts/{}.json", c.id));
+                }
+            }
+            if i > 0 {
+                pkg.write(b",").await?;
+            }
+            let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&call).unwrap_or_default());
+            pkg.write(&bytes).await?;
+        }
+        pkg.write(b"]").await?;
+        pkg.write(tail.as_bytes()).await?;
 
         if record.request_type == super::RequestType::Portability {
             let portable = json!({
