@@ -14,17 +14,18 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Datelike, Utc};
 
-use crate::adapters::calls::{call_pk, CALL_SK};
-use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, CLAIM_SK};
+use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
+use crate::adapters::dynamo::{
+    batch_delete, failure, lead_pk, n, query_partition, s, schema, ts, CLAIM_SK,
+};
 use crate::adapters::s3::BlobStore;
 use crate::domain::{LeadId, RetentionClass};
 use crate::ports::{Retry, StoreError};
 
-/// DynamoDB's limit of requests in one BatchWriteItem.
-pub const BATCH_WRITE_LIMIT: usize = 25;
+pub use crate::adapters::dynamo::BATCH_WRITE_LIMIT;
 
 /// The first month that can hold due items (the policy dates from April 2024).
 const FIRST_MONTH: (i32, u32) = (2024, 1);
@@ -225,60 +226,7 @@ impl Sweeper {
 
     /// Deletes keys in batches of at most 25, retrying unprocessed parts.
     async fn delete_keys(&self, keys: Vec<(String, String)>) -> Result<usize, StoreError> {
-        let mut deleted = 0;
-        for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|(pk, sk)| {
-                    let key = HashMap::from([
-                        (schema::PK.to_owned(), s(pk.clone())),
-                        (schema::SK.to_owned(), s(sk.clone())),
-                    ]);
-                    DeleteRequest::builder()
-                        .set_key(Some(key))
-                        .build()
-                        .map(|d| WriteRequest::builder().delete_request(d).build())
-                })
-                .collect::<Result<_, _>>()
-                .map_err(|e| StoreError {
-                    operation: "batch_delete",
-                    retry: Retry::Permanent,
-                    source: Some(Box::new(e)),
-                })?;
-            for attempt in 0..8u32 {
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(StdDuration::from_millis(20 << attempt.min(5))).await;
-                }
-                if let Ok(mut sizes) = self.batch_sizes.lock() {
-                    sizes.push(requests.len());
-                }
-                let out = self
-                    .ddb
-                    .batch_write_item()
-                    .request_items(&self.table, requests.clone())
-                    .send()
-                    .await
-                    .map_err(|e| failure("batch_delete", e))?;
-                let unprocessed = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                deleted += requests.len() - unprocessed.len();
-                requests = unprocessed;
-            }
-            if !requests.is_empty() {
-                return Err(StoreError {
-                    operation: "batch_delete",
-                    retry: Retry::Transient,
-                    source: None,
-                });
-            }
-        }
-        Ok(deleted)
+        batch_delete(&self.ddb, &self.table, keys, Some(&self.batch_sizes)).await
     }
 
     async fn audit(
@@ -404,64 +352,26 @@ impl Sweeper {
             return Ok(());
         }
         // Everything in the subject's partition but the consent proofs.
-        let mut keys = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure("query_subject", e))?;
-            for i in out.items() {
-                if text(i, "kind") != Some("phone_consent") {
-                    keys.push((pk.clone(), text(i, "sk").unwrap_or_default().to_owned()));
-                }
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
-        }
-        // The subject's identifier claims and calls.
-        let full = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(pk.clone()))
-            .key(schema::SK, s(crate::adapters::dynamo::LEAD_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failure("get_lead", e))?
-            .item
+        let partition = query_partition(&self.ddb, &self.table, &pk).await?;
+        let mut keys: Vec<(String, String)> = partition
+            .iter()
+            .filter(|i| text(i, "kind") != Some("phone_consent"))
+            .map(|i| (pk.clone(), text(i, "sk").unwrap_or_default().to_owned()))
+            .collect();
+        // The subject's identifier claims and calls, from the lead item just read.
+        let full = partition
+            .iter()
+            .find(|i| text(i, "kind") == Some("lead"))
+            .cloned()
             .unwrap_or_default();
         if let Some(email) = text(&full, schema::EMAIL_INDEX_ATTR) {
             keys.push((format!("EMAIL#{email}"), CLAIM_SK.to_owned()));
         }
         if let Some(phone) = text(&full, schema::PHONE_INDEX_ATTR) {
             keys.push((format!("PHONE#{phone}"), CLAIM_SK.to_owned()));
-            let calls = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::PHONE_INDEX)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", schema::PHONE_INDEX_ATTR)
-                .expression_attribute_values(":p", s(phone))
-                .send()
-                .await
-                .map_err(|e| failure("query_calls", e))?;
-            for c in calls.items() {
-                if let Some(call_pk_value) = text(c, "pk").filter(|p| p.starts_with("CALL#")) {
-                    keys.push((call_pk_value.to_owned(), CALL_SK.to_owned()));
-                    keys.push((call_pk_value.to_owned(), "RECORDING".to_owned()));
-                }
+            for call in calls_by_phone(&self.ddb, &self.table, phone).await? {
+                keys.push((call_pk(&call), CALL_SK.to_owned()));
+                keys.push((call_pk(&call), "RECORDING".to_owned()));
             }
         }
         let prefixes = [

@@ -317,14 +317,17 @@ fn text_field<'a>(
 /// Parses the body of `POST /v1/dsar` into an intake, collecting every failed field.
 pub fn parse_intake(body: &Map<String, Value>) -> Result<Intake, Vec<FieldProblem>> {
     let mut errors = Vec::new();
-    for name in body.keys() {
-        if !SUBMIT_FIELDS.contains(&name.as_str()) {
-            errors.push(FieldProblem::new(
-                name,
-                "unknown_field",
-                "is not a field of this request",
-            ));
-        }
+    // An unknown member is refused without naming it: its name is caller input and may
+    // itself be personal data (as `parse_json_object` names duplicates only when known).
+    if body
+        .keys()
+        .any(|name| !SUBMIT_FIELDS.contains(&name.as_str()))
+    {
+        errors.push(FieldProblem::new(
+            "body",
+            "unknown_field",
+            "has a member that is not a field of this request",
+        ));
     }
     let request_type = match body.get("type") {
         Some(Value::String(t)) => match RequestType::parse(t) {
@@ -431,7 +434,12 @@ fn parse_corrections(
     };
     let mut out = BTreeMap::new();
     for (name, v) in obj {
-        let field = format!("corrections.{name}");
+        // Named only when known, like every other caller-chosen member name.
+        let field = if SUBMIT_FIELDS.contains(&format!("corrections.{name}").as_str()) {
+            format!("corrections.{name}")
+        } else {
+            "corrections".to_owned()
+        };
         let Value::String(s) = v else {
             errors.push(FieldProblem::new(&field, "wrong_type", "must be a string"));
             continue;

@@ -269,3 +269,41 @@ fn update_with_clauses(
             .build())
     })
 }
+
+/// The ids of the calls with a number, found through its blind index (`by-phone`),
+/// linked or not; each once, sorted.
+pub(crate) async fn calls_by_phone(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    phone_index: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut ids = Vec::new();
+    let mut start = None;
+    loop {
+        let out = ddb
+            .query()
+            .table_name(table)
+            .index_name(schema::PHONE_INDEX)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", schema::PHONE_INDEX_ATTR)
+            .expression_attribute_values(":p", s(phone_index))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| failure("query_calls", e))?;
+        ids.extend(out.items().iter().filter_map(|i| {
+            i.get(schema::PK)?
+                .as_s()
+                .ok()?
+                .strip_prefix("CALL#")
+                .map(str::to_owned)
+        }));
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
+}

@@ -964,3 +964,90 @@ impl LeadStore for DynamoLeadStore {
         }))
     }
 }
+
+/// DynamoDB's limit of requests in one BatchWriteItem.
+pub const BATCH_WRITE_LIMIT: usize = 25;
+
+/// Every item of a partition, consistently read.
+pub(crate) async fn query_partition(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = ddb
+            .query()
+            .table_name(table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| failure("query_partition", e))?;
+        items.extend(out.items().iter().cloned());
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
+/// Deletes items by key in batches of at most 25, retrying unprocessed parts with
+/// backoff; `sizes`, when given, records the size of every request sent.
+pub(crate) async fn batch_delete(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<(String, String)>,
+    sizes: Option<&std::sync::Mutex<Vec<usize>>>,
+) -> Result<usize, StoreError> {
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+    let mut deleted = 0;
+    for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|(pk, sk)| {
+                DeleteRequest::builder()
+                    .key(schema::PK, s(pk.clone()))
+                    .key(schema::SK, s(sk.clone()))
+                    .build()
+                    .map(|d| WriteRequest::builder().delete_request(d).build())
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| corrupt("batch_delete", e))?;
+        for attempt in 0..8u32 {
+            if requests.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+            }
+            if let Some(Ok(mut s)) = sizes.map(|m| m.lock()) {
+                s.push(requests.len());
+            }
+            let out = ddb
+                .batch_write_item()
+                .request_items(table, requests.clone())
+                .send()
+                .await
+                .map_err(|e| failure("batch_delete", e))?;
+            let unprocessed = out
+                .unprocessed_items()
+                .and_then(|u| u.get(table))
+                .cloned()
+                .unwrap_or_default();
+            deleted += requests.len() - unprocessed.len();
+            requests = unprocessed;
+        }
+        if !requests.is_empty() {
+            return Err(StoreError {
+                operation: "batch_delete",
+                retry: Retry::Transient,
+                source: None,
+            });
+        }
+    }
+    Ok(deleted)
+}

@@ -22,12 +22,12 @@ use super::disclosure::{self, ReadmeContext};
 use super::service::send_to_contact;
 use super::zip::{ZipError, ZipWriter};
 use super::{mail, RequestStatus};
-use crate::adapters::calls::{call_pk, CALL_SK};
+use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
 use crate::adapters::dsar::{
     close, request_pk, Commit, DsarStore, Expiry, ExportRecord, OpenRecord, RequestRecord, Write,
     CONTACT_SK, EXPORT_SK, OPEN_PK,
 };
-use crate::adapters::dynamo::{failure, lead_pk, schema, DynamoLeadStore, Item};
+use crate::adapters::dynamo::{failure, lead_pk, query_partition, schema, DynamoLeadStore, Item};
 use crate::adapters::mail::SesMailer;
 use crate::adapters::s3::{BlobStore, Upload};
 use crate::calls::CallService;
@@ -340,59 +340,50 @@ impl Exporter {
     }
 
     /// Finds the subject and reads what we hold about it.
+    /// The subject a request is about: the one linked at intake, or the one the named
+    /// identifiers lead to now (someone may have signed up since).
+    pub(super) async fn resolve_subject(
+        &self,
+        record: &RequestRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::domain::LeadId>, ExportError> {
+        if let Some(l) = record.lead_id {
+            return Ok(Some(l));
+        }
+        let email = record
+            .subject_email_bidx
+            .clone()
+            .map(BlindIndex::from_stored);
+        let phone = record
+            .subject_phone_bidx
+            .clone()
+            .map(BlindIndex::from_stored);
+        Ok(self
+            .lead_store
+            .find_subject_by(email.as_ref(), phone.as_ref(), now)
+            .await?)
+    }
+
+    /// Finds the subject and reads what we hold about it.
     async fn gather(
         &self,
         record: &RequestRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Subject>, ExportError> {
-        let lead_id = match record.lead_id {
-            Some(l) => Some(l),
-            None => {
-                let email = record
-                    .subject_email_bidx
-                    .clone()
-                    .map(BlindIndex::from_stored);
-                let phone = record
-                    .subject_phone_bidx
-                    .clone()
-                    .map(BlindIndex::from_stored);
-                self.lead_store
-                    .find_subject_by(email.as_ref(), phone.as_ref(), now)
-                    .await?
-            }
-        };
-        let Some(lead_id) = lead_id else {
+        let Some(lead_id) = self.resolve_subject(record, now).await? else {
             return Ok(None);
         };
         let Some((lead, key)) = self.leads.read_with_key(&lead_id).await? else {
             return Ok(None);
         };
-        let partition = self.query_all(lead_pk(&lead_id)).await?;
+        let partition = query_partition(&self.ddb, &self.table, &lead_pk(&lead_id)).await?;
         let phone_index = partition
             .iter()
             .find(|i| text(i, "kind") == Some("lead"))
-            .and_then(|i| text(i, schema::PHONE_INDEX_ATTR))
-            .map(str::to_owned);
+            .and_then(|i| text(i, schema::PHONE_INDEX_ATTR));
         let mut calls = Vec::new();
         if let Some(phone) = phone_index {
-            let mut call_ids: Vec<String> = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::PHONE_INDEX)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", schema::PHONE_INDEX_ATTR)
-                .expression_attribute_values(":p", AttributeValue::S(phone))
-                .send()
-                .await
-                .map_err(|e| failure("query_calls", e))?
-                .items()
-                .iter()
-                .filter_map(|i| text(i, "pk")?.strip_prefix("CALL#").map(str::to_owned))
-                .collect();
-            call_ids.sort();
-            call_ids.dedup();
-            for call_id in call_ids {
+            for call_id in calls_by_phone(&self.ddb, &self.table, phone).await? {
                 if let Some(call) = self.call(&call_id, &key).await? {
                     calls.push(call);
                 }
@@ -404,29 +395,6 @@ impl Exporter {
             partition,
             calls,
         }))
-    }
-
-    async fn query_all(&self, pk: String) -> Result<Vec<Item>, ExportError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure("query_subject", e))?;
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
     }
 
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, ExportError> {

@@ -10,26 +10,25 @@
 //! and restricted instead (§35(3) BDSG), and the answer names the hold and its end. What
 //! remains of an erasure is the request record: id, dates, categories, no personal data.
 
-use std::collections::HashSet;
-
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::export::{ExportError, Exporter};
 use super::service::send_to_contact;
 use super::{mail, RequestStatus, RequestType};
-use crate::adapters::calls::{call_pk, CALL_SK};
+use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
 use crate::adapters::dsar::{
     close, request_pk, Commit, OpenRecord, RequestRecord, Write, CONTACT_SK, EXPORT_SK, OPEN_PK,
 };
-use crate::adapters::dynamo::{failure, lead_pk, schema, Item, CLAIM_SK, LEAD_SK};
+use crate::adapters::dynamo::{
+    batch_delete, failure, lead_pk, query_partition, s, schema, Item, CLAIM_SK, LEAD_SK,
+};
 use crate::adapters::retell::RetellClient;
 use crate::adapters::secrets::ProviderKeySource;
 use crate::crypto::BlindIndex;
 use crate::domain::registry::CATEGORIES;
 use crate::domain::LeadId;
-use crate::ports::{LeadStore, Retry, StoreError};
-use crate::sweep::BATCH_WRITE_LIMIT;
+use crate::ports::{LeadStore, StoreError};
 
 /// The provider, to delete the subject's calls there (Art. 19).
 pub struct Provider {
@@ -65,10 +64,6 @@ pub enum RightsOutcome {
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
 }
 
 /// An update of an item that may be gone already: gone is fine, anything else fails.
@@ -152,51 +147,19 @@ impl Exporter {
         record: &RequestRecord,
         now: DateTime<Utc>,
     ) -> Result<Option<Subject>, ExportError> {
-        let lead = match record.lead_id {
-            Some(l) => Some(l),
-            None => {
-                let email = record
-                    .subject_email_bidx
-                    .clone()
-                    .map(BlindIndex::from_stored);
-                let phone = record
-                    .subject_phone_bidx
-                    .clone()
-                    .map(BlindIndex::from_stored);
-                self.lead_store
-                    .find_subject_by(email.as_ref(), phone.as_ref(), now)
-                    .await?
-            }
+        let Some(id) = self.resolve_subject(record, now).await? else {
+            return Ok(None);
         };
-        let Some(id) = lead else { return Ok(None) };
-        let partition = self.partition(lead_pk(&id)).await?;
+        let partition = query_partition(&self.ddb, &self.table, &lead_pk(&id)).await?;
         let Some(profile) = partition.iter().find(|i| text(i, "kind") == Some("lead")) else {
             return Ok(None);
         };
         let email_index = text(profile, schema::EMAIL_INDEX_ATTR).map(str::to_owned);
         let phone_index = text(profile, schema::PHONE_INDEX_ATTR).map(str::to_owned);
-        let mut calls = Vec::new();
-        if let Some(phone) = &phone_index {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name(schema::PHONE_INDEX)
-                .key_condition_expression("#p = :p")
-                .expression_attribute_names("#p", schema::PHONE_INDEX_ATTR)
-                .expression_attribute_values(":p", s(phone.clone()))
-                .send()
-                .await
-                .map_err(|e| failure("query_calls", e))?;
-            let mut seen = HashSet::new();
-            for i in out.items() {
-                if let Some(c) = text(i, "pk").and_then(|p| p.strip_prefix("CALL#")) {
-                    if seen.insert(c.to_owned()) {
-                        calls.push(c.to_owned());
-                    }
-                }
-            }
-        }
+        let calls = match &phone_index {
+            Some(phone) => calls_by_phone(&self.ddb, &self.table, phone).await?,
+            None => Vec::new(),
+        };
         Ok(Some(Subject {
             id,
             partition,
@@ -206,74 +169,9 @@ impl Exporter {
         }))
     }
 
-    async fn partition(&self, pk: String) -> Result<Vec<Item>, ExportError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure("query_subject", e))?;
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
-    }
-
     /// Deletes items in batches of 25, retrying unprocessed parts.
     async fn delete_items(&self, keys: Vec<(String, String)>) -> Result<usize, ExportError> {
-        let mut deleted = 0;
-        for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .filter_map(|(pk, sk)| {
-                    let d = DeleteRequest::builder()
-                        .key(schema::PK, s(pk.clone()))
-                        .key(schema::SK, s(sk.clone()))
-                        .build()
-                        .ok()?;
-                    Some(WriteRequest::builder().delete_request(d).build())
-                })
-                .collect();
-            for attempt in 0..8u32 {
-                if requests.is_empty() {
-                    break;
-                }
-                if attempt > 0 {
-                    crate::adapters::dynamo::backoff(attempt).await;
-                }
-                let out = self
-                    .ddb
-                    .batch_write_item()
-                    .request_items(&self.table, requests.clone())
-                    .send()
-                    .await
-                    .map_err(|e| failure("batch_delete", e))?;
-                requests = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-            if !requests.is_empty() {
-                return Err(ExportError::Store(StoreError {
-                    operation: "batch_delete",
-                    retry: Retry::Transient,
-                    source: None,
-                }));
-            }
-            deleted += chunk.len();
-        }
-        Ok(deleted)
+        Ok(batch_delete(&self.ddb, &self.table, keys, None).await?)
     }
 
     async fn erase(
@@ -348,7 +246,8 @@ impl Exporter {
             if let Some(i) = index {
                 keys.push((format!("{prefix}{i}"), CLAIM_SK.to_owned()));
                 // The per-identifier request counters (two days at most).
-                let counters = self.partition(format!("DSARLIMIT#{i}")).await?;
+                let counters =
+                    query_partition(&self.ddb, &self.table, &format!("DSARLIMIT#{i}")).await?;
                 for c in counters {
                     keys.push((
                         format!("DSARLIMIT#{i}"),

@@ -669,15 +669,6 @@ impl DsarService {
         })
     }
 
-    /// Opens a request's sealed contact.
-    pub async fn open_contact(
-        &self,
-        id: &RequestId,
-        c: &ContactRecord,
-    ) -> Result<ContactV1, DsarError> {
-        open_contact(self.keys.as_ref(), id, c).await
-    }
-
     /// Sends a mail to the request's email, if it has one. A failed mail is logged and
     /// audited, not fatal: the subject can always look at the status route.
     async fn mail_contact(&self, id: &RequestId, c: &ContactRecord, mail: &Mail) {
