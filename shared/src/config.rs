@@ -60,8 +60,15 @@ pub struct Config {
     pub mail_from: Option<String>,
     /// Public base URL of the API, for links in mails (`PUBLIC_API_BASE_URL`).
     pub public_api_base_url: Option<String>,
-    /// Data-subject requests per identifier and day (`DSAR_DAILY_LIMIT`, default 3).
+    /// Data-subject requests per identifier, source and day (`DSAR_DAILY_LIMIT`,
+    /// default 3).
     pub dsar_daily_limit: u32,
+    /// Data-subject requests per source address and day (`DSAR_SOURCE_DAILY_LIMIT`,
+    /// default 10).
+    pub dsar_source_daily_limit: u32,
+    /// Data-subject requests (code mails) per identifier and day from all sources
+    /// (`DSAR_IDENTIFIER_DAILY_LIMIT`, default 10).
+    pub dsar_identifier_daily_limit: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,15 +161,26 @@ impl Config {
             public_api_base_url: required("PUBLIC_API_BASE_URL")
                 .ok()
                 .map(|u| u.trim_end_matches('/').to_owned()),
-            dsar_daily_limit: match required("DSAR_DAILY_LIMIT") {
-                Ok(v) => v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(ConfigError::Invalid("DSAR_DAILY_LIMIT"))?,
-                Err(_) => 3,
-            },
+            dsar_daily_limit: positive(&required, "DSAR_DAILY_LIMIT", 3)?,
+            dsar_source_daily_limit: positive(&required, "DSAR_SOURCE_DAILY_LIMIT", 10)?,
+            dsar_identifier_daily_limit: positive(&required, "DSAR_IDENTIFIER_DAILY_LIMIT", 10)?,
         })
+    }
+}
+
+/// A positive count from the environment, or `default` when unset.
+fn positive<E>(
+    required: &impl Fn(&'static str) -> Result<String, E>,
+    name: &'static str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match required(name) {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(ConfigError::Invalid(name)),
+        Err(_) => Ok(default),
     }
 }
 

@@ -34,6 +34,9 @@ pub enum IdentifierKind {
     RequestCode,
     /// Pseudonyms of subjects and calls in the analytics export (R6).
     Analytics,
+    /// The source address of a public request, for per-source rate limits (never stored
+    /// in plaintext).
+    Source,
 }
 
 impl IdentifierKind {
@@ -43,6 +46,7 @@ impl IdentifierKind {
             Self::Phone => "phone",
             Self::RequestCode => "dsar_code",
             Self::Analytics => "analytics",
+            Self::Source => "source",
         }
     }
 }

@@ -18,6 +18,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Datelike, Utc};
 
 use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
+use crate::adapters::dsar::REQUEST_KEY_SK;
 use crate::adapters::dynamo::{
     batch_delete, failure, lead_pk, n, query_partition, s, schema, ts, CLAIM_SK,
 };
@@ -85,6 +86,8 @@ pub struct Sweeper {
     lead_store: crate::adapters::dynamo::DynamoLeadStore,
     ddb: aws_sdk_dynamodb::Client,
     table: String,
+    /// The key table: a request's contact key goes with its contact.
+    key_table: String,
     blobs: BlobStore,
     /// The exports bucket (data-subject export packages, 7 days).
     exports: Option<BlobStore>,
@@ -99,13 +102,17 @@ impl Sweeper {
         key_table: String,
         blobs: BlobStore,
     ) -> Self {
-        let lead_store =
-            crate::adapters::dynamo::DynamoLeadStore::new(ddb.clone(), table.clone(), key_table);
+        let lead_store = crate::adapters::dynamo::DynamoLeadStore::new(
+            ddb.clone(),
+            table.clone(),
+            key_table.clone(),
+        );
         Self {
             leads: Arc::new(lead_store.clone()),
             lead_store,
             ddb,
             table,
+            key_table,
             blobs,
             exports: None,
             batch_sizes: Arc::default(),
@@ -440,19 +447,48 @@ impl Sweeper {
         started: Instant,
         budget: StdDuration,
     ) -> Result<bool, StoreError> {
-        let keys: Vec<(String, String)> = due
+        let items: Vec<(String, String, bool)> = due
             .iter()
-            .filter_map(|i| Some((text(i, "pk")?.to_owned(), text(i, "sk")?.to_owned())))
+            .filter_map(|i| {
+                Some((
+                    text(i, "pk")?.to_owned(),
+                    text(i, "sk")?.to_owned(),
+                    text(i, "kind") == Some("dsar_contact"),
+                ))
+            })
             .collect();
-        for chunk in keys.chunks(BATCH_WRITE_LIMIT) {
+        for chunk in items.chunks(BATCH_WRITE_LIMIT) {
             if started.elapsed() >= budget {
                 return Ok(false);
             }
-            count.deleted += if req.dry_run {
-                chunk.len()
-            } else {
-                self.delete_keys(chunk.to_vec()).await?
-            };
+            if req.dry_run {
+                count.deleted += chunk.len();
+                continue;
+            }
+            // A request's sealed contact: its key in the key table goes first, so the
+            // contact is unreadable in every backup before it is deleted here.
+            let contact_keys: Vec<(String, String)> = chunk
+                .iter()
+                .filter(|(_, _, contact)| *contact)
+                .map(|(pk, _, _)| (pk.clone(), REQUEST_KEY_SK.to_owned()))
+                .collect();
+            if !contact_keys.is_empty() {
+                batch_delete(
+                    &self.ddb,
+                    &self.key_table,
+                    contact_keys,
+                    Some(&self.batch_sizes),
+                )
+                .await?;
+            }
+            count.deleted += self
+                .delete_keys(
+                    chunk
+                        .iter()
+                        .map(|(pk, sk, _)| (pk.clone(), sk.clone()))
+                        .collect(),
+                )
+                .await?;
         }
         Ok(true)
     }

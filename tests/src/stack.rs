@@ -706,6 +706,15 @@ pub struct SentMail {
 
 /// Every mail moto's SES recorded as sent to `to`, oldest first.
 pub async fn sent_mail(to: &str) -> Result<Vec<SentMail>> {
+    Ok(all_sent_mail()
+        .await?
+        .into_iter()
+        .filter(|m| m.to.iter().any(|d| d == to))
+        .collect())
+}
+
+/// Every mail moto's SES recorded as sent, oldest first (one dump of the emulator).
+pub async fn all_sent_mail() -> Result<Vec<SentMail>> {
     let url = format!("{}/moto-api/data.json", crate::endpoint());
     // moto builds this dump while other tests change its models; a dump taken mid-change
     // can fail, so try again.
@@ -733,9 +742,9 @@ pub async fn sent_mail(to: &str) -> Result<Vec<SentMail>> {
                 .iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect();
-            dest.iter().any(|d| d == to).then(|| SentMail {
+            Some(SentMail {
                 source: m["source"].as_str().unwrap_or_default().to_owned(),
-                to: dest.clone(),
+                to: dest,
                 subject: m["subject"].as_str().unwrap_or_default().to_owned(),
                 body: m["body"].as_str().unwrap_or_default().to_owned(),
             })

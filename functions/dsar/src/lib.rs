@@ -58,7 +58,11 @@ pub fn service_from_aws(
         config.blind_index_key_id.clone(),
     ));
     Ok(DsarService {
-        store: DsarStore::new(ddb.clone(), config.table_name.clone()),
+        store: DsarStore::new(
+            ddb.clone(),
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        ),
         leads: DynamoLeadStore::new(
             ddb,
             config.table_name.clone(),
@@ -79,6 +83,8 @@ pub fn service_from_aws(
         ),
         clock,
         daily_limit: config.dsar_daily_limit,
+        source_daily_limit: config.dsar_source_daily_limit,
+        identifier_daily_limit: config.dsar_identifier_daily_limit,
         public_api_base_url: config
             .public_api_base_url
             .clone()
@@ -137,6 +143,18 @@ fn failure(err: &DsarError) -> Response<Body> {
             "Too many requests",
             "Too many requests for this identifier today; please try again tomorrow.",
         ),
+        DsarError::SourceRateLimited => problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "https://polly-ki.de/problems/rate-limited",
+            "Too many requests",
+            "Too many requests from this network today; please try again tomorrow.",
+        ),
+        DsarError::AmbiguousSubject => problem(
+            StatusCode::CONFLICT,
+            "https://polly-ki.de/problems/ambiguous-subject",
+            "Identifiers of different subjects",
+            "The email and the phone number of this request belong to different subjects; deny it with reasons and ask for one request per subject.",
+        ),
         DsarError::NotAuthorised => unauthorised(),
         DsarError::NotFound => problem(
             StatusCode::NOT_FOUND,
@@ -184,7 +202,7 @@ fn failure(err: &DsarError) -> Response<Body> {
             StatusCode::CONFLICT,
             "https://polly-ki.de/problems/no-identity-check",
             "No identity check pending",
-            "Only phone-only requests waiting for an identity check can be verified by staff.",
+            "Only requests waiting for an identity check can be verified by staff.",
         ),
         DsarError::Extension(e) => {
             let detail = match e {
@@ -214,6 +232,15 @@ fn failure(err: &DsarError) -> Response<Body> {
                 Retry::Permanent => Problem::internal().into_response(),
             }
         }
+    }
+}
+
+/// The caller's address as API Gateway saw it (never a client-supplied header).
+fn source_ip(req: &Request) -> Option<std::net::IpAddr> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
 }
 
@@ -410,6 +437,7 @@ pub fn parse_intake(body: &Map<String, Value>) -> Result<Intake, Vec<FieldProble
             phone,
             message,
             corrections,
+            source: None,
         }),
         _ => Err(errors),
     }
@@ -485,7 +513,10 @@ async fn submit(app: &App, req: &Request) -> Response<Body> {
     let intake = match json_body(req, SUBMIT_FIELDS)
         .and_then(|b| parse_intake(&b).map_err(Problem::validation))
     {
-        Ok(i) => i,
+        Ok(i) => Intake {
+            source: source_ip(req),
+            ..i
+        },
         Err(p) => return rejected(p),
     };
     match app.service.submit(intake).await {

@@ -64,7 +64,11 @@ pub fn exporter_from_aws(
         config.key_table_name.clone(),
     );
     Ok(Exporter {
-        store: DsarStore::new(ddb.clone(), config.table_name.clone()),
+        store: DsarStore::new(
+            ddb.clone(),
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        ),
         leads: LeadService::new(
             Arc::new(lead_store.clone()),
             keys.clone(),

@@ -18,7 +18,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::dynamo::{audit_item, failed_conditions, failure, lead_pk, n, retention, s, ts, Item};
-use crate::crypto::BlindIndex;
 use crate::domain::{LeadId, RequestId, RetentionClass};
 use crate::dsar::{RequestStatus, RequestType};
 use crate::ports::StoreError;
@@ -30,6 +29,8 @@ pub const REQUEST_SK: &str = "REQUEST";
 pub const CODE_SK: &str = "CODE";
 pub const CONTACT_SK: &str = "CONTACT";
 pub const EXPORT_SK: &str = "EXPORT";
+/// Sort key of a request's wrapped contact key in the key table.
+pub const REQUEST_KEY_SK: &str = "KEY";
 /// Partition listing open requests by due date (a handful at any time; staff read it).
 pub const OPEN_PK: &str = "DSAR_OPEN";
 
@@ -100,6 +101,19 @@ pub struct RequestRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_phone_bidx: Option<String>,
     pub has_email: bool,
+    /// Blind indexes of the email and phone a rectification would move onto the subject
+    /// (R4.6): they must be proven too (`dsar::identity`); removed when it closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction_email_bidx: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction_phone_bidx: Option<String>,
+    /// The email was proven by its one-time code.
+    #[serde(default)]
+    pub email_proven: bool,
+    /// Staff checked the requester's identity: every identifier the request names, its
+    /// corrections included, is proven.
+    #[serde(default)]
+    pub identity_checked: bool,
     /// SHA-256 of the request token (a 256-bit random value).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_hash: Option<String>,
@@ -144,7 +158,8 @@ pub struct CodeRecord {
     pub expiry: Expiry,
 }
 
-/// The sealed contact of an open request.
+/// The sealed contact of an open request. Its key lives in the key table
+/// ([`RequestKeyRecord`]), so deleting the key there crypto-shreds every backed-up copy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContactRecord {
     pub pk: String,
@@ -152,11 +167,40 @@ pub struct ContactRecord {
     pub kind: String,
     pub request_id: RequestId,
     #[serde(with = "serde_bytes")]
-    pub wrapped_key: Vec<u8>,
-    #[serde(with = "serde_bytes")]
     pub sealed: Vec<u8>,
     #[serde(flatten)]
     pub expiry: Expiry,
+    /// The wrapped key, read from the key table together with the contact (never
+    /// written with it), so a contact read before its request closes can still be
+    /// opened for the closing mail.
+    #[serde(skip)]
+    pub wrapped_key: Option<Vec<u8>>,
+}
+
+/// The KMS-wrapped data key of a request's sealed contact, in the key table (no backups,
+/// no stream), like subject keys. It lives as long as the contact (TTL backstop).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestKeyRecord {
+    pub pk: String,
+    pub sk: String,
+    pub kind: String,
+    pub request_id: RequestId,
+    #[serde(with = "serde_bytes")]
+    pub wrapped_key: Vec<u8>,
+    pub ttl: i64,
+}
+
+impl RequestKeyRecord {
+    pub fn new(id: RequestId, wrapped_key: Vec<u8>, expiry: &Expiry) -> Self {
+        Self {
+            pk: request_pk(&id),
+            sk: REQUEST_KEY_SK.into(),
+            kind: "dsar_key".into(),
+            request_id: id,
+            wrapped_key,
+            ttl: expiry.ttl,
+        }
+    }
 }
 
 /// An export package in the exports bucket (7 days, R3).
@@ -224,6 +268,10 @@ pub enum Write {
     /// A put on condition that the item does not exist.
     Create(Item),
     Delete(String, String),
+    /// A put into the key table.
+    PutKey(Item),
+    /// A delete from the key table.
+    DeleteKey(String, String),
 }
 
 impl Write {
@@ -235,6 +283,19 @@ impl Write {
     }
     pub fn delete(pk: impl Into<String>, sk: impl Into<String>) -> Self {
         Self::Delete(pk.into(), sk.into())
+    }
+    pub fn put_key(record: &RequestKeyRecord) -> Result<Self, StoreError> {
+        Ok(Self::PutKey(super::dynamo::to_item(
+            "dsar_put_key",
+            record,
+        )?))
+    }
+    /// Deletes a request's sealed contact and, first in the same transaction, its key.
+    pub fn delete_contact(id: &RequestId) -> [Self; 2] {
+        [
+            Self::DeleteKey(request_pk(id), REQUEST_KEY_SK.into()),
+            Self::Delete(request_pk(id), CONTACT_SK.into()),
+        ]
     }
 }
 
@@ -249,11 +310,16 @@ pub enum Commit {
 pub struct DsarStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    key_table: String,
 }
 
 impl DsarStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
-        Self { client, table }
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, key_table: String) -> Self {
+        Self {
+            client,
+            table,
+            key_table,
+        }
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -297,19 +363,43 @@ impl DsarStore {
     pub async fn code(&self, id: &RequestId) -> Result<Option<CodeRecord>, StoreError> {
         self.get(id, CODE_SK).await
     }
+    /// The sealed contact of a request with its wrapped key from the key table.
     pub async fn contact(&self, id: &RequestId) -> Result<Option<ContactRecord>, StoreError> {
-        self.get(id, CONTACT_SK).await
+        let Some(mut contact) = self.get::<ContactRecord>(id, CONTACT_SK).await? else {
+            return Ok(None);
+        };
+        contact.wrapped_key = self.request_key(id).await?;
+        Ok(Some(contact))
     }
     pub async fn export(&self, id: &RequestId) -> Result<Option<ExportRecord>, StoreError> {
         self.get(id, EXPORT_SK).await
     }
+    /// The wrapped key of a request's contact, from the key table.
+    pub async fn request_key(&self, id: &RequestId) -> Result<Option<Vec<u8>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.key_table)
+            .key("pk", s(request_pk(id)))
+            .key("sk", s(REQUEST_KEY_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("dsar_get_key", e))?;
+        match out.item {
+            Some(item) => serde_dynamo::from_item::<_, RequestKeyRecord>(item)
+                .map(|k| Some(k.wrapped_key))
+                .map_err(|e| corrupt("dsar_get_key", e)),
+            None => Ok(None),
+        }
+    }
 
-    /// Counts one request for an identifier on `day`; `false` once `limit` were counted.
-    /// Keyed by blind index; the counter lives two days (TTL).
+    /// Counts one request in the counter `pk`/`sk` (a blind index and a day); `false`
+    /// once `limit` were counted. The counter lives two days (TTL).
     pub async fn count_request(
         &self,
-        identifier: &BlindIndex,
-        day: NaiveDate,
+        pk: &str,
+        sk: &str,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -317,8 +407,8 @@ impl DsarStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(format!("DSARLIMIT#{}", identifier.as_str())))
-            .key("sk", s(day.to_string()))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .update_expression("ADD #c :one SET #k = :kind, #t = :ttl")
             .condition_expression("attribute_not_exists(#c) OR #c < :limit")
             .expression_attribute_names("#c", "requests")
@@ -337,9 +427,10 @@ impl DsarStore {
         }
     }
 
-    /// Counts a wrong code; returns the attempts so far, or `None` when the code is gone
-    /// or its tries are used up.
-    pub async fn count_wrong_code(&self, id: &RequestId) -> Result<Option<u32>, StoreError> {
+    /// Takes one of the code's tries, atomically and before the code is compared, so
+    /// concurrent guesses can never compare more than [`MAX_CODE_ATTEMPTS`] codes; returns
+    /// the tries taken so far, or `None` when the code is gone or its tries are used up.
+    pub async fn take_code_attempt(&self, id: &RequestId) -> Result<Option<u32>, StoreError> {
         let result = self
             .client
             .update_item()
@@ -397,15 +488,13 @@ impl DsarStore {
                         .set_item(Some(item))
                         .condition_expression("attribute_not_exists(pk)"),
                 )?,
-                Write::Delete(pk, sk) => {
-                    let d = Delete::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(pk))
-                        .key("sk", s(sk))
-                        .build()
-                        .map_err(|e| corrupt("dsar_commit", e))?;
-                    TransactWriteItem::builder().delete(d).build()
-                }
+                Write::PutKey(item) => tx_put(
+                    Put::builder()
+                        .table_name(&self.key_table)
+                        .set_item(Some(item)),
+                )?,
+                Write::Delete(pk, sk) => tx_delete(&self.table, pk, sk)?,
+                Write::DeleteKey(pk, sk) => tx_delete(&self.key_table, pk, sk)?,
             });
         }
         let mut audit = super::dynamo::to_item(
@@ -516,6 +605,16 @@ fn tx_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
+fn tx_delete(table: &str, pk: String, sk: String) -> Result<TransactWriteItem, StoreError> {
+    let d = Delete::builder()
+        .table_name(table)
+        .key("pk", s(pk))
+        .key("sk", s(sk))
+        .build()
+        .map_err(|e| corrupt("dsar_commit", e))?;
+    Ok(TransactWriteItem::builder().delete(d).build())
+}
+
 fn is_conditional<E, R>(err: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
@@ -545,6 +644,10 @@ pub fn new_record(
         subject_email_bidx: None,
         subject_phone_bidx: None,
         has_email: false,
+        correction_email_bidx: None,
+        correction_phone_bidx: None,
+        email_proven: false,
+        identity_checked: false,
         token_hash: None,
         verified_at: None,
         closed_at: None,
@@ -569,6 +672,8 @@ pub fn close(record: &mut RequestRecord, status: RequestStatus, outcome: &str, n
     record.closed_at = Some(now);
     record.subject_email_bidx = None;
     record.subject_phone_bidx = None;
+    record.correction_email_bidx = None;
+    record.correction_phone_bidx = None;
     record.expiry = Expiry::of(RetentionClass::Request, now);
     record.version += 1;
 }

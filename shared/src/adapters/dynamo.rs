@@ -522,6 +522,21 @@ impl DynamoLeadStore {
         }
     }
 
+    /// The subject an email or phone claim points at now, if any.
+    pub async fn claim_holder(
+        &self,
+        kind: crate::ports::IdentifierKind,
+        index: &BlindIndex,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LeadId>, StoreError> {
+        let pk = match kind {
+            crate::ports::IdentifierKind::Email => email_claim_pk(index),
+            crate::ports::IdentifierKind::Phone => phone_claim_pk(index),
+            _ => return Ok(None),
+        };
+        self.live_claim(pk, now).await
+    }
+
     async fn live_claim(
         &self,
         pk: String,

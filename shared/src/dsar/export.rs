@@ -19,20 +19,21 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::disclosure::{self, ReadmeContext};
-use super::service::send_to_contact;
+use super::identity::Binding;
+use super::service::{await_identity_check, binding, send_to_contact, subject_link};
 use super::zip::{ZipError, ZipWriter};
 use super::{mail, RequestStatus};
 use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
 use crate::adapters::dsar::{
     close, request_pk, Commit, DsarStore, Expiry, ExportRecord, OpenRecord, RequestRecord, Write,
-    CONTACT_SK, EXPORT_SK, OPEN_PK,
+    EXPORT_SK, OPEN_PK,
 };
 use crate::adapters::dynamo::{failure, lead_pk, query_partition, schema, DynamoLeadStore, Item};
 use crate::adapters::mail::SesMailer;
 use crate::adapters::s3::{BlobStore, Upload};
 use crate::calls::CallService;
 use crate::clock::Clock;
-use crate::crypto::{BlindIndex, DataKey};
+use crate::crypto::DataKey;
 use crate::domain::{RequestId, RetentionClass};
 use crate::leads::{Lead, LeadService, ReadError};
 use crate::ports::{KeyError, KeyService, Retry, StoreError};
@@ -94,6 +95,14 @@ pub enum ExportOutcome {
     },
     /// Not an open access or portability request (already done, or another type).
     Skipped,
+}
+
+/// Whom a verified request acts on, as the worker finds it.
+pub(super) enum Resolved {
+    Subject(crate::domain::LeadId),
+    NoData,
+    /// Sent back to the staff identity check; nothing done.
+    Waiting,
 }
 
 pub struct Exporter {
@@ -255,7 +264,11 @@ impl Exporter {
         if record.status != RequestStatus::InProgress || !record.request_type.builds_export() {
             return Ok(ExportOutcome::Skipped);
         }
-        let subject = self.gather(&record, now).await?;
+        let subject = match self.resolve_subject(&record, now).await? {
+            Resolved::Waiting => return Ok(ExportOutcome::Skipped),
+            Resolved::NoData => None,
+            Resolved::Subject(lead) => self.gather(&lead).await?,
+        };
         let holds_data = subject.is_some();
         let object_key = format!("exports/{id}.zip");
         let mut upload = self
@@ -290,7 +303,7 @@ impl Exporter {
         updated.export_expires_at = DateTime::parse_from_rfc3339(&expiry.expires_at)
             .ok()
             .map(|t| t.with_timezone(&Utc));
-        let writes = vec![
+        let mut writes = vec![
             Write::put(&ExportRecord {
                 pk: request_pk(id),
                 sk: EXPORT_SK.into(),
@@ -302,8 +315,12 @@ impl Exporter {
                 expiry,
             })?,
             Write::delete(OPEN_PK, open.sk),
-            Write::delete(request_pk(id), CONTACT_SK),
         ];
+        writes.extend(Write::delete_contact(id));
+        if let Some(s) = &subject {
+            updated.lead_id = Some(s.lead.stored.id);
+            writes.push(subject_link(&updated, s.lead.stored.id)?);
+        }
         if self
             .store
             .commit(
@@ -339,40 +356,30 @@ impl Exporter {
         Ok(ExportOutcome::Built { bytes, holds_data })
     }
 
-    /// Finds the subject and reads what we hold about it.
-    /// The subject a request is about: the one linked at intake, or the one the named
-    /// identifiers lead to now (someone may have signed up since).
+    /// Whom the request may act on, decided afresh from its proven identifiers
+    /// (`identity`); a request that no longer binds to one subject goes back to the staff
+    /// identity check and nothing is done.
     pub(super) async fn resolve_subject(
         &self,
         record: &RequestRecord,
         now: DateTime<Utc>,
-    ) -> Result<Option<crate::domain::LeadId>, ExportError> {
-        if let Some(l) = record.lead_id {
-            return Ok(Some(l));
-        }
-        let email = record
-            .subject_email_bidx
-            .clone()
-            .map(BlindIndex::from_stored);
-        let phone = record
-            .subject_phone_bidx
-            .clone()
-            .map(BlindIndex::from_stored);
-        Ok(self
-            .lead_store
-            .find_subject_by(email.as_ref(), phone.as_ref(), now)
-            .await?)
+    ) -> Result<Resolved, ExportError> {
+        Ok(match binding(&self.lead_store, record, now).await? {
+            Binding::Subject(lead) => Resolved::Subject(lead),
+            Binding::NoData => Resolved::NoData,
+            Binding::NeedsIdentityCheck | Binding::Ambiguous => {
+                await_identity_check(&self.store, record.clone(), now).await?;
+                Resolved::Waiting
+            }
+        })
     }
 
-    /// Finds the subject and reads what we hold about it.
+    /// Reads what we hold about a subject.
     async fn gather(
         &self,
-        record: &RequestRecord,
-        now: DateTime<Utc>,
+        lead_id: &crate::domain::LeadId,
     ) -> Result<Option<Subject>, ExportError> {
-        let Some(lead_id) = self.resolve_subject(record, now).await? else {
-            return Ok(None);
-        };
+        let lead_id = *lead_id;
         let Some((lead, key)) = self.leads.read_with_key(&lead_id).await? else {
             return Ok(None);
         };
@@ -473,10 +480,14 @@ impl Exporter {
             created: now,
         };
         let id = record.request_id.to_string();
-        let history = match subject {
+        let mut history = match subject {
             Some(s) => self.store.subject_requests(&s.lead.stored.id).await?,
-            None => vec![record.clone()],
+            None => Vec::new(),
         };
+        // This request is linked when it closes, after the package is written.
+        if !history.iter().any(|r| r.request_id == record.request_id) {
+            history.push(record.clone());
+        }
         let requests: Vec<Value> = history
             .iter()
             .map(|r| {

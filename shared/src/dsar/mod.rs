@@ -8,6 +8,7 @@
 
 pub mod disclosure;
 pub mod export;
+pub mod identity;
 pub mod mail;
 pub mod rights;
 pub mod service;

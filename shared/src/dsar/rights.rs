@@ -13,12 +13,12 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::export::{ExportError, Exporter};
-use super::service::send_to_contact;
+use super::export::{ExportError, Exporter, Resolved};
+use super::service::{send_to_contact, subject_link};
 use super::{mail, RequestStatus, RequestType};
 use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
 use crate::adapters::dsar::{
-    close, request_pk, Commit, OpenRecord, RequestRecord, Write, CONTACT_SK, EXPORT_SK, OPEN_PK,
+    close, request_pk, Commit, OpenRecord, RequestRecord, Write, EXPORT_SK, OPEN_PK,
 };
 use crate::adapters::dynamo::{
     batch_delete, failure, lead_pk, query_partition, s, schema, Item, CLAIM_SK, LEAD_SK,
@@ -117,7 +117,11 @@ impl Exporter {
         if record.status != RequestStatus::InProgress {
             return Ok(RightsOutcome::Skipped);
         }
-        let subject = self.subject(&record, now).await?;
+        let subject = match self.resolve_subject(&record, now).await? {
+            Resolved::Waiting => return Ok(RightsOutcome::Skipped),
+            Resolved::NoData => None,
+            Resolved::Subject(lead) => self.subject(lead).await?,
+        };
         let outcome = match (record.request_type, &subject) {
             (RequestType::Access | RequestType::Portability, _) => {
                 return Ok(RightsOutcome::Skipped)
@@ -137,19 +141,13 @@ impl Exporter {
                 self.rectify(&record, s, provider, now).await?
             }
         };
-        self.close_request(record, &outcome, now).await?;
+        self.close_request(record, subject.as_ref().map(|s| s.id), &outcome, now)
+            .await?;
         tracing::info!(?outcome, "request carried out");
         Ok(outcome)
     }
 
-    async fn subject(
-        &self,
-        record: &RequestRecord,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Subject>, ExportError> {
-        let Some(id) = self.resolve_subject(record, now).await? else {
-            return Ok(None);
-        };
+    async fn subject(&self, id: LeadId) -> Result<Option<Subject>, ExportError> {
         let partition = query_partition(&self.ddb, &self.table, &lead_pk(&id)).await?;
         let Some(profile) = partition.iter().find(|i| text(i, "kind") == Some("lead")) else {
             return Ok(None);
@@ -440,6 +438,7 @@ impl Exporter {
     async fn close_request(
         &self,
         record: RequestRecord,
+        subject: Option<LeadId>,
         outcome: &RightsOutcome,
         now: DateTime<Utc>,
     ) -> Result<(), ExportError> {
@@ -483,10 +482,13 @@ impl Exporter {
             }
             _ => {}
         }
-        let writes = vec![
-            Write::delete(OPEN_PK, open.sk),
-            Write::delete(request_pk(&id), CONTACT_SK),
-        ];
+        let mut writes = vec![Write::delete(OPEN_PK, open.sk)];
+        writes.extend(Write::delete_contact(&id));
+        // The subject's request history; an erased subject has none left.
+        if let (Some(lead), false) = (subject, matches!(outcome, RightsOutcome::Erased { .. })) {
+            updated.lead_id = Some(lead);
+            writes.push(subject_link(&updated, lead)?);
+        }
         let action = format!("dsar.{code}");
         if self
             .store

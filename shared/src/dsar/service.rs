@@ -18,20 +18,22 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::identity::{self, Binding, Named};
 use super::mail::{self, Mail};
 use super::{RequestStatus, RequestType};
+use crate::adapters::dsar::MAX_CODE_ATTEMPTS;
 use crate::adapters::dsar::{
     close, new_record, request_pk, CodeRecord, Commit, ContactRecord, DsarStore, Expiry,
-    OpenRecord, RequestRecord, SubjectRequestRecord, Write, CODE_SK, CONTACT_MONTHS, CONTACT_SK,
-    OPEN_PK,
+    OpenRecord, RequestKeyRecord, RequestRecord, SubjectRequestRecord, Write, CODE_SK,
+    CONTACT_MONTHS, CONTACT_SK, OPEN_PK,
 };
 use crate::adapters::dynamo::{lead_pk, DynamoLeadStore};
 use crate::adapters::mail::SesMailer;
 use crate::adapters::s3::BlobStore;
 use crate::clock::Clock;
-use crate::crypto::{CryptoError, DataKey, WrappedKey};
+use crate::crypto::{BlindIndex, CryptoError, DataKey, WrappedKey};
 use crate::domain::retention::{add_period, Period};
-use crate::domain::{Email, PhoneNumber, RequestId, RetentionClass};
+use crate::domain::{Email, LeadId, PhoneNumber, RequestId, RetentionClass};
 use crate::ports::{IdentifierKind, KeyError, KeyService, Retry, StoreError};
 
 /// How long a one-time code is valid (R3 "verification" class).
@@ -64,6 +66,9 @@ pub struct Intake {
     pub phone: Option<PhoneNumber>,
     pub message: Option<String>,
     pub corrections: Option<BTreeMap<String, String>>,
+    /// The caller's address as API Gateway saw it, for the per-source limits; only its
+    /// keyed hash is stored, for two days.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -78,6 +83,10 @@ impl std::fmt::Debug for Intake {
 pub enum DsarError {
     #[error("too many requests for this identifier today")]
     RateLimited,
+    #[error("too many requests from this source today")]
+    SourceRateLimited,
+    #[error("the identifiers belong to different subjects")]
+    AmbiguousSubject,
     #[error("unknown request or wrong token")]
     NotAuthorised,
     #[error("unknown request")]
@@ -121,7 +130,9 @@ impl DsarError {
 
 /// The answer to a successful verification.
 pub struct Verified {
-    pub token: String,
+    /// The request token; `None` when the request had one already (the requester got
+    /// it when their code was verified; staff checks do not replace it).
+    pub token: Option<String>,
     pub status: RequestStatus,
 }
 
@@ -183,8 +194,14 @@ pub struct DsarService {
     pub mailer: SesMailer,
     pub exports: BlobStore,
     pub clock: Arc<dyn Clock>,
-    /// Requests per identifier and day (R4.1's abuse limit, on top of API throttling).
+    /// Requests per identifier, source and day (R4.1's abuse limit, on top of API
+    /// throttling): a stranger's requests do not use up the subject's own.
     pub daily_limit: u32,
+    /// Requests per source address and day, whatever they name.
+    pub source_daily_limit: u32,
+    /// Requests (so code mails) per identifier and day from all sources together: a cap
+    /// on what reaches one mailbox.
+    pub identifier_daily_limit: u32,
     /// Base URL of the public API, for links in emails.
     pub public_api_base_url: String,
 }
@@ -234,38 +251,37 @@ impl DsarService {
         self.clock.now()
     }
 
-    /// Takes a request (R4.1). The answer is the same whether or not we hold data.
+    /// Takes a request (R4.1). The answer is the same whether or not we hold data: no
+    /// subject is looked up here, so nothing is linked to or changed for anyone before
+    /// the identifiers are proven (`identity`).
     #[tracing::instrument(skip_all, fields(request_id = tracing::field::Empty, request_type = intake.request_type.code()))]
     pub async fn submit(&self, intake: Intake) -> Result<RequestId, DsarError> {
         let now = self.now();
-        let email_index = match &intake.email {
-            Some(e) => Some(
-                self.keys
-                    .blind_index(IdentifierKind::Email, &e.lookup_key())
-                    .await?,
-            ),
-            None => None,
-        };
-        let phone_index = match &intake.phone {
-            Some(p) => Some(
-                self.keys
-                    .blind_index(IdentifierKind::Phone, p.expose())
-                    .await?,
-            ),
-            None => None,
-        };
-        for index in email_index.iter().chain(phone_index.iter()) {
-            if !self
-                .store
-                .count_request(index, now.date_naive(), self.daily_limit, now)
-                .await?
-            {
-                return Err(DsarError::RateLimited);
-            }
-        }
-        let subject = self
-            .leads
-            .find_subject_by(email_index.as_ref(), phone_index.as_ref(), now)
+        let email_index = self
+            .index_of(
+                IdentifierKind::Email,
+                intake.email.as_ref().map(Email::lookup_key),
+            )
+            .await?;
+        let phone_index = self
+            .index_of(
+                IdentifierKind::Phone,
+                intake.phone.as_ref().map(|p| p.expose().to_owned()),
+            )
+            .await?;
+        let corrected = |name: &str| intake.corrections.as_ref().and_then(|c| c.get(name));
+        let correction_email = self
+            .index_of(
+                IdentifierKind::Email,
+                corrected("email")
+                    .and_then(|e| Email::parse(e).ok())
+                    .map(|e| e.lookup_key()),
+            )
+            .await?;
+        let correction_phone = self
+            .index_of(IdentifierKind::Phone, corrected("phone").cloned())
+            .await?;
+        self.count_limits(&intake, [&email_index, &phone_index], now)
             .await?;
         let id = RequestId::new();
         tracing::Span::current().record("request_id", tracing::field::display(id));
@@ -275,9 +291,10 @@ impl DsarService {
             RequestStatus::AwaitingIdentityCheck
         };
         let mut record = new_record(id, intake.request_type, status, now);
-        record.lead_id = subject;
         record.subject_email_bidx = email_index.as_ref().map(|i| i.as_str().to_owned());
         record.subject_phone_bidx = phone_index.as_ref().map(|i| i.as_str().to_owned());
+        record.correction_email_bidx = correction_email.map(|i| i.as_str().to_owned());
+        record.correction_phone_bidx = correction_phone.map(|i| i.as_str().to_owned());
         record.has_email = intake.email.is_some();
 
         let (key, wrapped) = self.keys.generate_request_key(&id).await?;
@@ -288,21 +305,25 @@ impl DsarService {
             corrections: intake.corrections.clone(),
         };
         let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&contact).unwrap_or_default());
-        let mut writes = vec![Write::create(&ContactRecord {
-            pk: request_pk(&id),
-            sk: CONTACT_SK.into(),
-            kind: "dsar_contact".into(),
-            request_id: id,
-            wrapped_key: wrapped.0,
-            sealed: key.seal(&contact_aad(&id), &plaintext)?,
-            // Until verified, the contact lives as long as the code; then until the
-            // request closes (at the latest four months after receipt).
-            expiry: if intake.email.is_some() {
-                Expiry::of(RetentionClass::Verification, now)
-            } else {
-                contact_expiry(now)
-            },
-        })?];
+        // Until verified, the contact lives as long as the code; then until the request
+        // closes (at the latest four months after receipt).
+        let contact_expiry = if intake.email.is_some() {
+            Expiry::of(RetentionClass::Verification, now)
+        } else {
+            contact_expiry(now)
+        };
+        let mut writes = vec![
+            Write::put_key(&RequestKeyRecord::new(id, wrapped.0, &contact_expiry))?,
+            Write::create(&ContactRecord {
+                pk: request_pk(&id),
+                sk: CONTACT_SK.into(),
+                kind: "dsar_contact".into(),
+                request_id: id,
+                sealed: key.seal(&contact_aad(&id), &plaintext)?,
+                expiry: contact_expiry,
+                wrapped_key: None,
+            })?,
+        ];
         let code = new_code();
         if intake.email.is_some() {
             let hash = self
@@ -320,18 +341,6 @@ impl DsarService {
             })?);
         } else {
             writes.push(Write::put(&OpenRecord::of(&record))?);
-        }
-        if let Some(lead) = subject {
-            writes.push(Write::put(&SubjectRequestRecord {
-                pk: lead_pk(&lead),
-                sk: format!("REQUEST#{id}"),
-                kind: "dsar_link".into(),
-                lead_id: lead,
-                request_id: id,
-                request_type: intake.request_type,
-                received_at: now,
-                expiry: Expiry::of(RetentionClass::Request, now),
-            })?);
         }
         match self
             .store
@@ -353,6 +362,64 @@ impl DsarService {
         Ok(id)
     }
 
+    async fn index_of(
+        &self,
+        kind: IdentifierKind,
+        normalised: Option<String>,
+    ) -> Result<Option<BlindIndex>, DsarError> {
+        match normalised {
+            Some(v) => Ok(Some(self.keys.blind_index(kind, &v).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The abuse limits of R4.1, by keyed hashes only: requests per source, per
+    /// identifier and source (so a stranger cannot use up the subject's own requests),
+    /// and per identifier from everywhere (so nobody can flood a mailbox).
+    async fn count_limits(
+        &self,
+        intake: &Intake,
+        identifiers: [&Option<BlindIndex>; 2],
+        now: DateTime<Utc>,
+    ) -> Result<(), DsarError> {
+        let day = now.date_naive();
+        let source = intake
+            .source
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let source = self
+            .keys
+            .blind_index(IdentifierKind::Source, &source)
+            .await?;
+        if !self
+            .store
+            .count_request(
+                &format!("DSARSRC#{}", source.as_str()),
+                &day.to_string(),
+                self.source_daily_limit,
+                now,
+            )
+            .await?
+        {
+            return Err(DsarError::SourceRateLimited);
+        }
+        for index in identifiers.into_iter().flatten() {
+            let pk = format!("DSARLIMIT#{}", index.as_str());
+            let per_source = format!("{day}#{}", source.as_str());
+            if !self
+                .store
+                .count_request(&pk, &per_source, self.daily_limit, now)
+                .await?
+                || !self
+                    .store
+                    .count_request(&pk, &day.to_string(), self.identifier_daily_limit, now)
+                    .await?
+            {
+                return Err(DsarError::RateLimited);
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a one-time code (R4.2).
     #[tracing::instrument(skip_all, fields(request_id = %id))]
     pub async fn verify(&self, id: &RequestId, code: &str) -> Result<Verified, DsarError> {
@@ -370,31 +437,42 @@ impl DsarService {
             self.end_verification(record, now, "code_expired").await?;
             return Err(DsarError::CodeExpired);
         };
+        // The try is taken before the comparison: however many guesses arrive at once,
+        // at most MAX_CODE_ATTEMPTS of them are ever compared.
+        let Some(attempts) = self.store.take_code_attempt(id).await? else {
+            self.end_verification(record, now, "too_many_attempts")
+                .await?;
+            return Err(DsarError::TooManyAttempts);
+        };
         let hash = self
             .keys
             .blind_index(IdentifierKind::RequestCode, &code_input(id, code))
             .await?;
         if !same(hash.as_str(), &stored.code_hash) {
-            let attempts = self.store.count_wrong_code(id).await?;
-            return match attempts {
-                Some(n) if n < crate::adapters::dsar::MAX_CODE_ATTEMPTS => {
-                    tracing::info!(attempts = n, "wrong code");
-                    Err(DsarError::WrongCode {
-                        remaining: crate::adapters::dsar::MAX_CODE_ATTEMPTS - n,
-                    })
-                }
-                _ => {
-                    self.end_verification(record, now, "too_many_attempts")
-                        .await?;
-                    Err(DsarError::TooManyAttempts)
-                }
+            return if attempts < MAX_CODE_ATTEMPTS {
+                tracing::info!(attempts, "wrong code");
+                Err(DsarError::WrongCode {
+                    remaining: MAX_CODE_ATTEMPTS - attempts,
+                })
+            } else {
+                self.end_verification(record, now, "too_many_attempts")
+                    .await?;
+                Err(DsarError::TooManyAttempts)
             };
         }
         let contact = self.store.contact(id).await?;
         let (token, hash) = new_token();
         let old_version = record.version;
         let mut updated = record;
-        updated.status = RequestStatus::InProgress;
+        updated.email_proven = true;
+        // Whom the request may act on: a phone or a correction that the code did not
+        // prove sends it to the staff identity check, and nothing happens until then.
+        updated.status = match binding(&self.leads, &updated, now).await? {
+            Binding::Subject(_) | Binding::NoData => RequestStatus::InProgress,
+            Binding::NeedsIdentityCheck | Binding::Ambiguous => {
+                RequestStatus::AwaitingIdentityCheck
+            }
+        };
         updated.token_hash = Some(hash);
         updated.verified_at = Some(now);
         updated.version += 1;
@@ -404,6 +482,11 @@ impl DsarService {
         ];
         if let Some(mut c) = contact.clone() {
             c.expiry = contact_expiry(updated.received_at);
+            if let Some(wrapped) = c.wrapped_key.clone() {
+                writes.push(Write::put_key(&RequestKeyRecord::new(
+                    *id, wrapped, &c.expiry,
+                ))?);
+            }
             writes.push(Write::put(&c)?);
         }
         match self
@@ -430,9 +513,9 @@ impl DsarService {
             );
             self.mail_contact(id, &c, &mail).await;
         }
-        tracing::info!("request verified");
+        tracing::info!(status = updated.status.code(), "request verified");
         Ok(Verified {
-            token,
+            token: Some(token),
             status: updated.status,
         })
     }
@@ -447,10 +530,8 @@ impl DsarService {
     ) -> Result<(), DsarError> {
         let old = record.version;
         close(&mut record, RequestStatus::VerificationFailed, outcome, now);
-        let writes = vec![
-            Write::delete(request_pk(&record.request_id), CODE_SK),
-            Write::delete(request_pk(&record.request_id), CONTACT_SK),
-        ];
+        let mut writes = vec![Write::delete(request_pk(&record.request_id), CODE_SK)];
+        writes.extend(Write::delete_contact(&record.request_id));
         self.store
             .commit(
                 &record,
@@ -606,10 +687,8 @@ impl DsarService {
         let open = OpenRecord::of(&record);
         let mut updated = record;
         close(&mut updated, RequestStatus::Denied, "denied", now);
-        let writes = vec![
-            Write::delete(OPEN_PK, open.sk),
-            Write::delete(request_pk(id), CONTACT_SK),
-        ];
+        let mut writes = vec![Write::delete(OPEN_PK, open.sk)];
+        writes.extend(Write::delete_contact(id));
         if self
             .store
             .commit(&updated, Some(old), writes, actor, "dsar.denied", now)
@@ -626,8 +705,12 @@ impl DsarService {
         Ok(())
     }
 
-    /// Staff confirmed the identity of a phone-only request: it proceeds, and staff
-    /// receive the request token to hand to the subject.
+    /// Staff checked the requester's identity (R4.1): every identifier the request names,
+    /// its corrections included, counts as proven and the request proceeds. A phone-only
+    /// request gets its first token here, for staff to hand to the subject; a request
+    /// whose code was verified keeps the token its requester already has. Identifiers of
+    /// two different subjects cannot proceed: staff deny with reasons (one request per
+    /// subject).
     #[tracing::instrument(skip_all, fields(request_id = %id))]
     pub async fn verify_identity(
         &self,
@@ -639,11 +722,24 @@ impl DsarService {
         if record.status != RequestStatus::AwaitingIdentityCheck {
             return Err(DsarError::NoIdentityCheck);
         }
-        let (token, hash) = new_token();
         let old = record.version;
         let mut updated = record;
+        updated.identity_checked = true;
+        if binding(&self.leads, &updated, now).await? == Binding::Ambiguous {
+            self.store
+                .audit(id, None, actor, "dsar.identity_ambiguous", now)
+                .await?;
+            return Err(DsarError::AmbiguousSubject);
+        }
+        let token = match updated.token_hash {
+            Some(_) => None,
+            None => {
+                let (token, hash) = new_token();
+                updated.token_hash = Some(hash);
+                Some(token)
+            }
+        };
         updated.status = RequestStatus::InProgress;
-        updated.token_hash = Some(hash);
         updated.verified_at = Some(now);
         updated.version += 1;
         let writes = vec![Write::put(&OpenRecord::of(&updated))?];
@@ -685,15 +781,18 @@ impl DsarService {
     }
 }
 
-/// Opens a request's sealed contact with its request-bound data key.
+/// Opens a request's sealed contact with its request-bound data key (kept in the key
+/// table; once that is gone, the contact is unreadable everywhere).
 pub async fn open_contact(
     keys: &dyn KeyService,
     id: &RequestId,
     c: &ContactRecord,
 ) -> Result<ContactV1, DsarError> {
-    let key: DataKey = keys
-        .unwrap_request_key(id, &WrappedKey(c.wrapped_key.clone()))
-        .await?;
+    let wrapped = c
+        .wrapped_key
+        .clone()
+        .ok_or(DsarError::Crypto(CryptoError::Open))?;
+    let key: DataKey = keys.unwrap_request_key(id, &WrappedKey(wrapped)).await?;
     let plain = key.open(&contact_aad(id), &c.sealed)?;
     serde_json::from_slice(&plain).map_err(|_| DsarError::Crypto(CryptoError::Open))
 }
@@ -725,4 +824,104 @@ pub async fn send_to_contact(
             let _ = store.audit(id, None, "dsar", "dsar.mail_failed", now).await;
         }
     }
+}
+
+/// Whom an open request may act on now (R4.1, R4.2): the claims its identifiers point
+/// at, and which of them the requester proved (`identity`).
+pub async fn binding(
+    leads: &DynamoLeadStore,
+    record: &RequestRecord,
+    now: DateTime<Utc>,
+) -> Result<Binding, StoreError> {
+    let email_proven = record.email_proven || record.identity_checked;
+    let named = |kind, index: &Option<String>, proven| {
+        let index = index.clone().map(BlindIndex::from_stored);
+        async move {
+            match index {
+                Some(i) => Ok::<_, StoreError>(Some(Named {
+                    subject: leads.claim_holder(kind, &i, now).await?,
+                    proven,
+                })),
+                None => Ok(None),
+            }
+        }
+    };
+    let given: Vec<Named> = [
+        named(
+            IdentifierKind::Email,
+            &record.subject_email_bidx,
+            email_proven,
+        )
+        .await?,
+        named(
+            IdentifierKind::Phone,
+            &record.subject_phone_bidx,
+            record.identity_checked,
+        )
+        .await?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let corrections: Vec<Named> = [
+        named(
+            IdentifierKind::Email,
+            &record.correction_email_bidx,
+            record.identity_checked,
+        )
+        .await?,
+        named(
+            IdentifierKind::Phone,
+            &record.correction_phone_bidx,
+            record.identity_checked,
+        )
+        .await?,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Ok(identity::bind(&given, &corrections))
+}
+
+/// Sends a verified request back to the staff identity check because its identifiers no
+/// longer bind it to one subject (someone signed up or changed since): nothing is done,
+/// and the open list shows it again.
+pub async fn await_identity_check(
+    store: &DsarStore,
+    record: RequestRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let old = record.version;
+    let mut updated = record;
+    updated.status = RequestStatus::AwaitingIdentityCheck;
+    updated.identity_checked = false;
+    updated.version += 1;
+    let writes = vec![Write::put(&OpenRecord::of(&updated))?];
+    store
+        .commit(
+            &updated,
+            Some(old),
+            writes,
+            "dsar-worker",
+            "dsar.identity_check_required",
+            now,
+        )
+        .await?;
+    tracing::info!("request waits for the staff identity check");
+    Ok(())
+}
+
+/// The link from the subject a request was carried out on to the request (the subject's
+/// request history), written when the request closes.
+pub fn subject_link(record: &RequestRecord, lead: LeadId) -> Result<Write, StoreError> {
+    Write::put(&SubjectRequestRecord {
+        pk: lead_pk(&lead),
+        sk: format!("REQUEST#{}", record.request_id),
+        kind: "dsar_link".into(),
+        lead_id: lead,
+        request_id: record.request_id,
+        request_type: record.request_type,
+        received_at: record.received_at,
+        expiry: Expiry::of(RetentionClass::Request, record.received_at),
+    })
 }
