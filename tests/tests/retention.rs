@@ -32,8 +32,8 @@ struct World {
 /// A signed-up subject with one consented, recorded, analysed call.
 async fn world() -> World {
     let signup = TestApp::spawn().await;
-    let (_, body) = signup.sign_up(&form()).await;
-    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    signup.sign_up(&form()).await;
+    let lead = signup.lead_of(EMAIL).await;
     let sim = Simulator::start(SimConfig::new("local-test-key"))
         .await
         .unwrap();
