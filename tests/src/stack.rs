@@ -233,8 +233,23 @@ impl Stack {
         self.config_for("SignupFunction")
     }
 
-    /// A function's configuration, built from its template environment.
+    /// A function's configuration, built from its template environment. Like
+    /// `make run`, the local sweep may be run with a moved clock (R3.1); the template
+    /// never allows it (`template_config_for` gives the deployed configuration).
     pub fn config_for(&self, logical: &str) -> Result<shared::Config> {
+        let mut env = self.function_env(logical)?;
+        if logical == "RetentionSweepFunction" {
+            env.insert(
+                shared::config::SWEEP_ALLOW_CLOCK_OVERRIDE.to_owned(),
+                "true".to_owned(),
+            );
+        }
+        Ok(shared::Config::from_map(&env.into_iter().collect())?)
+    }
+
+    /// A function's configuration exactly as the template's environment gives it, without
+    /// anything the local stack adds.
+    pub fn template_config_for(&self, logical: &str) -> Result<shared::Config> {
         let env = self.function_env(logical)?;
         Ok(shared::Config::from_map(&env.into_iter().collect())?)
     }
