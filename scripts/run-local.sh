@@ -51,6 +51,9 @@ echo "RETELL_API_BASE_URL=http://127.0.0.1:$sim_port" >>.local/functions.env
 echo "RECORDINGS_ALLOW_LOOPBACK=true" >>.local/functions.env
 # Links in mails to data subjects point at the local API.
 echo "PUBLIC_API_BASE_URL=http://127.0.0.1:$api_port" >>.local/functions.env
+# `make sweep NOW=…` may do real runs with a moved clock here; a deployed sweep refuses
+# them (the template never sets this; R3.1).
+echo "SWEEP_ALLOW_CLOCK_OVERRIDE=true" >>.local/functions.env
 
 setsid ./target/debug/retell-sim --port "$sim_port" --api-key "$api_key" \
   --webhook-url "http://127.0.0.1:$api_port/v1/telephony/retell" >.local/simulator.log 2>&1 &

@@ -7,6 +7,11 @@ use std::collections::HashMap;
 /// The privacy policy version in force (the policy's date).
 pub const CURRENT_PRIVACY_POLICY_VERSION: &str = "2024-04-08";
 
+/// Lets a real (non-dry) sweep run with a moved clock. Only the local stack sets it
+/// (`scripts/run-local.sh`, the test harness); the template never does, and a test
+/// proves it (R3.1).
+pub const SWEEP_ALLOW_CLOCK_OVERRIDE: &str = "SWEEP_ALLOW_CLOCK_OVERRIDE";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// The main DynamoDB table (`TABLE_NAME`).
@@ -69,6 +74,10 @@ pub struct Config {
     /// Data-subject requests (code mails) per identifier and day from all sources
     /// (`DSAR_IDENTIFIER_DAILY_LIMIT`, default 10).
     pub dsar_identifier_daily_limit: u32,
+    /// Whether a real sweep may be given `now` (`SWEEP_ALLOW_CLOCK_OVERRIDE`, default
+    /// false). Deployed, a moved clock is for dry runs only: a real run with one would
+    /// delete data before it is due (R3.1).
+    pub sweep_allow_clock_override: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,6 +173,7 @@ impl Config {
             dsar_daily_limit: positive(&required, "DSAR_DAILY_LIMIT", 3)?,
             dsar_source_daily_limit: positive(&required, "DSAR_SOURCE_DAILY_LIMIT", 10)?,
             dsar_identifier_daily_limit: positive(&required, "DSAR_IDENTIFIER_DAILY_LIMIT", 10)?,
+            sweep_allow_clock_override: flag(SWEEP_ALLOW_CLOCK_OVERRIDE, false)?,
         })
     }
 }
@@ -214,6 +224,28 @@ mod tests {
             ["https://polly.example", "https://www.polly.example"]
         );
         assert_eq!(c.privacy_policy_versions, [CURRENT_PRIVACY_POLICY_VERSION]);
+        assert!(!c.sweep_allow_clock_override, "off unless set");
+    }
+
+    #[test]
+    fn the_sweep_clock_override_is_read_as_a_flag() {
+        let base = [
+            ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+        ];
+        let with = |v: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push((SWEEP_ALLOW_CLOCK_OVERRIDE, v));
+            Config::from_map(&vars(&pairs))
+        };
+        assert!(with("true").unwrap().sweep_allow_clock_override);
+        assert!(!with("false").unwrap().sweep_allow_clock_override);
+        assert_eq!(
+            with("yes-please"),
+            Err(ConfigError::Invalid(SWEEP_ALLOW_CLOCK_OVERRIDE))
+        );
     }
 
     #[test]

@@ -54,14 +54,54 @@ pub struct SignupRequest {
 pub enum SignupOutcome {
     /// A new subject; a call is requested.
     Created { id: LeadId },
-    /// A known subject signed up again (R1.4).
+    /// The same person signed up again: email and phone both belong to this subject
+    /// (R1.4). Contact time moved, a new consent proof stored, a call requested when due.
     Existing { id: LeadId, call_requested: bool },
+    /// One identifier belongs to a subject and the other does not (unknown, or another
+    /// subject's): nothing of any subject changed and no lead was created; the attempt
+    /// is audited. The answer is the same as for the others (R1.6).
+    Mismatch {
+        by_email: Option<LeadId>,
+        by_phone: Option<LeadId>,
+    },
 }
 
 impl SignupOutcome {
-    pub fn lead_id(&self) -> LeadId {
+    /// The subject the submission concerned: created, signed up again, or (mismatch) the
+    /// holder of the email, else of the phone. For internal logs only.
+    pub fn lead_id(&self) -> Option<LeadId> {
         match self {
-            Self::Created { id } | Self::Existing { id, .. } => *id,
+            Self::Created { id } | Self::Existing { id, .. } => Some(*id),
+            Self::Mismatch { by_email, by_phone } => by_email.or(*by_phone),
+        }
+    }
+
+    /// On a mismatch naming two subjects, the phone's holder (the email's is [`Self::lead_id`]).
+    pub fn other_lead_id(&self) -> Option<LeadId> {
+        match self {
+            Self::Mismatch {
+                by_email: Some(a),
+                by_phone: Some(b),
+            } if a != b => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// Short name for logs: `created`, `existing` or `mismatch`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "created",
+            Self::Existing { .. } => "existing",
+            Self::Mismatch { .. } => "mismatch",
+        }
+    }
+
+    /// Whether this submission requested a call.
+    pub fn call_requested(&self) -> bool {
+        match self {
+            Self::Created { .. } => true,
+            Self::Existing { call_requested, .. } => *call_requested,
+            Self::Mismatch { .. } => false,
         }
     }
 }
@@ -127,8 +167,15 @@ impl LeadService {
         Self { store, keys, clock }
     }
 
-    /// Signs a person up: the same person (same email, or same phone however written) is
-    /// the same subject (R1.4); a new subject gets its own data key and a call request.
+    /// Signs a person up. A submission whose email and phone both belong to one subject
+    /// is that subject signing up again (R1.4): its contact time moves, the consent is
+    /// evidenced, a call is requested when the last is over 24 h old. A submission whose
+    /// identifiers are both unknown creates a new subject with its own data key and a
+    /// call request. Anything else (one identifier known, the other unknown or another
+    /// subject's) changes nothing of anyone and creates nothing: knowing someone's email
+    /// or number must not let a stranger move their dates, add consent for another
+    /// number, or have them called; it is only audited. The profile of a known subject
+    /// is never rewritten by a sign-up.
     #[tracing::instrument(skip_all, fields(lead_id = tracing::field::Empty, outcome = tracing::field::Empty))]
     pub async fn sign_up(&self, req: SignupRequest) -> Result<SignupOutcome, SignupError> {
         let now = self.clock.now();
@@ -146,11 +193,11 @@ impl LeadService {
         };
         let span = tracing::Span::current();
         for _ in 0..MAX_ATTEMPTS {
-            if let Some(id) = self
+            let holders = self
                 .store
-                .find_subject(&email_index, &phone_index, now)
-                .await?
-            {
+                .find_holders(&email_index, &phone_index, now)
+                .await?;
+            if let Some(id) = holders.same_subject() {
                 span.record("lead_id", tracing::field::display(id));
                 let resubmission = Resubmission {
                     id,
@@ -166,6 +213,23 @@ impl LeadService {
                         return Ok(SignupOutcome::Existing { id, call_requested });
                     }
                 }
+            }
+            if !holders.is_free() {
+                if let Some(id) = holders.by_email.or(holders.by_phone) {
+                    span.record("lead_id", tracing::field::display(id));
+                }
+                let mut subjects: Vec<LeadId> = holders
+                    .by_email
+                    .into_iter()
+                    .chain(holders.by_phone)
+                    .collect();
+                subjects.dedup();
+                self.store.record_mismatch(&subjects, now).await?;
+                span.record("outcome", "mismatch");
+                return Ok(SignupOutcome::Mismatch {
+                    by_email: holders.by_email,
+                    by_phone: holders.by_phone,
+                });
             }
             let id = LeadId::new();
             span.record("lead_id", tracing::field::display(id));
@@ -185,6 +249,7 @@ impl LeadService {
                     span.record("outcome", "created");
                     return Ok(SignupOutcome::Created { id });
                 }
+                // A concurrent sign-up took an identifier: look again.
                 CreateOutcome::IdentifierTaken => continue,
             }
         }

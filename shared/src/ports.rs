@@ -104,11 +104,36 @@ pub struct NewLead {
     pub signed_up_at: DateTime<Utc>,
 }
 
-/// A repeated sign-up of a known subject (R1.4).
+/// Which subjects hold a submission's identifiers (live claims only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdentifierHolders {
+    pub by_email: Option<LeadId>,
+    pub by_phone: Option<LeadId>,
+}
+
+impl IdentifierHolders {
+    /// The subject both identifiers point at: only then is a submission the same person
+    /// signing up again (R1.4). Knowing one identifier of someone proves nothing.
+    pub fn same_subject(&self) -> Option<LeadId> {
+        match (self.by_email, self.by_phone) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Neither identifier is held: the submission may create a new subject.
+    pub fn is_free(&self) -> bool {
+        self.by_email.is_none() && self.by_phone.is_none()
+    }
+}
+
+/// A repeated sign-up of a known subject (R1.4): both its email and its phone point at
+/// that subject.
 #[derive(Debug, Clone)]
 pub struct Resubmission {
     pub id: LeadId,
-    /// Blind index of the phone number given this time (the consent is for that number).
+    /// Blind index of the phone number given this time (the consent is for that number;
+    /// it is the subject's own, since the phone's claim points at the subject).
     pub phone_index: BlindIndex,
     pub consent: ConsentEvidence,
     pub at: DateTime<Utc>,
@@ -172,13 +197,13 @@ impl StoredLead {
 
 #[async_trait]
 pub trait LeadStore: Send + Sync {
-    /// The subject holding this email or phone (email first), ignoring expired claims.
-    async fn find_subject(
+    /// The subjects holding this email and this phone, ignoring expired claims.
+    async fn find_holders(
         &self,
         email: &BlindIndex,
         phone: &BlindIndex,
         now: DateTime<Utc>,
-    ) -> Result<Option<LeadId>, StoreError>;
+    ) -> Result<IdentifierHolders, StoreError>;
 
     /// Stores a new lead in one atomic write (lead, wrapped key, identifier claims,
     /// consent proof, audit). The lead's `call_state = requested` is what the telephony
@@ -189,6 +214,15 @@ pub trait LeadStore: Send + Sync {
     /// depends on it, stores the new consent proof and requests a call again only when
     /// the last request is more than 24 h old.
     async fn resubmit(&self, resubmission: &Resubmission) -> Result<ResubmitOutcome, StoreError>;
+
+    /// Records that a sign-up named an identifier held by `subjects` without being the same
+    /// person (the other identifier unknown or another subject's): an audit event per
+    /// subject, carrying no personal data and changing nothing of the subject (R1.4, R1.6).
+    async fn record_mismatch(
+        &self,
+        subjects: &[LeadId],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Moves `last_contact_at` (and every retention date that depends on it) forward to
     /// `at` after a call (R2.11); never backwards. `false` when the lead is gone.

@@ -23,6 +23,10 @@ use aws_sdk_s3::types::{
     PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
     ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
 };
+use chrono::{DateTime, Utc};
+use shared::adapters::{dynamo::DynamoLeadStore, kms::KmsKeyService};
+use shared::domain::{Email, LeadId};
+use shared::ports::{IdentifierKind, KeyService};
 
 use crate::template::{
     BucketSpec, IndexSpec, KeySpec, LifecycleRuleSpec, Resolver, TableSpec, Template,
@@ -229,10 +233,47 @@ impl Stack {
         self.config_for("SignupFunction")
     }
 
-    /// A function's configuration, built from its template environment.
+    /// A function's configuration, built from its template environment. Like
+    /// `make run`, the local sweep may be run with a moved clock (R3.1); the template
+    /// never allows it (`template_config_for` gives the deployed configuration).
     pub fn config_for(&self, logical: &str) -> Result<shared::Config> {
+        let mut env = self.function_env(logical)?;
+        if logical == "RetentionSweepFunction" {
+            env.insert(
+                shared::config::SWEEP_ALLOW_CLOCK_OVERRIDE.to_owned(),
+                "true".to_owned(),
+            );
+        }
+        Ok(shared::Config::from_map(&env.into_iter().collect())?)
+    }
+
+    /// A function's configuration exactly as the template's environment gives it, without
+    /// anything the local stack adds.
+    pub fn template_config_for(&self, logical: &str) -> Result<shared::Config> {
         let env = self.function_env(logical)?;
         Ok(shared::Config::from_map(&env.into_iter().collect())?)
+    }
+
+    /// The subject holding `email`, found the way the system finds it: the email's blind
+    /// index from the KMS HMAC key, then the live `EMAIL#<index>` / `CLAIM` item. The
+    /// sign-up answer names no lead (R1.6), so tests and benchmarks look it up here.
+    pub async fn lead_of(&self, email: &str, now: DateTime<Utc>) -> Result<Option<LeadId>> {
+        let email = Email::parse(email).map_err(|_| anyhow!("not an email address"))?;
+        let config = self.signup_config()?;
+        let keys = KmsKeyService::new(
+            aws_sdk_kms::Client::new(&self.aws),
+            config.data_key_id,
+            config.blind_index_key_id,
+        );
+        let index = keys
+            .blind_index(IdentifierKind::Email, &email.lookup_key())
+            .await?;
+        let store = DynamoLeadStore::new(
+            aws_sdk_dynamodb::Client::new(&self.aws),
+            config.table_name,
+            config.key_table_name,
+        );
+        Ok(store.find_subject_by(Some(&index), None, now).await?)
     }
 
     pub async fn describe_table(&self) -> Result<TableSpec> {

@@ -314,6 +314,27 @@ impl Template {
         Ok(out)
     }
 
+    /// Logical ids of every Lambda function (SAM and plain CloudFormation), in template
+    /// order.
+    pub fn functions(&self) -> Vec<String> {
+        let mut out = self.resources_of("AWS::Serverless::Function");
+        out.extend(self.resources_of("AWS::Lambda::Function"));
+        out
+    }
+
+    /// Names of the environment variables a function is given: its own and those every
+    /// function gets from `Globals.Function`.
+    pub fn function_variable_names(&self, logical_id: &str) -> BTreeSet<String> {
+        [
+            &self.properties(logical_id)["Environment"]["Variables"],
+            &self.root["Globals"]["Function"]["Environment"]["Variables"],
+        ]
+        .into_iter()
+        .filter_map(Value::as_mapping)
+        .flat_map(|m| m.keys().filter_map(|k| k.as_str().map(str::to_owned)))
+        .collect()
+    }
+
     /// Every parameter's default, as text.
     pub fn parameter_defaults(&self) -> Vec<(String, String)> {
         self.root["Parameters"]

@@ -224,8 +224,8 @@ async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_ho
 #[tokio::test]
 async fn restriction_and_objection_set_the_flags_every_processing_point_reads() {
     let d = Dsar::spawn().await;
-    let (_, body) = d.signup.sign_up(&form()).await;
-    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await;
     let (_, view) = carry_out(&d, "restriction", 1).await;
     assert_eq!(view["outcome"], "restricted");
     let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
@@ -303,8 +303,8 @@ async fn withdrawal_deletes_recordings_at_once_and_later_calls_keep_none() {
 #[tokio::test]
 async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() {
     let d = Dsar::spawn().await;
-    let (_, body) = d.signup.sign_up(&form()).await;
-    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await;
     let new_email = "wilhelmine.neu@example.org";
     let (status, b) = d
         .submit(&serde_json::json!({
@@ -376,8 +376,8 @@ async fn staff_call(
 async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_telling_the_subject() {
     let (logs, _guard) = LogCapture::start();
     let d = Dsar::spawn().await;
-    let (_, body) = d.signup.sign_up(&form()).await;
-    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await.to_string();
     let path = format!("/v1/admin/subjects/{lead}");
     // Without IAM: forbidden; with: the record, and an audit item.
     assert_eq!(d.call(ApiRequest::get(&path)).await.0, 403);

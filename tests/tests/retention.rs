@@ -32,8 +32,8 @@ struct World {
 /// A signed-up subject with one consented, recorded, analysed call.
 async fn world() -> World {
     let signup = TestApp::spawn().await;
-    let (_, body) = signup.sign_up(&form()).await;
-    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    signup.sign_up(&form()).await;
+    let lead = signup.lead_of(EMAIL).await;
     let sim = Simulator::start(SimConfig::new("local-test-key"))
         .await
         .unwrap();
@@ -463,6 +463,121 @@ async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
         assert!(
             kinds.contains(kind),
             "the flow stored a {kind} item: {kinds:?}"
+        );
+    }
+}
+
+/// Every item of both tables, by key, for before/after comparisons.
+async fn by_key(
+    app: &TestApp,
+) -> std::collections::BTreeMap<(String, String), std::collections::HashMap<String, AttributeValue>>
+{
+    app.scan()
+        .await
+        .into_iter()
+        .map(|i| {
+            let key = (
+                i["pk"].as_s().unwrap().clone(),
+                i["sk"].as_s().unwrap().clone(),
+            );
+            (key, i)
+        })
+        .collect()
+}
+
+/// R3.1, R3.2: as deployed (the template's own environment), a real sweep that names `now`
+/// is refused and deletes nothing, although at that time the recording and the whole
+/// subject are due; a dry run with the same clock still reports them. The local stack's
+/// setting lets the same payload delete, so it was the refusal that kept the data.
+#[tokio::test]
+async fn a_real_sweep_with_a_moved_clock_is_refused_as_deployed_and_deletes_nothing() {
+    let w = world().await;
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    let at = RetentionClass::Lead.due_at(end).unwrap() + chrono::Duration::days(1);
+    let moved = at.to_rfc3339();
+    let budget = Duration::from_secs(60);
+    let deployed = w
+        .signup
+        .stack
+        .template_config_for("RetentionSweepFunction")
+        .unwrap();
+    assert!(!deployed.sweep_allow_clock_override);
+    let app = retention_sweep::App::from_aws(&deployed, &w.signup.stack.aws).unwrap();
+    let items = by_key(&w.signup).await;
+    let objects = versions(&w.signup, "").await;
+    assert!(objects >= 2, "audio and transcript stored");
+
+    for payload in [
+        serde_json::json!({"dry_run": false, "now": moved}),
+        serde_json::json!({"now": moved}),
+    ] {
+        let err = app
+            .handle(&payload, &w.signup.clock, budget)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(err, retention_sweep::SweepError::ClockOverrideRefused),
+            "{payload}: {err}"
+        );
+        assert!(err.to_string().contains("dry_run"), "the error says why");
+    }
+    assert!(
+        by_key(&w.signup).await == items,
+        "no item changed, none deleted"
+    );
+    assert_eq!(versions(&w.signup, "").await, objects, "no object version");
+
+    let dry = app
+        .handle(
+            &serde_json::json!({"dry_run": true, "now": moved}),
+            &w.signup.clock,
+            budget,
+        )
+        .await
+        .expect("a dry run may move the clock");
+    assert_eq!(dry.classes["recording"].due, 1);
+    assert_eq!(dry.classes["lead"].due, 1);
+    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_some());
+    assert_eq!(versions(&w.signup, "").await, objects);
+
+    let local = w.signup.stack.config_for("RetentionSweepFunction").unwrap();
+    let local = retention_sweep::App::from_aws(&local, &w.signup.stack.aws).unwrap();
+    let real = local
+        .handle(
+            &serde_json::json!({"dry_run": false, "now": moved}),
+            &w.signup.clock,
+            budget,
+        )
+        .await
+        .unwrap();
+    assert_eq!(real.classes["recording"].deleted, 1);
+    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none());
+}
+
+/// R3.1: no function in the template, nor the template's globals, sets the variable that
+/// allows a real sweep with a moved clock; the sweep function is there and its
+/// environment is read.
+#[test]
+fn the_template_never_lets_a_deployed_sweep_move_its_clock() {
+    let template = harness::template::Template::load().unwrap();
+    let functions = template.functions();
+    assert!(
+        functions.iter().any(|f| f == "RetentionSweepFunction"),
+        "{functions:?}"
+    );
+    assert!(
+        template
+            .function_variable_names("RetentionSweepFunction")
+            .contains("TABLE_NAME"),
+        "the sweep's environment is read"
+    );
+    for function in &functions {
+        assert!(
+            !template
+                .function_variable_names(function)
+                .contains(shared::config::SWEEP_ALLOW_CLOCK_OVERRIDE),
+            "{function} sets {}",
+            shared::config::SWEEP_ALLOW_CLOCK_OVERRIDE
         );
     }
 }

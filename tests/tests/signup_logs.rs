@@ -10,14 +10,20 @@ use common::*;
 use harness::events::ApiRequest;
 use harness::logs::LogCapture;
 
+/// R5.5, R1.6: no personal value in any sign-up log; the answer's reference and the lead
+/// id share one log line, so support can correlate without the answer naming the lead.
 #[tokio::test]
 async fn logs_of_all_signup_flows_contain_no_personal_data() {
     let (logs, _guard) = LogCapture::start();
     let app = TestApp::spawn().await;
 
-    app.sign_up(&form()).await;
+    let (_, first) = app.sign_up(&form()).await;
     app.clock.advance(Duration::hours(30));
     app.sign_up(&form()).await;
+    // A stranger with the email of a known subject and another number.
+    let mut stranger = form();
+    stranger["phone"] = serde_json::json!("0152 11122233");
+    let (_, mismatch) = app.sign_up(&stranger).await;
     for case in bad_cases() {
         let request = ApiRequest::post_json("/v1/signups", &case.body);
         app.post(request).await;
@@ -37,6 +43,17 @@ async fn logs_of_all_signup_flows_contain_no_personal_data() {
     );
     assert!(text.contains("sign-up rejected"));
     assert!(text.contains("sign-up failed"));
+    let lead = app.lead_of(EMAIL).await.to_string();
+    for (answer, outcome) in [(&first, "created"), (&mismatch, "mismatch")] {
+        let reference = answer["reference"].as_str().unwrap();
+        assert!(
+            text.lines().any(|l| l.contains("sign-up stored")
+                && l.contains(reference)
+                && l.contains(&lead)
+                && l.contains(outcome)),
+            "reference and lead id logged together ({outcome}): {text}"
+        );
+    }
     logs.assert_free_of(&[
         FIRST,
         LAST,
@@ -49,5 +66,7 @@ async fn logs_of_all_signup_flows_contain_no_personal_data() {
         "203.0.113.7",
         "PFLAUME",
         "wilhelmine",
+        "0152 11122233",
+        "15211122233",
     ]);
 }

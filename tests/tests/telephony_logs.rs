@@ -17,8 +17,8 @@ use shared::Clock;
 async fn webhook_logs_contain_no_personal_data() {
     let (logs, _guard) = LogCapture::start();
     let signup = TestApp::spawn().await;
-    let (_, body) = signup.sign_up(&form()).await;
-    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    signup.sign_up(&form()).await;
+    let lead = signup.lead_of(EMAIL).await.to_string();
     let config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
     let app = telephony::App::from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
         .unwrap();
@@ -85,8 +85,8 @@ async fn worker_logs_contain_no_personal_data() {
 
     let (logs, _guard) = LogCapture::start();
     let signup = TestApp::spawn().await;
-    let (_, body) = signup.sign_up(&form()).await;
-    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    signup.sign_up(&form()).await;
+    let lead = signup.lead_of(EMAIL).await.to_string();
     let sim = Simulator::start(SimConfig::new("local-test-key"))
         .await
         .unwrap();

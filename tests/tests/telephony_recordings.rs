@@ -29,8 +29,8 @@ struct Setup {
 impl Setup {
     async fn spawn(delete_calls: bool) -> Self {
         let signup = TestApp::spawn().await;
-        let (_, body) = signup.sign_up(&form()).await;
-        let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+        signup.sign_up(&form()).await;
+        let lead = signup.lead_of(EMAIL).await;
         let sim = Simulator::start(SimConfig::new("local-test-key"))
             .await
             .unwrap();

@@ -42,9 +42,9 @@ enum Consent {
 impl Telephony {
     async fn spawn() -> Self {
         let signup = TestApp::spawn().await;
-        let (status, body) = signup.sign_up(&form()).await;
+        let (status, _) = signup.sign_up(&form()).await;
         assert_eq!(status, 201);
-        let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+        let lead = signup.lead_of(EMAIL).await;
         let config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
         let app =
             telephony::App::from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))

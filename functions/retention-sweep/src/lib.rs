@@ -1,6 +1,10 @@
 //! The retention sweep's Lambda handler: a daily EventBridge schedule (a real run, now)
 //! or a manual invocation `{"dry_run": true, "now": "<RFC 3339>"}`.
 //!
+//! A moved clock is for reports: a real run that names `now` is refused unless the
+//! configuration allows it (`SWEEP_ALLOW_CLOCK_OVERRIDE`, set only by the local stack),
+//! so no payload can make a deployed sweep delete anything before it is due (R3.1).
+//!
 //! The run's time budget is the Lambda deadline minus a safety margin, so it stops
 //! cleanly and the next run continues. A failed item makes the result an error after the
 //! rest is done (the run's audit record is written either way).
@@ -27,12 +31,22 @@ pub fn budget(remaining: Duration) -> Duration {
 pub enum SweepError {
     #[error("the request is not valid: {0}")]
     BadRequest(&'static str),
+    #[error(
+        "a real run with a moved clock is refused: name \"now\" only with \"dry_run\": true \
+         (a real run always uses the current time)"
+    )]
+    ClockOverrideRefused,
     #[error("the sweep failed for some items; see the audit record and logs")]
     Failed(#[from] shared::ports::StoreError),
 }
 
 /// Reads the invocation: a manual request, or anything else (the schedule) as a real run now.
-pub fn request_from(payload: &Value, now: DateTime<Utc>) -> Result<SweepRequest, SweepError> {
+/// A real run that names `now` is refused unless `allow_clock_override`.
+pub fn request_from(
+    payload: &Value,
+    now: DateTime<Utc>,
+    allow_clock_override: bool,
+) -> Result<SweepRequest, SweepError> {
     let manual = payload.get("dry_run").is_some() || payload.get("now").is_some();
     if !manual {
         return Ok(SweepRequest {
@@ -52,11 +66,16 @@ pub fn request_from(payload: &Value, now: DateTime<Utc>) -> Result<SweepRequest,
             .with_timezone(&Utc),
         Some(_) => return Err(SweepError::BadRequest("now must be an RFC 3339 time")),
     };
+    if !dry_run && payload.get("now").is_some() && !allow_clock_override {
+        return Err(SweepError::ClockOverrideRefused);
+    }
     Ok(SweepRequest { dry_run, now })
 }
 
 pub struct App {
     sweeper: Sweeper,
+    /// `Config::sweep_allow_clock_override`: only the local stack sets it.
+    allow_clock_override: bool,
 }
 
 impl App {
@@ -86,6 +105,7 @@ impl App {
                 blobs,
             )
             .with_exports(exports),
+            allow_clock_override: config.sweep_allow_clock_override,
         })
     }
 
@@ -96,7 +116,14 @@ impl App {
         clock: &dyn Clock,
         budget: Duration,
     ) -> Result<SweepReport, SweepError> {
-        let request = request_from(payload, clock.now())?;
+        let request = match request_from(payload, clock.now(), self.allow_clock_override) {
+            Ok(r) => r,
+            Err(err) => {
+                // The payload is not logged: only which rule refused it.
+                tracing::error!(error = %err, "sweep request refused; nothing deleted");
+                return Err(err);
+            }
+        };
         Ok(self.sweeper.run(request, budget).await?)
     }
 }
@@ -122,7 +149,7 @@ mod tests {
         let now = t("2027-06-01T02:15:00Z");
         let scheduled = json!({"version": "0", "detail-type": "Scheduled Event", "time": "2027-06-01T02:15:00Z"});
         assert_eq!(
-            request_from(&scheduled, now).unwrap(),
+            request_from(&scheduled, now, false).unwrap(),
             SweepRequest {
                 dry_run: false,
                 now
@@ -130,7 +157,7 @@ mod tests {
         );
         let manual = json!({"dry_run": true, "now": "2030-01-01T00:00:00Z"});
         assert_eq!(
-            request_from(&manual, now).unwrap(),
+            request_from(&manual, now, false).unwrap(),
             SweepRequest {
                 dry_run: true,
                 now: t("2030-01-01T00:00:00Z")
@@ -141,7 +168,53 @@ mod tests {
             json!({"now": "tomorrow"}),
             json!({"now": 5}),
         ] {
-            assert!(request_from(&bad, now).is_err(), "{bad}");
+            assert!(request_from(&bad, now, true).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_real_run_with_a_moved_clock_needs_the_override_and_a_dry_run_does_not() {
+        let now = t("2027-06-01T02:15:00Z");
+        let moved = t("2030-01-01T00:00:00Z");
+        for real in [
+            json!({"dry_run": false, "now": "2030-01-01T00:00:00Z"}),
+            json!({"now": "2030-01-01T00:00:00Z"}),
+        ] {
+            assert!(
+                matches!(
+                    request_from(&real, now, false),
+                    Err(SweepError::ClockOverrideRefused)
+                ),
+                "{real}"
+            );
+            assert_eq!(
+                request_from(&real, now, true).unwrap(),
+                SweepRequest {
+                    dry_run: false,
+                    now: moved
+                },
+                "{real}"
+            );
+        }
+        assert_eq!(
+            request_from(&json!({"dry_run": false}), now, false).unwrap(),
+            SweepRequest {
+                dry_run: false,
+                now
+            },
+            "a manual real run at the current time is fine"
+        );
+        assert_eq!(
+            request_from(
+                &json!({"dry_run": true, "now": "2030-01-01T00:00:00Z"}),
+                now,
+                false
+            )
+            .unwrap(),
+            SweepRequest {
+                dry_run: true,
+                now: moved
+            }
+        );
     }
 }

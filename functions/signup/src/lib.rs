@@ -3,7 +3,8 @@
 //! Parses the body into domain types at the edge, then hands them to the lead service,
 //! which encrypts and stores the lead in one write whose `call_state = requested` drives
 //! the telephony worker through the table's stream. Every outcome is a response: 201 with
-//! the lead id, or a problem+json that names the failed field and never the value.
+//! a random per-submission reference (the same for new and known people, R1.6), or a
+//! problem+json that names the failed field and never the value.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use shared::http::{
     apply_cors, body_within, json_response, parse_json_object, require_json_content_type,
     FieldProblem, Problem,
 };
-use shared::leads::{LeadService, SignupOutcome, SignupRequest};
+use shared::leads::{LeadService, SignupRequest};
 use shared::ports::Retry;
 use shared::{Clock, Config};
 
@@ -65,9 +66,14 @@ impl App {
     }
 }
 
+/// The answer to every stored sign-up. It names no lead and nothing time-ordered: a new
+/// person, the same person again and a stranger naming someone's email or number get
+/// the same bytes but for a fresh random reference (R1.6), so the form does not tell
+/// anyone whether someone signed up before, nor link two submissions.
 #[derive(serde::Serialize)]
-struct Created {
-    lead_id: String,
+struct Accepted {
+    /// Random (UUID v4) per submission; logged with the lead id for support.
+    reference: String,
     status: &'static str,
 }
 
@@ -115,17 +121,19 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
     };
     match app.service.sign_up(request).await {
         Ok(outcome) => {
-            let (kind, call_requested) = match outcome {
-                SignupOutcome::Created { .. } => ("created", true),
-                SignupOutcome::Existing { call_requested, .. } => ("existing", call_requested),
-            };
-            tracing::info!(lead_id = %outcome.lead_id(), outcome = kind, call_requested, "sign-up stored");
-            // The answer is the same for a new and a known subject, so the form does not
-            // tell a stranger whether someone signed up before.
+            let reference = uuid::Uuid::new_v4();
+            tracing::info!(
+                %reference,
+                lead_id = outcome.lead_id().map(tracing::field::display),
+                other_lead_id = outcome.other_lead_id().map(tracing::field::display),
+                outcome = outcome.kind(),
+                call_requested = outcome.call_requested(),
+                "sign-up stored"
+            );
             json_response(
                 StatusCode::CREATED,
-                &Created {
-                    lead_id: outcome.lead_id().to_string(),
+                &Accepted {
+                    reference: reference.to_string(),
                     status: "accepted",
                 },
             )

@@ -21,8 +21,8 @@ use crate::crypto::{BlindIndex, WrappedKey};
 use crate::domain::retention::expiry_bucket;
 use crate::domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
 use crate::ports::{
-    CallState, CreateOutcome, LeadStore, NewLead, Resubmission, ResubmitOutcome, Retry, StoreError,
-    StoredLead,
+    CallState, CreateOutcome, IdentifierHolders, LeadStore, NewLead, Resubmission, ResubmitOutcome,
+    Retry, StoreError, StoredLead,
 };
 
 /// Table layout. The template (`infra/template.yaml`) must declare the same names; a test
@@ -704,17 +704,17 @@ impl DynamoLeadStore {
 
 #[async_trait]
 impl LeadStore for DynamoLeadStore {
-    async fn find_subject(
+    async fn find_holders(
         &self,
         email: &BlindIndex,
         phone: &BlindIndex,
         now: DateTime<Utc>,
-    ) -> Result<Option<LeadId>, StoreError> {
+    ) -> Result<IdentifierHolders, StoreError> {
         let (by_email, by_phone) = tokio::try_join!(
             self.live_claim(email_claim_pk(email), now),
             self.live_claim(phone_claim_pk(phone), now),
         )?;
-        Ok(by_email.or(by_phone))
+        Ok(IdentifierHolders { by_email, by_phone })
     }
 
     async fn create_lead(&self, lead: &NewLead) -> Result<CreateOutcome, StoreError> {
@@ -901,6 +901,28 @@ impl LeadStore for DynamoLeadStore {
             retry: Retry::Transient,
             source: None,
         })
+    }
+
+    async fn record_mismatch(
+        &self,
+        subjects: &[LeadId],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        // Only the opaque lead id and the time: not the submitted identifiers' blind
+        // indexes, which would tie the subject to someone else's email or phone.
+        for id in subjects {
+            put_audit(
+                &self.client,
+                &self.table,
+                "signup",
+                "lead.resubmission_mismatch",
+                Some(id),
+                None,
+                at,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn record_contact(&self, id: &LeadId, at: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -126,10 +126,11 @@ async fn prepare() -> Result<Prepared> {
     let (status, body) =
         answer(signup::handle(&signup, ApiRequest::post_json("/v1/signups", &form).build()).await);
     ensure!(status == 201, "sign-up answered {status}: {body}");
-    let lead_id = body["lead_id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("no lead_id in the sign-up answer"))?
-        .to_owned();
+    let lead_id = stack
+        .lead_of(&email, chrono::Utc::now())
+        .await?
+        .ok_or_else(|| anyhow!("no subject holds the email"))?
+        .to_string();
 
     let api = dsar::App::from_aws(stack.config_for("DsarApiFunction")?, &stack.aws, clock)
         .map_err(anyhow::Error::msg)?;

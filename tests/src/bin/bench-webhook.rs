@@ -19,6 +19,7 @@ use shared::crypto::DataKey;
 use shared::retell::compliance::{discloses, recording_consent, DisclosurePatterns};
 use shared::retell::model::{parse_delivery, Delivery};
 use shared::retell::signature::{sign, verify};
+use shared::Clock;
 
 const ITERATIONS: u32 = 200;
 
@@ -144,11 +145,14 @@ async fn main() -> Result<()> {
         "consent": {"contact_by_phone": true, "privacy_policy_version": "2024-04-08"}}),
     )?;
     let resp = signup::handle(&signup, ApiRequest::post_json("/v1/signups", &form).build()).await;
-    let lead: Value = match resp.body() {
-        lambda_http::Body::Text(t) => serde_json::from_str(t)?,
-        _ => return Err(anyhow!("sign-up failed")),
-    };
-    let lead_id = lead["lead_id"].as_str().unwrap_or_default().to_owned();
+    if resp.status() != 201 {
+        return Err(anyhow!("sign-up failed"));
+    }
+    let lead_id = stack
+        .lead_of("bench@example.org", clock.now())
+        .await?
+        .ok_or_else(|| anyhow!("no subject holds the email"))?
+        .to_string();
     let config = stack.config_for("TelephonyWebhookFunction")?;
     let app =
         telephony::App::from_aws(&config, &stack.aws, Arc::new(clock)).map_err(|e| anyhow!(e))?;

@@ -200,8 +200,8 @@ pub fn unzip(bytes: &[u8]) -> HashMap<String, Vec<u8>> {
 /// A signed-up subject with one consented, recorded call (webhooks through the real
 /// handler, the recording copied by the real worker from the simulator).
 pub async fn recorded_call(signup: &TestApp) -> (LeadId, String, Simulator) {
-    let (_, body) = signup.sign_up(&form()).await;
-    let lead = LeadId::parse(body["lead_id"].as_str().unwrap()).unwrap();
+    signup.sign_up(&form()).await;
+    let lead = signup.lead_of(super::EMAIL).await;
     let sim = Simulator::start(SimConfig::new("local-test-key"))
         .await
         .unwrap();

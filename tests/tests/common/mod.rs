@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use shared::adapters::{dynamo::DynamoLeadStore, kms::KmsKeyService};
 use shared::domain::LeadId;
 use shared::leads::LeadService;
-use shared::FixedClock;
+use shared::{Clock, FixedClock};
 
 pub const FIRST: &str = "Wilhelmine";
 pub const LAST: &str = "Zwetschgenbaum";
@@ -90,6 +90,16 @@ impl TestApp {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The subject holding `email` now (the sign-up answer names no lead, R1.6): looked
+    /// up by blind index and claim, as the system does.
+    pub async fn lead_of(&self, email: &str) -> LeadId {
+        self.stack
+            .lead_of(email, self.clock.now())
+            .await
+            .unwrap()
+            .expect("a subject holds the email")
+    }
+
     /// Every item we store, raw: the main table and the key table.
     pub async fn scan(&self) -> Vec<HashMap<String, AttributeValue>> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.stack.aws);
@@ -137,10 +147,6 @@ pub fn form() -> Value {
         "notes": NOTES,
         "consent": {"contact_by_phone": true, "privacy_policy_version": "2024-04-08"}
     })
-}
-
-pub fn lead_id(body: &Value) -> LeadId {
-    LeadId::parse(body["lead_id"].as_str().expect("lead_id in the answer")).unwrap()
 }
 
 /// Every string inside an attribute value, and the bytes of every binary.
