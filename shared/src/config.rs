@@ -62,6 +62,9 @@ pub struct Config {
     pub public_api_base_url: Option<String>,
     /// Data-subject requests per identifier and day (`DSAR_DAILY_LIMIT`, default 3).
     pub dsar_daily_limit: u32,
+    /// IAM role or user ARNs whose callers may use the staff routes
+    /// (`STAFF_PRINCIPAL_ARNS`, comma-separated; empty admits nobody; R4.10, R5.4).
+    pub staff_principal_arns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +165,7 @@ impl Config {
                     .ok_or(ConfigError::Invalid("DSAR_DAILY_LIMIT"))?,
                 Err(_) => 3,
             },
+            staff_principal_arns: list("STAFF_PRINCIPAL_ARNS"),
         })
     }
 }
@@ -218,5 +222,38 @@ mod tests {
             ("ALLOWED_ORIGINS", "*"),
         ]));
         assert_eq!(err, Err(ConfigError::Invalid("ALLOWED_ORIGINS")));
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+        ]
+    }
+
+    #[test]
+    fn staff_and_webhook_allow_lists_default_to_empty() {
+        let c = Config::from_map(&vars(&base())).unwrap();
+        assert!(
+            c.staff_principal_arns.is_empty(),
+            "nobody is staff by default"
+        );
+        let mut v = base();
+        v.push(("STAFF_PRINCIPAL_ARNS", ""));
+        let c = Config::from_map(&vars(&v)).unwrap();
+        assert!(c.staff_principal_arns.is_empty());
+    }
+
+    #[test]
+    fn reads_the_allow_lists() {
+        let mut v = base();
+        v.push((
+            "STAFF_PRINCIPAL_ARNS",
+            "arn:aws:iam::123456789012:role/dpo, arn:aws:iam::123456789012:user/anna",
+        ));
+        let c = Config::from_map(&vars(&v)).unwrap();
+        assert_eq!(c.staff_principal_arns.len(), 2);
     }
 }

@@ -1,0 +1,215 @@
+//! What `infra/template.yaml` promises about access, read from the template itself: the
+//! public DSAR function cannot read subject profiles or scan (R4.10, R5.4), and the staff
+//! routes are served by their own IAM-authorised function.
+
+use harness::template::Template;
+use serde_json::{json, Value};
+use shared::dsar::staff::StaffPrincipals;
+
+fn template() -> Template {
+    Template::load().expect("infra/template.yaml parses")
+}
+
+fn list(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    list(&statement["Action"])
+}
+
+/// Whether an IAM action pattern covers `action` (`kms:*`, `kms:Decrypt*`, `*`).
+fn covers(pattern: &str, action: &str) -> bool {
+    let (p, a) = (pattern.to_ascii_lowercase(), action.to_ascii_lowercase());
+    match p.strip_suffix('*') {
+        Some(prefix) => a.starts_with(prefix),
+        None => p == a,
+    }
+}
+
+fn allows(statement: &Value, action: &str) -> bool {
+    statement["Effect"] == "Allow" && actions(statement).iter().any(|p| covers(p, action))
+}
+
+/// Actions that return plaintext of something encrypted under the key.
+const DECRYPTING: &[&str] = &["kms:Decrypt", "kms:ReEncryptFrom"];
+
+fn decrypts(statement: &Value) -> bool {
+    DECRYPTING.iter().any(|a| allows(statement, a))
+}
+
+/// Every condition key of a statement with its operator: (operator, key, value).
+fn conditions(statement: &Value) -> Vec<(String, String, Value)> {
+    let mut out = Vec::new();
+    for (op, keys) in statement["Condition"].as_object().into_iter().flatten() {
+        for (key, value) in keys.as_object().into_iter().flatten() {
+            out.push((op.clone(), key.clone(), value.clone()));
+        }
+    }
+    out
+}
+
+/// The encryption-context keys a statement's conditions name (`kms:EncryptionContext:<k>`
+/// keys and the values of `kms:EncryptionContextKeys`).
+fn context_keys(statement: &Value) -> Vec<String> {
+    let mut keys = Vec::new();
+    for (_, key, value) in conditions(statement) {
+        if let Some(k) = key.strip_prefix("kms:EncryptionContext:") {
+            keys.push(k.to_owned());
+        } else if key == "kms:EncryptionContextKeys" {
+            keys.extend(list(&value));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The decryption a statement of the public DSAR role allows is one of: request keys
+/// (`dsar_request` context, required present), S3 on our behalf (export downloads), or the
+/// function's own environment (`LambdaFunctionName` context, required present).
+fn public_decrypt_is_bounded(st: &Value) -> bool {
+    let conds = conditions(st);
+    let has = |op: &str, key: &str, value: &Value| {
+        conds
+            .iter()
+            .any(|(o, k, v)| o == op && k == key && v == value)
+    };
+    let null_false = |k: &str| {
+        has(
+            "Null",
+            &format!("kms:EncryptionContext:{k}"),
+            &json!("false"),
+        )
+    };
+    let request_keys = has(
+        "ForAllValues:StringEquals",
+        "kms:EncryptionContextKeys",
+        &json!(["dsar_request"]),
+    ) && null_false("dsar_request")
+        && conds.len() == 2;
+    let via_s3 = conds.len() == 1
+        && has(
+            "StringEquals",
+            "kms:ViaService",
+            &json!({"!Sub": "s3.${AWS::Region}.amazonaws.com"}),
+        );
+    let environment = conds.len() == 2
+        && has(
+            "StringEquals",
+            "kms:EncryptionContext:LambdaFunctionName",
+            &json!({"!Sub": "${AWS::StackName}-dsar-api"}),
+        )
+        && null_false("LambdaFunctionName");
+    request_keys || via_s3 || environment
+}
+
+/// R4.10, R5.4: the public DSAR function's role can neither scan nor query the table, nor
+/// decrypt a subject's profile: every decryption it may do is bound to a request key, to
+/// S3 (export downloads) or to its own environment.
+#[test]
+fn the_public_dsar_role_cannot_scan_or_read_subject_profiles() {
+    let t = template();
+    let role = t.function_role("DsarApiFunction").expect("a role");
+    assert_eq!(role, "DsarApiFunctionRole");
+    let statements = t.role_statements(&role);
+    assert!(!statements.is_empty());
+    for action in ["dynamodb:Scan", "dynamodb:Query"] {
+        let granting: Vec<&Value> = statements.iter().filter(|st| allows(st, action)).collect();
+        assert!(granting.is_empty(), "{action}: {granting:?}");
+    }
+    let decrypting: Vec<&Value> = statements.iter().filter(|st| decrypts(st)).collect();
+    // Request keys, export downloads, the environment.
+    assert_eq!(decrypting.len(), 3, "{decrypting:#?}");
+    for st in decrypting {
+        assert!(
+            public_decrypt_is_bounded(st),
+            "unbounded decryption: {st:#}"
+        );
+        assert!(
+            !context_keys(st).contains(&"subject".to_owned()),
+            "subject profiles: {st:#}"
+        );
+    }
+    // The analytics export (an upload) went with the staff routes.
+    assert!(!statements.iter().any(|st| allows(st, "s3:PutObject")));
+}
+
+/// R4.10, R5.4: the staff routes are served by the staff function, each with `AWS_IAM`
+/// auth; the public function serves none of them. The staff function has a role and a
+/// KMS-encrypted 30-day log group of its own, and its allow-list comes from a parameter
+/// whose default admits nobody.
+#[test]
+fn staff_routes_are_served_by_the_staff_function_with_iam_auth() {
+    let t = template();
+    let routes = t.http_routes();
+    let staff: Vec<_> = routes
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/admin"))
+        .collect();
+    let keys: Vec<String> = staff.iter().map(|r| r.key()).collect();
+    for expected in [
+        "GET /v1/admin/dsar",
+        "POST /v1/admin/dsar/{id}/{action}",
+        "ANY /v1/admin/subjects/{proxy+}",
+        "POST /v1/admin/analytics-exports",
+    ] {
+        assert!(keys.contains(&expected.to_owned()), "{expected}: {keys:?}");
+    }
+    for r in &staff {
+        assert_eq!(r.function, "DsarStaffFunction", "{}", r.key());
+        assert_eq!(r.authorizer.as_deref(), Some("AWS_IAM"), "{}", r.key());
+    }
+    let public: Vec<String> = routes
+        .iter()
+        .filter(|r| r.function == "DsarApiFunction")
+        .map(|r| r.key())
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "POST /v1/dsar",
+            "POST /v1/dsar/{id}/verify",
+            "GET /v1/dsar/{id}"
+        ]
+    );
+
+    // Its own role (no other function shares it) and log group.
+    let role = t.function_role("DsarStaffFunction").unwrap();
+    assert_eq!(role, "DsarStaffFunctionRole");
+    for f in t.resources_of("AWS::Serverless::Function") {
+        if f != "DsarStaffFunction" {
+            assert_ne!(t.function_role(&f).as_deref(), Some(role.as_str()), "{f}");
+        }
+    }
+    let group = t.function_log_group("DsarStaffFunction").unwrap();
+    let p = t.properties(&group);
+    assert_eq!(p["RetentionInDays"].as_i64(), Some(30));
+    assert!(!p["KmsKeyId"].is_null(), "KMS-encrypted log group");
+    let logs = t.role_statements(&role);
+    assert!(logs.iter().any(|st| allows(st, "logs:PutLogEvents")
+        && st["Resource"] == json!({"!Sub": format!("${{{group}.Arn}}:*")})));
+
+    // The allow-list: from the parameter; its default admits nobody.
+    let env = t.declared_environment("DsarStaffFunction");
+    assert_eq!(
+        env["STAFF_PRINCIPAL_ARNS"],
+        json!({"!Join": [",", {"!Ref": "StaffPrincipalArns"}]})
+    );
+    let param = t.parameter("StaffPrincipalArns");
+    assert_eq!(param["Type"], "CommaDelimitedList");
+    let default = param["Default"].as_str().unwrap_or_default();
+    let admitted = StaffPrincipals::parse(&default.split(',').collect::<Vec<_>>())
+        .expect("the default parses");
+    assert!(
+        admitted.is_empty(),
+        "the default admits nobody: {default:?}"
+    );
+}
