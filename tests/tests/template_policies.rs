@@ -1,6 +1,7 @@
 //! What `infra/template.yaml` promises about access, read from the template itself: the
-//! public DSAR function cannot read subject profiles or scan (R4.10, R5.4), and the staff
-//! routes are served by their own IAM-authorised function.
+//! public DSAR function cannot read subject profiles or scan (R4.10, R5.4), the staff
+//! routes are served by their own IAM-authorised function, and the webhook route has a
+//! throttling budget of its own (R2.1).
 
 use harness::template::Template;
 use serde_json::{json, Value};
@@ -211,5 +212,81 @@ fn staff_routes_are_served_by_the_staff_function_with_iam_auth() {
     assert!(
         admitted.is_empty(),
         "the default admits nobody: {default:?}"
+    );
+}
+
+/// The (rate, burst) a route setting names; nulls when the route has none.
+fn setting_refs(settings: &serde_json::Map<String, Value>, key: &str) -> (Value, Value) {
+    let s = settings.get(key).cloned().unwrap_or_default();
+    (
+        s["ThrottlingRateLimit"].clone(),
+        s["ThrottlingBurstLimit"].clone(),
+    )
+}
+
+/// R2.1, R5.4: the webhook route has a throttling budget of its own, from its own
+/// parameters, keyed by the route the webhook function declares; the public DSAR routes
+/// have their own, smaller one. Every route setting names a route that exists (API
+/// Gateway refuses the stage otherwise).
+#[test]
+fn the_webhook_route_has_its_own_throttling_budget() {
+    let t = template();
+    let settings = t.route_settings("HttpApi");
+    let routes = t.http_routes();
+    let webhook = routes
+        .iter()
+        .find(|r| r.function == "TelephonyWebhookFunction")
+        .expect("the webhook route");
+    assert_eq!(webhook.key(), "POST /v1/telephony/retell");
+    assert_eq!(
+        setting_refs(&settings, &webhook.key()),
+        (
+            json!({"!Ref": "WebhookRateLimit"}),
+            json!({"!Ref": "WebhookBurstLimit"})
+        )
+    );
+    for r in routes.iter().filter(|r| r.function == "DsarApiFunction") {
+        assert_eq!(
+            setting_refs(&settings, &r.key()),
+            (
+                json!({"!Ref": "DsarRateLimit"}),
+                json!({"!Ref": "DsarBurstLimit"})
+            ),
+            "{}",
+            r.key()
+        );
+    }
+    let keys: Vec<String> = routes.iter().map(|r| r.key()).collect();
+    for key in settings.keys() {
+        assert!(
+            keys.contains(key),
+            "route setting for a missing route: {key}"
+        );
+    }
+    let default = |name: &str| -> i64 {
+        let p = t.parameter(name);
+        assert_eq!(p["Type"], "Number", "{name}");
+        p["Default"].as_i64().unwrap()
+    };
+    assert!(default("DsarRateLimit") < default("ApiRateLimit"));
+    assert!(default("DsarBurstLimit") < default("ApiBurstLimit"));
+    assert!(default("WebhookRateLimit") >= 1 && default("WebhookBurstLimit") >= 1);
+}
+
+/// R2.1: the webhook's optional source allow-list comes from a parameter that restricts
+/// nothing by default and names the provider's documented address.
+#[test]
+fn the_webhook_source_allow_list_is_a_parameter_empty_by_default() {
+    let t = template();
+    let param = t.parameter("WebhookSourceCidrs");
+    assert_eq!(param["Type"], "CommaDelimitedList");
+    assert_eq!(param["Default"], "");
+    assert!(param["Description"]
+        .as_str()
+        .unwrap()
+        .contains("100.20.5.228"));
+    assert_eq!(
+        t.declared_environment("TelephonyWebhookFunction")["WEBHOOK_SOURCE_CIDRS"],
+        json!({"!Join": [",", {"!Ref": "WebhookSourceCidrs"}]})
     );
 }
