@@ -1,7 +1,8 @@
 //! What `infra/template.yaml` promises about access, read from the template itself: the
 //! public DSAR function cannot read subject profiles or scan (R4.10, R5.4), the staff
-//! routes are served by their own IAM-authorised function, and the webhook route has a
-//! throttling budget of its own (R2.1).
+//! routes are served by their own IAM-authorised function, every KMS grant under an
+//! encryption context needs that context to be present (R5.2), and the webhook route has
+//! a throttling budget of its own (R2.1).
 
 use harness::template::Template;
 use serde_json::{json, Value};
@@ -71,6 +72,112 @@ fn context_keys(statement: &Value) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// The context keys a statement grants under without requiring them to be present
+/// (`"Null": {"kms:EncryptionContext:<k>": "false"}`). Empty when the statement names no
+/// context or requires every one it names.
+fn context_not_required(statement: &Value) -> Vec<String> {
+    let required: Vec<String> = conditions(statement)
+        .into_iter()
+        .filter(|(op, _, value)| op == "Null" && value == "false")
+        .filter_map(|(_, key, _)| {
+            key.strip_prefix("kms:EncryptionContext:")
+                .map(str::to_owned)
+        })
+        .collect();
+    context_keys(statement)
+        .into_iter()
+        .filter(|k| !required.contains(k))
+        .collect()
+}
+
+/// Every statement of every role and key policy: (where, statement).
+fn every_statement(t: &Template) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for role in t.resources_of("AWS::IAM::Role") {
+        for st in t.role_statements(&role) {
+            out.push((role.clone(), st));
+        }
+    }
+    for key in t.resources_of("AWS::KMS::Key") {
+        for st in t.key_policy_statements(&key) {
+            out.push((format!("{key} key policy"), st));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_context_check_flags_a_grant_without_a_presence_condition() {
+    // The shape the DSAR worker's role had: ForAllValues alone also matches a request
+    // without any encryption context.
+    let loose = json!({
+        "Effect": "Allow", "Action": "kms:Decrypt",
+        "Condition": {"ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["subject", "dsar_request"]}}
+    });
+    assert_eq!(context_not_required(&loose), ["dsar_request", "subject"]);
+    let half = json!({
+        "Effect": "Allow", "Action": ["kms:Decrypt*"],
+        "Condition": {
+            "StringEquals": {"kms:EncryptionContext:LambdaFunctionName": "f"},
+            "Null": {"kms:EncryptionContext:subject": "false"}
+        }
+    });
+    assert_eq!(context_not_required(&half), ["LambdaFunctionName"]);
+    assert!(decrypts(&half));
+    let tight = json!({
+        "Effect": "Allow", "Action": "kms:Decrypt",
+        "Condition": {
+            "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["subject"]},
+            "Null": {"kms:EncryptionContext:subject": "false"}
+        }
+    });
+    assert!(context_not_required(&tight).is_empty());
+}
+
+/// R5.2: every key-policy and role statement that grants under an encryption context
+/// requires that context to be present, so nothing is decrypted without one; and no role
+/// may decrypt with the data key unconditionally.
+#[test]
+fn every_grant_under_an_encryption_context_requires_the_context() {
+    let t = template();
+    let statements = every_statement(&t);
+    let with_context: Vec<&(String, Value)> = statements
+        .iter()
+        .filter(|(_, st)| !context_keys(st).is_empty())
+        .collect();
+    // The template has such grants in every function role and the data key's policy;
+    // an empty selection would make this test pass by reading nothing.
+    assert!(with_context.len() >= 10, "{}", with_context.len());
+    for role in [
+        "DsarWorkerFunctionRole",
+        "DsarStaffFunctionRole",
+        "DsarApiFunctionRole",
+    ] {
+        assert!(with_context.iter().any(|(w, _)| w == role), "{role}");
+    }
+    assert!(with_context.iter().any(|(w, _)| w == "DataKey key policy"));
+
+    let gaps: Vec<String> = with_context
+        .iter()
+        .filter_map(|(w, st)| {
+            let missing = context_not_required(st);
+            (!missing.is_empty()).then(|| format!("{w} {}: {missing:?}", st["Sid"]))
+        })
+        .collect();
+    assert!(
+        gaps.is_empty(),
+        "grants without a presence check: {gaps:#?}"
+    );
+
+    let unconditional: Vec<String> = statements
+        .iter()
+        .filter(|(w, st)| !w.ends_with("key policy") && decrypts(st))
+        .filter(|(_, st)| st["Condition"].is_null())
+        .map(|(w, st)| format!("{w} {}", st["Sid"]))
+        .collect();
+    assert!(unconditional.is_empty(), "{unconditional:?}");
 }
 
 /// The decryption a statement of the public DSAR role allows is one of: request keys
