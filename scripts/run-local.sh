@@ -72,7 +72,8 @@ for _ in $(seq 1 1800); do
   fi
   sleep 0.2
 done
-# Compile the functions now rather than on the first request.
+# Compile the functions now rather than on the first request (the dsar package builds
+# dsar-api, dsar-staff and dsar-worker).
 cargo build -q -p signup -p telephony -p dsar
 
 setsid ./target/debug/event-pump --table "$stack-table" --invoke-url "http://127.0.0.1:$api_port" \
@@ -96,6 +97,10 @@ The table stream drives the telephony worker (event pump), which places the call
 simulator; the simulator plays it and sends signed webhooks (call_started, call_ended,
 call_analyzed) to the webhook function. A few seconds later:
   grep -h "call placed\|call event recorded" .local/functions.log
+
+The staff routes (/v1/admin/...) are served by the dsar-staff function. In AWS they need
+an IAM-signed request from a principal in StaffPrincipalArns; locally nothing is signed,
+so they answer 403 and leave a "staff.refused" audit item (the tests exercise them).
 
 Look at what was stored (encrypted; keys and indexes are opaque):
   AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \

@@ -3,6 +3,7 @@
 //! the values (and in `AWS_ENDPOINT_URL`, which the AWS SDK reads itself).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// The privacy policy version in force (the policy's date).
 pub const CURRENT_PRIVACY_POLICY_VERSION: &str = "2024-04-08";
@@ -78,6 +79,72 @@ pub struct Config {
     /// false). Deployed, a moved clock is for dry runs only: a real run with one would
     /// delete data before it is due (R3.1).
     pub sweep_allow_clock_override: bool,
+    /// IAM role or user ARNs whose callers may use the staff routes
+    /// (`STAFF_PRINCIPAL_ARNS`, comma-separated; empty admits nobody; R4.10, R5.4).
+    pub staff_principal_arns: Vec<String>,
+    /// Networks the provider's webhooks may come from (`WEBHOOK_SOURCE_CIDRS`,
+    /// comma-separated CIDRs or addresses; empty: no restriction; R2.1).
+    pub webhook_source_cidrs: Vec<Cidr>,
+}
+
+/// An IPv4 or IPv6 network (`100.20.5.228/32`, `2001:db8::/32`; a bare address is a
+/// single host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `address[/prefix]`; host bits must be zero, so a typo cannot silently
+    /// widen or shift the network.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text.trim(), None),
+        };
+        let network: IpAddr = addr.parse().ok()?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+            Some(_) => return None,
+            None => max,
+        };
+        if prefix > max {
+            return None;
+        }
+        let cidr = Self { network, prefix };
+        // Host bits set (`10.0.0.1/8`) are refused rather than read as `10.0.0.0/8`.
+        (cidr.masked(network)? == bits(network)).then_some(cidr)
+    }
+
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses are compared as
+    /// IPv4; an IPv4 address never matches an IPv6 network and vice versa).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.masked(ip) == Some(bits(self.network))
+    }
+
+    fn masked(&self, ip: IpAddr) -> Option<u128> {
+        let width = match (self.network, ip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => 32,
+            (IpAddr::V6(_), IpAddr::V6(_)) => 128,
+            _ => return None,
+        };
+        let host_bits = u32::from(width - self.prefix);
+        let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+        Some(bits(ip) & mask)
+    }
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -174,6 +241,12 @@ impl Config {
             dsar_source_daily_limit: positive(&required, "DSAR_SOURCE_DAILY_LIMIT", 10)?,
             dsar_identifier_daily_limit: positive(&required, "DSAR_IDENTIFIER_DAILY_LIMIT", 10)?,
             sweep_allow_clock_override: flag(SWEEP_ALLOW_CLOCK_OVERRIDE, false)?,
+            staff_principal_arns: list("STAFF_PRINCIPAL_ARNS"),
+            webhook_source_cidrs: list("WEBHOOK_SOURCE_CIDRS")
+                .iter()
+                .map(|c| Cidr::parse(c))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(ConfigError::Invalid("WEBHOOK_SOURCE_CIDRS"))?,
         })
     }
 }
@@ -268,5 +341,84 @@ mod tests {
             ("ALLOWED_ORIGINS", "*"),
         ]));
         assert_eq!(err, Err(ConfigError::Invalid("ALLOWED_ORIGINS")));
+    }
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+        ]
+    }
+
+    #[test]
+    fn staff_and_webhook_allow_lists_default_to_empty() {
+        let c = Config::from_map(&vars(&base())).unwrap();
+        assert!(
+            c.staff_principal_arns.is_empty(),
+            "nobody is staff by default"
+        );
+        assert!(c.webhook_source_cidrs.is_empty());
+        let mut v = base();
+        v.push(("STAFF_PRINCIPAL_ARNS", ""));
+        v.push(("WEBHOOK_SOURCE_CIDRS", " "));
+        let c = Config::from_map(&vars(&v)).unwrap();
+        assert!(c.staff_principal_arns.is_empty() && c.webhook_source_cidrs.is_empty());
+    }
+
+    #[test]
+    fn reads_the_allow_lists() {
+        let mut v = base();
+        v.push((
+            "STAFF_PRINCIPAL_ARNS",
+            "arn:aws:iam::123456789012:role/dpo, arn:aws:iam::123456789012:user/anna",
+        ));
+        v.push((
+            "WEBHOOK_SOURCE_CIDRS",
+            "100.20.5.228/32, 2001:db8::/32,198.51.100.7",
+        ));
+        let c = Config::from_map(&vars(&v)).unwrap();
+        assert_eq!(c.staff_principal_arns.len(), 2);
+        assert_eq!(c.webhook_source_cidrs.len(), 3);
+    }
+
+    #[test]
+    fn refuses_a_malformed_cidr() {
+        for bad in [
+            "100.20.5.0/33",
+            "10.0.0.1/8",
+            "example.org",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+        ] {
+            let mut v = base();
+            v.push(("WEBHOOK_SOURCE_CIDRS", bad));
+            assert_eq!(
+                Config::from_map(&vars(&v)),
+                Err(ConfigError::Invalid("WEBHOOK_SOURCE_CIDRS")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let host = Cidr::parse("100.20.5.228").unwrap();
+        assert!(host.contains(ip("100.20.5.228")));
+        assert!(!host.contains(ip("100.20.5.229")));
+        assert!(host.contains(ip("::ffff:100.20.5.228")), "IPv4-mapped");
+        let net = Cidr::parse("198.51.100.0/24").unwrap();
+        assert!(net.contains(ip("198.51.100.255")));
+        assert!(!net.contains(ip("198.51.101.0")));
+        assert!(!net.contains(ip("2001:db8::1")));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains(ip("2001:db8:ffff::1")));
+        assert!(!v6.contains(ip("2001:db9::1")));
+        assert!(!v6.contains(ip("198.51.100.1")));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(ip("203.0.113.7")));
     }
 }

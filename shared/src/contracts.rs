@@ -1,6 +1,6 @@
 //! Contracts as data (R3.4): a subject's contract (start, end, kind of records) keeps the
-//! contract class for its statutory period and puts the subject on legal hold. Staff
-//! routes to record them come later; this is the store function they will call.
+//! contract class for its statutory period and puts the subject on legal hold. The staff
+//! route records them through `DsarService::record_contract` with the caller as actor.
 
 use chrono::{DateTime, Utc};
 
@@ -17,13 +17,27 @@ pub struct Contract {
     pub records: ContractRecords,
 }
 
-/// Records a contract; returns its id. The item carries the contract class's expiry
-/// (end of the contract's calendar year plus 6, 8 or 10 years) in the expiry index.
+/// Records a contract without a named actor (fixtures, migrations; audited as
+/// `contracts`); see [`record_contract_by`].
 pub async fn record_contract(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     lead: &LeadId,
     contract: Contract,
+    at: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    record_contract_by(ddb, table, lead, contract, "contracts", at).await
+}
+
+/// Records a contract; returns its id. The item carries the contract class's expiry
+/// (end of the contract's calendar year plus 6, 8 or 10 years) in the expiry index; the
+/// audit item names `actor` (R4.11).
+pub async fn record_contract_by(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    lead: &LeadId,
+    contract: Contract,
+    actor: &str,
     at: DateTime<Utc>,
 ) -> Result<String, StoreError> {
     let class = RetentionClass::Contract(contract.records);
@@ -55,7 +69,7 @@ pub async fn record_contract(
     crate::adapters::dynamo::put_audit(
         ddb,
         table,
-        "staff",
+        actor,
         "contract.recorded",
         Some(lead),
         None,

@@ -223,6 +223,18 @@ pub fn body_within(body: &Body, limit: usize) -> Result<&[u8], Problem> {
     Ok(bytes)
 }
 
+/// The caller's IP as API Gateway saw it (`requestContext.http.sourceIp`), never a
+/// client-supplied header such as `X-Forwarded-For`.
+pub fn source_ip(req: &lambda_http::Request) -> Option<std::net::IpAddr> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// Parses a body that must be one JSON object, refusing duplicate member names at any
 /// depth: parsers disagree on which duplicate wins, and that disagreement is a classic way
 /// to smuggle a value past a check. The problem names the duplicate by its dotted path

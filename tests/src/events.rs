@@ -51,6 +51,12 @@ impl<'a> ApiRequest<'a> {
         self
     }
 
+    /// The caller's address as API Gateway saw it (`requestContext.http.sourceIp`).
+    pub fn source_ip(mut self, ip: &'a str) -> Self {
+        self.source_ip = ip;
+        self
+    }
+
     pub fn query(mut self, query: &'a str) -> Self {
         self.query = query;
         self

@@ -362,6 +362,122 @@ impl Template {
     }
 }
 
+/// A route an `HttpApi` event of a function declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    /// Logical id of the function serving it.
+    pub function: String,
+    pub method: String,
+    pub path: String,
+    /// `Auth.Authorizer` of the event, if any (`AWS_IAM`).
+    pub authorizer: Option<String>,
+}
+
+impl HttpRoute {
+    /// The API Gateway route key (`POST /v1/dsar`).
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method.to_uppercase(), self.path)
+    }
+}
+
+/// A YAML value as JSON, intrinsic functions kept as `{"!Tag": value}` (for policy
+/// documents: actions and condition keys are plain strings, values may be intrinsics).
+pub fn raw_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Number(n) => serde_json::to_value(n).unwrap_or_default(),
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Sequence(seq) => serde_json::Value::Array(seq.iter().map(raw_json).collect()),
+        Value::Mapping(m) => serde_json::Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), raw_json(v)))
+                .collect(),
+        ),
+        Value::Tagged(t) => serde_json::json!({ t.tag.to_string(): raw_json(&t.value) }),
+    }
+}
+
+impl Template {
+    /// Every statement of an IAM role's inline policies, as JSON (see [`raw_json`]).
+    pub fn role_statements(&self, role: &str) -> Vec<serde_json::Value> {
+        self.properties(role)["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| {
+                p["PolicyDocument"]["Statement"]
+                    .as_sequence()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .map(|st| raw_json(&st))
+            .collect()
+    }
+
+    /// Every statement of a KMS key's key policy, as JSON.
+    pub fn key_policy_statements(&self, key: &str) -> Vec<serde_json::Value> {
+        self.properties(key)["KeyPolicy"]["Statement"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(raw_json)
+            .collect()
+    }
+
+    /// The logical id of the role a function runs with (`Role: !GetAtt X.Arn`).
+    pub fn function_role(&self, function: &str) -> Option<String> {
+        referenced(&self.properties(function)["Role"])
+    }
+
+    /// The log group a function writes to (`LoggingConfig.LogGroup: !Ref X`).
+    pub fn function_log_group(&self, function: &str) -> Option<String> {
+        referenced(&self.properties(function)["LoggingConfig"]["LogGroup"])
+    }
+
+    /// Every `HttpApi` event of every function.
+    pub fn http_routes(&self) -> Vec<HttpRoute> {
+        let mut out = Vec::new();
+        for function in self.resources_of("AWS::Serverless::Function") {
+            for (_, event) in self.properties(&function)["Events"]
+                .as_mapping()
+                .into_iter()
+                .flatten()
+            {
+                if event["Type"].as_str() != Some("HttpApi") {
+                    continue;
+                }
+                let p = &event["Properties"];
+                out.push(HttpRoute {
+                    function: function.clone(),
+                    method: p["Method"].as_str().unwrap_or_default().to_owned(),
+                    path: p["Path"].as_str().unwrap_or_default().to_owned(),
+                    authorizer: p["Auth"]["Authorizer"].as_str().map(str::to_owned),
+                });
+            }
+        }
+        out
+    }
+
+    /// The `RouteSettings` of the HTTP API (route key → settings), as JSON.
+    pub fn route_settings(&self, api: &str) -> serde_json::Map<String, serde_json::Value> {
+        match raw_json(&self.properties(api)["RouteSettings"]) {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        }
+    }
+
+    /// A template parameter's declaration, as JSON.
+    pub fn parameter(&self, name: &str) -> serde_json::Value {
+        raw_json(&self.root["Parameters"][name])
+    }
+
+    /// A function's environment as declared (values unresolved, see [`raw_json`]).
+    pub fn declared_environment(&self, function: &str) -> serde_json::Value {
+        raw_json(&self.properties(function)["Environment"]["Variables"])
+    }
+}
+
 /// Resolves the intrinsic functions the data layer uses (`!Ref`, `!GetAtt`, `!Sub`,
 /// `!Join`) against values the local stack knows.
 pub struct Resolver {

@@ -5,20 +5,21 @@
 //! - `POST /v1/dsar/{id}/verify` with `{"code"}` → the request token.
 //! - `GET /v1/dsar/{id}` with `Authorization: Bearer <token>` → status, due date, and
 //!   a fresh download link once the export is ready.
-//! - Staff (IAM-authorised in API Gateway, and checked again here):
-//!   `GET /v1/admin/dsar?status=open`, `POST /v1/admin/dsar/{id}/extend`,
-//!   `POST /v1/admin/dsar/{id}/deny`, `POST /v1/admin/dsar/{id}/verify-identity`.
+//!
+//! The staff routes (`/v1/admin/…`) are served by another function with its own role
+//! (module `staff`, binary `dsar-staff`; R5.4). Here they are unknown paths (404), so
+//! this function's role needs no access to subject profiles and no scans.
 //!
 //! The export itself is built by the worker (`worker`), driven by the table's stream.
 
+pub mod staff;
 pub mod worker;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::{header, Method, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::{json, Map, Value};
 use shared::adapters::dsar::DsarStore;
 use shared::adapters::dynamo::DynamoLeadStore;
@@ -235,30 +236,6 @@ fn failure(err: &DsarError) -> Response<Body> {
     }
 }
 
-/// The caller's address as API Gateway saw it (never a client-supplied header).
-fn source_ip(req: &Request) -> Option<std::net::IpAddr> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
-/// The IAM principal API Gateway authenticated, if any (staff routes require one).
-fn iam_principal(req: &Request) -> Option<String> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => {
-            let iam = ctx.authorizer.as_ref()?.iam.as_ref()?;
-            iam.user_arn
-                .clone()
-                .or_else(|| iam.caller_id.clone())
-                .filter(|s| !s.is_empty())
-        }
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
-}
-
 /// Handles one HTTP request.
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let origin = req
@@ -269,7 +246,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
-    let mut resp = match (method.clone(), segments.as_slice()) {
+    let mut resp = match (method, segments.as_slice()) {
         (Method::OPTIONS, ["v1", "dsar", ..]) => {
             let mut r = Response::new(Body::Empty);
             *r.status_mut() = StatusCode::NO_CONTENT;
@@ -278,26 +255,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::POST, ["v1", "dsar"]) => submit(app, &req).await,
         (Method::POST, ["v1", "dsar", id, "verify"]) => verify(app, &req, id).await,
         (Method::GET, ["v1", "dsar", id]) => status(app, &req, id).await,
-        (_, ["v1", "admin", ..]) => match iam_principal(&req) {
-            None => problem(
-                StatusCode::FORBIDDEN,
-                "https://polly-ki.de/problems/forbidden",
-                "Forbidden",
-                "Staff routes need IAM authorisation.",
-            ),
-            Some(principal) => match segments.get(2) {
-                Some(&"dsar") => staff(app, &req, &method, &segments[3..], &principal).await,
-                _ => subjects(app, &req, &method, &segments[2..], &principal).await,
-            },
-        },
         (_, ["v1", "dsar"]) | (_, ["v1", "dsar", _]) | (_, ["v1", "dsar", _, "verify"]) => {
             Problem::method_not_allowed().into_response()
         }
         _ => not_found(),
     };
-    if !segments.starts_with(&["v1", "admin"]) {
-        apply_cors(&mut resp, origin.as_deref(), &app.config.allowed_origins);
-    }
+    apply_cors(&mut resp, origin.as_deref(), &app.config.allowed_origins);
     resp
 }
 
@@ -514,7 +477,7 @@ async fn submit(app: &App, req: &Request) -> Response<Body> {
         .and_then(|b| parse_intake(&b).map_err(Problem::validation))
     {
         Ok(i) => Intake {
-            source: source_ip(req),
+            source: shared::http::source_ip(req),
             ..i
         },
         Err(p) => return rejected(p),
@@ -588,233 +551,5 @@ async fn status(app: &App, req: &Request, id: &str) -> Response<Body> {
             r
         }
         Err(e) => failure(&e),
-    }
-}
-
-#[tracing::instrument(name = "dsar_staff", skip_all)]
-async fn staff(
-    app: &App,
-    req: &Request,
-    method: &Method,
-    rest: &[&str],
-    principal: &str,
-) -> Response<Body> {
-    let actor = format!("staff:{principal}");
-    match (method, rest) {
-        (&Method::GET, []) => {
-            let query = req.query_string_parameters_ref();
-            let status = query.and_then(|q| q.first("status")).unwrap_or("open");
-            if status != "open" {
-                return rejected(Problem::validation(vec![FieldProblem::new(
-                    "status",
-                    "unsupported",
-                    "only status=open is listed",
-                )]));
-            }
-            match app.service.open_requests().await {
-                Ok(list) => json_response(StatusCode::OK, &json!({"requests": list})),
-                Err(e) => failure(&e),
-            }
-        }
-        (&Method::POST, [id, action]) => {
-            let Ok(id) = RequestId::parse(id) else {
-                return failure(&DsarError::NotFound);
-            };
-            match *action {
-                "extend" => {
-                    let body = match json_body(req, &["months", "reason"]) {
-                        Ok(b) => b,
-                        Err(p) => return rejected(p),
-                    };
-                    let months = body.get("months").and_then(Value::as_u64).unwrap_or(0);
-                    let reason = body.get("reason").and_then(Value::as_str).unwrap_or("");
-                    if reason.chars().count() > MAX_TEXT_CHARS {
-                        return rejected(Problem::validation(vec![FieldProblem::new(
-                            "reason",
-                            "too_long",
-                            "must be at most 2000 characters",
-                        )]));
-                    }
-                    match app
-                        .service
-                        .extend(&id, u32::try_from(months).unwrap_or(0), reason, &actor)
-                        .await
-                    {
-                        Ok(due) => json_response(
-                            StatusCode::OK,
-                            &json!({"request_id": id.to_string(), "due_at": due}),
-                        ),
-                        Err(e) => failure(&e),
-                    }
-                }
-                "deny" => {
-                    let body = match json_body(req, &["reasons"]) {
-                        Ok(b) => b,
-                        Err(p) => return rejected(p),
-                    };
-                    let reasons: Vec<String> = body
-                        .get("reasons")
-                        .and_then(Value::as_array)
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .map(str::trim)
-                                .filter(|s| !s.is_empty())
-                                .map(str::to_owned)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    if reasons.is_empty()
-                        || reasons.iter().any(|r| r.chars().count() > MAX_TEXT_CHARS)
-                    {
-                        return rejected(Problem::validation(vec![FieldProblem::new(
-                            "reasons",
-                            "required",
-                            "give one or more reasons of at most 2000 characters (Art. 12(4) GDPR)",
-                        )]));
-                    }
-                    match app.service.deny(&id, &reasons, &actor).await {
-                        Ok(()) => json_response(
-                            StatusCode::OK,
-                            &json!({"request_id": id.to_string(), "status": "denied"}),
-                        ),
-                        Err(e) => failure(&e),
-                    }
-                }
-                "verify-identity" => match app.service.verify_identity(&id, &actor).await {
-                    Ok(v) => json_response(
-                        StatusCode::OK,
-                        &json!({"request_id": id.to_string(), "request_token": v.token, "status": v.status}),
-                    ),
-                    Err(e) => failure(&e),
-                },
-                _ => not_found(),
-            }
-        }
-        _ => not_found(),
-    }
-}
-
-fn parse_time(body: &Map<String, Value>, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    body.get(field)?
-        .as_str()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
-}
-
-fn parse_records(body: &Map<String, Value>) -> Option<shared::domain::retention::ContractRecords> {
-    serde_json::from_value(body.get("records")?.clone()).ok()
-}
-
-fn invalid(field: &str, code: &'static str, detail: &'static str) -> Response<Body> {
-    rejected(Problem::validation(vec![FieldProblem::new(
-        field, code, detail,
-    )]))
-}
-
-/// Staff routes about subjects and analytics (R4.7, R4.10, R6).
-#[tracing::instrument(name = "dsar_staff_subjects", skip_all)]
-async fn subjects(
-    app: &App,
-    req: &Request,
-    method: &Method,
-    rest: &[&str],
-    principal: &str,
-) -> Response<Body> {
-    let actor = format!("staff:{principal}");
-    if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
-        return match app.service.analytics_export(&actor).await {
-            Ok(export) => json_response(StatusCode::CREATED, &export),
-            Err(e) => failure(&e),
-        };
-    }
-    let ["subjects", lead, tail @ ..] = rest else {
-        return not_found();
-    };
-    let Ok(lead) = shared::domain::LeadId::parse(lead) else {
-        return not_found();
-    };
-    match (method, tail) {
-        (&Method::GET, []) => match app.service.view_subject(&lead, &actor).await {
-            Ok(Some(view)) => {
-                let mut r = json_response(StatusCode::OK, &view);
-                r.headers_mut().insert(
-                    header::CACHE_CONTROL,
-                    http::HeaderValue::from_static("no-store"),
-                );
-                r
-            }
-            Ok(None) => not_found(),
-            Err(e) => failure(&e),
-        },
-        (&Method::POST, ["contracts"]) => {
-            let body = match json_body(req, &["start", "end", "records"]) {
-                Ok(b) => b,
-                Err(p) => return rejected(p),
-            };
-            let (Some(start), Some(end)) = (parse_time(&body, "start"), parse_time(&body, "end"))
-            else {
-                return invalid("end", "invalid", "start and end must be RFC 3339 times");
-            };
-            let Some(records) = parse_records(&body) else {
-                return invalid(
-                    "records",
-                    "invalid",
-                    "must be business_letters, booking_vouchers or books",
-                );
-            };
-            if end < start {
-                return invalid("end", "before_start", "must not be before start");
-            }
-            let contract = shared::contracts::Contract {
-                start,
-                end,
-                records,
-            };
-            match app.service.record_contract(&lead, contract).await {
-                Ok(Some(id)) => json_response(StatusCode::CREATED, &json!({"contract_id": id})),
-                Ok(None) => not_found(),
-                Err(e) => failure(&e),
-            }
-        }
-        (&Method::POST, ["contracts", contract, "end"]) => {
-            let body = match json_body(req, &["end", "records"]) {
-                Ok(b) => b,
-                Err(p) => return rejected(p),
-            };
-            let (Some(end), Some(records)) = (parse_time(&body, "end"), parse_records(&body))
-            else {
-                return invalid("end", "invalid", "end (RFC 3339) and records are required");
-            };
-            match app
-                .service
-                .end_contract(&lead, contract, records, end, &actor)
-                .await
-            {
-                Ok(true) => json_response(
-                    StatusCode::OK,
-                    &json!({"contract_id": contract, "ended_at": end}),
-                ),
-                Ok(false) => not_found(),
-                Err(e) => failure(&e),
-            }
-        }
-        (&Method::POST, ["lift-restriction"]) => {
-            match app.service.lift_restriction(&lead, &actor).await {
-                Ok(shared::dsar::staff::LiftOutcome::Lifted) => json_response(
-                    StatusCode::OK,
-                    &json!({"lead_id": lead.to_string(), "restricted": false, "subject_notified": true}),
-                ),
-                Ok(shared::dsar::staff::LiftOutcome::NotRestricted) => problem(
-                    StatusCode::CONFLICT,
-                    "https://polly-ki.de/problems/not-restricted",
-                    "Not restricted",
-                    "The subject's processing is not restricted.",
-                ),
-                Ok(shared::dsar::staff::LiftOutcome::Gone) => not_found(),
-                Err(e) => failure(&e),
-            }
-        }
-        _ => not_found(),
     }
 }

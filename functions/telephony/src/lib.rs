@@ -1,9 +1,12 @@
 //! `POST /v1/telephony/retell`: the provider's webhooks and the agent's `record_consent`
 //! tool call.
 //!
-//! Every request is verified first (`X-Retell-Signature` over the raw bytes, ±5 minutes,
-//! constant time, current or previous API key); a bad or missing signature is answered
-//! 401 and nothing is stored (R2.1). A verified lifecycle event is merged into the call
+//! Before anything else, a configured source allow-list (`WEBHOOK_SOURCE_CIDRS`) refuses
+//! other networks with 403, and a body over [`MAX_BODY_BYTES`] is refused with 413;
+//! neither reads, verifies or stores anything. Every request is then verified
+//! (`X-Retell-Signature` over the raw bytes, ±5 minutes, constant time, current or
+//! previous API key); a bad or missing signature is answered 401 and nothing is stored
+//! (R2.1). A verified lifecycle event is merged into the call
 //! item and answered 204 at once (R2.5); the table's stream carries the rest to the
 //! worker. Other events are acknowledged and ignored (R2.2).
 
@@ -18,7 +21,8 @@ use shared::adapters::kms::KmsKeyService;
 use shared::adapters::s3::BlobStore;
 use shared::adapters::secrets::ProviderKeySource;
 use shared::calls::CallService;
-use shared::http::{body_within, json_response, Problem};
+use shared::config::Cidr;
+use shared::http::{body_within, json_response, source_ip, Problem};
 use shared::ports::Retry;
 use shared::retell::compliance::{DisclosurePatterns, CONSENT_TOOL};
 use shared::retell::model::{parse_delivery, CallId, Delivery};
@@ -101,14 +105,19 @@ pub fn worker_from_aws(
     })
 }
 
-/// Largest accepted body: a 60-minute call with word timings stays far below; Lambda's
-/// synchronous payload limit is 6 MB.
-pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// Largest accepted body, checked before the signature so that junk is not hashed: the
+/// provider's largest webhook is the `call_ended` / `call_analyzed` of a long call, about
+/// 1 MiB for 60 minutes with word timings (see `bench-webhook`); 4 MiB leaves room for
+/// calls of several hours and stays below Lambda's 6 MB synchronous payload limit, which
+/// also has to carry API Gateway's base64 encoding of the body.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct App {
     calls: CallService,
     provider_keys: ProviderKeySource,
     clock: Arc<dyn Clock>,
+    /// Networks deliveries may come from; empty: any (R2.1).
+    source_cidrs: Vec<Cidr>,
 }
 
 impl App {
@@ -156,8 +165,26 @@ impl App {
             calls,
             provider_keys: ProviderKeySource::new(aws_sdk_secretsmanager::Client::new(aws), secret),
             clock,
+            source_cidrs: config.webhook_source_cidrs.clone(),
         })
     }
+
+    /// Whether the request comes from an allowed network: any, when no list is set; else
+    /// the source address API Gateway saw must lie in one of them.
+    fn source_allowed(&self, req: &Request) -> bool {
+        self.source_cidrs.is_empty()
+            || source_ip(req).is_some_and(|ip| self.source_cidrs.iter().any(|c| c.contains(ip)))
+    }
+}
+
+fn forbidden() -> Response<Body> {
+    Problem::simple(
+        StatusCode::FORBIDDEN,
+        "https://polly-ki.de/problems/forbidden",
+        "Forbidden",
+        "Deliveries are accepted only from the provider's networks.",
+    )
+    .into_response()
 }
 
 fn unauthorized() -> Response<Body> {
@@ -188,6 +215,11 @@ fn failure_response(retry: Retry) -> Response<Body> {
 /// Handles one request.
 #[tracing::instrument(name = "telephony_webhook", skip_all)]
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    if !app.source_allowed(&req) {
+        // The address itself is personal data of whoever sent it: not logged.
+        tracing::warn!("webhook refused: source outside the allow-list");
+        return forbidden();
+    }
     if req.method() != Method::POST {
         return Problem::method_not_allowed().into_response();
     }

@@ -2,6 +2,10 @@
 //! subject's record (audited), record and end contracts (legal hold for the sweep), lift
 //! a restriction (the subject is told first, Art. 18(3)), and the pseudonymised
 //! analytics export.
+//!
+//! Who counts as staff is named, not "anyone with IAM" (R4.10, R5.4): [`StaffPrincipals`]
+//! is the configured allow-list of IAM roles and users. Every staff action, and every
+//! refusal, is an audit item naming the caller's principal ARN (R4.11).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +15,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::mail;
-use super::service::{DsarError, DsarService};
+use super::service::{DsarError, DsarService, OpenView};
 use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, LEAD_SK, TTL_GRACE};
 use crate::calls::CallService;
-use crate::contracts::{record_contract, Contract};
+use crate::contracts::{record_contract_by, Contract};
 use crate::domain::retention::expiry_bucket;
 use crate::domain::{LeadId, RetentionClass};
 use crate::leads::{Lead, LeadService};
@@ -34,6 +38,129 @@ pub enum LiftOutcome {
     Lifted,
     NotRestricted,
     Gone,
+}
+
+/// The IAM principals admitted to the staff routes (R4.10, R5.4), from IAM role and user
+/// ARNs. A role admits every session of that role: API Gateway names an assumed-role
+/// caller `arn:aws:sts::<account>:assumed-role/<RoleName>/<session>`, which matches the
+/// configured `arn:aws:iam::<account>:role[/path]/<RoleName>` (same partition, account and
+/// role name; role names are unique in an account whatever their path). A user ARN
+/// admits exactly that user. An empty list admits nobody.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StaffPrincipals {
+    roles: Vec<RoleRef>,
+    users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RoleRef {
+    partition: String,
+    account: String,
+    name: String,
+}
+
+/// A configured entry that is not an IAM role or user ARN (wildcards, the account root
+/// and other services are refused: they would admit more than named people).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IAM role or user ARN")]
+pub struct InvalidPrincipal;
+
+/// The parts of a global (region-less) ARN we compare:
+/// `arn:<partition>:<service>::<account>:<resource>`.
+struct Arn<'a> {
+    partition: &'a str,
+    service: &'a str,
+    account: &'a str,
+    resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        let (partition, service, region, account, resource) = (
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+            parts.next()?,
+        );
+        let valid_account = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+        (!partition.is_empty() && region.is_empty() && valid_account).then_some(Self {
+            partition,
+            service,
+            account,
+            resource,
+        })
+    }
+}
+
+/// IAM names: letters, digits and `+=,.@_-` (paths add `/`).
+fn iam_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+impl StaffPrincipals {
+    /// Parses the configured ARNs; blank entries are ignored.
+    pub fn parse<S: AsRef<str>>(arns: &[S]) -> Result<Self, InvalidPrincipal> {
+        let mut out = Self::default();
+        for arn in arns
+            .iter()
+            .map(|a| a.as_ref().trim())
+            .filter(|a| !a.is_empty())
+        {
+            let parsed = Arn::parse(arn).ok_or(InvalidPrincipal)?;
+            if parsed.service != "iam" {
+                return Err(InvalidPrincipal);
+            }
+            let (kind, path) = parsed.resource.split_once('/').ok_or(InvalidPrincipal)?;
+            let segments: Vec<&str> = path.split('/').collect();
+            if !segments.iter().all(|s| iam_name(s)) {
+                return Err(InvalidPrincipal);
+            }
+            let name = segments.last().copied().ok_or(InvalidPrincipal)?;
+            match kind {
+                "role" => out.roles.push(RoleRef {
+                    partition: parsed.partition.to_owned(),
+                    account: parsed.account.to_owned(),
+                    name: name.to_owned(),
+                }),
+                "user" => out.users.push(arn.to_owned()),
+                _ => return Err(InvalidPrincipal),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty() && self.users.is_empty()
+    }
+
+    /// Whether the principal API Gateway authenticated (`userArn`) is staff.
+    pub fn admits(&self, caller: &str) -> bool {
+        let Some(arn) = Arn::parse(caller) else {
+            return false;
+        };
+        match (arn.service, arn.resource.split_once('/')) {
+            ("sts", Some(("assumed-role", rest))) => {
+                let Some((role, session)) = rest.split_once('/') else {
+                    return false;
+                };
+                iam_name(role)
+                    && !session.is_empty()
+                    && self.roles.iter().any(|r| {
+                        r.partition == arn.partition && r.account == arn.account && r.name == role
+                    })
+            }
+            ("iam", Some(("user", _))) => self.users.iter().any(|u| u == caller),
+            _ => false,
+        }
+    }
 }
 
 fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
@@ -140,19 +267,50 @@ impl DsarService {
         Ok(Some(subject_json(&l)))
     }
 
-    /// Records a contract (legal hold, R3.4); `None` when the subject is unknown.
+    /// Records a contract (legal hold, R3.4), audited as `contract.recorded` by `actor`;
+    /// `None` when the subject is unknown.
     pub async fn record_contract(
         &self,
         lead: &LeadId,
         contract: Contract,
+        actor: &str,
     ) -> Result<Option<String>, DsarError> {
         let now = self.clock.now();
         if self.leads_get(lead, now).await?.is_none() {
             return Ok(None);
         }
         Ok(Some(
-            record_contract(self.ddb(), self.store.table(), lead, contract, now).await?,
+            record_contract_by(self.ddb(), self.store.table(), lead, contract, actor, now).await?,
         ))
+    }
+
+    /// The open requests for staff (R4.10), audited as `dsar.listed` by `actor`: the list
+    /// shows who asked for what and when.
+    pub async fn list_open_requests(&self, actor: &str) -> Result<Vec<OpenView>, DsarError> {
+        let list = self.open_requests().await?;
+        self.staff_audit(actor, "dsar.listed").await?;
+        Ok(list)
+    }
+
+    /// Records that a caller was refused at the staff routes (`staff.refused`); `actor`
+    /// is the principal API Gateway authenticated (R4.11, R5.4). Nothing of the request
+    /// itself is kept.
+    pub async fn record_staff_refusal(&self, actor: &str) -> Result<(), DsarError> {
+        self.staff_audit(actor, "staff.refused").await
+    }
+
+    async fn staff_audit(&self, actor: &str, action: &str) -> Result<(), DsarError> {
+        crate::adapters::dynamo::put_audit(
+            self.ddb(),
+            self.store.table(),
+            actor,
+            action,
+            None,
+            None,
+            self.clock.now(),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn leads_get(
@@ -431,6 +589,76 @@ fn subject_json(l: &Lead) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/polly-staff";
+
+    #[test]
+    fn an_empty_allow_list_admits_nobody() {
+        let p = StaffPrincipals::parse::<&str>(&[]).unwrap();
+        assert!(p.is_empty());
+        assert!(!p.admits("arn:aws:sts::123456789012:assumed-role/polly-staff/anna"));
+        assert!(StaffPrincipals::parse(&["", " "]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_role_admits_its_sessions_in_its_account_only() {
+        let p = StaffPrincipals::parse(&[ROLE, "arn:aws:iam::123456789012:role/ops/dpo"]).unwrap();
+        for ok in [
+            "arn:aws:sts::123456789012:assumed-role/polly-staff/anna",
+            "arn:aws:sts::123456789012:assumed-role/dpo/anna@example.org",
+        ] {
+            assert!(p.admits(ok), "{ok}");
+        }
+        for refused in [
+            // Another account, another role, a role whose name only starts the same.
+            "arn:aws:sts::210987654321:assumed-role/polly-staff/anna",
+            "arn:aws:sts::123456789012:assumed-role/polly-staff-2/anna",
+            "arn:aws:sts::123456789012:assumed-role/polly/anna",
+            "arn:aws-cn:sts::123456789012:assumed-role/polly-staff/anna",
+            // No session, a case variant, a user of the same name, the role ARN itself
+            // (API Gateway never reports a caller as a role), the root, garbage.
+            "arn:aws:sts::123456789012:assumed-role/polly-staff",
+            "arn:aws:sts::123456789012:assumed-role/Polly-Staff/anna",
+            "arn:aws:iam::123456789012:user/polly-staff",
+            ROLE,
+            "arn:aws:iam::123456789012:root",
+            "AROAEXAMPLE:anna",
+            "",
+        ] {
+            assert!(!p.admits(refused), "{refused}");
+        }
+    }
+
+    #[test]
+    fn a_user_admits_exactly_that_user() {
+        let user = "arn:aws:iam::123456789012:user/team/anna";
+        let p = StaffPrincipals::parse(&[user]).unwrap();
+        assert!(p.admits(user));
+        assert!(!p.admits("arn:aws:iam::123456789012:user/anna"));
+        assert!(!p.admits("arn:aws:iam::123456789012:user/team/anna2"));
+        assert!(!p.admits("arn:aws:sts::123456789012:assumed-role/anna/anna"));
+    }
+
+    #[test]
+    fn refuses_entries_that_name_more_than_people() {
+        for bad in [
+            "*",
+            "arn:aws:iam::123456789012:root",
+            "arn:aws:iam::123456789012:role/*",
+            "arn:aws:iam::*:role/polly-staff",
+            "arn:aws:iam::123456789012:group/staff",
+            "arn:aws:sts::123456789012:assumed-role/polly-staff/anna",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam:eu-central-1:123456789012:role/polly-staff",
+            "polly-staff",
+        ] {
+            assert_eq!(
+                StaffPrincipals::parse(&[bad]),
+                Err(InvalidPrincipal),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn redaction_removes_names_addresses_and_numbers() {

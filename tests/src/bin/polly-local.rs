@@ -16,6 +16,7 @@ const FUNCTIONS: &[&str] = &[
     "TelephonyWebhookFunction",
     "TelephonyWorkerFunction",
     "DsarApiFunction",
+    "DsarStaffFunction",
     "DsarWorkerFunction",
 ];
 

@@ -1,5 +1,6 @@
-//! Helpers of the data-subject-request tests: the dsar API and worker on an isolated
-//! stack, codes read from the emulator's sent mail, a subject with a recorded call.
+//! Helpers of the data-subject-request tests: the dsar API, staff and worker functions on
+//! an isolated stack, codes read from the emulator's sent mail, a subject with a recorded
+//! call.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -22,11 +23,16 @@ use shared::Clock;
 
 use super::{form, TestApp};
 
-pub const STAFF: &str = "arn:aws:iam::123456789012:role/polly-staff";
+/// The staff role the tests' staff function admits (`STAFF_PRINCIPAL_ARNS`).
+pub const STAFF_ROLE: &str = "arn:aws:iam::123456789012:role/polly-staff";
+/// A staff member as API Gateway names them: a session of [`STAFF_ROLE`].
+pub const STAFF: &str = "arn:aws:sts::123456789012:assumed-role/polly-staff/anna";
 
 pub struct Dsar {
     pub signup: TestApp,
     pub api: dsar::App,
+    /// The staff routes' function, admitting [`STAFF_ROLE`].
+    pub staff: dsar::staff::StaffApp,
     pub exporter: Exporter,
 }
 
@@ -62,6 +68,10 @@ impl Dsar {
             clock.clone(),
         )
         .unwrap();
+        let mut staff_config = signup.stack.config_for("DsarStaffFunction").unwrap();
+        staff_config.staff_principal_arns = vec![STAFF_ROLE.to_owned()];
+        let staff = dsar::staff::StaffApp::from_aws(staff_config, &signup.stack.aws, clock.clone())
+            .unwrap();
         let exporter = dsar::worker::exporter_from_aws(
             &signup.stack.config_for("DsarWorkerFunction").unwrap(),
             &signup.stack.aws,
@@ -71,19 +81,29 @@ impl Dsar {
         Self {
             signup,
             api,
+            staff,
             exporter,
         }
     }
 
+    /// Sends a request where API Gateway would: `/v1/admin/…` to the staff function,
+    /// everything else to the public one.
     pub async fn call(&self, req: ApiRequest<'_>) -> (u16, Value) {
-        let resp = dsar::handle(&self.api, req.build()).await;
-        let status = resp.status().as_u16();
-        let text = match resp.body() {
-            Body::Text(t) => t.clone(),
-            Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-            _ => String::new(),
-        };
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        if req.path.starts_with("/v1/admin") {
+            self.call_staff(req).await
+        } else {
+            self.call_public(req).await
+        }
+    }
+
+    /// Sends a request to the public function, whatever its path.
+    pub async fn call_public(&self, req: ApiRequest<'_>) -> (u16, Value) {
+        answer(dsar::handle(&self.api, req.build()).await)
+    }
+
+    /// Sends a request to the staff function, whatever its path.
+    pub async fn call_staff(&self, req: ApiRequest<'_>) -> (u16, Value) {
+        answer(dsar::staff::handle(&self.staff, req.build()).await)
     }
 
     pub async fn submit(&self, body: &Value) -> (u16, Value) {
@@ -164,6 +184,16 @@ impl Dsar {
             .unwrap()
             .to_vec()
     }
+}
+
+fn answer(resp: lambda_http::Response<Body>) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = match resp.body() {
+        Body::Text(t) => t.clone(),
+        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// The one-time code mailed to `email` for request `id` (tests share the emulator and

@@ -1,0 +1,345 @@
+//! The staff routes (R4.10, R4.11, R5.4), in their own function (`dsar-staff`) with its
+//! own role: only this function may read subject profiles or scan the table.
+//!
+//! - `GET /v1/admin/dsar?status=open`, `POST /v1/admin/dsar/{id}/extend`,
+//!   `POST /v1/admin/dsar/{id}/deny`, `POST /v1/admin/dsar/{id}/verify-identity`;
+//! - `GET /v1/admin/subjects/{lead_id}`, `POST /v1/admin/subjects/{lead_id}/contracts`,
+//!   `POST /v1/admin/subjects/{lead_id}/contracts/{contract_id}/end`,
+//!   `POST /v1/admin/subjects/{lead_id}/lift-restriction`;
+//! - `POST /v1/admin/analytics-exports`.
+//!
+//! API Gateway lets only IAM-signed requests through (`AWS_IAM`); IAM says who the caller
+//! is, not that they are staff. The caller's principal must be in the configured
+//! allow-list (`STAFF_PRINCIPAL_ARNS`, [`StaffPrincipals`]); anyone else gets 403 and an
+//! audit item `staff.refused` naming the principal. Every action is audited with the
+//! principal ARN as actor (R4.11).
+
+use std::sync::Arc;
+
+use http::{header, Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Map, Value};
+use shared::domain::RequestId;
+use shared::dsar::service::{DsarError, DsarService};
+use shared::dsar::staff::StaffPrincipals;
+use shared::http::{json_response, FieldProblem, Problem};
+use shared::{Clock, Config};
+
+use super::{failure, json_body, not_found, problem, rejected, service_from_aws, MAX_TEXT_CHARS};
+
+/// The actor of a refusal when API Gateway named no principal (only reachable when the
+/// route is misconfigured without `AWS_IAM`).
+pub const UNAUTHENTICATED: &str = "unauthenticated";
+
+pub struct StaffApp {
+    pub service: DsarService,
+    principals: StaffPrincipals,
+}
+
+impl StaffApp {
+    pub fn from_aws(
+        config: Config,
+        aws: &aws_config::SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, &'static str> {
+        let principals = StaffPrincipals::parse(&config.staff_principal_arns)
+            .map_err(|_| "STAFF_PRINCIPAL_ARNS may list only IAM role and user ARNs")?;
+        if principals.is_empty() {
+            tracing::warn!("STAFF_PRINCIPAL_ARNS is empty: every staff request is refused");
+        }
+        Ok(Self {
+            service: service_from_aws(&config, aws, clock)?,
+            principals,
+        })
+    }
+}
+
+/// The IAM principal API Gateway authenticated (`requestContext.authorizer.iam.userArn`).
+/// Only what API Gateway set counts, never a header.
+fn iam_principal(req: &Request) -> Option<String> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx
+            .authorizer
+            .as_ref()?
+            .iam
+            .as_ref()?
+            .user_arn
+            .clone()
+            .filter(|s| !s.is_empty()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+fn forbidden() -> Response<Body> {
+    problem(
+        StatusCode::FORBIDDEN,
+        "https://polly-ki.de/problems/forbidden",
+        "Forbidden",
+        "Staff routes are open only to the configured staff principals.",
+    )
+}
+
+/// Handles one request to a staff route.
+pub async fn handle(app: &StaffApp, req: Request) -> Response<Body> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let ["v1", "admin", rest @ ..] = segments.as_slice() else {
+        return not_found();
+    };
+    let principal = iam_principal(&req);
+    let Some(actor) = principal.as_deref().filter(|p| app.principals.admits(p)) else {
+        return refuse(app, principal.as_deref()).await;
+    };
+    let method = req.method().clone();
+    match rest {
+        ["dsar", tail @ ..] => requests(app, &req, &method, tail, actor).await,
+        _ => subjects(app, &req, &method, rest, actor).await,
+    }
+}
+
+/// 403 and an audit item naming the caller. The principal stays out of the logs (a
+/// session name may be a person's name); the audit item is where it belongs.
+#[tracing::instrument(name = "dsar_staff_refused", skip_all)]
+async fn refuse(app: &StaffApp, principal: Option<&str>) -> Response<Body> {
+    let actor = principal.unwrap_or(UNAUTHENTICATED);
+    tracing::warn!(
+        authenticated = principal.is_some(),
+        "staff request refused: principal not in the allow-list"
+    );
+    if let Err(e) = app.service.record_staff_refusal(actor).await {
+        // The refusal stands either way; a lost audit item is an alarm, not a reason to
+        // let the caller in or to answer differently.
+        tracing::error!(error = %e, "refusal not audited");
+        shared::telemetry::metric("StaffRefusalNotAudited", 1.0);
+    }
+    forbidden()
+}
+
+/// Request routes: the open list, extend, deny, verify identity (R4.3, R4.10).
+#[tracing::instrument(name = "dsar_staff", skip_all)]
+async fn requests(
+    app: &StaffApp,
+    req: &Request,
+    method: &Method,
+    rest: &[&str],
+    actor: &str,
+) -> Response<Body> {
+    match (method, rest) {
+        (&Method::GET, []) => {
+            let query = req.query_string_parameters_ref();
+            let status = query.and_then(|q| q.first("status")).unwrap_or("open");
+            if status != "open" {
+                return rejected(Problem::validation(vec![FieldProblem::new(
+                    "status",
+                    "unsupported",
+                    "only status=open is listed",
+                )]));
+            }
+            match app.service.list_open_requests(actor).await {
+                Ok(list) => json_response(StatusCode::OK, &json!({"requests": list})),
+                Err(e) => failure(&e),
+            }
+        }
+        (&Method::POST, [id, action]) => {
+            let Ok(id) = RequestId::parse(id) else {
+                return failure(&DsarError::NotFound);
+            };
+            match *action {
+                "extend" => {
+                    let body = match json_body(req, &["months", "reason"]) {
+                        Ok(b) => b,
+                        Err(p) => return rejected(p),
+                    };
+                    let months = body.get("months").and_then(Value::as_u64).unwrap_or(0);
+                    let reason = body.get("reason").and_then(Value::as_str).unwrap_or("");
+                    if reason.chars().count() > MAX_TEXT_CHARS {
+                        return rejected(Problem::validation(vec![FieldProblem::new(
+                            "reason",
+                            "too_long",
+                            "must be at most 2000 characters",
+                        )]));
+                    }
+                    match app
+                        .service
+                        .extend(&id, u32::try_from(months).unwrap_or(0), reason, actor)
+                        .await
+                    {
+                        Ok(due) => json_response(
+                            StatusCode::OK,
+                            &json!({"request_id": id.to_string(), "due_at": due}),
+                        ),
+                        Err(e) => failure(&e),
+                    }
+                }
+                "deny" => {
+                    let body = match json_body(req, &["reasons"]) {
+                        Ok(b) => b,
+                        Err(p) => return rejected(p),
+                    };
+                    let reasons: Vec<String> = body
+                        .get("reasons")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_owned)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if reasons.is_empty()
+                        || reasons.iter().any(|r| r.chars().count() > MAX_TEXT_CHARS)
+                    {
+                        return rejected(Problem::validation(vec![FieldProblem::new(
+                            "reasons",
+                            "required",
+                            "give one or more reasons of at most 2000 characters (Art. 12(4) GDPR)",
+                        )]));
+                    }
+                    match app.service.deny(&id, &reasons, actor).await {
+                        Ok(()) => json_response(
+                            StatusCode::OK,
+                            &json!({"request_id": id.to_string(), "status": "denied"}),
+                        ),
+                        Err(e) => failure(&e),
+                    }
+                }
+                "verify-identity" => match app.service.verify_identity(&id, actor).await {
+                    Ok(v) => json_response(
+                        StatusCode::OK,
+                        &json!({"request_id": id.to_string(), "request_token": v.token, "status": v.status}),
+                    ),
+                    Err(e) => failure(&e),
+                },
+                _ => not_found(),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+fn parse_time(body: &Map<String, Value>, field: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    body.get(field)?
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn parse_records(body: &Map<String, Value>) -> Option<shared::domain::retention::ContractRecords> {
+    serde_json::from_value(body.get("records")?.clone()).ok()
+}
+
+fn invalid(field: &str, code: &'static str, detail: &'static str) -> Response<Body> {
+    rejected(Problem::validation(vec![FieldProblem::new(
+        field, code, detail,
+    )]))
+}
+
+/// Staff routes about subjects and analytics (R4.7, R4.10, R6).
+#[tracing::instrument(name = "dsar_staff_subjects", skip_all)]
+async fn subjects(
+    app: &StaffApp,
+    req: &Request,
+    method: &Method,
+    rest: &[&str],
+    actor: &str,
+) -> Response<Body> {
+    if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
+        return match app.service.analytics_export(actor).await {
+            Ok(export) => json_response(StatusCode::CREATED, &export),
+            Err(e) => failure(&e),
+        };
+    }
+    let ["subjects", lead, tail @ ..] = rest else {
+        return not_found();
+    };
+    let Ok(lead) = shared::domain::LeadId::parse(lead) else {
+        return not_found();
+    };
+    match (method, tail) {
+        (&Method::GET, []) => match app.service.view_subject(&lead, actor).await {
+            Ok(Some(view)) => {
+                let mut r = json_response(StatusCode::OK, &view);
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                r
+            }
+            Ok(None) => not_found(),
+            Err(e) => failure(&e),
+        },
+        (&Method::POST, ["contracts"]) => {
+            let body = match json_body(req, &["start", "end", "records"]) {
+                Ok(b) => b,
+                Err(p) => return rejected(p),
+            };
+            let (Some(start), Some(end)) = (parse_time(&body, "start"), parse_time(&body, "end"))
+            else {
+                return invalid("end", "invalid", "start and end must be RFC 3339 times");
+            };
+            let Some(records) = parse_records(&body) else {
+                return invalid(
+                    "records",
+                    "invalid",
+                    "must be business_letters, booking_vouchers or books",
+                );
+            };
+            if end < start {
+                return invalid("end", "before_start", "must not be before start");
+            }
+            let contract = shared::contracts::Contract {
+                start,
+                end,
+                records,
+            };
+            match app.service.record_contract(&lead, contract, actor).await {
+                Ok(Some(id)) => json_response(StatusCode::CREATED, &json!({"contract_id": id})),
+                Ok(None) => not_found(),
+                Err(e) => failure(&e),
+            }
+        }
+        (&Method::POST, ["contracts", contract, "end"]) => {
+            let body = match json_body(req, &["end", "records"]) {
+                Ok(b) => b,
+                Err(p) => return rejected(p),
+            };
+            let (Some(end), Some(records)) = (parse_time(&body, "end"), parse_records(&body))
+            else {
+                return invalid("end", "invalid", "end (RFC 3339) and records are required");
+            };
+            match app
+                .service
+                .end_contract(&lead, contract, records, end, actor)
+                .await
+            {
+                Ok(true) => json_response(
+                    StatusCode::OK,
+                    &json!({"contract_id": contract, "ended_at": end}),
+                ),
+                Ok(false) => not_found(),
+                Err(e) => failure(&e),
+            }
+        }
+        (&Method::POST, ["lift-restriction"]) => {
+            match app.service.lift_restriction(&lead, actor).await {
+                Ok(shared::dsar::staff::LiftOutcome::Lifted) => json_response(
+                    StatusCode::OK,
+                    &json!({"lead_id": lead.to_string(), "restricted": false, "subject_notified": true}),
+                ),
+                Ok(shared::dsar::staff::LiftOutcome::NotRestricted) => problem(
+                    StatusCode::CONFLICT,
+                    "https://polly-ki.de/problems/not-restricted",
+                    "Not restricted",
+                    "The subject's processing is not restricted.",
+                ),
+                Ok(shared::dsar::staff::LiftOutcome::Gone) => not_found(),
+                Err(e) => failure(&e),
+            }
+        }
+        _ => not_found(),
+    }
+}
