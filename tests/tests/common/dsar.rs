@@ -199,7 +199,11 @@ fn answer(resp: lambda_http::Response<Body>) -> (u16, Value) {
 /// The one-time code mailed to `email` for request `id` (tests share the emulator and
 /// some share an address, so the request id picks the mail).
 pub async fn latest_code(email: &str, id: &str) -> String {
-    let mails = sent_mail(email).await.unwrap();
+    code_in(&sent_mail(email).await.unwrap(), id)
+}
+
+/// The code for request `id` among `mails` (one dump of the emulator serves many).
+pub fn code_in(mails: &[harness::stack::SentMail], id: &str) -> String {
     let mail = mails
         .iter()
         .rev()
