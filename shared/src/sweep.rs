@@ -174,7 +174,8 @@ impl Sweeper {
                 .key(schema::SK, s("REQUEST"))
                 .update_expression(
                     "SET #s = :failed, outcome = :expired, closed_at = :now ADD version :one \
-                     REMOVE subject_email_bidx, subject_phone_bidx",
+                     REMOVE subject_email_bidx, subject_phone_bidx, correction_email_bidx, \
+                     correction_phone_bidx",
                 )
                 .condition_expression("#s = :waiting")
                 .expression_attribute_names("#s", "status")

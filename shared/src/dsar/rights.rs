@@ -484,8 +484,13 @@ impl Exporter {
         }
         let mut writes = vec![Write::delete(OPEN_PK, open.sk)];
         writes.extend(Write::delete_contact(&id));
-        // The subject's request history; an erased subject has none left.
-        if let (Some(lead), false) = (subject, matches!(outcome, RightsOutcome::Erased { .. })) {
+        // The subject's request history; an erasure leaves none (under a legal hold
+        // only the contract and what it needs stay).
+        let erasure = matches!(
+            outcome,
+            RightsOutcome::Erased { .. } | RightsOutcome::Held { .. }
+        );
+        if let (Some(lead), false) = (subject, erasure) {
             updated.lead_id = Some(lead);
             writes.push(subject_link(&updated, lead)?);
         }
