@@ -11,15 +11,54 @@ use futures_util::future::join_all;
 use harness::events::ApiRequest;
 use harness::stack::all_sent_mail;
 use serde_json::{json, Value};
-use shared::adapters::dynamo::DynamoLeadStore;
-use shared::adapters::kms::KmsKeyService;
-use shared::domain::{Email, LeadId, PhoneNumber};
+use shared::domain::{LeadId, PhoneNumber};
 use shared::dsar::RequestType;
-use shared::ports::{IdentifierKind, KeyService};
-use shared::Clock;
+use shared::ports::IdentifierKind;
 
 use common::dsar::{latest_code, unique_email, unzip, Dsar};
 use common::TestApp;
+
+/// This binary's own emulator. The matrix creates some hundred subjects and requests;
+/// on the shared emulator they would slow every later test binary (moto's mail dump,
+/// which tests read codes from, walks every object it ever held). A shell watchdog stops
+/// the server when this test process ends.
+fn private_emulator() {
+    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    STARTED.get_or_init(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let moto = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/moto_server");
+        let script = format!(
+            "{moto} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+             kill $m; sleep 5; kill -9 $m 2>/dev/null",
+            parent = std::process::id()
+        );
+        // The watchdog outlives this process by design; it stops the server itself.
+        #[allow(clippy::zombie_processes)]
+        let _watchdog = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .spawn()
+            .expect("start the private emulator");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // Set once, before any test of this binary builds a client.
+        std::env::set_var("AWS_ENDPOINT_URL", endpoint);
+    });
+}
+
+async fn spawn() -> Dsar {
+    private_emulator();
+    Dsar::spawn().await
+}
 
 /// A signed-up person.
 struct Person {
@@ -33,32 +72,6 @@ fn unique_phone() -> String {
     format!("+49170{n:07}")
 }
 
-/// The subject an email's claim points at, found the way the system finds it.
-async fn lead_of(d: &Dsar, email: &str) -> LeadId {
-    let config = d.signup.stack.signup_config().unwrap();
-    let keys = KmsKeyService::new(
-        aws_sdk_kms::Client::new(&d.signup.stack.aws),
-        config.data_key_id,
-        config.blind_index_key_id,
-    );
-    let index = keys
-        .blind_index(
-            IdentifierKind::Email,
-            &Email::parse(email).unwrap().lookup_key(),
-        )
-        .await
-        .unwrap();
-    DynamoLeadStore::new(
-        aws_sdk_dynamodb::Client::new(&d.signup.stack.aws),
-        config.table_name,
-        config.key_table_name,
-    )
-    .claim_holder(IdentifierKind::Email, &index, d.signup.clock.now())
-    .await
-    .unwrap()
-    .expect("the person's email claim")
-}
-
 async fn person(d: &Dsar) -> Person {
     let email = unique_email();
     let phone = unique_phone();
@@ -67,7 +80,7 @@ async fn person(d: &Dsar) -> Person {
     form["phone"] = json!(phone);
     let (status, body) = d.signup.sign_up(&form).await;
     assert_eq!(status, 201, "{body}");
-    let lead = lead_of(d, &email).await;
+    let lead = d.signup.lead_of(&email).await;
     Person { email, phone, lead }
 }
 
@@ -391,7 +404,7 @@ async fn every_identifier_combination_and_type_acts_only_on_the_proven_subject()
     // One isolated stack per request type: the emulator's transactions copy whole
     // tables, so small tables keep the matrix fast.
     for kind in RequestType::ALL {
-        let mut d = Dsar::spawn().await;
+        let mut d = spawn().await;
         // Every case comes from the same test source address.
         d.api.service.source_daily_limit = 10_000;
         let rows: Vec<&'static Row> = ROWS
@@ -446,7 +459,7 @@ async fn every_identifier_combination_and_type_acts_only_on_the_proven_subject()
 /// cannot be verified into acting on either (staff deny it), and nothing changes.
 #[tokio::test]
 async fn the_staff_check_proves_a_phone_and_refuses_identifiers_of_two_subjects() {
-    let d = Dsar::spawn().await;
+    let d = spawn().await;
     let own = person(&d).await;
     let other = person(&d).await;
     let before = snapshot(&d.signup, &other.lead).await;
@@ -501,7 +514,7 @@ async fn the_staff_check_proves_a_phone_and_refuses_identifiers_of_two_subjects(
 /// arrive at once, no more than five are ever compared.
 #[tokio::test]
 async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
-    let d = Dsar::spawn().await;
+    let d = spawn().await;
     let email = unique_email();
     let (_, answer) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = answer["request_id"].as_str().unwrap().to_owned();
@@ -541,7 +554,7 @@ async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
 /// are still in flight (the try is taken before the comparison).
 #[tokio::test]
 async fn the_right_code_is_refused_once_the_tries_are_taken() {
-    let d = Dsar::spawn().await;
+    let d = spawn().await;
     let email = unique_email();
     let (_, answer) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = answer["request_id"].as_str().unwrap().to_owned();
@@ -566,7 +579,7 @@ async fn the_right_code_is_refused_once_the_tries_are_taken() {
 /// than its daily number of requests, whatever it names.
 #[tokio::test]
 async fn a_stranger_cannot_use_up_a_subjects_requests_and_a_source_is_capped() {
-    let d = Dsar::spawn().await;
+    let d = spawn().await;
     let email = unique_email();
     let body = serde_json::to_vec(&json!({"type": "access", "email": email})).unwrap();
     let from = |ip: &'static str| ApiRequest {
@@ -603,7 +616,7 @@ async fn a_stranger_cannot_use_up_a_subjects_requests_and_a_source_is_capped() {
 /// beside the sealed contact; closing the request deletes both.
 #[tokio::test]
 async fn request_contact_keys_live_in_the_key_table_and_go_when_the_request_closes() {
-    let d = Dsar::spawn().await;
+    let d = spawn().await;
     let email = unique_email();
     let (id, _) = d.verified("restriction", &email).await;
     let items: Vec<HashMap<String, AttributeValue>> = d.signup.scan().await;
