@@ -160,8 +160,8 @@ async fn an_assumed_role_session_of_an_allowed_role_is_admitted() {
 async fn the_public_function_answers_404_for_admin_paths() {
     let d = Dsar::spawn().await;
     let (id, token) = d.verified("access", &unique_email()).await;
-    let (_, body) = d.signup.sign_up(&form()).await;
-    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await.to_string();
     let deny = serde_json::to_vec(&json!({"reasons": ["x"]})).unwrap();
     let deny_path = format!("/v1/admin/dsar/{id}/deny");
     let subject_path = format!("/v1/admin/subjects/{lead}");
@@ -202,8 +202,8 @@ async fn every_staff_action_is_audited_with_the_principal_arn() {
         .submit(&json!({"type": "access", "phone": "0171 2345678"}))
         .await;
     let phone_id = phone_only.1["request_id"].as_str().unwrap().to_owned();
-    let (_, body) = d.signup.sign_up(&form()).await;
-    let lead = body["lead_id"].as_str().unwrap().to_owned();
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await.to_string();
     let subject = format!("/v1/admin/subjects/{lead}");
     // The subject restricted processing (arranged directly; the request flow is tested in
     // dsar_rights.rs).
