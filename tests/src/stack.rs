@@ -273,7 +273,9 @@ impl Stack {
             config.table_name,
             config.key_table_name,
         );
-        Ok(store.find_subject_by(Some(&index), None, now).await?)
+        Ok(store
+            .claim_holder(shared::ports::IdentifierKind::Email, &index, now)
+            .await?)
     }
 
     pub async fn describe_table(&self) -> Result<TableSpec> {

@@ -360,14 +360,14 @@ async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() 
     let old_index = index(EMAIL).await;
     assert_eq!(
         store
-            .find_subject_by(Some(&new_index), None, now)
+            .claim_holder(IdentifierKind::Email, &new_index, now)
             .await
             .unwrap(),
         Some(lead)
     );
     assert_eq!(
         store
-            .find_subject_by(Some(&old_index), None, now)
+            .claim_holder(IdentifierKind::Email, &old_index, now)
             .await
             .unwrap(),
         None

@@ -6,12 +6,10 @@
 //! a random per-submission reference (the same for new and known people, R1.6), or a
 //! problem+json that names the failed field and never the value.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{header, Method, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
 use shared::adapters::{dynamo::DynamoLeadStore, kms::KmsKeyService};
 use shared::domain::{ClientSoftware, Email, LeadProfile, Notes, PersonName, PhoneNumber};
@@ -115,7 +113,7 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
     };
     let request = SignupRequest {
         profile,
-        source_ip: source_ip(req),
+        source_ip: shared::http::source_ip(req),
         client: user_agent(req).and_then(ClientSoftware::from_user_agent),
         policy_version,
     };
@@ -146,15 +144,6 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
                 Retry::Permanent => Problem::internal().into_response(),
             }
         }
-    }
-}
-
-/// The caller's IP as API Gateway saw it (not a client-supplied header).
-fn source_ip(req: &Request) -> Option<IpAddr> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx.http.source_ip.as_deref()?.parse().ok(),
-        #[allow(unreachable_patterns)]
-        _ => None,
     }
 }
 

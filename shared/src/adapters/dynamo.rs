@@ -503,25 +503,6 @@ impl DynamoLeadStore {
         Ok(self.transact(items).await?.is_ok())
     }
 
-    /// The subject holding this email or this phone, when only one may be known (a
-    /// data-subject request names either or both); email first.
-    pub async fn find_subject_by(
-        &self,
-        email: Option<&BlindIndex>,
-        phone: Option<&BlindIndex>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<LeadId>, StoreError> {
-        if let Some(e) = email {
-            if let Some(id) = self.live_claim(email_claim_pk(e), now).await? {
-                return Ok(Some(id));
-            }
-        }
-        match phone {
-            Some(p) => self.live_claim(phone_claim_pk(p), now).await,
-            None => Ok(None),
-        }
-    }
-
     /// The subject an email or phone claim points at now, if any.
     pub async fn claim_holder(
         &self,
