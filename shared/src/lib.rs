@@ -9,20 +9,18 @@
 pub mod adapters;
 pub mod aws;
 pub mod calls;
-pub mod clock;
 pub mod config;
 pub mod contracts;
-pub mod crypto;
-pub mod domain;
 pub mod dsar;
 pub mod http;
 pub mod ingest;
-pub mod leads;
 pub mod outbound;
-pub mod ports;
-pub mod retell;
 pub mod sweep;
 pub mod telemetry;
 
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use domain::{clock, crypto, Clock, FixedClock, SystemClock};
+// The domain crate under its old path, so `shared::domain::...` keeps naming the same types.
+pub extern crate domain;
 pub use config::Config;
+pub use usecases::telephony::retell;
+pub use usecases::{ports, signup as leads};

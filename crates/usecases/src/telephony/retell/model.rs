@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::domain::LeadId;
+use domain::LeadId;
 
 /// Longest provider call id we accept (they are ~36 characters).
 const MAX_CALL_ID: usize = 128;
@@ -269,7 +269,7 @@ pub fn parse_delivery(body: &[u8]) -> Result<Delivery<'_>, PayloadError> {
         .is_some_and(|turns| {
             turns.iter().any(|t| {
                 t.get("name").and_then(Value::as_str)
-                    == Some(crate::retell::compliance::CONSENT_TOOL)
+                    == Some(crate::telephony::retell::compliance::CONSENT_TOOL)
             })
         });
     if let Some(turns) = with_tools {

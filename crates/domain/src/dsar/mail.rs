@@ -14,7 +14,7 @@ use super::disclosure::{
     SUPERVISORY_AUTHORITY,
 };
 use super::{RequestType, MAX_EXTENSION_MONTHS};
-use crate::domain::retention::{Period, RetentionClass};
+use crate::retention::{Period, RetentionClass};
 
 /// Lifetime of one presigned download link for an export package (R4.4: at most 15 minutes).
 pub const DOWNLOAD_LINK_VALID_MINUTES: u32 = 15;

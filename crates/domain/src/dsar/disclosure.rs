@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::RequestType;
-use crate::domain::registry::{self, DataCategory, Purpose, Recipient, CATEGORIES, PURPOSES};
-use crate::domain::retention::{Anchor, Disposal, Period, RetentionClass};
+use crate::registry::{self, DataCategory, Purpose, Recipient, CATEGORIES, PURPOSES};
+use crate::retention::{Anchor, Disposal, Period, RetentionClass};
 
 /// The controller (Art. 4(7) GDPR), as named in §1 and §12 of the privacy policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1310,7 +1310,7 @@ mod tests {
         );
         assert_eq!(
             retention_de(RetentionClass::Contract(
-                crate::domain::retention::ContractRecords::BookingVouchers
+                crate::retention::ContractRecords::BookingVouchers
             )),
             "8 Jahre ab Ende des Kalenderjahres des Vertragsendes (§ 257 HGB, § 147 AO)"
         );

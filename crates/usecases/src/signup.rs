@@ -8,15 +8,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
-use crate::crypto::CryptoError;
-use crate::domain::{
-    ClientSoftware, ConsentEvidence, ConsentMethod, Email, LeadId, LeadProfile, Notes, PersonName,
-    PhoneNumber, TechnicalData,
-};
 use crate::ports::{
     CreateOutcome, IdentifierKind, KeyError, KeyService, LeadStore, NewLead, Resubmission,
     ResubmitOutcome, Retry, StoreError, StoredLead,
+};
+use domain::clock::Clock;
+use domain::crypto::CryptoError;
+use domain::{
+    ClientSoftware, ConsentEvidence, ConsentMethod, Email, LeadId, LeadProfile, Notes, PersonName,
+    PhoneNumber, TechnicalData,
 };
 
 /// Associated data of a lead's sealed profile: binds the ciphertext to its subject.
@@ -266,7 +266,7 @@ impl LeadService {
     pub async fn read_with_key(
         &self,
         id: &LeadId,
-    ) -> Result<Option<(Lead, crate::crypto::DataKey)>, ReadError> {
+    ) -> Result<Option<(Lead, domain::crypto::DataKey)>, ReadError> {
         let Some(stored) = self.store.get_lead(id, self.clock.now()).await? else {
             return Ok(None);
         };
@@ -330,7 +330,7 @@ pub enum CorrectionError {
 /// sealed under the subject's key; the technical data stays as recorded.
 pub fn reseal_corrected(
     lead: &Lead,
-    key: &crate::crypto::DataKey,
+    key: &domain::crypto::DataKey,
     corrections: &std::collections::BTreeMap<String, String>,
 ) -> Result<(LeadProfile, Vec<u8>), CorrectionError> {
     let mut profile = lead.profile.clone();

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::crypto::{BlindIndex, DataKey, WrappedKey};
-use crate::domain::{ConsentEvidence, LeadId, RequestId};
+use domain::crypto::{BlindIndex, DataKey, WrappedKey};
+use domain::{ConsentEvidence, LeadId, RequestId};
 
 /// Whether retrying the same operation could succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@
 //! identifiers of their own subject: no combination lets a stranger learn or touch
 //! another person's data.
 
-use crate::domain::LeadId;
+use crate::LeadId;
 
 /// One identifier named in a request (or in its corrections).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,36 @@
+//! The domain of the Polly backend, free of any cloud SDK (a test keeps it so): validated
+//! types for what people give us, ids, consent, retention classes and their dates, the
+//! processing registry (and the Art. 30 record built from it), data-subject request types
+//! and deadlines, the texts that reach data subjects, the envelope-encryption primitives
+//! and the clock.
+//!
+//! Untrusted input becomes one of these types at the edge through `parse`; inner code
+//! only ever sees the parsed type.
+//!
+//! Parse errors name the rule that failed, never the input: they end up in problem+json
+//! responses and logs.
+
+pub mod clock;
+pub mod crypto;
+pub mod dsar;
+mod email;
+mod ids;
+mod lead;
+mod name;
+mod notes;
+mod phone;
+pub mod registry;
+pub mod retention;
+mod text;
+mod user_agent;
+
+pub use email::{Email, EmailError};
+pub use ids::{IdError, LeadId, RequestId};
+pub use lead::{ConsentEvidence, ConsentMethod, LeadProfile, TechnicalData};
+pub use name::{NameError, PersonName};
+pub use notes::{Notes, NotesError};
+pub use phone::{PhoneError, PhoneNumber};
+pub use retention::RetentionClass;
+pub use user_agent::ClientSoftware;
+
+pub use clock::{Clock, FixedClock, SystemClock};
