@@ -6,8 +6,6 @@
 //! field, metric, error message, object key or index key. Types that hold personal data
 //! have a hand-written `Debug` that prints `<redacted>` and no `Display`.
 
-pub mod adapters;
-pub mod aws;
 pub mod calls;
 pub mod config;
 pub mod contracts;
@@ -22,5 +20,8 @@ pub use domain::{clock, crypto, Clock, FixedClock, SystemClock};
 // The domain crate under its old path, so `shared::domain::...` keeps naming the same types.
 pub extern crate domain;
 pub use config::Config;
+// The AWS floor under its old paths.
+pub use ::aws as adapters;
+pub use ::aws::sdk as aws;
 pub use usecases::telephony::retell;
 pub use usecases::{ports, signup as leads};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use crate::ports::Retry;
+use usecases::ports::Retry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {

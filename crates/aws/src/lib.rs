@@ -1,5 +1,7 @@
-//! AWS adapters for the ports. Each keeps the SDK error as its `source` and classifies it
-//! as transient or permanent; none puts request data into an error message.
+//! The AWS floor: every AWS SDK call of the backend lives in this crate. `sdk` builds the
+//! SDK configuration; the other modules implement the use cases' ports over AWS. Each keeps
+//! the SDK error as its `source` and classifies it as transient or permanent; none puts
+//! request data into an error message.
 
 pub mod calls;
 pub mod dsar;
@@ -9,11 +11,12 @@ pub mod mail;
 pub mod recordings;
 pub mod retell;
 pub mod s3;
+pub mod sdk;
 pub mod secrets;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
-use crate::ports::Retry;
+use usecases::ports::Retry;
 
 /// Service error codes that say "try again later" across DynamoDB and KMS.
 const TRANSIENT_CODES: &[&str] = &[
@@ -32,11 +35,11 @@ const TRANSIENT_CODES: &[&str] = &[
 /// An AWS SDK failure as a [`StoreError`]: classified, the SDK error kept as the source,
 /// and logged with the operation and the service's error code only (never the message,
 /// which may quote request data).
-pub(crate) fn store_failure<E, R>(
+pub fn store_failure<E, R>(
     service: &'static str,
     operation: &'static str,
     err: SdkError<E, R>,
-) -> crate::ports::StoreError
+) -> usecases::ports::StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -49,7 +52,7 @@ where
         ?retry,
         "aws call failed"
     );
-    crate::ports::StoreError {
+    usecases::ports::StoreError {
         operation,
         retry,
         source: Some(Box::new(err)),

@@ -34,7 +34,7 @@ use aws_sdk_s3::types::{
 use sha2::{Digest, Sha256};
 use tokio::time::Instant as Deadline;
 
-use crate::ports::{Retry, StoreError};
+use usecases::ports::{Retry, StoreError};
 
 /// Largest recording accepted by [`FetchPolicy::new`]: hours of audio, far below S3's limits.
 pub const DEFAULT_MAX_BYTES: u64 = 2 * 1024 * 1024 * 1024;

@@ -6,9 +6,9 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{DataKeySpec, MacAlgorithmSpec};
 
 use super::{classify, error_code};
-use crate::crypto::{blind_index_message, BlindIndex, DataKey, WrappedKey};
-use crate::domain::{LeadId, RequestId};
-use crate::ports::{IdentifierKind, KeyError, KeyService, Retry};
+use domain::crypto::{blind_index_message, BlindIndex, DataKey, WrappedKey};
+use domain::{LeadId, RequestId};
+use usecases::ports::{IdentifierKind, KeyError, KeyService, Retry};
 
 /// Encryption-context key that binds a data key to its subject.
 pub const SUBJECT_CONTEXT_KEY: &str = "subject";

@@ -5,9 +5,9 @@
 
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 
-use crate::domain::Email;
-use crate::dsar::mail::Mail;
-use crate::ports::{Retry, StoreError};
+use domain::dsar::mail::Mail;
+use domain::Email;
+use usecases::ports::{Retry, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct SesMailer {

@@ -17,10 +17,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::{BlindIndex, WrappedKey};
-use crate::domain::retention::expiry_bucket;
-use crate::domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
-use crate::ports::{
+use domain::crypto::{BlindIndex, WrappedKey};
+use domain::retention::expiry_bucket;
+use domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
+use usecases::ports::{
     CallState, CreateOutcome, IdentifierHolders, LeadStore, NewLead, Resubmission, ResubmitOutcome,
     Retry, StoreError, StoredLead,
 };
@@ -53,7 +53,7 @@ const MAX_ATTEMPTS: u32 = 8;
 
 /// Waits before retry `attempt` (1-based): exponential from 5 ms with full jitter, so
 /// concurrent writers of one item spread out instead of colliding again.
-pub(crate) async fn backoff(attempt: u32) {
+pub async fn backoff(attempt: u32) {
     let cap_ms = 5u64 << attempt.min(6);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -156,7 +156,7 @@ struct ConsentItem {
 
 /// An audit event: who did what to which opaque id, when. No personal data.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct AuditItem {
+pub struct AuditItem {
     pk: String,
     sk: String,
     kind: String,
@@ -209,7 +209,7 @@ fn consent_item(id: &LeadId, phone: &BlindIndex, consent: &ConsentEvidence) -> C
 }
 
 /// Writes one audit event (append-only: never overwrites).
-pub(crate) async fn put_audit(
+pub async fn put_audit(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     actor: &str,
@@ -229,7 +229,7 @@ pub(crate) async fn put_audit(
     Ok(())
 }
 
-pub(crate) fn audit_item(
+pub fn audit_item(
     actor: &str,
     action: &str,
     lead_id: Option<&LeadId>,
@@ -256,7 +256,7 @@ pub struct DynamoLeadStore {
     key_table: String,
 }
 
-pub(crate) fn failure<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+pub fn failure<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -264,7 +264,7 @@ where
     super::store_failure("dynamodb", operation, err)
 }
 
-pub(crate) fn corrupt(
+pub fn corrupt(
     operation: &'static str,
     err: impl std::error::Error + Send + Sync + 'static,
 ) -> StoreError {
@@ -276,24 +276,21 @@ pub(crate) fn corrupt(
     }
 }
 
-pub(crate) type Item = HashMap<String, AttributeValue>;
+pub type Item = HashMap<String, AttributeValue>;
 
-pub(crate) fn to_item<T: Serialize>(
-    operation: &'static str,
-    value: &T,
-) -> Result<Item, StoreError> {
+pub fn to_item<T: Serialize>(operation: &'static str, value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value).map_err(|e| corrupt(operation, e))
 }
 
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+pub fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-pub(crate) fn n(v: impl ToString) -> AttributeValue {
+pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
 /// A conditional Put inside a transaction.
-pub(crate) fn put(
+pub fn put(
     table: &str,
     item: Item,
     condition: Option<&str>,
@@ -312,7 +309,7 @@ pub(crate) fn put(
 
 /// A `SET` update of the given attributes inside a transaction. Names go through
 /// placeholders, so reserved words (`ttl`) need no special care.
-pub(crate) fn update(
+pub fn update(
     table: &str,
     pk: String,
     sk: &str,
@@ -344,7 +341,7 @@ pub(crate) fn update(
 
 /// Indexes of the transaction items whose condition failed; `None` if the failure was
 /// something else.
-pub(crate) fn failed_conditions(
+pub fn failed_conditions(
     err: &SdkError<TransactWriteItemsError, impl std::fmt::Debug>,
 ) -> Option<Vec<usize>> {
     let SdkError::ServiceError(se) = err else {
@@ -506,13 +503,13 @@ impl DynamoLeadStore {
     /// The subject an email or phone claim points at now, if any.
     pub async fn claim_holder(
         &self,
-        kind: crate::ports::IdentifierKind,
+        kind: usecases::ports::IdentifierKind,
         index: &BlindIndex,
         now: DateTime<Utc>,
     ) -> Result<Option<LeadId>, StoreError> {
         let pk = match kind {
-            crate::ports::IdentifierKind::Email => email_claim_pk(index),
-            crate::ports::IdentifierKind::Phone => phone_claim_pk(index),
+            usecases::ports::IdentifierKind::Email => email_claim_pk(index),
+            usecases::ports::IdentifierKind::Phone => phone_claim_pk(index),
             _ => return Ok(None),
         };
         self.live_claim(pk, now).await
@@ -987,7 +984,7 @@ impl LeadStore for DynamoLeadStore {
 pub const BATCH_WRITE_LIMIT: usize = 25;
 
 /// Every item of a partition, consistently read.
-pub(crate) async fn query_partition(
+pub async fn query_partition(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     pk: &str,
@@ -1015,7 +1012,7 @@ pub(crate) async fn query_partition(
 
 /// Deletes items by key in batches of at most 25, retrying unprocessed parts with
 /// backoff; `sizes`, when given, records the size of every request sent.
-pub(crate) async fn batch_delete(
+pub async fn batch_delete(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     keys: Vec<(String, String)>,

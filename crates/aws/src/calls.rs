@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::dynamo::{audit_item, backoff, failure, n, put, s, schema, to_item, update, Item};
-use crate::domain::LeadId;
-use crate::ports::{Retry, StoreError};
+use domain::LeadId;
+use usecases::ports::{Retry, StoreError};
 
 pub fn call_pk(call_id: &str) -> String {
     format!("CALL#{call_id}")
@@ -272,7 +272,7 @@ fn update_with_clauses(
 
 /// The ids of the calls with a number, found through its blind index (`by-phone`),
 /// linked or not; each once, sorted.
-pub(crate) async fn calls_by_phone(
+pub async fn calls_by_phone(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     phone_index: &str,

@@ -10,7 +10,7 @@ use secrecy::SecretString;
 use tokio::sync::Mutex;
 
 use super::{classify, error_code};
-use crate::ports::{KeyError, Retry};
+use usecases::ports::{KeyError, Retry};
 
 const REFRESH_AFTER: Duration = Duration::from_secs(300);
 

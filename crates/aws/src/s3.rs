@@ -4,7 +4,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, ServerSideEncryption};
 
-use crate::ports::{Retry, StoreError};
+use usecases::ports::{Retry, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct BlobStore {

@@ -18,9 +18,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::dynamo::{audit_item, failed_conditions, failure, lead_pk, n, retention, s, ts, Item};
-use crate::domain::{LeadId, RequestId, RetentionClass};
-use crate::dsar::{RequestStatus, RequestType};
-use crate::ports::StoreError;
+use domain::dsar::{RequestStatus, RequestType};
+use domain::{LeadId, RequestId, RetentionClass};
+use usecases::ports::StoreError;
 
 pub fn request_pk(id: &RequestId) -> String {
     format!("DSAR#{id}")
@@ -72,7 +72,7 @@ impl Expiry {
     pub fn at(class: RetentionClass, due: DateTime<Utc>) -> Self {
         Self {
             expires_at: ts(due),
-            exp_bucket: crate::domain::retention::expiry_bucket(class, due),
+            exp_bucket: domain::retention::expiry_bucket(class, due),
             exp_at: due.timestamp(),
             ttl: (due + super::dynamo::TTL_GRACE).timestamp(),
         }
@@ -638,7 +638,7 @@ pub fn new_record(
         request_type,
         status,
         received_at: now,
-        due_date: crate::dsar::due_date(now),
+        due_date: domain::dsar::due_date(now),
         extended: false,
         lead_id: None,
         subject_email_bidx: None,
