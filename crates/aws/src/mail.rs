@@ -53,3 +53,10 @@ impl SesMailer {
         Ok(())
     }
 }
+
+#[async_trait::async_trait]
+impl usecases::ports::Mailer for SesMailer {
+    async fn send(&self, to: &Email, mail: &Mail) -> Result<(), StoreError> {
+        SesMailer::send(self, to, mail).await
+    }
+}

@@ -381,3 +381,83 @@ impl Drop for Upload {
         }
     }
 }
+
+struct S3Body(ByteStream);
+
+#[async_trait::async_trait]
+impl usecases::ports::ObjectBody for S3Body {
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.0.try_next().await {
+            Ok(chunk) => Ok(chunk.map(|b| b.to_vec())),
+            Err(e) => Err(StoreError {
+                operation: "get_object_body",
+                retry: Retry::Transient,
+                source: Some(Box::new(e)),
+            }),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl usecases::ports::ObjectUpload for Upload {
+    async fn part(&mut self, bytes: Vec<u8>) -> Result<(), StoreError> {
+        Upload::part(self, bytes).await
+    }
+    fn bytes(&self) -> u64 {
+        Upload::bytes(self)
+    }
+    async fn complete(self: Box<Self>) -> Result<u64, StoreError> {
+        Upload::complete(*self).await
+    }
+    async fn abort(self: Box<Self>) {
+        Upload::abort(*self).await
+    }
+}
+
+#[async_trait::async_trait]
+impl usecases::ports::Objects for BlobStore {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        BlobStore::put(self, key, bytes).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        BlobStore::get(self, key).await
+    }
+    async fn delete_all_versions(&self, key: &str) -> Result<usize, StoreError> {
+        BlobStore::delete_all_versions(self, key).await
+    }
+    async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError> {
+        BlobStore::delete_all_versions_under(self, prefix).await
+    }
+    async fn version_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        BlobStore::version_keys(self, prefix).await
+    }
+    async fn count_versions(&self, prefix: &str, exact: bool) -> Result<usize, StoreError> {
+        BlobStore::count_versions(self, prefix, exact).await
+    }
+    async fn open(&self, key: &str) -> Result<Option<usecases::ports::ObjectReader>, StoreError> {
+        Ok(BlobStore::open(self, key)
+            .await?
+            .map(|s| usecases::ports::ObjectReader {
+                content_type: s.content_type,
+                length: s.length,
+                body: Box::new(S3Body(s.body)),
+            }))
+    }
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn usecases::ports::ObjectUpload>, StoreError> {
+        Ok(Box::new(
+            BlobStore::start_upload(self, key, content_type).await?,
+        ))
+    }
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+        filename: &str,
+    ) -> Result<String, StoreError> {
+        BlobStore::presign_get(self, key, expires, filename).await
+    }
+}

@@ -245,3 +245,70 @@ pub trait LeadStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<StoredLead>, StoreError>;
 }
+
+/// An object read as a stream of chunks.
+pub struct ObjectReader {
+    pub content_type: Option<String>,
+    pub length: Option<i64>,
+    pub body: Box<dyn ObjectBody>,
+}
+
+/// The body of an object being read.
+#[async_trait]
+pub trait ObjectBody: Send {
+    /// The next chunk; `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A multipart upload in progress: parts as the caller fills them (every part but the
+/// last at least 5 MiB at S3), then completed or aborted.
+#[async_trait]
+pub trait ObjectUpload: Send {
+    async fn part(&mut self, bytes: Vec<u8>) -> Result<(), StoreError>;
+    /// Bytes sent so far.
+    fn bytes(&self) -> u64;
+    /// Completes the upload; the object's size.
+    async fn complete(self: Box<Self>) -> Result<u64, StoreError>;
+    /// Aborts the upload; nothing of it stays.
+    async fn abort(self: Box<Self>);
+}
+
+/// A bucket of objects (recordings, transcripts, exports), encrypted at rest with the
+/// customer key and versioned: deleting an object means deleting every version of it.
+#[async_trait]
+pub trait Objects: Send + Sync {
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Deletes every version and delete marker of `key`; how many went.
+    async fn delete_all_versions(&self, key: &str) -> Result<usize, StoreError>;
+    /// Deletes every version and delete marker of every object under `prefix`.
+    async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError>;
+    /// The keys of every version held under `prefix` (one entry per version).
+    async fn version_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// How many versions are held under `prefix` (`exact`: of exactly that key).
+    async fn count_versions(&self, prefix: &str, exact: bool) -> Result<usize, StoreError>;
+    /// Opens an object for streaming; `None` when it does not exist.
+    async fn open(&self, key: &str) -> Result<Option<ObjectReader>, StoreError>;
+    async fn start_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<Box<dyn ObjectUpload>, StoreError>;
+    /// A link that downloads `key` as `filename` for `expires`.
+    async fn presign_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+        filename: &str,
+    ) -> Result<String, StoreError>;
+}
+
+/// Sends an email to a data subject (codes, receipts, outcomes).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(
+        &self,
+        to: &domain::Email,
+        mail: &domain::dsar::mail::Mail,
+    ) -> Result<(), StoreError>;
+}
