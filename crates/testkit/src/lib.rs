@@ -4,10 +4,12 @@
 //! does under a fault. The moto-backed integration tests stay for the AWS floor itself.
 
 pub mod keys;
+pub mod leads;
 pub mod mail;
 pub mod objects;
 
 pub use domain::{Clock, FixedClock};
 pub use keys::FakeKeyService;
+pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
