@@ -161,6 +161,15 @@ pub fn expiry_bucket(class: RetentionClass, due: DateTime<Utc>) -> String {
     format!("{}#{}", class.code(), due.format("%Y-%m"))
 }
 
+/// A contract of a subject (R3.4): its period and the kind of records it produced, which
+/// decides how long they are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub records: ContractRecords,
+}
+
 /// Time between an item's retention due date and its TTL: the sweep deletes on the due
 /// date; TTL only catches what the sweep missed.
 pub const TTL_GRACE: Duration = Duration::days(7);

@@ -7,9 +7,11 @@ pub mod keys;
 pub mod leads;
 pub mod mail;
 pub mod objects;
+pub mod retention;
 
 pub use domain::{Clock, FixedClock};
 pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
+pub use retention::MemoryRetentionStore;

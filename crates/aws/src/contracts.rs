@@ -1,21 +1,16 @@
-//! Contracts as data (R3.4): a subject's contract (start, end, kind of records) keeps the
-//! contract class for its statutory period and puts the subject on legal hold. The staff
-//! route records them through `DsarService::record_contract` with the caller as actor.
+//! Contracts as data (R3.4) in DynamoDB: a subject's contract (start, end, kind of
+//! records) keeps the contract class for its statutory period and puts the subject on
+//! legal hold. The staff route records them through `DsarService::record_contract` with
+//! the caller as actor.
 
 use chrono::{DateTime, Utc};
 
-use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, TTL_GRACE};
-use crate::domain::retention::{expiry_bucket, ContractRecords};
-use crate::domain::{LeadId, RetentionClass};
-use crate::ports::StoreError;
+use crate::dynamo::{failure, lead_pk, n, s, schema, ts};
+use domain::retention::Retention;
+use domain::{LeadId, RetentionClass};
+use usecases::ports::StoreError;
 
-/// A contract of a subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Contract {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub records: ContractRecords,
-}
+pub use domain::retention::Contract;
 
 /// Records a contract without a named actor (fixtures, migrations; audited as
 /// `contracts`); see [`record_contract_by`].
@@ -41,9 +36,7 @@ pub async fn record_contract_by(
     at: DateTime<Utc>,
 ) -> Result<String, StoreError> {
     let class = RetentionClass::Contract(contract.records);
-    let due = class
-        .due_at(contract.end)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let r = Retention::of(class, contract.end);
     let id = uuid::Uuid::now_v7().simple().to_string();
     let records = serde_json::to_value(contract.records)
         .ok()
@@ -58,23 +51,14 @@ pub async fn record_contract_by(
         .item("contract_start", s(ts(contract.start)))
         .item("contract_end", s(ts(contract.end)))
         .item("records", s(records))
-        .item("expires_at", s(ts(due)))
-        .item(schema::EXPIRY_PARTITION_ATTR, s(expiry_bucket(class, due)))
-        .item(schema::EXPIRY_SORT_ATTR, n(due.timestamp()))
-        .item(schema::TTL, n((due + TTL_GRACE).timestamp()))
+        .item("expires_at", s(ts(r.expires_at)))
+        .item(schema::EXPIRY_PARTITION_ATTR, s(r.bucket))
+        .item(schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp()))
+        .item(schema::TTL, n(r.ttl))
         .condition_expression("attribute_not_exists(pk)")
         .send()
         .await
         .map_err(|e| failure("record_contract", e))?;
-    crate::adapters::dynamo::put_audit(
-        ddb,
-        table,
-        actor,
-        "contract.recorded",
-        Some(lead),
-        None,
-        at,
-    )
-    .await?;
+    crate::dynamo::put_audit(ddb, table, actor, "contract.recorded", Some(lead), None, at).await?;
     Ok(id)
 }
