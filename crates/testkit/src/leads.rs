@@ -10,6 +10,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::crypto::{BlindIndex, WrappedKey};
 use domain::retention::Retention;
+
+use crate::fault::FaultSwitch;
 use domain::{ConsentEvidence, LeadId, RetentionClass, CALL_COOLDOWN};
 use usecases::ports::{
     CallState, CreateOutcome, IdentifierHolders, LeadStore, NewLead, Resubmission, ResubmitOutcome,
@@ -55,13 +57,13 @@ struct State {
     claims: HashMap<(char, BlindIndex), Claim>,
     consents: Vec<ConsentProof>,
     audit: Vec<AuditEvent>,
-    fail: Option<Retry>,
 }
 
 /// The lead store in memory; clones share the same data.
 #[derive(Clone, Default)]
 pub struct MemoryLeadStore {
     state: Arc<Mutex<State>>,
+    fault: FaultSwitch,
 }
 
 impl MemoryLeadStore {
@@ -71,11 +73,11 @@ impl MemoryLeadStore {
 
     /// Every call fails with `retry` until [`Self::heal`].
     pub fn fail_with(&self, retry: Retry) {
-        self.state.lock().unwrap().fail = Some(retry);
+        self.fault.fail_with(retry);
     }
 
     pub fn heal(&self) {
-        self.state.lock().unwrap().fail = None;
+        self.fault.heal();
     }
 
     /// Every lead held, whatever its retention.
@@ -122,14 +124,7 @@ impl MemoryLeadStore {
     }
 
     fn check(&self, operation: &'static str) -> Result<(), StoreError> {
-        match self.state.lock().unwrap().fail {
-            Some(retry) => Err(StoreError {
-                operation,
-                retry,
-                source: None,
-            }),
-            None => Ok(()),
-        }
+        self.fault.check(operation)
     }
 }
 

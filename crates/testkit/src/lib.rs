@@ -3,6 +3,7 @@
 //! keys bound to their subject) and can be told to fail, so a test shows what a use case
 //! does under a fault. The moto-backed integration tests stay for the AWS floor itself.
 
+pub mod fault;
 pub mod keys;
 pub mod leads;
 pub mod mail;
@@ -10,6 +11,7 @@ pub mod objects;
 pub mod retention;
 
 pub use domain::{Clock, FixedClock};
+pub use fault::FaultSwitch;
 pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
