@@ -58,6 +58,11 @@ pub async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(nanos % (cap_ms + 1))).await;
 }
 
+/// A string attribute of an item, if it holds one: the one item reader of the crate.
+pub fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
 pub fn lead_pk(id: &LeadId) -> String {
     format!("LEAD#{id}")
 }
@@ -1018,7 +1023,7 @@ pub async fn batch_delete(
                 break;
             }
             if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+                backoff(attempt).await;
             }
             if let Some(Ok(mut s)) = sizes.map(|m| m.lock()) {
                 s.push(requests.len());

@@ -1,7 +1,6 @@
 //! The retention sweep's store over DynamoDB: the expiry index (`by-expiry`, one
 //! partition per class and month), the main table and the key table.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -11,18 +10,12 @@ use chrono::{DateTime, Utc};
 use crate::calls::{call_pk, calls_by_phone, CALL_SK};
 use crate::dsar::REQUEST_KEY_SK;
 use crate::dynamo::{
-    audit_item, batch_delete, failure, lead_pk, n, query_partition, s, schema, to_item, ts,
+    audit_item, batch_delete, failure, lead_pk, n, query_partition, s, schema, text, to_item, ts,
     DynamoLeadStore, CLAIM_SK,
 };
 use domain::LeadId;
 use usecases::ports::StoreError;
 use usecases::retention::ports::{DueItem, DueRecording, ItemKey, RetentionStore, SweepAudit};
-
-type Item = HashMap<String, AttributeValue>;
-
-fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)?.as_s().ok().map(String::as_str)
-}
 
 fn is_conditional<E: aws_sdk_dynamodb::error::ProvideErrorMetadata, R>(
     e: &aws_sdk_dynamodb::error::SdkError<E, R>,
