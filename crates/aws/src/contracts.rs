@@ -5,12 +5,29 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::dynamo::{failure, lead_pk, n, s, schema, ts};
+use crate::dynamo::{failure, lead_pk, to_item, ts};
 use domain::retention::Retention;
 use domain::{LeadId, RetentionClass};
 use usecases::ports::StoreError;
 
 pub use domain::retention::Contract;
+
+/// A contract as stored: the subject's partition, the contract class's expiry in the
+/// expiry index (`exp_bucket`, `exp_at`) and the TTL backstop.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ContractItem {
+    pk: String,
+    sk: String,
+    kind: String,
+    lead_id: LeadId,
+    contract_start: String,
+    contract_end: String,
+    records: domain::retention::ContractRecords,
+    expires_at: String,
+    exp_bucket: String,
+    exp_at: i64,
+    ttl: i64,
+}
 
 /// Records a contract without a named actor (fixtures, migrations; audited as
 /// `contracts`); see [`record_contract_by`].
@@ -38,23 +55,22 @@ pub async fn record_contract_by(
     let class = RetentionClass::Contract(contract.records);
     let r = Retention::of(class, contract.end);
     let id = uuid::Uuid::now_v7().simple().to_string();
-    let records = serde_json::to_value(contract.records)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
+    let item = ContractItem {
+        pk: lead_pk(lead),
+        sk: format!("CONTRACT#{id}"),
+        kind: "contract".into(),
+        lead_id: *lead,
+        contract_start: ts(contract.start),
+        contract_end: ts(contract.end),
+        records: contract.records,
+        expires_at: ts(r.expires_at),
+        exp_bucket: r.bucket,
+        exp_at: r.expires_at.timestamp(),
+        ttl: r.ttl,
+    };
     ddb.put_item()
         .table_name(table)
-        .item(schema::PK, s(lead_pk(lead)))
-        .item(schema::SK, s(format!("CONTRACT#{id}")))
-        .item("kind", s("contract"))
-        .item("lead_id", s(lead.to_string()))
-        .item("contract_start", s(ts(contract.start)))
-        .item("contract_end", s(ts(contract.end)))
-        .item("records", s(records))
-        .item("expires_at", s(ts(r.expires_at)))
-        .item(schema::EXPIRY_PARTITION_ATTR, s(r.bucket))
-        .item(schema::EXPIRY_SORT_ATTR, n(r.expires_at.timestamp()))
-        .item(schema::TTL, n(r.ttl))
+        .set_item(Some(to_item("record_contract", &item)?))
         .condition_expression("attribute_not_exists(pk)")
         .send()
         .await
