@@ -9,6 +9,7 @@ pub mod leads;
 pub mod mail;
 pub mod objects;
 pub mod retention;
+pub mod world;
 
 pub use domain::{Clock, FixedClock};
 pub use fault::FaultSwitch;
@@ -17,3 +18,4 @@ pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
 pub use retention::MemoryRetentionStore;
+pub use world::World;

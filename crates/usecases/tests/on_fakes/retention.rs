@@ -1,7 +1,6 @@
 //! The retention sweep (R3) on fakes: what `tests/` shows against the emulator, here
 //! without it, plus faults the emulator cannot produce.
 
-use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Utc};
@@ -28,22 +27,13 @@ struct World {
 }
 
 fn world() -> World {
-    let store = MemoryRetentionStore::new();
-    let leads = MemoryLeadStore::new();
-    let blobs = MemoryObjects::new();
-    let exports = MemoryObjects::new();
-    let sweeper = Sweeper::new(
-        Arc::new(store.clone()),
-        Arc::new(leads.clone()),
-        Arc::new(blobs.clone()),
-    )
-    .with_exports(Arc::new(exports.clone()));
+    let w = testkit::World::new();
     World {
-        store,
-        leads,
-        blobs,
-        exports,
-        sweeper,
+        sweeper: w.sweeper(),
+        store: w.retention,
+        leads: w.leads,
+        blobs: w.recordings,
+        exports: w.exports,
     }
 }
 

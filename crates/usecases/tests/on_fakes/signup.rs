@@ -20,19 +20,12 @@ struct World {
 }
 
 fn world() -> World {
-    let store = MemoryLeadStore::new();
-    let keys = Arc::new(FakeKeyService::new());
-    let clock = FixedClock::at(t("2026-11-28T10:00:00Z"));
-    let service = LeadService::new(
-        Arc::new(store.clone()),
-        keys.clone(),
-        Arc::new(clock.clone()),
-    );
+    let w = testkit::World::new();
     World {
-        store,
-        keys,
-        clock,
-        service,
+        service: w.signup(),
+        store: w.leads,
+        keys: w.keys,
+        clock: w.clock,
     }
 }
 
