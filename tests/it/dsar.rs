@@ -111,14 +111,10 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
     assert!(readme.contains("7 Tage") || readme.contains("sieben Tage"));
 
     // Stored in the exports bucket, encrypted under the customer key.
-    let s3 = harness::s3_client(&d.signup.stack.aws);
-    let head = s3
-        .head_object()
-        .bucket(d.signup.stack.bucket("ExportsBucket"))
-        .key(format!("exports/{id}.zip"))
-        .send()
-        .await
-        .unwrap();
+    let head = d
+        .signup
+        .head("ExportsBucket", &format!("exports/{id}.zip"))
+        .await;
     assert_eq!(
         head.server_side_encryption().map(|e| e.as_str()),
         Some("aws:kms")

@@ -207,13 +207,7 @@ async fn restriction_and_objection_set_the_flags_every_processing_point_reads() 
     let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
     assert!(stored.objected);
     // Every step is audited.
-    let actions: Vec<String> = d
-        .signup
-        .items_of_kind("audit")
-        .await
-        .iter()
-        .map(|a| a["action"].as_s().unwrap().clone())
-        .collect();
+    let actions: Vec<String> = d.signup.audit_actions().await;
     assert!(actions.contains(&"dsar.restricted".to_owned()));
     assert!(actions.contains(&"dsar.objection_recorded".to_owned()));
 }
@@ -376,13 +370,7 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
     let (status, view) = d.call(ApiRequest::get(&path).as_staff(STAFF)).await;
     assert_eq!(status, 200);
     assert_eq!(view["email"], EMAIL);
-    let actions: Vec<String> = d
-        .signup
-        .items_of_kind("audit")
-        .await
-        .iter()
-        .map(|a| a["action"].as_s().unwrap().clone())
-        .collect();
+    let actions: Vec<String> = d.signup.audit_actions().await;
     assert!(actions.contains(&"subject.viewed".to_owned()));
 
     // Contracts: recorded, then ended; the hold follows the end.

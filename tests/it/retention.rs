@@ -403,13 +403,7 @@ async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
         if kind == "audit" {
             continue; // the audit trail has no finite retention in R3
         }
-        let ttl: i64 = item
-            .get("ttl")
-            .unwrap_or_else(|| panic!("{kind} has no ttl"))
-            .as_n()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let ttl = ttl(&item);
         assert!(ttl > now.timestamp(), "{kind}: ttl in the future");
     }
     for kind in [

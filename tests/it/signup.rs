@@ -97,13 +97,7 @@ async fn every_stored_item_carries_the_ttl_backstop() {
         if kind == "audit" {
             continue; // audit events have no finite retention in R3
         }
-        let ttl: i64 = item
-            .get("ttl")
-            .unwrap_or_else(|| panic!("{kind} has no ttl"))
-            .as_n()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let ttl = ttl(&item);
         assert!(
             ttl > t("2029-11-28T10:00:00Z").timestamp(),
             "{kind}: ttl lies after the due date"

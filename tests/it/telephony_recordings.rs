@@ -36,15 +36,7 @@ async fn a_consented_recording_lands_encrypted_and_the_call_is_deleted_at_the_pr
         key.starts_with("recordings/") && !key.contains("+49"),
         "opaque object key"
     );
-    let s3 = harness::s3_client(&s.signup.stack.aws);
-    let bucket = s.signup.stack.bucket("RecordingsBucket").to_owned();
-    let head = s3
-        .head_object()
-        .bucket(&bucket)
-        .key(&key)
-        .send()
-        .await
-        .unwrap();
+    let head = s.signup.head("RecordingsBucket", &key).await;
     assert_eq!(
         head.server_side_encryption().map(|e| e.as_str()),
         Some("aws:kms")
@@ -77,13 +69,7 @@ async fn a_consented_recording_lands_encrypted_and_the_call_is_deleted_at_the_pr
     // Redelivery neither copies nor deletes again.
     s.pump_call(&call_id, 4).await;
     assert_eq!(s.sim.deleted_calls().len(), 1);
-    let audits: Vec<String> = s
-        .signup
-        .items_of_kind("audit")
-        .await
-        .iter()
-        .map(|a| a["action"].as_s().unwrap().clone())
-        .collect();
+    let audits: Vec<String> = s.signup.audit_actions().await;
     for action in ["call.recording_stored", "call.deleted_at_provider"] {
         assert!(
             audits.iter().any(|a| a == action),

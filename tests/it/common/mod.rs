@@ -228,6 +228,30 @@ impl TestApp {
             .collect()
     }
 
+    /// The actions of every audit item, in no particular order.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.items_of_kind("audit")
+            .await
+            .iter()
+            .map(|a| a["action"].as_s().unwrap().clone())
+            .collect()
+    }
+
+    /// The metadata of `key` in the bucket `logical`, which must exist.
+    pub async fn head(
+        &self,
+        logical: &str,
+        key: &str,
+    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        harness::s3_client(&self.stack.aws)
+            .head_object()
+            .bucket(self.stack.bucket(logical))
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn items_of_kind(&self, kind: &str) -> Vec<HashMap<String, AttributeValue>> {
         self.scan()
             .await
@@ -251,6 +275,17 @@ pub fn form() -> Value {
         "notes": NOTES,
         "consent": {"contact_by_phone": true, "privacy_policy_version": "2024-04-08"}
     })
+}
+
+/// The TTL backstop of `item` (epoch seconds), which it must carry.
+pub fn ttl(item: &Item) -> i64 {
+    let kind = item["kind"].as_s().unwrap();
+    item.get("ttl")
+        .unwrap_or_else(|| panic!("{kind} has no ttl"))
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Every string inside an attribute value, and the bytes of every binary.
