@@ -2,109 +2,40 @@
 //! calendar months (every version), subjects are erased three years after their last
 //! contact (key first), a dry run reports exactly what a real run then does.
 
-mod common;
+use crate::common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use common::*;
-use harness::events::{stream_event, ApiRequest};
-use harness::simulator::scenario::{CallScript, Scenario};
-use harness::simulator::{SimConfig, Simulator};
-use secrecy::SecretString;
+use harness::simulator::scenario::CallScript;
+use harness::simulator::Simulator;
 use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::adapters::dynamo::{lead_pk, KEY_SK, LEAD_SK};
 use shared::adapters::s3::BlobStore;
 use shared::domain::{LeadId, RetentionClass};
-use shared::retell::signature::sign;
 use shared::sweep::{SweepRequest, Sweeper, BATCH_WRITE_LIMIT};
 use shared::Clock;
 
-struct World {
+/// A signed-up subject with one consented, recorded, analysed call.
+struct Recorded {
     signup: TestApp,
     lead: LeadId,
     script: CallScript,
     _sim: Simulator,
 }
 
-/// A signed-up subject with one consented, recorded, analysed call.
-async fn world() -> World {
-    let signup = TestApp::spawn().await;
-    signup.sign_up(&form()).await;
-    let lead = signup.lead_of(EMAIL).await;
-    let sim = Simulator::start(SimConfig::new("local-test-key"))
-        .await
-        .unwrap();
-    let hook = telephony::App::from_aws(
-        &signup.stack.config_for("TelephonyWebhookFunction").unwrap(),
-        &signup.stack.aws,
-        Arc::new(signup.clock.clone()),
-    )
-    .unwrap();
-    let mut config = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
-    config.retell_api_base_url = sim.base_url().to_owned();
-    config.recordings_allow_loopback = true;
-    let worker =
-        telephony::worker_from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
-            .unwrap();
-    let script = sim.script(
-        Scenario::ConsentYes,
-        sim.params(&lead.to_string(), sim.now_ms() - 120_000),
-    );
-    for event in ["call_ended", "call_analyzed"] {
-        let body = script.event(event).unwrap().unwrap().body;
-        let sig = sign(
-            &body,
-            &SecretString::from("local-test-key".to_owned()),
-            signup.clock.now().timestamp_millis() as u64,
-        );
-        let req =
-            ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
-        assert_eq!(telephony::handle(&hook, req.build()).await.status(), 204);
-    }
-    let call = get(&signup, call_pk(script.call_id()), CALL_SK)
-        .await
-        .unwrap();
-    telephony::worker::handle(&worker, stream_event("MODIFY", call, Default::default(), 1)).await;
-    assert_eq!(
-        get(&signup, call_pk(script.call_id()), CALL_SK)
-            .await
-            .unwrap()["recording_state"]
-            .as_s()
-            .unwrap(),
-        "stored"
-    );
-    World {
+async fn world() -> Recorded {
+    let world = World::start().await;
+    let (lead, script) = world.recorded_call().await;
+    let World { signup, sim, .. } = world;
+    Recorded {
         signup,
         lead,
         script,
         _sim: sim,
     }
-}
-
-async fn get(
-    app: &TestApp,
-    pk: String,
-    sk: &str,
-) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    // Wrapped keys live in the key table.
-    let table = if sk == KEY_SK {
-        &app.stack.key_table
-    } else {
-        &app.stack.table
-    };
-    aws_sdk_dynamodb::Client::new(&app.stack.aws)
-        .get_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(pk))
-        .key("sk", AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
 }
 
 fn sweeper(app: &TestApp) -> Sweeper {
@@ -121,17 +52,6 @@ fn sweeper(app: &TestApp) -> Sweeper {
     )
 }
 
-async fn versions(app: &TestApp, prefix: &str) -> usize {
-    let out = harness::s3_client(&app.stack.aws)
-        .list_object_versions()
-        .bucket(app.stack.bucket("RecordingsBucket"))
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    out.versions().len() + out.delete_markers().len()
-}
-
 async fn run(app: &TestApp, now: DateTime<Utc>, dry_run: bool) -> shared::sweep::SweepReport {
     sweeper(app)
         .run(SweepRequest { dry_run, now }, Duration::from_secs(60))
@@ -145,32 +65,55 @@ async fn recordings_go_at_six_calendar_months_with_every_version_and_metadata_st
     let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
     let due = RetentionClass::Recording.due_at(end).unwrap();
     let prefix = |p: &str| format!("{p}/{}/", w.lead);
-    assert!(versions(&w.signup, &prefix("recordings")).await >= 1);
-    assert!(versions(&w.signup, &prefix("transcripts")).await >= 1);
+    assert!(
+        w.signup
+            .versions("RecordingsBucket", &prefix("recordings"))
+            .await
+            >= 1
+    );
+    assert!(
+        w.signup
+            .versions("RecordingsBucket", &prefix("transcripts"))
+            .await
+            >= 1
+    );
 
     let report = run(&w.signup, due - chrono::Duration::days(1), false).await;
     assert_eq!(report.classes["recording"].due, 0, "nothing one day early");
-    assert!(versions(&w.signup, &prefix("recordings")).await >= 1);
+    assert!(
+        w.signup
+            .versions("RecordingsBucket", &prefix("recordings"))
+            .await
+            >= 1
+    );
 
     let report = run(&w.signup, due + chrono::Duration::days(1), false).await;
     assert_eq!(report.classes["recording"].deleted, 1);
     assert_eq!(
-        versions(&w.signup, &prefix("recordings")).await,
+        w.signup
+            .versions("RecordingsBucket", &prefix("recordings"))
+            .await,
         0,
         "every version of the audio"
     );
     assert_eq!(
-        versions(&w.signup, &prefix("transcripts")).await,
+        w.signup
+            .versions("RecordingsBucket", &prefix("transcripts"))
+            .await,
         0,
         "every version of the transcript"
     );
-    let call = get(&w.signup, call_pk(w.script.call_id()), CALL_SK)
+    let call = w
+        .signup
+        .item(call_pk(w.script.call_id()), CALL_SK)
         .await
         .expect("call metadata remains");
     assert_eq!(call["recording_state"].as_s().unwrap(), "deleted");
     assert!(call.contains_key("duration_ms") || call.contains_key("end_at"));
     assert!(!call.contains_key("transcript_key"));
-    assert!(get(&w.signup, call_pk(w.script.call_id()), "RECORDING")
+    assert!(w
+        .signup
+        .item(call_pk(w.script.call_id()), "RECORDING")
         .await
         .is_none());
 
@@ -198,7 +141,7 @@ async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_
     let at = due + chrono::Duration::days(1);
     let dry = run(&w.signup, at, true).await;
     assert!(
-        get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_some(),
+        w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_some(),
         "a dry run deletes nothing"
     );
     let sweeper = sweeper(&w.signup);
@@ -226,22 +169,27 @@ async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_
     );
 
     assert!(
-        get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none(),
+        w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_none(),
         "the key is gone"
     );
-    assert!(get(&w.signup, lead_pk(&w.lead), LEAD_SK).await.is_none());
+    assert!(w.signup.item(lead_pk(&w.lead), LEAD_SK).await.is_none());
     assert!(
-        get(&w.signup, call_pk(w.script.call_id()), CALL_SK)
+        w.signup
+            .item(call_pk(w.script.call_id()), CALL_SK)
             .await
             .is_none(),
         "the call is gone"
     );
     assert_eq!(
-        versions(&w.signup, &format!("recordings/{}/", w.lead)).await,
+        w.signup
+            .versions("RecordingsBucket", &format!("recordings/{}/", w.lead))
+            .await,
         0
     );
     assert_eq!(
-        versions(&w.signup, &format!("transcripts/{}/", w.lead)).await,
+        w.signup
+            .versions("RecordingsBucket", &format!("transcripts/{}/", w.lead))
+            .await,
         0
     );
     // What stays: the §7a UWG consent proof (its own 5 years) and the audit trail, neither
@@ -278,17 +226,26 @@ async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
         .unwrap();
     assert!(!cut.complete, "the run says it stopped early");
     assert_eq!(cut.classes["recording"].deleted, 0);
-    assert!(versions(&w.signup, &format!("recordings/{}/", w.lead)).await >= 1);
+    assert!(
+        w.signup
+            .versions("RecordingsBucket", &format!("recordings/{}/", w.lead))
+            .await
+            >= 1
+    );
 
     let rest = run(&w.signup, at, false).await;
     assert!(rest.complete);
     assert_eq!(rest.classes["recording"].deleted, 1);
     assert_eq!(
-        versions(&w.signup, &format!("recordings/{}/", w.lead)).await,
+        w.signup
+            .versions("RecordingsBucket", &format!("recordings/{}/", w.lead))
+            .await,
         0
     );
     assert_eq!(
-        versions(&w.signup, &format!("transcripts/{}/", w.lead)).await,
+        w.signup
+            .versions("RecordingsBucket", &format!("transcripts/{}/", w.lead))
+            .await,
         0
     );
 }
@@ -333,7 +290,9 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     )
     .await;
     assert_eq!((r.classes["lead"].held, r.classes["lead"].deleted), (1, 0));
-    let lead = get(&w.signup, lead_pk(&w.lead), LEAD_SK)
+    let lead = w
+        .signup
+        .item(lead_pk(&w.lead), LEAD_SK)
         .await
         .expect("kept under hold");
     assert_eq!(lead["restricted"], AttributeValue::Bool(true));
@@ -342,7 +301,7 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
         "2034-01-01T00:00:00.000Z",
         "until 31 Dec 2033"
     );
-    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_some());
+    assert!(w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_some());
 
     // The last day of the hold changes nothing…
     let r = run(&w.signup, t("2033-12-31T23:00:00Z"), false).await;
@@ -355,8 +314,8 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert_eq!(r.classes["contract6"].deleted, 1);
     assert_eq!(r.classes["lead"].held, 0);
     assert!(r.classes["lead"].deleted > 0);
-    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none());
-    assert!(get(&w.signup, lead_pk(&w.lead), LEAD_SK).await.is_none());
+    assert!(w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_none());
+    assert!(w.signup.item(lead_pk(&w.lead), LEAD_SK).await.is_none());
 }
 
 #[tokio::test]
@@ -399,7 +358,9 @@ async fn longer_statutory_periods_hold_until_2035_and_2037() {
             false,
         )
         .await;
-        let lead = get(&w.signup, lead_pk(&w.lead), LEAD_SK)
+        let lead = w
+            .signup
+            .item(lead_pk(&w.lead), LEAD_SK)
             .await
             .expect("held");
         assert_eq!(lead["expires_at"].as_s().unwrap(), hold_end, "{class}");
@@ -409,7 +370,7 @@ async fn longer_statutory_periods_hold_until_2035_and_2037() {
         let r = run(&w.signup, t(hold_end) + chrono::Duration::seconds(1), false).await;
         assert_eq!(r.classes[class].deleted, 1, "{class}");
         assert!(
-            get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none(),
+            w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_none(),
             "{class}: erased after the hold"
         );
     }
@@ -442,13 +403,7 @@ async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
         if kind == "audit" {
             continue; // the audit trail has no finite retention in R3
         }
-        let ttl: i64 = item
-            .get("ttl")
-            .unwrap_or_else(|| panic!("{kind} has no ttl"))
-            .as_n()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let ttl = ttl(&item);
         assert!(ttl > now.timestamp(), "{kind}: ttl in the future");
     }
     for kind in [
@@ -465,24 +420,6 @@ async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
             "the flow stored a {kind} item: {kinds:?}"
         );
     }
-}
-
-/// Every item of both tables, by key, for before/after comparisons.
-async fn by_key(
-    app: &TestApp,
-) -> std::collections::BTreeMap<(String, String), std::collections::HashMap<String, AttributeValue>>
-{
-    app.scan()
-        .await
-        .into_iter()
-        .map(|i| {
-            let key = (
-                i["pk"].as_s().unwrap().clone(),
-                i["sk"].as_s().unwrap().clone(),
-            );
-            (key, i)
-        })
-        .collect()
 }
 
 /// R3.1, R3.2: as deployed (the template's own environment), a real sweep that names `now`
@@ -503,8 +440,8 @@ async fn a_real_sweep_with_a_moved_clock_is_refused_as_deployed_and_deletes_noth
         .unwrap();
     assert!(!deployed.sweep_allow_clock_override);
     let app = retention_sweep::App::from_aws(&deployed, &w.signup.stack.aws).unwrap();
-    let items = by_key(&w.signup).await;
-    let objects = versions(&w.signup, "").await;
+    let items = w.signup.by_key().await;
+    let objects = w.signup.versions("RecordingsBucket", "").await;
     assert!(objects >= 2, "audio and transcript stored");
 
     for payload in [
@@ -522,10 +459,14 @@ async fn a_real_sweep_with_a_moved_clock_is_refused_as_deployed_and_deletes_noth
         assert!(err.to_string().contains("dry_run"), "the error says why");
     }
     assert!(
-        by_key(&w.signup).await == items,
+        w.signup.by_key().await == items,
         "no item changed, none deleted"
     );
-    assert_eq!(versions(&w.signup, "").await, objects, "no object version");
+    assert_eq!(
+        w.signup.versions("RecordingsBucket", "").await,
+        objects,
+        "no object version"
+    );
 
     let dry = app
         .handle(
@@ -537,8 +478,8 @@ async fn a_real_sweep_with_a_moved_clock_is_refused_as_deployed_and_deletes_noth
         .expect("a dry run may move the clock");
     assert_eq!(dry.classes["recording"].due, 1);
     assert_eq!(dry.classes["lead"].due, 1);
-    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_some());
-    assert_eq!(versions(&w.signup, "").await, objects);
+    assert!(w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_some());
+    assert_eq!(w.signup.versions("RecordingsBucket", "").await, objects);
 
     let local = w.signup.stack.config_for("RetentionSweepFunction").unwrap();
     let local = retention_sweep::App::from_aws(&local, &w.signup.stack.aws).unwrap();
@@ -551,7 +492,7 @@ async fn a_real_sweep_with_a_moved_clock_is_refused_as_deployed_and_deletes_noth
         .await
         .unwrap();
     assert_eq!(real.classes["recording"].deleted, 1);
-    assert!(get(&w.signup, lead_pk(&w.lead), KEY_SK).await.is_none());
+    assert!(w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_none());
 }
 
 /// R3.1: no function in the template, nor the template's globals, sets the variable that

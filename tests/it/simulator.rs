@@ -405,6 +405,12 @@ fn rss_kib() -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synthetic_50_mb_download_streams_with_right_length_and_sha256() {
+    // The process's memory is measured: alone, not beside the other tests.
+    if !crate::common::in_own_process(
+        "simulator::synthetic_50_mb_download_streams_with_right_length_and_sha256",
+    ) {
+        return;
+    }
     const LEN: u64 = 50_000_000;
     let sim = sim().await;
     let url = sim.synthetic_url(LEN);

@@ -2,11 +2,8 @@
 //! optional source allow-list refuse a delivery before anything is verified, parsed or
 //! stored; a delivery from an allowed network is processed as usual.
 
-mod common;
+use crate::common;
 
-use std::sync::Arc;
-
-use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use harness::events::ApiRequest;
 use harness::logs::LogCapture;
@@ -15,15 +12,13 @@ use serde_json::json;
 use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::config::Cidr;
 use shared::retell::signature::sign;
-use shared::Clock;
 
-const API_KEY: &str = "local-test-key";
 /// The source address RetellAI documents for its webhooks.
 const PROVIDER_IP: &str = "100.20.5.228";
 const STRANGER_IP: &str = "203.0.113.99";
 
 struct Webhook {
-    signup: TestApp,
+    world: World,
     app: telephony::App,
 }
 
@@ -31,23 +26,24 @@ impl Webhook {
     /// The webhook function as the template configures it, with `cidrs` as
     /// `WEBHOOK_SOURCE_CIDRS`.
     async fn spawn(cidrs: &[&str]) -> Self {
-        let signup = TestApp::spawn().await;
-        let mut config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
-        assert!(
-            config.webhook_source_cidrs.is_empty(),
-            "the template restricts nothing by default"
-        );
-        config.webhook_source_cidrs = cidrs.iter().map(|c| Cidr::parse(c).unwrap()).collect();
-        let app =
-            telephony::App::from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
-                .unwrap();
-        Self { signup, app }
+        let world = World::start().await;
+        let app = world.webhook_with(|config| {
+            assert!(
+                config.webhook_source_cidrs.is_empty(),
+                "the template restricts nothing by default"
+            );
+            config.webhook_source_cidrs = cidrs.iter().map(|c| Cidr::parse(c).unwrap()).collect();
+        });
+        Self { world, app }
     }
 
     /// Delivers `body` with a valid signature from `source_ip`.
     async fn deliver_from(&self, body: &[u8], source_ip: &str) -> u16 {
-        let now_ms = self.signup.clock.now().timestamp_millis() as u64;
-        let sig = sign(body, &SecretString::from(API_KEY.to_owned()), now_ms);
+        let sig = sign(
+            body,
+            &SecretString::from(API_KEY.to_owned()),
+            self.world.now_ms(),
+        );
         let req = ApiRequest::post_json("/v1/telephony/retell", body)
             .without_header("user-agent")
             .header("x-retell-signature", &sig)
@@ -59,22 +55,16 @@ impl Webhook {
     }
 
     async fn stored(&self, call_id: &str) -> bool {
-        aws_sdk_dynamodb::Client::new(&self.signup.stack.aws)
-            .get_item()
-            .table_name(&self.signup.stack.table)
-            .key("pk", AttributeValue::S(call_pk(call_id)))
-            .key("sk", AttributeValue::S(CALL_SK.into()))
-            .consistent_read(true)
-            .send()
+        self.world
+            .signup
+            .item(call_pk(call_id), CALL_SK)
             .await
-            .unwrap()
-            .item
             .is_some()
     }
 
     /// Every item stored in the stack's tables.
     async fn item_count(&self) -> usize {
-        self.signup.scan().await.len()
+        self.world.signup.scan().await.len()
     }
 }
 
@@ -123,8 +113,11 @@ async fn a_source_outside_the_allow_list_gets_403_and_nothing_is_stored() {
     assert_eq!(w.deliver_from(&body, STRANGER_IP).await, 403);
     assert_eq!(w.deliver_from(&body, "2001:db9::1").await, 403);
     // Only API Gateway's view of the source counts, not a client header.
-    let now_ms = w.signup.clock.now().timestamp_millis() as u64;
-    let sig = sign(&body, &SecretString::from(API_KEY.to_owned()), now_ms);
+    let sig = sign(
+        &body,
+        &SecretString::from(API_KEY.to_owned()),
+        w.world.now_ms(),
+    );
     let spoofed = ApiRequest::post_json("/v1/telephony/retell", &body)
         .header("x-retell-signature", &sig)
         .header("x-forwarded-for", PROVIDER_IP)

@@ -3,7 +3,7 @@
 //! every staff action is audited with the principal ARN, and the public function does not
 //! serve the staff paths at all.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,12 +26,12 @@ fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)?.as_s().ok().map(String::as_str)
 }
 
-async fn audit(d: &Dsar) -> Vec<Item> {
+async fn audit(d: &World) -> Vec<Item> {
     d.signup.items_of_kind("audit").await
 }
 
 /// The actions audited with `actor`.
-async fn actions_of(d: &Dsar, actor: &str) -> Vec<String> {
+async fn actions_of(d: &World, actor: &str) -> Vec<String> {
     audit(d)
         .await
         .iter()
@@ -41,7 +41,7 @@ async fn actions_of(d: &Dsar, actor: &str) -> Vec<String> {
 }
 
 /// Every byte of every item, for "is this value stored anywhere".
-async fn stored_bytes(d: &Dsar) -> Vec<Vec<u8>> {
+async fn stored_bytes(d: &World) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for item in d.signup.scan().await {
         for (k, v) in item {
@@ -53,7 +53,7 @@ async fn stored_bytes(d: &Dsar) -> Vec<Vec<u8>> {
 }
 
 /// A staff function admitting only `allowed`, on the same stack.
-fn staff_admitting(d: &Dsar, allowed: &[&str]) -> ::dsar::staff::StaffApp {
+fn staff_admitting(d: &World, allowed: &[&str]) -> ::dsar::staff::StaffApp {
     let mut config = d.signup.stack.config_for("DsarStaffFunction").unwrap();
     config.staff_principal_arns = allowed.iter().map(|a| (*a).to_owned()).collect();
     ::dsar::staff::StaffApp::from_aws(
@@ -70,7 +70,7 @@ fn staff_admitting(d: &Dsar, allowed: &[&str]) -> ::dsar::staff::StaffApp {
 #[tokio::test]
 async fn a_principal_outside_the_allow_list_is_refused_and_the_refusal_audited() {
     let (logs, _guard) = LogCapture::start();
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let (id, token) = d.verified("erasure", &unique_email()).await;
     let marker = "Begruendung-Zwetschge-7731";
     let body = serde_json::to_vec(&json!({ "reasons": [marker] })).unwrap();
@@ -125,7 +125,7 @@ async fn a_principal_outside_the_allow_list_is_refused_and_the_refusal_audited()
 /// caller's ARN.
 #[tokio::test]
 async fn an_assumed_role_session_of_an_allowed_role_is_admitted() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let role_with_path = "arn:aws:iam::123456789012:role/privacy/polly-dpo";
     let user = "arn:aws:iam::123456789012:user/anna";
     let staff = staff_admitting(&d, &[role_with_path, user]);
@@ -158,7 +158,7 @@ async fn an_assumed_role_session_of_an_allowed_role_is_admitted() {
 /// even with an IAM principal, and nothing happens.
 #[tokio::test]
 async fn the_public_function_answers_404_for_admin_paths() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let (id, token) = d.verified("access", &unique_email()).await;
     d.signup.sign_up(&form()).await;
     let lead = d.signup.lead_of(EMAIL).await.to_string();
@@ -196,7 +196,7 @@ async fn the_public_function_answers_404_for_admin_paths() {
 /// recording and ending a contract, lifting a restriction, the analytics export.
 #[tokio::test]
 async fn every_staff_action_is_audited_with_the_principal_arn() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let (id, _) = d.verified("access", &unique_email()).await;
     let phone_only = d
         .submit(&json!({"type": "access", "phone": "0171 2345678"}))

@@ -2,10 +2,7 @@
 //! Python SDK as an independent signer), convergence of re-ordered, duplicated and
 //! concurrent deliveries, the consent and disclosure decisions, hostile input.
 
-mod common;
-
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
@@ -19,17 +16,14 @@ use shared::calls::CallService;
 use shared::domain::LeadId;
 use shared::ports::{KeyService, LeadStore};
 use shared::retell::signature::sign;
+use std::collections::BTreeMap;
 
-const API_KEY: &str = "local-test-key";
 const OPENING_OK: &str = "Hallo, hier ist Polly, eine digitale Assistentin mit künstlicher Intelligenz (KI). Dieses Gespräch wird aufgezeichnet. Sind Sie damit einverstanden?";
 const OPENING_NO_DISCLOSURE: &str = "Hallo, hier ist Polly von der Firma. Haben Sie kurz Zeit?";
 const USER_SECRET: &str = "Meine Kundennummer ist Zwetschge-4711.";
 
-struct Telephony {
-    signup: TestApp,
-    app: telephony::App,
-    lead: LeadId,
-}
+/// A world with a signed-up subject whose calls arrive.
+type Telephony = Subject;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Consent {
@@ -40,30 +34,13 @@ enum Consent {
 }
 
 impl Telephony {
-    async fn spawn() -> Self {
-        let signup = TestApp::spawn().await;
-        let (status, _) = signup.sign_up(&form()).await;
-        assert_eq!(status, 201);
-        let lead = signup.lead_of(EMAIL).await;
-        let config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
-        let app =
-            telephony::App::from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
-                .unwrap();
-        Self { signup, app, lead }
-    }
-
-    fn now_ms(&self) -> u64 {
-        use shared::Clock;
-        self.signup.clock.now().timestamp_millis() as u64
-    }
-
     async fn deliver_signed(&self, body: &[u8], signature: Option<&str>) -> (u16, String) {
         let mut req =
             ApiRequest::post_json("/v1/telephony/retell", body).without_header("user-agent");
         if let Some(sig) = signature {
             req = req.header("x-retell-signature", sig);
         }
-        let resp = telephony::handle(&self.app, req.build()).await;
+        let resp = telephony::handle(&self.webhook, req.build()).await;
         let text = match resp.body() {
             lambda_http::Body::Text(t) => t.clone(),
             lambda_http::Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
@@ -77,20 +54,8 @@ impl Telephony {
         self.deliver_signed(body, Some(&sig)).await.0
     }
 
-    async fn call_item(
-        &self,
-        call_id: &str,
-    ) -> Option<std::collections::HashMap<String, AttributeValue>> {
-        aws_sdk_dynamodb::Client::new(&self.signup.stack.aws)
-            .get_item()
-            .table_name(&self.signup.stack.table)
-            .key("pk", AttributeValue::S(call_pk(call_id)))
-            .key("sk", AttributeValue::S(CALL_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
+    async fn call_item(&self, call_id: &str) -> Option<Item> {
+        self.signup.item(call_pk(call_id), CALL_SK).await
     }
 
     /// The call item with sealed attributes decrypted and volatile ones dropped.
@@ -263,7 +228,7 @@ fn event(kind: &str, call: &Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn all_orders_with_duplicates_and_gaps_converge_to_the_same_call() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let orders: Vec<Vec<&str>> = vec![
         vec!["call_started", "call_ended", "call_analyzed"],
         vec!["call_started", "call_analyzed", "call_ended"],
@@ -315,7 +280,7 @@ async fn all_orders_with_duplicates_and_gaps_converge_to_the_same_call() {
 
 #[tokio::test]
 async fn a_call_without_call_started_converges_too() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let a = call_object("call_gap_a", &t.lead, Consent::ToolYes, true);
     let b = call_object("call_gap_b", &t.lead, Consent::ToolYes, true);
     for kind in ["call_started", "call_ended", "call_analyzed"] {
@@ -338,7 +303,7 @@ async fn a_call_without_call_started_converges_too() {
 
 #[tokio::test]
 async fn concurrent_deliveries_lose_no_update() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let call = call_object("call_concurrent", &t.lead, Consent::ToolYes, true);
     let bodies: Vec<Vec<u8>> = [
         "call_started",
@@ -364,7 +329,7 @@ async fn concurrent_deliveries_lose_no_update() {
 
 #[tokio::test]
 async fn consent_and_disclosure_decide_what_is_kept() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let cases = [
         ("call_yes", Consent::ToolYes, true, true),
         ("call_analysis_yes", Consent::AnalysisYes, true, true),
@@ -417,7 +382,7 @@ async fn consent_and_disclosure_decide_what_is_kept() {
 
 #[tokio::test]
 async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_transcript() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let call = call_object("call_late_consent", &t.lead, Consent::AnalysisYes, true);
     t.deliver(&event("call_ended", &call)).await;
     assert_eq!(
@@ -432,7 +397,7 @@ async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_trans
 
 #[tokio::test]
 async fn the_official_python_sdk_signature_is_accepted() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let body = event(
         "call_started",
         &call_object("call_sdk", &t.lead, Consent::Never, true),
@@ -466,7 +431,7 @@ async fn the_official_python_sdk_signature_is_accepted() {
 
 #[tokio::test]
 async fn bad_signatures_get_401_and_store_nothing() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let body = event(
         "call_ended",
         &call_object("call_bad_sig", &t.lead, Consent::ToolYes, true),
@@ -523,7 +488,7 @@ async fn bad_signatures_get_401_and_store_nothing() {
 
 #[tokio::test]
 async fn hostile_and_odd_payloads_get_clear_answers() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     // Unknown event types are acknowledged and ignored.
     assert_eq!(
         t.deliver(br#"{"event":"transcript_updated","call":{"call_id":"call_x"}}"#)
@@ -566,7 +531,7 @@ async fn hostile_and_odd_payloads_get_clear_answers() {
 
 #[tokio::test]
 async fn the_consent_tool_call_is_answered_and_recorded() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     let body = serde_json::to_vec(&json!({
         "name": "record_consent",
         "call": {"call_id": "call_live", "metadata": {"lead_id": t.lead.to_string()}},
@@ -603,7 +568,7 @@ async fn the_consent_tool_call_is_answered_and_recorded() {
 
 #[tokio::test]
 async fn a_restricted_subjects_call_keeps_metadata_only() {
-    let t = Telephony::spawn().await;
+    let t = Telephony::start().await;
     aws_sdk_dynamodb::Client::new(&t.signup.stack.aws)
         .update_item()
         .table_name(&t.signup.stack.table)

@@ -1,9 +1,7 @@
 //! The personal-data scan of the telephony webhook's logs: accepted, refused, ignored and
 //! failing deliveries with known personal data in them.
 
-mod common;
-
-use std::sync::Arc;
+use crate::common;
 
 use common::*;
 use harness::events::ApiRequest;
@@ -11,19 +9,15 @@ use harness::logs::LogCapture;
 use secrecy::SecretString;
 use serde_json::json;
 use shared::retell::signature::sign;
-use shared::Clock;
 
 #[tokio::test]
 async fn webhook_logs_contain_no_personal_data() {
     let (logs, _guard) = LogCapture::start();
-    let signup = TestApp::spawn().await;
-    signup.sign_up(&form()).await;
-    let lead = signup.lead_of(EMAIL).await.to_string();
-    let config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
-    let app = telephony::App::from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
-        .unwrap();
-    let key = SecretString::from("local-test-key".to_owned());
-    let now = signup.clock.now().timestamp_millis() as u64;
+    let w = World::start().await;
+    let lead = w.signup.subject().await.to_string();
+    let app = &w.webhook;
+    let key = SecretString::from(API_KEY.to_owned());
+    let now = w.now_ms();
 
     let secret_line = "Ich heisse Wilhelmine und wohne in der Pflaumenallee 7.";
     let call = |event: &str, opening: &str| {
@@ -52,11 +46,11 @@ async fn webhook_logs_contain_no_personal_data() {
         let sig = sign(body, &key, now);
         let req =
             ApiRequest::post_json("/v1/telephony/retell", body).header("x-retell-signature", &sig);
-        telephony::handle(&app, req.build()).await;
+        telephony::handle(app, req.build()).await;
         // The same body with a broken signature.
         let req = ApiRequest::post_json("/v1/telephony/retell", body)
             .header("x-retell-signature", "v=1,d=00");
-        assert_eq!(telephony::handle(&app, req.build()).await.status(), 401);
+        assert_eq!(telephony::handle(app, req.build()).await.status(), 401);
     }
     let text = logs.text();
     assert!(text.contains("call event recorded"), "{text}");
@@ -76,85 +70,25 @@ async fn webhook_logs_contain_no_personal_data() {
 
 #[tokio::test]
 async fn worker_logs_contain_no_personal_data() {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    use harness::events::stream_event;
     use harness::simulator::scenario::Scenario;
-    use harness::simulator::{Operation, SimConfig, Simulator};
-    use shared::adapters::calls::{call_pk, CALL_SK};
-    use shared::adapters::dynamo::{lead_pk, LEAD_SK};
+    use harness::simulator::Operation;
 
     let (logs, _guard) = LogCapture::start();
-    let signup = TestApp::spawn().await;
-    signup.sign_up(&form()).await;
-    let lead = signup.lead_of(EMAIL).await.to_string();
-    let sim = Simulator::start(SimConfig::new("local-test-key"))
-        .await
-        .unwrap();
-    let mut config = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
-    config.retell_api_base_url = sim.base_url().to_owned();
-    config.recordings_allow_loopback = true;
-    let worker =
-        telephony::worker_from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
-            .unwrap();
-    let hook_config = signup.stack.config_for("TelephonyWebhookFunction").unwrap();
-    let hook = telephony::App::from_aws(
-        &hook_config,
-        &signup.stack.aws,
-        Arc::new(signup.clock.clone()),
-    )
-    .unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&signup.stack.aws);
-    let get = |pk: String, sk: &'static str| {
-        let ddb = ddb.clone();
-        let table = signup.stack.table.clone();
-        async move {
-            ddb.get_item()
-                .table_name(table)
-                .key("pk", AttributeValue::S(pk))
-                .key("sk", AttributeValue::S(sk.into()))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap()
-                .item
-                .unwrap()
-        }
-    };
+    let w = World::start().await;
+    let id = w.signup.subject().await;
+    let sim = &w.sim;
 
     // Place the call (once after an outage), then play it and handle the recording.
     sim.fail_next(Operation::CreateCall, 1, 503);
-    let id = shared::domain::LeadId::parse(&lead).unwrap();
     for seq in 1..3 {
-        let item = get(lead_pk(&id), LEAD_SK).await;
-        telephony::worker::handle(
-            &worker,
-            stream_event("INSERT", item, Default::default(), seq),
-        )
-        .await;
+        w.pump_lead(&id, seq).await;
     }
-    let script = sim.script(
-        Scenario::ConsentYes,
-        sim.params(&lead, sim.now_ms() - 120_000),
-    );
-    let key = SecretString::from("local-test-key".to_owned());
+    let script = w.script(Scenario::ConsentYes, &id);
     for event in ["call_ended", "call_analyzed"] {
-        let body = script.event(event).unwrap().unwrap().body;
-        let sig = sign(&body, &key, signup.clock.now().timestamp_millis() as u64);
-        telephony::handle(
-            &hook,
-            ApiRequest::post_json("/v1/telephony/retell", &body)
-                .header("x-retell-signature", &sig)
-                .build(),
-        )
-        .await;
+        w.deliver(&script, event).await;
     }
     for seq in 3..5 {
-        let item = get(call_pk(script.call_id()), CALL_SK).await;
-        telephony::worker::handle(
-            &worker,
-            stream_event("MODIFY", item, Default::default(), seq),
-        )
-        .await;
+        w.pump_call(script.call_id(), seq).await;
     }
     assert_eq!(sim.deleted_calls().len(), 1, "the whole path ran");
 

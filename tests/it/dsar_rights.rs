@@ -2,9 +2,7 @@
 //! simulator: erasure (also under a contract's legal hold), restriction, objection,
 //! consent withdrawal and rectification.
 
-mod common;
-
-use std::sync::Arc;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::dsar::*;
@@ -12,51 +10,15 @@ use common::*;
 use harness::events::{stream_event, ApiRequest};
 use harness::logs::LogCapture;
 use harness::simulator::scenario::Scenario;
-use secrecy::SecretString;
 use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::adapters::dynamo::{lead_pk, DynamoLeadStore, KEY_SK, LEAD_SK};
 use shared::adapters::kms::KmsKeyService;
 use shared::domain::retention::ContractRecords;
 use shared::domain::{Email, LeadId};
 use shared::ports::{IdentifierKind, KeyService};
-use shared::retell::signature::sign;
 use shared::Clock;
 
-async fn item(
-    d: &Dsar,
-    pk: String,
-    sk: &str,
-) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    // Wrapped keys live in the key table.
-    let table = if sk == KEY_SK {
-        &d.signup.stack.key_table
-    } else {
-        &d.signup.stack.table
-    };
-    aws_sdk_dynamodb::Client::new(&d.signup.stack.aws)
-        .get_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(pk))
-        .key("sk", AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .unwrap()
-        .item
-}
-
-async fn versions(d: &Dsar, logical: &str, prefix: &str) -> usize {
-    let out = harness::s3_client(&d.signup.stack.aws)
-        .list_object_versions()
-        .bucket(d.signup.stack.bucket(logical))
-        .prefix(prefix)
-        .send()
-        .await
-        .unwrap();
-    out.versions().len() + out.delete_markers().len()
-}
-
-fn keys(d: &Dsar) -> KmsKeyService {
+fn keys(d: &World) -> KmsKeyService {
     let c = d.signup.stack.signup_config().unwrap();
     KmsKeyService::new(
         aws_sdk_kms::Client::new(&d.signup.stack.aws),
@@ -66,7 +28,7 @@ fn keys(d: &Dsar) -> KmsKeyService {
 }
 
 /// Submits, verifies and carries out a request; returns the status view.
-async fn carry_out(d: &Dsar, kind: &str, seq: u64) -> (String, serde_json::Value) {
+async fn carry_out(d: &World, kind: &str, seq: u64) -> (String, serde_json::Value) {
     let (id, token) = d.verified(kind, EMAIL).await;
     assert_eq!(d.pump(&id, seq).await, 0);
     let (status, view) = d.status(&id, Some(&token)).await;
@@ -78,16 +40,18 @@ async fn carry_out(d: &Dsar, kind: &str, seq: u64) -> (String, serde_json::Value
 #[tokio::test]
 async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_at_the_provider() {
     let (logs, _guard) = LogCapture::start();
-    let signup = TestApp::spawn().await;
-    let (lead, call_id, sim) = recorded_call(&signup).await;
-    let d = Dsar::with_provider(signup, sim.base_url());
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
     // An earlier access request left an export.
     let (access, _) = carry_out(&d, "access", 1).await;
     assert_eq!(
-        versions(&d, "ExportsBucket", &format!("exports/{access}")).await,
+        d.signup
+            .versions("ExportsBucket", &format!("exports/{access}"))
+            .await,
         1
     );
-    let raw_profile = item(&d, lead_pk(&lead), LEAD_SK).await.unwrap();
+    let raw_profile = d.signup.item(lead_pk(&lead), LEAD_SK).await.unwrap();
     let email_index = raw_profile["email_bidx"].as_s().unwrap().clone();
     let phone_index = raw_profile["phone_bidx"].as_s().unwrap().clone();
 
@@ -97,10 +61,10 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
     assert!(view.get("held_until").is_none());
 
     // The provider received a delete for the subject's call (Art. 19).
-    assert!(sim.deleted_calls().contains(&call_id));
+    assert!(d.sim.deleted_calls().contains(&call_id));
     // The key is gone: the profile copied before can no longer be opened by anyone
     // reading the table.
-    assert!(item(&d, lead_pk(&lead), KEY_SK).await.is_none());
+    assert!(d.signup.item(lead_pk(&lead), KEY_SK).await.is_none());
     assert!(d.exporter.leads.read(&lead).await.unwrap().is_none());
     // A scan finds nothing of the subject but the proof of erasure (and the audit trail,
     // which names only opaque ids: the subject's and the deleted call's).
@@ -139,15 +103,21 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
     assert!(proof.contains_key("categories"));
     // No object of the subject in any bucket, no version left.
     assert_eq!(
-        versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await,
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await,
         0
     );
     assert_eq!(
-        versions(&d, "RecordingsBucket", &format!("transcripts/{lead}/")).await,
+        d.signup
+            .versions("RecordingsBucket", &format!("transcripts/{lead}/"))
+            .await,
         0
     );
     assert_eq!(
-        versions(&d, "ExportsBucket", &format!("exports/{access}")).await,
+        d.signup
+            .versions("ExportsBucket", &format!("exports/{access}"))
+            .await,
         0
     );
 
@@ -162,15 +132,15 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
     .batch_item_failures
     .len();
     assert_eq!(failures, 0);
-    sim.shutdown().await.unwrap();
+    d.shutdown().await.unwrap();
     logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
 }
 
 #[tokio::test]
 async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_hold() {
-    let signup = TestApp::spawn().await;
-    let (lead, call_id, sim) = recorded_call(&signup).await;
-    let d = Dsar::with_provider(signup, sim.base_url());
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
     let ddb = aws_sdk_dynamodb::Client::new(&d.signup.stack.aws);
     shared::contracts::record_contract(
         &ddb,
@@ -194,9 +164,9 @@ async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_ho
         serde_json::json!(["signup", "contract"])
     );
     // The contract and the data it needs stay, restricted; everything else is gone.
-    let profile = item(&d, lead_pk(&lead), LEAD_SK).await.unwrap();
+    let profile = d.signup.item(lead_pk(&lead), LEAD_SK).await.unwrap();
     assert_eq!(profile["restricted"], AttributeValue::Bool(true));
-    assert!(item(&d, lead_pk(&lead), KEY_SK).await.is_some());
+    assert!(d.signup.item(lead_pk(&lead), KEY_SK).await.is_some());
     let partition: Vec<String> = d
         .signup
         .scan()
@@ -212,18 +182,20 @@ async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_ho
         "{partition:?}"
     );
     assert!(partition.contains(&"contract".to_owned()));
-    assert!(item(&d, call_pk(&call_id), CALL_SK).await.is_none());
+    assert!(d.signup.item(call_pk(&call_id), CALL_SK).await.is_none());
     assert_eq!(
-        versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await,
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await,
         0
     );
-    assert!(sim.deleted_calls().contains(&call_id));
-    sim.shutdown().await.unwrap();
+    assert!(d.sim.deleted_calls().contains(&call_id));
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn restriction_and_objection_set_the_flags_every_processing_point_reads() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     d.signup.sign_up(&form()).await;
     let lead = d.signup.lead_of(EMAIL).await;
     let (_, view) = carry_out(&d, "restriction", 1).await;
@@ -235,74 +207,70 @@ async fn restriction_and_objection_set_the_flags_every_processing_point_reads() 
     let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
     assert!(stored.objected);
     // Every step is audited.
-    let actions: Vec<String> = d
-        .signup
-        .items_of_kind("audit")
-        .await
-        .iter()
-        .map(|a| a["action"].as_s().unwrap().clone())
-        .collect();
+    let actions: Vec<String> = d.signup.audit_actions().await;
     assert!(actions.contains(&"dsar.restricted".to_owned()));
     assert!(actions.contains(&"dsar.objection_recorded".to_owned()));
 }
 
 #[tokio::test]
 async fn withdrawal_deletes_recordings_at_once_and_later_calls_keep_none() {
-    let signup = TestApp::spawn().await;
-    let (lead, call_id, sim) = recorded_call(&signup).await;
-    let d = Dsar::with_provider(signup, sim.base_url());
-    assert!(versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await > 0);
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    assert!(
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await
+            > 0
+    );
     let (_, view) = carry_out(&d, "withdraw_consent", 1).await;
     assert_eq!(view["outcome"], "recordings_deleted");
     assert_eq!(
-        versions(&d, "RecordingsBucket", &format!("recordings/{lead}/")).await,
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await,
         0
     );
     assert_eq!(
-        versions(&d, "RecordingsBucket", &format!("transcripts/{lead}/")).await,
+        d.signup
+            .versions("RecordingsBucket", &format!("transcripts/{lead}/"))
+            .await,
         0
     );
-    assert!(item(&d, call_pk(&call_id), "RECORDING").await.is_none());
-    let call = item(&d, call_pk(&call_id), CALL_SK).await.unwrap();
+    assert!(d
+        .signup
+        .item(call_pk(&call_id), "RECORDING")
+        .await
+        .is_none());
+    let call = d.signup.item(call_pk(&call_id), CALL_SK).await.unwrap();
     assert_eq!(call["recording_state"].as_s().unwrap(), "withdrawn");
     assert!(!call.contains_key("transcript_key"));
 
     // A later call where the person says "yes" keeps no recording and no transcript.
-    let webhook = telephony::App::from_aws(
-        &d.signup
-            .stack
-            .config_for("TelephonyWebhookFunction")
-            .unwrap(),
-        &d.signup.stack.aws,
-        Arc::new(d.signup.clock.clone()),
-    )
-    .unwrap();
-    let script = sim.script(
+    let script = d.sim.script(
         Scenario::ConsentYes,
-        sim.params(&lead.to_string(), sim.now_ms() - 60_000),
+        d.sim.params(&lead.to_string(), d.sim.now_ms() - 60_000),
     );
-    let body = script.event("call_ended").unwrap().unwrap().body;
-    let sig = sign(
-        &body,
-        &SecretString::from("local-test-key".to_owned()),
-        d.signup.clock.now().timestamp_millis() as u64,
-    );
-    let req =
-        ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
-    assert_eq!(telephony::handle(&webhook, req.build()).await.status(), 204);
-    let later = item(&d, call_pk(script.call_id()), CALL_SK).await.unwrap();
+    d.deliver(&script, "call_ended").await;
+    let later = d
+        .signup
+        .item(call_pk(script.call_id()), CALL_SK)
+        .await
+        .unwrap();
     assert_eq!(later["recording_state"].as_s().unwrap(), "not_kept");
     assert!(!later.contains_key("transcript_key"));
     assert_eq!(
-        versions(&d, "RecordingsBucket", &format!("transcripts/{lead}/")).await,
+        d.signup
+            .versions("RecordingsBucket", &format!("transcripts/{lead}/"))
+            .await,
         0
     );
-    sim.shutdown().await.unwrap();
+    d.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     d.signup.sign_up(&form()).await;
     let lead = d.signup.lead_of(EMAIL).await;
     let new_email = "wilhelmine.neu@example.org";
@@ -315,7 +283,7 @@ async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() 
         .await;
     assert_eq!(status, 202, "{b}");
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(EMAIL, &id).await;
+    let code = d.latest_code(EMAIL, &id).await;
     let (_, v) = d.verify(&id, &code).await;
     let token = v["request_token"].as_str().unwrap().to_owned();
     // The new email is not proven by the code to the old one: staff check it first
@@ -379,7 +347,7 @@ async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() 
 }
 
 async fn staff_call(
-    d: &Dsar,
+    d: &World,
     method: &str,
     path: &str,
     body: &serde_json::Value,
@@ -393,7 +361,7 @@ async fn staff_call(
 #[tokio::test]
 async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_telling_the_subject() {
     let (logs, _guard) = LogCapture::start();
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     d.signup.sign_up(&form()).await;
     let lead = d.signup.lead_of(EMAIL).await.to_string();
     let path = format!("/v1/admin/subjects/{lead}");
@@ -402,13 +370,7 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
     let (status, view) = d.call(ApiRequest::get(&path).as_staff(STAFF)).await;
     assert_eq!(status, 200);
     assert_eq!(view["email"], EMAIL);
-    let actions: Vec<String> = d
-        .signup
-        .items_of_kind("audit")
-        .await
-        .iter()
-        .map(|a| a["action"].as_s().unwrap().clone())
-        .collect();
+    let actions: Vec<String> = d.signup.audit_actions().await;
     assert!(actions.contains(&"subject.viewed".to_owned()));
 
     // Contracts: recorded, then ended; the hold follows the end.
@@ -430,7 +392,9 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
     .await;
     assert_eq!(status, 200);
     let lead_id = LeadId::parse(&lead).unwrap();
-    let item = item(&d, lead_pk(&lead_id), &format!("CONTRACT#{contract}"))
+    let item = d
+        .signup
+        .item(lead_pk(&lead_id), &format!("CONTRACT#{contract}"))
         .await
         .unwrap();
     assert_eq!(
@@ -459,7 +423,7 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
         409
     );
     carry_out(&d, "restriction", 1).await;
-    let before = harness::stack::sent_mail(EMAIL).await.unwrap().len();
+    let before = d.signup.stack.sent_mail(EMAIL).await.unwrap().len();
     let (status, body) = staff_call(
         &d,
         "POST",
@@ -468,7 +432,7 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let mails = harness::stack::sent_mail(EMAIL).await.unwrap();
+    let mails = d.signup.stack.sent_mail(EMAIL).await.unwrap();
     assert!(mails.len() > before);
     // Other tests of this binary mail the same address concurrently: look at every
     // mail sent since, not only the last one.
@@ -489,27 +453,12 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
 
 #[tokio::test]
 async fn the_analytics_export_is_pseudonymised_and_leaves_out_restricted_subjects() {
-    let signup = TestApp::spawn().await;
-    let (lead, call_id, sim) = recorded_call(&signup).await;
-    let d = Dsar::with_provider(signup, sim.base_url());
-    let read = |key: String| {
-        let s3 = harness::s3_client(&d.signup.stack.aws);
-        let bucket = d.signup.stack.bucket("ExportsBucket").to_owned();
-        async move {
-            let bytes = s3
-                .get_object()
-                .bucket(bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            String::from_utf8(bytes.to_vec()).unwrap()
-        }
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    let signup = &d.signup;
+    let read = |key: String| async move {
+        String::from_utf8(signup.object("ExportsBucket", &key).await).unwrap()
     };
     assert_eq!(
         d.call(ApiRequest::post_json("/v1/admin/analytics-exports", b"{}"))
@@ -549,5 +498,5 @@ async fn the_analytics_export_is_pseudonymised_and_leaves_out_restricted_subject
     .await;
     assert_eq!(export["calls"], 0);
     assert_eq!(export["omitted"], 1);
-    sim.shutdown().await.unwrap();
+    d.shutdown().await.unwrap();
 }

@@ -3,77 +3,30 @@
 //! per-number attempt limit (R1.6), provider outages (retried through the stream) and
 //! refusals.
 
-mod common;
-
-use std::sync::Arc;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::*;
 use harness::events::stream_event;
-use harness::simulator::{Operation, SimConfig, Simulator};
+use harness::simulator::Operation;
 use shared::adapters::dynamo::{lead_pk, LEAD_SK};
 use shared::domain::LeadId;
 
-struct Setup {
-    signup: TestApp,
-    sim: Simulator,
-    worker: telephony::worker::Worker,
-}
-
-impl Setup {
-    async fn spawn() -> Self {
-        let signup = TestApp::spawn().await;
-        let sim = Simulator::start(SimConfig::new("local-test-key"))
-            .await
-            .unwrap();
-        let mut config = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
-        config.retell_api_base_url = sim.base_url().to_owned();
-        let worker =
-            telephony::worker_from_aws(&config, &signup.stack.aws, Arc::new(signup.clock.clone()))
-                .unwrap();
-        Self {
-            signup,
-            sim,
-            worker,
-        }
-    }
-
-    async fn lead_item(&self, id: &LeadId) -> std::collections::HashMap<String, AttributeValue> {
-        aws_sdk_dynamodb::Client::new(&self.signup.stack.aws)
-            .get_item()
-            .table_name(&self.signup.stack.table)
-            .key("pk", AttributeValue::S(lead_pk(id)))
-            .key("sk", AttributeValue::S(LEAD_SK.into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .unwrap()
-            .item
-            .unwrap()
-    }
-
-    /// Signs up `phone`, then hands the lead's INSERT record to the worker.
-    async fn sign_up_and_deliver(&self, email: &str, phone: &str) -> (LeadId, usize) {
-        let mut f = form();
-        f["email"] = serde_json::json!(email);
-        f["phone"] = serde_json::json!(phone);
-        let (status, _) = self.signup.sign_up(&f).await;
-        assert_eq!(status, 201);
-        let id = self.signup.lead_of(email).await;
-        let item = self.lead_item(&id).await;
-        let resp = telephony::worker::handle(
-            &self.worker,
-            stream_event("INSERT", item, Default::default(), 1),
-        )
-        .await;
-        (id, resp.batch_item_failures.len())
-    }
+/// Signs up `email` / `phone`, then hands the lead's INSERT record to the worker.
+async fn sign_up_and_deliver(w: &World, email: &str, phone: &str) -> (LeadId, usize) {
+    let mut f = form();
+    f["email"] = serde_json::json!(email);
+    f["phone"] = serde_json::json!(phone);
+    let (status, _) = w.signup.sign_up(&f).await;
+    assert_eq!(status, 201);
+    let id = w.signup.lead_of(email).await;
+    (id, w.pump_lead(&id, 1).await)
 }
 
 #[tokio::test]
 async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
-    let s = Setup::spawn().await;
-    let (id, failures) = s.sign_up_and_deliver(EMAIL, PHONE).await;
+    let s = World::start().await;
+    let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
     assert_eq!(failures, 0);
 
     let created = s.sim.create_requests();
@@ -88,7 +41,7 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
         body["agent_override"]["data_storage_setting"],
         "basic_attributes_only"
     );
-    let item = s.lead_item(&id).await;
+    let item = s.signup.lead_item(&id).await;
     assert_eq!(item["call_state"].as_s().unwrap(), "placed");
     assert!(item.contains_key("last_call_id"));
 
@@ -108,25 +61,19 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
 
 #[tokio::test]
 async fn a_provider_outage_is_retried_through_the_stream_and_nothing_is_lost() {
-    let s = Setup::spawn().await;
+    let s = World::start().await;
     s.sim.fail_next(Operation::CreateCall, 1, 503);
-    let (id, failures) = s.sign_up_and_deliver(EMAIL, PHONE).await;
+    let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
     assert_eq!(failures, 1, "the record comes back for a retry");
     assert_eq!(
-        s.lead_item(&id).await["call_state"].as_s().unwrap(),
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "requested"
     );
 
     // Lambda retries the record.
-    let item = s.lead_item(&id).await;
-    let resp = telephony::worker::handle(
-        &s.worker,
-        stream_event("INSERT", item, Default::default(), 1),
-    )
-    .await;
-    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(s.pump_lead(&id, 1).await, 0);
     assert_eq!(
-        s.lead_item(&id).await["call_state"].as_s().unwrap(),
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "placed"
     );
     assert_eq!(s.sim.created_calls().len(), 1);
@@ -134,34 +81,29 @@ async fn a_provider_outage_is_retried_through_the_stream_and_nothing_is_lost() {
 
 #[tokio::test]
 async fn a_refusal_by_the_provider_marks_the_request_failed() {
-    let s = Setup::spawn().await;
+    let s = World::start().await;
     s.sim.fail_next(Operation::CreateCall, 1, 400);
-    let (id, failures) = s.sign_up_and_deliver(EMAIL, PHONE).await;
+    let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
     assert_eq!(failures, 0, "a permanent refusal is not retried");
     assert_eq!(
-        s.lead_item(&id).await["call_state"].as_s().unwrap(),
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "failed"
     );
 }
 
 #[tokio::test]
 async fn at_most_three_attempts_per_number_in_24_hours() {
-    let s = Setup::spawn().await;
+    let s = World::start().await;
     // One subject keeps its number; the cooldown lets a new request through every 25 h,
     // but outages make each request use several attempts.
     s.sim.fail_next(Operation::CreateCall, 2, 503);
-    let (id, _) = s.sign_up_and_deliver(EMAIL, PHONE).await;
+    let (id, _) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
     for seq in 2..4 {
-        let item = s.lead_item(&id).await;
-        telephony::worker::handle(
-            &s.worker,
-            stream_event("INSERT", item, Default::default(), seq),
-        )
-        .await;
+        s.pump_lead(&id, seq).await;
     }
     assert_eq!(s.sim.create_requests().len(), 3);
     assert_eq!(
-        s.lead_item(&id).await["call_state"].as_s().unwrap(),
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "placed"
     );
 
@@ -172,7 +114,7 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
     let mut attempts_anchor = form();
     attempts_anchor["email"] = serde_json::json!(EMAIL);
     s.signup.sign_up(&attempts_anchor).await;
-    let item = s.lead_item(&id).await;
+    let item = s.signup.lead_item(&id).await;
     assert_eq!(item["call_request_count"].as_n().unwrap(), "2");
     // The earlier attempts are now older than 24 h, so the new request is placed.
     let mut before = item.clone();
@@ -181,35 +123,24 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(s.sim.create_requests().len(), 4);
     assert_eq!(
-        s.lead_item(&id).await["call_state"].as_s().unwrap(),
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "placed"
     );
 }
 
 #[tokio::test]
 async fn a_fourth_attempt_within_24_hours_is_suppressed() {
-    let s = Setup::spawn().await;
+    let s = World::start().await;
     s.sim.fail_next(Operation::CreateCall, 3, 503);
-    let (id, _) = s.sign_up_and_deliver(EMAIL, PHONE).await;
+    let (id, _) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
     for seq in 2..4 {
-        let item = s.lead_item(&id).await;
-        telephony::worker::handle(
-            &s.worker,
-            stream_event("INSERT", item, Default::default(), seq),
-        )
-        .await;
+        s.pump_lead(&id, seq).await;
     }
     assert_eq!(s.sim.create_requests().len(), 3, "three failed attempts");
-    let item = s.lead_item(&id).await;
-    let resp = telephony::worker::handle(
-        &s.worker,
-        stream_event("INSERT", item, Default::default(), 4),
-    )
-    .await;
-    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(s.pump_lead(&id, 4).await, 0);
     assert_eq!(s.sim.create_requests().len(), 3, "no fourth attempt");
     assert_eq!(
-        s.lead_item(&id).await["call_state"].as_s().unwrap(),
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "suppressed"
     );
 }
@@ -217,7 +148,7 @@ async fn a_fourth_attempt_within_24_hours_is_suppressed() {
 #[tokio::test]
 async fn restricted_or_objecting_subjects_get_no_call() {
     for flag in ["restricted", "objected"] {
-        let s = Setup::spawn().await;
+        let s = World::start().await;
         let mut f = form();
         f["email"] = serde_json::json!(EMAIL);
         s.signup.sign_up(&f).await;
@@ -234,16 +165,10 @@ async fn restricted_or_objecting_subjects_get_no_call() {
             .send()
             .await
             .unwrap();
-        let item = s.lead_item(&id).await;
-        let resp = telephony::worker::handle(
-            &s.worker,
-            stream_event("INSERT", item, Default::default(), 1),
-        )
-        .await;
-        assert!(resp.batch_item_failures.is_empty());
+        assert_eq!(s.pump_lead(&id, 1).await, 0);
         assert!(s.sim.create_requests().is_empty(), "{flag}: no call placed");
         assert_eq!(
-            s.lead_item(&id).await["call_state"].as_s().unwrap(),
+            s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
             "suppressed",
             "{flag}"
         );

@@ -2,7 +2,7 @@
 //! code read from the emulator's record of sent mail, verification, the export worker,
 //! the download, deadlines and the staff routes.
 
-mod common;
+use crate::common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Duration;
@@ -11,7 +11,6 @@ use common::*;
 use harness::events::ApiRequest;
 use harness::logs::LogCapture;
 use harness::simulator::recordings::wav_tone;
-use harness::stack::sent_mail;
 use serde_json::{json, Value};
 use shared::adapters::dsar::request_pk;
 use shared::Clock;
@@ -20,13 +19,13 @@ use shared::Clock;
 async fn access_request_end_to_end_exports_everything_decrypted() {
     let (logs, _guard) = LogCapture::start();
     // A subject with a consented, recorded call.
-    let signup = TestApp::spawn().await;
-    let (_lead, call_id, sim) = recorded_call(&signup).await;
+    let d = World::on_mail_emulator().await;
+    let (_lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
 
     // The access request, verified with the code from the mail.
-    let d = Dsar::on(signup);
     let (id, token) = d.verified("access", EMAIL).await;
-    let mails = sent_mail(EMAIL).await.unwrap();
+    let mails = d.signup.stack.sent_mail(EMAIL).await.unwrap();
     assert!(
         mails
             .iter()
@@ -112,14 +111,10 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
     assert!(readme.contains("7 Tage") || readme.contains("sieben Tage"));
 
     // Stored in the exports bucket, encrypted under the customer key.
-    let s3 = harness::s3_client(&d.signup.stack.aws);
-    let head = s3
-        .head_object()
-        .bucket(d.signup.stack.bucket("ExportsBucket"))
-        .key(format!("exports/{id}.zip"))
-        .send()
-        .await
-        .unwrap();
+    let head = d
+        .signup
+        .head("ExportsBucket", &format!("exports/{id}.zip"))
+        .await;
     assert_eq!(
         head.server_side_encryption().map(|e| e.as_str()),
         Some("aws:kms")
@@ -140,7 +135,7 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
         "the sealed contact goes when the request closes"
     );
     // A completion mail links to the status route.
-    let mails = sent_mail(EMAIL).await.unwrap();
+    let mails = d.signup.stack.sent_mail(EMAIL).await.unwrap();
     assert!(mails
         .iter()
         .any(|m| m.body.contains(&format!("/v1/dsar/{id}"))));
@@ -159,13 +154,13 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
             "{action} in {audits:?}"
         );
     }
-    sim.shutdown().await.unwrap();
+    d.shutdown().await.unwrap();
     logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES, "1709876543"]);
 }
 
 #[tokio::test]
 async fn known_and_unknown_email_get_the_same_answer_and_the_same_status() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     d.signup.sign_up(&form()).await;
     let unknown = unique_email();
     let (s1, b1) = d.submit(&json!({"type": "access", "email": EMAIL})).await;
@@ -180,11 +175,15 @@ async fn known_and_unknown_email_get_the_same_answer_and_the_same_status() {
     let i2 = d.request_item(b2["request_id"].as_str().unwrap()).await;
     assert_eq!(i1["status"], i2["status"]);
     // Both get a code.
-    latest_code(EMAIL, b1["request_id"].as_str().unwrap()).await;
-    latest_code(&unknown, b2["request_id"].as_str().unwrap()).await;
+    d.latest_code(EMAIL, b1["request_id"].as_str().unwrap())
+        .await;
+    d.latest_code(&unknown, b2["request_id"].as_str().unwrap())
+        .await;
 
     // Nobody's export: a short package saying we hold nothing.
-    let code = latest_code(&unknown, b2["request_id"].as_str().unwrap()).await;
+    let code = d
+        .latest_code(&unknown, b2["request_id"].as_str().unwrap())
+        .await;
     let id = b2["request_id"].as_str().unwrap();
     let (_, v) = d.verify(id, &code).await;
     let token = v["request_token"].as_str().unwrap();
@@ -199,12 +198,12 @@ async fn known_and_unknown_email_get_the_same_answer_and_the_same_status() {
 
 #[tokio::test]
 async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     // Five wrong codes end the request.
     let email = unique_email();
     let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let right = latest_code(&email, &id).await;
+    let right = d.latest_code(&email, &id).await;
     let wrong = if right == "00000000" {
         "11111111"
     } else {
@@ -235,7 +234,7 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
     let email = unique_email();
     let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&email, &id).await;
+    let code = d.latest_code(&email, &id).await;
     d.signup.clock.advance(Duration::minutes(16));
     let (status, body) = d.verify(&id, &code).await;
     assert_eq!(status, 410);
@@ -246,7 +245,7 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
     let (status, b) = d.submit(&json!({"type": "access", "email": email})).await;
     assert_eq!(status, 202);
     let id = b["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&email, &id).await;
+    let code = d.latest_code(&email, &id).await;
     let (status, v) = d.verify(&id, &code).await;
     assert_eq!(status, 200, "{v}");
     let token = v["request_token"].as_str().unwrap().to_owned();
@@ -271,7 +270,7 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
 
 #[tokio::test]
 async fn malformed_oversized_and_hostile_bodies_are_refused_and_nothing_is_stored() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let before = d.signup.scan().await.len();
     let cases: Vec<(Vec<u8>, u16)> = vec![
         (b"{not json".to_vec(), 400),
@@ -310,7 +309,7 @@ async fn malformed_oversized_and_hostile_bodies_are_refused_and_nothing_is_store
 
 #[tokio::test]
 async fn a_fourth_request_for_the_same_email_on_one_day_is_refused() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let email = unique_email();
     for _ in 0..3 {
         assert_eq!(
@@ -331,7 +330,7 @@ async fn a_fourth_request_for_the_same_email_on_one_day_is_refused() {
 
 #[tokio::test]
 async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let email = unique_email();
     let (id, token) = d.verified("erasure", &email).await;
     let phone_only = d
@@ -391,7 +390,7 @@ async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules
             .0,
         422
     );
-    let mails = sent_mail(&email).await.unwrap();
+    let mails = d.signup.stack.sent_mail(&email).await.unwrap();
     assert!(
         mails.iter().any(|m| m
             .body
@@ -446,7 +445,7 @@ async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules
         )
         .await;
     assert_eq!(status, 200);
-    let mails = sent_mail(&email).await.unwrap();
+    let mails = d.signup.stack.sent_mail(&email).await.unwrap();
     let denial = mails.last().unwrap();
     assert!(denial.body.contains("Offenkundig unbegründet"));
     assert!(denial.body.contains("Landesbeauftragte für Datenschutz"));
@@ -468,7 +467,7 @@ async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules
 
 #[tokio::test]
 async fn portability_adds_the_provided_data_as_json_and_csv() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     let mut f = form();
     f["first_name"] = json!("=HYPERLINK(\"x\")");
     d.signup.sign_up(&f).await;
@@ -488,7 +487,7 @@ async fn portability_adds_the_provided_data_as_json_and_csv() {
     assert!(files.contains_key("data.json"));
 }
 
-fn sweeper(d: &Dsar) -> shared::sweep::Sweeper {
+fn sweeper(d: &World) -> shared::sweep::Sweeper {
     let config = d.signup.stack.config_for("RetentionSweepFunction").unwrap();
     let s3 = harness::s3_client(&d.signup.stack.aws);
     shared::sweep::Sweeper::new(
@@ -508,7 +507,7 @@ fn sweeper(d: &Dsar) -> shared::sweep::Sweeper {
     ))
 }
 
-async fn sweep(d: &Dsar, dry_run: bool) -> shared::sweep::SweepReport {
+async fn sweep(d: &World, dry_run: bool) -> shared::sweep::SweepReport {
     sweeper(d)
         .run(
             shared::sweep::SweepRequest {
@@ -523,7 +522,7 @@ async fn sweep(d: &Dsar, dry_run: bool) -> shared::sweep::SweepReport {
 
 #[tokio::test]
 async fn exports_codes_and_request_records_go_when_their_retention_ends() {
-    let d = Dsar::spawn().await;
+    let d = World::on_mail_emulator().await;
     d.signup.sign_up(&form()).await;
     let (id, token) = d.verified("access", EMAIL).await;
     assert_eq!(d.pump(&id, 1).await, 0);
@@ -531,24 +530,8 @@ async fn exports_codes_and_request_records_go_when_their_retention_ends() {
     let other = unique_email();
     let (_, b) = d.submit(&json!({"type": "erasure", "email": other})).await;
     let abandoned = b["request_id"].as_str().unwrap().to_owned();
-    let s3 = harness::s3_client(&d.signup.stack.aws);
-    let bucket = d.signup.stack.bucket("ExportsBucket").to_owned();
-    let versions = |key: String| {
-        let s3 = s3.clone();
-        let bucket = bucket.clone();
-        async move {
-            let out = s3
-                .list_object_versions()
-                .bucket(bucket)
-                .prefix(key)
-                .send()
-                .await
-                .unwrap();
-            out.versions().len() + out.delete_markers().len()
-        }
-    };
     let object = format!("exports/{id}.zip");
-    assert_eq!(versions(object.clone()).await, 1);
+    assert_eq!(d.signup.versions("ExportsBucket", &object).await, 1);
 
     // 16 minutes on: the unused code and the unverified contact go; the request ends.
     d.signup.clock.advance(Duration::minutes(16));
@@ -570,13 +553,13 @@ async fn exports_codes_and_request_records_go_when_their_retention_ends() {
     let dry = sweep(&d, true).await;
     assert_eq!(dry.classes["export"].objects, 1);
     assert_eq!(
-        versions(object.clone()).await,
+        d.signup.versions("ExportsBucket", &object).await,
         1,
         "a dry run deletes nothing"
     );
     let report = sweep(&d, false).await;
     assert_eq!(report.classes["export"], dry.classes["export"]);
-    assert_eq!(versions(object.clone()).await, 0);
+    assert_eq!(d.signup.versions("ExportsBucket", &object).await, 0);
     let (status, view) = d.status(&id, Some(&token)).await;
     assert_eq!(status, 200);
     assert!(

@@ -1,8 +1,12 @@
-//! Shared helpers of the sign-up tests: an app wired to an isolated stack, the form, the
-//! table of bad inputs.
+//! Shared helpers of the integration tests: the sign-up app wired to an isolated stack
+//! ([`TestApp`]), everything else wired to the same stack and clock ([`World`]), the form,
+//! the table of bad inputs.
 #![allow(dead_code)]
 
 pub mod dsar;
+pub mod world;
+
+pub use world::{Subject, World, API_KEY};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use harness::events::ApiRequest;
 use harness::stack::Stack;
 use lambda_http::Body;
 use serde_json::{json, Value};
+use shared::adapters::dynamo::{lead_pk, KEY_SK, LEAD_SK};
 use shared::adapters::{dynamo::DynamoLeadStore, kms::KmsKeyService};
 use shared::domain::LeadId;
 use shared::leads::LeadService;
@@ -24,6 +29,22 @@ pub const EMAIL: &str = "wilhelmine.zwetschgenbaum@example.org";
 pub const PHONE: &str = "0170 9876543";
 pub const PHONE_E164: &str = "+491709876543";
 pub const NOTES: &str = "Bitte nach 17 Uhr anrufen, Stichwort Pflaumenkuchen.";
+/// The personal values a sign-up of [`form`] submits (the source address is the one
+/// `ApiRequest` sends from), as they must appear nowhere in clear.
+pub const PERSONAL: [&str; 9] = [
+    FIRST,
+    LAST,
+    EMAIL,
+    PHONE,
+    PHONE_E164,
+    "1709876543",
+    NOTES,
+    "Pflaumenkuchen",
+    "203.0.113.7",
+];
+
+/// A stored item, as the SDK returns it.
+pub type Item = HashMap<String, AttributeValue>;
 
 pub struct TestApp {
     pub stack: Stack,
@@ -36,8 +57,14 @@ pub fn t(s: &str) -> DateTime<Utc> {
 }
 
 impl TestApp {
+    /// On a stack of its own in the shared emulator.
     pub async fn spawn() -> Self {
-        let stack = Stack::isolated()
+        Self::spawn_on(&harness::endpoint()).await
+    }
+
+    /// On a stack of its own in the emulator at `endpoint` ([`harness::emulator`]).
+    pub async fn spawn_on(endpoint: &str) -> Self {
+        let stack = Stack::isolated_on(endpoint)
             .await
             .expect("provision a stack (is moto running?)");
         let clock = FixedClock::at(t("2026-11-28T10:00:00Z"));
@@ -100,6 +127,67 @@ impl TestApp {
             .expect("a subject holds the email")
     }
 
+    /// The item under `pk` / `sk`, read consistently (wrapped keys from the key table).
+    pub async fn item(&self, pk: String, sk: &str) -> Option<Item> {
+        let table = if sk == KEY_SK {
+            &self.stack.key_table
+        } else {
+            &self.stack.table
+        };
+        aws_sdk_dynamodb::Client::new(&self.stack.aws)
+            .get_item()
+            .table_name(table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    /// The lead item of `id`, which must exist.
+    pub async fn lead_item(&self, id: &LeadId) -> Item {
+        self.item(lead_pk(id), LEAD_SK)
+            .await
+            .expect("the lead item")
+    }
+
+    /// Signs up [`form`] and returns the subject (the answer names none, R1.6).
+    pub async fn subject(&self) -> LeadId {
+        let (status, body) = self.sign_up(&form()).await;
+        assert_eq!(status, 201, "{body}");
+        self.lead_of(EMAIL).await
+    }
+
+    /// Object versions and delete markers under `prefix` in the bucket `logical`.
+    pub async fn versions(&self, logical: &str, prefix: &str) -> usize {
+        let out = harness::s3_client(&self.stack.aws)
+            .list_object_versions()
+            .bucket(self.stack.bucket(logical))
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        out.versions().len() + out.delete_markers().len()
+    }
+
+    /// The bytes of `key` in the bucket `logical`, which must exist.
+    pub async fn object(&self, logical: &str, key: &str) -> Vec<u8> {
+        harness::s3_client(&self.stack.aws)
+            .get_object()
+            .bucket(self.stack.bucket(logical))
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
     /// Every item we store, raw: the main table and the key table.
     pub async fn scan(&self) -> Vec<HashMap<String, AttributeValue>> {
         let ddb = aws_sdk_dynamodb::Client::new(&self.stack.aws);
@@ -122,6 +210,46 @@ impl TestApp {
             }
         }
         items
+    }
+
+    /// Every item we store, by table key (`pk`, `sk`): two snapshots compare equal exactly
+    /// when nothing was written.
+    pub async fn by_key(&self) -> std::collections::BTreeMap<(String, String), Item> {
+        self.scan()
+            .await
+            .into_iter()
+            .map(|i| {
+                let key = (
+                    i["pk"].as_s().unwrap().clone(),
+                    i["sk"].as_s().unwrap().clone(),
+                );
+                (key, i)
+            })
+            .collect()
+    }
+
+    /// The actions of every audit item, in no particular order.
+    pub async fn audit_actions(&self) -> Vec<String> {
+        self.items_of_kind("audit")
+            .await
+            .iter()
+            .map(|a| a["action"].as_s().unwrap().clone())
+            .collect()
+    }
+
+    /// The metadata of `key` in the bucket `logical`, which must exist.
+    pub async fn head(
+        &self,
+        logical: &str,
+        key: &str,
+    ) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        harness::s3_client(&self.stack.aws)
+            .head_object()
+            .bucket(self.stack.bucket(logical))
+            .key(key)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn items_of_kind(&self, kind: &str) -> Vec<HashMap<String, AttributeValue>> {
@@ -147,6 +275,17 @@ pub fn form() -> Value {
         "notes": NOTES,
         "consent": {"contact_by_phone": true, "privacy_policy_version": "2024-04-08"}
     })
+}
+
+/// The TTL backstop of `item` (epoch seconds), which it must carry.
+pub fn ttl(item: &Item) -> i64 {
+    let kind = item["kind"].as_s().unwrap();
+    item.get("ttl")
+        .unwrap_or_else(|| panic!("{kind} has no ttl"))
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Every string inside an attribute value, and the bytes of every binary.
@@ -379,6 +518,29 @@ pub fn bad_cases() -> Vec<BadCase> {
             submitted: vec![],
         },
     ]
+}
+
+/// For a test that measures the whole process (its memory), which the tests running
+/// beside it in this binary would disturb: runs the test named `test` (its full name,
+/// `module::function`) alone in a fresh process of this binary and returns false, or, in
+/// that process, returns true, and the test's body runs there.
+pub fn in_own_process(test: &str) -> bool {
+    const ALONE: &str = "POLLY_TEST_ALONE";
+    if std::env::var(ALONE).as_deref() == Ok(test) {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--test-threads=1"])
+        .env(ALONE, test)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{test} in its own process:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
 }
 
 /// Polls all futures on this thread (the tests run on a current-thread runtime, which is

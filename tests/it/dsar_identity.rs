@@ -2,62 +2,30 @@
 //! through identifiers whose possession was proven; strangers can neither use up a
 //! subject's requests nor guess codes faster than the attempt limit allows.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::join_all;
 use harness::events::ApiRequest;
-use harness::stack::all_sent_mail;
 use serde_json::{json, Value};
 use shared::domain::{LeadId, PhoneNumber};
 use shared::dsar::RequestType;
 use shared::ports::IdentifierKind;
 
-use common::dsar::{latest_code, unique_email, unzip, Dsar};
-use common::TestApp;
+use common::dsar::{unique_email, unzip};
+use common::{TestApp, World};
 
-/// This binary's own emulator. The matrix creates some hundred subjects and requests;
-/// on the shared emulator they would slow every later test binary (moto's mail dump,
-/// which tests read codes from, walks every object it ever held). A shell watchdog stops
-/// the server when this test process ends.
-fn private_emulator() {
-    static STARTED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    STARTED.get_or_init(|| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let moto = concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/moto_server");
-        let script = format!(
-            "{moto} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
-             while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
-             kill $m; sleep 5; kill -9 $m 2>/dev/null",
-            parent = std::process::id()
-        );
-        // The watchdog outlives this process by design; it stops the server itself.
-        #[allow(clippy::zombie_processes)]
-        let _watchdog = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .spawn()
-            .expect("start the private emulator");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        // Set once, before any test of this binary builds a client.
-        std::env::set_var("AWS_ENDPOINT_URL", endpoint);
-    });
+/// A world on this module's own emulator. The matrix creates some hundred subjects and
+/// requests; on a shared emulator they would slow every other test that reads mail
+/// (moto's mail dump, which tests read codes from, walks every object it ever held).
+async fn spawn() -> World {
+    World::start_on(&emulator()).await
 }
 
-async fn spawn() -> Dsar {
-    private_emulator();
-    Dsar::spawn().await
+fn emulator() -> String {
+    harness::emulator::private("dsar-identity")
 }
 
 /// A signed-up person.
@@ -72,7 +40,7 @@ fn unique_phone() -> String {
     format!("+49170{n:07}")
 }
 
-async fn person(d: &Dsar) -> Person {
+async fn person(d: &World) -> Person {
     let email = unique_email();
     let phone = unique_phone();
     let mut form = common::form();
@@ -231,7 +199,7 @@ struct Submitted {
     email: Option<String>,
 }
 
-async fn submit_case(d: &Dsar, row: &'static Row, kind: RequestType) -> Submitted {
+async fn submit_case(d: &World, row: &'static Row, kind: RequestType) -> Submitted {
     let own = person(d).await;
     let other = person(d).await;
     let unknown_email = unique_email();
@@ -287,7 +255,7 @@ async fn submit_case(d: &Dsar, row: &'static Row, kind: RequestType) -> Submitte
 /// Gives the request a code the test knows: the stored keyed hash is replaced by that of
 /// a fresh code, computed with the same KMS key. (Reading each code from the emulator's
 /// mail dump costs seconds per case; the code mail itself is tested in `dsar.rs`.)
-async fn known_code(d: &Dsar, id: &str) -> String {
+async fn known_code(d: &World, id: &str) -> String {
     let code = shared::dsar::service::new_code();
     let hash = d
         .api
@@ -310,7 +278,7 @@ async fn known_code(d: &Dsar, id: &str) -> String {
     code
 }
 
-async fn finish_case(d: &Dsar, case: Submitted, n: usize) -> CaseResult {
+async fn finish_case(d: &World, case: Submitted, n: usize) -> CaseResult {
     let Submitted {
         label,
         row,
@@ -435,7 +403,7 @@ async fn every_identifier_combination_and_type_acts_only_on_the_proven_subject()
         );
     }
     // Nobody but the requester was mailed: no mail went to any other subject.
-    let mails = all_sent_mail().await.unwrap();
+    let mails = harness::stack::all_sent_mail_at(&emulator()).await.unwrap();
     for r in &mut results {
         if mails.iter().any(|m| m.to.contains(&r.other_email)) {
             r.breach = true;
@@ -468,7 +436,7 @@ async fn the_staff_check_proves_a_phone_and_refuses_identifiers_of_two_subjects(
         .submit(&json!({"type": "restriction", "email": own.email, "phone": other.phone}))
         .await;
     let mixed = answer["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&own.email, &mixed).await;
+    let code = d.latest_code(&own.email, &mixed).await;
     let (status, verified) = d.verify(&mixed, &code).await;
     assert_eq!(status, 200);
     assert_eq!(verified["status"], "awaiting_identity_check");
@@ -518,7 +486,7 @@ async fn concurrent_wrong_codes_never_exceed_the_attempt_limit() {
     let email = unique_email();
     let (_, answer) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = answer["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&email, &id).await;
+    let code = d.latest_code(&email, &id).await;
     let wrong = if code == "00000000" {
         "11111111"
     } else {
@@ -558,7 +526,7 @@ async fn the_right_code_is_refused_once_the_tries_are_taken() {
     let email = unique_email();
     let (_, answer) = d.submit(&json!({"type": "access", "email": email})).await;
     let id = answer["request_id"].as_str().unwrap().to_owned();
-    let code = latest_code(&email, &id).await;
+    let code = d.latest_code(&email, &id).await;
     aws_sdk_dynamodb::Client::new(&d.signup.stack.aws)
         .update_item()
         .table_name(&d.signup.stack.table)

@@ -1,89 +1,34 @@
-//! Helpers of the data-subject-request tests: the dsar API, staff and worker functions on
-//! an isolated stack, codes read from the emulator's sent mail, a subject with a recorded
-//! call.
+//! Helpers of the data-subject-request tests: the [`World`]'s dsar API, staff and worker
+//! functions driven as API Gateway and the stream would, codes read from the emulator's
+//! sent mail, export packages unpacked.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::events::{stream_event, ApiRequest};
-use harness::simulator::scenario::Scenario;
-use harness::simulator::{SimConfig, Simulator};
-use harness::stack::sent_mail;
 use lambda_http::Body;
-use secrecy::SecretString;
 use serde_json::{json, Value};
-use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::adapters::dsar::REQUEST_SK;
-use shared::domain::LeadId;
-use shared::dsar::export::Exporter;
-use shared::retell::signature::sign;
-use shared::Clock;
 
-use super::{form, TestApp};
+use super::World;
 
-/// The staff role the tests' staff function admits (`STAFF_PRINCIPAL_ARNS`).
-pub const STAFF_ROLE: &str = "arn:aws:iam::123456789012:role/polly-staff";
-/// A staff member as API Gateway names them: a session of [`STAFF_ROLE`].
+/// A staff member as API Gateway names them: a session of
+/// [`STAFF_ROLE`](super::world::STAFF_ROLE).
 pub const STAFF: &str = "arn:aws:sts::123456789012:assumed-role/polly-staff/anna";
 
-pub struct Dsar {
-    pub signup: TestApp,
-    pub api: dsar::App,
-    /// The staff routes' function, admitting [`STAFF_ROLE`].
-    pub staff: dsar::staff::StaffApp,
-    pub exporter: Exporter,
-}
-
+/// An address nobody else uses.
 pub fn unique_email() -> String {
     format!("dsar-{}@example.org", uuid::Uuid::now_v7().simple())
 }
 
-impl Dsar {
-    pub async fn spawn() -> Self {
-        let signup = TestApp::spawn().await;
-        Self::on(signup)
-    }
-
-    /// Like [`Dsar::on`], with the worker talking to the provider simulator at `sim`.
-    pub fn with_provider(signup: TestApp, sim: &str) -> Self {
-        let mut d = Self::on(signup);
-        let mut config = d.signup.stack.config_for("DsarWorkerFunction").unwrap();
-        config.retell_api_base_url = sim.to_owned();
-        d.exporter = dsar::worker::exporter_from_aws(
-            &config,
-            &d.signup.stack.aws,
-            Arc::new(d.signup.clock.clone()),
-        )
-        .unwrap();
-        d
-    }
-
-    pub fn on(signup: TestApp) -> Self {
-        let clock = Arc::new(signup.clock.clone());
-        let api = dsar::App::from_aws(
-            signup.stack.config_for("DsarApiFunction").unwrap(),
-            &signup.stack.aws,
-            clock.clone(),
-        )
-        .unwrap();
-        let mut staff_config = signup.stack.config_for("DsarStaffFunction").unwrap();
-        staff_config.staff_principal_arns = vec![STAFF_ROLE.to_owned()];
-        let staff = dsar::staff::StaffApp::from_aws(staff_config, &signup.stack.aws, clock.clone())
-            .unwrap();
-        let exporter = dsar::worker::exporter_from_aws(
-            &signup.stack.config_for("DsarWorkerFunction").unwrap(),
-            &signup.stack.aws,
-            clock,
-        )
-        .unwrap();
-        Self {
-            signup,
-            api,
-            staff,
-            exporter,
-        }
+impl World {
+    /// On a stack of its own in the emulator of the tests that read sent mail: a private
+    /// one, which moto's bulk from the rest of the suite (uploads aborted by the recording
+    /// tests, thousands of swept items) can neither break nor slow
+    /// ([`harness::emulator`]).
+    pub async fn on_mail_emulator() -> Self {
+        Self::start_on(&harness::emulator::private("dsar")).await
     }
 
     /// Sends a request where API Gateway would: `/v1/admin/…` to the staff function,
@@ -166,7 +111,7 @@ impl Dsar {
         let (status, body) = self.submit(&json!({"type": kind, "email": email})).await;
         assert_eq!(status, 202, "{body}");
         let id = body["request_id"].as_str().unwrap().to_owned();
-        let code = latest_code(email, &id).await;
+        let code = self.latest_code(email, &id).await;
         let (status, body) = self.verify(&id, &code).await;
         assert_eq!(status, 200, "{body}");
         (id, body["request_token"].as_str().unwrap().to_owned())
@@ -184,6 +129,12 @@ impl Dsar {
             .unwrap()
             .to_vec()
     }
+
+    /// The one-time code mailed to `email` for request `id` (tests share the emulator and
+    /// some share an address, so the request id picks the mail).
+    pub async fn latest_code(&self, email: &str, id: &str) -> String {
+        code_in(&self.signup.stack.sent_mail(email).await.unwrap(), id)
+    }
 }
 
 fn answer(resp: lambda_http::Response<Body>) -> (u16, Value) {
@@ -194,12 +145,6 @@ fn answer(resp: lambda_http::Response<Body>) -> (u16, Value) {
         _ => String::new(),
     };
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// The one-time code mailed to `email` for request `id` (tests share the emulator and
-/// some share an address, so the request id picks the mail).
-pub async fn latest_code(email: &str, id: &str) -> String {
-    code_in(&sent_mail(email).await.unwrap(), id)
 }
 
 /// The code for request `id` among `mails` (one dump of the emulator serves many).
@@ -229,61 +174,4 @@ pub fn unzip(bytes: &[u8]) -> HashMap<String, Vec<u8>> {
         out.insert(f.name().to_owned(), data);
     }
     out
-}
-
-/// A signed-up subject with one consented, recorded call (webhooks through the real
-/// handler, the recording copied by the real worker from the simulator).
-pub async fn recorded_call(signup: &TestApp) -> (LeadId, String, Simulator) {
-    signup.sign_up(&form()).await;
-    let lead = signup.lead_of(super::EMAIL).await;
-    let sim = Simulator::start(SimConfig::new("local-test-key"))
-        .await
-        .unwrap();
-    let webhook = telephony::App::from_aws(
-        &signup.stack.config_for("TelephonyWebhookFunction").unwrap(),
-        &signup.stack.aws,
-        Arc::new(signup.clock.clone()),
-    )
-    .unwrap();
-    let mut wconfig = signup.stack.config_for("TelephonyWorkerFunction").unwrap();
-    wconfig.retell_api_base_url = sim.base_url().to_owned();
-    wconfig.recordings_allow_loopback = true;
-    let tworker =
-        telephony::worker_from_aws(&wconfig, &signup.stack.aws, Arc::new(signup.clock.clone()))
-            .unwrap();
-    let script = sim.script(
-        Scenario::ConsentYes,
-        sim.params(&lead.to_string(), sim.now_ms() - 120_000),
-    );
-    let call_id = script.call_id().to_owned();
-    for event in ["call_ended", "call_analyzed"] {
-        let body = script.event(event).unwrap().unwrap().body;
-        let sig = sign(
-            &body,
-            &SecretString::from("local-test-key".to_owned()),
-            signup.clock.now().timestamp_millis() as u64,
-        );
-        let req =
-            ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
-        assert_eq!(telephony::handle(&webhook, req.build()).await.status(), 204);
-    }
-    let call = aws_sdk_dynamodb::Client::new(&signup.stack.aws)
-        .get_item()
-        .table_name(&signup.stack.table)
-        .key("pk", AttributeValue::S(call_pk(&call_id)))
-        .key("sk", AttributeValue::S(CALL_SK.into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
-    let failures = telephony::worker::handle(
-        &tworker,
-        stream_event("MODIFY", call, Default::default(), 1),
-    )
-    .await
-    .batch_item_failures
-    .len();
-    assert_eq!(failures, 0);
-    (lead, call_id, sim)
 }
