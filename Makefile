@@ -42,8 +42,9 @@ run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); C
 test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator)
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --workspace --all-targets
 
-test-unit: ## Unit tests only (libraries and binaries): no emulator, no AWS_ENDPOINT_URL
-	env -u AWS_ENDPOINT_URL cargo test --workspace --lib --bins
+test-unit: ## Tests that need no emulator: unit tests, use cases and handlers on fakes, the layering check
+	env -u AWS_ENDPOINT_URL cargo test --workspace --exclude polly-tests --all-targets
+	env -u AWS_ENDPOINT_URL cargo test -p polly-tests --lib --bins
 
 lint: ## Format check and clippy with warnings as errors
 	cargo fmt --all -- --check
