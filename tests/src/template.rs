@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// A parsed template.
 pub struct Template {
@@ -101,7 +101,7 @@ impl Template {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         Ok(Self {
-            root: serde_yaml::from_str(&text).context("parsing the template")?,
+            root: serde_norway::from_str(&text).context("parsing the template")?,
         })
     }
 
