@@ -430,6 +430,13 @@ impl Template {
         referenced(&self.properties(function)["Role"])
     }
 
+    /// The binary `sam build` packages for a function (`Metadata.BuildProperties.Binary`).
+    pub fn function_binary(&self, function: &str) -> Option<String> {
+        self.root["Resources"][function]["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
     /// The log group a function writes to (`LoggingConfig.LogGroup: !Ref X`).
     pub fn function_log_group(&self, function: &str) -> Option<String> {
         referenced(&self.properties(function)["LoggingConfig"]["LogGroup"])
