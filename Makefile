@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test test-unit lint fmt validate sweep ropa build bench deploy deploy-function clean
+.PHONY: help setup run test test-unit lint audit fmt validate sweep ropa build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -40,15 +40,25 @@ run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); C
 	MOTO_PORT=$(MOTO_PORT) API_PORT=$(API_PORT) RETELL_API_KEY=$(RETELL_API_KEY) scripts/run-local.sh
 
 test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator)
-	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --workspace --all-targets
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets
 
 test-unit: ## Tests that need no emulator: unit tests, use cases and handlers on fakes, the layering check
-	env -u AWS_ENDPOINT_URL cargo test --workspace --exclude polly-tests --all-targets
-	env -u AWS_ENDPOINT_URL cargo test -p polly-tests --lib --bins
+	env -u AWS_ENDPOINT_URL cargo test --locked --workspace --exclude polly-tests --all-targets
+	env -u AWS_ENDPOINT_URL cargo test --locked -p polly-tests --lib --bins
 
-lint: ## Format check and clippy with warnings as errors
+# cargo-deny (deny.toml) and cargo-machete are installed, pinned, by .ci/run. `cargo deny`
+# checks licences, banned and duplicate crates and sources here; the advisories check needs
+# the RustSec advisory database from the network, so it runs in its own target.
+# `cargo machete --with-metadata` reads crate names from cargo (polly-shared's library is
+# `shared`); clippy --locked has already checked that Cargo.lock needs no update.
+lint: ## Format check, clippy with warnings as errors, cargo deny (no advisories), cargo machete
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo deny --locked check bans licenses sources
+	cargo machete --with-metadata
+
+audit: ## cargo deny's advisories check (fetches the RustSec advisory database)
+	cargo deny --locked check advisories
 
 fmt: ## Format the code
 	cargo fmt --all
@@ -67,14 +77,14 @@ sweep: $(VENV)/.stamp ## With `make run` up: run the retention sweep, e.g. make 
 	  --data-ascii '{"dry_run": $(if $(DRY_RUN),true,false), "now": "$(NOW)"}'
 
 ropa: ## Print the Art. 30 record of processing activities (from the processing registry)
-	@cargo run -q -p polly-shared --bin ropa
+	@cargo run --locked -q -p polly-shared --bin ropa
 
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)
 
 bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory, sweep cost
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 $(FUNCTION_PACKAGES)
-	cargo build --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)
+	cargo build --locked --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export
 	@ls -l target/lambda/*/bootstrap | awk '{printf "arm64 %-40s %6.2f MiB\n", $$9, $$5/1048576}'
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-signup \
 	  --arm64-binary target/lambda/signup/bootstrap --binary target/release/signup
@@ -89,10 +99,10 @@ deploy: $(VENV)/.stamp $(VENV_LINT)/.stamp ## sam build + sam deploy to eu-centr
 
 FUNCTION ?= signup
 deploy-function: $(VENV)/.stamp ## Update one function's code in a deployed stack: make deploy-function FUNCTION=signup
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --bin $(FUNCTION)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 --bin $(FUNCTION)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda deploy --region eu-central-1 \
 	  --binary-name $(FUNCTION) $(STACK_NAME)-$(FUNCTION)
 
 clean: ## Remove build output and local state (keeps the virtualenvs)
-	cargo clean
+	cargo clean --locked
 	rm -rf .local infra/.aws-sam

@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building the local tooling"
-cargo build -q -p polly-tests --bin polly-local --bin retell-sim --bin event-pump
+cargo build --locked -q -p polly-tests --bin polly-local --bin retell-sim --bin event-pump
 
 setsid "$here/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >.local/moto.log 2>&1 &
 pids+=($!)
@@ -59,7 +59,7 @@ setsid ./target/debug/retell-sim --port "$sim_port" --api-key "$api_key" \
   --webhook-url "http://127.0.0.1:$api_port/v1/telephony/retell" >.local/simulator.log 2>&1 &
 pids+=($!)
 
-setsid cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+setsid cargo lambda watch --locked --invoke-address 127.0.0.1 --invoke-port "$api_port" \
   --disable-cors --env-file .local/functions.env >.local/functions.log 2>&1 &
 watch_pid=$!
 pids+=("$watch_pid")
@@ -74,7 +74,7 @@ for _ in $(seq 1 1800); do
 done
 # Compile the functions now rather than on the first request (the dsar package builds
 # dsar-api, dsar-staff and dsar-worker).
-cargo build -q -p signup -p telephony -p dsar
+cargo build --locked -q -p signup -p telephony -p dsar
 
 setsid ./target/debug/event-pump --table "$stack-table" --invoke-url "http://127.0.0.1:$api_port" \
   >.local/event-pump.log 2>&1 &

@@ -397,3 +397,102 @@ fn the_webhook_source_allow_list_is_a_parameter_empty_by_default() {
         json!({"!Join": [",", {"!Ref": "WebhookSourceCidrs"}]})
     );
 }
+
+/// A path with its parameters reduced to their kind, so the template's and the local
+/// router's spellings compare: `{id}` → `{}`, greedy `{proxy+}` (API Gateway) and
+/// `{*rest}` (the `cargo lambda watch` router) → `{*}`.
+fn path_shape(path: &str) -> String {
+    path.split('/')
+        .map(
+            |segment| match segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(p) if p.starts_with('*') || p.ends_with('+') => "{*}",
+                Some(_) => "{}",
+                None => segment,
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The `cargo lambda watch` router of the workspace manifest: path shape → (method →
+/// binary), with `*` for a route that takes every method (a plain string in the manifest).
+fn local_router() -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>
+{
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let manifest: toml_edit::DocumentMut = text.parse().unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table_like()
+        .expect("[workspace.metadata.lambda.watch.router] is a table");
+    let mut out = std::collections::BTreeMap::new();
+    for (path, routes) in router.iter() {
+        let mut methods = std::collections::BTreeMap::new();
+        if let Some(function) = routes.as_str() {
+            methods.insert("*".to_owned(), function.to_owned());
+        } else {
+            let routes = routes
+                .as_array()
+                .expect("a function name or an array of routes");
+            for route in routes.iter() {
+                let route = route.as_inline_table().expect("{ method, function }");
+                let method = route.get("method").and_then(|m| m.as_str()).unwrap();
+                let function = route.get("function").and_then(|f| f.as_str()).unwrap();
+                let clash = methods.insert(method.to_owned(), function.to_owned());
+                assert!(clash.is_none(), "{method} {path} routed twice");
+            }
+        }
+        let clash = out.insert(path_shape(path), methods);
+        assert!(clash.is_none(), "{path} routed twice");
+    }
+    out
+}
+
+/// `make run` serves the HTTP functions with `cargo lambda watch`: every route of the
+/// template must reach the same binary locally, with the same methods (`ANY` as a route
+/// for every method), and the router must serve nothing the API does not. The one
+/// addition allowed is `OPTIONS` to the route's own function: the API answers CORS
+/// preflights from its `CorsConfiguration`, locally the functions answer them.
+#[test]
+fn the_local_router_serves_the_template_routes_with_the_same_functions() {
+    let t = template();
+    let routes = t.http_routes();
+    assert!(!routes.is_empty());
+    let router = local_router();
+
+    let mut served = std::collections::BTreeSet::new();
+    for r in &routes {
+        let binary = t
+            .function_binary(&r.function)
+            .unwrap_or_else(|| panic!("{} has no BuildProperties.Binary", r.function));
+        let shape = path_shape(&r.path);
+        let local = router
+            .get(&shape)
+            .unwrap_or_else(|| panic!("{} is not routed locally", r.key()));
+        let method = r.method.to_uppercase();
+        if method == "ANY" {
+            assert_eq!(
+                local.get("*"),
+                Some(&binary),
+                "{}: locally every method must reach {binary}: {local:?}",
+                r.key()
+            );
+        } else {
+            let got = local.get(&method).or_else(|| local.get("*"));
+            assert_eq!(got, Some(&binary), "{}: {local:?}", r.key());
+        }
+        served.insert((shape, method, binary));
+    }
+
+    for (shape, local) in &router {
+        for (method, binary) in local {
+            let declared = served.contains(&(shape.clone(), method.clone(), binary.clone()))
+                || served.contains(&(shape.clone(), "ANY".to_owned(), binary.clone()));
+            let preflight =
+                method == "OPTIONS" && served.iter().any(|(s, _, b)| s == shape && b == binary);
+            assert!(
+                declared || preflight,
+                "{method} {shape} → {binary} is routed locally but not in the template"
+            );
+        }
+    }
+}

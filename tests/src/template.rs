@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// A parsed template.
 pub struct Template {
@@ -101,7 +101,7 @@ impl Template {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         Ok(Self {
-            root: serde_yaml::from_str(&text).context("parsing the template")?,
+            root: serde_norway::from_str(&text).context("parsing the template")?,
         })
     }
 
@@ -428,6 +428,13 @@ impl Template {
     /// The logical id of the role a function runs with (`Role: !GetAtt X.Arn`).
     pub fn function_role(&self, function: &str) -> Option<String> {
         referenced(&self.properties(function)["Role"])
+    }
+
+    /// The binary `sam build` packages for a function (`Metadata.BuildProperties.Binary`).
+    pub fn function_binary(&self, function: &str) -> Option<String> {
+        self.root["Resources"][function]["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// The log group a function writes to (`LoggingConfig.LogGroup: !Ref X`).

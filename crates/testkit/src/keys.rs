@@ -5,7 +5,7 @@
 use aes_gcm::aead::{KeyInit, OsRng};
 use aes_gcm::Aes256Gcm;
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit as MacKeyInit, Mac};
 use sha2::Sha256;
 
 use domain::crypto::{blind_index_message, BlindIndex, DataKey, WrappedKey};
@@ -121,7 +121,8 @@ impl KeyService for FakeKeyService {
         normalised: &str,
     ) -> Result<BlindIndex, KeyError> {
         self.check("generate_mac")?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key).expect("any key length");
+        let mut mac =
+            <Hmac<Sha256> as MacKeyInit>::new_from_slice(&self.mac_key).expect("any key length");
         mac.update(&blind_index_message(kind.code(), normalised));
         Ok(BlindIndex::from_mac(&mac.finalize().into_bytes()))
     }

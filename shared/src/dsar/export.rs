@@ -135,7 +135,7 @@ impl Package<'_> {
     async fn drain(&mut self, at_least: usize) -> Result<(), ExportError> {
         if self.zip.get_mut().len() >= at_least {
             let part = std::mem::replace(
-                self.zip.get_mut(),
+                &mut *self.zip.get_mut(),
                 Vec::with_capacity(self.part_size + 64 * 1024),
             );
             self.upload.part(part).await?;

@@ -1,38 +1,55 @@
-//! A streaming ZIP writer for export packages (R4.4).
+//! The streaming ZIP writer for export packages (R4.4): the `zip` crate's stream writer
+//! behind the checks an export needs.
 //!
 //! The export worker streams an archive straight into an S3 multipart upload: it writes
 //! entries into a [`ZipWriter`] whose sink is a `Vec<u8>` and uploads and empties that
 //! buffer as a part whenever it has grown past the part size. Recordings run to hundreds of
 //! MB and arrive chunk by chunk from S3, so the writer can neither seek back into bytes
-//! that are already uploaded nor hold an entry in memory. That decides the format:
+//! that are already uploaded nor hold an entry in memory. That decides the format, which
+//! [`zip::ZipWriter::new_stream`] writes:
 //!
 //! - **Stored** entries (method 0, no compression): recordings are already compressed and
 //!   the JSON files are small, so compressing buys little and would cost CPU time in the
-//!   Lambda.
+//!   Lambda (and the crate's compression features would add to every binary).
 //! - **Data descriptors** (general-purpose flag bit 3): the local header is written before
 //!   the data with CRC and sizes zero, and the real values follow the data in a descriptor,
-//!   so nothing has to be patched afterwards. Flag bit 11 marks names as UTF-8.
+//!   so nothing has to be patched afterwards. Non-ASCII names carry flag bit 11 (UTF-8).
 //! - The **central directory** at the end repeats CRC, sizes and offsets; every desktop
 //!   tool (Windows Explorer, macOS Archive Utility, `unzip`, 7-Zip, Python's `zipfile`)
 //!   reads from it. Only pure streaming readers (Java's `ZipInputStream`) cannot find the
 //!   end of a stored entry with a descriptor; subjects do not use those.
 //!
-//! Memory stays bounded: the writer keeps the central-directory record of each finished
-//! entry (46 bytes plus the name) and the set of names to refuse duplicates, never entry
-//! data. What it writes goes straight to the sink.
+//! What stays ours, because the crate does not do it:
 //!
-//! Archives are classic ZIP, without ZIP64: the export of one subject (a few JSON files and
-//! their recordings) is far below 4 GiB. Rather than write an archive that readers would
-//! misread, the writer refuses ([`ZipError::TooLarge`], [`ZipError::TooManyEntries`]) before
-//! writing anything that would not fit the 32-bit and 16-bit fields. The all-ones values
-//! (`0xFFFF_FFFF`, `0xFFFF`) are the markers that tell readers to look for ZIP64 records,
-//! so the largest values used are one below them.
+//! - **Entry names** are checked to extract inside the target folder on every common
+//!   system ([`ZipError::InvalidName`]); the crate writes any name it is given.
+//! - **File/folder clashes** (`a` and `a/b`) are refused ([`ZipError::DuplicateName`]); the
+//!   crate refuses only exact duplicates.
+//! - **Limits are checked before writing.** Archives are classic ZIP, without ZIP64: the
+//!   export of one subject (a few JSON files and their recordings) is far below 4 GiB. The
+//!   crate can write ZIP64, but on a stream it must be told per entry, before the entry's
+//!   size is known (`large_file(true)`, which puts a ZIP64 field into every such header);
+//!   without it, it notices an entry past 4 GiB only after the bytes went to the sink, and
+//!   cannot take them back. So the writer refuses ([`ZipError::TooLarge`],
+//!   [`ZipError::TooManyEntries`]) before writing anything that would not fit the 32-bit
+//!   and 16-bit fields, one below the all-ones values that mean "see ZIP64".
+//! - **Draining the sink between writes.** The crate's writer owns its sink and offers no
+//!   access to it until [`finish`](ZipWriter::finish); the sink is shared with this
+//!   wrapper ([`ZipWriter::get_mut`]) so the caller can upload and empty it as it goes.
+//! - **DOS times clamped** to 1980–2107 (the crate refuses times outside that range).
+//!
+//! Memory stays bounded: per finished entry the crate keeps its metadata and this wrapper
+//! the name, never entry data. What the crate writes goes straight to the sink.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write;
+use std::ops::DerefMut;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use zip::write::{SimpleFileOptions, StreamWriter};
+use zip::CompressionMethod;
 
 /// Largest value written to a 32-bit size or offset field (`0xFFFF_FFFF` means "see ZIP64").
 pub const MAX_SIZE: u64 = 0xFFFF_FFFE;
@@ -41,25 +58,10 @@ pub const MAX_ENTRIES: usize = 0xFFFE;
 /// Longest entry name in bytes.
 pub const MAX_NAME_LEN: usize = 255;
 
-const LOCAL_HEADER_SIGNATURE: u32 = 0x0403_4b50;
-const DATA_DESCRIPTOR_SIGNATURE: u32 = 0x0807_4b50;
-const CENTRAL_HEADER_SIGNATURE: u32 = 0x0201_4b50;
-const END_OF_CENTRAL_DIRECTORY_SIGNATURE: u32 = 0x0605_4b50;
-
+/// A local header without its name and extra field (none is written).
 const LOCAL_HEADER_LEN: u64 = 30;
+/// A classic data descriptor, with its signature.
 const DATA_DESCRIPTOR_LEN: u64 = 16;
-const CENTRAL_HEADER_LEN: usize = 46;
-const END_OF_CENTRAL_DIRECTORY_LEN: usize = 22;
-
-/// ZIP 2.0: the version commonly required for data descriptors.
-const VERSION_NEEDED: u16 = 20;
-/// Made on Unix (high byte 3) so readers apply the permissions in the external attributes.
-const VERSION_MADE_BY: u16 = (3 << 8) | VERSION_NEEDED;
-/// Bit 3: CRC and sizes in a data descriptor; bit 11: the name is UTF-8.
-const FLAGS: u16 = (1 << 3) | (1 << 11);
-const METHOD_STORED: u16 = 0;
-/// A regular file, `rw-r--r--`, in the Unix half of the external attributes.
-const EXTERNAL_ATTRIBUTES: u32 = 0o100_644 << 16;
 
 /// Why an archive could not be written. Messages never contain entry names.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +69,10 @@ pub enum ZipError {
     /// The sink failed; the archive is incomplete and the writer unusable.
     #[error("writing to the archive sink failed")]
     Io(#[from] std::io::Error),
+    /// The `zip` crate refused an operation the checks here let through; the writer is
+    /// unusable. Its message is left out: it may quote an entry name.
+    #[error("the zip writer failed")]
+    Writer,
     /// The name is empty, too long, absolute, has `.`/`..`/empty segments, a backslash, a
     /// colon or a control character.
     #[error("the entry name is not a safe relative path")]
@@ -89,74 +95,132 @@ pub enum ZipError {
     Poisoned,
 }
 
+impl From<zip::result::ZipError> for ZipError {
+    fn from(e: zip::result::ZipError) -> Self {
+        match e {
+            zip::result::ZipError::Io(e) => Self::Io(e),
+            _ => Self::Writer,
+        }
+    }
+}
+
 /// Writes a ZIP archive front to back into `W`, never seeking and never holding entry data.
 ///
 /// Write to the sink only through the writer: [`ZipWriter::get_mut`] is there to drain
 /// it, and bytes added behind the writer's back would shift every offset. After an
-/// [`ZipError::Io`] error the writer refuses further work ([`ZipError::Poisoned`]);
-/// validation errors (`InvalidName`, `DuplicateName`, `TooLarge`, `TooManyEntries`,
-/// `NoEntry`) write nothing and leave the writer usable.
+/// [`ZipError::Io`] or [`ZipError::Writer`] error the writer refuses further work
+/// ([`ZipError::Poisoned`]); validation errors (`InvalidName`, `DuplicateName`,
+/// `TooLarge`, `TooManyEntries`, `NoEntry`) write nothing and leave the writer usable.
 pub struct ZipWriter<W: Write> {
-    sink: Sink<W>,
-    /// The entry being written, if any.
-    open: Option<OpenEntry>,
-    /// Central-directory records of the finished entries, serialised.
-    central: Vec<u8>,
+    /// Declared before `inner` so it is dropped first: a writer dropped unfinished (an
+    /// export that failed half-way) must not have the crate write a central directory into
+    /// a sink that may be uploaded.
+    _discard_on_drop: DiscardOnDrop<W>,
+    inner: zip::ZipWriter<StreamWriter<SharedSink<W>>>,
+    /// The same sink, for the caller to drain and for the byte count.
+    sink: Arc<Mutex<Sink<W>>>,
+    /// Whether an entry is open.
+    open: bool,
     /// Every name started so far, including the open entry's.
     names: BTreeSet<String>,
+    /// Set when the crate failed: what it has written is unknown.
+    poisoned: bool,
     /// Upper bound for sizes and offsets; [`MAX_SIZE`] except in tests of the limit.
     limit: u64,
+}
+
+/// Makes the sink swallow what the crate's writer writes when it is dropped unfinished.
+struct DiscardOnDrop<W>(Arc<Mutex<Sink<W>>>);
+
+impl<W> Drop for DiscardOnDrop<W> {
+    fn drop(&mut self) {
+        lock(&self.0).discard = true;
+    }
 }
 
 /// The sink and how many bytes it has taken.
 struct Sink<W> {
     inner: W,
     written: u64,
-    poisoned: bool,
+    /// A write failed: part of it may have reached `inner`.
+    failed: bool,
+    /// Dropped without finishing: take nothing more.
+    discard: bool,
 }
 
-impl<W: Write> Sink<W> {
-    fn check(&self) -> Result<(), ZipError> {
-        if self.poisoned {
-            Err(ZipError::Poisoned)
-        } else {
-            Ok(())
+/// The crate's handle on the sink.
+struct SharedSink<W>(Arc<Mutex<Sink<W>>>);
+
+impl<W: Write> Write for SharedSink<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut sink = lock(&self.0);
+        if sink.discard {
+            return Ok(buf.len());
+        }
+        if sink.failed {
+            return Err(std::io::Error::other("an earlier write failed"));
+        }
+        match sink.inner.write(buf) {
+            Ok(n) => {
+                sink.written += n as u64;
+                Ok(n)
+            }
+            Err(e) => {
+                sink.failed = true;
+                Err(e)
+            }
         }
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), ZipError> {
-        self.check()?;
-        if let Err(e) = self.inner.write_all(bytes) {
-            // Part of `bytes` may have reached the sink: offsets are no longer known.
-            self.poisoned = true;
-            return Err(e.into());
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut sink = lock(&self.0);
+        if sink.discard {
+            return Ok(());
         }
-        self.written += bytes.len() as u64;
-        Ok(())
+        sink.inner.flush()
     }
 }
 
-struct OpenEntry {
-    name: String,
-    header_offset: u32,
-    time: DosTime,
-    crc: crc32fast::Hasher,
-    size: u64,
+/// The sink behind its lock. A panic while it was held leaves nothing half-done in the
+/// `Sink` itself (the byte count follows the inner writer's answer), so the lock is taken
+/// over rather than propagating the panic.
+fn lock<W>(sink: &Mutex<Sink<W>>) -> MutexGuard<'_, Sink<W>> {
+    sink.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The caller's view of the sink: the writer's `W` while the lock is held.
+pub struct SinkGuard<'a, W>(MutexGuard<'a, Sink<W>>);
+
+impl<W> std::ops::Deref for SinkGuard<'_, W> {
+    type Target = W;
+    fn deref(&self) -> &W {
+        &self.0.inner
+    }
+}
+
+impl<W> DerefMut for SinkGuard<'_, W> {
+    fn deref_mut(&mut self) -> &mut W {
+        &mut self.0.inner
+    }
 }
 
 impl<W: Write> ZipWriter<W> {
     /// A writer into `inner`, which should start empty: offsets count from the first byte
     /// the writer writes.
     pub fn new(inner: W) -> Self {
+        let sink = Arc::new(Mutex::new(Sink {
+            inner,
+            written: 0,
+            failed: false,
+            discard: false,
+        }));
         Self {
-            sink: Sink {
-                inner,
-                written: 0,
-                poisoned: false,
-            },
-            open: None,
-            central: Vec::new(),
+            _discard_on_drop: DiscardOnDrop(Arc::clone(&sink)),
+            inner: zip::ZipWriter::new_stream(SharedSink(Arc::clone(&sink))),
+            sink,
+            open: false,
             names: BTreeSet::new(),
+            poisoned: false,
             limit: MAX_SIZE,
         }
     }
@@ -165,7 +229,7 @@ impl<W: Write> ZipWriter<W> {
     /// path such as `recordings/<uuid>.wav`, last modified at `modified` (stored as DOS
     /// date and time in UTC, clamped to 1980–2107).
     pub fn start_file(&mut self, name: &str, modified: DateTime<Utc>) -> Result<(), ZipError> {
-        self.sink.check()?;
+        self.check()?;
         validate_name(name)?;
         if self.clashes(name) {
             return Err(ZipError::DuplicateName);
@@ -175,62 +239,39 @@ impl<W: Write> ZipWriter<W> {
         }
         // Check the new header and its (eventual) descriptor fit before writing anything,
         // so a refusal leaves the writer as it was.
-        let previous_descriptor = if self.open.is_some() {
-            DATA_DESCRIPTOR_LEN
-        } else {
-            0
-        };
-        let header_offset = self.sink.written + previous_descriptor;
+        let previous_descriptor = if self.open { DATA_DESCRIPTOR_LEN } else { 0 };
+        let header_offset = self.bytes_written() + previous_descriptor;
         let header_len = LOCAL_HEADER_LEN + name.len() as u64;
         if header_offset + header_len + DATA_DESCRIPTOR_LEN > self.limit {
             return Err(ZipError::TooLarge);
         }
-        let header_offset = field32(header_offset)?;
 
-        self.finish_entry()?;
         let time = DosTime::from_utc(modified);
+        let time =
+            zip::DateTime::try_from_msdos(time.date, time.time).map_err(|_| ZipError::Writer)?;
+        let options = SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Stored)
+            .last_modified_time(time)
+            .large_file(false);
         self.names.insert(name.to_owned());
-        self.open = Some(OpenEntry {
-            name: name.to_owned(),
-            header_offset,
-            time,
-            crc: crc32fast::Hasher::new(),
-            size: 0,
-        });
-
-        let mut header = Vec::with_capacity(LOCAL_HEADER_LEN as usize + name.len());
-        put32(&mut header, LOCAL_HEADER_SIGNATURE);
-        put16(&mut header, VERSION_NEEDED);
-        put16(&mut header, FLAGS);
-        put16(&mut header, METHOD_STORED);
-        put16(&mut header, time.time);
-        put16(&mut header, time.date);
-        put32(&mut header, 0); // CRC-32, in the data descriptor
-        put32(&mut header, 0); // compressed size, ditto
-        put32(&mut header, 0); // uncompressed size, ditto
-        put16(&mut header, name_len(name)?);
-        put16(&mut header, 0); // extra field length
-        header.extend_from_slice(name.as_bytes());
-        self.sink.write(&header)
+        self.open = true;
+        let result = self.inner.start_file(name, options);
+        self.poison_on_error(result)
     }
 
     /// Appends `data` to the current entry.
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), ZipError> {
-        self.sink.check()?;
-        if self.open.is_none() {
+        self.check()?;
+        if !self.open {
             return Err(ZipError::NoEntry);
         }
         // The entry's size is below the archive offset, so this bounds both; the
         // descriptor is counted so that the central directory's offset fits as well.
-        if self.sink.written + data.len() as u64 + DATA_DESCRIPTOR_LEN > self.limit {
+        if self.bytes_written() + data.len() as u64 + DATA_DESCRIPTOR_LEN > self.limit {
             return Err(ZipError::TooLarge);
         }
-        self.sink.write(data)?;
-        if let Some(open) = self.open.as_mut() {
-            open.crc.update(data);
-            open.size += data.len() as u64;
-        }
-        Ok(())
+        let result = self.inner.write_all(data);
+        self.poison_on_error(result)
     }
 
     /// A convenience for small entries: [`start_file`](Self::start_file) then
@@ -245,78 +286,55 @@ impl<W: Write> ZipWriter<W> {
         self.write_all(data)
     }
 
-    /// The sink, so the caller can drain it between writes. Do not write to it.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.sink.inner
+    /// The sink, so the caller can drain it between writes. Do not write to it, and let
+    /// the guard go before the next call on the writer.
+    pub fn get_mut(&mut self) -> SinkGuard<'_, W> {
+        SinkGuard(lock(&self.sink))
     }
 
     /// Bytes written to the sink so far: the current archive offset.
     pub fn bytes_written(&self) -> u64 {
-        self.sink.written
+        lock(&self.sink).written
     }
 
     /// Finishes the last entry, writes the central directory and the end record, flushes
     /// and returns the sink.
-    pub fn finish(mut self) -> Result<W, ZipError> {
-        self.sink.check()?;
-        self.finish_entry()?;
-        let entries = u16::try_from(self.names.len()).map_err(|_| ZipError::TooManyEntries)?;
-        let directory_offset = field32(self.sink.written)?;
-        let directory_size = field32(self.central.len() as u64)?;
-
-        let mut end = Vec::with_capacity(END_OF_CENTRAL_DIRECTORY_LEN);
-        put32(&mut end, END_OF_CENTRAL_DIRECTORY_SIGNATURE);
-        put16(&mut end, 0); // number of this disk
-        put16(&mut end, 0); // disk where the central directory starts
-        put16(&mut end, entries); // entries on this disk
-        put16(&mut end, entries); // entries in total
-        put32(&mut end, directory_size);
-        put32(&mut end, directory_offset);
-        put16(&mut end, 0); // comment length
-
-        let central = std::mem::take(&mut self.central);
-        self.sink.write(&central)?;
-        self.sink.write(&end)?;
-        self.sink.inner.flush()?;
-        Ok(self.sink.inner)
+    pub fn finish(self) -> Result<W, ZipError> {
+        self.check()?;
+        let Self {
+            _discard_on_drop,
+            inner,
+            sink,
+            ..
+        } = self;
+        // The stream wrapper the crate returns and the drop guard hold the other handles
+        // on the sink; once they are gone, this is the only one.
+        drop(inner.finish()?);
+        drop(_discard_on_drop);
+        let sink = Arc::try_unwrap(sink).map_err(|_| ZipError::Writer)?;
+        let sink = sink.into_inner().unwrap_or_else(PoisonError::into_inner);
+        if sink.failed {
+            return Err(ZipError::Poisoned);
+        }
+        Ok(sink.inner)
     }
 
-    /// Writes the open entry's data descriptor and keeps its central-directory record.
-    fn finish_entry(&mut self) -> Result<(), ZipError> {
-        let Some(open) = self.open.take() else {
-            return Ok(());
-        };
-        let crc = open.crc.finalize();
-        let size = field32(open.size)?;
+    fn check(&self) -> Result<(), ZipError> {
+        if self.poisoned || lock(&self.sink).failed {
+            Err(ZipError::Poisoned)
+        } else {
+            Ok(())
+        }
+    }
 
-        let mut descriptor = Vec::with_capacity(DATA_DESCRIPTOR_LEN as usize);
-        put32(&mut descriptor, DATA_DESCRIPTOR_SIGNATURE);
-        put32(&mut descriptor, crc);
-        put32(&mut descriptor, size); // compressed size: stored, so the same
-        put32(&mut descriptor, size);
-        self.sink.write(&descriptor)?;
-
-        let record = &mut self.central;
-        record.reserve(CENTRAL_HEADER_LEN + open.name.len());
-        put32(record, CENTRAL_HEADER_SIGNATURE);
-        put16(record, VERSION_MADE_BY);
-        put16(record, VERSION_NEEDED);
-        put16(record, FLAGS);
-        put16(record, METHOD_STORED);
-        put16(record, open.time.time);
-        put16(record, open.time.date);
-        put32(record, crc);
-        put32(record, size);
-        put32(record, size);
-        put16(record, name_len(&open.name)?);
-        put16(record, 0); // extra field length
-        put16(record, 0); // comment length
-        put16(record, 0); // disk number
-        put16(record, 0); // internal attributes
-        put32(record, EXTERNAL_ATTRIBUTES);
-        put32(record, open.header_offset);
-        record.extend_from_slice(open.name.as_bytes());
-        Ok(())
+    fn poison_on_error<E: Into<ZipError>>(
+        &mut self,
+        result: Result<(), E>,
+    ) -> Result<(), ZipError> {
+        result.map_err(|e| {
+            self.poisoned = true;
+            e.into()
+        })
     }
 
     /// Whether `name` is taken, or would make a file of a folder another entry needs (or
@@ -356,9 +374,9 @@ impl<W: Write> fmt::Debug for ZipWriter<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ZipWriter")
             .field("entries", &self.names.len())
-            .field("entry_open", &self.open.is_some())
-            .field("bytes_written", &self.sink.written)
-            .field("poisoned", &self.sink.poisoned)
+            .field("entry_open", &self.open)
+            .field("bytes_written", &self.bytes_written())
+            .field("poisoned", &self.check().is_err())
             .finish_non_exhaustive()
     }
 }
@@ -383,26 +401,6 @@ fn validate_name(name: &str) -> Result<(), ZipError> {
         return Err(ZipError::InvalidName);
     }
     Ok(())
-}
-
-fn name_len(name: &str) -> Result<u16, ZipError> {
-    u16::try_from(name.len()).map_err(|_| ZipError::InvalidName)
-}
-
-/// `value` as a 32-bit field, refusing the ZIP64 marker and anything above it.
-fn field32(value: u64) -> Result<u32, ZipError> {
-    if value > MAX_SIZE {
-        return Err(ZipError::TooLarge);
-    }
-    u32::try_from(value).map_err(|_| ZipError::TooLarge)
-}
-
-fn put16(buf: &mut Vec<u8>, value: u16) {
-    buf.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put32(buf: &mut Vec<u8>, value: u32) {
-    buf.extend_from_slice(&value.to_le_bytes());
 }
 
 /// MS-DOS date and time fields (two-second resolution, years 1980–2107).
@@ -473,6 +471,12 @@ mod tests {
             .collect()
     }
 
+    const LOCAL_HEADER_SIGNATURE: u32 = 0x0403_4b50;
+    const DATA_DESCRIPTOR_SIGNATURE: u32 = 0x0807_4b50;
+    const CENTRAL_HEADER_SIGNATURE: u32 = 0x0201_4b50;
+    const END_OF_CENTRAL_DIRECTORY_SIGNATURE: u32 = 0x0605_4b50;
+    const END_OF_CENTRAL_DIRECTORY_LEN: usize = 22;
+
     fn u16_at(bytes: &[u8], at: usize) -> u16 {
         u16::from_le_bytes([bytes[at], bytes[at + 1]])
     }
@@ -527,7 +531,6 @@ mod tests {
             let file = archive.by_index(i).unwrap();
             assert!(file.is_file());
             assert_eq!(file.unix_mode(), Some(0o100_644));
-            assert_eq!(file.version_made_by(), (2, 0));
             assert!(file.enclosed_name().is_some());
         }
     }
@@ -537,28 +540,36 @@ mod tests {
         let mut w = ZipWriter::new(Vec::new());
         w.add_file("a.json", t("2027-03-15T10:20:31Z"), b"{}")
             .unwrap();
+        w.add_file("ä.json", t("2027-03-15T10:20:31Z"), b"[]")
+            .unwrap();
         let bytes = w.finish().unwrap();
 
-        // Local header: flags and method, CRC and sizes left to the descriptor.
+        // Local header: data-descriptor flag, stored, CRC and sizes left to the descriptor;
+        // an ASCII name without the UTF-8 flag (the same bytes in CP437), no extra field.
         assert_eq!(u32_at(&bytes, 0), LOCAL_HEADER_SIGNATURE);
-        assert_eq!(u16_at(&bytes, 6), 0x0808);
+        assert_eq!(u16_at(&bytes, 6), 0x0008);
         assert_eq!(u16_at(&bytes, 8), 0);
         assert_eq!(&bytes[14..26], &[0; 12]);
+        assert_eq!(u16_at(&bytes, 28), 0);
         // Data descriptor right after name and data.
         let descriptor = 30 + "a.json".len() + 2;
         assert_eq!(u32_at(&bytes, descriptor), DATA_DESCRIPTOR_SIGNATURE);
         assert_eq!(u32_at(&bytes, descriptor + 4), crc32fast::hash(b"{}"));
         assert_eq!(u32_at(&bytes, descriptor + 8), 2);
         assert_eq!(u32_at(&bytes, descriptor + 12), 2);
-        // Central directory: made on Unix, ZIP 2.0, same flags, rw-r--r-- file.
+        // The second entry's header follows; its non-ASCII name carries the UTF-8 flag.
+        let second = descriptor + 16;
+        assert_eq!(u32_at(&bytes, second), LOCAL_HEADER_SIGNATURE);
+        assert_eq!(u16_at(&bytes, second + 6), 0x0808);
+        // Central directory: made on Unix, same flags, rw-r--r-- file at offset 0.
         let end = bytes.len() - END_OF_CENTRAL_DIRECTORY_LEN;
         assert_eq!(u32_at(&bytes, end), END_OF_CENTRAL_DIRECTORY_SIGNATURE);
         let central = u32_at(&bytes, end + 16) as usize;
-        assert_eq!(central, descriptor + 16);
+        assert_eq!(central, second + 30 + "ä.json".len() + 2 + 16);
         assert_eq!(u32_at(&bytes, central), CENTRAL_HEADER_SIGNATURE);
-        assert_eq!(u16_at(&bytes, central + 4), (3 << 8) | 20);
-        assert_eq!(u16_at(&bytes, central + 6), 20);
-        assert_eq!(u16_at(&bytes, central + 8), 0x0808);
+        assert_eq!(u16_at(&bytes, central + 4) >> 8, 3);
+        assert_eq!(u16_at(&bytes, central + 8), 0x0008);
+        assert_eq!(u16_at(&bytes, central + 10), 0);
         assert_eq!(u32_at(&bytes, central + 38), 0o100_644 << 16);
         assert_eq!(u32_at(&bytes, central + 42), 0);
     }
@@ -623,7 +634,7 @@ mod tests {
         let mut w = ZipWriter::new(Vec::new());
         let mut drain = |w: &mut ZipWriter<Vec<u8>>, uploaded: &mut Vec<u8>| {
             largest_buffer = largest_buffer.max(w.get_mut().len());
-            uploaded.append(w.get_mut());
+            uploaded.append(&mut w.get_mut());
         };
 
         w.add_file("LIESMICH.txt", Utc::now(), b"Ihre Daten")
@@ -631,22 +642,21 @@ mod tests {
         drain(&mut w, &mut uploaded);
         w.start_file(name, Utc::now()).unwrap();
         drain(&mut w, &mut uploaded);
-        let retained_before = w.central.capacity() + w.names.len();
         for offset in (0..TOTAL).step_by(CHUNK) {
             w.write_all(&chunk_at(offset)).unwrap();
+            // The whole chunk reached the sink at once: the writer holds none of it back.
+            assert_eq!(w.get_mut().len(), CHUNK);
             drain(&mut w, &mut uploaded);
             assert_eq!(w.bytes_written(), uploaded.len() as u64);
         }
-        let retained_after = w.central.capacity() + w.names.len();
         w.add_file("data/lead.json", Utc::now(), b"{}").unwrap();
         drain(&mut w, &mut uploaded);
         let mut sink = w.finish().unwrap();
         largest_buffer = largest_buffer.max(sink.len());
         uploaded.append(&mut sink);
 
-        // The writer kept nothing of the entry's data, the sink never held more than one
-        // chunk plus headers, and the parts reassemble into a readable archive.
-        assert_eq!(retained_before, retained_after);
+        // The sink never held more than one chunk plus headers, and the parts reassemble
+        // into a readable archive.
         assert!(
             largest_buffer <= CHUNK + 30 + name.len() + 16,
             "{largest_buffer}"
@@ -799,13 +809,6 @@ mod tests {
     }
 
     #[test]
-    fn the_32_bit_fields_never_take_the_zip64_marker() {
-        assert_eq!(field32(MAX_SIZE).unwrap(), 0xFFFF_FFFE);
-        assert!(matches!(field32(MAX_SIZE + 1), Err(ZipError::TooLarge)));
-        assert!(matches!(field32(u64::MAX), Err(ZipError::TooLarge)));
-    }
-
-    #[test]
     fn at_most_65534_entries_are_accepted() {
         let mut w = ZipWriter::new(Vec::new());
         let modified = t("2027-03-15T10:20:31Z");
@@ -906,7 +909,7 @@ mod tests {
                    w.start_file(name, modified).unwrap();
                    for part in contents.chunks(chunk) {
                        w.write_all(part).unwrap();
-                       uploaded.append(w.get_mut());
+                       uploaded.append(&mut w.get_mut());
                    }
                }
                uploaded.append(&mut w.finish().unwrap());

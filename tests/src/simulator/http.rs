@@ -1,20 +1,13 @@
-//! A minimal HTTP/1.1 client for plain `http://` targets on loopback.
+//! The simulator's HTTP client for plain `http://` targets on loopback, on `reqwest`.
 //!
 //! The simulator only ever talks to local receivers (the functions under
-//! `cargo lambda watch`, a test's own server), so a full client with TLS, pooling and
-//! redirect handling would be dead weight. This one sends one request per connection
-//! (`Connection: close`), never follows redirects (tests must see the 3xx themselves) and
-//! reads bodies framed by `Content-Length`, chunked transfer coding or end of stream.
-//! Bodies can be read in chunks, so a test can hash a 50 MB download without holding it.
+//! `cargo lambda watch`, a test's own server). This client never follows redirects (tests
+//! must see the 3xx themselves), keeps no idle connections (each test has its own runtime,
+//! and a pooled connection would outlive it), ignores proxy settings of the environment and
+//! refuses anything but `http://` URLs without credentials. Bodies can be read in chunks,
+//! so a test can hash a 50 MB download without holding it.
 
-use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
-
-/// Longest status line plus headers accepted from a server.
-const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Size of the pieces [`StreamingResponse::next_chunk`] hands out.
-const READ_CHUNK: usize = 64 * 1024;
+use anyhow::{bail, Context, Result};
 
 /// A complete response: status, headers in arrival order, body bytes.
 #[derive(Debug, Clone)]
@@ -44,26 +37,13 @@ impl Response {
     }
 }
 
-/// How the body of a response is delimited on the wire.
-#[derive(Debug, Clone, Copy)]
-enum Framing {
-    Empty,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
 /// A response whose body has not been read yet.
 pub struct StreamingResponse {
     /// HTTP status code.
     pub status: u16,
     /// Header names lower-cased, values as received.
     pub headers: Vec<(String, String)>,
-    reader: BufReader<TcpStream>,
-    framing: Framing,
-    /// Bytes left in the current chunk (chunked) or the whole body (length).
-    remaining: u64,
-    done: bool,
+    response: reqwest::Response,
 }
 
 impl StreamingResponse {
@@ -74,77 +54,8 @@ impl StreamingResponse {
 
     /// The next piece of the body, `None` at its end.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>> {
-        if self.done {
-            return Ok(None);
-        }
-        match self.framing {
-            Framing::Empty => {
-                self.done = true;
-                Ok(None)
-            }
-            Framing::Length(_) => {
-                if self.remaining == 0 {
-                    self.done = true;
-                    return Ok(None);
-                }
-                let want =
-                    usize::try_from(self.remaining.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
-                let mut buf = vec![0u8; want];
-                let n = self.reader.read(&mut buf).await.context("reading body")?;
-                if n == 0 {
-                    bail!(
-                        "connection closed with {} body bytes missing",
-                        self.remaining
-                    );
-                }
-                buf.truncate(n);
-                self.remaining -= n as u64;
-                Ok(Some(buf))
-            }
-            Framing::UntilClose => {
-                let mut buf = vec![0u8; READ_CHUNK];
-                let n = self.reader.read(&mut buf).await.context("reading body")?;
-                if n == 0 {
-                    self.done = true;
-                    return Ok(None);
-                }
-                buf.truncate(n);
-                Ok(Some(buf))
-            }
-            Framing::Chunked => {
-                if self.remaining == 0 {
-                    let size = self.read_chunk_size().await?;
-                    if size == 0 {
-                        // Trailers (if any) up to the empty line.
-                        loop {
-                            let line = self.read_line().await?;
-                            if line.is_empty() {
-                                break;
-                            }
-                        }
-                        self.done = true;
-                        return Ok(None);
-                    }
-                    self.remaining = size;
-                }
-                let want =
-                    usize::try_from(self.remaining.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
-                let mut buf = vec![0u8; want];
-                let n = self.reader.read(&mut buf).await.context("reading chunk")?;
-                if n == 0 {
-                    bail!("connection closed inside a chunk");
-                }
-                buf.truncate(n);
-                self.remaining -= n as u64;
-                if self.remaining == 0 {
-                    let line = self.read_line().await?;
-                    if !line.is_empty() {
-                        bail!("chunk not followed by CRLF");
-                    }
-                }
-                Ok(Some(buf))
-            }
-        }
+        let chunk = self.response.chunk().await.context("reading body")?;
+        Ok(chunk.map(|c| c.to_vec()))
     }
 
     /// Reads the rest of the body into memory.
@@ -158,16 +69,6 @@ impl StreamingResponse {
             headers: self.headers,
             body,
         })
-    }
-
-    async fn read_chunk_size(&mut self) -> Result<u64> {
-        let line = self.read_line().await?;
-        let size = line.split(';').next().unwrap_or("").trim();
-        u64::from_str_radix(size, 16).map_err(|_| anyhow!("bad chunk size line"))
-    }
-
-    async fn read_line(&mut self) -> Result<String> {
-        read_line(&mut self.reader).await
     }
 }
 
@@ -188,125 +89,46 @@ pub async fn open(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Result<StreamingResponse> {
-    let target = Target::parse(url)?;
-    let stream = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .with_context(|| format!("connecting to {}:{}", target.host, target.port))?;
-    let mut reader = BufReader::new(stream);
-
-    let mut head = format!(
-        "{method} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-        target.path_and_query, target.authority
-    );
+    let url = check_url(url)?;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).context("bad method")?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .no_proxy()
+        .http1_only()
+        .build()
+        .context("building the HTTP client")?;
     let has = |name: &str| headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(name));
+    let mut request = client.request(method.clone(), url);
     if !has("user-agent") {
-        head.push_str("User-Agent: retell-sim/0.1\r\n");
-    }
-    if !body.is_empty() || !matches!(method, "GET" | "HEAD") {
-        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        request = request.header("user-agent", "retell-sim/0.1");
     }
     for (name, value) in headers {
         if name.contains(['\r', '\n', ':']) || value.contains(['\r', '\n']) {
             bail!("header {name:?} contains a line break or colon");
         }
-        head.push_str(&format!("{name}: {value}\r\n"));
+        request = request.header(*name, *value);
     }
-    head.push_str("\r\n");
-    let stream = reader.get_mut();
-    stream
-        .write_all(head.as_bytes())
-        .await
-        .context("sending request head")?;
-    stream.write_all(body).await.context("sending body")?;
-    stream.flush().await.context("sending body")?;
-
-    // Skip interim 1xx responses (100 Continue) until the final one.
-    let (status, headers) = loop {
-        let (status, headers) = read_head(&mut reader).await?;
-        if !(100..200).contains(&status) {
-            break (status, headers);
-        }
-    };
-    let chunked = find_header(&headers, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let length = find_header(&headers, "content-length")
-        .map(|v| {
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| anyhow!("bad content-length"))
+    // A body (and so a Content-Length, 0 included) on everything but a bodiless GET/HEAD.
+    if !body.is_empty() || !matches!(method, reqwest::Method::GET | reqwest::Method::HEAD) {
+        request = request.body(body.to_vec());
+    }
+    let response = request.send().await.context("sending the request")?;
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
         })
-        .transpose()?;
-    let framing = if method == "HEAD" || status == 204 || status == 304 {
-        Framing::Empty
-    } else if chunked {
-        Framing::Chunked
-    } else if let Some(length) = length {
-        Framing::Length(length)
-    } else {
-        Framing::UntilClose
-    };
+        .collect();
     Ok(StreamingResponse {
-        status,
+        status: response.status().as_u16(),
         headers,
-        reader,
-        framing,
-        remaining: match framing {
-            Framing::Length(n) => n,
-            _ => 0,
-        },
-        done: false,
+        response,
     })
-}
-
-async fn read_head(reader: &mut BufReader<TcpStream>) -> Result<(u16, Vec<(String, String)>)> {
-    let status_line = read_line(reader).await?;
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or("");
-    if !version.starts_with("HTTP/1.") {
-        bail!("not an HTTP/1.x response");
-    }
-    let status = parts
-        .next()
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| anyhow!("bad status line"))?;
-    let mut headers = Vec::new();
-    let mut total = status_line.len();
-    loop {
-        let line = read_line(reader).await?;
-        total += line.len() + 2;
-        if total > MAX_HEAD_BYTES {
-            bail!("response head longer than {MAX_HEAD_BYTES} bytes");
-        }
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| anyhow!("bad header line"))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-    }
-    Ok((status, headers))
-}
-
-/// One line without its CRLF; bounded so a hostile peer cannot make it grow forever.
-async fn read_line(reader: &mut BufReader<TcpStream>) -> Result<String> {
-    let mut line = Vec::new();
-    let n = (&mut *reader)
-        .take(MAX_HEAD_BYTES as u64)
-        .read_until(b'\n', &mut line)
-        .await
-        .context("reading response")?;
-    if n == 0 {
-        bail!("connection closed before the response was complete");
-    }
-    if line.last() != Some(&b'\n') {
-        bail!("line longer than {MAX_HEAD_BYTES} bytes");
-    }
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    String::from_utf8(line).map_err(|_| anyhow!("response head is not UTF-8"))
 }
 
 fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -316,54 +138,19 @@ fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a st
         .map(|(_, v)| v.as_str())
 }
 
-/// The parts of an `http://` URL the client needs.
-struct Target {
-    host: String,
-    port: u16,
-    authority: String,
-    path_and_query: String,
-}
-
-impl Target {
-    fn parse(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| anyhow!("only http:// URLs are supported by the simulator's client"))?;
-        let (authority, path) = match rest.find(['/', '?']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        let path_and_query = if path.starts_with('?') {
-            format!("/{path}")
-        } else {
-            path.to_owned()
-        };
-        if authority.is_empty() || authority.contains('@') {
-            bail!("URL has no host or carries credentials");
-        }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| anyhow!("bad IPv6 host"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| anyhow!("bad port"))?,
-                None => 80,
-            };
-            (host.to_owned(), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((host, port)) => (
-                    host.to_owned(),
-                    port.parse().map_err(|_| anyhow!("bad port"))?,
-                ),
-                None => (authority.to_owned(), 80),
-            }
-        };
-        Ok(Self {
-            host,
-            port,
-            authority: authority.to_owned(),
-            path_and_query,
-        })
+/// The URL, if it is `http://` with a host and without credentials.
+fn check_url(url: &str) -> Result<reqwest::Url> {
+    let parsed = reqwest::Url::parse(url).context("bad URL")?;
+    if parsed.scheme() != "http" {
+        bail!("only http:// URLs are supported by the simulator's client");
     }
+    if parsed.host_str().is_none_or(str::is_empty)
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        bail!("URL has no host or carries credentials");
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -372,19 +159,20 @@ mod tests {
 
     #[test]
     fn parses_host_port_and_path() {
-        let t = Target::parse("http://127.0.0.1:9100/v2/get-call/x?y=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("127.0.0.1", 9100));
-        assert_eq!(t.path_and_query, "/v2/get-call/x?y=1");
-        let t = Target::parse("http://localhost").unwrap();
+        let t = check_url("http://127.0.0.1:9100/v2/get-call/x?y=1").unwrap();
+        assert_eq!((t.host_str(), t.port()), (Some("127.0.0.1"), Some(9100)));
+        assert_eq!((t.path(), t.query()), ("/v2/get-call/x", Some("y=1")));
+        let t = check_url("http://localhost").unwrap();
         assert_eq!(
-            (t.host.as_str(), t.port, t.path_and_query.as_str()),
-            ("localhost", 80, "/")
+            (t.host_str(), t.port_or_known_default(), t.path()),
+            (Some("localhost"), Some(80), "/")
         );
     }
 
     #[test]
     fn refuses_https_and_credentials() {
-        assert!(Target::parse("https://api.retellai.com/").is_err());
-        assert!(Target::parse("http://user:pw@127.0.0.1/").is_err());
+        assert!(check_url("https://api.retellai.com/").is_err());
+        assert!(check_url("http://user:pw@127.0.0.1/").is_err());
+        assert!(check_url("http://user@127.0.0.1/").is_err());
     }
 }

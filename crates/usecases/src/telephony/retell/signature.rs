@@ -6,7 +6,7 @@
 //! The comparison is constant time. Webhooks and the agent's custom tool calls are signed
 //! the same way.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
