@@ -161,6 +161,30 @@ pub fn expiry_bucket(class: RetentionClass, due: DateTime<Utc>) -> String {
     format!("{}#{}", class.code(), due.format("%Y-%m"))
 }
 
+/// Time between an item's retention due date and its storage TTL: the sweep deletes on
+/// the due date; the TTL only catches what the sweep missed.
+pub const TTL_GRACE_DAYS: i64 = 7;
+
+/// The retention dates of a record of `class` whose clock starts at `start`: when it is
+/// due, its expiry-index partition, and the TTL backstop (epoch seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionDates {
+    pub expires_at: DateTime<Utc>,
+    pub bucket: String,
+    pub ttl: i64,
+}
+
+/// Computes [`RetentionDates`]; beyond chrono's range (years past 262000) the due date is
+/// clamped rather than failing.
+pub fn retention_dates(class: RetentionClass, start: DateTime<Utc>) -> RetentionDates {
+    let due = class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    RetentionDates {
+        expires_at: due,
+        bucket: expiry_bucket(class, due),
+        ttl: (due + Duration::days(TTL_GRACE_DAYS)).timestamp(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
