@@ -6,8 +6,13 @@
 pub mod keys;
 pub mod mail;
 pub mod objects;
+pub mod telephony;
 
 pub use domain::{Clock, FixedClock};
 pub use keys::FakeKeyService;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
+pub use telephony::{
+    MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryMetrics, MemoryProvider,
+    MemoryRecordingCopier,
+};

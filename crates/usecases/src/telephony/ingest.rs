@@ -200,6 +200,19 @@ impl Ingest {
         }
     }
 
+    /// Records that a call of the lead ended at `end`: its last contact (R2.11), never
+    /// moved backwards. `false` when the lead is gone.
+    #[tracing::instrument(skip_all, fields(lead_id = %lead))]
+    pub async fn record_contact(
+        &self,
+        lead: &LeadId,
+        end: DateTime<Utc>,
+    ) -> Result<bool, IngestError> {
+        let moved = self.leads.record_contact(lead, end).await?;
+        tracing::info!(moved, "last contact recorded");
+        Ok(moved)
+    }
+
     /// Deletes the call at the provider once it is analysed and its recording settled.
     #[tracing::instrument(skip_all, fields(call_id = %call_id))]
     pub async fn delete_at_provider(

@@ -3,3 +3,4 @@
 //! end-to-end flows.
 
 mod fakes;
+mod telephony;
