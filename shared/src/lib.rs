@@ -7,7 +7,6 @@
 //! have a hand-written `Debug` that prints `<redacted>` and no `Display`.
 
 pub mod config;
-pub mod contracts;
 pub mod dsar;
 pub mod http;
 pub mod sweep;
@@ -16,6 +15,7 @@ pub mod telemetry;
 pub use domain::{clock, crypto, Clock, FixedClock, SystemClock};
 // The domain crate under its old path, so `shared::domain::...` keeps naming the same types.
 pub extern crate domain;
+pub use ::aws::contracts;
 pub use config::Config;
 // The AWS floor under its old paths.
 pub use ::aws as adapters;

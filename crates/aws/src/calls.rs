@@ -743,26 +743,13 @@ impl AuditTrail for DynamoAuditTrail {
 mod tests {
     use super::*;
     use domain::crypto::BlindIndex;
-    use domain::retention::retention_dates;
+    use domain::retention::Retention;
     use domain::RetentionClass;
     use usecases::telephony::ports::ConsentRecord;
     use usecases::telephony::retell::compliance::ConsentSource;
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-    }
-
-    #[test]
-    fn the_retention_of_the_domain_is_the_one_the_lead_store_writes() {
-        for class in RetentionClass::ALL {
-            let start = at("2026-08-31T10:00:00Z");
-            let ours = retention_dates(class, start);
-            let store = crate::dynamo::retention(class, start);
-            assert_eq!(
-                (ours.expires_at, ours.bucket, ours.ttl),
-                (store.expires_at, store.bucket, store.ttl)
-            );
-        }
     }
 
     #[test]
@@ -780,7 +767,7 @@ mod tests {
             linked: true,
             processing_restricted: false,
             phone_index: Some(BlindIndex::from_stored("ab12".into())),
-            retention: retention_dates(RetentionClass::Lead, at("2026-03-01T10:00:00Z")),
+            retention: Retention::of(RetentionClass::Lead, at("2026-03-01T10:00:00Z")),
             consent: Some(ConsentRecord {
                 granted: true,
                 source: ConsentSource::ToolCall,
@@ -839,7 +826,7 @@ mod tests {
             transcript_key: None,
             bytes: 42,
             sha256_hex: "00".into(),
-            retention: retention_dates(RetentionClass::Recording, at("2026-08-31T10:00:00Z")),
+            retention: Retention::of(RetentionClass::Recording, at("2026-08-31T10:00:00Z")),
         };
         let item = to_item("test", &RecordingItem::of(&record)).unwrap();
         assert_eq!(item["transcript_key"], AttributeValue::Null(true));

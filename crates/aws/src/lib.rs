@@ -4,12 +4,14 @@
 //! request data into an error message.
 
 pub mod calls;
+pub mod contracts;
 pub mod dsar;
 pub mod dynamo;
 pub mod kms;
 pub mod mail;
 pub mod recordings;
 pub mod retell;
+pub mod retention;
 pub mod s3;
 pub mod sdk;
 pub mod secrets;

@@ -161,27 +161,45 @@ pub fn expiry_bucket(class: RetentionClass, due: DateTime<Utc>) -> String {
     format!("{}#{}", class.code(), due.format("%Y-%m"))
 }
 
-/// Time between an item's retention due date and its storage TTL: the sweep deletes on
-/// the due date; the TTL only catches what the sweep missed.
-pub const TTL_GRACE_DAYS: i64 = 7;
+/// A contract of a subject (R3.4): its period and the kind of records it produced, which
+/// decides how long they are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub records: ContractRecords,
+}
 
-/// The retention dates of a record of `class` whose clock starts at `start`: when it is
-/// due, its expiry-index partition, and the TTL backstop (epoch seconds).
+/// Time between an item's retention due date and its TTL: the sweep deletes on the due
+/// date; TTL only catches what the sweep missed.
+pub const TTL_GRACE: Duration = Duration::days(7);
+
+/// The retention attributes every stored item carries: when it is due, the expiry-index
+/// partition the sweep finds it in, and the TTL (due date plus [`TTL_GRACE`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetentionDates {
+pub struct Retention {
     pub expires_at: DateTime<Utc>,
     pub bucket: String,
     pub ttl: i64,
 }
 
-/// Computes [`RetentionDates`]; beyond chrono's range (years past 262000) the due date is
-/// clamped rather than failing.
-pub fn retention_dates(class: RetentionClass, start: DateTime<Utc>) -> RetentionDates {
-    let due = class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
-    RetentionDates {
-        expires_at: due,
-        bucket: expiry_bucket(class, due),
-        ttl: (due + Duration::days(TTL_GRACE_DAYS)).timestamp(),
+impl Retention {
+    /// Data of `class` whose clock starts at `start`.
+    pub fn of(class: RetentionClass, start: DateTime<Utc>) -> Self {
+        // Beyond chrono's range only for years past 262000: clamp rather than fail.
+        Self::until(
+            class,
+            class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
+    }
+
+    /// Data of `class` kept until `due` (a legal hold, an explicit end).
+    pub fn until(class: RetentionClass, due: DateTime<Utc>) -> Self {
+        Self {
+            expires_at: due,
+            bucket: expiry_bucket(class, due),
+            ttl: (due + TTL_GRACE).timestamp(),
+        }
     }
 }
 

@@ -20,15 +20,7 @@ use usecases::telephony::ports::{
     RecordingRecord, RecordingSettlement, StoredCall, WORKER_STATES,
 };
 
-use crate::MemoryObjects;
-
-fn fault(operation: &'static str, retry: Retry) -> StoreError {
-    StoreError {
-        operation,
-        retry,
-        source: None,
-    }
-}
+use crate::{FaultSwitch, MemoryObjects};
 
 /// One audit event as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,7 +142,6 @@ fn merge_facts(stored: &mut CallFacts, new: &CallFacts) {
 struct CallsState {
     calls: BTreeMap<String, MemoryCall>,
     recordings: BTreeMap<String, RecordingRecord>,
-    fail: Option<Retry>,
 }
 
 /// The call store in memory; clones share the calls. Merges, live consent answers and
@@ -159,6 +150,7 @@ struct CallsState {
 pub struct MemoryCallStore {
     state: Arc<Mutex<CallsState>>,
     audit: MemoryAuditTrail,
+    fault: FaultSwitch,
 }
 
 impl MemoryCallStore {
@@ -190,22 +182,19 @@ impl MemoryCallStore {
 
     /// Every call fails with `retry` until [`Self::heal`].
     pub fn fail_with(&self, retry: Retry) {
-        self.state.lock().unwrap().fail = Some(retry);
+        self.fault.fail_with(retry);
     }
 
     pub fn heal(&self) {
-        self.state.lock().unwrap().fail = None;
+        self.fault.heal();
     }
 
     fn lock(
         &self,
         operation: &'static str,
     ) -> Result<std::sync::MutexGuard<'_, CallsState>, StoreError> {
-        let state = self.state.lock().unwrap();
-        match state.fail {
-            Some(retry) => Err(fault(operation, retry)),
-            None => Ok(state),
-        }
+        self.fault.check(operation)?;
+        Ok(self.state.lock().unwrap())
     }
 }
 
@@ -408,7 +397,6 @@ struct RequestsState {
     leads: HashMap<LeadId, LeadCallState>,
     markers: HashMap<(LeadId, u32), Marker>,
     attempts: BTreeMap<String, Vec<Attempt>>,
-    fail: Option<Retry>,
 }
 
 /// The call requests in memory; clones share them. The lead's call state changes only
@@ -416,6 +404,7 @@ struct RequestsState {
 #[derive(Clone, Default)]
 pub struct MemoryCallRequests {
     state: Arc<Mutex<RequestsState>>,
+    fault: FaultSwitch,
 }
 
 impl MemoryCallRequests {
@@ -461,22 +450,19 @@ impl MemoryCallRequests {
 
     /// Every call fails with `retry` until [`Self::heal`].
     pub fn fail_with(&self, retry: Retry) {
-        self.state.lock().unwrap().fail = Some(retry);
+        self.fault.fail_with(retry);
     }
 
     pub fn heal(&self) {
-        self.state.lock().unwrap().fail = None;
+        self.fault.heal();
     }
 
     fn lock(
         &self,
         operation: &'static str,
     ) -> Result<std::sync::MutexGuard<'_, RequestsState>, StoreError> {
-        let state = self.state.lock().unwrap();
-        match state.fail {
-            Some(retry) => Err(fault(operation, retry)),
-            None => Ok(state),
-        }
+        self.fault.check(operation)?;
+        Ok(self.state.lock().unwrap())
     }
 }
 

@@ -7,5 +7,7 @@
 //! field, metric, error message, object key or index key.
 
 pub mod ports;
+pub mod retention;
 pub mod signup;
+pub mod telemetry;
 pub mod telephony;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use domain::retention::retention_dates;
+use domain::retention::Retention;
 use domain::{Clock, LeadId, RetentionClass};
 
 use crate::ports::{KeyError, KeyService, LeadStore, Retry, StoreError};
@@ -162,7 +162,7 @@ impl Ingest {
                         transcript_key: call.transcript_key.clone(),
                         bytes: report.bytes,
                         sha256_hex: report.sha256_hex.clone(),
-                        retention: retention_dates(RetentionClass::Recording, end),
+                        retention: Retention::of(RetentionClass::Recording, end),
                     })
                     .await?;
                 self.settle(

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 
 use domain::crypto::BlindIndex;
-use domain::retention::RetentionDates;
+use domain::retention::Retention;
 use domain::LeadId;
 
 use crate::ports::{CallState, Retry, StoreError};
@@ -57,7 +57,7 @@ pub struct CallFacts {
     pub phone_index: Option<BlindIndex>,
     /// Call data is lead-class data: when it is due, and the TTL backstop. The call item
     /// carries no expiry-index partition (`bucket` is not stored): it goes with its lead.
-    pub retention: RetentionDates,
+    pub retention: Retention,
     /// Set from `call_ended` on.
     pub consent: Option<ConsentRecord>,
     /// The object holding the sealed transcript, when one was kept.
@@ -142,7 +142,7 @@ pub struct RecordingRecord {
     pub transcript_key: Option<String>,
     pub bytes: u64,
     pub sha256_hex: String,
-    pub retention: RetentionDates,
+    pub retention: Retention,
 }
 
 /// What the webhook and the worker keep of calls.

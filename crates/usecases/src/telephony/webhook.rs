@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use domain::crypto::{CryptoError, DataKey};
-use domain::retention::retention_dates;
+use domain::retention::Retention;
 use domain::{Clock, LeadId, PhoneNumber, RetentionClass};
 
 use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Objects, Retry, StoreError};
@@ -130,7 +130,7 @@ impl CallService {
             linked: lead.is_some(),
             processing_restricted: !permitted,
             phone_index: None,
-            retention: retention_dates(RetentionClass::Lead, anchor.max(now)),
+            retention: Retention::of(RetentionClass::Lead, anchor.max(now)),
             consent: None,
             transcript_key: None,
         };

@@ -3,4 +3,6 @@
 //! end-to-end flows.
 
 mod fakes;
+mod retention;
+mod signup;
 mod telephony;

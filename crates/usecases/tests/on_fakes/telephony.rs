@@ -5,10 +5,9 @@
 //! objecting subjects, at most three attempts per number in 24 hours, no second call on
 //! redelivery). The moto versions of these assertions are in `tests/tests/telephony_*.rs`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -18,13 +17,10 @@ use domain::{
 };
 use testkit::telephony::MemoryCall;
 use testkit::{
-    FakeKeyService, MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryMetrics,
-    MemoryObjects, MemoryProvider, MemoryRecordingCopier,
+    FakeKeyService, MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryLeadStore,
+    MemoryMetrics, MemoryObjects, MemoryProvider, MemoryRecordingCopier,
 };
-use usecases::ports::{
-    CallState, CreateOutcome, IdentifierHolders, IdentifierKind, KeyService, LeadStore, NewLead,
-    Objects, Resubmission, ResubmitOutcome, Retry, StoreError, StoredLead,
-};
+use usecases::ports::{CallState, IdentifierKind, KeyService, Objects, Retry, StoredLead};
 use usecases::signup::{LeadService, SignupOutcome, SignupRequest};
 use usecases::telephony::ingest::{recording_key, Ingest, IngestOutcome, MAX_COPY_ATTEMPTS};
 use usecases::telephony::outbound::{
@@ -40,106 +36,11 @@ const USER_SECRET: &str = "Meine Kundennummer ist Zwetschge-4711.";
 const PHONE: &str = "+491709876543";
 const RECORDING_URL: &str = "https://recordings.example/r/4f2a.wav";
 
-/// A lead store stub until the shared in-memory lead store arrives: keeps leads created
-/// by the sign-up and the contacts recorded; what telephony does not use fails.
-#[derive(Default)]
-struct StubLeads {
-    leads: Mutex<HashMap<LeadId, StoredLead>>,
-}
-
-impl StubLeads {
-    fn update(&self, id: &LeadId, change: impl FnOnce(&mut StoredLead)) {
-        change(self.leads.lock().unwrap().get_mut(id).unwrap());
-    }
-
-    fn lead(&self, id: &LeadId) -> StoredLead {
-        self.leads.lock().unwrap()[id].clone()
-    }
-}
-
-fn unsupported(operation: &'static str) -> StoreError {
-    StoreError {
-        operation,
-        retry: Retry::Permanent,
-        source: None,
-    }
-}
-
-#[async_trait]
-impl LeadStore for StubLeads {
-    async fn find_holders(
-        &self,
-        _email: &domain::crypto::BlindIndex,
-        _phone: &domain::crypto::BlindIndex,
-        _now: DateTime<Utc>,
-    ) -> Result<IdentifierHolders, StoreError> {
-        Ok(IdentifierHolders::default())
-    }
-
-    async fn create_lead(&self, lead: &NewLead) -> Result<CreateOutcome, StoreError> {
-        let stored = StoredLead {
-            id: lead.id,
-            wrapped_key: lead.wrapped_key.clone(),
-            sealed_profile: lead.sealed_profile.clone(),
-            signed_up_at: lead.signed_up_at,
-            last_contact_at: lead.signed_up_at,
-            expires_at: RetentionClass::Lead.due_at(lead.signed_up_at).unwrap(),
-            consent_policy_version: lead.consent.policy_version.clone(),
-            call_state: CallState::Requested,
-            call_requested_at: lead.signed_up_at,
-            call_request_count: 1,
-            restricted: false,
-            objected: false,
-            consent_withdrawn: false,
-        };
-        self.leads.lock().unwrap().insert(lead.id, stored);
-        Ok(CreateOutcome::Created)
-    }
-
-    async fn resubmit(&self, _r: &Resubmission) -> Result<ResubmitOutcome, StoreError> {
-        Err(unsupported("resubmit"))
-    }
-
-    async fn record_mismatch(
-        &self,
-        _subjects: &[LeadId],
-        _at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        Err(unsupported("record_mismatch"))
-    }
-
-    async fn record_contact(&self, id: &LeadId, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut leads = self.leads.lock().unwrap();
-        let Some(lead) = leads.get_mut(id) else {
-            return Ok(false);
-        };
-        lead.last_contact_at = lead.last_contact_at.max(at);
-        Ok(true)
-    }
-
-    async fn hold_until(
-        &self,
-        _id: &LeadId,
-        _until: DateTime<Utc>,
-        _at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Err(unsupported("hold_until"))
-    }
-
-    async fn get_lead(
-        &self,
-        id: &LeadId,
-        _now: DateTime<Utc>,
-    ) -> Result<Option<StoredLead>, StoreError> {
-        Ok(self.leads.lock().unwrap().get(id).cloned())
-    }
-}
-
 /// Every fake the telephony use cases need, and one signed-up lead.
 struct World {
     clock: FixedClock,
     keys: Arc<FakeKeyService>,
-    leads: Arc<StubLeads>,
+    leads: MemoryLeadStore,
     calls: MemoryCallStore,
     bucket: MemoryObjects,
     metrics: MemoryMetrics,
@@ -154,7 +55,7 @@ impl World {
     async fn new() -> Self {
         let clock = FixedClock::at(Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap());
         let keys = Arc::new(FakeKeyService::new());
-        let leads = Arc::new(StubLeads::default());
+        let leads = MemoryLeadStore::new();
         let bucket = MemoryObjects::new();
         let calls = MemoryCallStore::new();
         let audit = calls.audit_trail();
@@ -175,9 +76,13 @@ impl World {
         w
     }
 
+    fn stored_lead(&self, id: &LeadId) -> StoredLead {
+        self.leads.lead(id).expect("lead").lead
+    }
+
     fn lead_service(&self) -> LeadService {
         LeadService::new(
-            self.leads.clone(),
+            Arc::new(self.leads.clone()),
             self.keys.clone(),
             Arc::new(self.clock.clone()),
         )
@@ -212,7 +117,7 @@ impl World {
         CallService::new(
             Arc::new(self.calls.clone()),
             Arc::new(self.bucket.clone()),
-            self.leads.clone(),
+            Arc::new(self.leads.clone()),
             self.keys.clone(),
             Arc::new(self.clock.clone()),
             Arc::new(self.metrics.clone()),
@@ -225,7 +130,7 @@ impl World {
         Ingest::new(
             Arc::new(self.calls.clone()),
             Arc::new(self.audit.clone()),
-            self.leads.clone(),
+            Arc::new(self.leads.clone()),
             self.keys.clone(),
             Arc::new(self.copier.clone()),
             Arc::new(self.provider.clone()),
@@ -236,7 +141,7 @@ impl World {
 
     fn outbound(&self) -> Outbound {
         Outbound::new(
-            self.leads.clone(),
+            Arc::new(self.leads.clone()),
             Arc::new(self.requests.clone()),
             Arc::new(self.audit.clone()),
             self.lead_service(),
@@ -270,7 +175,7 @@ impl World {
     /// transcript read from the bucket; the bookkeeping (version, times) left out.
     async fn opened(&self, call_id: &str) -> BTreeMap<String, Value> {
         let call = self.calls.call(call_id).expect("call stored");
-        let stored = self.leads.lead(&self.lead);
+        let stored = self.stored_lead(&self.lead);
         let key = self
             .keys
             .unwrap_data_key(&self.lead, &stored.wrapped_key)
@@ -565,7 +470,7 @@ async fn a_withdrawn_consent_outweighs_the_call_and_deletes_a_kept_transcript() 
     w.deliver(&event("call_ended", &call)).await;
     let object = transcript_key(&w.lead, "call_withdrawn");
     assert!(w.bucket.latest(&object).is_some());
-    w.leads.update(&w.lead, |l| l.consent_withdrawn = true);
+    w.leads.set_flags(&w.lead, false, false, true);
     w.deliver(&event("call_analyzed", &call)).await;
     let state = w.opened("call_withdrawn").await;
     assert_eq!(state["recording_state"], json!("not_kept"));
@@ -577,7 +482,7 @@ async fn a_withdrawn_consent_outweighs_the_call_and_deletes_a_kept_transcript() 
 #[tokio::test]
 async fn a_restricted_subjects_call_keeps_metadata_only() {
     let w = World::new().await;
-    w.leads.update(&w.lead, |l| l.restricted = true);
+    w.leads.set_flags(&w.lead, true, false, false);
     let call = call_object("call_restricted", &w.lead, Consent::ToolYes, true);
     for kind in ["call_started", "call_ended", "call_analyzed"] {
         w.deliver(&event(kind, &call)).await;
@@ -849,16 +754,16 @@ async fn a_pending_recording_whose_lead_is_gone_is_recorded_as_failed() {
 #[tokio::test]
 async fn the_end_of_a_call_moves_the_last_contact_forward_only() {
     let w = World::new().await;
-    let signed_up = w.leads.lead(&w.lead).last_contact_at;
+    let signed_up = w.stored_lead(&w.lead).last_contact_at;
     let ingest = w.ingest(true);
     let end = signed_up + Duration::days(2);
     assert!(ingest.record_contact(&w.lead, end).await.unwrap());
-    assert_eq!(w.leads.lead(&w.lead).last_contact_at, end);
+    assert_eq!(w.stored_lead(&w.lead).last_contact_at, end);
     assert!(ingest
         .record_contact(&w.lead, end - Duration::days(1))
         .await
         .unwrap());
-    assert_eq!(w.leads.lead(&w.lead).last_contact_at, end, "never back");
+    assert_eq!(w.stored_lead(&w.lead).last_contact_at, end, "never back");
     assert!(!ingest.record_contact(&LeadId::new(), end).await.unwrap());
 }
 
@@ -991,10 +896,8 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
 async fn restricted_or_objecting_subjects_get_no_call() {
     for flag in ["restricted", "objected"] {
         let w = World::new().await;
-        w.leads.update(&w.lead, |l| match flag {
-            "restricted" => l.restricted = true,
-            _ => l.objected = true,
-        });
+        w.leads
+            .set_flags(&w.lead, flag == "restricted", flag == "objected", false);
         let index = w.phone_index().await;
         assert_eq!(
             w.outbound()
