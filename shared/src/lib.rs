@@ -6,12 +6,9 @@
 //! field, metric, error message, object key or index key. Types that hold personal data
 //! have a hand-written `Debug` that prints `<redacted>` and no `Display`.
 
-pub mod calls;
 pub mod config;
 pub mod dsar;
 pub mod http;
-pub mod ingest;
-pub mod outbound;
 pub mod sweep;
 pub mod telemetry;
 
@@ -24,4 +21,6 @@ pub use config::Config;
 pub use ::aws as adapters;
 pub use ::aws::sdk as aws;
 pub use usecases::telephony::retell;
+// The telephony use cases under their old paths.
+pub use usecases::telephony::{ingest, outbound, webhook as calls};
 pub use usecases::{ports, signup as leads};

@@ -8,12 +8,23 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
-use super::dynamo::{audit_item, backoff, failure, n, put, s, schema, to_item, update, Item};
+use super::dynamo::{
+    audit_item, backoff, failure, lead_pk, n, put, put_audit, s, schema, to_item, ts, update, Item,
+    LEAD_SK,
+};
 use domain::LeadId;
-use usecases::ports::{Retry, StoreError};
+use usecases::ports::{CallState, Retry, StoreError};
+use usecases::telephony::ingest::MAX_COPY_ATTEMPTS;
+use usecases::telephony::ports::{
+    AuditTrail, CallFacts, CallRequestResult, CallRequests, CallStore, RecordingRecord,
+    RecordingSettlement, StoredCall, WORKER_STATES,
+};
+pub use usecases::telephony::ports::{CallProjection, MergeOutcome};
 
 pub fn call_pk(call_id: &str) -> String {
     format!("CALL#{call_id}")
@@ -23,34 +34,76 @@ pub const CALL_SK: &str = "CALL";
 /// Attempts of the optimistic merge before giving up (the provider then retries).
 const MAX_ATTEMPTS: u32 = 8;
 
-/// Recording states that belong to the worker once reached.
-const WORKER_STATES: &[&str] = &["ingesting", "stored", "failed"];
-
-/// What one event contributes to the call item.
-#[derive(Debug, Clone)]
-pub struct CallProjection {
-    pub call_id: String,
-    pub event: &'static str,
-    pub completeness: u8,
-    pub lead_id: Option<LeadId>,
-    /// Plain, non-personal attributes (status, times, agent, reason …).
-    pub plain: Vec<(&'static str, AttributeValue)>,
-    /// Sealed attributes (numbers, call content, transcript, recording URL).
-    pub sealed: Vec<(&'static str, Vec<u8>)>,
-    /// Sealed attributes this event decided must not exist (e.g. transcript without consent).
-    pub remove: Vec<&'static str>,
-    /// The recording state this event asks for (`pending` or `not_kept`), if it decides.
-    pub recording_state: Option<&'static str>,
-    pub audit: Vec<&'static str>,
-    pub at: DateTime<Utc>,
+/// The plain attributes an event sets on the call item (`None`: not set by this event).
+#[derive(Serialize)]
+struct PlainAttributes<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disconnection_reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<i64>,
+    linked: bool,
+    /// Written only when restricted: a later event never clears it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    processing_restricted: bool,
+    /// `schema::PHONE_INDEX_ATTR`
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone_bidx: Option<&'a str>,
+    expires_at: String,
+    /// `schema::EXPIRY_SORT_ATTR`
+    exp_at: i64,
+    /// `schema::TTL`
+    ttl: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent_granted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent_source: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent_decided_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disclosure_ok: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcript_key: Option<&'a str>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MergeOutcome {
-    /// The event's view is now the item's view.
-    Applied,
-    /// A more complete event was stored before; only the event was noted.
-    Superseded,
+impl<'a> PlainAttributes<'a> {
+    fn of(f: &'a CallFacts) -> Self {
+        Self {
+            call_type: f.call_type.as_deref(),
+            call_status: f.call_status.as_deref(),
+            direction: f.direction.as_deref(),
+            agent_id: f.agent_id.as_deref(),
+            agent_version: f.agent_version.as_deref(),
+            disconnection_reason: f.disconnection_reason.as_deref(),
+            start_at: f.start_at.map(ts),
+            end_at: f.end_at.map(ts),
+            duration_ms: f.duration_ms,
+            linked: f.linked,
+            processing_restricted: f.processing_restricted,
+            phone_bidx: f.phone_index.as_ref().map(|i| i.as_str()),
+            expires_at: ts(f.retention.expires_at),
+            exp_at: f.retention.expires_at.timestamp(),
+            ttl: f.retention.ttl,
+            consent_granted: f.consent.as_ref().map(|c| c.granted),
+            consent_source: f.consent.as_ref().map(|c| c.source_code()),
+            consent_decided_at: f.consent.as_ref().map(|c| ts(c.decided_at)),
+            disclosure_ok: f.consent.as_ref().map(|c| c.disclosure_ok),
+            transcript_key: f.transcript_key.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +137,7 @@ impl DynamoCallStore {
 
     /// Merges one event into the call item.
     pub async fn merge(&self, p: &CallProjection) -> Result<MergeOutcome, StoreError> {
+        let plain = to_item("merge_call", &PlainAttributes::of(&p.facts))?;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 backoff(attempt).await;
@@ -118,7 +172,7 @@ impl DynamoCallStore {
                 if let Some(lead) = &p.lead_id {
                     set.push(("lead_id", s(lead.to_string())));
                 }
-                set.extend(p.plain.iter().map(|(k, v)| (*k, v.clone())));
+                set.extend(plain.iter().map(|(k, v)| (k.as_str(), v.clone())));
                 set.extend(
                     p.sealed
                         .iter()
@@ -306,4 +360,501 @@ pub async fn calls_by_phone(
     ids.sort();
     ids.dedup();
     Ok(ids)
+}
+
+fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+/// The worker's view of a call item. Lenient, attribute by attribute: an attribute of an
+/// unexpected type reads as absent, as it always did.
+fn stored_call(item: &Item) -> StoredCall {
+    StoredCall {
+        lead_id: text(item, "lead_id").and_then(|l| LeadId::parse(l).ok()),
+        recording_state: text(item, "recording_state").map(str::to_owned),
+        sealed_recording_url: item
+            .get("sealed_recording_url")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec()),
+        end_at: text(item, "end_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        transcript_key: text(item, "transcript_key").map(str::to_owned),
+        events: item
+            .get("events")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+        provider_deleted: item.contains_key("provider_deleted_at"),
+    }
+}
+
+/// The record of a stored recording: `CALL#<id>` / `RECORDING`, in the expiry index.
+#[derive(Serialize)]
+struct RecordingItem<'a> {
+    pk: String,
+    sk: &'static str,
+    kind: &'static str,
+    call_id: &'a str,
+    lead_id: String,
+    object_key: &'a str,
+    /// The call's transcript object, or null (deleted with the recording when due).
+    transcript_key: Option<&'a str>,
+    bytes: u64,
+    sha256: &'a str,
+    expires_at: String,
+    /// `schema::EXPIRY_PARTITION_ATTR`
+    exp_bucket: &'a str,
+    /// `schema::EXPIRY_SORT_ATTR`
+    exp_at: i64,
+    /// `schema::TTL`
+    ttl: i64,
+}
+
+impl<'a> RecordingItem<'a> {
+    fn of(r: &'a RecordingRecord) -> Self {
+        Self {
+            pk: call_pk(&r.call_id),
+            sk: "RECORDING",
+            kind: "recording",
+            call_id: &r.call_id,
+            lead_id: r.lead_id.to_string(),
+            object_key: &r.object_key,
+            transcript_key: r.transcript_key.as_deref(),
+            bytes: r.bytes,
+            sha256: &r.sha256_hex,
+            expires_at: ts(r.retention.expires_at),
+            exp_bucket: &r.retention.bucket,
+            exp_at: r.retention.expires_at.timestamp(),
+            ttl: r.retention.ttl,
+        }
+    }
+}
+
+#[async_trait]
+impl CallStore for DynamoCallStore {
+    async fn get_call(&self, call_id: &str) -> Result<Option<StoredCall>, StoreError> {
+        Ok(self.get(call_id).await?.as_ref().map(stored_call))
+    }
+
+    async fn merge(&self, projection: &CallProjection) -> Result<MergeOutcome, StoreError> {
+        DynamoCallStore::merge(self, projection).await
+    }
+
+    async fn record_live_consent(
+        &self,
+        call_id: &str,
+        granted: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        DynamoCallStore::record_live_consent(self, call_id, granted, at).await
+    }
+
+    async fn count_recording_attempt(&self, call_id: &str) -> Result<i64, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(call_pk(call_id)))
+            .key(schema::SK, s(CALL_SK))
+            .update_expression("ADD recording_attempts :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| failure("count_copy_attempt", e))?;
+        Ok(out
+            .attributes()
+            .and_then(|a| get_n(a, "recording_attempts"))
+            .unwrap_or(MAX_COPY_ATTEMPTS))
+    }
+
+    async fn settle_recording(
+        &self,
+        call_id: &str,
+        settlement: &RecordingSettlement,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let extra: Vec<(&str, AttributeValue)> = match settlement {
+            RecordingSettlement::Stored { object_key, bytes } => vec![
+                ("recording_key", s(object_key.clone())),
+                ("recording_bytes", n(bytes)),
+            ],
+            RecordingSettlement::Failed => Vec::new(),
+        };
+        let mut expr = "SET recording_state = :state, recording_state_at = :now".to_owned();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(call_pk(call_id)))
+            .key(schema::SK, s(CALL_SK))
+            .expression_attribute_values(":state", s(settlement.state()))
+            .expression_attribute_values(":now", s(ts(at)))
+            .expression_attribute_values(":pending", s("pending"))
+            .condition_expression("recording_state = :pending");
+        for (i, (name, value)) in extra.into_iter().enumerate() {
+            expr.push_str(&format!(", #e{i} = :e{i}"));
+            update = update
+                .expression_attribute_names(format!("#e{i}"), name)
+                .expression_attribute_values(format!(":e{i}"), value);
+        }
+        match update.update_expression(expr).send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failure("set_recording_state", e)),
+        }
+    }
+
+    async fn put_recording(&self, record: &RecordingRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item("put_recording", &RecordingItem::of(record))?))
+            .send()
+            .await
+            .map_err(|e| failure("put_recording", e))?;
+        Ok(())
+    }
+
+    async fn mark_provider_deleted(
+        &self,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(call_pk(call_id)))
+            .key(schema::SK, s(CALL_SK))
+            .update_expression("SET provider_deleted_at = :now")
+            .expression_attribute_values(":now", s(ts(at)))
+            .send()
+            .await
+            .map_err(|e| failure("mark_provider_deleted", e))?;
+        Ok(())
+    }
+
+    async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError> {
+        calls_by_phone(&self.client, &self.table, phone_index).await
+    }
+}
+
+/// The call requests of leads in the table: a marker per request in the lead's partition
+/// (`LEAD#<id>` / `CALLREQ#<request>`), the lead's `call_state`, and one attempt item per
+/// call in the number's claim partition (`PHONE#<index>` / `ATTEMPT#<at>#<uuid>`).
+#[derive(Debug, Clone)]
+pub struct DynamoCallRequests {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoCallRequests {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+fn marker_sk(request: u32) -> String {
+    format!("CALLREQ#{request:06}")
+}
+
+/// One attempt to call a number (R1.6), counted for 24 hours.
+#[derive(Serialize)]
+struct AttemptItem {
+    pk: String,
+    sk: String,
+    kind: &'static str,
+    lead_id: String,
+    at: String,
+    ttl: i64,
+}
+
+/// The result of one call request of a lead.
+#[derive(Serialize)]
+struct MarkerItem<'a> {
+    pk: String,
+    sk: String,
+    kind: &'static str,
+    state: CallState,
+    at: String,
+    ttl: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_id: Option<&'a str>,
+}
+
+#[async_trait]
+impl CallRequests for DynamoCallRequests {
+    async fn request_state(
+        &self,
+        lead: &LeadId,
+        request: u32,
+    ) -> Result<Option<CallState>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(marker_sk(request)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("get_call_request", e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| text(i, "state"))
+            .and_then(|state| {
+                serde_json::from_value(serde_json::Value::String(state.to_owned())).ok()
+            }))
+    }
+
+    async fn attempts_since(
+        &self,
+        phone_index: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            // The partition also holds the number's claim item: bound the range to attempts.
+            .key_condition_expression("pk = :pk AND sk BETWEEN :since AND :until")
+            .expression_attribute_values(":pk", s(format!("PHONE#{phone_index}")))
+            .expression_attribute_values(":since", s(format!("ATTEMPT#{}", ts(since))))
+            .expression_attribute_values(":until", s("ATTEMPT#~"))
+            .consistent_read(true)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .map_err(|e| failure("count_attempts", e))?;
+        Ok(out.count().max(0) as usize)
+    }
+
+    async fn record_attempt(
+        &self,
+        phone_index: &str,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let item = AttemptItem {
+            pk: format!("PHONE#{phone_index}"),
+            sk: format!("ATTEMPT#{}#{}", ts(at), uuid::Uuid::now_v7().simple()),
+            kind: "call_attempt",
+            lead_id: lead.to_string(),
+            at: ts(at),
+            ttl: until.timestamp(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item("record_attempt", &item)?))
+            .send()
+            .await
+            .map_err(|e| failure("record_attempt", e))?;
+        Ok(())
+    }
+
+    async fn finish_request(&self, r: &CallRequestResult) -> Result<(), StoreError> {
+        let state = MarkerItem {
+            pk: lead_pk(&r.lead_id),
+            sk: marker_sk(r.request),
+            kind: "call_request",
+            state: r.state,
+            at: ts(r.at),
+            ttl: r.marker_until.timestamp(),
+            call_id: r.call_id.as_deref(),
+        };
+        let marker = to_item("mark_call_request", &state)?;
+        let state_value = marker
+            .get("state")
+            .cloned()
+            .unwrap_or_else(|| AttributeValue::Null(true));
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(lead_pk(&r.lead_id)))
+            .key(schema::SK, s(LEAD_SK))
+            .update_expression("SET call_state = :state, call_state_at = :now")
+            .condition_expression("call_request_count = :request")
+            .expression_attribute_values(":state", state_value)
+            .expression_attribute_values(":now", s(ts(r.at)))
+            .expression_attribute_values(":request", n(r.request));
+        if let Some(id) = &r.call_id {
+            update = update
+                .update_expression(
+                    "SET call_state = :state, call_state_at = :now, last_call_id = :call",
+                )
+                .expression_attribute_values(":call", s(id));
+        }
+        match update.send().await {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(failure("finish_call_request", e)),
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .send()
+            .await
+            .map_err(|e| failure("mark_call_request", e))?;
+        Ok(())
+    }
+}
+
+/// The audit trail in the table (`AUDIT#<day>` partitions, append-only).
+#[derive(Debug, Clone)]
+pub struct DynamoAuditTrail {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoAuditTrail {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+#[async_trait]
+impl AuditTrail for DynamoAuditTrail {
+    async fn record(
+        &self,
+        actor: &'static str,
+        action: &str,
+        lead: Option<&LeadId>,
+        call_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        put_audit(&self.client, &self.table, actor, action, lead, call_id, at).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::crypto::BlindIndex;
+    use domain::retention::Retention;
+    use domain::RetentionClass;
+    use usecases::telephony::ports::ConsentRecord;
+    use usecases::telephony::retell::compliance::ConsentSource;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn plain_attributes_keep_the_item_format_of_the_call() {
+        let facts = CallFacts {
+            call_type: Some("phone_call".into()),
+            call_status: None,
+            direction: Some("outbound".into()),
+            agent_id: None,
+            agent_version: None,
+            disconnection_reason: None,
+            start_at: Some(at("2026-03-01T10:00:00Z")),
+            end_at: None,
+            duration_ms: Some(61_000),
+            linked: true,
+            processing_restricted: false,
+            phone_index: Some(BlindIndex::from_stored("ab12".into())),
+            retention: Retention::of(RetentionClass::Lead, at("2026-03-01T10:00:00Z")),
+            consent: Some(ConsentRecord {
+                granted: true,
+                source: ConsentSource::ToolCall,
+                decided_at: at("2026-03-01T10:05:00Z"),
+                disclosure_ok: false,
+            }),
+            transcript_key: None,
+        };
+        let item = to_item("test", &PlainAttributes::of(&facts)).unwrap();
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "call_type",
+                "consent_decided_at",
+                "consent_granted",
+                "consent_source",
+                "direction",
+                "disclosure_ok",
+                "duration_ms",
+                schema::EXPIRY_SORT_ATTR,
+                "expires_at",
+                "linked",
+                schema::PHONE_INDEX_ATTR,
+                "start_at",
+                schema::TTL,
+            ]
+        );
+        assert_eq!(item["start_at"], s("2026-03-01T10:00:00.000Z"));
+        assert_eq!(item["duration_ms"], n(61_000));
+        assert_eq!(item["linked"], AttributeValue::Bool(true));
+        assert_eq!(item["consent_source"], s("tool_call"));
+        assert_eq!(item["disclosure_ok"], AttributeValue::Bool(false));
+        assert_eq!(item[schema::PHONE_INDEX_ATTR], s("ab12"));
+        assert_eq!(
+            item[schema::EXPIRY_SORT_ATTR],
+            n(facts.retention.expires_at.timestamp())
+        );
+        assert_eq!(item[schema::TTL], n(facts.retention.ttl));
+
+        let restricted = CallFacts {
+            processing_restricted: true,
+            ..facts
+        };
+        let item = to_item("test", &PlainAttributes::of(&restricted)).unwrap();
+        assert_eq!(item["processing_restricted"], AttributeValue::Bool(true));
+    }
+
+    #[test]
+    fn a_recording_record_without_transcript_stores_a_null_and_sits_in_the_expiry_index() {
+        let record = RecordingRecord {
+            call_id: "call_1".into(),
+            lead_id: LeadId::new(),
+            object_key: "recordings/x/call_1.audio".into(),
+            transcript_key: None,
+            bytes: 42,
+            sha256_hex: "00".into(),
+            retention: Retention::of(RetentionClass::Recording, at("2026-08-31T10:00:00Z")),
+        };
+        let item = to_item("test", &RecordingItem::of(&record)).unwrap();
+        assert_eq!(item["transcript_key"], AttributeValue::Null(true));
+        assert_eq!(item[schema::PK], s("CALL#call_1"));
+        assert_eq!(item[schema::SK], s("RECORDING"));
+        assert_eq!(item["bytes"], n(42));
+        assert_eq!(
+            item[schema::EXPIRY_PARTITION_ATTR],
+            s(record.retention.bucket.clone())
+        );
+        assert_eq!(item[schema::TTL], n(record.retention.ttl));
+        assert_eq!(item.len(), 13);
+    }
+
+    #[test]
+    fn a_marker_stores_the_state_as_the_lead_does() {
+        let marker = MarkerItem {
+            pk: "LEAD#x".into(),
+            sk: marker_sk(7),
+            kind: "call_request",
+            state: CallState::Suppressed,
+            at: ts(at("2026-03-01T10:00:00Z")),
+            ttl: 1,
+            call_id: None,
+        };
+        let item = to_item("test", &marker).unwrap();
+        assert_eq!(item[schema::SK], s("CALLREQ#000007"));
+        assert_eq!(item["state"], s("suppressed"));
+        assert!(!item.contains_key("call_id"));
+    }
 }

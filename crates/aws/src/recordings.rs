@@ -137,20 +137,8 @@ fn matches_suffix(host: &str, suffix: &str) -> bool {
         && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
 }
 
-/// What a finished copy wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CopyReport {
-    /// Bytes received and stored (the stored length was read back and matched).
-    pub bytes: u64,
-    /// Hex SHA-256 of the bytes as received, for integrity records.
-    pub sha256_hex: String,
-    /// S3 parts written: 1 for a single `PutObject`.
-    pub parts: usize,
-    /// The source's media type (`audio/wav`), when it sent a well-formed one.
-    pub content_type: Option<String>,
-    /// Version of the new object (the bucket is versioned), for exact deletion later.
-    pub version_id: Option<String>,
-}
+/// What a finished copy wrote (the use cases' type).
+pub use usecases::telephony::ports::CopyReport;
 
 /// What a transfer was waiting for when its time ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -914,6 +902,23 @@ impl Download {
         }
         self.hasher.update(&chunk);
         Ok(Some(chunk))
+    }
+}
+
+/// The use cases' copier port: the copy as above, its error kept as the cause.
+#[async_trait::async_trait]
+impl usecases::telephony::ports::RecordingCopier for RecordingCopier {
+    async fn copy(
+        &self,
+        url: &str,
+        object_key: &str,
+    ) -> Result<CopyReport, usecases::telephony::ports::CopyFailure> {
+        RecordingCopier::copy(self, url, object_key)
+            .await
+            .map_err(|e| usecases::telephony::ports::CopyFailure {
+                retry: e.retry(),
+                cause: Box::new(e),
+            })
     }
 }
 

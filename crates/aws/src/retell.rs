@@ -7,37 +7,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use usecases::ports::Retry;
+use async_trait::async_trait;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error("provider answered {status}")]
-    Status { status: u16 },
-    #[error("provider unreachable or too slow")]
-    Network(#[source] reqwest::Error),
-    #[error("provider answer malformed")]
-    Malformed,
-}
-
-impl ProviderError {
-    pub fn retry(&self) -> Retry {
-        match self {
-            Self::Status { status } if *status == 429 || *status >= 500 => Retry::Transient,
-            Self::Status { .. } | Self::Malformed => Retry::Permanent,
-            Self::Network(_) => Retry::Transient,
-        }
-    }
-}
-
-/// What an outbound call needs (R2.12).
-pub struct OutboundCall<'a> {
-    pub from_number: &'a str,
-    pub to_number: &'a str,
-    pub agent_id: &'a str,
-    pub lead_id: &'a str,
-    pub first_name: &'a str,
-    pub data_storage_setting: &'a str,
-}
+use usecases::telephony::ports::Provider;
+pub use usecases::telephony::ports::{OutboundCall, ProviderError};
 
 #[derive(Clone)]
 pub struct RetellClient {
@@ -52,7 +25,7 @@ impl RetellClient {
             .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(ProviderError::Network)?;
+            .map_err(|e| ProviderError::Network(Box::new(e)))?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -80,7 +53,7 @@ impl RetellClient {
             .json(&body)
             .send()
             .await
-            .map_err(ProviderError::Network)?;
+            .map_err(|e| ProviderError::Network(Box::new(e)))?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(ProviderError::Status { status });
@@ -105,10 +78,25 @@ impl RetellClient {
             .bearer_auth(key.expose_secret())
             .send()
             .await
-            .map_err(ProviderError::Network)?;
+            .map_err(|e| ProviderError::Network(Box::new(e)))?;
         match resp.status().as_u16() {
             200..=299 | 404 => Ok(()),
             status => Err(ProviderError::Status { status }),
         }
+    }
+}
+
+#[async_trait]
+impl Provider for RetellClient {
+    async fn create_phone_call(
+        &self,
+        key: &SecretString,
+        call: &OutboundCall<'_>,
+    ) -> Result<String, ProviderError> {
+        RetellClient::create_phone_call(self, key, call).await
+    }
+
+    async fn delete_call(&self, key: &SecretString, call_id: &str) -> Result<(), ProviderError> {
+        RetellClient::delete_call(self, key, call_id).await
     }
 }

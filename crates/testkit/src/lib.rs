@@ -9,6 +9,7 @@ pub mod leads;
 pub mod mail;
 pub mod objects;
 pub mod retention;
+pub mod telephony;
 pub mod world;
 
 pub use domain::{Clock, FixedClock};
@@ -18,4 +19,8 @@ pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
 pub use retention::MemoryRetentionStore;
+pub use telephony::{
+    MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryMetrics, MemoryProvider,
+    MemoryRecordingCopier,
+};
 pub use world::World;

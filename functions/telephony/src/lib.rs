@@ -15,7 +15,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
-use shared::adapters::calls::DynamoCallStore;
+use shared::adapters::calls::{DynamoAuditTrail, DynamoCallRequests, DynamoCallStore};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::s3::BlobStore;
@@ -28,8 +28,18 @@ use shared::retell::compliance::{DisclosurePatterns, CONSENT_TOOL};
 use shared::retell::model::{parse_delivery, CallId, Delivery};
 use shared::retell::signature::{verify, SIGNATURE_HEADER};
 use shared::{Clock, Config};
+use usecases::telephony::ports::Metrics;
 
 pub mod worker;
+
+/// Metrics as CloudWatch embedded-metric records on stdout.
+pub struct EmfMetrics;
+
+impl Metrics for EmfMetrics {
+    fn count(&self, name: &'static str, value: f64) {
+        shared::telemetry::metric(name, value);
+    }
+}
 
 /// Builds the stream worker from the configuration.
 pub fn worker_from_aws(
@@ -80,12 +90,17 @@ pub fn worker_from_aws(
         config.data_key_arn.clone(),
     )
     .map_err(|_| "the recording HTTP client cannot be built")?;
-    let ingest = shared::ingest::Ingest::new(
+    let provider = Arc::new(provider);
+    let audit = Arc::new(DynamoAuditTrail::new(
         ddb.clone(),
         config.table_name.clone(),
+    ));
+    let ingest = shared::ingest::Ingest::new(
+        Arc::new(DynamoCallStore::new(ddb.clone(), config.table_name.clone())),
+        audit.clone(),
         lead_store.clone(),
         keys,
-        copier,
+        Arc::new(copier),
         provider.clone(),
         Arc::clone(&clock),
         config.provider_delete_calls,
@@ -94,8 +109,8 @@ pub fn worker_from_aws(
         ingest,
         outbound: shared::outbound::Outbound::new(
             lead_store,
-            ddb,
-            config.table_name.clone(),
+            Arc::new(DynamoCallRequests::new(ddb, config.table_name.clone())),
+            audit,
             leads,
             provider,
             clock,
@@ -135,11 +150,11 @@ impl App {
             .clone()
             .ok_or("RECORDINGS_BUCKET is required")?;
         let ddb = aws_sdk_dynamodb::Client::new(aws);
-        let transcripts = BlobStore::new(
+        let transcripts = Arc::new(BlobStore::new(
             aws_sdk_s3::Client::new(aws),
             bucket,
             config.data_key_arn.clone(),
-        );
+        ));
         let keys = Arc::new(KmsKeyService::new(
             aws_sdk_kms::Client::new(aws),
             config.data_key_id.clone(),
@@ -151,11 +166,12 @@ impl App {
             config.key_table_name.clone(),
         ));
         let calls = CallService::new(
-            DynamoCallStore::new(ddb, config.table_name.clone()),
+            Arc::new(DynamoCallStore::new(ddb, config.table_name.clone())),
             transcripts,
             leads,
             keys,
             Arc::clone(&clock),
+            Arc::new(EmfMetrics),
             DisclosurePatterns {
                 ai: config.disclosure_ai_patterns.clone(),
                 recording: config.disclosure_recording_patterns.clone(),

@@ -166,13 +166,10 @@ async fn process(worker: &Worker, record: EventRecord) -> Result<(), WorkerError
             ) else {
                 return Ok(());
             };
-            let moved = worker
-                .outbound
-                .leads()
+            worker
+                .ingest
                 .record_contact(&lead, end.with_timezone(&chrono::Utc))
-                .await
-                .map_err(|e| WorkerError::Ingest(e.into()))?;
-            tracing::info!(moved, "last contact recorded");
+                .await?;
             // The same record may also settle the recording; handle it in this pass.
             process_call_state(worker, &new).await
         }

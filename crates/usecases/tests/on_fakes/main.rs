@@ -5,3 +5,4 @@
 mod fakes;
 mod retention;
 mod signup;
+mod telephony;

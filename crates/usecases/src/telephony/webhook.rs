@@ -8,19 +8,19 @@
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::adapters::calls::{CallProjection, DynamoCallStore, MergeOutcome};
-use crate::adapters::dynamo::{retention, schema, ts};
-use crate::adapters::s3::BlobStore;
-use crate::clock::Clock;
-use crate::crypto::{CryptoError, DataKey};
-use crate::domain::{PhoneNumber, RetentionClass};
-use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Retry, StoreError};
-use crate::retell::compliance::{discloses, recording_consent, ConsentSource, DisclosurePatterns};
-use crate::retell::model::{CallEvent, CallId, LifecycleEvent};
+use domain::crypto::{CryptoError, DataKey};
+use domain::retention::Retention;
+use domain::{Clock, LeadId, PhoneNumber, RetentionClass};
+
+use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Objects, Retry, StoreError};
+use crate::telephony::ports::{CallFacts, CallStore, ConsentRecord, Metrics};
+use crate::telephony::retell::compliance::{discloses, recording_consent, DisclosurePatterns};
+use crate::telephony::retell::model::{CallEvent, CallId, LifecycleEvent};
+
+pub use crate::telephony::ports::{CallProjection, MergeOutcome};
 
 /// Associated data of a sealed call attribute.
 pub fn call_aad(call_id: &str, attribute: &str) -> Vec<u8> {
@@ -48,20 +48,21 @@ impl CallError {
 }
 
 /// Object key of a call's sealed transcript (opaque ids only).
-pub fn transcript_key(lead: &crate::domain::LeadId, call_id: &str) -> String {
+pub fn transcript_key(lead: &LeadId, call_id: &str) -> String {
     format!("transcripts/{lead}/{call_id}.json.sealed")
 }
 
 pub struct CallService {
-    store: DynamoCallStore,
-    transcripts: BlobStore,
+    store: Arc<dyn CallStore>,
+    transcripts: Arc<dyn Objects>,
     leads: Arc<dyn LeadStore>,
     keys: Arc<dyn KeyService>,
     clock: Arc<dyn Clock>,
+    metrics: Arc<dyn Metrics>,
     patterns: DisclosurePatterns,
 }
 
-fn lead_id_of(lead: &Option<crate::ports::StoredLead>) -> crate::domain::LeadId {
+fn lead_id_of(lead: &Option<crate::ports::StoredLead>) -> LeadId {
     lead.as_ref().map(|l| l.id).unwrap_or_default()
 }
 
@@ -70,12 +71,14 @@ fn ms_to_time(ms: i64) -> Option<DateTime<Utc>> {
 }
 
 impl CallService {
+    /// `transcripts` is the recordings bucket (sealed transcripts live beside recordings).
     pub fn new(
-        store: DynamoCallStore,
-        transcripts: BlobStore,
+        store: Arc<dyn CallStore>,
+        transcripts: Arc<dyn Objects>,
         leads: Arc<dyn LeadStore>,
         keys: Arc<dyn KeyService>,
         clock: Arc<dyn Clock>,
+        metrics: Arc<dyn Metrics>,
         patterns: DisclosurePatterns,
     ) -> Self {
         Self {
@@ -84,11 +87,13 @@ impl CallService {
             leads,
             keys,
             clock,
+            metrics,
             patterns,
         }
     }
 
-    pub fn store(&self) -> &DynamoCallStore {
+    /// The call store behind this service.
+    pub fn store(&self) -> &Arc<dyn CallStore> {
         &self.store
     }
 
@@ -110,33 +115,25 @@ impl CallService {
         };
         let call_id = e.call_id.as_str();
 
-        let mut plain: Vec<(&'static str, AttributeValue)> = Vec::new();
-        let mut text = |name: &'static str, v: &Option<String>| {
-            if let Some(v) = v {
-                plain.push((name, AttributeValue::S(v.clone())));
-            }
+        // Call data is lead-class data: kept 3 years from the call (or from now).
+        let anchor = e.end_ms.or(e.start_ms).and_then(ms_to_time).unwrap_or(now);
+        let mut facts = CallFacts {
+            call_type: e.call_type.clone(),
+            call_status: e.call_status.clone(),
+            direction: e.direction.clone(),
+            agent_id: e.agent_id.clone(),
+            agent_version: e.agent_version.clone(),
+            disconnection_reason: e.disconnection_reason.clone(),
+            start_at: e.start_ms.and_then(ms_to_time),
+            end_at: e.end_ms.and_then(ms_to_time),
+            duration_ms: e.duration_ms,
+            linked: lead.is_some(),
+            processing_restricted: !permitted,
+            phone_index: None,
+            retention: Retention::of(RetentionClass::Lead, anchor.max(now)),
+            consent: None,
+            transcript_key: None,
         };
-        text("call_type", &e.call_type);
-        text("call_status", &e.call_status);
-        text("direction", &e.direction);
-        text("agent_id", &e.agent_id);
-        text("agent_version", &e.agent_version);
-        text("disconnection_reason", &e.disconnection_reason);
-        for (name, value) in [
-            ("start_at", e.start_ms.and_then(ms_to_time)),
-            ("end_at", e.end_ms.and_then(ms_to_time)),
-        ] {
-            if let Some(t) = value {
-                plain.push((name, AttributeValue::S(ts(t))));
-            }
-        }
-        if let Some(d) = e.duration_ms {
-            plain.push(("duration_ms", AttributeValue::N(d.to_string())));
-        }
-        plain.push(("linked", AttributeValue::Bool(lead.is_some())));
-        if !permitted {
-            plain.push(("processing_restricted", AttributeValue::Bool(true)));
-        }
 
         // The person's number: the one we called, or the one that called us.
         let inbound = e.direction.as_deref() == Some("inbound");
@@ -146,25 +143,12 @@ impl CallService {
             .and_then(Value::as_str)
             .and_then(|n| PhoneNumber::parse(n).ok());
         if let Some(phone) = &person {
-            let index = self
-                .keys
-                .blind_index(IdentifierKind::Phone, phone.expose())
-                .await?;
-            plain.push((
-                schema::PHONE_INDEX_ATTR,
-                AttributeValue::S(index.as_str().to_owned()),
-            ));
+            facts.phone_index = Some(
+                self.keys
+                    .blind_index(IdentifierKind::Phone, phone.expose())
+                    .await?,
+            );
         }
-
-        // Call data is lead-class data: kept 3 years from the call (or from now).
-        let anchor = e.end_ms.or(e.start_ms).and_then(ms_to_time).unwrap_or(now);
-        let r = retention(RetentionClass::Lead, anchor.max(now));
-        plain.push(("expires_at", AttributeValue::S(ts(r.expires_at))));
-        plain.push((
-            schema::EXPIRY_SORT_ATTR,
-            AttributeValue::N(r.expires_at.timestamp().to_string()),
-        ));
-        plain.push((schema::TTL, AttributeValue::N(r.ttl.to_string())));
 
         let mut sealed = Vec::new();
         let mut remove = Vec::new();
@@ -194,23 +178,15 @@ impl CallService {
             let consent = recording_consent(&e.call);
             let has_transcript = e.transcripts.any();
             let disclosed = discloses(&e.call, &self.patterns);
-            plain.push(("consent_granted", AttributeValue::Bool(consent.granted)));
-            plain.push((
-                "consent_source",
-                AttributeValue::S(
-                    match consent.source {
-                        ConsentSource::ToolCall => "tool_call",
-                        ConsentSource::CallAnalysis => "call_analysis",
-                        ConsentSource::None => "none",
-                    }
-                    .into(),
-                ),
-            ));
-            plain.push(("consent_decided_at", AttributeValue::S(ts(now))));
-            plain.push(("disclosure_ok", AttributeValue::Bool(disclosed)));
+            facts.consent = Some(ConsentRecord {
+                granted: consent.granted,
+                source: consent.source,
+                decided_at: now,
+                disclosure_ok: disclosed,
+            });
             if has_transcript && !disclosed {
                 audit.push("call.disclosure_missing");
-                crate::telemetry::metric("DisclosureMissing", 1.0);
+                self.metrics.count("DisclosureMissing", 1.0);
                 tracing::warn!(
                     "compliance incident: the agent's opening lacks the AI or recording disclosure"
                 );
@@ -228,7 +204,7 @@ impl CallService {
                     let sealed_transcript = key.seal(&call_aad(call_id, "transcript"), &bytes)?;
                     let object = transcript_key(&lead_id_of(&lead), call_id);
                     self.transcripts.put(&object, sealed_transcript).await?;
-                    plain.push(("transcript_key", AttributeValue::S(object)));
+                    facts.transcript_key = Some(object);
                     if let Some(url) = recording_url {
                         sealed.push((
                             "sealed_recording_url",
@@ -258,7 +234,7 @@ impl CallService {
             event: e.event.code(),
             completeness: e.event.completeness(),
             lead_id: lead.as_ref().map(|l| l.id),
-            plain,
+            facts,
             sealed,
             remove,
             recording_state,

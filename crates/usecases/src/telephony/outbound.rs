@@ -12,12 +12,13 @@ use std::sync::Arc;
 use chrono::Duration;
 use secrecy::SecretString;
 
-use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, LEAD_SK};
-use crate::adapters::retell::{OutboundCall, ProviderError, RetellClient};
-use crate::clock::Clock;
-use crate::domain::LeadId;
-use crate::leads::{LeadService, ReadError};
-use crate::ports::{Retry, StoreError};
+use domain::{Clock, LeadId};
+
+use crate::ports::{CallState, Retry, StoreError};
+use crate::signup::{LeadService, ReadError};
+use crate::telephony::ports::{
+    AuditTrail, CallRequestResult, CallRequests, OutboundCall, Provider, ProviderError,
+};
 
 /// Attempts per phone number within [`ATTEMPT_WINDOW`] (R1.6).
 pub const MAX_ATTEMPTS_PER_NUMBER: usize = 3;
@@ -77,12 +78,18 @@ impl PlaceError {
     }
 }
 
+/// How long an attempt is counted (its TTL): the window and a day of slack.
+const ATTEMPT_KEPT: Duration = Duration::days(1);
+
+/// How long a call request's marker is kept: as long as the lead's data may be.
+const MARKER_KEPT: Duration = Duration::days(3 * 366);
+
 pub struct Outbound {
     lead_store: Arc<dyn crate::ports::LeadStore>,
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
+    requests: Arc<dyn CallRequests>,
+    audit: Arc<dyn AuditTrail>,
     leads: LeadService,
-    provider: RetellClient,
+    provider: Arc<dyn Provider>,
     clock: Arc<dyn Clock>,
     settings: OutboundSettings,
 }
@@ -90,17 +97,17 @@ pub struct Outbound {
 impl Outbound {
     pub fn new(
         lead_store: Arc<dyn crate::ports::LeadStore>,
-        ddb: aws_sdk_dynamodb::Client,
-        table: String,
+        requests: Arc<dyn CallRequests>,
+        audit: Arc<dyn AuditTrail>,
         leads: LeadService,
-        provider: RetellClient,
+        provider: Arc<dyn Provider>,
         clock: Arc<dyn Clock>,
         settings: OutboundSettings,
     ) -> Self {
         Self {
             lead_store,
-            ddb,
-            table,
+            requests,
+            audit,
             leads,
             provider,
             clock,
@@ -113,134 +120,46 @@ impl Outbound {
         &self.lead_store
     }
 
-    fn marker_sk(request: u32) -> String {
-        format!("CALLREQ#{request:06}")
-    }
-
-    async fn marker_state(&self, req: &CallRequest) -> Result<Option<String>, StoreError> {
-        let out = self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(lead_pk(&req.lead_id)))
-            .key(schema::SK, s(Self::marker_sk(req.request)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failure("get_call_request", e))?;
-        Ok(out
-            .item
-            .and_then(|i| i.get("state").and_then(|v| v.as_s().ok()).cloned()))
-    }
-
     async fn recent_attempts(&self, phone_index: &str) -> Result<usize, StoreError> {
         let since = self.clock.now() - ATTEMPT_WINDOW;
-        let out = self
-            .ddb
-            .query()
-            .table_name(&self.table)
-            // The partition also holds the number's claim item: bound the range to attempts.
-            .key_condition_expression("pk = :pk AND sk BETWEEN :since AND :until")
-            .expression_attribute_values(":pk", s(format!("PHONE#{phone_index}")))
-            .expression_attribute_values(":since", s(format!("ATTEMPT#{}", ts(since))))
-            .expression_attribute_values(":until", s("ATTEMPT#~"))
-            .consistent_read(true)
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .send()
-            .await
-            .map_err(|e| failure("count_attempts", e))?;
-        Ok(out.count().max(0) as usize)
+        self.requests.attempts_since(phone_index, since).await
     }
 
     async fn record_attempt(&self, req: &CallRequest) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .item(schema::PK, s(format!("PHONE#{}", req.phone_index)))
-            .item(
-                schema::SK,
-                s(format!(
-                    "ATTEMPT#{}#{}",
-                    ts(now),
-                    uuid::Uuid::now_v7().simple()
-                )),
+        self.requests
+            .record_attempt(
+                &req.phone_index,
+                &req.lead_id,
+                now,
+                now + ATTEMPT_WINDOW + ATTEMPT_KEPT,
             )
-            .item("kind", s("call_attempt"))
-            .item("lead_id", s(req.lead_id.to_string()))
-            .item("at", s(ts(now)))
-            .item(
-                schema::TTL,
-                n((now + ATTEMPT_WINDOW + Duration::days(1)).timestamp()),
-            )
-            .send()
             .await
-            .map_err(|e| failure("record_attempt", e))?;
-        Ok(())
     }
 
-    /// Sets the lead's call state, unless a newer call request replaced this one.
+    /// Sets the lead's call state, unless a newer call request replaced this one; marks
+    /// the request with its result and audits it.
     async fn finish(
         &self,
         req: &CallRequest,
-        state: &str,
+        state: CallState,
         call_id: Option<&str>,
         action: &str,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let mut update = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(lead_pk(&req.lead_id)))
-            .key(schema::SK, s(LEAD_SK))
-            .update_expression("SET call_state = :state, call_state_at = :now")
-            .condition_expression("call_request_count = :request")
-            .expression_attribute_values(":state", s(state))
-            .expression_attribute_values(":now", s(ts(now)))
-            .expression_attribute_values(":request", n(req.request));
-        if let Some(id) = call_id {
-            update = update
-                .update_expression(
-                    "SET call_state = :state, call_state_at = :now, last_call_id = :call",
-                )
-                .expression_attribute_values(":call", s(id));
-        }
-        match update.send().await {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(failure("finish_call_request", e)),
-        }
-        let mut marker = self
-            .ddb
-            .put_item()
-            .table_name(&self.table)
-            .item(schema::PK, s(lead_pk(&req.lead_id)))
-            .item(schema::SK, s(Self::marker_sk(req.request)))
-            .item("kind", s("call_request"))
-            .item("state", s(state))
-            .item("at", s(ts(now)))
-            .item(schema::TTL, n((now + Duration::days(3 * 366)).timestamp()));
-        if let Some(id) = call_id {
-            marker = marker.item("call_id", s(id));
-        }
-        marker
-            .send()
+        self.requests
+            .finish_request(&CallRequestResult {
+                lead_id: req.lead_id,
+                request: req.request,
+                state,
+                call_id: call_id.map(str::to_owned),
+                at: now,
+                marker_until: now + MARKER_KEPT,
+            })
+            .await?;
+        self.audit
+            .record("telephony-worker", action, Some(&req.lead_id), None, now)
             .await
-            .map_err(|e| failure("mark_call_request", e))?;
-        crate::adapters::dynamo::put_audit(
-            &self.ddb,
-            &self.table,
-            "telephony-worker",
-            action,
-            Some(&req.lead_id),
-            None,
-            now,
-        )
-        .await?;
-        Ok(())
     }
 
     /// Places the call for one request, at most once.
@@ -250,13 +169,23 @@ impl Outbound {
         req: &CallRequest,
         key: &SecretString,
     ) -> Result<PlaceOutcome, PlaceError> {
-        if self.marker_state(req).await?.as_deref() == Some("placed") {
+        if self
+            .requests
+            .request_state(&req.lead_id, req.request)
+            .await?
+            == Some(CallState::Placed)
+        {
             tracing::info!("call already placed for this request");
             return Ok(PlaceOutcome::AlreadyPlaced);
         }
         if self.recent_attempts(&req.phone_index).await? >= MAX_ATTEMPTS_PER_NUMBER {
-            self.finish(req, "suppressed", None, "call.suppressed_rate_limit")
-                .await?;
+            self.finish(
+                req,
+                CallState::Suppressed,
+                None,
+                "call.suppressed_rate_limit",
+            )
+            .await?;
             tracing::warn!("call suppressed: attempt limit per number reached");
             return Ok(PlaceOutcome::RateLimited);
         }
@@ -265,8 +194,13 @@ impl Outbound {
             return Ok(PlaceOutcome::LeadGone);
         };
         if !lead.stored.may_process() {
-            self.finish(req, "suppressed", None, "call.suppressed_restricted")
-                .await?;
+            self.finish(
+                req,
+                CallState::Suppressed,
+                None,
+                "call.suppressed_restricted",
+            )
+            .await?;
             tracing::info!("subject restricted or objected; no call");
             return Ok(PlaceOutcome::NotPermitted);
         }
@@ -282,13 +216,13 @@ impl Outbound {
         };
         match self.provider.create_phone_call(key, &call).await {
             Ok(call_id) => {
-                self.finish(req, "placed", Some(&call_id), "call.placed")
+                self.finish(req, CallState::Placed, Some(&call_id), "call.placed")
                     .await?;
                 tracing::info!(call_id = %call_id, "call placed");
                 Ok(PlaceOutcome::Placed { call_id })
             }
             Err(e) if e.retry() == Retry::Permanent => {
-                self.finish(req, "failed", None, "call.refused_by_provider")
+                self.finish(req, CallState::Failed, None, "call.refused_by_provider")
                     .await?;
                 tracing::error!(error = %e, "provider refused the call");
                 Ok(PlaceOutcome::Refused)

@@ -1,0 +1,749 @@
+//! The telephony ports in memory: the call store (merge with the adapter's version and
+//! completeness rules, worker states kept, recording settled only from `pending`), the
+//! call requests of leads (markers, the lead's call state only for its current request,
+//! attempts per number), the audit trail, a recording copier over a [`MemoryObjects`]
+//! bucket, a provider that records what it was asked and can fail, and metrics.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use sha2::{Digest, Sha256};
+
+use domain::LeadId;
+use usecases::ports::{CallState, Objects, Retry, StoreError};
+use usecases::telephony::ports::{
+    AuditTrail, CallFacts, CallProjection, CallRequestResult, CallRequests, CallStore, CopyFailure,
+    CopyReport, MergeOutcome, Metrics, OutboundCall, Provider, ProviderError, RecordingCopier,
+    RecordingRecord, RecordingSettlement, StoredCall, WORKER_STATES,
+};
+
+use crate::{FaultSwitch, MemoryObjects};
+
+/// One audit event as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub actor: String,
+    pub action: String,
+    pub lead_id: Option<LeadId>,
+    pub call_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// An append-only audit trail in memory; clones share the entries.
+#[derive(Clone, Default)]
+pub struct MemoryAuditTrail {
+    entries: Arc<Mutex<Vec<AuditEntry>>>,
+}
+
+impl MemoryAuditTrail {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn entries(&self) -> Vec<AuditEntry> {
+        self.entries.lock().unwrap().clone()
+    }
+
+    /// The actions written, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.entries().into_iter().map(|e| e.action).collect()
+    }
+
+    fn push(
+        &self,
+        actor: &str,
+        action: &str,
+        lead: Option<&LeadId>,
+        call_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) {
+        self.entries.lock().unwrap().push(AuditEntry {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            lead_id: lead.copied(),
+            call_id: call_id.map(str::to_owned),
+            at,
+        });
+    }
+}
+
+#[async_trait]
+impl AuditTrail for MemoryAuditTrail {
+    async fn record(
+        &self,
+        actor: &'static str,
+        action: &str,
+        lead: Option<&LeadId>,
+        call_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.push(actor, action, lead, call_id, at);
+        Ok(())
+    }
+}
+
+/// A call as the fake keeps it: what the table's call item holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryCall {
+    pub version: u64,
+    pub completeness: u8,
+    pub events: BTreeSet<String>,
+    pub last_event: Option<String>,
+    pub lead_id: Option<LeadId>,
+    /// The plain facts, merged attribute by attribute (`None` until an event applied).
+    pub facts: Option<CallFacts>,
+    pub sealed: BTreeMap<String, Vec<u8>>,
+    pub recording_state: Option<String>,
+    pub recording_state_at: Option<DateTime<Utc>>,
+    pub recording_attempts: i64,
+    pub recording_key: Option<String>,
+    pub recording_bytes: Option<u64>,
+    pub live_consent: Option<(bool, DateTime<Utc>)>,
+    pub provider_deleted_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl MemoryCall {
+    /// The transcript object the call names, if any.
+    pub fn transcript_key(&self) -> Option<&str> {
+        self.facts.as_ref()?.transcript_key.as_deref()
+    }
+}
+
+/// Sets what the event states, keeps what it does not (DynamoDB `SET` of the present
+/// attributes only); `processing_restricted` is only ever set.
+fn merge_facts(stored: &mut CallFacts, new: &CallFacts) {
+    fn take<T: Clone>(old: &mut Option<T>, new: &Option<T>) {
+        if new.is_some() {
+            old.clone_from(new);
+        }
+    }
+    take(&mut stored.call_type, &new.call_type);
+    take(&mut stored.call_status, &new.call_status);
+    take(&mut stored.direction, &new.direction);
+    take(&mut stored.agent_id, &new.agent_id);
+    take(&mut stored.agent_version, &new.agent_version);
+    take(&mut stored.disconnection_reason, &new.disconnection_reason);
+    take(&mut stored.start_at, &new.start_at);
+    take(&mut stored.end_at, &new.end_at);
+    take(&mut stored.duration_ms, &new.duration_ms);
+    stored.linked = new.linked;
+    stored.processing_restricted |= new.processing_restricted;
+    take(&mut stored.phone_index, &new.phone_index);
+    stored.retention = new.retention.clone();
+    take(&mut stored.consent, &new.consent);
+    take(&mut stored.transcript_key, &new.transcript_key);
+}
+
+#[derive(Default)]
+struct CallsState {
+    calls: BTreeMap<String, MemoryCall>,
+    recordings: BTreeMap<String, RecordingRecord>,
+}
+
+/// The call store in memory; clones share the calls. Merges, live consent answers and
+/// audits are atomic, as the adapter's transactions are.
+#[derive(Clone, Default)]
+pub struct MemoryCallStore {
+    state: Arc<Mutex<CallsState>>,
+    audit: MemoryAuditTrail,
+    fault: FaultSwitch,
+}
+
+impl MemoryCallStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The audit trail the store writes its merge audits to (share it with the worker).
+    pub fn audit_trail(&self) -> MemoryAuditTrail {
+        self.audit.clone()
+    }
+
+    pub fn call(&self, call_id: &str) -> Option<MemoryCall> {
+        self.state.lock().unwrap().calls.get(call_id).cloned()
+    }
+
+    pub fn recording(&self, call_id: &str) -> Option<RecordingRecord> {
+        self.state.lock().unwrap().recordings.get(call_id).cloned()
+    }
+
+    /// Stores a call as it is (to arrange a state the webhook would have left).
+    pub fn insert(&self, call_id: &str, call: MemoryCall) {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .insert(call_id.to_owned(), call);
+    }
+
+    /// Every call fails with `retry` until [`Self::heal`].
+    pub fn fail_with(&self, retry: Retry) {
+        self.fault.fail_with(retry);
+    }
+
+    pub fn heal(&self) {
+        self.fault.heal();
+    }
+
+    fn lock(
+        &self,
+        operation: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, CallsState>, StoreError> {
+        self.fault.check(operation)?;
+        Ok(self.state.lock().unwrap())
+    }
+}
+
+fn stored_call(c: &MemoryCall) -> StoredCall {
+    let mut events: Vec<String> = c.events.iter().cloned().collect();
+    events.sort();
+    StoredCall {
+        lead_id: c.lead_id,
+        recording_state: c.recording_state.clone(),
+        sealed_recording_url: c.sealed.get("sealed_recording_url").cloned(),
+        end_at: c.facts.as_ref().and_then(|f| f.end_at),
+        transcript_key: c.transcript_key().map(str::to_owned),
+        events,
+        provider_deleted: c.provider_deleted_at.is_some(),
+    }
+}
+
+#[async_trait]
+impl CallStore for MemoryCallStore {
+    async fn get_call(&self, call_id: &str) -> Result<Option<StoredCall>, StoreError> {
+        Ok(self.lock("get_call")?.calls.get(call_id).map(stored_call))
+    }
+
+    async fn merge(&self, p: &CallProjection) -> Result<MergeOutcome, StoreError> {
+        let mut state = self.lock("merge_call")?;
+        let call = state.calls.entry(p.call_id.clone()).or_default();
+        let applies = p.completeness >= call.completeness;
+        call.version += 1;
+        call.events.insert(p.event.to_owned());
+        call.updated_at = Some(p.at);
+        if applies {
+            call.completeness = p.completeness;
+            call.last_event = Some(p.event.to_owned());
+            if let Some(lead) = p.lead_id {
+                call.lead_id = Some(lead);
+            }
+            match &mut call.facts {
+                Some(stored) => merge_facts(stored, &p.facts),
+                None => call.facts = Some(p.facts.clone()),
+            }
+            for (name, bytes) in &p.sealed {
+                call.sealed.insert((*name).to_owned(), bytes.clone());
+            }
+            for name in &p.remove {
+                call.sealed.remove(*name);
+                if *name == "transcript_key" {
+                    if let Some(f) = &mut call.facts {
+                        f.transcript_key = None;
+                    }
+                }
+                if *name == "recording_key" {
+                    call.recording_key = None;
+                }
+            }
+            if let Some(next) = p.recording_state {
+                let owned_by_worker = call
+                    .recording_state
+                    .as_deref()
+                    .is_some_and(|c| WORKER_STATES.contains(&c));
+                if !owned_by_worker {
+                    call.recording_state = Some(next.to_owned());
+                }
+            }
+        }
+        drop(state);
+        if applies {
+            for action in &p.audit {
+                self.audit.push(
+                    "telephony",
+                    action,
+                    p.lead_id.as_ref(),
+                    Some(&p.call_id),
+                    p.at,
+                );
+            }
+        }
+        Ok(if applies {
+            MergeOutcome::Applied
+        } else {
+            MergeOutcome::Superseded
+        })
+    }
+
+    async fn record_live_consent(
+        &self,
+        call_id: &str,
+        granted: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock("live_consent")?;
+        let call = state.calls.entry(call_id.to_owned()).or_default();
+        call.version += 1;
+        call.live_consent = Some((granted, at));
+        drop(state);
+        self.audit.push(
+            "telephony",
+            "call.live_consent_recorded",
+            None,
+            Some(call_id),
+            at,
+        );
+        Ok(())
+    }
+
+    async fn count_recording_attempt(&self, call_id: &str) -> Result<i64, StoreError> {
+        let mut state = self.lock("count_copy_attempt")?;
+        // `ADD` creates the item when it is missing, as DynamoDB does.
+        let call = state.calls.entry(call_id.to_owned()).or_default();
+        call.recording_attempts += 1;
+        Ok(call.recording_attempts)
+    }
+
+    async fn settle_recording(
+        &self,
+        call_id: &str,
+        settlement: &RecordingSettlement,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock("set_recording_state")?;
+        let Some(call) = state.calls.get_mut(call_id) else {
+            return Ok(());
+        };
+        if call.recording_state.as_deref() != Some("pending") {
+            return Ok(());
+        }
+        call.recording_state = Some(settlement.state().to_owned());
+        call.recording_state_at = Some(at);
+        if let RecordingSettlement::Stored { object_key, bytes } = settlement {
+            call.recording_key = Some(object_key.clone());
+            call.recording_bytes = Some(*bytes);
+        }
+        Ok(())
+    }
+
+    async fn put_recording(&self, record: &RecordingRecord) -> Result<(), StoreError> {
+        self.lock("put_recording")?
+            .recordings
+            .insert(record.call_id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn mark_provider_deleted(
+        &self,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock("mark_provider_deleted")?;
+        state
+            .calls
+            .entry(call_id.to_owned())
+            .or_default()
+            .provider_deleted_at = Some(at);
+        Ok(())
+    }
+
+    async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError> {
+        let state = self.lock("query_calls")?;
+        Ok(state
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.facts
+                    .as_ref()
+                    .and_then(|f| f.phone_index.as_ref())
+                    .is_some_and(|i| i.as_str() == phone_index)
+            })
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+}
+
+/// The call-related state of a lead item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadCallState {
+    pub call_request_count: u32,
+    pub call_state: CallState,
+    pub call_state_at: Option<DateTime<Utc>>,
+    pub last_call_id: Option<String>,
+}
+
+/// A call request's marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub state: CallState,
+    pub call_id: Option<String>,
+    pub at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// One attempt to call a number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub lead_id: LeadId,
+    pub at: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+#[derive(Default)]
+struct RequestsState {
+    leads: HashMap<LeadId, LeadCallState>,
+    markers: HashMap<(LeadId, u32), Marker>,
+    attempts: BTreeMap<String, Vec<Attempt>>,
+}
+
+/// The call requests in memory; clones share them. The lead's call state changes only
+/// for its current request (`call_request_count`), as the adapter's condition has it.
+#[derive(Clone, Default)]
+pub struct MemoryCallRequests {
+    state: Arc<Mutex<RequestsState>>,
+    fault: FaultSwitch,
+}
+
+impl MemoryCallRequests {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A lead asks for call `request` (what a sign-up writes on the lead item).
+    pub fn request_call(&self, lead: LeadId, request: u32) {
+        self.state.lock().unwrap().leads.insert(
+            lead,
+            LeadCallState {
+                call_request_count: request,
+                call_state: CallState::Requested,
+                call_state_at: None,
+                last_call_id: None,
+            },
+        );
+    }
+
+    pub fn lead(&self, lead: &LeadId) -> Option<LeadCallState> {
+        self.state.lock().unwrap().leads.get(lead).cloned()
+    }
+
+    pub fn marker(&self, lead: &LeadId, request: u32) -> Option<Marker> {
+        self.state
+            .lock()
+            .unwrap()
+            .markers
+            .get(&(*lead, request))
+            .cloned()
+    }
+
+    pub fn attempts(&self, phone_index: &str) -> Vec<Attempt> {
+        self.state
+            .lock()
+            .unwrap()
+            .attempts
+            .get(phone_index)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every call fails with `retry` until [`Self::heal`].
+    pub fn fail_with(&self, retry: Retry) {
+        self.fault.fail_with(retry);
+    }
+
+    pub fn heal(&self) {
+        self.fault.heal();
+    }
+
+    fn lock(
+        &self,
+        operation: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, RequestsState>, StoreError> {
+        self.fault.check(operation)?;
+        Ok(self.state.lock().unwrap())
+    }
+}
+
+#[async_trait]
+impl CallRequests for MemoryCallRequests {
+    async fn request_state(
+        &self,
+        lead: &LeadId,
+        request: u32,
+    ) -> Result<Option<CallState>, StoreError> {
+        Ok(self
+            .lock("get_call_request")?
+            .markers
+            .get(&(*lead, request))
+            .map(|m| m.state))
+    }
+
+    async fn attempts_since(
+        &self,
+        phone_index: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Ok(self
+            .lock("count_attempts")?
+            .attempts
+            .get(phone_index)
+            .map_or(0, |a| a.iter().filter(|a| a.at >= since).count()))
+    }
+
+    async fn record_attempt(
+        &self,
+        phone_index: &str,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock("record_attempt")?
+            .attempts
+            .entry(phone_index.to_owned())
+            .or_default()
+            .push(Attempt {
+                lead_id: *lead,
+                at,
+                until,
+            });
+        Ok(())
+    }
+
+    async fn finish_request(&self, r: &CallRequestResult) -> Result<(), StoreError> {
+        let mut state = self.lock("finish_call_request")?;
+        if let Some(lead) = state.leads.get_mut(&r.lead_id) {
+            if lead.call_request_count == r.request {
+                lead.call_state = r.state;
+                lead.call_state_at = Some(r.at);
+                if let Some(id) = &r.call_id {
+                    lead.last_call_id = Some(id.clone());
+                }
+            }
+        }
+        state.markers.insert(
+            (r.lead_id, r.request),
+            Marker {
+                state: r.state,
+                call_id: r.call_id.clone(),
+                at: r.at,
+                until: r.marker_until,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// An outbound call as the fake provider received it (the number is the test's own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedCall {
+    pub call_id: String,
+    pub from_number: String,
+    pub to_number: String,
+    pub agent_id: String,
+    pub lead_id: String,
+    pub first_name: String,
+    pub data_storage_setting: String,
+}
+
+#[derive(Default)]
+struct ProviderState {
+    placed: Vec<PlacedCall>,
+    deleted: Vec<String>,
+    /// HTTP statuses the next create calls answer, in order.
+    create_failures: VecDeque<u16>,
+    /// HTTP statuses the next delete calls answer, in order.
+    delete_failures: VecDeque<u16>,
+}
+
+/// The provider in memory: places calls (ids `call_1`, `call_2`, …), deletes them, and
+/// answers queued HTTP failures first. Clones share the state.
+#[derive(Clone, Default)]
+pub struct MemoryProvider {
+    state: Arc<Mutex<ProviderState>>,
+}
+
+impl MemoryProvider {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next create call answers `status` (429 and 5xx are transient).
+    pub fn fail_next_create(&self, status: u16) {
+        self.state.lock().unwrap().create_failures.push_back(status);
+    }
+
+    /// The next delete call answers `status`.
+    pub fn fail_next_delete(&self, status: u16) {
+        self.state.lock().unwrap().delete_failures.push_back(status);
+    }
+
+    pub fn placed(&self) -> Vec<PlacedCall> {
+        self.state.lock().unwrap().placed.clone()
+    }
+
+    pub fn deleted(&self) -> Vec<String> {
+        self.state.lock().unwrap().deleted.clone()
+    }
+}
+
+#[async_trait]
+impl Provider for MemoryProvider {
+    async fn create_phone_call(
+        &self,
+        _key: &SecretString,
+        call: &OutboundCall<'_>,
+    ) -> Result<String, ProviderError> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(status) = state.create_failures.pop_front() {
+            return Err(ProviderError::Status { status });
+        }
+        let call_id = format!("call_{}", state.placed.len() + 1);
+        state.placed.push(PlacedCall {
+            call_id: call_id.clone(),
+            from_number: call.from_number.to_owned(),
+            to_number: call.to_number.to_owned(),
+            agent_id: call.agent_id.to_owned(),
+            lead_id: call.lead_id.to_owned(),
+            first_name: call.first_name.to_owned(),
+            data_storage_setting: call.data_storage_setting.to_owned(),
+        });
+        Ok(call_id)
+    }
+
+    async fn delete_call(&self, _key: &SecretString, call_id: &str) -> Result<(), ProviderError> {
+        let mut state = self.state.lock().unwrap();
+        if let Some(status) = state.delete_failures.pop_front() {
+            if status != 404 {
+                return Err(ProviderError::Status { status });
+            }
+        }
+        state.deleted.push(call_id.to_owned());
+        Ok(())
+    }
+}
+
+/// Why the fake copier failed (fixed text and numbers only, as the real one).
+#[derive(Debug, thiserror::Error)]
+#[error("recording source answered HTTP {0}")]
+pub struct CopyHttpError(pub u16);
+
+#[derive(Default)]
+struct CopierState {
+    sources: BTreeMap<String, Vec<u8>>,
+    failures: VecDeque<u16>,
+    copies: Vec<(String, String)>,
+}
+
+/// Copies recordings from URLs it was given into a [`MemoryObjects`] bucket. An unknown
+/// URL answers 404 (permanent); queued failures answer their status first (408, 429 and
+/// 5xx transient, as the real copier classifies them).
+#[derive(Clone)]
+pub struct MemoryRecordingCopier {
+    bucket: MemoryObjects,
+    state: Arc<Mutex<CopierState>>,
+}
+
+impl MemoryRecordingCopier {
+    pub fn new(bucket: MemoryObjects) -> Self {
+        Self {
+            bucket,
+            state: Arc::default(),
+        }
+    }
+
+    /// The provider serves `bytes` at `url`.
+    pub fn serve(&self, url: &str, bytes: Vec<u8>) {
+        self.state
+            .lock()
+            .unwrap()
+            .sources
+            .insert(url.to_owned(), bytes);
+    }
+
+    /// The next copy fails with HTTP `status`.
+    pub fn fail_next(&self, status: u16) {
+        self.state.lock().unwrap().failures.push_back(status);
+    }
+
+    /// The copies tried, as (url, object key).
+    pub fn copies(&self) -> Vec<(String, String)> {
+        self.state.lock().unwrap().copies.clone()
+    }
+}
+
+fn http_failure(status: u16) -> CopyFailure {
+    let retry = match status {
+        408 | 425 | 429 | 500..=599 => Retry::Transient,
+        _ => Retry::Permanent,
+    };
+    CopyFailure {
+        retry,
+        cause: Box::new(CopyHttpError(status)),
+    }
+}
+
+#[async_trait]
+impl RecordingCopier for MemoryRecordingCopier {
+    async fn copy(&self, url: &str, object_key: &str) -> Result<CopyReport, CopyFailure> {
+        let bytes = {
+            let mut state = self.state.lock().unwrap();
+            state.copies.push((url.to_owned(), object_key.to_owned()));
+            if let Some(status) = state.failures.pop_front() {
+                return Err(http_failure(status));
+            }
+            match state.sources.get(url) {
+                Some(b) => b.clone(),
+                None => return Err(http_failure(404)),
+            }
+        };
+        let sha256_hex = hex_of(&Sha256::digest(&bytes));
+        let len = bytes.len() as u64;
+        self.bucket
+            .put(object_key, bytes)
+            .await
+            .map_err(|e| CopyFailure {
+                retry: e.retry,
+                cause: Box::new(e),
+            })?;
+        Ok(CopyReport {
+            bytes: len,
+            sha256_hex,
+            parts: 1,
+            content_type: None,
+            version_id: None,
+        })
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Metrics in memory: the counts by name.
+#[derive(Clone, Default)]
+pub struct MemoryMetrics {
+    counts: Arc<Mutex<BTreeMap<&'static str, f64>>>,
+}
+
+impl MemoryMetrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn count_of(&self, name: &str) -> f64 {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
+impl Metrics for MemoryMetrics {
+    fn count(&self, name: &'static str, value: f64) {
+        *self.counts.lock().unwrap().entry(name).or_insert(0.0) += value;
+    }
+}

@@ -1,0 +1,957 @@
+//! Telephony on fakes: the webhook's consent and disclosure decisions, merge idempotency
+//! under duplicates and re-ordering, the sealed transcript in the bucket; the worker's
+//! ingestion (copied only when consented, retried then failed, the call deleted at the
+//! provider, the last contact moved); outbound placement (no call for restricted or
+//! objecting subjects, at most three attempts per number in 24 hours, no second call on
+//! redelivery). The moto versions of these assertions are in `tests/tests/telephony_*.rs`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use domain::{
+    Clock, Email, FixedClock, LeadId, LeadProfile, PersonName, PhoneNumber, RetentionClass,
+};
+use testkit::telephony::MemoryCall;
+use testkit::{
+    FakeKeyService, MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryLeadStore,
+    MemoryMetrics, MemoryObjects, MemoryProvider, MemoryRecordingCopier,
+};
+use usecases::ports::{CallState, IdentifierKind, KeyService, Objects, Retry, StoredLead};
+use usecases::signup::{LeadService, SignupOutcome, SignupRequest};
+use usecases::telephony::ingest::{recording_key, Ingest, IngestOutcome, MAX_COPY_ATTEMPTS};
+use usecases::telephony::outbound::{
+    CallRequest, Outbound, OutboundSettings, PlaceOutcome, MAX_ATTEMPTS_PER_NUMBER,
+};
+use usecases::telephony::retell::compliance::DisclosurePatterns;
+use usecases::telephony::retell::model::{parse_delivery, CallId, Delivery};
+use usecases::telephony::webhook::{transcript_key, CallService, MergeOutcome};
+
+const OPENING_OK: &str = "Hallo, hier ist Polly, eine digitale Assistentin mit künstlicher Intelligenz (KI). Dieses Gespräch wird aufgezeichnet. Sind Sie damit einverstanden?";
+const OPENING_NO_DISCLOSURE: &str = "Hallo, hier ist Polly von der Firma. Haben Sie kurz Zeit?";
+const USER_SECRET: &str = "Meine Kundennummer ist Zwetschge-4711.";
+const PHONE: &str = "+491709876543";
+const RECORDING_URL: &str = "https://recordings.example/r/4f2a.wav";
+
+/// Every fake the telephony use cases need, and one signed-up lead.
+struct World {
+    clock: FixedClock,
+    keys: Arc<FakeKeyService>,
+    leads: MemoryLeadStore,
+    calls: MemoryCallStore,
+    bucket: MemoryObjects,
+    metrics: MemoryMetrics,
+    provider: MemoryProvider,
+    copier: MemoryRecordingCopier,
+    requests: MemoryCallRequests,
+    audit: MemoryAuditTrail,
+    lead: LeadId,
+}
+
+impl World {
+    async fn new() -> Self {
+        let clock = FixedClock::at(Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap());
+        let keys = Arc::new(FakeKeyService::new());
+        let leads = MemoryLeadStore::new();
+        let bucket = MemoryObjects::new();
+        let calls = MemoryCallStore::new();
+        let audit = calls.audit_trail();
+        let mut w = Self {
+            copier: MemoryRecordingCopier::new(bucket.clone()),
+            clock,
+            keys,
+            leads,
+            calls,
+            bucket,
+            metrics: MemoryMetrics::new(),
+            provider: MemoryProvider::new(),
+            requests: MemoryCallRequests::new(),
+            audit,
+            lead: LeadId::default(),
+        };
+        w.lead = w.sign_up().await;
+        w
+    }
+
+    fn stored_lead(&self, id: &LeadId) -> StoredLead {
+        self.leads.lead(id).expect("lead").lead
+    }
+
+    fn lead_service(&self) -> LeadService {
+        LeadService::new(
+            Arc::new(self.leads.clone()),
+            self.keys.clone(),
+            Arc::new(self.clock.clone()),
+        )
+    }
+
+    async fn sign_up(&self) -> LeadId {
+        let profile = LeadProfile {
+            first_name: PersonName::parse("Erika").unwrap(),
+            last_name: PersonName::parse("Mustermann").unwrap(),
+            email: Email::parse("erika@example.org").unwrap(),
+            phone: PhoneNumber::parse(PHONE).unwrap(),
+            notes: None,
+        };
+        let outcome = self
+            .lead_service()
+            .sign_up(SignupRequest {
+                profile,
+                source_ip: None,
+                client: None,
+                policy_version: "2026-01".into(),
+            })
+            .await
+            .unwrap();
+        let SignupOutcome::Created { id } = outcome else {
+            panic!("a new lead");
+        };
+        self.requests.request_call(id, 1);
+        id
+    }
+
+    fn webhook(&self) -> CallService {
+        CallService::new(
+            Arc::new(self.calls.clone()),
+            Arc::new(self.bucket.clone()),
+            Arc::new(self.leads.clone()),
+            self.keys.clone(),
+            Arc::new(self.clock.clone()),
+            Arc::new(self.metrics.clone()),
+            // The configuration's default (German) phrases.
+            DisclosurePatterns::default(),
+        )
+    }
+
+    fn ingest(&self, delete_at_provider: bool) -> Ingest {
+        Ingest::new(
+            Arc::new(self.calls.clone()),
+            Arc::new(self.audit.clone()),
+            Arc::new(self.leads.clone()),
+            self.keys.clone(),
+            Arc::new(self.copier.clone()),
+            Arc::new(self.provider.clone()),
+            Arc::new(self.clock.clone()),
+            delete_at_provider,
+        )
+    }
+
+    fn outbound(&self) -> Outbound {
+        Outbound::new(
+            Arc::new(self.leads.clone()),
+            Arc::new(self.requests.clone()),
+            Arc::new(self.audit.clone()),
+            self.lead_service(),
+            Arc::new(self.provider.clone()),
+            Arc::new(self.clock.clone()),
+            OutboundSettings {
+                from_number: "+4930000000".into(),
+                agent_id: "agent_polly".into(),
+                data_storage_setting: "basic_attributes_only".into(),
+            },
+        )
+    }
+
+    async fn deliver(&self, body: &[u8]) -> MergeOutcome {
+        let Ok(Delivery::Call(event)) = parse_delivery(body) else {
+            panic!("a lifecycle event");
+        };
+        self.webhook().record(&event).await.unwrap()
+    }
+
+    async fn phone_index(&self) -> String {
+        self.keys
+            .blind_index(IdentifierKind::Phone, PHONE)
+            .await
+            .unwrap()
+            .as_str()
+            .to_owned()
+    }
+
+    /// What the webhook kept of a call, opened: the sealed attributes decrypted, the
+    /// transcript read from the bucket; the bookkeeping (version, times) left out.
+    async fn opened(&self, call_id: &str) -> BTreeMap<String, Value> {
+        let call = self.calls.call(call_id).expect("call stored");
+        let stored = self.stored_lead(&self.lead);
+        let key = self
+            .keys
+            .unwrap_data_key(&self.lead, &stored.wrapped_key)
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for (name, sealed) in &call.sealed {
+            let plain = CallService::open(&key, call_id, name, sealed).expect("decrypts");
+            let value = serde_json::from_slice(&plain)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&plain).into_owned()));
+            out.insert(name.clone(), value);
+        }
+        if let Some(object) = call.transcript_key() {
+            let sealed = self.bucket.latest(object).expect("transcript object");
+            let plain = CallService::open(&key, call_id, "transcript", &sealed).expect("decrypts");
+            out.insert("transcript".into(), serde_json::from_slice(&plain).unwrap());
+        }
+        let facts = call.facts.clone().expect("facts");
+        out.insert("events".into(), json!(call.events));
+        out.insert("completeness".into(), json!(call.completeness));
+        out.insert("last_event".into(), json!(call.last_event));
+        out.insert("lead_id".into(), json!(call.lead_id.map(|l| l.to_string())));
+        out.insert("recording_state".into(), json!(call.recording_state));
+        out.insert("call_status".into(), json!(facts.call_status));
+        out.insert("duration_ms".into(), json!(facts.duration_ms));
+        out.insert("end_at".into(), json!(facts.end_at));
+        out.insert("linked".into(), json!(facts.linked));
+        out.insert("restricted".into(), json!(facts.processing_restricted));
+        out.insert(
+            "consent".into(),
+            json!(facts
+                .consent
+                .as_ref()
+                .map(|c| (c.granted, c.source_code(), c.disclosure_ok))),
+        );
+        out.insert("expires_at".into(), json!(facts.retention.expires_at));
+        out
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Consent {
+    ToolYes,
+    ToolNo,
+    AnalysisYes,
+    Never,
+}
+
+fn call_object(call_id: &str, lead: &LeadId, consent: Consent, disclosure: bool) -> Value {
+    let opening = if disclosure {
+        OPENING_OK
+    } else {
+        OPENING_NO_DISCLOSURE
+    };
+    let mut turns = vec![
+        json!({"role": "agent", "content": opening, "words": [{"word": "Hallo", "start": 0.1, "end": 0.4}]}),
+        json!({"role": "user", "content": "Ja, das ist in Ordnung.", "words": []}),
+    ];
+    let mut with_tools = turns.clone();
+    if matches!(consent, Consent::ToolYes | Consent::ToolNo) {
+        let args = if consent == Consent::ToolYes {
+            r#"{"granted": true}"#
+        } else {
+            r#"{"granted": false}"#
+        };
+        with_tools.push(json!({"role": "tool_call_invocation", "tool_call_id": "tc1", "name": "record_consent", "arguments": args}));
+        with_tools
+            .push(json!({"role": "tool_call_result", "tool_call_id": "tc1", "content": "ok"}));
+    }
+    turns.push(json!({"role": "user", "content": USER_SECRET, "words": []}));
+    with_tools.push(json!({"role": "user", "content": USER_SECRET}));
+    let custom = match consent {
+        Consent::AnalysisYes => json!({"recording_consent": true}),
+        _ => json!({}),
+    };
+    json!({
+        "call_id": call_id,
+        "call_type": "phone_call",
+        "agent_id": "agent_polly",
+        "agent_version": 7,
+        "call_status": "ended",
+        "direction": "outbound",
+        "from_number": "+4930901820",
+        "to_number": PHONE,
+        "metadata": {"lead_id": lead.to_string()},
+        "start_timestamp": 1_795_860_000_000_i64,
+        "end_timestamp": 1_795_860_300_000_i64,
+        "duration_ms": 300_000,
+        "disconnection_reason": "user_hangup",
+        "transcript": format!("Agent: {opening}\nUser: Ja, das ist in Ordnung.\nUser: {USER_SECRET}"),
+        "transcript_object": turns,
+        "transcript_with_tool_calls": with_tools,
+        "recording_url": RECORDING_URL,
+        "call_analysis": {"call_summary": "Interessent möchte ein Angebot.", "custom_analysis_data": custom},
+    })
+}
+
+fn event(kind: &str, call: &Value) -> Vec<u8> {
+    let mut call = call.clone();
+    let obj = call.as_object_mut().unwrap();
+    match kind {
+        "call_started" => {
+            for f in [
+                "end_timestamp",
+                "duration_ms",
+                "disconnection_reason",
+                "transcript",
+                "transcript_object",
+                "transcript_with_tool_calls",
+                "recording_url",
+                "call_analysis",
+            ] {
+                obj.remove(f);
+            }
+            obj.insert("call_status".into(), json!("ongoing"));
+        }
+        "call_ended" => {
+            obj.remove("call_analysis");
+        }
+        _ => {}
+    }
+    serde_json::to_vec(&json!({"event": kind, "call": call})).unwrap()
+}
+
+// ---------------------------------------------------------------- webhook
+
+#[tokio::test]
+async fn all_orders_with_duplicates_converge_to_the_same_call() {
+    let w = World::new().await;
+    let orders: Vec<Vec<&str>> = vec![
+        vec!["call_started", "call_ended", "call_analyzed"],
+        vec!["call_started", "call_analyzed", "call_ended"],
+        vec!["call_ended", "call_started", "call_analyzed"],
+        vec!["call_analyzed", "call_ended", "call_started"],
+        vec![
+            "call_started",
+            "call_started",
+            "call_ended",
+            "call_ended",
+            "call_analyzed",
+            "call_analyzed",
+        ],
+        vec![
+            "call_analyzed",
+            "call_ended",
+            "call_analyzed",
+            "call_started",
+            "call_ended",
+        ],
+    ];
+    let mut reference: Option<BTreeMap<String, Value>> = None;
+    for (i, order) in orders.iter().enumerate() {
+        let call_id = format!("call_order_{i}");
+        let call = call_object(&call_id, &w.lead, Consent::ToolYes, true);
+        for kind in order {
+            w.deliver(&event(kind, &call)).await;
+        }
+        let state = w.opened(&call_id).await;
+        match &reference {
+            None => reference = Some(state),
+            Some(r) => assert_eq!(&state, r, "order {order:?} converges"),
+        }
+    }
+    let r = reference.unwrap();
+    assert_eq!(
+        r["events"],
+        json!(["call_analyzed", "call_ended", "call_started"])
+    );
+    assert_eq!(r["completeness"], json!(3));
+    assert_eq!(r["last_event"], json!("call_analyzed"));
+    assert_eq!(r["call_status"], json!("ended"));
+    assert_eq!(r["recording_state"], json!("pending"));
+    assert_eq!(r["lead_id"], json!(w.lead.to_string()));
+    assert_eq!(r["sealed_recording_url"], json!(RECORDING_URL));
+    assert_eq!(
+        r["transcript"]["transcript_object"][2]["content"],
+        json!(USER_SECRET)
+    );
+}
+
+#[tokio::test]
+async fn a_less_complete_event_after_a_more_complete_one_is_only_noted() {
+    let w = World::new().await;
+    let call = call_object("call_late_start", &w.lead, Consent::ToolYes, true);
+    assert_eq!(
+        w.deliver(&event("call_analyzed", &call)).await,
+        MergeOutcome::Applied
+    );
+    let before = w.opened("call_late_start").await;
+    assert_eq!(
+        w.deliver(&event("call_started", &call)).await,
+        MergeOutcome::Superseded
+    );
+    let after = w.opened("call_late_start").await;
+    assert_eq!(after["call_status"], json!("ended"), "not back to ongoing");
+    assert_eq!(after["events"], json!(["call_analyzed", "call_started"]));
+    let mut without_events = after.clone();
+    without_events.insert("events".into(), before["events"].clone());
+    assert_eq!(without_events, before, "nothing else changed");
+    // Audits are written only for events that applied.
+    let started = w
+        .audit
+        .entries()
+        .into_iter()
+        .filter(|e| e.action == "call.started")
+        .count();
+    assert_eq!(started, 0);
+}
+
+#[tokio::test]
+async fn consent_and_disclosure_decide_what_is_kept() {
+    let w = World::new().await;
+    let cases = [
+        ("call_yes", Consent::ToolYes, true, true),
+        ("call_analysis_yes", Consent::AnalysisYes, true, true),
+        ("call_no", Consent::ToolNo, true, false),
+        ("call_never", Consent::Never, true, false),
+        ("call_no_disclosure", Consent::ToolYes, false, false),
+    ];
+    for (call_id, consent, disclosure, kept) in cases {
+        let call = call_object(call_id, &w.lead, consent, disclosure);
+        for kind in ["call_ended", "call_analyzed"] {
+            w.deliver(&event(kind, &call)).await;
+        }
+        let state = w.opened(call_id).await;
+        assert_eq!(
+            state.contains_key("transcript"),
+            kept,
+            "{call_id}: transcript"
+        );
+        assert_eq!(
+            state.contains_key("sealed_recording_url"),
+            kept,
+            "{call_id}: recording url"
+        );
+        assert_eq!(
+            state["recording_state"],
+            json!(if kept { "pending" } else { "not_kept" }),
+            "{call_id}"
+        );
+        assert_eq!(state["consent"][2], json!(disclosure), "{call_id}");
+        // Metadata and call content are kept either way.
+        assert_eq!(state["duration_ms"], json!(300_000));
+        assert_eq!(
+            state["sealed_call"]["call_analysis"]["call_summary"],
+            json!("Interessent möchte ein Angebot.")
+        );
+        let object = transcript_key(&w.lead, call_id);
+        assert_eq!(
+            w.bucket.latest(&object).is_some(),
+            kept,
+            "{call_id}: transcript object"
+        );
+    }
+    assert_eq!(
+        w.opened("call_analysis_yes").await["consent"],
+        json!([true, "call_analysis", true])
+    );
+    assert_eq!(
+        w.opened("call_no").await["consent"],
+        json!([false, "tool_call", true])
+    );
+    // Without disclosure the incident is audited and counted.
+    assert!(w
+        .audit
+        .entries()
+        .iter()
+        .any(|a| a.action == "call.disclosure_missing"
+            && a.call_id.as_deref() == Some("call_no_disclosure")));
+    assert_eq!(w.metrics.count_of("DisclosureMissing"), 2.0, "two events");
+}
+
+#[tokio::test]
+async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_transcript() {
+    let w = World::new().await;
+    let call = call_object("call_late_consent", &w.lead, Consent::AnalysisYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    assert_eq!(
+        w.opened("call_late_consent").await["recording_state"],
+        json!("not_kept")
+    );
+    w.deliver(&event("call_analyzed", &call)).await;
+    let state = w.opened("call_late_consent").await;
+    assert_eq!(state["recording_state"], json!("pending"));
+    assert!(state.contains_key("transcript"));
+}
+
+#[tokio::test]
+async fn a_withdrawn_consent_outweighs_the_call_and_deletes_a_kept_transcript() {
+    let w = World::new().await;
+    let call = call_object("call_withdrawn", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let object = transcript_key(&w.lead, "call_withdrawn");
+    assert!(w.bucket.latest(&object).is_some());
+    w.leads.set_flags(&w.lead, false, false, true);
+    w.deliver(&event("call_analyzed", &call)).await;
+    let state = w.opened("call_withdrawn").await;
+    assert_eq!(state["recording_state"], json!("not_kept"));
+    assert!(!state.contains_key("transcript"));
+    assert!(!state.contains_key("sealed_recording_url"));
+    assert_eq!(w.bucket.count_versions(&object, true).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_restricted_subjects_call_keeps_metadata_only() {
+    let w = World::new().await;
+    w.leads.set_flags(&w.lead, true, false, false);
+    let call = call_object("call_restricted", &w.lead, Consent::ToolYes, true);
+    for kind in ["call_started", "call_ended", "call_analyzed"] {
+        w.deliver(&event(kind, &call)).await;
+    }
+    let stored = w.calls.call("call_restricted").unwrap();
+    assert!(stored.sealed.is_empty(), "no content kept");
+    assert_eq!(stored.transcript_key(), None);
+    assert_eq!(stored.recording_state.as_deref(), Some("not_kept"));
+    let facts = stored.facts.unwrap();
+    assert!(facts.processing_restricted);
+    assert_eq!(facts.duration_ms, Some(300_000), "metadata kept");
+    assert!(w.bucket.keys().is_empty());
+}
+
+#[tokio::test]
+async fn an_unlinked_call_keeps_metadata_and_the_numbers_blind_index() {
+    let w = World::new().await;
+    let mut call = call_object("call_unlinked", &w.lead, Consent::ToolYes, true);
+    call["metadata"] = json!({});
+    w.deliver(&event("call_analyzed", &call)).await;
+    let stored = w.calls.call("call_unlinked").unwrap();
+    assert!(stored.sealed.is_empty());
+    assert_eq!(stored.lead_id, None);
+    let facts = stored.facts.unwrap();
+    assert!(!facts.linked);
+    assert_eq!(
+        facts.phone_index.as_ref().map(|i| i.as_str().to_owned()),
+        Some(w.phone_index().await)
+    );
+    use usecases::telephony::ports::CallStore;
+    assert_eq!(
+        w.calls
+            .calls_of_phone(&w.phone_index().await)
+            .await
+            .unwrap(),
+        vec!["call_unlinked".to_owned()]
+    );
+}
+
+#[tokio::test]
+async fn call_data_is_kept_three_years_from_the_call_or_from_now() {
+    let w = World::new().await;
+    let call = call_object("call_dates", &w.lead, Consent::Never, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let facts = w.calls.call("call_dates").unwrap().facts.unwrap();
+    let end = DateTime::from_timestamp_millis(1_795_860_300_000).unwrap();
+    let anchor = end.max(w.clock.now());
+    assert_eq!(
+        facts.retention.expires_at,
+        RetentionClass::Lead.due_at(anchor).unwrap()
+    );
+    assert!(facts.retention.ttl > facts.retention.expires_at.timestamp());
+}
+
+#[tokio::test]
+async fn the_live_consent_answer_is_recorded_and_audited() {
+    let w = World::new().await;
+    let call_id = CallId::parse("call_live").unwrap();
+    w.webhook()
+        .record_live_consent(&call_id, true)
+        .await
+        .unwrap();
+    let stored = w.calls.call("call_live").unwrap();
+    assert_eq!(stored.live_consent, Some((true, w.clock.now())));
+    assert!(w
+        .audit
+        .actions()
+        .contains(&"call.live_consent_recorded".to_owned()));
+}
+
+#[tokio::test]
+async fn a_store_outage_is_retryable_and_keeps_nothing() {
+    let w = World::new().await;
+    w.calls.fail_with(Retry::Transient);
+    let call = call_object("call_outage", &w.lead, Consent::ToolYes, true);
+    let body = event("call_ended", &call);
+    let Ok(Delivery::Call(e)) = parse_delivery(&body) else {
+        panic!("a lifecycle event");
+    };
+    let err = w.webhook().record(&e).await.unwrap_err();
+    assert_eq!(err.retry(), Retry::Transient);
+    w.calls.heal();
+    assert!(w.calls.call("call_outage").is_none());
+}
+
+// ---------------------------------------------------------------- ingestion
+
+const KEY: &str = "provider-key";
+
+fn api_key() -> SecretString {
+    SecretString::from(KEY)
+}
+
+#[tokio::test]
+async fn a_consented_recording_is_copied_and_the_call_deleted_at_the_provider() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF-wav-bytes".to_vec());
+    let call = call_object("call_rec", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let ingest = w.ingest(true);
+
+    assert_eq!(
+        ingest.ingest("call_rec").await.unwrap(),
+        IngestOutcome::Stored { bytes: 14 }
+    );
+    let object = recording_key(&w.lead, "call_rec");
+    assert!(!object.contains("+49"), "opaque object key");
+    assert_eq!(
+        w.bucket.latest(&object).as_deref(),
+        Some(&b"RIFF-wav-bytes"[..])
+    );
+    let stored = w.calls.call("call_rec").unwrap();
+    assert_eq!(stored.recording_state.as_deref(), Some("stored"));
+    assert_eq!(stored.recording_key.as_deref(), Some(object.as_str()));
+    let record = w.calls.recording("call_rec").unwrap();
+    let end = DateTime::from_timestamp_millis(1_795_860_300_000).unwrap();
+    assert_eq!(
+        record.retention.expires_at,
+        RetentionClass::Recording.due_at(end).unwrap()
+    );
+    assert!(record.retention.bucket.starts_with("recording#"));
+    assert_eq!(
+        record.transcript_key,
+        Some(transcript_key(&w.lead, "call_rec"))
+    );
+
+    // Not deleted at the provider before the analysis arrived…
+    assert!(!ingest
+        .delete_at_provider("call_rec", &api_key())
+        .await
+        .unwrap());
+    assert!(w.provider.deleted().is_empty());
+    // …but once it has; and only once.
+    w.deliver(&event("call_analyzed", &call)).await;
+    assert_eq!(
+        w.calls.call("call_rec").unwrap().recording_state.as_deref(),
+        Some("stored"),
+        "the webhook leaves the worker's state alone"
+    );
+    assert!(ingest
+        .delete_at_provider("call_rec", &api_key())
+        .await
+        .unwrap());
+    assert!(!ingest
+        .delete_at_provider("call_rec", &api_key())
+        .await
+        .unwrap());
+    assert_eq!(w.provider.deleted(), vec!["call_rec".to_owned()]);
+    // A redelivered ingestion copies nothing again.
+    assert_eq!(
+        ingest.ingest("call_rec").await.unwrap(),
+        IngestOutcome::NotPending
+    );
+    assert_eq!(w.copier.copies().len(), 1);
+    for action in ["call.recording_stored", "call.deleted_at_provider"] {
+        assert!(
+            w.audit.actions().iter().any(|a| a == action),
+            "{action} audited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_consent_nothing_is_copied_and_the_call_is_still_deleted_at_the_provider() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF".to_vec());
+    let call = call_object("call_no_rec", &w.lead, Consent::ToolNo, true);
+    w.deliver(&event("call_ended", &call)).await;
+    w.deliver(&event("call_analyzed", &call)).await;
+    let ingest = w.ingest(true);
+    assert_eq!(
+        ingest.ingest("call_no_rec").await.unwrap(),
+        IngestOutcome::NotPending
+    );
+    assert!(w.copier.copies().is_empty(), "not even downloaded");
+    assert!(w.calls.recording("call_no_rec").is_none());
+    assert!(ingest
+        .delete_at_provider("call_no_rec", &api_key())
+        .await
+        .unwrap());
+    assert_eq!(w.provider.deleted(), vec!["call_no_rec".to_owned()]);
+}
+
+#[tokio::test]
+async fn a_failing_recording_url_is_retried_then_recorded_as_failed() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF".to_vec());
+    for _ in 0..MAX_COPY_ATTEMPTS {
+        w.copier.fail_next(503);
+    }
+    let call = call_object("call_flaky", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let ingest = w.ingest(true);
+    for _ in 1..MAX_COPY_ATTEMPTS {
+        let err = ingest.ingest("call_flaky").await.unwrap_err();
+        assert_eq!(err.retry(), Retry::Transient, "retried through the stream");
+        assert_eq!(
+            w.calls
+                .call("call_flaky")
+                .unwrap()
+                .recording_state
+                .as_deref(),
+            Some("pending")
+        );
+    }
+    assert_eq!(
+        ingest.ingest("call_flaky").await.unwrap(),
+        IngestOutcome::Failed,
+        "the last failure settles it"
+    );
+    let stored = w.calls.call("call_flaky").unwrap();
+    assert_eq!(stored.recording_state.as_deref(), Some("failed"));
+    assert!(stored.transcript_key().is_some());
+    assert!(w.calls.recording("call_flaky").is_none());
+    assert!(w.audit.actions().contains(&"call.recording_failed".into()));
+
+    // A 404 is not retried at all.
+    let call = call_object("call_gone", &w.lead, Consent::ToolYes, true);
+    w.copier.fail_next(404);
+    w.deliver(&event("call_ended", &call)).await;
+    assert_eq!(
+        ingest.ingest("call_gone").await.unwrap(),
+        IngestOutcome::Failed
+    );
+}
+
+#[tokio::test]
+async fn provider_deletion_can_be_turned_off() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF".to_vec());
+    let call = call_object("call_keep", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    w.deliver(&event("call_analyzed", &call)).await;
+    let ingest = w.ingest(false);
+    ingest.ingest("call_keep").await.unwrap();
+    assert!(!ingest
+        .delete_at_provider("call_keep", &api_key())
+        .await
+        .unwrap());
+    assert!(w.provider.deleted().is_empty());
+}
+
+#[tokio::test]
+async fn a_pending_recording_whose_lead_is_gone_is_recorded_as_failed() {
+    let w = World::new().await;
+    w.calls.insert(
+        "call_orphan",
+        MemoryCall {
+            lead_id: Some(LeadId::new()),
+            recording_state: Some("pending".into()),
+            ..MemoryCall::default()
+        },
+    );
+    assert_eq!(
+        w.ingest(true).ingest("call_orphan").await.unwrap(),
+        IngestOutcome::Failed
+    );
+    assert_eq!(
+        w.calls
+            .call("call_orphan")
+            .unwrap()
+            .recording_state
+            .as_deref(),
+        Some("failed")
+    );
+    assert!(w.copier.copies().is_empty());
+}
+
+#[tokio::test]
+async fn the_end_of_a_call_moves_the_last_contact_forward_only() {
+    let w = World::new().await;
+    let signed_up = w.stored_lead(&w.lead).last_contact_at;
+    let ingest = w.ingest(true);
+    let end = signed_up + Duration::days(2);
+    assert!(ingest.record_contact(&w.lead, end).await.unwrap());
+    assert_eq!(w.stored_lead(&w.lead).last_contact_at, end);
+    assert!(ingest
+        .record_contact(&w.lead, end - Duration::days(1))
+        .await
+        .unwrap());
+    assert_eq!(w.stored_lead(&w.lead).last_contact_at, end, "never back");
+    assert!(!ingest.record_contact(&LeadId::new(), end).await.unwrap());
+}
+
+// ---------------------------------------------------------------- outbound
+
+fn request(w: &World, phone_index: &str, request: u32) -> CallRequest {
+    CallRequest {
+        lead_id: w.lead,
+        request,
+        phone_index: phone_index.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    let outbound = w.outbound();
+    let req = request(&w, &index, 1);
+
+    let outcome = outbound.place(&req, &api_key()).await.unwrap();
+    let PlaceOutcome::Placed { call_id } = outcome else {
+        panic!("placed: {outcome:?}");
+    };
+    let placed = w.provider.placed();
+    assert_eq!(placed.len(), 1);
+    assert_eq!(placed[0].to_number, PHONE);
+    assert_eq!(placed[0].from_number, "+4930000000");
+    assert_eq!(placed[0].agent_id, "agent_polly");
+    assert_eq!(placed[0].lead_id, w.lead.to_string());
+    assert_eq!(placed[0].first_name, "Erika");
+    assert_eq!(placed[0].data_storage_setting, "basic_attributes_only");
+    let lead = w.requests.lead(&w.lead).unwrap();
+    assert_eq!(lead.call_state, CallState::Placed);
+    assert_eq!(lead.last_call_id, Some(call_id));
+    assert!(w.audit.actions().contains(&"call.placed".into()));
+
+    // The stream redelivers the same request: no second call.
+    assert_eq!(
+        outbound.place(&req, &api_key()).await.unwrap(),
+        PlaceOutcome::AlreadyPlaced
+    );
+    assert_eq!(w.provider.placed().len(), 1);
+    assert_eq!(w.requests.attempts(&index).len(), 1);
+}
+
+#[tokio::test]
+async fn a_provider_outage_is_retryable_and_nothing_is_lost() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    w.provider.fail_next_create(503);
+    let req = request(&w, &index, 1);
+    let err = w.outbound().place(&req, &api_key()).await.unwrap_err();
+    assert_eq!(err.retry(), Retry::Transient);
+    assert_eq!(
+        w.requests.lead(&w.lead).unwrap().call_state,
+        CallState::Requested
+    );
+    assert!(matches!(
+        w.outbound().place(&req, &api_key()).await.unwrap(),
+        PlaceOutcome::Placed { .. }
+    ));
+    assert_eq!(w.provider.placed().len(), 1);
+}
+
+#[tokio::test]
+async fn a_refusal_by_the_provider_marks_the_request_failed() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    w.provider.fail_next_create(400);
+    assert_eq!(
+        w.outbound()
+            .place(&request(&w, &index, 1), &api_key())
+            .await
+            .unwrap(),
+        PlaceOutcome::Refused
+    );
+    assert_eq!(
+        w.requests.lead(&w.lead).unwrap().call_state,
+        CallState::Failed
+    );
+}
+
+#[tokio::test]
+async fn at_most_three_attempts_per_number_in_24_hours() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    let outbound = w.outbound();
+    let req = request(&w, &index, 1);
+    for _ in 0..MAX_ATTEMPTS_PER_NUMBER {
+        w.provider.fail_next_create(503);
+    }
+    for _ in 0..MAX_ATTEMPTS_PER_NUMBER {
+        assert!(outbound.place(&req, &api_key()).await.is_err());
+        w.clock.advance(Duration::minutes(10));
+    }
+    assert_eq!(
+        outbound.place(&req, &api_key()).await.unwrap(),
+        PlaceOutcome::RateLimited,
+        "no fourth attempt"
+    );
+    assert!(w.provider.placed().is_empty());
+    assert_eq!(w.requests.attempts(&index).len(), MAX_ATTEMPTS_PER_NUMBER);
+    assert_eq!(
+        w.requests.lead(&w.lead).unwrap().call_state,
+        CallState::Suppressed
+    );
+    assert!(w
+        .audit
+        .actions()
+        .contains(&"call.suppressed_rate_limit".into()));
+
+    // A day after the first attempt a new request of the same number is placed.
+    w.clock.advance(Duration::hours(24));
+    w.requests.request_call(w.lead, 2);
+    assert!(matches!(
+        outbound
+            .place(&request(&w, &index, 2), &api_key())
+            .await
+            .unwrap(),
+        PlaceOutcome::Placed { .. }
+    ));
+    assert_eq!(
+        w.requests.lead(&w.lead).unwrap().call_state,
+        CallState::Placed
+    );
+}
+
+#[tokio::test]
+async fn restricted_or_objecting_subjects_get_no_call() {
+    for flag in ["restricted", "objected"] {
+        let w = World::new().await;
+        w.leads
+            .set_flags(&w.lead, flag == "restricted", flag == "objected", false);
+        let index = w.phone_index().await;
+        assert_eq!(
+            w.outbound()
+                .place(&request(&w, &index, 1), &api_key())
+                .await
+                .unwrap(),
+            PlaceOutcome::NotPermitted,
+            "{flag}"
+        );
+        assert!(w.provider.placed().is_empty(), "{flag}: no call placed");
+        assert!(w.requests.attempts(&index).is_empty(), "{flag}: no attempt");
+        assert_eq!(
+            w.requests.lead(&w.lead).unwrap().call_state,
+            CallState::Suppressed,
+            "{flag}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_result_of_an_older_request_leaves_the_newer_request_alone() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    // The subject signed up again meanwhile: request 2 replaced request 1.
+    w.requests.request_call(w.lead, 2);
+    assert!(matches!(
+        w.outbound()
+            .place(&request(&w, &index, 1), &api_key())
+            .await
+            .unwrap(),
+        PlaceOutcome::Placed { .. }
+    ));
+    assert_eq!(
+        w.requests.lead(&w.lead).unwrap().call_state,
+        CallState::Requested
+    );
+    assert_eq!(
+        w.requests.marker(&w.lead, 1).unwrap().state,
+        CallState::Placed
+    );
+}
+
+#[tokio::test]
+async fn a_gone_lead_gets_no_call() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    let req = CallRequest {
+        lead_id: LeadId::new(),
+        request: 1,
+        phone_index: index,
+    };
+    assert_eq!(
+        w.outbound().place(&req, &api_key()).await.unwrap(),
+        PlaceOutcome::LeadGone
+    );
+    assert!(w.provider.placed().is_empty());
+}
