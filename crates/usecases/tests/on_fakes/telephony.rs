@@ -356,6 +356,40 @@ async fn all_orders_with_duplicates_converge_to_the_same_call() {
     );
 }
 
+/// Six deliveries of one call at once, on worker threads: the store applies each merge
+/// atomically (as DynamoDB applies a conditional update), so none is lost. The moto
+/// server cannot show this: it runs requests on threads without making a conditional
+/// update atomic, so `tests/` delivers the same events one after another instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_lose_no_update() {
+    let w = Arc::new(World::new().await);
+    let call = call_object("call_concurrent", &w.lead, Consent::ToolYes, true);
+    let handles: Vec<_> = [
+        "call_started",
+        "call_ended",
+        "call_analyzed",
+        "call_ended",
+        "call_analyzed",
+        "call_started",
+    ]
+    .iter()
+    .map(|kind| {
+        let (w, body) = (w.clone(), event(kind, &call));
+        tokio::spawn(async move { w.deliver(&body).await })
+    })
+    .collect();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let state = w.opened("call_concurrent").await;
+    assert_eq!(
+        state["events"],
+        json!(["call_analyzed", "call_ended", "call_started"])
+    );
+    assert_eq!(state["completeness"], json!(3));
+    assert!(state.contains_key("transcript"));
+}
+
 #[tokio::test]
 async fn a_less_complete_event_after_a_more_complete_one_is_only_noted() {
     let w = World::new().await;
