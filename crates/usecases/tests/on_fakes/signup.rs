@@ -221,3 +221,25 @@ async fn a_failing_key_service_or_store_stores_nothing_and_says_whether_a_retry_
     assert!(w.store.leads().is_empty() && w.store.consents().is_empty());
     assert!(w.store.audit().is_empty());
 }
+
+/// Six sign-ups of one person at once, on worker threads: the store's transaction is
+/// atomic (as DynamoDB's is), so the race ends in one subject and one key, and every
+/// sign-up succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_signups_of_one_person_create_one_subject() {
+    let w = world();
+    let service = Arc::new(w.service);
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move { service.sign_up(request(EMAIL, PHONE)).await })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for h in handles {
+        let outcome = h.await.unwrap().expect("every sign-up succeeds");
+        ids.insert(outcome.lead_id().expect("the subject"));
+    }
+    assert_eq!(ids.len(), 1, "one subject: {ids:?}");
+    assert_eq!(w.store.leads().len(), 1);
+}
