@@ -1,15 +1,102 @@
-//! Data-subject requests (R4): intake and verification (`service`), the export worker
-//! (`export`), the other rights (`rights`), the staff side (`staff`) and the streaming ZIP
-//! writer (`zip`). The request types, deadlines and texts live in `domain::dsar`.
+//! Data-subject requests (R4). The use cases live in `usecases::dsar` (intake and
+//! verification, the export, the other rights); they are re-exported here under their old
+//! paths. What stays here: the staff side (`staff`, until the contracts and call sealing
+//! it uses have moved), the streaming ZIP writer (`zip`) and the implementations of the
+//! use cases' archive, metrics and contract ports over them. The request types,
+//! deadlines and texts live in `domain::dsar`.
 //!
 //! A request never carries personal data in a key or index attribute: it is addressed by
 //! an opaque id, the identifiers it names are stored as blind indexes plus a sealed copy
 //! that goes away when the request is closed (R3: request records keep no content).
 
-pub mod export;
-pub mod rights;
-pub mod service;
 pub mod staff;
 pub mod zip;
 
 pub use domain::dsar::*;
+pub use usecases::dsar::{intake as service, rights};
+
+/// The export use case under its old path. `Exporter` names the dsar worker (export and
+/// the other rights side by side), as the old exporter did both.
+pub mod export {
+    pub use usecases::dsar::export::*;
+    pub use usecases::dsar::worker::RequestWorker as Exporter;
+}
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::LeadId;
+use crate::ports::StoreError;
+use usecases::dsar::ports::{
+    Archive, ArchiveError, ArchiveFormat, ContractLedger, Metrics, NewContract,
+};
+
+/// ZIP archives ([`zip::ZipWriter`]) for the export.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZipArchives;
+
+struct ZipArchive(zip::ZipWriter<Vec<u8>>);
+
+fn archive_error(e: zip::ZipError) -> ArchiveError {
+    tracing::warn!(error = %e, "archive write failed");
+    ArchiveError("zip")
+}
+
+impl Archive for ZipArchive {
+    fn start_file(&mut self, name: &str, modified: DateTime<Utc>) -> Result<(), ArchiveError> {
+        self.0.start_file(name, modified).map_err(archive_error)
+    }
+    fn write_all(&mut self, data: &[u8]) -> Result<(), ArchiveError> {
+        self.0.write_all(data).map_err(archive_error)
+    }
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        self.0.get_mut()
+    }
+    fn finish(self: Box<Self>) -> Result<Vec<u8>, ArchiveError> {
+        self.0.finish().map_err(archive_error)
+    }
+}
+
+impl ArchiveFormat for ZipArchives {
+    fn start(&self, capacity: usize) -> Box<dyn Archive> {
+        Box::new(ZipArchive(zip::ZipWriter::new(Vec::with_capacity(
+            capacity,
+        ))))
+    }
+}
+
+/// Counters as CloudWatch embedded metrics (`telemetry::metric`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmfMetrics;
+
+impl Metrics for EmfMetrics {
+    fn count(&self, name: &'static str) {
+        crate::telemetry::metric(name, 1.0);
+    }
+}
+
+/// Contracts recorded in the table (`contracts::record_contract_by`).
+#[derive(Debug, Clone)]
+pub struct TableContracts {
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub table: String,
+}
+
+#[async_trait]
+impl ContractLedger for TableContracts {
+    async fn record(
+        &self,
+        lead: &LeadId,
+        contract: NewContract,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        let contract = crate::contracts::Contract {
+            start: contract.start,
+            end: contract.end,
+            records: contract.records,
+        };
+        crate::contracts::record_contract_by(&self.ddb, &self.table, lead, contract, actor, at)
+            .await
+    }
+}
