@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test lint fmt validate sweep ropa build bench deploy deploy-function clean
+.PHONY: help setup run test test-unit lint fmt validate sweep ropa build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); C
 
 test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator)
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --workspace --all-targets
+
+test-unit: ## Unit tests only (libraries and binaries): no emulator, no AWS_ENDPOINT_URL
+	env -u AWS_ENDPOINT_URL cargo test --workspace --lib --bins
 
 lint: ## Format check and clippy with warnings as errors
 	cargo fmt --all -- --check

@@ -8,7 +8,6 @@
 
 pub mod calls;
 pub mod config;
-pub mod contracts;
 pub mod dsar;
 pub mod http;
 pub mod ingest;
@@ -19,6 +18,7 @@ pub mod telemetry;
 pub use domain::{clock, crypto, Clock, FixedClock, SystemClock};
 // The domain crate under its old path, so `shared::domain::...` keeps naming the same types.
 pub extern crate domain;
+pub use ::aws::contracts;
 pub use config::Config;
 // The AWS floor under its old paths.
 pub use ::aws as adapters;

@@ -3,11 +3,13 @@
 //! - [`template`] reads `infra/template.yaml` into plain specifications of the data layer.
 //! - [`stack`] creates those resources in the local AWS emulator (moto) and reads them
 //!   back, so the local stack and every test run on what the template declares.
+//! - [`emulator`] starts private emulators for the tests that must not share one.
 //! - [`logs`] captures the functions' JSON logs for personal-data scans.
 //! - [`events`] builds API Gateway events the way AWS delivers them.
 //!
 //! Nothing here ships in a Lambda.
 
+pub mod emulator;
 pub mod events;
 pub mod logs;
 pub mod simulator;
@@ -21,11 +23,16 @@ pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:5000".to_owned())
 }
 
-/// An SDK configuration for the emulator: fixed test credentials, Frankfurt.
+/// An SDK configuration for the shared emulator: fixed test credentials, Frankfurt.
 pub async fn aws_config() -> SdkConfig {
+    aws_config_for(&endpoint()).await
+}
+
+/// An SDK configuration for the emulator at `endpoint`: fixed test credentials, Frankfurt.
+pub async fn aws_config_for(endpoint: &str) -> SdkConfig {
     shared::aws::loader()
         .region(Region::new("eu-central-1"))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "testing",
             "testing",

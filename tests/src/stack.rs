@@ -49,19 +49,34 @@ pub struct Stack {
     pub buckets: BTreeMap<String, String>,
     pub provider_secret_arn: String,
     pub aws: SdkConfig,
+    /// The emulator this stack lives in.
+    pub endpoint: String,
 }
 
 impl Stack {
-    /// A fresh stack under a unique name, for one test.
+    /// A fresh stack under a unique name, for one test, in the shared emulator.
     pub async fn isolated() -> Result<Self> {
-        let name = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-        Self::provision(&name, "local-test-key").await
+        Self::isolated_on(&crate::endpoint()).await
     }
 
-    /// Creates every data-layer resource of the template, named after `name`.
+    /// A fresh stack under a unique name, for one test, in the emulator at `endpoint`
+    /// (see [`crate::emulator`]).
+    pub async fn isolated_on(endpoint: &str) -> Result<Self> {
+        let name = format!("t{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+        Self::provision_on(endpoint, &name, "local-test-key").await
+    }
+
+    /// Creates every data-layer resource of the template, named after `name`, in the
+    /// shared emulator.
     pub async fn provision(name: &str, provider_api_key: &str) -> Result<Self> {
+        Self::provision_on(&crate::endpoint(), name, provider_api_key).await
+    }
+
+    /// Creates every data-layer resource of the template, named after `name`, in the
+    /// emulator at `endpoint`.
+    pub async fn provision_on(endpoint: &str, name: &str, provider_api_key: &str) -> Result<Self> {
         let template = Template::load()?;
-        let aws = crate::aws_config().await;
+        let aws = crate::aws_config_for(endpoint).await;
         let kms = aws_sdk_kms::Client::new(&aws);
         let ddb = aws_sdk_dynamodb::Client::new(&aws);
         let s3 = crate::s3_client(&aws);
@@ -75,6 +90,7 @@ impl Stack {
             buckets: BTreeMap::new(),
             provider_secret_arn: String::new(),
             aws: aws.clone(),
+            endpoint: endpoint.to_owned(),
         };
         for logical in template.resources_of("AWS::S3::Bucket") {
             stack.buckets.insert(
@@ -747,18 +763,38 @@ pub struct SentMail {
     pub body: String,
 }
 
-/// Every mail moto's SES recorded as sent to `to`, oldest first.
+impl Stack {
+    /// Every mail this stack's emulator recorded as sent to `to`, oldest first.
+    pub async fn sent_mail(&self, to: &str) -> Result<Vec<SentMail>> {
+        sent_mail_at(&self.endpoint, to).await
+    }
+
+    /// Every mail this stack's emulator recorded as sent, oldest first (one dump).
+    pub async fn all_sent_mail(&self) -> Result<Vec<SentMail>> {
+        all_sent_mail_at(&self.endpoint).await
+    }
+}
+
+/// Every mail the shared emulator's SES recorded as sent to `to`, oldest first.
 pub async fn sent_mail(to: &str) -> Result<Vec<SentMail>> {
-    Ok(all_sent_mail()
+    sent_mail_at(&crate::endpoint(), to).await
+}
+
+/// Every mail the emulator at `endpoint` recorded as sent to `to`, oldest first.
+pub async fn sent_mail_at(endpoint: &str, to: &str) -> Result<Vec<SentMail>> {
+    Ok(all_sent_mail_at(endpoint)
         .await?
         .into_iter()
         .filter(|m| m.to.iter().any(|d| d == to))
         .collect())
 }
 
-/// Every mail moto's SES recorded as sent, oldest first (one dump of the emulator).
-pub async fn all_sent_mail() -> Result<Vec<SentMail>> {
-    let url = format!("{}/moto-api/data.json", crate::endpoint());
+/// Every mail the emulator at `endpoint` recorded as sent, oldest first (one dump of the
+/// emulator). moto answers this dump with 404 once an aborted multipart upload is left in
+/// it, and it gets slower with every object the emulator ever held: tests that read mail
+/// use an emulator of their own ([`crate::emulator::private`]).
+pub async fn all_sent_mail_at(endpoint: &str) -> Result<Vec<SentMail>> {
+    let url = format!("{endpoint}/moto-api/data.json");
     // moto builds this dump while other tests change its models; a dump taken mid-change
     // can fail, so try again.
     let mut data = serde_json::Value::Null;

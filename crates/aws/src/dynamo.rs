@@ -14,11 +14,10 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use domain::crypto::{BlindIndex, WrappedKey};
-use domain::retention::expiry_bucket;
 use domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
 use usecases::ports::{
     CallState, CreateOutcome, IdentifierHolders, LeadStore, NewLead, Resubmission, ResubmitOutcome,
@@ -41,12 +40,9 @@ pub mod schema {
     pub const EXPIRY_INDEX: &str = "by-expiry";
 }
 
-/// Time between an item's retention due date and its TTL: the sweep deletes on the due
-/// date; TTL only catches what the sweep missed.
-pub const TTL_GRACE: Duration = Duration::days(7);
+pub use domain::retention::{Retention, TTL_GRACE};
 
-/// No second call to the same subject within this time of the last request (R1.4).
-pub const CALL_COOLDOWN: Duration = Duration::hours(24);
+pub use domain::CALL_COOLDOWN;
 
 /// Attempts of an optimistic read-modify-write before giving up as contention.
 const MAX_ATTEMPTS: u32 = 8;
@@ -60,6 +56,11 @@ pub async fn backoff(attempt: u32) {
         .map(|d| u64::from(d.subsec_nanos()))
         .unwrap_or(0);
     tokio::time::sleep(std::time::Duration::from_millis(nanos % (cap_ms + 1))).await;
+}
+
+/// A string attribute of an item, if it holds one: the one item reader of the crate.
+pub fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
 }
 
 pub fn lead_pk(id: &LeadId) -> String {
@@ -169,21 +170,10 @@ pub struct AuditItem {
     at: String,
 }
 
-/// Retention attributes of an item of `class` whose clock starts at `start`.
-pub struct Retention {
-    pub expires_at: DateTime<Utc>,
-    pub bucket: String,
-    pub ttl: i64,
-}
-
+/// Retention attributes of an item of `class` whose clock starts at `start` (the domain
+/// decides; see [`Retention::of`]).
 pub fn retention(class: RetentionClass, start: DateTime<Utc>) -> Retention {
-    // Beyond chrono's range only for years past 262000: clamp rather than fail.
-    let due = class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
-    Retention {
-        expires_at: due,
-        bucket: expiry_bucket(class, due),
-        ttl: (due + TTL_GRACE).timestamp(),
-    }
+    Retention::of(class, start)
 }
 
 fn consent_item(id: &LeadId, phone: &BlindIndex, consent: &ConsentEvidence) -> ConsentItem {
@@ -926,11 +916,7 @@ impl LeadStore for DynamoLeadStore {
     ) -> Result<bool, StoreError> {
         let audit = ("retention-sweep", "lead.legal_hold");
         self.rewrite_lead("hold_until", id, audit, at, |lead| {
-            let r = Retention {
-                expires_at: until,
-                bucket: expiry_bucket(RetentionClass::Lead, until),
-                ttl: (until + TTL_GRACE).timestamp(),
-            };
+            let r = Retention::until(RetentionClass::Lead, until);
             let set = vec![
                 ("restricted", AttributeValue::Bool(true)),
                 ("hold_until", s(ts(until))),
@@ -1037,7 +1023,7 @@ pub async fn batch_delete(
                 break;
             }
             if attempt > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5))).await;
+                backoff(attempt).await;
             }
             if let Some(Ok(mut s)) = sizes.map(|m| m.lock()) {
                 s.push(requests.len());

@@ -4,6 +4,7 @@
 //! request data into an error message.
 
 pub mod calls;
+pub mod contracts;
 pub mod dsar;
 pub mod dsar_staff;
 pub mod dsar_subjects;
@@ -12,6 +13,7 @@ pub mod kms;
 pub mod mail;
 pub mod recordings;
 pub mod retell;
+pub mod retention;
 pub mod s3;
 pub mod sdk;
 pub mod secrets;

@@ -50,3 +50,6 @@ pub struct ConsentEvidence {
     pub given_at: DateTime<Utc>,
     pub method: ConsentMethod,
 }
+
+/// No second call to the same subject within this time of the last request (R1.4).
+pub const CALL_COOLDOWN: chrono::Duration = chrono::Duration::hours(24);

@@ -26,7 +26,7 @@ mod user_agent;
 
 pub use email::{Email, EmailError};
 pub use ids::{IdError, LeadId, RequestId};
-pub use lead::{ConsentEvidence, ConsentMethod, LeadProfile, TechnicalData};
+pub use lead::{ConsentEvidence, ConsentMethod, LeadProfile, TechnicalData, CALL_COOLDOWN};
 pub use name::{NameError, PersonName};
 pub use notes::{Notes, NotesError};
 pub use phone::{PhoneError, PhoneNumber};

@@ -161,6 +161,48 @@ pub fn expiry_bucket(class: RetentionClass, due: DateTime<Utc>) -> String {
     format!("{}#{}", class.code(), due.format("%Y-%m"))
 }
 
+/// A contract of a subject (R3.4): its period and the kind of records it produced, which
+/// decides how long they are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contract {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub records: ContractRecords,
+}
+
+/// Time between an item's retention due date and its TTL: the sweep deletes on the due
+/// date; TTL only catches what the sweep missed.
+pub const TTL_GRACE: Duration = Duration::days(7);
+
+/// The retention attributes every stored item carries: when it is due, the expiry-index
+/// partition the sweep finds it in, and the TTL (due date plus [`TTL_GRACE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    pub expires_at: DateTime<Utc>,
+    pub bucket: String,
+    pub ttl: i64,
+}
+
+impl Retention {
+    /// Data of `class` whose clock starts at `start`.
+    pub fn of(class: RetentionClass, start: DateTime<Utc>) -> Self {
+        // Beyond chrono's range only for years past 262000: clamp rather than fail.
+        Self::until(
+            class,
+            class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
+    }
+
+    /// Data of `class` kept until `due` (a legal hold, an explicit end).
+    pub fn until(class: RetentionClass, due: DateTime<Utc>) -> Self {
+        Self {
+            expires_at: due,
+            bucket: expiry_bucket(class, due),
+            ttl: (due + TTL_GRACE).timestamp(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,6 @@
 //! their subject or request (unwrapping under another id fails, as KMS's encryption
 //! context does), blind indexes as HMAC-SHA256 under a fixed key.
 
-use std::sync::Mutex;
-
 use aes_gcm::aead::{KeyInit, OsRng};
 use aes_gcm::Aes256Gcm;
 use async_trait::async_trait;
@@ -14,10 +12,12 @@ use domain::crypto::{blind_index_message, BlindIndex, DataKey, WrappedKey};
 use domain::{LeadId, RequestId};
 use usecases::ports::{IdentifierKind, KeyError, KeyService, Retry};
 
+use crate::fault::FaultSwitch;
+
 pub struct FakeKeyService {
     master: DataKey,
     mac_key: [u8; 32],
-    fail: Mutex<Option<Retry>>,
+    fault: FaultSwitch,
 }
 
 impl Default for FakeKeyService {
@@ -32,21 +32,21 @@ impl FakeKeyService {
         Self {
             master: DataKey::from_bytes(master.as_slice()).expect("32 bytes"),
             mac_key: [7; 32],
-            fail: Mutex::new(None),
+            fault: FaultSwitch::default(),
         }
     }
 
     /// Every call fails with `retry` until [`Self::heal`].
     pub fn fail_with(&self, retry: Retry) {
-        *self.fail.lock().unwrap() = Some(retry);
+        self.fault.fail_with(retry);
     }
 
     pub fn heal(&self) {
-        *self.fail.lock().unwrap() = None;
+        self.fault.heal();
     }
 
     fn check(&self, operation: &'static str) -> Result<(), KeyError> {
-        match *self.fail.lock().unwrap() {
+        match self.fault.current() {
             Some(retry) => Err(KeyError {
                 operation,
                 retry,

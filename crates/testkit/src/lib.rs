@@ -3,11 +3,19 @@
 //! keys bound to their subject) and can be told to fail, so a test shows what a use case
 //! does under a fault. The moto-backed integration tests stay for the AWS floor itself.
 
+pub mod fault;
 pub mod keys;
+pub mod leads;
 pub mod mail;
 pub mod objects;
+pub mod retention;
+pub mod world;
 
 pub use domain::{Clock, FixedClock};
+pub use fault::FaultSwitch;
 pub use keys::FakeKeyService;
+pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
+pub use retention::MemoryRetentionStore;
+pub use world::World;

@@ -7,6 +7,8 @@ use domain::dsar::mail::Mail;
 use domain::Email;
 use usecases::ports::{Mailer, Retry, StoreError};
 
+use crate::fault::FaultSwitch;
+
 /// One mail as sent.
 #[derive(Clone)]
 pub struct SentMail {
@@ -19,7 +21,7 @@ pub struct SentMail {
 #[derive(Clone, Default)]
 pub struct MemoryMailer {
     sent: Arc<Mutex<Vec<SentMail>>>,
-    fail: Arc<Mutex<Option<Retry>>>,
+    fault: FaultSwitch,
 }
 
 impl MemoryMailer {
@@ -37,24 +39,18 @@ impl MemoryMailer {
     }
 
     pub fn fail_with(&self, retry: Retry) {
-        *self.fail.lock().unwrap() = Some(retry);
+        self.fault.fail_with(retry);
     }
 
     pub fn heal(&self) {
-        *self.fail.lock().unwrap() = None;
+        self.fault.heal();
     }
 }
 
 #[async_trait]
 impl Mailer for MemoryMailer {
     async fn send(&self, to: &Email, mail: &Mail) -> Result<(), StoreError> {
-        if let Some(retry) = *self.fail.lock().unwrap() {
-            return Err(StoreError {
-                operation: "send_email",
-                retry,
-                source: None,
-            });
-        }
+        self.fault.check("send_email")?;
         self.sent.lock().unwrap().push(SentMail {
             to: to.expose().to_owned(),
             subject: mail.subject.clone(),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::fault::FaultSwitch;
 use async_trait::async_trait;
 use usecases::ports::{ObjectBody, ObjectReader, ObjectUpload, Objects, Retry, StoreError};
 
@@ -17,7 +18,6 @@ struct Version {
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Vec<Version>>,
-    fail: Option<Retry>,
     /// Uploads started and not yet completed or aborted.
     open_uploads: usize,
 }
@@ -26,14 +26,7 @@ struct State {
 #[derive(Clone, Default)]
 pub struct MemoryObjects {
     state: Arc<Mutex<State>>,
-}
-
-fn fault(operation: &'static str, retry: Retry) -> StoreError {
-    StoreError {
-        operation,
-        retry,
-        source: None,
-    }
+    fault: FaultSwitch,
 }
 
 impl MemoryObjects {
@@ -43,11 +36,11 @@ impl MemoryObjects {
 
     /// Every call fails with `retry` until [`Self::heal`].
     pub fn fail_with(&self, retry: Retry) {
-        self.state.lock().unwrap().fail = Some(retry);
+        self.fault.fail_with(retry);
     }
 
     pub fn heal(&self) {
-        self.state.lock().unwrap().fail = None;
+        self.fault.heal();
     }
 
     /// The keys that hold at least one version.
@@ -70,10 +63,7 @@ impl MemoryObjects {
     }
 
     fn check(&self, operation: &'static str) -> Result<(), StoreError> {
-        match self.state.lock().unwrap().fail {
-            Some(retry) => Err(fault(operation, retry)),
-            None => Ok(()),
-        }
+        self.fault.check(operation)
     }
 
     fn insert(&self, key: &str, bytes: Vec<u8>, content_type: Option<String>) {

@@ -8,5 +8,7 @@
 
 pub mod dsar;
 pub mod ports;
+pub mod retention;
 pub mod signup;
+pub mod telemetry;
 pub mod telephony;

@@ -13,9 +13,12 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use std::sync::Arc;
+
+use shared::adapters::retention::DynamoRetentionStore;
 use shared::adapters::s3::BlobStore;
-use shared::sweep::{SweepReport, SweepRequest, Sweeper};
 use shared::{Clock, Config};
+use usecases::retention::{SweepReport, SweepRequest, Sweeper};
 
 /// Time kept back from the Lambda deadline for the audit record and the answer.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(15);
@@ -97,19 +100,25 @@ impl App {
                 .ok_or("EXPORTS_BUCKET is required")?,
             config.data_key_arn.clone(),
         );
-        Ok(Self {
-            sweeper: Sweeper::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                config.table_name.clone(),
-                config.key_table_name.clone(),
-                blobs,
-            )
-            .with_exports(exports),
-            allow_clock_override: config.sweep_allow_clock_override,
-        })
+        let store = DynamoRetentionStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        );
+        let leads = Arc::new(store.lead_store());
+        let sweeper =
+            Sweeper::new(Arc::new(store), leads, Arc::new(blobs)).with_exports(Arc::new(exports));
+        Ok(Self::new(sweeper, config.sweep_allow_clock_override))
     }
 
-    /// One invocation with `budget` to spend.
+    /// The function over any sweeper (tests build one over in-memory fakes).
+    pub fn new(sweeper: Sweeper, allow_clock_override: bool) -> Self {
+        Self {
+            sweeper,
+            allow_clock_override,
+        }
+    }
+
     pub async fn handle(
         &self,
         payload: &Value,

@@ -3,3 +3,5 @@
 //! end-to-end flows.
 
 mod fakes;
+mod retention;
+mod signup;

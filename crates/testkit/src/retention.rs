@@ -1,0 +1,328 @@
+//! The retention sweep's store in memory: a small table of items with their expiry-index
+//! entries, a key table, and a log of operations in order (so a test can show that a key
+//! went before the data it protects). Deletes come in batches of at most 25, as
+//! DynamoDB's BatchWriteItem allows; a larger batch fails the test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::retention::Retention;
+use domain::{LeadId, RetentionClass};
+use usecases::ports::{Retry, StoreError};
+use usecases::retention::ports::{DueItem, DueRecording, ItemKey, RetentionStore, SweepAudit};
+
+/// One stored item, with what the sweep may ask of it.
+#[derive(Debug, Clone, Default)]
+pub struct MemItem {
+    pub kind: String,
+    pub lead: Option<LeadId>,
+    /// Expiry-index entry: partition (`<class>#<YYYY-MM>`) and due time.
+    pub expiry: Option<(String, DateTime<Utc>)>,
+    /// Recordings: the call and its objects.
+    pub call_id: Option<String>,
+    pub objects: Vec<String>,
+    /// Leads and calls: blind indexes.
+    pub email_bidx: Option<String>,
+    pub phone_bidx: Option<String>,
+    /// Requests: status; calls: recording state.
+    pub status: Option<String>,
+}
+
+impl MemItem {
+    pub fn kind(kind: &str) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Due as data of `class` whose clock started at `start`.
+    pub fn retained(mut self, class: RetentionClass, start: DateTime<Utc>) -> Self {
+        let r = Retention::of(class, start);
+        self.expiry = Some((r.bucket, r.expires_at));
+        self
+    }
+
+    pub fn of(mut self, lead: LeadId) -> Self {
+        self.lead = Some(lead);
+        self
+    }
+}
+
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> ItemKey {
+    ItemKey {
+        pk: pk.into(),
+        sk: sk.into(),
+    }
+}
+
+#[derive(Default)]
+struct State {
+    items: BTreeMap<ItemKey, MemItem>,
+    /// The key table: `LEAD#<id>` and `DSAR#<id>` partitions that hold a wrapped key.
+    keys: BTreeSet<String>,
+    ops: Vec<String>,
+    audit: Vec<String>,
+    runs: Vec<(String, bool)>,
+    batch_sizes: Vec<usize>,
+    fail: Option<(String, Retry)>,
+}
+
+/// The sweep's store in memory; clones share the same data.
+#[derive(Clone, Default)]
+pub struct MemoryRetentionStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryRetentionStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(&self, key: ItemKey, item: MemItem) {
+        self.state.lock().unwrap().items.insert(key, item);
+    }
+
+    pub fn put_key(&self, partition: impl Into<String>) {
+        self.state.lock().unwrap().keys.insert(partition.into());
+    }
+
+    pub fn item(&self, key: &ItemKey) -> Option<MemItem> {
+        self.state.lock().unwrap().items.get(key).cloned()
+    }
+
+    pub fn keys(&self) -> Vec<ItemKey> {
+        self.state.lock().unwrap().items.keys().cloned().collect()
+    }
+
+    pub fn has_key(&self, partition: &str) -> bool {
+        self.state.lock().unwrap().keys.contains(partition)
+    }
+
+    /// What was written, in order (`shred LEAD#..`, `delete <pk>/<sk>`, ...).
+    pub fn ops(&self) -> Vec<String> {
+        self.state.lock().unwrap().ops.clone()
+    }
+
+    pub fn audit(&self) -> Vec<String> {
+        self.state.lock().unwrap().audit.clone()
+    }
+
+    pub fn runs(&self) -> Vec<(String, bool)> {
+        self.state.lock().unwrap().runs.clone()
+    }
+
+    pub fn batch_sizes(&self) -> Vec<usize> {
+        self.state.lock().unwrap().batch_sizes.clone()
+    }
+
+    /// Calls of `operation` fail with `retry` until [`Self::heal`].
+    pub fn fail_on(&self, operation: &str, retry: Retry) {
+        self.state.lock().unwrap().fail = Some((operation.to_owned(), retry));
+    }
+
+    pub fn heal(&self) {
+        self.state.lock().unwrap().fail = None;
+    }
+
+    fn check(&self, operation: &'static str) -> Result<(), StoreError> {
+        match &self.state.lock().unwrap().fail {
+            Some((op, retry)) if op == operation => Err(StoreError {
+                operation,
+                retry: *retry,
+                source: None,
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+const BATCH_LIMIT: usize = 25;
+
+#[async_trait]
+impl RetentionStore for MemoryRetentionStore {
+    async fn due(&self, bucket: &str, now: DateTime<Utc>) -> Result<Vec<DueItem>, StoreError> {
+        self.check("due")?;
+        let s = self.state.lock().unwrap();
+        let mut due: Vec<(DateTime<Utc>, DueItem)> = s
+            .items
+            .iter()
+            .filter_map(|(k, i)| {
+                let (b, at) = i.expiry.as_ref()?;
+                (b == bucket && *at <= now).then(|| {
+                    (
+                        *at,
+                        DueItem {
+                            key: k.clone(),
+                            kind: Some(i.kind.clone()),
+                            lead: i.lead,
+                        },
+                    )
+                })
+            })
+            .collect();
+        due.sort_by_key(|(at, _)| *at);
+        Ok(due.into_iter().map(|(_, d)| d).collect())
+    }
+
+    async fn recording(&self, key: &ItemKey) -> Result<Option<DueRecording>, StoreError> {
+        self.check("recording")?;
+        let s = self.state.lock().unwrap();
+        Ok(s.items.get(key).map(|i| DueRecording {
+            call_id: i.call_id.clone().unwrap_or_default(),
+            lead: i.lead,
+            objects: i.objects.clone(),
+        }))
+    }
+
+    async fn mark_recording_deleted(
+        &self,
+        call_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check("mark_recording_deleted")?;
+        let mut s = self.state.lock().unwrap();
+        if let Some(call) = s.items.get_mut(&key(format!("CALL#{call_id}"), "CALL")) {
+            call.status = Some("deleted".into());
+            call.objects.clear();
+            s.ops.push(format!("mark CALL#{call_id}"));
+        }
+        Ok(())
+    }
+
+    fn recording_key(&self, call_id: &str) -> ItemKey {
+        key(format!("CALL#{call_id}"), "RECORDING")
+    }
+
+    async fn delete(&self, keys: Vec<ItemKey>) -> Result<usize, StoreError> {
+        self.check("delete")?;
+        let mut s = self.state.lock().unwrap();
+        let mut deleted = 0;
+        for chunk in keys.chunks(BATCH_LIMIT) {
+            s.batch_sizes.push(chunk.len());
+            for k in chunk {
+                s.ops.push(format!("delete {}/{}", k.pk, k.sk));
+                // BatchWriteItem counts a delete of a missing key as done.
+                s.items.remove(k);
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn delete_request_keys(&self, request_ids: Vec<String>) -> Result<usize, StoreError> {
+        self.check("delete_request_keys")?;
+        let mut s = self.state.lock().unwrap();
+        for chunk in request_ids.chunks(BATCH_LIMIT) {
+            s.batch_sizes.push(chunk.len());
+        }
+        for id in &request_ids {
+            let partition = format!("DSAR#{id}");
+            s.ops.push(format!("shred {partition}"));
+            s.keys.remove(&partition);
+        }
+        Ok(request_ids.len())
+    }
+
+    async fn end_unverified(
+        &self,
+        request_id: &str,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check("end_unverified")?;
+        let mut s = self.state.lock().unwrap();
+        if let Some(r) = s
+            .items
+            .get_mut(&key(format!("DSAR#{request_id}"), "REQUEST"))
+        {
+            if r.status.as_deref() == Some("awaiting_verification") {
+                r.status = Some("verification_failed".into());
+                r.email_bidx = None;
+                r.phone_bidx = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn contract_hold(
+        &self,
+        lead: &LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.check("contract_hold")?;
+        let s = self.state.lock().unwrap();
+        let pk = format!("LEAD#{lead}");
+        Ok(s.items
+            .iter()
+            .filter(|(k, _)| k.pk == pk && k.sk.starts_with("CONTRACT#"))
+            .filter_map(|(_, i)| i.expiry.as_ref().map(|(_, at)| *at))
+            .filter(|at| *at > now)
+            .max())
+    }
+
+    async fn erasure_keys(&self, lead: &LeadId) -> Result<Vec<ItemKey>, StoreError> {
+        self.check("erasure_keys")?;
+        let s = self.state.lock().unwrap();
+        let pk = format!("LEAD#{lead}");
+        let mut keys: Vec<ItemKey> = s
+            .items
+            .iter()
+            .filter(|(k, i)| k.pk == pk && i.kind != "phone_consent")
+            .map(|(k, _)| k.clone())
+            .collect();
+        let profile = s.items.get(&key(pk.clone(), "PROFILE"));
+        if let Some(email) = profile.and_then(|p| p.email_bidx.clone()) {
+            keys.push(key(format!("EMAIL#{email}"), "CLAIM"));
+        }
+        if let Some(phone) = profile.and_then(|p| p.phone_bidx.clone()) {
+            keys.push(key(format!("PHONE#{phone}"), "CLAIM"));
+            let calls: BTreeSet<String> = s
+                .items
+                .iter()
+                .filter(|(k, i)| k.sk == "CALL" && i.phone_bidx.as_deref() == Some(phone.as_str()))
+                .map(|(k, _)| k.pk.clone())
+                .collect();
+            for call in calls {
+                keys.push(key(call.clone(), "CALL"));
+                keys.push(key(call, "RECORDING"));
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn shred_key(&self, lead: &LeadId) -> Result<(), StoreError> {
+        self.check("shred_key")?;
+        let mut s = self.state.lock().unwrap();
+        let partition = format!("LEAD#{lead}");
+        s.ops.push(format!("shred {partition}"));
+        s.keys.remove(&partition);
+        Ok(())
+    }
+
+    async fn audit(&self, event: SweepAudit<'_>) -> Result<(), StoreError> {
+        self.check("audit")?;
+        self.state
+            .lock()
+            .unwrap()
+            .audit
+            .push(event.action.to_owned());
+        Ok(())
+    }
+
+    async fn record_run(
+        &self,
+        counts: &str,
+        complete: bool,
+        _at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.check("record_run")?;
+        self.state
+            .lock()
+            .unwrap()
+            .runs
+            .push((counts.to_owned(), complete));
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! What the retention sweep needs from the store: due items by expiry bucket, the few
+//! reads and writes each class's disposal takes, and the audit trail. The AWS floor keeps
+//! the layout (keys, index names, attribute names); the sweep sees typed items only.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::LeadId;
+
+use crate::ports::StoreError;
+
+/// The key of a stored item, opaque to the use case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ItemKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+/// What the expiry index says about a due item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueItem {
+    pub key: ItemKey,
+    /// The item's kind (`lead`, `recording`, `dsar_code`, `dsar_contact`, ...).
+    pub kind: Option<String>,
+    /// The subject, for items that belong to one.
+    pub lead: Option<LeadId>,
+}
+
+impl DueItem {
+    /// The id of the data-subject request this item belongs to (`DSAR#<id>` keys).
+    pub fn request_id(&self) -> Option<&str> {
+        self.key.pk.strip_prefix("DSAR#")
+    }
+}
+
+/// A due recording, read whole (the index projects only a few attributes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRecording {
+    pub call_id: String,
+    pub lead: Option<LeadId>,
+    /// The audio and the transcript objects, where present.
+    pub objects: Vec<String>,
+}
+
+/// One audit event of the sweep (actor `retention-sweep`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepAudit<'a> {
+    pub action: &'a str,
+    pub lead: Option<&'a LeadId>,
+    pub call_id: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Items of the expiry partition `bucket` (`<class>#<YYYY-MM>`) due at `now`.
+    async fn due(&self, bucket: &str, now: DateTime<Utc>) -> Result<Vec<DueItem>, StoreError>;
+
+    /// The recording behind a due index entry (consistent read); `None` when gone.
+    async fn recording(&self, key: &ItemKey) -> Result<Option<DueRecording>, StoreError>;
+
+    /// Marks a call's recording as deleted and drops its object references; nothing when
+    /// the call itself is gone.
+    async fn mark_recording_deleted(
+        &self,
+        call_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The recording item of a call.
+    fn recording_key(&self, call_id: &str) -> ItemKey;
+
+    /// Deletes items of the main table in batches the store allows; how many went.
+    async fn delete(&self, keys: Vec<ItemKey>) -> Result<usize, StoreError>;
+
+    /// Deletes the contact keys (key table) of these data-subject requests.
+    async fn delete_request_keys(&self, request_ids: Vec<String>) -> Result<usize, StoreError>;
+
+    /// Ends a request still waiting for its code: `verification_failed`, blind indexes
+    /// removed. Nothing when it moved on meanwhile.
+    async fn end_unverified(&self, request_id: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The end of the latest contract period of `lead` still running at `now`.
+    async fn contract_hold(
+        &self,
+        lead: &LeadId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Every item an erasure of `lead` deletes: its partition but the consent proofs,
+    /// its identifier claims, its calls and their recording items.
+    async fn erasure_keys(&self, lead: &LeadId) -> Result<Vec<ItemKey>, StoreError>;
+
+    /// Deletes the subject's data key (crypto-shredding).
+    async fn shred_key(&self, lead: &LeadId) -> Result<(), StoreError>;
+
+    async fn audit(&self, event: SweepAudit<'_>) -> Result<(), StoreError>;
+
+    /// Records a finished run: counts per class (JSON) and whether it completed.
+    async fn record_run(
+        &self,
+        counts: &str,
+        complete: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}

@@ -1,0 +1,355 @@
+//! The retention sweep (R3) on fakes: what `tests/` shows against the emulator, here
+//! without it, plus faults the emulator cannot produce.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use domain::crypto::BlindIndex;
+use domain::retention::ContractRecords;
+use domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
+use testkit::retention::{key, MemItem};
+use testkit::{MemoryLeadStore, MemoryObjects, MemoryRetentionStore};
+use usecases::ports::{LeadStore, NewLead, Objects, Retry};
+use usecases::retention::{SweepReport, SweepRequest, Sweeper};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+const HOUR: StdDuration = StdDuration::from_secs(3600);
+
+struct World {
+    store: MemoryRetentionStore,
+    leads: MemoryLeadStore,
+    blobs: MemoryObjects,
+    exports: MemoryObjects,
+    sweeper: Sweeper,
+}
+
+fn world() -> World {
+    let w = testkit::World::new();
+    World {
+        sweeper: w.sweeper(),
+        store: w.retention,
+        leads: w.leads,
+        blobs: w.recordings,
+        exports: w.exports,
+    }
+}
+
+async fn run(w: &World, now: &str, dry_run: bool) -> SweepReport {
+    w.sweeper
+        .run(
+            SweepRequest {
+                dry_run,
+                now: t(now),
+            },
+            HOUR,
+        )
+        .await
+        .unwrap()
+}
+
+/// A subject who signed up at `at`: lead, consent proof, claims, one call with a
+/// recording and its objects (two versions of the audio).
+async fn subject(w: &World, at: &str) -> LeadId {
+    let lead = LeadId::new();
+    let at = t(at);
+    let pk = format!("LEAD#{lead}");
+    w.store.put_key(pk.clone());
+    w.store.put(
+        key(pk.clone(), "PROFILE"),
+        MemItem {
+            email_bidx: Some(format!("e-{lead}")),
+            phone_bidx: Some(format!("p-{lead}")),
+            ..MemItem::kind("lead")
+                .of(lead)
+                .retained(RetentionClass::Lead, at)
+        },
+    );
+    w.store.put(
+        key(pk.clone(), "CONSENT#1"),
+        MemItem::kind("phone_consent")
+            .of(lead)
+            .retained(RetentionClass::PhoneConsentProof, at),
+    );
+    w.store.put(
+        key(format!("EMAIL#e-{lead}"), "CLAIM"),
+        MemItem::kind("claim").of(lead),
+    );
+    w.store.put(
+        key(format!("PHONE#p-{lead}"), "CLAIM"),
+        MemItem::kind("claim").of(lead),
+    );
+    let call = format!("c-{lead}");
+    w.store.put(
+        key(format!("CALL#{call}"), "CALL"),
+        MemItem {
+            phone_bidx: Some(format!("p-{lead}")),
+            ..MemItem::kind("call").of(lead)
+        },
+    );
+    let audio = format!("recordings/{lead}/{call}.audio");
+    let transcript = format!("transcripts/{lead}/{call}.json.sealed");
+    w.store.put(
+        key(format!("CALL#{call}"), "RECORDING"),
+        MemItem {
+            call_id: Some(call.clone()),
+            objects: vec![audio.clone(), transcript.clone()],
+            ..MemItem::kind("recording")
+                .of(lead)
+                .retained(RetentionClass::Recording, at)
+        },
+    );
+    w.blobs.put(&audio, b"v1".to_vec()).await.unwrap();
+    w.blobs.put(&audio, b"v2".to_vec()).await.unwrap();
+    w.blobs.put(&transcript, b"sealed".to_vec()).await.unwrap();
+    lead
+}
+
+#[tokio::test]
+async fn recordings_go_at_six_calendar_months_with_every_version_and_the_call_metadata_stays() {
+    let w = world();
+    let lead = subject(&w, "2026-08-31T10:00:00Z").await;
+    let call = format!("CALL#c-{lead}");
+
+    let early = run(&w, "2027-02-28T09:59:59Z", false).await;
+    assert_eq!(
+        early.classes["recording"].due, 0,
+        "31 Aug + 6 months = 28 Feb"
+    );
+    assert_eq!(w.blobs.keys().len(), 2);
+
+    let due = run(&w, "2027-02-28T10:00:00Z", false).await;
+    let c = &due.classes["recording"];
+    assert_eq!(
+        (c.due, c.deleted, c.objects),
+        (1, 1, 3),
+        "every version of both objects"
+    );
+    assert!(w.blobs.keys().is_empty());
+    assert!(w.store.item(&key(call.clone(), "RECORDING")).is_none());
+    let kept = w
+        .store
+        .item(&key(call, "CALL"))
+        .expect("call metadata stays");
+    assert_eq!(kept.status.as_deref(), Some("deleted"));
+    assert!(w
+        .store
+        .audit()
+        .contains(&"retention.recording_deleted".to_owned()));
+    assert!(
+        w.store.has_key(&format!("LEAD#{lead}")),
+        "the subject is not due yet"
+    );
+}
+
+#[tokio::test]
+async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_the_same() {
+    let w = world();
+    let lead = subject(&w, "2026-11-28T10:00:00Z").await;
+    let pk = format!("LEAD#{lead}");
+    let now = "2029-11-28T10:00:00Z";
+
+    let dry = run(&w, now, true).await;
+    assert!(w.store.ops().is_empty(), "a dry run writes nothing");
+    assert_eq!(w.blobs.keys().len(), 2);
+    let real = run(&w, now, false).await;
+    assert_eq!(
+        dry.classes, real.classes,
+        "the dry run reports what the real run does"
+    );
+
+    let ops = w.store.ops();
+    let shred = ops
+        .iter()
+        .position(|o| *o == format!("shred {pk}"))
+        .unwrap();
+    // The recording class ran first (6 months are long past); then the subject: its key
+    // before any item of its own.
+    let first_delete = ops
+        .iter()
+        .position(|o| o.starts_with("delete ") && !o.ends_with("/RECORDING"))
+        .unwrap();
+    assert!(shred < first_delete, "the key goes first: {ops:?}");
+    assert!(!w.store.has_key(&pk));
+    // Partition, claims, calls and recordings gone; the §7a proof stays (own class).
+    let left = w.store.keys();
+    assert_eq!(left, vec![key(pk, "CONSENT#1")], "{left:?}");
+    assert!(w.blobs.keys().is_empty());
+    // Profile, both claims, the call and its recording item.
+    assert_eq!(real.classes["lead"].deleted, 5);
+    let audit = w.store.audit();
+    assert!(
+        audit.contains(&"retention.subject_erased".to_owned()),
+        "{audit:?}"
+    );
+    assert_eq!(w.store.runs().len(), 1, "only the real run is recorded");
+}
+
+#[tokio::test]
+async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
+    let w = world();
+    let lead = LeadId::new();
+    let signed_up = t("2026-11-28T10:00:00Z");
+    w.leads
+        .create_lead(&NewLead {
+            id: lead,
+            wrapped_key: domain::crypto::WrappedKey(vec![1]),
+            sealed_profile: vec![2],
+            email_index: BlindIndex::from_stored(format!("e-{lead}")),
+            phone_index: BlindIndex::from_stored(format!("p-{lead}")),
+            consent: ConsentEvidence {
+                contact_by_phone: true,
+                policy_version: "v".into(),
+                given_at: signed_up,
+                method: ConsentMethod::WebForm,
+            },
+            signed_up_at: signed_up,
+        })
+        .await
+        .unwrap();
+    w.store.put(
+        key(format!("LEAD#{lead}"), "PROFILE"),
+        MemItem::kind("lead")
+            .of(lead)
+            .retained(RetentionClass::Lead, signed_up),
+    );
+    let class = RetentionClass::Contract(ContractRecords::BusinessLetters);
+    w.store.put(
+        key(format!("LEAD#{lead}"), "CONTRACT#1"),
+        MemItem::kind("contract")
+            .of(lead)
+            .retained(class, t("2027-06-30T00:00:00Z")),
+    );
+
+    let report = run(&w, "2029-11-28T10:00:00Z", false).await;
+    assert_eq!(report.classes["lead"].held, 1);
+    assert_eq!(report.classes["lead"].deleted, 0);
+    let held = w.leads.lead(&lead).unwrap();
+    assert!(held.lead.restricted, "R3.4: restricted while held");
+    assert_eq!(
+        held.hold_until,
+        Some(t("2034-01-01T00:00:00Z")),
+        "end of 2027 + 6 years"
+    );
+    assert!(w.store.ops().iter().all(|o| !o.starts_with("shred")));
+}
+
+#[tokio::test]
+async fn plain_classes_are_deleted_in_batches_of_at_most_25() {
+    let w = world();
+    for i in 0..60 {
+        w.store.put(
+            key(format!("LEAD#x{i}"), format!("CONSENT#{i}")),
+            MemItem::kind("phone_consent")
+                .retained(RetentionClass::PhoneConsentProof, t("2025-01-01T00:00:00Z")),
+        );
+    }
+    let report = run(&w, "2030-01-02T00:00:00Z", false).await;
+    assert_eq!(report.classes["phone_consent"].deleted, 60);
+    assert_eq!(w.store.batch_sizes(), vec![25, 25, 10]);
+    assert!(w.store.keys().is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_code_ends_its_request_and_the_contact_key_goes_before_the_contact() {
+    let w = world();
+    let at = t("2026-11-28T10:00:00Z");
+    w.store.put(
+        key("DSAR#r1", "REQUEST"),
+        MemItem {
+            status: Some("awaiting_verification".into()),
+            email_bidx: Some("e".into()),
+            ..MemItem::kind("dsar_request")
+        },
+    );
+    w.store.put(
+        key("DSAR#r1", "CODE"),
+        MemItem::kind("dsar_code").retained(RetentionClass::Verification, at),
+    );
+    w.store.put(
+        key("DSAR#r1", "CONTACT"),
+        MemItem::kind("dsar_contact").retained(RetentionClass::Verification, at),
+    );
+    w.store.put_key("DSAR#r1");
+
+    run(&w, "2026-11-29T10:00:00Z", false).await;
+    let request = w.store.item(&key("DSAR#r1", "REQUEST")).unwrap();
+    assert_eq!(request.status.as_deref(), Some("verification_failed"));
+    assert!(
+        request.email_bidx.is_none(),
+        "its blind indexes go with the code"
+    );
+    let ops = w.store.ops();
+    let shred = ops.iter().position(|o| o == "shred DSAR#r1").unwrap();
+    let contact = ops
+        .iter()
+        .position(|o| o == "delete DSAR#r1/CONTACT")
+        .unwrap();
+    assert!(shred < contact, "{ops:?}");
+}
+
+#[tokio::test]
+async fn an_export_goes_with_every_version_after_seven_days() {
+    let w = world();
+    w.store.put(
+        key("DSAR#r2", "EXPORT"),
+        MemItem::kind("dsar_export").retained(RetentionClass::Export, t("2026-11-28T10:00:00Z")),
+    );
+    w.exports
+        .put("exports/r2.zip", b"zip".to_vec())
+        .await
+        .unwrap();
+    w.exports
+        .put("exports/r2.zip", b"zip2".to_vec())
+        .await
+        .unwrap();
+    let early = run(&w, "2026-12-05T09:00:00Z", false).await;
+    assert_eq!(early.classes["export"].due, 0);
+    let report = run(&w, "2026-12-05T10:00:00Z", false).await;
+    assert_eq!(report.classes["export"].objects, 2);
+    assert!(w.exports.keys().is_empty() && w.store.keys().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_out_of_time_stops_cleanly_and_the_next_run_finishes() {
+    let w = world();
+    subject(&w, "2026-08-31T10:00:00Z").await;
+    let req = SweepRequest {
+        dry_run: false,
+        now: t("2030-01-01T00:00:00Z"),
+    };
+    let cut = w.sweeper.run(req, StdDuration::ZERO).await.unwrap();
+    assert!(!cut.complete);
+    assert!(w.store.ops().is_empty(), "nothing half-done");
+    assert_eq!(
+        w.store.runs(),
+        vec![(serde_json::to_string(&cut.classes).unwrap(), false)]
+    );
+    let next = w.sweeper.run(req, HOUR).await.unwrap();
+    assert!(next.complete);
+    assert_eq!(next.classes["lead"].deleted, 5);
+}
+
+#[tokio::test]
+async fn a_failing_item_does_not_stop_the_other_classes_and_the_run_reports_the_failure() {
+    let w = world();
+    let lead = subject(&w, "2026-08-31T10:00:00Z").await;
+    w.store.fail_on("recording", Retry::Transient);
+    let err = w
+        .sweeper
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now: t("2030-01-01T00:00:00Z"),
+            },
+            HOUR,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry, Retry::Transient);
+    // The subject class still ran: erased, key first.
+    assert!(!w.store.has_key(&format!("LEAD#{lead}")));
+    assert!(w.blobs.keys().is_empty());
+}

@@ -1,0 +1,502 @@
+//! Carrying out data-subject requests (R4.5–R4.9) against the emulator and the provider
+//! simulator: erasure (also under a contract's legal hold), restriction, objection,
+//! consent withdrawal and rectification.
+
+use crate::common;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::dsar::*;
+use common::*;
+use harness::events::{stream_event, ApiRequest};
+use harness::logs::LogCapture;
+use harness::simulator::scenario::Scenario;
+use shared::adapters::calls::{call_pk, CALL_SK};
+use shared::adapters::dynamo::{lead_pk, DynamoLeadStore, KEY_SK, LEAD_SK};
+use shared::adapters::kms::KmsKeyService;
+use shared::domain::retention::ContractRecords;
+use shared::domain::{Email, LeadId};
+use shared::ports::{IdentifierKind, KeyService};
+use shared::Clock;
+
+fn keys(d: &World) -> KmsKeyService {
+    let c = d.signup.stack.signup_config().unwrap();
+    KmsKeyService::new(
+        aws_sdk_kms::Client::new(&d.signup.stack.aws),
+        c.data_key_id,
+        c.blind_index_key_id,
+    )
+}
+
+/// Submits, verifies and carries out a request; returns the status view.
+async fn carry_out(d: &World, kind: &str, seq: u64) -> (String, serde_json::Value) {
+    let (id, token) = d.verified(kind, EMAIL).await;
+    assert_eq!(d.pump(&id, seq).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["status"], "completed", "{view}");
+    (id, view)
+}
+
+#[tokio::test]
+async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_at_the_provider() {
+    let (logs, _guard) = LogCapture::start();
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    // An earlier access request left an export.
+    let (access, _) = carry_out(&d, "access", 1).await;
+    assert_eq!(
+        d.signup
+            .versions("ExportsBucket", &format!("exports/{access}"))
+            .await,
+        1
+    );
+    let raw_profile = d.signup.item(lead_pk(&lead), LEAD_SK).await.unwrap();
+    let email_index = raw_profile["email_bidx"].as_s().unwrap().clone();
+    let phone_index = raw_profile["phone_bidx"].as_s().unwrap().clone();
+
+    let (id, view) = carry_out(&d, "erasure", 2).await;
+    assert_eq!(view["outcome"], "erased");
+    assert!(view["erased_categories"].as_array().unwrap().len() >= 5);
+    assert!(view.get("held_until").is_none());
+
+    // The provider received a delete for the subject's call (Art. 19).
+    assert!(d.sim.deleted_calls().contains(&call_id));
+    // The key is gone: the profile copied before can no longer be opened by anyone
+    // reading the table.
+    assert!(d.signup.item(lead_pk(&lead), KEY_SK).await.is_none());
+    assert!(d.exporter.leads.read(&lead).await.unwrap().is_none());
+    // A scan finds nothing of the subject but the proof of erasure (and the audit trail,
+    // which names only opaque ids: the subject's and the deleted call's).
+    let lead_text = lead.to_string();
+    for it in d.signup.scan().await {
+        let kind = it
+            .get("kind")
+            .and_then(|k| k.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let mut values = Vec::new();
+        for v in it.values() {
+            flatten(v, &mut values);
+        }
+        for v in &values {
+            for secret in [EMAIL, PHONE_E164, FIRST, LAST, &email_index, &phone_index] {
+                assert!(
+                    !contains_ci(v, secret),
+                    "{kind} item still holds a value of the subject"
+                );
+            }
+            if contains_ci(v, &lead_text) || contains_ci(v, &call_id) {
+                assert_eq!(
+                    kind, "audit",
+                    "only audit items name the erased subject's opaque ids"
+                );
+            }
+        }
+        if let Some(sealed) = it.get("sealed_profile") {
+            assert_ne!(sealed, &raw_profile["sealed_profile"]);
+        }
+    }
+    let proof = d.request_item(&id).await;
+    assert_eq!(proof["outcome"].as_s().unwrap(), "erased");
+    assert!(!proof.contains_key("lead_id"));
+    assert!(proof.contains_key("categories"));
+    // No object of the subject in any bucket, no version left.
+    assert_eq!(
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await,
+        0
+    );
+    assert_eq!(
+        d.signup
+            .versions("RecordingsBucket", &format!("transcripts/{lead}/"))
+            .await,
+        0
+    );
+    assert_eq!(
+        d.signup
+            .versions("ExportsBucket", &format!("exports/{access}"))
+            .await,
+        0
+    );
+
+    // Re-running converges: nothing more to do, nothing fails.
+    let mut reopened = d.request_item(&id).await;
+    reopened.insert("status".into(), AttributeValue::S("in_progress".into()));
+    let failures = ::dsar::worker::handle(
+        &d.exporter,
+        stream_event("MODIFY", reopened, Default::default(), 9),
+    )
+    .await
+    .batch_item_failures
+    .len();
+    assert_eq!(failures, 0);
+    d.shutdown().await.unwrap();
+    logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
+}
+
+#[tokio::test]
+async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_hold() {
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    let ddb = aws_sdk_dynamodb::Client::new(&d.signup.stack.aws);
+    shared::contracts::record_contract(
+        &ddb,
+        &d.signup.stack.table,
+        &lead,
+        shared::contracts::Contract {
+            start: t("2026-11-01T00:00:00Z"),
+            end: t("2027-03-15T00:00:00Z"),
+            records: ContractRecords::BusinessLetters,
+        },
+        d.signup.clock.now(),
+    )
+    .await
+    .unwrap();
+
+    let (_, view) = carry_out(&d, "erasure", 1).await;
+    assert_eq!(view["outcome"], "restricted_under_legal_hold");
+    assert_eq!(view["held_until"], "2034-01-01T00:00:00Z");
+    assert_eq!(
+        view["held_categories"],
+        serde_json::json!(["signup", "contract"])
+    );
+    // The contract and the data it needs stay, restricted; everything else is gone.
+    let profile = d.signup.item(lead_pk(&lead), LEAD_SK).await.unwrap();
+    assert_eq!(profile["restricted"], AttributeValue::Bool(true));
+    assert!(d.signup.item(lead_pk(&lead), KEY_SK).await.is_some());
+    let partition: Vec<String> = d
+        .signup
+        .scan()
+        .await
+        .iter()
+        .filter(|i| i["pk"].as_s().unwrap() == &lead_pk(&lead))
+        .map(|i| i["kind"].as_s().unwrap().clone())
+        .collect();
+    assert!(
+        partition
+            .iter()
+            .all(|k| ["lead", "data_key", "contract"].contains(&k.as_str())),
+        "{partition:?}"
+    );
+    assert!(partition.contains(&"contract".to_owned()));
+    assert!(d.signup.item(call_pk(&call_id), CALL_SK).await.is_none());
+    assert_eq!(
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await,
+        0
+    );
+    assert!(d.sim.deleted_calls().contains(&call_id));
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn restriction_and_objection_set_the_flags_every_processing_point_reads() {
+    let d = World::on_mail_emulator().await;
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await;
+    let (_, view) = carry_out(&d, "restriction", 1).await;
+    assert_eq!(view["outcome"], "restricted");
+    let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
+    assert!(stored.restricted && !stored.may_process());
+    let (_, view) = carry_out(&d, "objection", 2).await;
+    assert_eq!(view["outcome"], "objection_recorded");
+    let stored = d.exporter.leads.read(&lead).await.unwrap().unwrap().stored;
+    assert!(stored.objected);
+    // Every step is audited.
+    let actions: Vec<String> = d.signup.audit_actions().await;
+    assert!(actions.contains(&"dsar.restricted".to_owned()));
+    assert!(actions.contains(&"dsar.objection_recorded".to_owned()));
+}
+
+#[tokio::test]
+async fn withdrawal_deletes_recordings_at_once_and_later_calls_keep_none() {
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    assert!(
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await
+            > 0
+    );
+    let (_, view) = carry_out(&d, "withdraw_consent", 1).await;
+    assert_eq!(view["outcome"], "recordings_deleted");
+    assert_eq!(
+        d.signup
+            .versions("RecordingsBucket", &format!("recordings/{lead}/"))
+            .await,
+        0
+    );
+    assert_eq!(
+        d.signup
+            .versions("RecordingsBucket", &format!("transcripts/{lead}/"))
+            .await,
+        0
+    );
+    assert!(d
+        .signup
+        .item(call_pk(&call_id), "RECORDING")
+        .await
+        .is_none());
+    let call = d.signup.item(call_pk(&call_id), CALL_SK).await.unwrap();
+    assert_eq!(call["recording_state"].as_s().unwrap(), "withdrawn");
+    assert!(!call.contains_key("transcript_key"));
+
+    // A later call where the person says "yes" keeps no recording and no transcript.
+    let script = d.sim.script(
+        Scenario::ConsentYes,
+        d.sim.params(&lead.to_string(), d.sim.now_ms() - 60_000),
+    );
+    d.deliver(&script, "call_ended").await;
+    let later = d
+        .signup
+        .item(call_pk(script.call_id()), CALL_SK)
+        .await
+        .unwrap();
+    assert_eq!(later["recording_state"].as_s().unwrap(), "not_kept");
+    assert!(!later.contains_key("transcript_key"));
+    assert_eq!(
+        d.signup
+            .versions("RecordingsBucket", &format!("transcripts/{lead}/"))
+            .await,
+        0
+    );
+    d.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rectified_email_finds_the_subject_by_the_new_email_not_the_old_one() {
+    let d = World::on_mail_emulator().await;
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await;
+    let new_email = "wilhelmine.neu@example.org";
+    let (status, b) = d
+        .submit(&serde_json::json!({
+            "type": "rectification",
+            "email": EMAIL,
+            "corrections": {"email": new_email, "last_name": "Pflaumenbaum"}
+        }))
+        .await;
+    assert_eq!(status, 202, "{b}");
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let code = d.latest_code(EMAIL, &id).await;
+    let (_, v) = d.verify(&id, &code).await;
+    let token = v["request_token"].as_str().unwrap().to_owned();
+    // The new email is not proven by the code to the old one: staff check it first
+    // (R4.1, R4.6), and until then nothing changes.
+    assert_eq!(v["status"], "awaiting_identity_check", "{v}");
+    assert_eq!(d.pump(&id, 1).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["status"], "awaiting_identity_check", "{view}");
+    assert_eq!(d.signup.lead_of(EMAIL).await, lead);
+    let (status, checked) = d
+        .staff_post(
+            &format!("/v1/admin/dsar/{id}/verify-identity"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{checked}");
+    assert!(
+        checked["request_token"].is_null(),
+        "the requester keeps their token"
+    );
+    assert_eq!(d.pump(&id, 2).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["outcome"], "rectified", "{view}");
+    assert!(view["recipients"]["RetellAI, Inc."]
+        .as_str()
+        .unwrap()
+        .starts_with("not_holding"));
+
+    let keys = keys(&d);
+    let store = DynamoLeadStore::new(
+        aws_sdk_dynamodb::Client::new(&d.signup.stack.aws),
+        d.signup.stack.table.clone(),
+        d.signup.stack.key_table.clone(),
+    );
+    let index = |e: &str| {
+        let e = Email::parse(e).unwrap().lookup_key();
+        let keys = &keys;
+        async move { keys.blind_index(IdentifierKind::Email, &e).await.unwrap() }
+    };
+    let now = d.signup.clock.now();
+    let new_index = index(new_email).await;
+    let old_index = index(EMAIL).await;
+    assert_eq!(
+        store
+            .claim_holder(IdentifierKind::Email, &new_index, now)
+            .await
+            .unwrap(),
+        Some(lead)
+    );
+    assert_eq!(
+        store
+            .claim_holder(IdentifierKind::Email, &old_index, now)
+            .await
+            .unwrap(),
+        None
+    );
+    let read = d.exporter.leads.read(&lead).await.unwrap().unwrap();
+    assert_eq!(read.profile.email.expose(), new_email);
+    assert_eq!(read.profile.last_name.expose(), "Pflaumenbaum");
+    assert_eq!(read.profile.first_name.expose(), FIRST);
+}
+
+async fn staff_call(
+    d: &World,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = ApiRequest::post_json(path, &bytes).as_staff(STAFF);
+    req.method = method;
+    d.call(req).await
+}
+
+#[tokio::test]
+async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_telling_the_subject() {
+    let (logs, _guard) = LogCapture::start();
+    let d = World::on_mail_emulator().await;
+    d.signup.sign_up(&form()).await;
+    let lead = d.signup.lead_of(EMAIL).await.to_string();
+    let path = format!("/v1/admin/subjects/{lead}");
+    // Without IAM: forbidden; with: the record, and an audit item.
+    assert_eq!(d.call(ApiRequest::get(&path)).await.0, 403);
+    let (status, view) = d.call(ApiRequest::get(&path).as_staff(STAFF)).await;
+    assert_eq!(status, 200);
+    assert_eq!(view["email"], EMAIL);
+    let actions: Vec<String> = d.signup.audit_actions().await;
+    assert!(actions.contains(&"subject.viewed".to_owned()));
+
+    // Contracts: recorded, then ended; the hold follows the end.
+    let (status, c) = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/contracts"),
+        &serde_json::json!({"start": "2026-12-01T00:00:00Z", "end": "2027-12-31T00:00:00Z", "records": "books"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{c}");
+    let contract = c["contract_id"].as_str().unwrap();
+    let (status, _) = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/contracts/{contract}/end"),
+        &serde_json::json!({"end": "2027-03-15T00:00:00Z", "records": "books"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let lead_id = LeadId::parse(&lead).unwrap();
+    let item = d
+        .signup
+        .item(lead_pk(&lead_id), &format!("CONTRACT#{contract}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        item["expires_at"].as_s().unwrap(),
+        "2038-01-01T00:00:00.000Z"
+    );
+    let bad = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/contracts"),
+        &serde_json::json!({"start": "x", "end": "y", "records": "books"}),
+    )
+    .await;
+    assert_eq!(bad.0, 422);
+
+    // Lifting a restriction: refused when there is none; else mail first, then lifted.
+    assert_eq!(
+        staff_call(
+            &d,
+            "POST",
+            &format!("{path}/lift-restriction"),
+            &serde_json::json!({})
+        )
+        .await
+        .0,
+        409
+    );
+    carry_out(&d, "restriction", 1).await;
+    let before = d.signup.stack.sent_mail(EMAIL).await.unwrap().len();
+    let (status, body) = staff_call(
+        &d,
+        "POST",
+        &format!("{path}/lift-restriction"),
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mails = d.signup.stack.sent_mail(EMAIL).await.unwrap();
+    assert!(mails.len() > before);
+    // Other tests of this binary mail the same address concurrently: look at every
+    // mail sent since, not only the last one.
+    assert!(mails[before..]
+        .iter()
+        .any(|m| m.subject.contains("aufgehoben")));
+    assert!(d
+        .exporter
+        .leads
+        .read(&lead_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .stored
+        .may_process());
+    logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
+}
+
+#[tokio::test]
+async fn the_analytics_export_is_pseudonymised_and_leaves_out_restricted_subjects() {
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    let signup = &d.signup;
+    let read = |key: String| async move {
+        String::from_utf8(signup.object("ExportsBucket", &key).await).unwrap()
+    };
+    assert_eq!(
+        d.call(ApiRequest::post_json("/v1/admin/analytics-exports", b"{}"))
+            .await
+            .0,
+        403
+    );
+    let (status, export) = staff_call(
+        &d,
+        "POST",
+        "/v1/admin/analytics-exports",
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 201, "{export}");
+    assert_eq!(export["calls"], 1);
+    let text = read(export["object_key"].as_str().unwrap().to_owned()).await;
+    let row: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert!(
+        row["summary"].as_str().unwrap().contains("Beratungstermin"),
+        "{row}"
+    );
+    assert!(row["duration_ms"].is_number());
+    for secret in [FIRST, LAST, EMAIL, PHONE_E164, &lead.to_string(), &call_id] {
+        assert!(
+            !text.contains(secret),
+            "the export holds no identifying value"
+        );
+    }
+    carry_out(&d, "objection", 1).await;
+    let (_, export) = staff_call(
+        &d,
+        "POST",
+        "/v1/admin/analytics-exports",
+        &serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(export["calls"], 0);
+    assert_eq!(export["omitted"], 1);
+    d.shutdown().await.unwrap();
+}

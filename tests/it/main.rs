@@ -1,0 +1,28 @@
+//! The integration tests, one binary: each module holds what used to be a test binary of
+//! its own, so the AWS SDK and the functions are linked once. `cargo test -p polly-tests
+//! --test it signup::` runs the sign-up tests.
+//!
+//! Tests run in parallel in this one process. Each provisions its own stack; the tests
+//! that read the emulator's sent mail run on emulators of their own
+//! (`harness::emulator`); log capture is per test thread (`harness::logs`). Nothing here
+//! sets process environment variables.
+
+mod common;
+
+mod drift;
+mod dsar;
+mod dsar_identity;
+mod dsar_rights;
+mod dsar_staff;
+mod recordings;
+mod retention;
+mod retention_scale;
+mod signup;
+mod signup_logs;
+mod simulator;
+mod telephony_logs;
+mod telephony_recordings;
+mod telephony_webhook;
+mod telephony_webhook_guards;
+mod telephony_worker;
+mod template_policies;
