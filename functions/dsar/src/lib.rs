@@ -82,7 +82,6 @@ pub fn service_from_aws(
                 .ok_or("EXPORTS_BUCKET is required")?,
             config.data_key_arn.clone(),
         )),
-        metrics: Arc::new(shared::dsar::EmfMetrics),
         clock,
         daily_limit: config.dsar_daily_limit,
         source_daily_limit: config.dsar_source_daily_limit,

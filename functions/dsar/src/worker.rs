@@ -103,7 +103,6 @@ pub fn exporter_from_aws(
         aws_sdk_sesv2::Client::new(aws),
         config.mail_from.clone().ok_or("MAIL_FROM is required")?,
     ));
-    let metrics = Arc::new(shared::dsar::EmfMetrics);
     let public_api_base_url = config
         .public_api_base_url
         .clone()
@@ -129,7 +128,6 @@ pub fn exporter_from_aws(
             recordings: recordings.clone(),
             exports: exports.clone(),
             mailer: mailer.clone(),
-            metrics: metrics.clone(),
             archives: Arc::new(shared::dsar::ZipArchives),
             clock: Arc::clone(&clock),
             public_api_base_url: public_api_base_url.clone(),
@@ -146,7 +144,6 @@ pub fn exporter_from_aws(
             recordings,
             exports,
             mailer,
-            metrics,
             clock,
             public_api_base_url,
             provider,

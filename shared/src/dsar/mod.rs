@@ -2,7 +2,7 @@
 //! verification, the export, the other rights); they are re-exported here under their old
 //! paths. What stays here: the staff side (`staff`, until the contracts and call sealing
 //! it uses have moved), the streaming ZIP writer (`zip`) and the implementations of the
-//! use cases' archive, metrics and contract ports over them. The request types,
+//! use cases' archive and contract ports over them. The request types,
 //! deadlines and texts live in `domain::dsar`.
 //!
 //! A request never carries personal data in a key or index attribute: it is addressed by
@@ -27,9 +27,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::LeadId;
 use crate::ports::StoreError;
-use usecases::dsar::ports::{
-    Archive, ArchiveError, ArchiveFormat, ContractLedger, Metrics, NewContract,
-};
+use usecases::dsar::ports::{Archive, ArchiveError, ArchiveFormat, ContractLedger, NewContract};
 
 /// ZIP archives ([`zip::ZipWriter`]) for the export.
 #[derive(Debug, Clone, Copy, Default)]
@@ -62,16 +60,6 @@ impl ArchiveFormat for ZipArchives {
         Box::new(ZipArchive(zip::ZipWriter::new(Vec::with_capacity(
             capacity,
         ))))
-    }
-}
-
-/// Counters as CloudWatch embedded metrics (`telemetry::metric`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EmfMetrics;
-
-impl Metrics for EmfMetrics {
-    fn count(&self, name: &'static str) {
-        crate::telemetry::metric(name, 1.0);
     }
 }
 

@@ -14,7 +14,7 @@ use domain::dsar::mail::Mail;
 use domain::dsar::RequestStatus;
 use domain::{Email, LeadId, RequestId};
 
-use super::ports::{ClaimLookup, Metrics, RequestStore};
+use super::ports::{ClaimLookup, RequestStore};
 use super::records::{Change, ContactRecord, OpenRecord, RequestRecord};
 use crate::ports::{IdentifierKind, KeyError, KeyService, Mailer, StoreError};
 
@@ -62,7 +62,6 @@ pub struct ContactMail<'a> {
     pub keys: &'a dyn KeyService,
     pub mailer: &'a dyn Mailer,
     pub store: &'a dyn RequestStore,
-    pub metrics: &'a dyn Metrics,
 }
 
 impl ContactMail<'_> {
@@ -82,7 +81,7 @@ impl ContactMail<'_> {
             Ok(sent) => tracing::info!(sent, "mail to the subject"),
             Err(e) => {
                 tracing::error!(error = %e, "mail to the subject failed");
-                self.metrics.count("DsarMailFailed");
+                crate::telemetry::metric("DsarMailFailed", 1.0);
                 let _ = self
                     .store
                     .audit(id, None, "dsar", "dsar.mail_failed", now)

@@ -24,8 +24,8 @@ use domain::{Clock, LeadId, RequestId, RetentionClass};
 
 use super::common::{resolve_subject, ContactMail, Resolved};
 use super::ports::{
-    Archive, ArchiveError, ArchiveFormat, CallRecord, ClaimLookup, HeldRecord, Metrics,
-    RequestStore, SubjectData,
+    Archive, ArchiveError, ArchiveFormat, CallRecord, ClaimLookup, HeldRecord, RequestStore,
+    SubjectData,
 };
 use super::records::{
     close, subject_link, Change, Commit, Expiry, ExportRecord, OpenRecord, RequestRecord,
@@ -86,7 +86,6 @@ pub struct Exporter {
     pub recordings: Arc<dyn Objects>,
     pub exports: Arc<dyn Objects>,
     pub mailer: Arc<dyn Mailer>,
-    pub metrics: Arc<dyn Metrics>,
     /// The archive format of the package (ZIP).
     pub archives: Arc<dyn ArchiveFormat>,
     pub clock: Arc<dyn Clock>,
@@ -293,7 +292,6 @@ impl Exporter {
                 keys: self.keys.as_ref(),
                 mailer: self.mailer.as_ref(),
                 store: self.store.as_ref(),
-                metrics: self.metrics.as_ref(),
             }
             .send(id, &c, &mail, now)
             .await;

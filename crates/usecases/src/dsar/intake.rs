@@ -27,7 +27,7 @@ use domain::{Clock, Email, PhoneNumber, RequestId, RetentionClass};
 
 use super::common::{binding, ContactError, ContactMail};
 pub use super::common::{contact_aad, ContactV1};
-use super::ports::{ClaimLookup, Metrics, RequestStore};
+use super::ports::{ClaimLookup, RequestStore};
 use super::records::{
     close, new_record, Change, CodeRecord, Commit, ContactRecord, Counter, Expiry, OpenRecord,
     RequestRecord, CONTACT_MONTHS, MAX_CODE_ATTEMPTS,
@@ -187,7 +187,6 @@ pub struct DsarService {
     pub keys: Arc<dyn KeyService>,
     pub mailer: Arc<dyn Mailer>,
     pub exports: Arc<dyn Objects>,
-    pub metrics: Arc<dyn Metrics>,
     pub clock: Arc<dyn Clock>,
     /// Requests per identifier, source and day (R4.1's abuse limit, on top of API
     /// throttling): a stranger's requests do not use up the subject's own.
@@ -768,7 +767,6 @@ impl DsarService {
             keys: self.keys.as_ref(),
             mailer: self.mailer.as_ref(),
             store: self.store.as_ref(),
-            metrics: self.metrics.as_ref(),
         }
         .send(id, c, mail, self.now())
         .await

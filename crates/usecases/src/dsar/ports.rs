@@ -1,5 +1,5 @@
 //! The ports of the data-subject request use cases: what they need from the stores, the
-//! telephony provider, the archive writer and the metrics. The AWS implementations live
+//! telephony provider and the archive writer. The AWS implementations live
 //! in `aws::dsar` / `aws::dsar_subjects`, in-memory ones in `testkit::dsar`. Each port
 //! speaks in typed records; item shapes, keys and conditions belong to the
 //! implementations.
@@ -231,11 +231,6 @@ pub trait Archive: Send {
 /// Makes archives.
 pub trait ArchiveFormat: Send + Sync {
     fn start(&self, capacity: usize) -> Box<dyn Archive>;
-}
-
-/// Operational counters (CloudWatch metrics in Lambda).
-pub trait Metrics: Send + Sync {
-    fn count(&self, name: &'static str);
 }
 
 /// A call as the pseudonymised analytics export sees it (R6): no number, the analysis

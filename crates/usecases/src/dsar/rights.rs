@@ -20,7 +20,7 @@ use domain::{Clock, LeadId, RequestId};
 
 use super::common::{open_contact, resolve_subject, ContactMail, Resolved};
 use super::ports::{
-    CallProvider, ClaimLookup, Doomed, Flag, Metrics, ProviderError, RequestStore, SubjectData,
+    CallProvider, ClaimLookup, Doomed, Flag, ProviderError, RequestStore, SubjectData,
     SubjectRecords, SubjectRights,
 };
 use super::records::{close, subject_link, Change, Commit, OpenRecord, RequestRecord};
@@ -75,7 +75,6 @@ pub struct Rights {
     pub recordings: Arc<dyn Objects>,
     pub exports: Arc<dyn Objects>,
     pub mailer: Arc<dyn Mailer>,
-    pub metrics: Arc<dyn Metrics>,
     pub clock: Arc<dyn Clock>,
     pub public_api_base_url: String,
     /// The telephony provider, where erasure deletes the subject's calls (Art. 19).
@@ -409,7 +408,6 @@ impl Rights {
                 keys: self.keys.as_ref(),
                 mailer: self.mailer.as_ref(),
                 store: self.store.as_ref(),
-                metrics: self.metrics.as_ref(),
             }
             .send(&id, &c, &mail, now)
             .await;
