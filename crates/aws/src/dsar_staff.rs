@@ -1,6 +1,7 @@
 //! The staff side's store over the table (R4.10, R6): audit items of staff actions,
 //! ending contracts (their expiry moves with the end) and the calls for the analytics
-//! export (a scan: only the staff function's role may scan the table).
+//! export (a scan: only the staff function's role may scan the table); contracts recorded
+//! through `contracts`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -9,7 +10,7 @@ use chrono::{DateTime, Utc};
 use super::dynamo::{failure, lead_pk, n, put_audit, s, schema, ts, Item, TTL_GRACE};
 use domain::retention::{expiry_bucket, ContractRecords};
 use domain::{LeadId, RetentionClass};
-use usecases::dsar::ports::{AnalyticsCall, StaffStore};
+use usecases::dsar::ports::{AnalyticsCall, ContractLedger, StaffStore};
 use usecases::ports::StoreError;
 
 fn text(item: &Item, name: &str) -> Option<String> {
@@ -132,5 +133,19 @@ impl StaffStore for DynamoStaff {
                 return Ok(out);
             }
         }
+    }
+}
+
+#[async_trait]
+impl ContractLedger for DynamoStaff {
+    async fn record(
+        &self,
+        lead: &LeadId,
+        contract: domain::retention::Contract,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        super::contracts::record_contract_by(&self.client, &self.table, lead, contract, actor, at)
+            .await
     }
 }

@@ -66,10 +66,7 @@ pub fn staff_from_aws(
     Ok(Staff {
         requests: service,
         store: Arc::new(DynamoStaff::new(ddb.clone(), config.table_name.clone())),
-        contracts: Arc::new(shared::dsar::TableContracts {
-            ddb: ddb.clone(),
-            table: config.table_name.clone(),
-        }),
+        contracts: Arc::new(DynamoStaff::new(ddb.clone(), config.table_name.clone())),
         rights: Arc::new(DynamoSubjects::new(
             ddb,
             config.table_name.clone(),

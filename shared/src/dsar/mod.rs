@@ -2,7 +2,7 @@
 //! verification, the export, the other rights); they are re-exported here under their old
 //! paths. What stays here: the staff side (`staff`, until the contracts and call sealing
 //! it uses have moved), the streaming ZIP writer (`zip`) and the implementations of the
-//! use cases' archive and contract ports over them. The request types,
+//! use cases' archive port over them. The request types,
 //! deadlines and texts live in `domain::dsar`.
 //!
 //! A request never carries personal data in a key or index attribute: it is addressed by
@@ -22,12 +22,9 @@ pub mod export {
     pub use usecases::dsar::worker::RequestWorker as Exporter;
 }
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::LeadId;
-use crate::ports::StoreError;
-use usecases::dsar::ports::{Archive, ArchiveError, ArchiveFormat, ContractLedger, NewContract};
+use usecases::dsar::ports::{Archive, ArchiveError, ArchiveFormat};
 
 /// ZIP archives ([`zip::ZipWriter`]) for the export.
 #[derive(Debug, Clone, Copy, Default)]
@@ -60,31 +57,5 @@ impl ArchiveFormat for ZipArchives {
         Box::new(ZipArchive(zip::ZipWriter::new(Vec::with_capacity(
             capacity,
         ))))
-    }
-}
-
-/// Contracts recorded in the table (`contracts::record_contract_by`).
-#[derive(Debug, Clone)]
-pub struct TableContracts {
-    pub ddb: aws_sdk_dynamodb::Client,
-    pub table: String,
-}
-
-#[async_trait]
-impl ContractLedger for TableContracts {
-    async fn record(
-        &self,
-        lead: &LeadId,
-        contract: NewContract,
-        actor: &str,
-        at: DateTime<Utc>,
-    ) -> Result<String, StoreError> {
-        let contract = crate::contracts::Contract {
-            start: contract.start,
-            end: contract.end,
-            records: contract.records,
-        };
-        crate::contracts::record_contract_by(&self.ddb, &self.table, lead, contract, actor, at)
-            .await
     }
 }

@@ -21,7 +21,7 @@ use crate::contracts::Contract;
 use crate::domain::LeadId;
 use crate::leads::{Lead, LeadService};
 use crate::ports::{IdentifierKind, KeyService, LeadStore, Mailer, Objects, StoreError};
-use usecases::dsar::ports::{ContractLedger, NewContract, StaffStore, SubjectRights};
+use usecases::dsar::ports::{ContractLedger, StaffStore, SubjectRights};
 
 /// The result of an analytics export.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -272,11 +272,6 @@ impl Staff {
         if self.leads_get(lead, now).await?.is_none() {
             return Ok(None);
         }
-        let contract = NewContract {
-            start: contract.start,
-            end: contract.end,
-            records: contract.records,
-        };
         Ok(Some(
             self.contracts.record(lead, contract, actor, now).await?,
         ))

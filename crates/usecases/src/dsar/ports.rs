@@ -272,14 +272,6 @@ pub trait StaffStore: Send + Sync {
     async fn calls(&self) -> Result<Vec<AnalyticsCall>, StoreError>;
 }
 
-/// A contract as staff record it (legal hold, R3.4).
-#[derive(Debug, Clone, Copy)]
-pub struct NewContract {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub records: domain::retention::ContractRecords,
-}
-
 /// Records contracts (the retention use cases own the contract records).
 #[async_trait]
 pub trait ContractLedger: Send + Sync {
@@ -287,7 +279,7 @@ pub trait ContractLedger: Send + Sync {
     async fn record(
         &self,
         lead: &LeadId,
-        contract: NewContract,
+        contract: domain::retention::Contract,
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<String, StoreError>;
