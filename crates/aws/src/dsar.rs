@@ -13,14 +13,23 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::dynamo::{audit_item, failed_conditions, failure, lead_pk, n, retention, s, ts, Item};
-use domain::dsar::{RequestStatus, RequestType};
-use domain::{LeadId, RequestId, RetentionClass};
+use super::dynamo::{audit_item, failed_conditions, failure, lead_pk, n, s, Item};
+use domain::{LeadId, RequestId};
+use usecases::dsar::ports::RequestStore;
+use usecases::dsar::records::Change;
 use usecases::ports::StoreError;
+
+// The records are the use cases' types; these items store them as they are, with the
+// keys and kind below added (`keyed`).
+pub use usecases::dsar::records::{
+    close, new_record, CodeRecord, Commit, ContactRecord, Counter, Expiry, ExportRecord,
+    OpenRecord, RequestRecord, SubjectRequestRecord, CONTACT_MONTHS, MAX_CODE_ATTEMPTS,
+};
 
 pub fn request_pk(id: &RequestId) -> String {
     format!("DSAR#{id}")
@@ -34,12 +43,10 @@ pub const REQUEST_KEY_SK: &str = "KEY";
 /// Partition listing open requests by due date (a handful at any time; staff read it).
 pub const OPEN_PK: &str = "DSAR_OPEN";
 
-/// Wrong codes after which a request ends (R4.1).
-pub const MAX_CODE_ATTEMPTS: u32 = 5;
-
-/// How long the sealed contact of an open request may live at most: the longest
-/// deadline (one month plus a two-month extension) and a month for staff to close it.
-pub const CONTACT_MONTHS: u32 = 4;
+/// Sort key of an open request in the staff list: due date first, so the list reads in order.
+pub fn open_sk(open: &OpenRecord) -> String {
+    format!("{}#{}", open.due_date, open.request_id)
+}
 
 fn corrupt(
     operation: &'static str,
@@ -48,133 +55,46 @@ fn corrupt(
     super::dynamo::corrupt(operation, err)
 }
 
-/// Retention attributes carried by an item (`expires_at`, expiry index, TTL).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Expiry {
-    pub expires_at: String,
-    pub exp_bucket: String,
-    pub exp_at: i64,
-    pub ttl: i64,
-}
-
-impl Expiry {
-    pub fn of(class: RetentionClass, start: DateTime<Utc>) -> Self {
-        let r = retention(class, start);
-        Self {
-            expires_at: ts(r.expires_at),
-            exp_bucket: r.bucket,
-            exp_at: r.expires_at.timestamp(),
-            ttl: r.ttl,
-        }
-    }
-
-    /// Due at `due` under `class`'s partition of the expiry index.
-    pub fn at(class: RetentionClass, due: DateTime<Utc>) -> Self {
-        Self {
-            expires_at: ts(due),
-            exp_bucket: domain::retention::expiry_bucket(class, due),
-            exp_at: due.timestamp(),
-            ttl: (due + super::dynamo::TTL_GRACE).timestamp(),
-        }
-    }
-}
-
-/// The request record: what was asked, where it stands, when it is due. No content.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RequestRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub request_id: RequestId,
-    pub request_type: RequestType,
-    pub status: RequestStatus,
-    pub received_at: DateTime<Utc>,
-    pub due_date: NaiveDate,
-    #[serde(default)]
-    pub extended: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lead_id: Option<LeadId>,
-    /// Blind indexes of the identifiers named, while the request is open (the worker
-    /// finds the subject with them); removed when it closes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_email_bidx: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_phone_bidx: Option<String>,
-    pub has_email: bool,
-    /// Blind indexes of the email and phone a rectification would move onto the subject
-    /// (R4.6): they must be proven too (`dsar::identity`); removed when it closes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correction_email_bidx: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub correction_phone_bidx: Option<String>,
-    /// The email was proven by its one-time code.
-    #[serde(default)]
-    pub email_proven: bool,
-    /// Staff checked the requester's identity: every identifier the request names, its
-    /// corrections included, is proven.
-    #[serde(default)]
-    pub identity_checked: bool,
-    /// SHA-256 of the request token (a 256-bit random value).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token_hash: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verified_at: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub closed_at: Option<DateTime<Utc>>,
-    /// `export_ready`, `no_data`, `denied`, … (a code, never content).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub export_expires_at: Option<DateTime<Utc>>,
-    /// Erasure: the data categories erased (the proof of erasure names them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub categories: Option<Vec<String>>,
-    /// Erasure under a legal hold: the categories kept (restricted) and until when.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_categories: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_until: Option<DateTime<Utc>>,
-    /// Rectification (Art. 19): each recipient of the data and whether it was informed
-    /// or does not hold the old value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recipients: Option<std::collections::BTreeMap<String, String>>,
+/// A record stored as an item: its keys and kind, then its own attributes.
+#[derive(Serialize)]
+struct Keyed<'a, T: Serialize> {
+    pk: String,
+    sk: String,
+    kind: &'static str,
     #[serde(flatten)]
-    pub expiry: Expiry,
-    pub version: u64,
+    record: &'a T,
 }
 
-/// The one-time code: only its keyed hash, valid 15 minutes, at most five tries.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CodeRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub request_id: RequestId,
-    pub code_hash: String,
-    pub attempts: u32,
-    #[serde(flatten)]
-    pub expiry: Expiry,
+fn keyed<T: Serialize>(
+    operation: &'static str,
+    pk: String,
+    sk: impl Into<String>,
+    kind: &'static str,
+    record: &T,
+) -> Result<Item, StoreError> {
+    super::dynamo::to_item(
+        operation,
+        &Keyed {
+            pk,
+            sk: sk.into(),
+            kind,
+            record,
+        },
+    )
 }
 
-/// The sealed contact of an open request. Its key lives in the key table
-/// ([`RequestKeyRecord`]), so deleting the key there crypto-shreds every backed-up copy.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ContactRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub request_id: RequestId,
-    #[serde(with = "serde_bytes")]
-    pub sealed: Vec<u8>,
-    #[serde(flatten)]
-    pub expiry: Expiry,
-    /// The wrapped key, read from the key table together with the contact (never
-    /// written with it), so a contact read before its request closes can still be
-    /// opened for the closing mail.
-    #[serde(skip)]
-    pub wrapped_key: Option<Vec<u8>>,
+fn request_item(record: &RequestRecord) -> Result<Item, StoreError> {
+    keyed(
+        "dsar_commit",
+        request_pk(&record.request_id),
+        REQUEST_SK,
+        "dsar_request",
+        record,
+    )
+}
+
+fn open_item(open: &OpenRecord) -> Result<Item, StoreError> {
+    keyed("dsar_put", OPEN_PK.into(), open_sk(open), "dsar_open", open)
 }
 
 /// The KMS-wrapped data key of a request's sealed contact, in the key table (no backups,
@@ -203,67 +123,8 @@ impl RequestKeyRecord {
     }
 }
 
-/// An export package in the exports bucket (7 days, R3).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExportRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub request_id: RequestId,
-    pub object_key: String,
-    pub bytes: u64,
-    pub created_at: DateTime<Utc>,
-    #[serde(flatten)]
-    pub expiry: Expiry,
-}
-
-/// An entry of the staff list of open requests.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OpenRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub request_id: RequestId,
-    pub request_type: RequestType,
-    pub status: RequestStatus,
-    pub received_at: DateTime<Utc>,
-    pub due_date: NaiveDate,
-    #[serde(default)]
-    pub extended: bool,
-}
-
-impl OpenRecord {
-    pub fn of(r: &RequestRecord) -> Self {
-        Self {
-            pk: OPEN_PK.into(),
-            sk: format!("{}#{}", r.due_date, r.request_id),
-            kind: "dsar_open".into(),
-            request_id: r.request_id,
-            request_type: r.request_type,
-            status: r.status,
-            received_at: r.received_at,
-            due_date: r.due_date,
-            extended: r.extended,
-        }
-    }
-}
-
-/// The link from a subject to a request about it (the subject's request history).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SubjectRequestRecord {
-    pub pk: String,
-    pub sk: String,
-    pub kind: String,
-    pub lead_id: LeadId,
-    pub request_id: RequestId,
-    pub request_type: RequestType,
-    pub received_at: DateTime<Utc>,
-    #[serde(flatten)]
-    pub expiry: Expiry,
-}
-
-/// One write of a request change.
-pub enum Write {
+/// One write of a request change, as items.
+enum Write {
     Put(Item),
     /// A put on condition that the item does not exist.
     Create(Item),
@@ -274,36 +135,75 @@ pub enum Write {
     DeleteKey(String, String),
 }
 
-impl Write {
-    pub fn put<T: Serialize>(value: &T) -> Result<Self, StoreError> {
-        Ok(Self::Put(super::dynamo::to_item("dsar_put", value)?))
-    }
-    pub fn create<T: Serialize>(value: &T) -> Result<Self, StoreError> {
-        Ok(Self::Create(super::dynamo::to_item("dsar_put", value)?))
-    }
-    pub fn delete(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self::Delete(pk.into(), sk.into())
-    }
-    pub fn put_key(record: &RequestKeyRecord) -> Result<Self, StoreError> {
-        Ok(Self::PutKey(super::dynamo::to_item(
-            "dsar_put_key",
-            record,
-        )?))
-    }
-    /// Deletes a request's sealed contact and, first in the same transaction, its key.
-    pub fn delete_contact(id: &RequestId) -> [Self; 2] {
-        [
-            Self::DeleteKey(request_pk(id), REQUEST_KEY_SK.into()),
-            Self::Delete(request_pk(id), CONTACT_SK.into()),
-        ]
+/// The items a change of request `id` writes, in order (a contact's key before the
+/// contact).
+fn writes(id: &RequestId, change: Change) -> Result<Vec<Write>, StoreError> {
+    let pk = request_pk(id);
+    Ok(match change {
+        Change::List(open) => vec![Write::Put(open_item(&open)?)],
+        Change::Unlist(open) => vec![Write::Delete(OPEN_PK.into(), open_sk(&open))],
+        Change::CreateCode(code) => vec![Write::Create(keyed(
+            "dsar_put",
+            pk,
+            CODE_SK,
+            "dsar_code",
+            &code,
+        )?)],
+        Change::DeleteCode => vec![Write::Delete(pk, CODE_SK.into())],
+        Change::PutContact { contact, create } => {
+            let mut out = Vec::with_capacity(2);
+            if let Some(wrapped) = contact.wrapped_key.clone() {
+                let key = RequestKeyRecord::new(*id, wrapped, &contact.expiry);
+                out.push(Write::PutKey(super::dynamo::to_item("dsar_put_key", &key)?));
+            }
+            let item = keyed("dsar_put", pk, CONTACT_SK, "dsar_contact", &contact)?;
+            out.push(if create {
+                Write::Create(item)
+            } else {
+                Write::Put(item)
+            });
+            out
+        }
+        // The key first, in the same transaction.
+        Change::DeleteContact => vec![
+            Write::DeleteKey(pk.clone(), REQUEST_KEY_SK.into()),
+            Write::Delete(pk, CONTACT_SK.into()),
+        ],
+        Change::PutExport(export) => vec![Write::Put(keyed(
+            "dsar_put",
+            pk,
+            EXPORT_SK,
+            "dsar_export",
+            &export,
+        )?)],
+        Change::Link(link) => vec![Write::Put(keyed(
+            "dsar_put",
+            lead_pk(&link.lead_id),
+            format!("REQUEST#{}", link.request_id),
+            "dsar_link",
+            &link,
+        )?)],
+    })
+}
+
+/// The keys of a request counter.
+fn counter_key(counter: &Counter) -> (String, String) {
+    match counter {
+        Counter::Source { source, day } => {
+            (format!("DSARSRC#{}", source.as_str()), day.to_string())
+        }
+        Counter::IdentifierFromSource {
+            identifier,
+            source,
+            day,
+        } => (counter_pk(identifier), format!("{day}#{}", source.as_str())),
+        Counter::Identifier { identifier, day } => (counter_pk(identifier), day.to_string()),
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Commit {
-    Done,
-    /// The request changed since it was read (another action won).
-    Conflict,
+/// The partition of an identifier's request counters.
+pub fn counter_pk(identifier: &domain::crypto::BlindIndex) -> String {
+    format!("DSARLIMIT#{}", identifier.as_str())
 }
 
 #[derive(Debug, Clone)]
@@ -398,11 +298,11 @@ impl DsarStore {
     /// once `limit` were counted. The counter lives two days (TTL).
     pub async fn count_request(
         &self,
-        pk: &str,
-        sk: &str,
+        counter: &Counter,
         limit: u32,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let (pk, sk) = counter_key(counter);
         let result = self
             .client
             .update_item()
@@ -461,15 +361,19 @@ impl DsarStore {
         &self,
         record: &RequestRecord,
         expected_version: Option<u64>,
-        writes: Vec<Write>,
+        changes: Vec<Change>,
         actor: &str,
         action: &str,
         at: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
+        let mut writes = Vec::with_capacity(changes.len() + 1);
+        for change in changes {
+            writes.extend(self::writes(&record.request_id, change)?);
+        }
         let mut items = Vec::with_capacity(writes.len() + 2);
         let mut put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(super::dynamo::to_item("dsar_commit", record)?));
+            .set_item(Some(request_item(record)?));
         put = match expected_version {
             Some(v) => put
                 .condition_expression("version = :v")
@@ -623,64 +527,86 @@ where
         if se.err().code() == Some("ConditionalCheckFailedException"))
 }
 
-/// A new request record for `id`, received `now`.
-pub fn new_record(
-    id: RequestId,
-    request_type: RequestType,
-    status: RequestStatus,
-    now: DateTime<Utc>,
-) -> RequestRecord {
-    RequestRecord {
-        pk: request_pk(&id),
-        sk: REQUEST_SK.into(),
-        kind: "dsar_request".into(),
-        request_id: id,
-        request_type,
-        status,
-        received_at: now,
-        due_date: domain::dsar::due_date(now),
-        extended: false,
-        lead_id: None,
-        subject_email_bidx: None,
-        subject_phone_bidx: None,
-        has_email: false,
-        correction_email_bidx: None,
-        correction_phone_bidx: None,
-        email_proven: false,
-        identity_checked: false,
-        token_hash: None,
-        verified_at: None,
-        closed_at: None,
-        outcome: None,
-        export_key: None,
-        export_expires_at: None,
-        categories: None,
-        held_categories: None,
-        held_until: None,
-        recipients: None,
-        // Kept 3 years; the clock restarts when the request closes.
-        expiry: Expiry::of(RetentionClass::Request, now),
-        version: 1,
+/// Removes the link from a request record to its subject (gone is fine).
+async fn unlink(store: &DsarStore, id: &RequestId) -> Result<(), StoreError> {
+    let result = store
+        .client
+        .update_item()
+        .table_name(&store.table)
+        .key("pk", s(request_pk(id)))
+        .key("sk", s(REQUEST_SK))
+        .update_expression("REMOVE lead_id")
+        .condition_expression("attribute_exists(pk)")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if is_conditional(&e) => Ok(()),
+        Err(e) => Err(failure("unlink_request", e)),
     }
 }
 
-/// Marks a request closed at `now` with `outcome`: the blind indexes go, the record is
-/// kept 3 years from now (R3 "request" class).
-pub fn close(record: &mut RequestRecord, status: RequestStatus, outcome: &str, now: DateTime<Utc>) {
-    record.status = status;
-    record.outcome = Some(outcome.to_owned());
-    record.closed_at = Some(now);
-    record.subject_email_bidx = None;
-    record.subject_phone_bidx = None;
-    record.correction_email_bidx = None;
-    record.correction_phone_bidx = None;
-    record.expiry = Expiry::of(RetentionClass::Request, now);
-    record.version += 1;
+#[async_trait]
+impl RequestStore for DsarStore {
+    async fn request(&self, id: &RequestId) -> Result<Option<RequestRecord>, StoreError> {
+        DsarStore::request(self, id).await
+    }
+    async fn code(&self, id: &RequestId) -> Result<Option<CodeRecord>, StoreError> {
+        DsarStore::code(self, id).await
+    }
+    async fn contact(&self, id: &RequestId) -> Result<Option<ContactRecord>, StoreError> {
+        DsarStore::contact(self, id).await
+    }
+    async fn export(&self, id: &RequestId) -> Result<Option<ExportRecord>, StoreError> {
+        DsarStore::export(self, id).await
+    }
+    async fn count_request(
+        &self,
+        counter: &Counter,
+        limit: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        DsarStore::count_request(self, counter, limit, now).await
+    }
+    async fn take_code_attempt(&self, id: &RequestId) -> Result<Option<u32>, StoreError> {
+        DsarStore::take_code_attempt(self, id).await
+    }
+    async fn commit(
+        &self,
+        record: &RequestRecord,
+        expected_version: Option<u64>,
+        changes: Vec<Change>,
+        actor: &str,
+        action: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Commit, StoreError> {
+        DsarStore::commit(self, record, expected_version, changes, actor, action, at).await
+    }
+    async fn audit(
+        &self,
+        id: &RequestId,
+        lead: Option<&LeadId>,
+        actor: &str,
+        action: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        DsarStore::audit(self, id, lead, actor, action, at).await
+    }
+    async fn open_requests(&self) -> Result<Vec<OpenRecord>, StoreError> {
+        DsarStore::open_requests(self).await
+    }
+    async fn subject_requests(&self, lead: &LeadId) -> Result<Vec<RequestRecord>, StoreError> {
+        DsarStore::subject_requests(self, lead).await
+    }
+    async fn unlink_subject(&self, id: &RequestId) -> Result<(), StoreError> {
+        unlink(self, id).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::dsar::{RequestStatus, RequestType};
 
     #[test]
     fn records_round_trip_through_items_without_nulls() {
@@ -691,7 +617,11 @@ mod tests {
             RequestStatus::AwaitingVerification,
             now,
         );
-        let item: Item = serde_dynamo::to_item(&r).unwrap();
+        let item: Item = request_item(&r).unwrap();
+        assert_eq!(item["pk"], s(request_pk(&r.request_id)));
+        assert_eq!(item["sk"], s(REQUEST_SK));
+        assert_eq!(item["kind"], s("dsar_request"));
+        assert_eq!(item["version"], n(1));
         assert!(!item.values().any(|v| matches!(v, AttributeValue::Null(_))));
         assert!(item.contains_key("exp_bucket") && item.contains_key("ttl"));
         let back: RequestRecord = serde_dynamo::from_item(item).unwrap();

@@ -6,6 +6,8 @@
 pub mod calls;
 pub mod contracts;
 pub mod dsar;
+pub mod dsar_staff;
+pub mod dsar_subjects;
 pub mod dynamo;
 pub mod kms;
 pub mod mail;

@@ -3,6 +3,7 @@
 //! keys bound to their subject) and can be told to fail, so a test shows what a use case
 //! does under a fault. The moto-backed integration tests stay for the AWS floor itself.
 
+pub mod dsar;
 pub mod fault;
 pub mod keys;
 pub mod leads;
@@ -13,6 +14,7 @@ pub mod telephony;
 pub mod world;
 
 pub use domain::{Clock, FixedClock};
+pub use dsar::{MemoryCallDeleter, MemoryRequests, MemorySubjects, PlainArchives};
 pub use fault::FaultSwitch;
 pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;

@@ -22,7 +22,7 @@ use http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Map, Value};
 use shared::adapters::dsar::DsarStore;
-use shared::adapters::dynamo::DynamoLeadStore;
+use shared::adapters::dsar_subjects::DynamoSubjects;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::mail::SesMailer;
 use shared::adapters::s3::BlobStore;
@@ -59,29 +59,29 @@ pub fn service_from_aws(
         config.blind_index_key_id.clone(),
     ));
     Ok(DsarService {
-        store: DsarStore::new(
+        store: Arc::new(DsarStore::new(
             ddb.clone(),
             config.table_name.clone(),
             config.key_table_name.clone(),
-        ),
-        leads: DynamoLeadStore::new(
+        )),
+        claims: Arc::new(DynamoSubjects::new(
             ddb,
             config.table_name.clone(),
             config.key_table_name.clone(),
-        ),
+        )),
         keys,
-        mailer: SesMailer::new(
+        mailer: Arc::new(SesMailer::new(
             aws_sdk_sesv2::Client::new(aws),
             config.mail_from.clone().ok_or("MAIL_FROM is required")?,
-        ),
-        exports: BlobStore::new(
+        )),
+        exports: Arc::new(BlobStore::new(
             aws_sdk_s3::Client::new(aws),
             config
                 .exports_bucket
                 .clone()
                 .ok_or("EXPORTS_BUCKET is required")?,
             config.data_key_arn.clone(),
-        ),
+        )),
         clock,
         daily_limit: config.dsar_daily_limit,
         source_daily_limit: config.dsar_source_daily_limit,

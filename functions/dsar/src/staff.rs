@@ -20,10 +20,17 @@ use http::{header, Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
+use shared::adapters::dsar_staff::DynamoStaff;
+use shared::adapters::dsar_subjects::DynamoSubjects;
+use shared::adapters::dynamo::DynamoLeadStore;
+use shared::adapters::kms::KmsKeyService;
+use shared::adapters::mail::SesMailer;
+use shared::adapters::s3::BlobStore;
 use shared::domain::RequestId;
 use shared::dsar::service::{DsarError, DsarService};
-use shared::dsar::staff::StaffPrincipals;
+use shared::dsar::staff::{Staff, StaffPrincipals};
 use shared::http::{json_response, FieldProblem, Problem};
+use shared::leads::LeadService;
 use shared::{Clock, Config};
 
 use super::{failure, json_body, not_found, problem, rejected, service_from_aws, MAX_TEXT_CHARS};
@@ -33,8 +40,59 @@ use super::{failure, json_body, not_found, problem, rejected, service_from_aws, 
 pub const UNAUTHENTICATED: &str = "unauthenticated";
 
 pub struct StaffApp {
-    pub service: DsarService,
+    pub service: Arc<DsarService>,
+    pub staff: Staff,
     principals: StaffPrincipals,
+}
+
+/// The staff actions on subjects over AWS, next to the request side `service`.
+pub fn staff_from_aws(
+    config: &Config,
+    aws: &aws_config::SdkConfig,
+    clock: Arc<dyn Clock>,
+    service: Arc<DsarService>,
+) -> Result<Staff, &'static str> {
+    let ddb = aws_sdk_dynamodb::Client::new(aws);
+    let keys = Arc::new(KmsKeyService::new(
+        aws_sdk_kms::Client::new(aws),
+        config.data_key_id.clone(),
+        config.blind_index_key_id.clone(),
+    ));
+    let lead_store = Arc::new(DynamoLeadStore::new(
+        ddb.clone(),
+        config.table_name.clone(),
+        config.key_table_name.clone(),
+    ));
+    Ok(Staff {
+        requests: service,
+        store: Arc::new(DynamoStaff::new(ddb.clone(), config.table_name.clone())),
+        contracts: Arc::new(DynamoStaff::new(ddb.clone(), config.table_name.clone())),
+        rights: Arc::new(DynamoSubjects::new(
+            ddb,
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        )),
+        leads: Arc::new(LeadService::new(
+            lead_store.clone(),
+            keys.clone(),
+            Arc::clone(&clock),
+        )),
+        lead_store,
+        keys,
+        mailer: Arc::new(SesMailer::new(
+            aws_sdk_sesv2::Client::new(aws),
+            config.mail_from.clone().ok_or("MAIL_FROM is required")?,
+        )),
+        exports: Arc::new(BlobStore::new(
+            aws_sdk_s3::Client::new(aws),
+            config
+                .exports_bucket
+                .clone()
+                .ok_or("EXPORTS_BUCKET is required")?,
+            config.data_key_arn.clone(),
+        )),
+        clock,
+    })
 }
 
 impl StaffApp {
@@ -48,8 +106,10 @@ impl StaffApp {
         if principals.is_empty() {
             tracing::warn!("STAFF_PRINCIPAL_ARNS is empty: every staff request is refused");
         }
+        let service = Arc::new(service_from_aws(&config, aws, Arc::clone(&clock))?);
         Ok(Self {
-            service: service_from_aws(&config, aws, clock)?,
+            staff: staff_from_aws(&config, aws, clock, Arc::clone(&service))?,
+            service,
             principals,
         })
     }
@@ -108,7 +168,7 @@ async fn refuse(app: &StaffApp, principal: Option<&str>) -> Response<Body> {
         authenticated = principal.is_some(),
         "staff request refused: principal not in the allow-list"
     );
-    if let Err(e) = app.service.record_staff_refusal(actor).await {
+    if let Err(e) = app.staff.record_staff_refusal(actor).await {
         // The refusal stands either way; a lost audit item is an alarm, not a reason to
         // let the caller in or to answer differently.
         tracing::error!(error = %e, "refusal not audited");
@@ -137,7 +197,7 @@ async fn requests(
                     "only status=open is listed",
                 )]));
             }
-            match app.service.list_open_requests(actor).await {
+            match app.staff.list_open_requests(actor).await {
                 Ok(list) => json_response(StatusCode::OK, &json!({"requests": list})),
                 Err(e) => failure(&e),
             }
@@ -248,7 +308,7 @@ async fn subjects(
     actor: &str,
 ) -> Response<Body> {
     if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
-        return match app.service.analytics_export(actor).await {
+        return match app.staff.analytics_export(actor).await {
             Ok(export) => json_response(StatusCode::CREATED, &export),
             Err(e) => failure(&e),
         };
@@ -260,7 +320,7 @@ async fn subjects(
         return not_found();
     };
     match (method, tail) {
-        (&Method::GET, []) => match app.service.view_subject(&lead, actor).await {
+        (&Method::GET, []) => match app.staff.view_subject(&lead, actor).await {
             Ok(Some(view)) => {
                 let mut r = json_response(StatusCode::OK, &view);
                 r.headers_mut().insert(
@@ -296,7 +356,7 @@ async fn subjects(
                 end,
                 records,
             };
-            match app.service.record_contract(&lead, contract, actor).await {
+            match app.staff.record_contract(&lead, contract, actor).await {
                 Ok(Some(id)) => json_response(StatusCode::CREATED, &json!({"contract_id": id})),
                 Ok(None) => not_found(),
                 Err(e) => failure(&e),
@@ -312,7 +372,7 @@ async fn subjects(
                 return invalid("end", "invalid", "end (RFC 3339) and records are required");
             };
             match app
-                .service
+                .staff
                 .end_contract(&lead, contract, records, end, actor)
                 .await
             {
@@ -325,7 +385,7 @@ async fn subjects(
             }
         }
         (&Method::POST, ["lift-restriction"]) => {
-            match app.service.lift_restriction(&lead, actor).await {
+            match app.staff.lift_restriction(&lead, actor).await {
                 Ok(shared::dsar::staff::LiftOutcome::Lifted) => json_response(
                     StatusCode::OK,
                     &json!({"lead_id": lead.to_string(), "restricted": false, "subject_notified": true}),

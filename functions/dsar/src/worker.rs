@@ -13,15 +13,18 @@ use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
 use shared::adapters::dsar::DsarStore;
+use shared::adapters::dsar_subjects::{DynamoSubjects, RetellCallProvider};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::mail::SesMailer;
 use shared::adapters::s3::BlobStore;
 use shared::domain::RequestId;
 use shared::dsar::export::Exporter;
+use shared::dsar::rights::Rights;
 use shared::leads::LeadService;
 use shared::ports::Retry;
 use shared::{Clock, Config};
+use usecases::dsar::ports::CallProvider;
 
 /// Bytes per part of an export upload.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -46,6 +49,8 @@ pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Option<RequestId>
     RequestId::parse(text(new, "request_id")?).ok()
 }
 
+/// The worker's use cases (export and the other rights) over AWS: the composition root,
+/// every adapter built once and handed to both as a port.
 pub fn exporter_from_aws(
     config: &Config,
     aws: &aws_config::SdkConfig,
@@ -58,63 +63,92 @@ pub fn exporter_from_aws(
         config.data_key_id.clone(),
         config.blind_index_key_id.clone(),
     ));
-    let lead_store = DynamoLeadStore::new(
+    let lead_store = Arc::new(DynamoLeadStore::new(
         ddb.clone(),
         config.table_name.clone(),
         config.key_table_name.clone(),
-    );
-    Ok(Exporter {
-        store: DsarStore::new(
-            ddb.clone(),
-            config.table_name.clone(),
-            config.key_table_name.clone(),
-        ),
-        leads: LeadService::new(
-            Arc::new(lead_store.clone()),
-            keys.clone(),
-            Arc::clone(&clock),
-        ),
-        lead_store,
-        keys,
+    ));
+    let store = Arc::new(DsarStore::new(
+        ddb.clone(),
+        config.table_name.clone(),
+        config.key_table_name.clone(),
+    ));
+    let subjects = Arc::new(DynamoSubjects::new(
         ddb,
-        table: config.table_name.clone(),
-        recordings: BlobStore::new(
-            s3.clone(),
-            config
-                .recordings_bucket
-                .clone()
-                .ok_or("RECORDINGS_BUCKET is required")?,
-            config.data_key_arn.clone(),
-        ),
-        exports: BlobStore::new(
-            s3,
-            config
-                .exports_bucket
-                .clone()
-                .ok_or("EXPORTS_BUCKET is required")?,
-            config.data_key_arn.clone(),
-        ),
-        mailer: SesMailer::new(
-            aws_sdk_sesv2::Client::new(aws),
-            config.mail_from.clone().ok_or("MAIL_FROM is required")?,
-        ),
-        clock,
-        public_api_base_url: config
-            .public_api_base_url
+        config.table_name.clone(),
+        config.key_table_name.clone(),
+    ));
+    let leads = Arc::new(LeadService::new(
+        lead_store.clone(),
+        keys.clone(),
+        Arc::clone(&clock),
+    ));
+    let recordings = Arc::new(BlobStore::new(
+        s3.clone(),
+        config
+            .recordings_bucket
             .clone()
-            .ok_or("PUBLIC_API_BASE_URL is required")?,
-        part_size: PART_SIZE,
-        provider: match &config.provider_api_key_secret_arn {
-            Some(secret) => Some(shared::dsar::rights::Provider {
-                client: shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
-                    .map_err(|_| "the provider HTTP client cannot be built")?,
-                keys: shared::adapters::secrets::ProviderKeySource::new(
-                    aws_sdk_secretsmanager::Client::new(aws),
-                    secret.clone(),
-                ),
-            }),
-            None => None,
+            .ok_or("RECORDINGS_BUCKET is required")?,
+        config.data_key_arn.clone(),
+    ));
+    let exports = Arc::new(BlobStore::new(
+        s3,
+        config
+            .exports_bucket
+            .clone()
+            .ok_or("EXPORTS_BUCKET is required")?,
+        config.data_key_arn.clone(),
+    ));
+    let mailer = Arc::new(SesMailer::new(
+        aws_sdk_sesv2::Client::new(aws),
+        config.mail_from.clone().ok_or("MAIL_FROM is required")?,
+    ));
+    let public_api_base_url = config
+        .public_api_base_url
+        .clone()
+        .ok_or("PUBLIC_API_BASE_URL is required")?;
+    let provider: Option<Arc<dyn CallProvider>> = match &config.provider_api_key_secret_arn {
+        Some(secret) => Some(Arc::new(RetellCallProvider {
+            client: shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
+                .map_err(|_| "the provider HTTP client cannot be built")?,
+            keys: shared::adapters::secrets::ProviderKeySource::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                secret.clone(),
+            ),
+        })),
+        None => None,
+    };
+    Ok(Exporter {
+        exporter: usecases::dsar::export::Exporter {
+            store: store.clone(),
+            claims: subjects.clone(),
+            subjects: subjects.clone(),
+            leads: leads.clone(),
+            keys: keys.clone(),
+            recordings: recordings.clone(),
+            exports: exports.clone(),
+            mailer: mailer.clone(),
+            archives: Arc::new(shared::dsar::ZipArchives),
+            clock: Arc::clone(&clock),
+            public_api_base_url: public_api_base_url.clone(),
+            part_size: PART_SIZE,
         },
+        rights: Rights {
+            store,
+            claims: subjects.clone(),
+            subjects: subjects.clone(),
+            writes: subjects,
+            lead_store,
+            leads: leads.clone(),
+            keys,
+            recordings,
+            exports,
+            mailer,
+            clock,
+            public_api_base_url,
+            provider,
+        },
+        leads,
     })
 }
 
@@ -131,18 +165,23 @@ pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse 
         };
         let export = matches!(text(&new, "request_type"), Some("access" | "portability"));
         // Boxed: the export future is large (it holds the archive state across awaits).
+        // Failures as (retry, fixed message): both use cases' errors say whether a retry
+        // can help and never carry request data.
         let result = if export {
-            Box::pin(exporter.run(&id)).await.map(|o| format!("{o:?}"))
+            Box::pin(exporter.run(&id))
+                .await
+                .map(|o| format!("{o:?}"))
+                .map_err(|e| (e.retry(), e.to_string()))
         } else {
             Box::pin(exporter.carry_out(&id))
                 .await
                 .map(|o| format!("{o:?}"))
+                .map_err(|e| (e.retry(), e.to_string()))
         };
         match result {
             Ok(outcome) => tracing::info!(outcome, "request handled"),
-            Err(e) => {
-                let retry = e.retry();
-                tracing::error!(error = %e, ?retry, "export failed");
+            Err((retry, error)) => {
+                tracing::error!(error, ?retry, "export failed");
                 shared::telemetry::metric("DsarExportFailed", 1.0);
                 if retry == Retry::Transient {
                     let mut failure = DynamoDbBatchItemFailure::default();

@@ -10,19 +10,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::mail;
 use super::service::{DsarError, DsarService, OpenView};
-use crate::adapters::dynamo::{failure, lead_pk, n, s, schema, ts, LEAD_SK, TTL_GRACE};
 use crate::calls::CallService;
-use crate::contracts::{record_contract_by, Contract};
-use crate::domain::retention::expiry_bucket;
-use crate::domain::{LeadId, RetentionClass};
+use crate::clock::Clock;
+use crate::contracts::Contract;
+use crate::domain::LeadId;
 use crate::leads::{Lead, LeadService};
-use crate::ports::{IdentifierKind, StoreError};
+use crate::ports::{IdentifierKind, KeyService, LeadStore, Mailer, Objects, StoreError};
+use usecases::dsar::ports::{ContractLedger, StaffStore, SubjectRights};
 
 /// The result of an analytics export.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -163,10 +162,6 @@ impl StaffPrincipals {
     }
 }
 
-fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
-    item.get(name)?.as_s().ok().map(String::as_str)
-}
-
 /// Replaces what identifies a person in free text: the subject's own name, email and
 /// number, any email address and any run of six or more digits (with the separators
 /// phone numbers are written with).
@@ -232,38 +227,36 @@ pub fn redact(text: &str, known: &[&str]) -> String {
     result
 }
 
-impl DsarService {
-    fn lead_service(&self) -> LeadService {
-        LeadService::new(
-            Arc::new(self.leads.clone()),
-            Arc::clone(&self.keys),
-            Arc::clone(&self.clock),
-        )
-    }
+/// The staff actions on subjects. Stays in `shared` until the contracts (retention) and
+/// call sealing (telephony) it uses have moved to the use-case crate.
+pub struct Staff {
+    /// The request side (the open list).
+    pub requests: Arc<DsarService>,
+    pub store: Arc<dyn StaffStore>,
+    pub contracts: Arc<dyn ContractLedger>,
+    /// Lifting a restriction.
+    pub rights: Arc<dyn SubjectRights>,
+    pub lead_store: Arc<dyn LeadStore>,
+    pub leads: Arc<LeadService>,
+    pub keys: Arc<dyn KeyService>,
+    pub mailer: Arc<dyn Mailer>,
+    pub exports: Arc<dyn Objects>,
+    pub clock: Arc<dyn Clock>,
+}
 
-    fn ddb(&self) -> &aws_sdk_dynamodb::Client {
-        self.store.client()
-    }
-
+impl Staff {
     /// A subject's record, decrypted, for staff (audited as `subject.viewed`).
     pub async fn view_subject(
         &self,
         lead: &LeadId,
         actor: &str,
     ) -> Result<Option<Value>, DsarError> {
-        let Some(l) = self.lead_service().read(lead).await.map_err(read_error)? else {
+        let Some(l) = self.leads.read(lead).await.map_err(read_error)? else {
             return Ok(None);
         };
-        crate::adapters::dynamo::put_audit(
-            self.ddb(),
-            self.store.table(),
-            actor,
-            "subject.viewed",
-            Some(lead),
-            None,
-            self.clock.now(),
-        )
-        .await?;
+        self.store
+            .audit(actor, "subject.viewed", Some(lead), self.clock.now())
+            .await?;
         Ok(Some(subject_json(&l)))
     }
 
@@ -280,14 +273,14 @@ impl DsarService {
             return Ok(None);
         }
         Ok(Some(
-            record_contract_by(self.ddb(), self.store.table(), lead, contract, actor, now).await?,
+            self.contracts.record(lead, contract, actor, now).await?,
         ))
     }
 
     /// The open requests for staff (R4.10), audited as `dsar.listed` by `actor`: the list
     /// shows who asked for what and when.
     pub async fn list_open_requests(&self, actor: &str) -> Result<Vec<OpenView>, DsarError> {
-        let list = self.open_requests().await?;
+        let list = self.requests.open_requests().await?;
         self.staff_audit(actor, "dsar.listed").await?;
         Ok(list)
     }
@@ -300,16 +293,9 @@ impl DsarService {
     }
 
     async fn staff_audit(&self, actor: &str, action: &str) -> Result<(), DsarError> {
-        crate::adapters::dynamo::put_audit(
-            self.ddb(),
-            self.store.table(),
-            actor,
-            action,
-            None,
-            None,
-            self.clock.now(),
-        )
-        .await?;
+        self.store
+            .audit(actor, action, None, self.clock.now())
+            .await?;
         Ok(())
     }
 
@@ -318,8 +304,7 @@ impl DsarService {
         lead: &LeadId,
         now: DateTime<Utc>,
     ) -> Result<Option<crate::ports::StoredLead>, DsarError> {
-        use crate::ports::LeadStore;
-        Ok(self.leads.get_lead(lead, now).await?)
+        Ok(self.lead_store.get_lead(lead, now).await?)
     }
 
     /// Ends a contract at `end`: its statutory period (and the hold) now runs from there.
@@ -331,58 +316,17 @@ impl DsarService {
         end: DateTime<Utc>,
         actor: &str,
     ) -> Result<bool, DsarError> {
-        let class = RetentionClass::Contract(records);
-        let due = class.due_at(end).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let result = self
-            .ddb()
-            .update_item()
-            .table_name(self.store.table())
-            .key(schema::PK, s(lead_pk(lead)))
-            .key(schema::SK, s(format!("CONTRACT#{contract_id}")))
-            .update_expression(
-                "SET contract_end = :end, expires_at = :exp, #b = :b, #e = :e, #t = :t",
-            )
-            .condition_expression("attribute_exists(pk) AND #r = :r")
-            .expression_attribute_names("#b", schema::EXPIRY_PARTITION_ATTR)
-            .expression_attribute_names("#e", schema::EXPIRY_SORT_ATTR)
-            .expression_attribute_names("#t", schema::TTL)
-            .expression_attribute_names("#r", "records")
-            .expression_attribute_values(":end", s(ts(end)))
-            .expression_attribute_values(":exp", s(ts(due)))
-            .expression_attribute_values(":b", s(expiry_bucket(class, due)))
-            .expression_attribute_values(":e", n(due.timestamp()))
-            .expression_attribute_values(":t", n((due + TTL_GRACE).timestamp()))
-            .expression_attribute_values(
-                ":r",
-                s(serde_json::to_value(records)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => {
-                crate::adapters::dynamo::put_audit(
-                    self.ddb(),
-                    self.store.table(),
-                    actor,
-                    "contract.ended",
-                    Some(lead),
-                    None,
-                    self.clock.now(),
-                )
-                .await?;
-                Ok(true)
-            }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(failure("end_contract", e).into()),
+        if !self
+            .store
+            .end_contract(lead, contract_id, records, end)
+            .await?
+        {
+            return Ok(false);
         }
+        self.store
+            .audit(actor, "contract.ended", Some(lead), self.clock.now())
+            .await?;
+        Ok(true)
     }
 
     /// Lifts a restriction (R4.7): the subject is mailed first (Art. 18(3)); only when
@@ -392,7 +336,7 @@ impl DsarService {
         lead: &LeadId,
         actor: &str,
     ) -> Result<LiftOutcome, DsarError> {
-        let Some(l) = self.lead_service().read(lead).await.map_err(read_error)? else {
+        let Some(l) = self.leads.read(lead).await.map_err(read_error)? else {
             return Ok(LiftOutcome::Gone);
         };
         if !l.stored.restricted {
@@ -402,27 +346,10 @@ impl DsarService {
             .send(&l.profile.email, &mail::restriction_lifted_mail())
             .await?;
         let now = self.clock.now();
-        self.ddb()
-            .update_item()
-            .table_name(self.store.table())
-            .key(schema::PK, s(lead_pk(lead)))
-            .key(schema::SK, s(LEAD_SK))
-            .update_expression("REMOVE restricted ADD version :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(|e| failure("lift_restriction", e))?;
-        crate::adapters::dynamo::put_audit(
-            self.ddb(),
-            self.store.table(),
-            actor,
-            "subject.restriction_lifted",
-            Some(lead),
-            None,
-            now,
-        )
-        .await?;
+        self.rights.lift_restriction(lead).await?;
+        self.store
+            .audit(actor, "subject.restriction_lifted", Some(lead), now)
+            .await?;
         Ok(LiftOutcome::Lifted)
     }
 
@@ -432,83 +359,63 @@ impl DsarService {
     /// are left out.
     pub async fn analytics_export(&self, actor: &str) -> Result<AnalyticsExport, DsarError> {
         let now = self.clock.now();
-        let leads = self.lead_service();
         let mut subjects: HashMap<String, Option<(Lead, crate::crypto::DataKey)>> = HashMap::new();
         let mut lines = Vec::new();
         let mut omitted = 0;
-        let mut start = None;
-        loop {
-            let page = self
-                .ddb()
-                .scan()
-                .table_name(self.store.table())
-                .filter_expression("kind = :call")
-                .expression_attribute_values(":call", s("call"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure("scan_calls", e))?;
-            for call in page.items() {
-                let Some(call_id) = text(call, "call_id") else {
-                    continue;
-                };
-                let lead = text(call, "lead_id").and_then(|l| LeadId::parse(l).ok());
-                let subject = match lead {
-                    Some(l) => {
-                        let key = l.to_string();
-                        if !subjects.contains_key(&key) {
-                            let read = leads.read_with_key(&l).await.map_err(read_error)?;
-                            subjects.insert(key.clone(), read);
-                        }
-                        subjects.get(&key).and_then(Option::as_ref)
+        for call in self.store.calls().await? {
+            let call_id = call.call_id.as_str();
+            let lead = call.lead_id;
+            let subject = match lead {
+                Some(l) => {
+                    let key = l.to_string();
+                    if !subjects.contains_key(&key) {
+                        let read = self.leads.read_with_key(&l).await.map_err(read_error)?;
+                        subjects.insert(key.clone(), read);
                     }
-                    None => None,
-                };
-                if subject.is_some_and(|(l, _)| !l.stored.may_process()) {
-                    omitted += 1;
-                    continue;
+                    subjects.get(&key).and_then(Option::as_ref)
                 }
-                let summary = match (subject, call.get("sealed_call")) {
-                    (Some((l, key)), Some(AttributeValue::B(sealed))) => {
-                        CallService::open(key, call_id, "sealed_call", sealed.as_ref())
-                            .ok()
-                            .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
-                            .and_then(|v| {
-                                v["call_analysis"]["call_summary"].as_str().map(|t| {
-                                    let p = &l.profile;
-                                    redact(
-                                        t,
-                                        &[
-                                            p.first_name.expose(),
-                                            p.last_name.expose(),
-                                            p.email.expose(),
-                                            p.phone.expose(),
-                                        ],
-                                    )
-                                })
+                None => None,
+            };
+            if subject.is_some_and(|(l, _)| !l.stored.may_process()) {
+                omitted += 1;
+                continue;
+            }
+            let summary = match (subject, &call.sealed_call) {
+                (Some((l, key)), Some(sealed)) => {
+                    CallService::open(key, call_id, "sealed_call", sealed)
+                        .ok()
+                        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
+                        .and_then(|v| {
+                            v["call_analysis"]["call_summary"].as_str().map(|t| {
+                                let p = &l.profile;
+                                redact(
+                                    t,
+                                    &[
+                                        p.first_name.expose(),
+                                        p.last_name.expose(),
+                                        p.email.expose(),
+                                        p.phone.expose(),
+                                    ],
+                                )
                             })
-                    }
-                    _ => None,
-                };
-                let subject_ref = match lead {
-                    Some(l) => Some(self.pseudonym("subject", &l.to_string()).await?),
-                    None => None,
-                };
-                lines.push(json!({
-                    "call": self.pseudonym("call", call_id).await?,
-                    "subject": subject_ref,
-                    "started_at": text(call, "start_at"),
-                    "duration_ms": call.get("duration_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()),
-                    "status": text(call, "call_status"),
-                    "disconnection_reason": text(call, "disconnection_reason"),
-                    "recording_consent": call.get("consent_granted").and_then(|v| v.as_bool().ok()),
-                    "summary": summary,
-                }));
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                break;
-            }
+                        })
+                }
+                _ => None,
+            };
+            let subject_ref = match lead {
+                Some(l) => Some(self.pseudonym("subject", &l.to_string()).await?),
+                None => None,
+            };
+            lines.push(json!({
+                "call": self.pseudonym("call", call_id).await?,
+                "subject": subject_ref,
+                "started_at": call.start_at,
+                "duration_ms": call.duration_ms,
+                "status": call.call_status,
+                "disconnection_reason": call.disconnection_reason,
+                "recording_consent": call.consent_granted,
+                "summary": summary,
+            }));
         }
         let mut body = Vec::new();
         for l in &lines {
@@ -521,16 +428,9 @@ impl DsarService {
             uuid::Uuid::now_v7().simple()
         );
         self.exports.put(&object_key, body).await?;
-        crate::adapters::dynamo::put_audit(
-            self.ddb(),
-            self.store.table(),
-            actor,
-            "analytics.exported",
-            None,
-            None,
-            now,
-        )
-        .await?;
+        self.store
+            .audit(actor, "analytics.exported", None, now)
+            .await?;
         tracing::info!(calls = lines.len(), omitted, "analytics export written");
         Ok(AnalyticsExport {
             object_key,

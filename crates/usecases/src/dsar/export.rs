@@ -1,7 +1,7 @@
 //! Access and portability exports (R4.4), built by the dsar worker.
 //!
 //! The package is a ZIP streamed straight into a multipart upload in the exports bucket
-//! (SSE-KMS): entries go through [`super::zip::ZipWriter`] into a buffer that is sent as a
+//! (SSE-KMS): entries go through an [`Archive`] (ZIP) into a buffer that is sent as a
 //! part whenever it holds `part_size` bytes, and recordings are copied from the
 //! recordings bucket chunk by chunk. Memory stays at about two parts whatever the size of
 //! the recordings.
@@ -14,47 +14,27 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::disclosure::{self, ReadmeContext};
-use super::identity::Binding;
-use super::service::{await_identity_check, binding, send_to_contact, subject_link};
-use super::zip::{ZipError, ZipWriter};
-use super::{mail, RequestStatus};
-use crate::adapters::calls::{call_pk, calls_by_phone, CALL_SK};
-use crate::adapters::dsar::{
-    close, request_pk, Commit, DsarStore, Expiry, ExportRecord, OpenRecord, RequestRecord, Write,
-    EXPORT_SK, OPEN_PK,
+use domain::crypto::{CryptoError, DataKey};
+use domain::dsar::disclosure::{self, ReadmeContext};
+use domain::dsar::{mail, RequestStatus, RequestType};
+use domain::{Clock, LeadId, RequestId, RetentionClass};
+
+use super::common::{resolve_subject, ContactMail, Resolved};
+use super::ports::{
+    Archive, ArchiveError, ArchiveFormat, CallRecord, ClaimLookup, HeldRecord, RequestStore,
+    SubjectData,
 };
-use crate::adapters::dynamo::{failure, lead_pk, query_partition, schema, DynamoLeadStore, Item};
-use crate::adapters::mail::SesMailer;
-use crate::adapters::s3::{BlobStore, Upload};
-use crate::calls::CallService;
-use crate::clock::Clock;
-use crate::crypto::DataKey;
-use crate::domain::{RequestId, RetentionClass};
-use crate::leads::{Lead, LeadService, ReadError};
-use crate::ports::{KeyError, KeyService, Retry, StoreError};
+use super::records::{
+    close, subject_link, Change, Commit, Expiry, ExportRecord, OpenRecord, RequestRecord,
+};
+use crate::ports::{KeyError, KeyService, Mailer, ObjectUpload, Objects, Retry, StoreError};
+use crate::signup::{Lead, LeadService, ReadError};
 
 /// Stands for the calls array while the rest of `data.json` is rendered.
 const CALLS_SLOT: &str = "\u{0}polly-calls\u{0}";
-
-/// Attributes that are storage mechanics, not data about the subject.
-const INTERNAL: &[&str] = &[
-    "pk",
-    "sk",
-    "version",
-    "completeness",
-    schema::EXPIRY_PARTITION_ATTR,
-    schema::EXPIRY_SORT_ATTR,
-    schema::TTL,
-    schema::EMAIL_INDEX_ATTR,
-    schema::PHONE_INDEX_ATTR,
-    "wrapped_key",
-    "sealed_profile",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -67,7 +47,7 @@ pub enum ExportError {
     #[error("a sealed value of the subject does not open")]
     Sealed,
     #[error("writing the archive failed")]
-    Zip(#[from] ZipError),
+    Zip(#[from] ArchiveError),
     #[error("reading a recording failed")]
     Stream,
     #[error("the package could not be rendered")]
@@ -97,47 +77,35 @@ pub enum ExportOutcome {
     Skipped,
 }
 
-/// Whom a verified request acts on, as the worker finds it.
-pub(super) enum Resolved {
-    Subject(crate::domain::LeadId),
-    NoData,
-    /// Sent back to the staff identity check; nothing done.
-    Waiting,
-}
-
 pub struct Exporter {
-    pub store: DsarStore,
-    pub leads: LeadService,
-    pub lead_store: DynamoLeadStore,
+    pub store: Arc<dyn RequestStore>,
+    pub claims: Arc<dyn ClaimLookup>,
+    pub subjects: Arc<dyn SubjectData>,
+    pub leads: Arc<LeadService>,
     pub keys: Arc<dyn KeyService>,
-    pub ddb: aws_sdk_dynamodb::Client,
-    pub table: String,
-    pub recordings: BlobStore,
-    pub exports: BlobStore,
-    pub mailer: SesMailer,
+    pub recordings: Arc<dyn Objects>,
+    pub exports: Arc<dyn Objects>,
+    pub mailer: Arc<dyn Mailer>,
+    /// The archive format of the package (ZIP).
+    pub archives: Arc<dyn ArchiveFormat>,
     pub clock: Arc<dyn Clock>,
     pub public_api_base_url: String,
     /// Bytes per multipart part (≥ 5 MiB).
     pub part_size: usize,
-    /// The telephony provider, where erasure deletes the subject's calls (Art. 19).
-    pub provider: Option<super::rights::Provider>,
 }
 
 /// The archive on its way into the upload.
 struct Package<'a> {
-    zip: ZipWriter<Vec<u8>>,
-    upload: &'a mut Upload,
+    zip: Box<dyn Archive>,
+    upload: &'a mut Box<dyn ObjectUpload>,
     part_size: usize,
     created: DateTime<Utc>,
 }
 
 impl Package<'_> {
     async fn drain(&mut self, at_least: usize) -> Result<(), ExportError> {
-        if self.zip.get_mut().len() >= at_least {
-            let part = std::mem::replace(
-                &mut *self.zip.get_mut(),
-                Vec::with_capacity(self.part_size + 64 * 1024),
-            );
+        if self.zip.buffered() >= at_least {
+            let part = self.zip.take(self.part_size + 64 * 1024);
             self.upload.part(part).await?;
         }
         Ok(())
@@ -148,10 +116,7 @@ impl Package<'_> {
     /// (S3 hands out chunks of varying size; without the split the buffer would regrow).
     async fn write(&mut self, mut data: &[u8]) -> Result<(), ExportError> {
         while !data.is_empty() {
-            let room = self
-                .part_size
-                .saturating_sub(self.zip.get_mut().len())
-                .max(1);
+            let room = self.part_size.saturating_sub(self.zip.buffered()).max(1);
             let (now, rest) = data.split_at(room.min(data.len()));
             self.zip.write_all(now)?;
             self.drain(self.part_size).await?;
@@ -190,45 +155,22 @@ struct CallData {
 struct Subject {
     lead: Lead,
     key: DataKey,
-    partition: Vec<Item>,
+    records: Vec<HeldRecord>,
     calls: Vec<CallData>,
 }
 
-fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name)?.as_s().ok().map(String::as_str)
+/// Associated data of a sealed call attribute (the telephony use cases seal with it).
+fn call_aad(call_id: &str, attribute: &str) -> Vec<u8> {
+    format!("polly:call:{call_id}:{attribute}").into_bytes()
 }
 
-/// An attribute value as JSON; sealed (binary) attributes are opened with `open`.
-fn attr_json(v: &AttributeValue) -> Value {
-    match v {
-        AttributeValue::S(s) => Value::String(s.clone()),
-        AttributeValue::N(n) => n
-            .parse::<i64>()
-            .map(Value::from)
-            .or_else(|_| n.parse::<f64>().map(Value::from))
-            .unwrap_or_else(|_| Value::String(n.clone())),
-        AttributeValue::Bool(b) => Value::Bool(*b),
-        AttributeValue::Ss(v) => json!(v),
-        AttributeValue::Ns(v) => json!(v),
-        AttributeValue::L(l) => Value::Array(l.iter().map(attr_json).collect()),
-        AttributeValue::M(m) => Value::Object(
-            m.iter()
-                .map(|(k, v)| (k.clone(), attr_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
-        _ => Value::Null,
-    }
-}
-
-/// The plain attributes of an item as a JSON object, storage mechanics left out.
-fn plain(item: &Item) -> Map<String, Value> {
-    let mut keys: Vec<&String> = item.keys().collect();
-    keys.sort();
-    keys.into_iter()
-        .filter(|k| !INTERNAL.contains(&k.as_str()) && !k.starts_with("sealed_"))
-        .filter(|k| !matches!(item[*k], AttributeValue::B(_)))
-        .map(|k| (k.clone(), attr_json(&item[k])))
-        .collect()
+fn open_call(
+    key: &DataKey,
+    call_id: &str,
+    attribute: &str,
+    sealed: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>, CryptoError> {
+    key.open(&call_aad(call_id, attribute), sealed)
 }
 
 /// A CSV field: quoted, quotes doubled, and a leading formula character neutralised so
@@ -264,7 +206,9 @@ impl Exporter {
         if record.status != RequestStatus::InProgress || !record.request_type.builds_export() {
             return Ok(ExportOutcome::Skipped);
         }
-        let subject = match self.resolve_subject(&record, now).await? {
+        let resolved =
+            resolve_subject(self.claims.as_ref(), self.store.as_ref(), &record, now).await?;
+        let subject = match resolved {
             Resolved::Waiting => return Ok(ExportOutcome::Skipped),
             Resolved::NoData => None,
             Resolved::Subject(lead) => self.gather(&lead).await?,
@@ -303,30 +247,27 @@ impl Exporter {
         updated.export_expires_at = DateTime::parse_from_rfc3339(&expiry.expires_at)
             .ok()
             .map(|t| t.with_timezone(&Utc));
-        let mut writes = vec![
-            Write::put(&ExportRecord {
-                pk: request_pk(id),
-                sk: EXPORT_SK.into(),
-                kind: "dsar_export".into(),
+        let mut changes = vec![
+            Change::PutExport(ExportRecord {
                 request_id: *id,
                 object_key: object_key.clone(),
                 bytes,
                 created_at: now,
                 expiry,
-            })?,
-            Write::delete(OPEN_PK, open.sk),
+            }),
+            Change::Unlist(open),
+            Change::DeleteContact,
         ];
-        writes.extend(Write::delete_contact(id));
         if let Some(s) = &subject {
             updated.lead_id = Some(s.lead.stored.id);
-            writes.push(subject_link(&updated, s.lead.stored.id)?);
+            changes.push(subject_link(&updated, s.lead.stored.id));
         }
         if self
             .store
             .commit(
                 &updated,
                 Some(old),
-                writes,
+                changes,
                 "dsar-worker",
                 "dsar.export_completed",
                 now,
@@ -341,113 +282,39 @@ impl Exporter {
         if let Some(c) = contact {
             let url = format!("{}/v1/dsar/{id}", self.public_api_base_url);
             let mail = mail::completion_mail(&id.to_string(), updated.request_type, &url);
-            send_to_contact(
-                self.keys.as_ref(),
-                &self.mailer,
-                &self.store,
-                id,
-                &c,
-                &mail,
-                now,
-            )
+            ContactMail {
+                keys: self.keys.as_ref(),
+                mailer: self.mailer.as_ref(),
+                store: self.store.as_ref(),
+            }
+            .send(id, &c, &mail, now)
             .await;
         }
         tracing::info!(bytes, holds_data, "export built");
         Ok(ExportOutcome::Built { bytes, holds_data })
     }
 
-    /// Whom the request may act on, decided afresh from its proven identifiers
-    /// (`identity`); a request that no longer binds to one subject goes back to the staff
-    /// identity check and nothing is done.
-    pub(super) async fn resolve_subject(
-        &self,
-        record: &RequestRecord,
-        now: DateTime<Utc>,
-    ) -> Result<Resolved, ExportError> {
-        Ok(match binding(&self.lead_store, record, now).await? {
-            Binding::Subject(lead) => Resolved::Subject(lead),
-            Binding::NoData => Resolved::NoData,
-            Binding::NeedsIdentityCheck | Binding::Ambiguous => {
-                await_identity_check(&self.store, record.clone(), now).await?;
-                Resolved::Waiting
-            }
-        })
-    }
-
     /// Reads what we hold about a subject.
-    async fn gather(
-        &self,
-        lead_id: &crate::domain::LeadId,
-    ) -> Result<Option<Subject>, ExportError> {
-        let lead_id = *lead_id;
-        let Some((lead, key)) = self.leads.read_with_key(&lead_id).await? else {
+    async fn gather(&self, lead_id: &LeadId) -> Result<Option<Subject>, ExportError> {
+        let Some((lead, key)) = self.leads.read_with_key(lead_id).await? else {
             return Ok(None);
         };
-        let partition = query_partition(&self.ddb, &self.table, &lead_pk(&lead_id)).await?;
-        let phone_index = partition
-            .iter()
-            .find(|i| text(i, "kind") == Some("lead"))
-            .and_then(|i| text(i, schema::PHONE_INDEX_ATTR));
+        let held = self.subjects.subject(lead_id).await?;
+        let (records, call_ids) = match held {
+            Some(h) => (h.records, h.calls),
+            None => (Vec::new(), Vec::new()),
+        };
         let mut calls = Vec::new();
-        if let Some(phone) = phone_index {
-            for call_id in calls_by_phone(&self.ddb, &self.table, phone).await? {
-                if let Some(call) = self.call(&call_id, &key).await? {
-                    calls.push(call);
-                }
+        for call_id in &call_ids {
+            if let Some(call) = self.subjects.call(call_id).await? {
+                calls.push(call_data(call, &key)?);
             }
         }
         Ok(Some(Subject {
             lead,
             key,
-            partition,
+            records,
             calls,
-        }))
-    }
-
-    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, ExportError> {
-        Ok(self
-            .ddb
-            .get_item()
-            .table_name(&self.table)
-            .key(schema::PK, AttributeValue::S(pk))
-            .key(schema::SK, AttributeValue::S(sk.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failure("get_call", e))?
-            .item)
-    }
-
-    /// A call's metadata and decrypted content.
-    async fn call(&self, call_id: &str, key: &DataKey) -> Result<Option<CallData>, ExportError> {
-        let Some(item) = self.get(call_pk(call_id), CALL_SK).await? else {
-            return Ok(None);
-        };
-        let mut obj = plain(&item);
-        for (name, value) in &item {
-            let (Some(field), AttributeValue::B(sealed)) = (name.strip_prefix("sealed_"), value)
-            else {
-                continue;
-            };
-            let opened = CallService::open(key, call_id, name, sealed.as_ref())
-                .map_err(|_| ExportError::Sealed)?;
-            let value = serde_json::from_slice(&opened)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&opened).into_owned()));
-            obj.insert(field.to_owned(), value);
-        }
-        let recording = self.get(call_pk(call_id), "RECORDING").await?;
-        let recording_key = recording
-            .as_ref()
-            .and_then(|r| text(r, "object_key"))
-            .map(str::to_owned);
-        if let Some(r) = &recording {
-            obj.insert("recording".into(), Value::Object(plain(r)));
-        }
-        Ok(Some(CallData {
-            id: call_id.to_owned(),
-            transcript_key: text(&item, "transcript_key").map(str::to_owned),
-            recording_key,
-            json: Value::Object(obj),
         }))
     }
 
@@ -461,20 +328,20 @@ impl Exporter {
         let Some(sealed) = self.recordings.get(object).await? else {
             return Ok(None);
         };
-        CallService::open(key, call_id, "transcript", &sealed)
+        open_call(key, call_id, "transcript", &sealed)
             .map(Some)
             .map_err(|_| ExportError::Sealed)
     }
 
     async fn write(
         &self,
-        upload: &mut Upload,
+        upload: &mut Box<dyn ObjectUpload>,
         record: &RequestRecord,
         subject: Option<&Subject>,
         now: DateTime<Utc>,
     ) -> Result<(), ExportError> {
         let mut pkg = Package {
-            zip: ZipWriter::new(Vec::with_capacity(self.part_size + 64 * 1024)),
+            zip: self.archives.start(self.part_size + 64 * 1024),
             upload,
             part_size: self.part_size,
             created: now,
@@ -555,15 +422,15 @@ impl Exporter {
             "client": lead.technical.client,
         });
         let mut by_kind: HashMap<&str, Vec<Value>> = HashMap::new();
-        for item in &s.partition {
-            let kind = text(item, "kind").unwrap_or("other");
+        for record in &s.records {
+            let kind = record.kind.as_str();
             if matches!(kind, "lead" | "key" | "dsar_link") {
                 continue;
             }
             by_kind
                 .entry(kind)
                 .or_default()
-                .push(Value::Object(plain(item)));
+                .push(Value::Object(record.fields.clone()));
         }
         let mut data = json!({
             "format": "polly-ki-export/1",
@@ -627,11 +494,11 @@ impl Exporter {
         pkg.write(b"]").await?;
         pkg.write(tail.as_bytes()).await?;
 
-        if record.request_type == super::RequestType::Portability {
+        if record.request_type == RequestType::Portability {
             let portable = json!({
                 "format": "polly-ki-portable/1",
                 "sign_up": sign_up,
-                "consents": data_consents(&s.partition),
+                "consents": data_consents(&s.records),
             });
             pkg.json("portable.json", &portable).await?;
             let mut csv = String::from("field,value\r\n");
@@ -675,7 +542,7 @@ impl Exporter {
             );
             pkg.zip.start_file(&name, now)?;
             let mut body = stream.body;
-            while let Some(chunk) = body.try_next().await.map_err(|_| ExportError::Stream)? {
+            while let Some(chunk) = body.next_chunk().await.map_err(|_| ExportError::Stream)? {
                 pkg.write(&chunk).await?;
             }
         }
@@ -684,18 +551,41 @@ impl Exporter {
 }
 
 /// The consents the subject gave, for the portability file.
-fn data_consents(partition: &[Item]) -> Vec<Value> {
-    partition
+fn data_consents(records: &[HeldRecord]) -> Vec<Value> {
+    records
         .iter()
-        .filter(|i| text(i, "kind") == Some("phone_consent"))
-        .map(|i| {
+        .filter(|r| r.kind == "phone_consent")
+        .map(|r| {
             json!({
-                "given_at": text(i, "given_at"),
-                "privacy_policy_version": text(i, "policy_version"),
-                "method": text(i, "method"),
+                "given_at": r.text("given_at"),
+                "privacy_policy_version": r.text("policy_version"),
+                "method": r.text("method"),
             })
         })
         .collect()
+}
+
+/// A call's metadata and its sealed attributes opened (`sealed_<field>` → `<field>`),
+/// with its recording's metadata.
+fn call_data(call: CallRecord, key: &DataKey) -> Result<CallData, ExportError> {
+    let mut obj = call.fields;
+    for (field, sealed) in &call.sealed {
+        let opened = open_call(key, &call.id, &format!("sealed_{field}"), sealed)
+            .map_err(|_| ExportError::Sealed)?;
+        let value = serde_json::from_slice(&opened)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&opened).into_owned()));
+        obj.insert(field.clone(), value);
+    }
+    let recording_key = call.recording.as_ref().and_then(|r| r.object_key.clone());
+    if let Some(r) = call.recording {
+        obj.insert("recording".into(), Value::Object(r.fields));
+    }
+    Ok(CallData {
+        id: call.id,
+        transcript_key: call.transcript_key,
+        recording_key,
+        json: Value::Object(obj),
+    })
 }
 
 #[cfg(test)]
@@ -708,19 +598,6 @@ mod tests {
         assert_eq!(csv_field("=HYPERLINK(1)"), "\"'=HYPERLINK(1)\"");
         assert_eq!(csv_field("+49170"), "\"'+49170\"");
         assert_eq!(csv_field("Anna"), "\"Anna\"");
-    }
-
-    #[test]
-    fn plain_leaves_out_storage_mechanics_and_sealed_values() {
-        let mut item = Item::new();
-        item.insert("pk".into(), AttributeValue::S("CALL#x".into()));
-        item.insert("ttl".into(), AttributeValue::N("1".into()));
-        item.insert("phone_bidx".into(), AttributeValue::S("ab".into()));
-        item.insert("sealed_call".into(), AttributeValue::B(vec![1].into()));
-        item.insert("duration_ms".into(), AttributeValue::N("61000".into()));
-        let p = plain(&item);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p["duration_ms"], json!(61000));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The request life cycle (R4.1–R4.3, R4.10): intake with a one-time code, verification
 //! into a request token, status and download, and the staff actions (list, extend, deny,
 //! verify identity). Every change is one transaction with its audit item
-//! (`adapters::dsar::DsarStore::commit`).
+//! (`ports::RequestStore::commit`).
 //!
 //! What a stranger can learn is nothing: intake answers the same for a known and an
 //! unknown subject, unknown ids and wrong tokens get the same answer, and the code is
@@ -14,27 +14,25 @@ use aes_gcm::aead::rand_core::RngCore;
 use aes_gcm::aead::OsRng;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::identity::{self, Binding, Named};
-use super::mail::{self, Mail};
-use super::{RequestStatus, RequestType};
-use crate::adapters::dsar::MAX_CODE_ATTEMPTS;
-use crate::adapters::dsar::{
-    close, new_record, request_pk, CodeRecord, Commit, ContactRecord, DsarStore, Expiry,
-    OpenRecord, RequestKeyRecord, RequestRecord, SubjectRequestRecord, Write, CODE_SK,
-    CONTACT_MONTHS, CONTACT_SK, OPEN_PK,
+use domain::crypto::{BlindIndex, CryptoError};
+use domain::dsar::identity::Binding;
+use domain::dsar::mail::{self, Mail};
+use domain::dsar::{RequestStatus, RequestType};
+use domain::retention::{add_period, Period};
+use domain::{Clock, Email, PhoneNumber, RequestId, RetentionClass};
+
+use super::common::{binding, ContactError, ContactMail};
+pub use super::common::{contact_aad, ContactV1};
+use super::ports::{ClaimLookup, RequestStore};
+use super::records::{
+    close, new_record, Change, CodeRecord, Commit, ContactRecord, Counter, Expiry, OpenRecord,
+    RequestRecord, CONTACT_MONTHS, MAX_CODE_ATTEMPTS,
 };
-use crate::adapters::dynamo::{lead_pk, DynamoLeadStore};
-use crate::adapters::mail::SesMailer;
-use crate::adapters::s3::BlobStore;
-use crate::clock::Clock;
-use crate::crypto::{BlindIndex, CryptoError, DataKey, WrappedKey};
-use crate::domain::retention::{add_period, Period};
-use crate::domain::{Email, LeadId, PhoneNumber, RequestId, RetentionClass};
-use crate::ports::{IdentifierKind, KeyError, KeyService, Retry, StoreError};
+use crate::ports::{IdentifierKind, KeyError, KeyService, Mailer, Objects, Retry, StoreError};
 
 /// How long a one-time code is valid (R3 "verification" class).
 pub const CODE_MINUTES: u32 = 15;
@@ -42,21 +40,6 @@ pub const CODE_MINUTES: u32 = 15;
 pub const CODE_DIGITS: u32 = 8;
 /// Lifetime of a download link (R4.4: at most 15 minutes).
 pub const DOWNLOAD_LINK_SECONDS: u64 = 15 * 60;
-
-/// Associated data of a request's sealed contact.
-pub fn contact_aad(id: &RequestId) -> Vec<u8> {
-    format!("polly:dsar:{id}:contact").into_bytes()
-}
-
-/// What a request carries besides its type, sealed under the request's data key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ContactV1 {
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub message: Option<String>,
-    /// Field → corrected value, validated like the sign-up (R4.6).
-    pub corrections: Option<BTreeMap<String, String>>,
-}
 
 /// A request as submitted, parsed.
 #[derive(Clone)]
@@ -106,7 +89,7 @@ pub enum DsarError {
     #[error("the request is not waiting for an identity check")]
     NoIdentityCheck,
     #[error("extension refused: {0}")]
-    Extension(#[from] super::ExtensionError),
+    Extension(#[from] domain::dsar::ExtensionError),
     #[error("the request changed concurrently")]
     Conflict,
     #[error("store failed")]
@@ -115,6 +98,16 @@ pub enum DsarError {
     Keys(#[from] KeyError),
     #[error("sealed data does not open")]
     Crypto(#[from] CryptoError),
+}
+
+impl From<ContactError> for DsarError {
+    fn from(e: ContactError) -> Self {
+        match e {
+            ContactError::Keys(k) => Self::Keys(k),
+            ContactError::Crypto(c) => Self::Crypto(c),
+            ContactError::Mail(s) => Self::Store(s),
+        }
+    }
 }
 
 impl DsarError {
@@ -188,11 +181,12 @@ pub struct OpenView {
 }
 
 pub struct DsarService {
-    pub store: DsarStore,
-    pub leads: DynamoLeadStore,
+    pub store: Arc<dyn RequestStore>,
+    /// Who holds an identifier (the live claims), to bind a request to its subject.
+    pub claims: Arc<dyn ClaimLookup>,
     pub keys: Arc<dyn KeyService>,
-    pub mailer: SesMailer,
-    pub exports: BlobStore,
+    pub mailer: Arc<dyn Mailer>,
+    pub exports: Arc<dyn Objects>,
     pub clock: Arc<dyn Clock>,
     /// Requests per identifier, source and day (R4.1's abuse limit, on top of API
     /// throttling): a stranger's requests do not use up the subject's own.
@@ -312,39 +306,33 @@ impl DsarService {
         } else {
             contact_expiry(now)
         };
-        let mut writes = vec![
-            Write::put_key(&RequestKeyRecord::new(id, wrapped.0, &contact_expiry))?,
-            Write::create(&ContactRecord {
-                pk: request_pk(&id),
-                sk: CONTACT_SK.into(),
-                kind: "dsar_contact".into(),
+        let mut changes = vec![Change::PutContact {
+            contact: ContactRecord {
                 request_id: id,
                 sealed: key.seal(&contact_aad(&id), &plaintext)?,
                 expiry: contact_expiry,
-                wrapped_key: None,
-            })?,
-        ];
+                wrapped_key: Some(wrapped.0),
+            },
+            create: true,
+        }];
         let code = new_code();
         if intake.email.is_some() {
             let hash = self
                 .keys
                 .blind_index(IdentifierKind::RequestCode, &code_input(&id, &code))
                 .await?;
-            writes.push(Write::create(&CodeRecord {
-                pk: request_pk(&id),
-                sk: CODE_SK.into(),
-                kind: "dsar_code".into(),
+            changes.push(Change::CreateCode(CodeRecord {
                 request_id: id,
                 code_hash: hash.as_str().to_owned(),
                 attempts: 0,
                 expiry: Expiry::of(RetentionClass::Verification, now),
-            })?);
+            }));
         } else {
-            writes.push(Write::put(&OpenRecord::of(&record))?);
+            changes.push(Change::List(OpenRecord::of(&record)));
         }
         match self
             .store
-            .commit(&record, None, writes, "dsar", "dsar.received", now)
+            .commit(&record, None, changes, "dsar", "dsar.received", now)
             .await?
         {
             Commit::Done => {}
@@ -393,8 +381,10 @@ impl DsarService {
         if !self
             .store
             .count_request(
-                &format!("DSARSRC#{}", source.as_str()),
-                &day.to_string(),
+                &Counter::Source {
+                    source: source.clone(),
+                    day,
+                },
                 self.source_daily_limit,
                 now,
             )
@@ -403,15 +393,22 @@ impl DsarService {
             return Err(DsarError::SourceRateLimited);
         }
         for index in identifiers.into_iter().flatten() {
-            let pk = format!("DSARLIMIT#{}", index.as_str());
-            let per_source = format!("{day}#{}", source.as_str());
+            let per_source = Counter::IdentifierFromSource {
+                identifier: index.clone(),
+                source: source.clone(),
+                day,
+            };
+            let everywhere = Counter::Identifier {
+                identifier: index.clone(),
+                day,
+            };
             if !self
                 .store
-                .count_request(&pk, &per_source, self.daily_limit, now)
+                .count_request(&per_source, self.daily_limit, now)
                 .await?
                 || !self
                     .store
-                    .count_request(&pk, &day.to_string(), self.identifier_daily_limit, now)
+                    .count_request(&everywhere, self.identifier_daily_limit, now)
                     .await?
             {
                 return Err(DsarError::RateLimited);
@@ -467,7 +464,7 @@ impl DsarService {
         updated.email_proven = true;
         // Whom the request may act on: a phone or a correction that the code did not
         // prove sends it to the staff identity check, and nothing happens until then.
-        updated.status = match binding(&self.leads, &updated, now).await? {
+        updated.status = match binding(self.claims.as_ref(), &updated, now).await? {
             Binding::Subject(_) | Binding::NoData => RequestStatus::InProgress,
             Binding::NeedsIdentityCheck | Binding::Ambiguous => {
                 RequestStatus::AwaitingIdentityCheck
@@ -476,25 +473,20 @@ impl DsarService {
         updated.token_hash = Some(hash);
         updated.verified_at = Some(now);
         updated.version += 1;
-        let mut writes = vec![
-            Write::delete(request_pk(id), CODE_SK),
-            Write::put(&OpenRecord::of(&updated))?,
-        ];
+        let mut changes = vec![Change::DeleteCode, Change::List(OpenRecord::of(&updated))];
         if let Some(mut c) = contact.clone() {
             c.expiry = contact_expiry(updated.received_at);
-            if let Some(wrapped) = c.wrapped_key.clone() {
-                writes.push(Write::put_key(&RequestKeyRecord::new(
-                    *id, wrapped, &c.expiry,
-                ))?);
-            }
-            writes.push(Write::put(&c)?);
+            changes.push(Change::PutContact {
+                contact: c,
+                create: false,
+            });
         }
         match self
             .store
             .commit(
                 &updated,
                 Some(old_version),
-                writes,
+                changes,
                 "dsar",
                 "dsar.verified",
                 now,
@@ -530,13 +522,12 @@ impl DsarService {
     ) -> Result<(), DsarError> {
         let old = record.version;
         close(&mut record, RequestStatus::VerificationFailed, outcome, now);
-        let mut writes = vec![Write::delete(request_pk(&record.request_id), CODE_SK)];
-        writes.extend(Write::delete_contact(&record.request_id));
+        let changes = vec![Change::DeleteCode, Change::DeleteContact];
         self.store
             .commit(
                 &record,
                 Some(old),
-                writes,
+                changes,
                 "dsar",
                 "dsar.verification_failed",
                 now,
@@ -566,7 +557,7 @@ impl DsarService {
             status: record.status,
             received_at: record.received_at,
             due_at: record.due_date,
-            days_left: super::days_left(record.due_date, now),
+            days_left: domain::dsar::days_left(record.due_date, now),
             extended: record.extended,
             outcome: record.outcome.clone(),
             erased_categories: record.categories.clone(),
@@ -608,7 +599,7 @@ impl DsarService {
             .await?
             .into_iter()
             .map(|o| {
-                let days_left = super::days_left(o.due_date, now);
+                let days_left = domain::dsar::days_left(o.due_date, now);
                 OpenView {
                     request_id: o.request_id.to_string(),
                     request_type: o.request_type,
@@ -642,21 +633,26 @@ impl DsarService {
     ) -> Result<NaiveDate, DsarError> {
         let now = self.now();
         let record = self.open_record(id).await?;
-        let due =
-            super::extended_due_date(record.received_at, now, months, record.extended, reason)?;
+        let due = domain::dsar::extended_due_date(
+            record.received_at,
+            now,
+            months,
+            record.extended,
+            reason,
+        )?;
         let old = record.version;
         let old_open = OpenRecord::of(&record);
         let mut updated = record;
         updated.due_date = due;
         updated.extended = true;
         updated.version += 1;
-        let writes = vec![
-            Write::delete(OPEN_PK, old_open.sk),
-            Write::put(&OpenRecord::of(&updated))?,
+        let changes = vec![
+            Change::Unlist(old_open),
+            Change::List(OpenRecord::of(&updated)),
         ];
         if self
             .store
-            .commit(&updated, Some(old), writes, actor, "dsar.extended", now)
+            .commit(&updated, Some(old), changes, actor, "dsar.extended", now)
             .await?
             == Commit::Conflict
         {
@@ -687,11 +683,10 @@ impl DsarService {
         let open = OpenRecord::of(&record);
         let mut updated = record;
         close(&mut updated, RequestStatus::Denied, "denied", now);
-        let mut writes = vec![Write::delete(OPEN_PK, open.sk)];
-        writes.extend(Write::delete_contact(id));
+        let changes = vec![Change::Unlist(open), Change::DeleteContact];
         if self
             .store
-            .commit(&updated, Some(old), writes, actor, "dsar.denied", now)
+            .commit(&updated, Some(old), changes, actor, "dsar.denied", now)
             .await?
             == Commit::Conflict
         {
@@ -725,7 +720,7 @@ impl DsarService {
         let old = record.version;
         let mut updated = record;
         updated.identity_checked = true;
-        if binding(&self.leads, &updated, now).await? == Binding::Ambiguous {
+        if binding(self.claims.as_ref(), &updated, now).await? == Binding::Ambiguous {
             self.store
                 .audit(id, None, actor, "dsar.identity_ambiguous", now)
                 .await?;
@@ -742,13 +737,13 @@ impl DsarService {
         updated.status = RequestStatus::InProgress;
         updated.verified_at = Some(now);
         updated.version += 1;
-        let writes = vec![Write::put(&OpenRecord::of(&updated))?];
+        let changes = vec![Change::List(OpenRecord::of(&updated))];
         if self
             .store
             .commit(
                 &updated,
                 Some(old),
-                writes,
+                changes,
                 actor,
                 "dsar.identity_verified",
                 now,
@@ -768,160 +763,12 @@ impl DsarService {
     /// Sends a mail to the request's email, if it has one. A failed mail is logged and
     /// audited, not fatal: the subject can always look at the status route.
     async fn mail_contact(&self, id: &RequestId, c: &ContactRecord, mail: &Mail) {
-        send_to_contact(
-            self.keys.as_ref(),
-            &self.mailer,
-            &self.store,
-            id,
-            c,
-            mail,
-            self.now(),
-        )
+        ContactMail {
+            keys: self.keys.as_ref(),
+            mailer: self.mailer.as_ref(),
+            store: self.store.as_ref(),
+        }
+        .send(id, c, mail, self.now())
         .await
     }
-}
-
-/// Opens a request's sealed contact with its request-bound data key (kept in the key
-/// table; once that is gone, the contact is unreadable everywhere).
-pub async fn open_contact(
-    keys: &dyn KeyService,
-    id: &RequestId,
-    c: &ContactRecord,
-) -> Result<ContactV1, DsarError> {
-    let wrapped = c
-        .wrapped_key
-        .clone()
-        .ok_or(DsarError::Crypto(CryptoError::Open))?;
-    let key: DataKey = keys.unwrap_request_key(id, &WrappedKey(wrapped)).await?;
-    let plain = key.open(&contact_aad(id), &c.sealed)?;
-    serde_json::from_slice(&plain).map_err(|_| DsarError::Crypto(CryptoError::Open))
-}
-
-/// Mails the request's email address, if it has one; a failure is logged and audited.
-pub async fn send_to_contact(
-    keys: &dyn KeyService,
-    mailer: &SesMailer,
-    store: &DsarStore,
-    id: &RequestId,
-    c: &ContactRecord,
-    mail: &Mail,
-    now: DateTime<Utc>,
-) {
-    let result = async {
-        let contact = open_contact(keys, id, c).await?;
-        let Some(email) = contact.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
-            return Ok(false);
-        };
-        mailer.send(&email, mail).await?;
-        Ok::<_, DsarError>(true)
-    }
-    .await;
-    match result {
-        Ok(sent) => tracing::info!(sent, "mail to the subject"),
-        Err(e) => {
-            tracing::error!(error = %e, "mail to the subject failed");
-            crate::telemetry::metric("DsarMailFailed", 1.0);
-            let _ = store.audit(id, None, "dsar", "dsar.mail_failed", now).await;
-        }
-    }
-}
-
-/// Whom an open request may act on now (R4.1, R4.2): the claims its identifiers point
-/// at, and which of them the requester proved (`identity`).
-pub async fn binding(
-    leads: &DynamoLeadStore,
-    record: &RequestRecord,
-    now: DateTime<Utc>,
-) -> Result<Binding, StoreError> {
-    let email_proven = record.email_proven || record.identity_checked;
-    let named = |kind, index: &Option<String>, proven| {
-        let index = index.clone().map(BlindIndex::from_stored);
-        async move {
-            match index {
-                Some(i) => Ok::<_, StoreError>(Some(Named {
-                    subject: leads.claim_holder(kind, &i, now).await?,
-                    proven,
-                })),
-                None => Ok(None),
-            }
-        }
-    };
-    let given: Vec<Named> = [
-        named(
-            IdentifierKind::Email,
-            &record.subject_email_bidx,
-            email_proven,
-        )
-        .await?,
-        named(
-            IdentifierKind::Phone,
-            &record.subject_phone_bidx,
-            record.identity_checked,
-        )
-        .await?,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let corrections: Vec<Named> = [
-        named(
-            IdentifierKind::Email,
-            &record.correction_email_bidx,
-            record.identity_checked,
-        )
-        .await?,
-        named(
-            IdentifierKind::Phone,
-            &record.correction_phone_bidx,
-            record.identity_checked,
-        )
-        .await?,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    Ok(identity::bind(&given, &corrections))
-}
-
-/// Sends a verified request back to the staff identity check because its identifiers no
-/// longer bind it to one subject (someone signed up or changed since): nothing is done,
-/// and the open list shows it again.
-pub async fn await_identity_check(
-    store: &DsarStore,
-    record: RequestRecord,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let old = record.version;
-    let mut updated = record;
-    updated.status = RequestStatus::AwaitingIdentityCheck;
-    updated.identity_checked = false;
-    updated.version += 1;
-    let writes = vec![Write::put(&OpenRecord::of(&updated))?];
-    store
-        .commit(
-            &updated,
-            Some(old),
-            writes,
-            "dsar-worker",
-            "dsar.identity_check_required",
-            now,
-        )
-        .await?;
-    tracing::info!("request waits for the staff identity check");
-    Ok(())
-}
-
-/// The link from the subject a request was carried out on to the request (the subject's
-/// request history), written when the request closes.
-pub fn subject_link(record: &RequestRecord, lead: LeadId) -> Result<Write, StoreError> {
-    Write::put(&SubjectRequestRecord {
-        pk: lead_pk(&lead),
-        sk: format!("REQUEST#{}", record.request_id),
-        kind: "dsar_link".into(),
-        lead_id: lead,
-        request_id: record.request_id,
-        request_type: record.request_type,
-        received_at: record.received_at,
-        expiry: Expiry::of(RetentionClass::Request, record.received_at),
-    })
 }

@@ -1,0 +1,425 @@
+//! Carrying out verified requests other than exports (R4.5, R4.7–R4.9): erasure,
+//! restriction, objection and consent withdrawal, by the dsar worker.
+//!
+//! Every step is idempotent, so a retried or repeated request converges: deleting what
+//! is gone is a no-op, flags are set, and the request closes once (on its version).
+//!
+//! Erasure destroys the subject's data key first (crypto-shredding: every copy of its
+//! ciphertext, backups included, becomes unreadable), after the provider has deleted
+//! the subject's calls (Art. 19). What a live contract needs (§257 HGB, §147 AO) is kept
+//! and restricted instead (§35(3) BDSG), and the answer names the hold and its end. What
+//! remains of an erasure is the request record: id, dates, categories, no personal data.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use domain::dsar::{mail, RequestStatus, RequestType};
+use domain::registry::CATEGORIES;
+use domain::{Clock, LeadId, RequestId};
+
+use super::common::{open_contact, resolve_subject, ContactMail, Resolved};
+use super::ports::{
+    CallProvider, ClaimLookup, Doomed, Flag, ProviderError, RequestStore, SubjectData,
+    SubjectRecords, SubjectRights,
+};
+use super::records::{close, subject_link, Change, Commit, OpenRecord, RequestRecord};
+use crate::ports::{
+    IdentifierKind, KeyError, KeyService, LeadStore, Mailer, Objects, Retry, StoreError,
+};
+use crate::signup::{LeadService, ReadError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RightsError {
+    #[error("store failed")]
+    Store(#[from] StoreError),
+    #[error("key service failed")]
+    Keys(#[from] KeyError),
+    #[error("reading the subject failed")]
+    Read(#[from] ReadError),
+    #[error("a sealed value of the subject does not open")]
+    Sealed,
+}
+
+impl RightsError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            Self::Store(e) => e.retry,
+            Self::Keys(e) => e.retry,
+            Self::Read(ReadError::Store(e)) => e.retry,
+            Self::Read(ReadError::Keys(e)) => e.retry,
+            Self::Sealed | Self::Read(_) => Retry::Permanent,
+        }
+    }
+}
+
+impl From<ProviderError> for RightsError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::Keys(k) => Self::Keys(k),
+            ProviderError::Provider(s) => Self::Store(s),
+        }
+    }
+}
+
+/// Carries out erasure, restriction, objection, withdrawal and rectification requests.
+pub struct Rights {
+    pub store: Arc<dyn RequestStore>,
+    pub claims: Arc<dyn ClaimLookup>,
+    pub subjects: Arc<dyn SubjectData>,
+    pub writes: Arc<dyn SubjectRights>,
+    /// The lead store, for the legal hold (R3.4).
+    pub lead_store: Arc<dyn LeadStore>,
+    pub leads: Arc<LeadService>,
+    pub keys: Arc<dyn KeyService>,
+    pub recordings: Arc<dyn Objects>,
+    pub exports: Arc<dyn Objects>,
+    pub mailer: Arc<dyn Mailer>,
+    pub clock: Arc<dyn Clock>,
+    pub public_api_base_url: String,
+    /// The telephony provider, where erasure deletes the subject's calls (Art. 19).
+    pub provider: Option<Arc<dyn CallProvider>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RightsOutcome {
+    Erased {
+        calls_deleted_at_provider: usize,
+    },
+    /// A live contract bars erasure: the subject is restricted until `until`.
+    Held {
+        until: DateTime<Utc>,
+    },
+    Restricted,
+    Objected,
+    RecordingsDeleted {
+        objects: usize,
+    },
+    /// Corrections applied; each recipient recorded as informed or not holding the data.
+    Rectified {
+        recipients: std::collections::BTreeMap<String, String>,
+    },
+    /// The corrections cannot be applied (invalid now, or the new email or phone
+    /// belongs to another subject).
+    RectificationRefused,
+    NoData,
+    /// Not an open request this module carries out.
+    Skipped,
+}
+
+type Subject = SubjectRecords;
+
+impl Rights {
+    /// Carries out an open erasure, restriction, objection or withdrawal request.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn carry_out(&self, id: &RequestId) -> Result<RightsOutcome, RightsError> {
+        let provider = self.provider.as_deref();
+        let now = self.clock.now();
+        let Some(record) = self.store.request(id).await? else {
+            return Ok(RightsOutcome::Skipped);
+        };
+        if record.status != RequestStatus::InProgress {
+            return Ok(RightsOutcome::Skipped);
+        }
+        let resolved =
+            resolve_subject(self.claims.as_ref(), self.store.as_ref(), &record, now).await?;
+        let subject = match resolved {
+            Resolved::Waiting => return Ok(RightsOutcome::Skipped),
+            Resolved::NoData => None,
+            Resolved::Subject(lead) => self.subjects.subject(&lead).await?,
+        };
+        let outcome = match (record.request_type, &subject) {
+            (RequestType::Access | RequestType::Portability, _) => {
+                return Ok(RightsOutcome::Skipped)
+            }
+            (_, None) => RightsOutcome::NoData,
+            (RequestType::Erasure, Some(s)) => self.erase(s, provider, now).await?,
+            (RequestType::Restriction, Some(s)) => {
+                self.writes.set_flag(&s.lead, Flag::Restricted).await?;
+                RightsOutcome::Restricted
+            }
+            (RequestType::Objection, Some(s)) => {
+                self.writes.set_flag(&s.lead, Flag::Objected).await?;
+                RightsOutcome::Objected
+            }
+            (RequestType::WithdrawConsent, Some(s)) => self.withdraw(s).await?,
+            (RequestType::Rectification, Some(s)) => {
+                self.rectify(&record, s, provider, now).await?
+            }
+        };
+        self.close_request(record, subject.as_ref().map(|s| s.lead), &outcome, now)
+            .await?;
+        tracing::info!(?outcome, "request carried out");
+        Ok(outcome)
+    }
+
+    async fn erase(
+        &self,
+        subject: &Subject,
+        provider: Option<&dyn CallProvider>,
+        now: DateTime<Utc>,
+    ) -> Result<RightsOutcome, RightsError> {
+        // Art. 19: the provider deletes the subject's calls first; a failure is retried
+        // through the stream before anything here is gone.
+        let mut at_provider = 0;
+        if let Some(p) = provider {
+            at_provider = p.delete_calls(&subject.calls).await?;
+        }
+        let hold = subject
+            .records
+            .iter()
+            .filter(|r| r.kind == "contract")
+            .filter_map(|r| r.text("expires_at"))
+            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .filter(|t| *t > now)
+            .max();
+
+        // What goes in both cases: calls, consent proofs, request links, everything
+        // under the subject's prefixes and the subject's earlier exports.
+        let mut doomed: Vec<Doomed> = subject.calls.iter().cloned().map(Doomed::Call).collect();
+        let kept_under_hold = |kind: &str| matches!(kind, "lead" | "contract");
+        for r in &subject.records {
+            if hold.is_some() && kept_under_hold(&r.kind) {
+                continue;
+            }
+            doomed.push(Doomed::Held(subject.lead, r.key.clone()));
+        }
+        let history = self.store.subject_requests(&subject.lead).await?;
+        for r in &history {
+            if self.store.export(&r.request_id).await?.is_some() {
+                self.exports
+                    .delete_all_versions(&format!("exports/{}.zip", r.request_id))
+                    .await?;
+                doomed.push(Doomed::Export(r.request_id));
+            }
+        }
+        if let Some(until) = hold {
+            self.writes.delete(doomed).await?;
+            for prefix in prefixes(&subject.lead) {
+                self.recordings.delete_all_versions_under(&prefix).await?;
+            }
+            self.lead_store
+                .hold_until(&subject.lead, until, now)
+                .await?;
+            return Ok(RightsOutcome::Held { until });
+        }
+        // Crypto-shredding first, then everything else.
+        self.writes.shred_key(&subject.lead).await?;
+        for (index, kind) in [
+            (&subject.email_index, IdentifierKind::Email),
+            (&subject.phone_index, IdentifierKind::Phone),
+        ] {
+            if let Some(i) = index {
+                doomed.push(Doomed::Claim(kind, i.clone()));
+                // The per-identifier request counters (two days at most).
+                doomed.push(Doomed::Counters(i.clone()));
+            }
+        }
+        self.writes.delete(doomed).await?;
+        for prefix in prefixes(&subject.lead) {
+            self.recordings.delete_all_versions_under(&prefix).await?;
+        }
+        // Earlier requests of the subject keep their records, no longer linked to it.
+        for r in &history {
+            self.store.unlink_subject(&r.request_id).await?;
+        }
+        Ok(RightsOutcome::Erased {
+            calls_deleted_at_provider: at_provider,
+        })
+    }
+
+    /// Rectification (R4.6): the corrections from the request, validated like the
+    /// sign-up, re-sealed; changed identifiers move their blind indexes and claims.
+    /// The provider (and its sub-processors) got the number and first name for calls;
+    /// calls still held there are deleted, so it holds no old value (Art. 19).
+    async fn rectify(
+        &self,
+        record: &RequestRecord,
+        subject: &Subject,
+        provider: Option<&dyn CallProvider>,
+        now: DateTime<Utc>,
+    ) -> Result<RightsOutcome, RightsError> {
+        let id = record.request_id;
+        let Some(contact) = self.store.contact(&id).await? else {
+            return Ok(RightsOutcome::RectificationRefused);
+        };
+        let contact = open_contact(self.keys.as_ref(), &id, &contact)
+            .await
+            .map_err(|_| RightsError::Sealed)?;
+        let corrections = contact.corrections.unwrap_or_default();
+        let Some((lead, key)) = self.leads.read_with_key(&subject.lead).await? else {
+            return Ok(RightsOutcome::NoData);
+        };
+        let Ok((profile, sealed)) = crate::signup::reseal_corrected(&lead, &key, &corrections)
+        else {
+            return Ok(RightsOutcome::RectificationRefused);
+        };
+        let new_email = self
+            .keys
+            .blind_index(IdentifierKind::Email, &profile.email.lookup_key())
+            .await?;
+        let new_phone = self
+            .keys
+            .blind_index(IdentifierKind::Phone, profile.phone.expose())
+            .await?;
+        let applied = self
+            .writes
+            .rectify(
+                &subject.lead,
+                sealed,
+                subject.email_index.as_ref().map(|o| (o, &new_email)),
+                subject.phone_index.as_ref().map(|o| (o, &new_phone)),
+                now,
+            )
+            .await?;
+        if !applied {
+            return Ok(RightsOutcome::RectificationRefused);
+        }
+        let mut provider_holds = false;
+        for call in &subject.calls {
+            let deleted_there = self
+                .subjects
+                .call(call)
+                .await?
+                .is_some_and(|c| c.provider_deleted);
+            if deleted_there {
+                continue;
+            }
+            match provider {
+                Some(p) => {
+                    p.delete_calls(std::slice::from_ref(call)).await?;
+                }
+                None => provider_holds = true,
+            }
+        }
+        let mut recipients = std::collections::BTreeMap::new();
+        recipients.insert(
+            domain::registry::AWS.name.to_owned(),
+            "updated (our processor; holds only the corrected value)".to_owned(),
+        );
+        for r in [
+            domain::registry::RETELL_AI,
+            domain::registry::OPENAI,
+            domain::registry::ELEVENLABS,
+        ] {
+            recipients.insert(
+                r.name.to_owned(),
+                if provider_holds {
+                    "to_inform (calls still held at the provider)".to_owned()
+                } else {
+                    "not_holding (calls deleted at the provider)".to_owned()
+                },
+            );
+        }
+        Ok(RightsOutcome::Rectified { recipients })
+    }
+
+    /// Consent withdrawn (R4.9): every recording and transcript version goes now; the
+    /// flag makes later calls keep none, whatever they say.
+    async fn withdraw(&self, subject: &Subject) -> Result<RightsOutcome, RightsError> {
+        self.writes
+            .set_flag(&subject.lead, Flag::ConsentWithdrawn)
+            .await?;
+        let mut objects = 0;
+        for prefix in prefixes(&subject.lead) {
+            objects += self.recordings.delete_all_versions_under(&prefix).await?;
+        }
+        let mut doomed = Vec::new();
+        for call in &subject.calls {
+            doomed.push(Doomed::Recording(call.clone()));
+            self.writes.withdraw_recording(call).await?;
+        }
+        self.writes.delete(doomed).await?;
+        Ok(RightsOutcome::RecordingsDeleted { objects })
+    }
+
+    async fn close_request(
+        &self,
+        record: RequestRecord,
+        subject: Option<LeadId>,
+        outcome: &RightsOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), RightsError> {
+        let id = record.request_id;
+        let contact = self.store.contact(&id).await?;
+        let old = record.version;
+        let open = OpenRecord::of(&record);
+        let mut updated = record;
+        let code = match outcome {
+            RightsOutcome::Erased { .. } => "erased",
+            RightsOutcome::Held { .. } => "restricted_under_legal_hold",
+            RightsOutcome::Restricted => "restricted",
+            RightsOutcome::Objected => "objection_recorded",
+            RightsOutcome::RecordingsDeleted { .. } => "recordings_deleted",
+            RightsOutcome::Rectified { .. } => "rectified",
+            RightsOutcome::RectificationRefused => "rectification_refused",
+            RightsOutcome::NoData => "no_data",
+            RightsOutcome::Skipped => return Ok(()),
+        };
+        close(&mut updated, RequestStatus::Completed, code, now);
+        match outcome {
+            RightsOutcome::Erased { .. } => {
+                // The proof of erasure: id, dates, categories; not whom it was about.
+                updated.lead_id = None;
+                updated.categories = Some(CATEGORIES.iter().map(|c| c.code.to_owned()).collect());
+            }
+            RightsOutcome::Rectified { recipients } => {
+                updated.recipients = Some(recipients.clone());
+            }
+            RightsOutcome::Held { until } => {
+                updated.held_until = Some(*until);
+                updated.categories = Some(
+                    CATEGORIES
+                        .iter()
+                        .map(|c| c.code)
+                        .filter(|c| !matches!(*c, "signup" | "contract"))
+                        .map(str::to_owned)
+                        .collect(),
+                );
+                updated.held_categories = Some(vec!["signup".into(), "contract".into()]);
+            }
+            _ => {}
+        }
+        let mut changes = vec![Change::Unlist(open), Change::DeleteContact];
+        // The subject's request history; an erasure leaves none (under a legal hold
+        // only the contract and what it needs stay).
+        let erasure = matches!(
+            outcome,
+            RightsOutcome::Erased { .. } | RightsOutcome::Held { .. }
+        );
+        if let (Some(lead), false) = (subject, erasure) {
+            updated.lead_id = Some(lead);
+            changes.push(subject_link(&updated, lead));
+        }
+        let action = format!("dsar.{code}");
+        if self
+            .store
+            .commit(&updated, Some(old), changes, "dsar-worker", &action, now)
+            .await?
+            == Commit::Conflict
+        {
+            return Ok(());
+        }
+        if let Some(c) = contact {
+            let url = format!("{}/v1/dsar/{id}", self.public_api_base_url);
+            let mail = mail::completion_mail(&id.to_string(), updated.request_type, &url);
+            ContactMail {
+                keys: self.keys.as_ref(),
+                mailer: self.mailer.as_ref(),
+                store: self.store.as_ref(),
+            }
+            .send(&id, &c, &mail, now)
+            .await;
+        }
+        Ok(())
+    }
+}
+
+/// Where a subject's recordings and transcripts live in the recordings bucket.
+fn prefixes(lead: &LeadId) -> [String; 2] {
+    [
+        format!("recordings/{lead}/"),
+        format!("transcripts/{lead}/"),
+    ]
+}

@@ -1,0 +1,616 @@
+//! Data-subject requests (R4) on fakes: the promises `tests/it/dsar*.rs` check against the
+//! emulator: codes (tries, expiry), whom a request binds to, the staff deadline rules,
+//! what an export holds, and what erasure, restriction, objection and withdrawal do.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use domain::dsar::{RequestStatus, RequestType};
+use domain::RequestId;
+use domain::{Clock, Email, FixedClock, LeadId, LeadProfile, Notes, PersonName, PhoneNumber};
+use serde_json::{json, Value};
+use testkit::dsar::read_plain_archive;
+use testkit::{
+    FakeKeyService, MemoryCallDeleter, MemoryLeadStore, MemoryMailer, MemoryObjects,
+    MemoryRequests, MemorySubjects, PlainArchives,
+};
+use usecases::dsar::export::{ExportOutcome, Exporter};
+use usecases::dsar::intake::{DsarError, DsarService, Intake};
+use usecases::dsar::ports::CallRecord;
+use usecases::dsar::rights::{Rights, RightsOutcome};
+use usecases::ports::{IdentifierKind, KeyService, Objects};
+use usecases::signup::{LeadService, SignupOutcome, SignupRequest};
+
+struct World {
+    clock: FixedClock,
+    keys: Arc<FakeKeyService>,
+    leads: MemoryLeadStore,
+    requests: MemoryRequests,
+    subjects: MemorySubjects,
+    mailer: MemoryMailer,
+    recordings: MemoryObjects,
+    exports: MemoryObjects,
+    provider: MemoryCallDeleter,
+    lead_service: Arc<LeadService>,
+    service: DsarService,
+}
+
+fn world() -> World {
+    let w = testkit::World::new();
+    let requests = MemoryRequests::new();
+    let subjects = MemorySubjects::new(w.leads.clone());
+    let clock: Arc<dyn Clock> = Arc::new(w.clock.clone());
+    let service = DsarService {
+        store: Arc::new(requests.clone()),
+        claims: Arc::new(subjects.clone()),
+        keys: w.keys.clone(),
+        mailer: Arc::new(w.mailer.clone()),
+        exports: Arc::new(w.exports.clone()),
+        clock,
+        daily_limit: 3,
+        source_daily_limit: 10,
+        identifier_daily_limit: 10,
+        public_api_base_url: "https://api.example".into(),
+    };
+    World {
+        lead_service: Arc::new(w.signup()),
+        clock: w.clock,
+        keys: w.keys,
+        leads: w.leads,
+        requests,
+        subjects,
+        mailer: w.mailer,
+        recordings: w.recordings,
+        exports: w.exports,
+        provider: MemoryCallDeleter::new(),
+        service,
+    }
+}
+
+impl World {
+    fn exporter(&self) -> Exporter {
+        Exporter {
+            store: Arc::new(self.requests.clone()),
+            claims: Arc::new(self.subjects.clone()),
+            subjects: Arc::new(self.subjects.clone()),
+            leads: self.lead_service.clone(),
+            keys: self.keys.clone(),
+            recordings: Arc::new(self.recordings.clone()),
+            exports: Arc::new(self.exports.clone()),
+            mailer: Arc::new(self.mailer.clone()),
+            archives: Arc::new(PlainArchives),
+            clock: Arc::new(self.clock.clone()),
+            public_api_base_url: "https://api.example".into(),
+            part_size: 5 * 1024 * 1024,
+        }
+    }
+
+    fn rights(&self) -> Rights {
+        Rights {
+            store: Arc::new(self.requests.clone()),
+            claims: Arc::new(self.subjects.clone()),
+            subjects: Arc::new(self.subjects.clone()),
+            writes: Arc::new(self.subjects.clone()),
+            lead_store: Arc::new(self.leads.clone()),
+            leads: self.lead_service.clone(),
+            keys: self.keys.clone(),
+            recordings: Arc::new(self.recordings.clone()),
+            exports: Arc::new(self.exports.clone()),
+            mailer: Arc::new(self.mailer.clone()),
+            clock: Arc::new(self.clock.clone()),
+            public_api_base_url: "https://api.example".into(),
+            provider: Some(Arc::new(self.provider.clone())),
+        }
+    }
+
+    async fn sign_up(&self, first: &str, email: &str, phone: &str) -> LeadId {
+        let request = SignupRequest {
+            profile: LeadProfile {
+                first_name: PersonName::parse(first).unwrap(),
+                last_name: PersonName::parse("Zwetschgenbaum").unwrap(),
+                email: Email::parse(email).unwrap(),
+                phone: PhoneNumber::parse(phone).unwrap(),
+                notes: Notes::parse("Bitte nach 17 Uhr anrufen.").unwrap(),
+            },
+            source_ip: Some("203.0.113.7".parse().unwrap()),
+            client: None,
+            policy_version: "2026-11".into(),
+        };
+        match self.lead_service.sign_up(request).await.unwrap() {
+            SignupOutcome::Created { id } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn submit(
+        &self,
+        kind: RequestType,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> RequestId {
+        self.service
+            .submit(Intake {
+                request_type: kind,
+                email: email.map(|e| Email::parse(e).unwrap()),
+                phone: phone.map(|p| PhoneNumber::parse(p).unwrap()),
+                message: None,
+                corrections: None,
+                source: Some("198.51.100.1".parse().unwrap()),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The code of the last code mail to `email`.
+    fn code(&self, email: &str) -> String {
+        let mail = self.mailer.sent_to(email).pop().expect("a code mail");
+        let digits: Vec<char> = mail.text.chars().collect();
+        digits
+            .windows(8)
+            .find(|w| w.iter().all(char::is_ascii_digit))
+            .map(|w| w.iter().collect())
+            .expect("an 8-digit code")
+    }
+
+    /// A verified request of `email` (and `phone`).
+    async fn verified(&self, kind: RequestType, email: &str, phone: Option<&str>) -> RequestId {
+        let id = self.submit(kind, Some(email), phone).await;
+        self.service.verify(&id, &self.code(email)).await.unwrap();
+        id
+    }
+
+    /// A call with the subject's number: a sealed analysis, a transcript and a recording.
+    async fn call_of(&self, lead: LeadId, call_id: &str, summary: &str) {
+        let held = self.leads.lead(&lead).unwrap();
+        let key = self
+            .keys
+            .unwrap_data_key(&lead, &held.lead.wrapped_key)
+            .await
+            .unwrap();
+        let aad = |attr: &str| format!("polly:call:{call_id}:{attr}").into_bytes();
+        let analysis =
+            serde_json::to_vec(&json!({"call_analysis": {"call_summary": summary}})).unwrap();
+        let transcript =
+            serde_json::to_vec(&json!([{"role": "user", "content": summary}])).unwrap();
+        let transcript_key = format!("transcripts/{lead}/{call_id}.json.sealed");
+        self.recordings
+            .put(
+                &transcript_key,
+                key.seal(&aad("transcript"), &transcript).unwrap(),
+            )
+            .await
+            .unwrap();
+        let recording_key = format!("recordings/{lead}/{call_id}.audio");
+        self.recordings
+            .put(&recording_key, b"RIFF-audio".to_vec())
+            .await
+            .unwrap();
+        let mut fields = serde_json::Map::new();
+        fields.insert("call_id".into(), json!(call_id));
+        fields.insert("duration_ms".into(), json!(61000));
+        self.subjects.add_call(
+            held.phone_index.clone(),
+            CallRecord {
+                id: call_id.to_owned(),
+                fields,
+                sealed: vec![(
+                    "call".into(),
+                    key.seal(&aad("sealed_call"), &analysis).unwrap(),
+                )],
+                transcript_key: Some(transcript_key),
+                provider_deleted: false,
+                recording: Some(usecases::dsar::ports::RecordingRecord {
+                    object_key: Some(recording_key),
+                    fields: serde_json::Map::new(),
+                }),
+            },
+        );
+    }
+}
+
+const A_EMAIL: &str = "wilhelmine@example.org";
+const A_PHONE: &str = "0170 9876543";
+const B_EMAIL: &str = "ottokar@example.org";
+const B_PHONE: &str = "0171 1234567";
+
+#[tokio::test]
+async fn the_right_code_opens_the_request_once_and_a_wrong_one_says_how_many_tries_remain() {
+    let w = world();
+    let id = w.submit(RequestType::Access, Some(A_EMAIL), None).await;
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.status, RequestStatus::AwaitingVerification);
+    assert!(w.requests.has_code(&id));
+    let code = w.code(A_EMAIL);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+
+    let e = w.service.verify(&id, wrong).await.unwrap_err();
+    assert!(matches!(e, DsarError::WrongCode { remaining: 4 }), "{e:?}");
+    let verified = w.service.verify(&id, &code).await.unwrap();
+    assert!(verified.token.is_some());
+    // Nobody holds the email: nothing to bind, the worker completes with `no_data`.
+    assert_eq!(verified.status, RequestStatus::InProgress);
+    assert!(!w.requests.has_code(&id));
+    assert!(matches!(
+        w.service.verify(&id, &code).await.unwrap_err(),
+        DsarError::AlreadyVerified
+    ));
+    let status = w
+        .service
+        .status(&id, verified.token.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.status, RequestStatus::InProgress);
+    assert!(matches!(
+        w.service.status(&id, "not-the-token").await.unwrap_err(),
+        DsarError::NotAuthorised
+    ));
+}
+
+#[tokio::test]
+async fn five_wrong_codes_or_an_expired_code_end_the_request_and_its_contact_goes() {
+    let w = world();
+    let id = w.submit(RequestType::Access, Some(A_EMAIL), None).await;
+    let code = w.code(A_EMAIL);
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    for remaining in (1..=4).rev() {
+        let e = w.service.verify(&id, wrong).await.unwrap_err();
+        assert!(
+            matches!(e, DsarError::WrongCode { remaining: r } if r == remaining),
+            "{e:?}"
+        );
+    }
+    assert!(matches!(
+        w.service.verify(&id, wrong).await.unwrap_err(),
+        DsarError::TooManyAttempts
+    ));
+    assert_eq!(
+        w.requests.record(&id).unwrap().status,
+        RequestStatus::VerificationFailed
+    );
+    assert_eq!(w.requests.has_contact(&id), (false, false));
+    // The right code comes too late.
+    assert!(matches!(
+        w.service.verify(&id, &code).await.unwrap_err(),
+        DsarError::Ended
+    ));
+
+    let late = w.submit(RequestType::Access, Some(B_EMAIL), None).await;
+    let code = w.code(B_EMAIL);
+    w.requests
+        .expire_code(&late, w.clock.now() - Duration::seconds(1));
+    assert!(matches!(
+        w.service.verify(&late, &code).await.unwrap_err(),
+        DsarError::CodeExpired
+    ));
+    let record = w.requests.record(&late).unwrap();
+    assert_eq!(record.outcome.as_deref(), Some("code_expired"));
+    assert_eq!(w.requests.has_contact(&late), (false, false));
+}
+
+#[tokio::test]
+async fn a_fourth_request_for_the_same_email_from_one_source_on_one_day_is_refused() {
+    let w = world();
+    for _ in 0..3 {
+        w.submit(RequestType::Access, Some(A_EMAIL), None).await;
+    }
+    let e = w
+        .service
+        .submit(Intake {
+            request_type: RequestType::Access,
+            email: Some(Email::parse(A_EMAIL).unwrap()),
+            phone: None,
+            message: None,
+            corrections: None,
+            source: Some("198.51.100.1".parse().unwrap()),
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(e, DsarError::RateLimited), "{e:?}");
+    assert_eq!(w.mailer.sent_to(A_EMAIL).len(), 3);
+}
+
+#[tokio::test]
+async fn a_request_acts_only_on_the_subject_its_proven_identifiers_point_at() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    w.sign_up("Ottokar", B_EMAIL, B_PHONE).await;
+
+    // Email and the subject's own phone: acts on that subject.
+    let own = w
+        .verified(RequestType::Restriction, A_EMAIL, Some(A_PHONE))
+        .await;
+    assert_eq!(
+        w.requests.record(&own).unwrap().status,
+        RequestStatus::InProgress
+    );
+
+    // Email plus another subject's phone: waits for staff, nothing is done.
+    let mixed = w
+        .verified(RequestType::Restriction, A_EMAIL, Some(B_PHONE))
+        .await;
+    assert_eq!(
+        w.requests.record(&mixed).unwrap().status,
+        RequestStatus::AwaitingIdentityCheck
+    );
+    assert!(w.requests.open_list().iter().any(|o| o.request_id == mixed));
+    assert_eq!(
+        w.rights().carry_out(&mixed).await.unwrap(),
+        RightsOutcome::Skipped
+    );
+    assert!(!w.leads.lead(&a).unwrap().lead.restricted);
+    // The staff check proves both, and they belong to two subjects: refused.
+    assert!(matches!(
+        w.service
+            .verify_identity(&mixed, "staff")
+            .await
+            .unwrap_err(),
+        DsarError::AmbiguousSubject
+    ));
+
+    // Phone only: no code is sent, the request waits for the staff check.
+    let before = w.mailer.sent().len();
+    let phone_only = w.submit(RequestType::Access, None, Some(A_PHONE)).await;
+    assert_eq!(w.mailer.sent().len(), before);
+    assert_eq!(
+        w.requests.record(&phone_only).unwrap().status,
+        RequestStatus::AwaitingIdentityCheck
+    );
+    let checked = w
+        .service
+        .verify_identity(&phone_only, "staff")
+        .await
+        .unwrap();
+    assert!(
+        checked.token.is_some(),
+        "the first token is for staff to hand over"
+    );
+    assert_eq!(checked.status, RequestStatus::InProgress);
+}
+
+#[tokio::test]
+async fn staff_extend_a_deadline_once_and_deny_with_reasons_which_closes_the_request() {
+    let w = world();
+    let id = w.verified(RequestType::Access, A_EMAIL, None).await;
+    let due = w.requests.record(&id).unwrap().due_date;
+    let extended = w
+        .service
+        .extend(&id, 2, "Viele Anfragen", "staff")
+        .await
+        .unwrap();
+    assert!(extended > due);
+    assert!(matches!(
+        w.service
+            .extend(&id, 1, "Noch einmal", "staff")
+            .await
+            .unwrap_err(),
+        DsarError::Extension(_)
+    ));
+    let open = w.requests.open_list();
+    assert_eq!(open.len(), 1, "one entry per request, at the new due date");
+    assert_eq!(open[0].due_date, extended);
+    let mails = w.mailer.sent_to(A_EMAIL).len();
+
+    w.service
+        .deny(&id, &["Offensichtlich unbegründet".into()], "staff")
+        .await
+        .unwrap();
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.status, RequestStatus::Denied);
+    assert!(
+        record.subject_email_bidx.is_none(),
+        "closed: no blind index"
+    );
+    assert!(w.requests.open_list().is_empty());
+    assert_eq!(w.requests.has_contact(&id), (false, false));
+    assert_eq!(w.mailer.sent_to(A_EMAIL).len(), mails + 1);
+    assert!(matches!(
+        w.service
+            .deny(&id, &["x".into()], "staff")
+            .await
+            .unwrap_err(),
+        DsarError::NotOpen
+    ));
+    let actions: Vec<String> = w.requests.audit().into_iter().map(|a| a.action).collect();
+    assert!(actions.contains(&"dsar.extended".to_owned()));
+    assert!(actions.contains(&"dsar.denied".to_owned()));
+}
+
+#[tokio::test]
+async fn the_export_holds_everything_about_the_subject_decrypted_and_nothing_of_another() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let b = w.sign_up("Ottokar", B_EMAIL, B_PHONE).await;
+    w.call_of(a, "call_a", "Frau Wilhelmine möchte einen Termin")
+        .await;
+    w.call_of(b, "call_b", "Herr Ottokar ruft zurück").await;
+    let id = w.verified(RequestType::Access, A_EMAIL, None).await;
+
+    let out = w.exporter().run(&id).await.unwrap();
+    assert!(
+        matches!(
+            out,
+            ExportOutcome::Built {
+                holds_data: true,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    let package = w
+        .exports
+        .get(&format!("exports/{id}.zip"))
+        .await
+        .unwrap()
+        .unwrap();
+    let files = read_plain_archive(&package);
+    for name in [
+        "LIESMICH.txt",
+        "information.json",
+        "data.json",
+        "transcripts/call_a.json",
+        "recordings/call_a.audio",
+    ] {
+        assert!(files.contains_key(name), "{name} in {:?}", files.keys());
+    }
+    let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    assert_eq!(data["subject"]["sign_up"]["email"], A_EMAIL);
+    assert_eq!(
+        data["calls"][0]["call"]["call_analysis"]["call_summary"],
+        "Frau Wilhelmine möchte einen Termin"
+    );
+    assert_eq!(data["consents"].as_array().unwrap().len(), 1);
+    let all = String::from_utf8_lossy(&package);
+    for other in [B_EMAIL, "Ottokar", "call_b"] {
+        assert!(!all.contains(other), "{other} leaked into the export");
+    }
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.status, RequestStatus::Completed);
+    assert_eq!(record.outcome.as_deref(), Some("export_ready"));
+    assert_eq!(record.lead_id, Some(a));
+    // A second run finds the request closed and builds nothing.
+    assert_eq!(w.exporter().run(&id).await.unwrap(), ExportOutcome::Skipped);
+}
+
+#[tokio::test]
+async fn erasure_deletes_the_calls_at_the_provider_and_shreds_the_key_before_deleting_anything() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let b = w.sign_up("Ottokar", B_EMAIL, B_PHONE).await;
+    w.call_of(a, "call_a", "Termin").await;
+    w.call_of(b, "call_b", "Rückruf").await;
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+
+    let out = w.rights().carry_out(&id).await.unwrap();
+    assert_eq!(
+        out,
+        RightsOutcome::Erased {
+            calls_deleted_at_provider: 1
+        }
+    );
+    assert_eq!(w.provider.deleted(), vec!["call_a".to_owned()]);
+    assert_eq!(
+        w.subjects.log().first().map(String::as_str),
+        Some("shred_key")
+    );
+    assert!(
+        w.lead_service.read(&a).await.unwrap().is_none(),
+        "crypto-shredded"
+    );
+    assert!(w
+        .recordings
+        .keys()
+        .iter()
+        .all(|k| !k.contains(&a.to_string())));
+    assert_eq!(w.subjects.call_ids(), vec!["call_b".to_owned()]);
+    assert!(w
+        .subjects
+        .batches()
+        .iter()
+        .all(|n| *n <= testkit::dsar::BATCH_LIMIT));
+    let email = w
+        .keys
+        .blind_index(
+            IdentifierKind::Email,
+            &Email::parse(A_EMAIL).unwrap().lookup_key(),
+        )
+        .await
+        .unwrap();
+    assert!(w
+        .subjects
+        .released()
+        .iter()
+        .any(|(k, i)| *k == IdentifierKind::Email && *i == email));
+    // The other subject is untouched.
+    assert!(w.lead_service.read(&b).await.unwrap().is_some());
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.outcome.as_deref(), Some("erased"));
+    assert_eq!(record.lead_id, None, "the proof of erasure names nobody");
+    assert!(record.categories.is_some());
+}
+
+#[tokio::test]
+async fn erasure_under_a_live_contract_keeps_lead_and_contract_restricted_and_names_the_hold() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let until = w.clock.now() + Duration::days(365 * 6);
+    w.subjects.add_record(
+        a,
+        "CONTRACT#1",
+        "contract",
+        json!({"kind": "contract", "expires_at": until.to_rfc3339()}),
+    );
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+
+    let out = w.rights().carry_out(&id).await.unwrap();
+    let RightsOutcome::Held { until: held } = out else {
+        panic!("{out:?}");
+    };
+    assert_eq!(held.timestamp(), until.timestamp());
+    assert!(!w.subjects.log().contains(&"shred_key".to_owned()));
+    let deleted: Vec<String> = w.subjects.deleted().into_iter().map(|(_, k)| k).collect();
+    assert!(
+        !deleted.contains(&"PROFILE".to_owned()) && !deleted.contains(&"CONTRACT#1".to_owned())
+    );
+    assert!(deleted.iter().any(|k| k.starts_with("CONSENT#")));
+    let lead = w.leads.lead(&a).unwrap();
+    assert!(lead.lead.restricted);
+    assert_eq!(
+        lead.hold_until.map(|t| t.timestamp()),
+        Some(until.timestamp())
+    );
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(
+        record.outcome.as_deref(),
+        Some("restricted_under_legal_hold")
+    );
+    assert_eq!(
+        record.held_until.map(|t: DateTime<Utc>| t.timestamp()),
+        Some(until.timestamp())
+    );
+}
+
+#[tokio::test]
+async fn restriction_objection_and_withdrawal_set_their_flags_and_withdrawal_deletes_recordings() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    w.call_of(a, "call_a", "Termin").await;
+
+    let id = w.verified(RequestType::Restriction, A_EMAIL, None).await;
+    assert_eq!(
+        w.rights().carry_out(&id).await.unwrap(),
+        RightsOutcome::Restricted
+    );
+    assert!(w.leads.lead(&a).unwrap().lead.restricted);
+    assert_eq!(w.requests.record(&id).unwrap().lead_id, Some(a));
+
+    let id = w.verified(RequestType::Objection, A_EMAIL, None).await;
+    assert_eq!(
+        w.rights().carry_out(&id).await.unwrap(),
+        RightsOutcome::Objected
+    );
+    assert!(w.leads.lead(&a).unwrap().lead.objected);
+
+    let id = w
+        .verified(RequestType::WithdrawConsent, A_EMAIL, None)
+        .await;
+    let out = w.rights().carry_out(&id).await.unwrap();
+    assert_eq!(out, RightsOutcome::RecordingsDeleted { objects: 2 });
+    assert!(w.leads.lead(&a).unwrap().lead.consent_withdrawn);
+    assert!(w.recordings.keys().is_empty());
+    let call = w.subjects.held_call("call_a").unwrap();
+    assert!(call.recording.is_none() && call.transcript_key.is_none());
+    assert_eq!(call.fields["recording_state"], "withdrawn");
+    // Carried out once: a repeated run changes nothing.
+    assert_eq!(
+        w.rights().carry_out(&id).await.unwrap(),
+        RightsOutcome::Skipped
+    );
+}
