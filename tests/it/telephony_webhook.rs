@@ -17,21 +17,10 @@ use shared::domain::LeadId;
 use shared::ports::{KeyService, LeadStore};
 use shared::retell::signature::sign;
 use std::collections::BTreeMap;
-
-const OPENING_OK: &str = "Hallo, hier ist Polly, eine digitale Assistentin mit künstlicher Intelligenz (KI). Dieses Gespräch wird aufgezeichnet. Sind Sie damit einverstanden?";
-const OPENING_NO_DISCLOSURE: &str = "Hallo, hier ist Polly von der Firma. Haben Sie kurz Zeit?";
-const USER_SECRET: &str = "Meine Kundennummer ist Zwetschge-4711.";
+use testkit::retell::{call_object, event, Consent, USER_SECRET};
 
 /// A world with a signed-up subject whose calls arrive.
 type Telephony = Subject;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Consent {
-    ToolYes,
-    ToolNo,
-    AnalysisYes,
-    Never,
-}
 
 impl Telephony {
     async fn deliver_signed(&self, body: &[u8], signature: Option<&str>) -> (u16, String) {
@@ -141,89 +130,6 @@ impl Telephony {
         }
         out
     }
-}
-
-fn call_object(call_id: &str, lead: &LeadId, consent: Consent, disclosure: bool) -> Value {
-    let opening = if disclosure {
-        OPENING_OK
-    } else {
-        OPENING_NO_DISCLOSURE
-    };
-    let mut turns = vec![
-        json!({"role": "agent", "content": opening, "words": [{"word": "Hallo", "start": 0.1, "end": 0.4}]}),
-        json!({"role": "user", "content": "Ja, das ist in Ordnung.", "words": []}),
-    ];
-    let mut with_tools = turns.clone();
-    match consent {
-        Consent::ToolYes | Consent::ToolNo => {
-            let args = if consent == Consent::ToolYes {
-                r#"{"granted": true}"#
-            } else {
-                r#"{"granted": false}"#
-            };
-            with_tools.push(json!({"role": "tool_call_invocation", "tool_call_id": "tc1", "name": "record_consent", "arguments": args}));
-            with_tools
-                .push(json!({"role": "tool_call_result", "tool_call_id": "tc1", "content": "ok"}));
-        }
-        _ => {}
-    }
-    turns.push(json!({"role": "user", "content": USER_SECRET, "words": []}));
-    with_tools.push(json!({"role": "user", "content": USER_SECRET}));
-    let custom = match consent {
-        Consent::AnalysisYes => json!({"recording_consent": true}),
-        _ => json!({}),
-    };
-    json!({
-        "call_id": call_id,
-        "call_type": "phone_call",
-        "agent_id": "agent_polly",
-        "agent_version": 7,
-        "call_status": "ended",
-        "direction": "outbound",
-        "from_number": "+4930901820",
-        "to_number": "+491709876543",
-        "metadata": {"lead_id": lead.to_string()},
-        "retell_llm_dynamic_variables": {"first_name": FIRST},
-        "start_timestamp": 1_795_860_000_000_i64,
-        "end_timestamp": 1_795_860_300_000_i64,
-        "duration_ms": 300_000,
-        "disconnection_reason": "user_hangup",
-        "transcript": format!("Agent: {opening}\nUser: Ja, das ist in Ordnung.\nUser: {USER_SECRET}"),
-        "transcript_object": turns,
-        "transcript_with_tool_calls": with_tools,
-        "recording_url": "https://recordings.example/r/4f2a.wav",
-        "data_storage_setting": "basic_attributes_only",
-        "call_analysis": {"call_summary": "Interessent möchte ein Angebot.", "user_sentiment": "Positive", "call_successful": true, "custom_analysis_data": custom},
-        "call_cost": {"combined_cost": 12},
-        "a_field_from_the_future": {"nested": [1, 2, 3]}
-    })
-}
-
-fn event(kind: &str, call: &Value) -> Vec<u8> {
-    let mut call = call.clone();
-    let obj = call.as_object_mut().unwrap();
-    match kind {
-        "call_started" => {
-            for f in [
-                "end_timestamp",
-                "duration_ms",
-                "disconnection_reason",
-                "transcript",
-                "transcript_object",
-                "transcript_with_tool_calls",
-                "recording_url",
-                "call_analysis",
-            ] {
-                obj.remove(f);
-            }
-            obj.insert("call_status".into(), json!("ongoing"));
-        }
-        "call_ended" => {
-            obj.remove("call_analysis");
-        }
-        _ => {}
-    }
-    serde_json::to_vec(&json!({"event": kind, "call": call})).unwrap()
 }
 
 #[tokio::test]

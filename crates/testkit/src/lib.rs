@@ -9,6 +9,7 @@ pub mod keys;
 pub mod leads;
 pub mod mail;
 pub mod objects;
+pub mod retell;
 pub mod retention;
 pub mod telephony;
 pub mod world;

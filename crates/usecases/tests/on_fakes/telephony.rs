@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use domain::{
     Clock, Email, FixedClock, LeadId, LeadProfile, PersonName, PhoneNumber, RetentionClass,
 };
+use testkit::retell::{call_object, event, Consent, PHONE, RECORDING_URL, USER_SECRET};
 use testkit::telephony::MemoryCall;
 use testkit::{
     FakeKeyService, MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryLeadStore,
@@ -29,12 +30,6 @@ use usecases::telephony::outbound::{
 use usecases::telephony::retell::compliance::DisclosurePatterns;
 use usecases::telephony::retell::model::{parse_delivery, CallId, Delivery};
 use usecases::telephony::webhook::{transcript_key, CallService, MergeOutcome};
-
-const OPENING_OK: &str = "Hallo, hier ist Polly, eine digitale Assistentin mit künstlicher Intelligenz (KI). Dieses Gespräch wird aufgezeichnet. Sind Sie damit einverstanden?";
-const OPENING_NO_DISCLOSURE: &str = "Hallo, hier ist Polly von der Firma. Haben Sie kurz Zeit?";
-const USER_SECRET: &str = "Meine Kundennummer ist Zwetschge-4711.";
-const PHONE: &str = "+491709876543";
-const RECORDING_URL: &str = "https://recordings.example/r/4f2a.wav";
 
 /// Every fake the telephony use cases need, and one signed-up lead.
 struct World {
@@ -214,90 +209,6 @@ impl World {
         out.insert("expires_at".into(), json!(facts.retention.expires_at));
         out
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Consent {
-    ToolYes,
-    ToolNo,
-    AnalysisYes,
-    Never,
-}
-
-fn call_object(call_id: &str, lead: &LeadId, consent: Consent, disclosure: bool) -> Value {
-    let opening = if disclosure {
-        OPENING_OK
-    } else {
-        OPENING_NO_DISCLOSURE
-    };
-    let mut turns = vec![
-        json!({"role": "agent", "content": opening, "words": [{"word": "Hallo", "start": 0.1, "end": 0.4}]}),
-        json!({"role": "user", "content": "Ja, das ist in Ordnung.", "words": []}),
-    ];
-    let mut with_tools = turns.clone();
-    if matches!(consent, Consent::ToolYes | Consent::ToolNo) {
-        let args = if consent == Consent::ToolYes {
-            r#"{"granted": true}"#
-        } else {
-            r#"{"granted": false}"#
-        };
-        with_tools.push(json!({"role": "tool_call_invocation", "tool_call_id": "tc1", "name": "record_consent", "arguments": args}));
-        with_tools
-            .push(json!({"role": "tool_call_result", "tool_call_id": "tc1", "content": "ok"}));
-    }
-    turns.push(json!({"role": "user", "content": USER_SECRET, "words": []}));
-    with_tools.push(json!({"role": "user", "content": USER_SECRET}));
-    let custom = match consent {
-        Consent::AnalysisYes => json!({"recording_consent": true}),
-        _ => json!({}),
-    };
-    json!({
-        "call_id": call_id,
-        "call_type": "phone_call",
-        "agent_id": "agent_polly",
-        "agent_version": 7,
-        "call_status": "ended",
-        "direction": "outbound",
-        "from_number": "+4930901820",
-        "to_number": PHONE,
-        "metadata": {"lead_id": lead.to_string()},
-        "start_timestamp": 1_795_860_000_000_i64,
-        "end_timestamp": 1_795_860_300_000_i64,
-        "duration_ms": 300_000,
-        "disconnection_reason": "user_hangup",
-        "transcript": format!("Agent: {opening}\nUser: Ja, das ist in Ordnung.\nUser: {USER_SECRET}"),
-        "transcript_object": turns,
-        "transcript_with_tool_calls": with_tools,
-        "recording_url": RECORDING_URL,
-        "call_analysis": {"call_summary": "Interessent möchte ein Angebot.", "custom_analysis_data": custom},
-    })
-}
-
-fn event(kind: &str, call: &Value) -> Vec<u8> {
-    let mut call = call.clone();
-    let obj = call.as_object_mut().unwrap();
-    match kind {
-        "call_started" => {
-            for f in [
-                "end_timestamp",
-                "duration_ms",
-                "disconnection_reason",
-                "transcript",
-                "transcript_object",
-                "transcript_with_tool_calls",
-                "recording_url",
-                "call_analysis",
-            ] {
-                obj.remove(f);
-            }
-            obj.insert("call_status".into(), json!("ongoing"));
-        }
-        "call_ended" => {
-            obj.remove("call_analysis");
-        }
-        _ => {}
-    }
-    serde_json::to_vec(&json!({"event": kind, "call": call})).unwrap()
 }
 
 // ---------------------------------------------------------------- webhook
