@@ -1,19 +1,17 @@
 //! Data-subject requests (R4). The use cases live in `usecases::dsar` (intake and
-//! verification, the export, the other rights); they are re-exported here under their old
-//! paths. What stays here: the staff side (`staff`, until the contracts and call sealing
-//! it uses have moved), the streaming ZIP writer (`zip`) and the implementations of the
-//! use cases' archive port over them. The request types,
-//! deadlines and texts live in `domain::dsar`.
+//! verification, the export, the other rights, the staff actions); they are re-exported
+//! here under their old paths. What stays here: the streaming ZIP writer (`zip`) and the
+//! implementation of the use cases' archive port over it. The request types, deadlines
+//! and texts live in `domain::dsar`.
 //!
 //! A request never carries personal data in a key or index attribute: it is addressed by
 //! an opaque id, the identifiers it names are stored as blind indexes plus a sealed copy
 //! that goes away when the request is closed (R3: request records keep no content).
 
-pub mod staff;
 pub mod zip;
 
 pub use domain::dsar::*;
-pub use usecases::dsar::{intake as service, rights};
+pub use usecases::dsar::{intake as service, rights, staff};
 
 /// The export use case under its old path. `Exporter` names the dsar worker (export and
 /// the other rights side by side), as the old exporter did both.

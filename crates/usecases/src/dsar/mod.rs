@@ -1,5 +1,7 @@
 //! Data-subject requests (R4): intake and verification (`intake`), the export worker
-//! (`export`), the other rights (`rights`), and what they share (`common`, the typed
+//! (`export`), the other rights (`rights`), the staff actions (`staff`: identity checks,
+//! extensions, denials, subjects, contracts, the analytics export), and what they share
+//! (`common`, the typed
 //! `records` and the `ports`). The request types, deadlines and texts live in
 //! `domain::dsar`; the AWS implementations of the ports in `aws::dsar*`.
 //!
@@ -13,4 +15,5 @@ pub mod intake;
 pub mod ports;
 pub mod records;
 pub mod rights;
+pub mod staff;
 pub mod worker;

@@ -13,15 +13,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::mail;
-use super::service::{DsarError, DsarService, OpenView};
-use crate::calls::CallService;
-use crate::clock::Clock;
-use crate::contracts::Contract;
-use crate::domain::LeadId;
-use crate::leads::{Lead, LeadService};
+use super::intake::{DsarError, DsarService, OpenView};
+use super::ports::{ContractLedger, StaffStore, SubjectRights};
 use crate::ports::{IdentifierKind, KeyService, LeadStore, Mailer, Objects, StoreError};
-use usecases::dsar::ports::{ContractLedger, StaffStore, SubjectRights};
+use crate::signup::{Lead, LeadService};
+use crate::telephony::webhook::CallService;
+use domain::clock::Clock;
+use domain::dsar::mail;
+use domain::retention::Contract;
+use domain::LeadId;
 
 /// The result of an analytics export.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -312,7 +312,7 @@ impl Staff {
         &self,
         lead: &LeadId,
         contract_id: &str,
-        records: crate::domain::retention::ContractRecords,
+        records: domain::retention::ContractRecords,
         end: DateTime<Utc>,
         actor: &str,
     ) -> Result<bool, DsarError> {
@@ -359,7 +359,7 @@ impl Staff {
     /// are left out.
     pub async fn analytics_export(&self, actor: &str) -> Result<AnalyticsExport, DsarError> {
         let now = self.clock.now();
-        let mut subjects: HashMap<String, Option<(Lead, crate::crypto::DataKey)>> = HashMap::new();
+        let mut subjects: HashMap<String, Option<(Lead, domain::crypto::DataKey)>> = HashMap::new();
         let mut lines = Vec::new();
         let mut omitted = 0;
         for call in self.store.calls().await? {
@@ -449,12 +449,12 @@ impl Staff {
     }
 }
 
-fn read_error(e: crate::leads::ReadError) -> DsarError {
+fn read_error(e: crate::signup::ReadError) -> DsarError {
     match e {
-        crate::leads::ReadError::Keys(k) => DsarError::Keys(k),
-        crate::leads::ReadError::Store(s) => DsarError::Store(s),
-        crate::leads::ReadError::Crypto(c) => DsarError::Crypto(c),
-        crate::leads::ReadError::Malformed => DsarError::Store(StoreError {
+        crate::signup::ReadError::Keys(k) => DsarError::Keys(k),
+        crate::signup::ReadError::Store(s) => DsarError::Store(s),
+        crate::signup::ReadError::Crypto(c) => DsarError::Crypto(c),
+        crate::signup::ReadError::Malformed => DsarError::Store(StoreError {
             operation: "read_lead",
             retry: crate::ports::Retry::Permanent,
             source: None,
