@@ -17,7 +17,7 @@ use shared::domain::LeadId;
 use shared::ports::{KeyService, LeadStore};
 use shared::retell::signature::sign;
 use std::collections::BTreeMap;
-use testkit::retell::{call_object, event, Consent, USER_SECRET};
+use testkit::retell::{call_object, delivery_orders, event, Consent, USER_SECRET};
 
 /// A world with a signed-up subject whose calls arrive.
 type Telephony = Subject;
@@ -135,29 +135,7 @@ impl Telephony {
 #[tokio::test]
 async fn all_orders_with_duplicates_and_gaps_converge_to_the_same_call() {
     let t = Telephony::start().await;
-    let orders: Vec<Vec<&str>> = vec![
-        vec!["call_started", "call_ended", "call_analyzed"],
-        vec!["call_started", "call_analyzed", "call_ended"],
-        vec!["call_ended", "call_started", "call_analyzed"],
-        vec!["call_ended", "call_analyzed", "call_started"],
-        vec!["call_analyzed", "call_started", "call_ended"],
-        vec!["call_analyzed", "call_ended", "call_started"],
-        vec![
-            "call_started",
-            "call_started",
-            "call_ended",
-            "call_ended",
-            "call_analyzed",
-            "call_analyzed",
-        ],
-        vec![
-            "call_analyzed",
-            "call_ended",
-            "call_analyzed",
-            "call_started",
-            "call_ended",
-        ],
-    ];
+    let orders = delivery_orders();
     let mut reference: Option<BTreeMap<String, Value>> = None;
     for (i, order) in orders.iter().enumerate() {
         let call_id = format!("call_order_{i}");

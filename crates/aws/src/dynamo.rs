@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use domain::crypto::{BlindIndex, WrappedKey};
@@ -77,9 +77,7 @@ pub fn phone_claim_pk(index: &BlindIndex) -> String {
     format!("PHONE#{}", index.as_str())
 }
 
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use domain::retention::stored_instant as ts;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LeadItem {

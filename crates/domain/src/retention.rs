@@ -170,6 +170,11 @@ pub struct Contract {
     pub records: ContractRecords,
 }
 
+/// An instant as every stored item and report writes it: RFC 3339, milliseconds, `Z`.
+pub fn stored_instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// Time between an item's retention due date and its TTL: the sweep deletes on the due
 /// date; TTL only catches what the sweep missed.
 pub const TTL_GRACE: Duration = Duration::days(7);

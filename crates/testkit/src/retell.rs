@@ -107,3 +107,31 @@ pub fn event(kind: &str, call: &Value) -> Vec<u8> {
     }
     serde_json::to_vec(&json!({"event": kind, "call": call})).unwrap()
 }
+
+/// Orders in which the provider may deliver a call's events: every permutation, with
+/// duplicates and with gaps. Each must converge to the same stored call.
+pub fn delivery_orders() -> Vec<Vec<&'static str>> {
+    vec![
+        vec!["call_started", "call_ended", "call_analyzed"],
+        vec!["call_started", "call_analyzed", "call_ended"],
+        vec!["call_ended", "call_started", "call_analyzed"],
+        vec!["call_ended", "call_analyzed", "call_started"],
+        vec!["call_analyzed", "call_started", "call_ended"],
+        vec!["call_analyzed", "call_ended", "call_started"],
+        vec![
+            "call_started",
+            "call_started",
+            "call_ended",
+            "call_ended",
+            "call_analyzed",
+            "call_analyzed",
+        ],
+        vec![
+            "call_analyzed",
+            "call_ended",
+            "call_analyzed",
+            "call_started",
+            "call_ended",
+        ],
+    ]
+}

@@ -7,11 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use domain::crypto::BlindIndex;
 use domain::dsar::{RequestStatus, RequestType};
+use domain::retention::Retention;
 use domain::{LeadId, RequestId, RetentionClass};
 
 /// Wrong codes after which a request ends (R4.1).
@@ -21,14 +22,7 @@ pub const MAX_CODE_ATTEMPTS: u32 = 5;
 /// deadline (one month plus a two-month extension) and a month for staff to close it.
 pub const CONTACT_MONTHS: u32 = 4;
 
-/// Time between an item's retention due date and its TTL (the same grace as every other
-/// item: the sweep deletes on the due date, TTL only catches what it missed).
-const TTL_GRACE: Duration = Duration::days(7);
-
-/// Timestamps as stored (RFC 3339, milliseconds, `Z`).
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use domain::retention::stored_instant as ts;
 
 /// Retention attributes carried by an item (`expires_at`, expiry index, TTL).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -42,19 +36,12 @@ pub struct Expiry {
 impl Expiry {
     /// Due when `class`'s period, started at `start`, ends.
     pub fn of(class: RetentionClass, start: DateTime<Utc>) -> Self {
-        // Beyond chrono's range only for years past 262000: clamp rather than fail.
-        let due = class.due_at(start).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        Self::at(class, due)
+        Self::from(Retention::of(class, start))
     }
 
     /// Due at `due` under `class`'s partition of the expiry index.
     pub fn at(class: RetentionClass, due: DateTime<Utc>) -> Self {
-        Self {
-            expires_at: ts(due),
-            exp_bucket: domain::retention::expiry_bucket(class, due),
-            exp_at: due.timestamp(),
-            ttl: (due + TTL_GRACE).timestamp(),
-        }
+        Self::from(Retention::until(class, due))
     }
 
     /// The due instant.
@@ -62,6 +49,18 @@ impl Expiry {
         DateTime::parse_from_rfc3339(&self.expires_at)
             .ok()
             .map(|t| t.with_timezone(&Utc))
+    }
+}
+
+/// The stored form of the domain's retention decision.
+impl From<Retention> for Expiry {
+    fn from(r: Retention) -> Self {
+        Self {
+            expires_at: ts(r.expires_at),
+            exp_bucket: r.bucket,
+            exp_at: r.expires_at.timestamp(),
+            ttl: r.ttl,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use chrono::{DateTime, Datelike, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use domain::retention::ContractRecords::{BookingVouchers, Books, BusinessLetters};
 use domain::RetentionClass;
 
@@ -72,9 +72,7 @@ fn months_until(now: DateTime<Utc>) -> Vec<String> {
     out
 }
 
-fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+use domain::retention::stored_instant as ts;
 
 pub struct Sweeper {
     store: Arc<dyn RetentionStore>,

@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use domain::{
     Clock, Email, FixedClock, LeadId, LeadProfile, PersonName, PhoneNumber, RetentionClass,
 };
-use testkit::retell::{call_object, event, Consent, PHONE, RECORDING_URL, USER_SECRET};
+use testkit::retell::{
+    call_object, delivery_orders, event, Consent, PHONE, RECORDING_URL, USER_SECRET,
+};
 use testkit::telephony::MemoryCall;
 use testkit::{
     FakeKeyService, MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryLeadStore,
@@ -216,27 +218,7 @@ impl World {
 #[tokio::test]
 async fn all_orders_with_duplicates_converge_to_the_same_call() {
     let w = World::new().await;
-    let orders: Vec<Vec<&str>> = vec![
-        vec!["call_started", "call_ended", "call_analyzed"],
-        vec!["call_started", "call_analyzed", "call_ended"],
-        vec!["call_ended", "call_started", "call_analyzed"],
-        vec!["call_analyzed", "call_ended", "call_started"],
-        vec![
-            "call_started",
-            "call_started",
-            "call_ended",
-            "call_ended",
-            "call_analyzed",
-            "call_analyzed",
-        ],
-        vec![
-            "call_analyzed",
-            "call_ended",
-            "call_analyzed",
-            "call_started",
-            "call_ended",
-        ],
-    ];
+    let orders = delivery_orders();
     let mut reference: Option<BTreeMap<String, Value>> = None;
     for (i, order) in orders.iter().enumerate() {
         let call_id = format!("call_order_{i}");
