@@ -28,6 +28,7 @@ fn world() -> World {
     w
 }
 
+/// R3.1.
 #[tokio::test]
 async fn a_real_run_with_a_moved_clock_is_refused_as_deployed_and_deletes_nothing() {
     let w = world();
@@ -45,6 +46,7 @@ async fn a_real_run_with_a_moved_clock_is_refused_as_deployed_and_deletes_nothin
     assert_eq!(w.retention.keys().len(), 1);
 }
 
+/// R3.1, R3.5.
 #[tokio::test]
 async fn the_schedule_runs_a_real_sweep_at_the_current_time() {
     let w = world();
@@ -59,6 +61,7 @@ async fn the_schedule_runs_a_real_sweep_at_the_current_time() {
     assert_eq!(w.retention.runs().len(), 2, "each real run is recorded");
 }
 
+/// R3.1.
 #[tokio::test]
 async fn the_local_stack_may_move_the_clock_for_a_real_run() {
     let w = world();

@@ -80,6 +80,7 @@ fn app(w: &World) -> signup::App {
 const EMAIL: &str = "wilhelmine@example.org";
 const PHONE: &str = "0170 9876543";
 
+/// R1.1, R1.6.
 #[tokio::test]
 async fn a_valid_form_is_stored_once_and_answered_with_a_reference_only() {
     let w = World::new();
@@ -97,6 +98,7 @@ async fn a_valid_form_is_stored_once_and_answered_with_a_reference_only() {
     assert_eq!(w.leads.consents().len(), 1);
 }
 
+/// R1.2.
 #[tokio::test]
 async fn hostile_bodies_get_a_problem_naming_the_field_and_nothing_is_stored() {
     let w = World::new();
@@ -158,6 +160,7 @@ async fn hostile_bodies_get_a_problem_naming_the_field_and_nothing_is_stored() {
     assert!(w.leads.leads().is_empty() && w.leads.consents().is_empty());
 }
 
+/// R1.4, R1.6.
 #[tokio::test]
 async fn new_known_and_half_known_people_get_the_same_answer() {
     let w = World::new();
@@ -178,6 +181,7 @@ async fn new_known_and_half_known_people_get_the_same_answer() {
     );
 }
 
+/// R1.2.
 #[tokio::test]
 async fn a_store_outage_is_a_retryable_problem_and_stores_nothing() {
     let w = World::new();

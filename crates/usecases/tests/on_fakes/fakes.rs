@@ -4,6 +4,7 @@ use domain::{LeadId, RequestId};
 use testkit::{FakeKeyService, MemoryObjects};
 use usecases::ports::{IdentifierKind, KeyService, Objects};
 
+/// R5.2, R5.3.
 #[tokio::test]
 async fn a_data_key_opens_only_for_its_own_subject_and_blind_indexes_are_keyed_per_kind() {
     let keys = FakeKeyService::new();
@@ -25,6 +26,7 @@ async fn a_data_key_opens_only_for_its_own_subject_and_blind_indexes_are_keyed_p
     );
 }
 
+/// R3.2.
 #[tokio::test]
 async fn deleting_an_object_removes_every_version_and_uploads_appear_only_when_complete() {
     let bucket = MemoryObjects::new();

@@ -107,6 +107,7 @@ async fn subject(w: &World, at: &str) -> LeadId {
     lead
 }
 
+/// R3.2.
 #[tokio::test]
 async fn recordings_go_at_six_calendar_months_with_every_version_and_the_call_metadata_stays() {
     let w = world();
@@ -144,6 +145,7 @@ async fn recordings_go_at_six_calendar_months_with_every_version_and_the_call_me
     );
 }
 
+/// R3.1, R3.2, R5.2.
 #[tokio::test]
 async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_the_same() {
     let w = world();
@@ -187,6 +189,7 @@ async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_t
     assert_eq!(w.store.runs().len(), 1, "only the real run is recorded");
 }
 
+/// R3.4.
 #[tokio::test]
 async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
     let w = world();
@@ -236,6 +239,7 @@ async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert!(w.store.ops().iter().all(|o| !o.starts_with("shred")));
 }
 
+/// R3.2.
 #[tokio::test]
 async fn plain_classes_are_deleted_in_batches_of_at_most_25() {
     let w = world();
@@ -252,6 +256,7 @@ async fn plain_classes_are_deleted_in_batches_of_at_most_25() {
     assert!(w.store.keys().is_empty());
 }
 
+/// R4.1, R3.2.
 #[tokio::test]
 async fn an_expired_code_ends_its_request_and_the_contact_key_goes_before_the_contact() {
     let w = world();
@@ -290,6 +295,7 @@ async fn an_expired_code_ends_its_request_and_the_contact_key_goes_before_the_co
     assert!(shred < contact, "{ops:?}");
 }
 
+/// R4.4, R3.2.
 #[tokio::test]
 async fn an_export_goes_with_every_version_after_seven_days() {
     let w = world();
@@ -312,6 +318,7 @@ async fn an_export_goes_with_every_version_after_seven_days() {
     assert!(w.exports.keys().is_empty() && w.store.keys().is_empty());
 }
 
+/// R3.5.
 #[tokio::test]
 async fn a_run_out_of_time_stops_cleanly_and_the_next_run_finishes() {
     let w = world();
@@ -332,6 +339,7 @@ async fn a_run_out_of_time_stops_cleanly_and_the_next_run_finishes() {
     assert_eq!(next.classes["lead"].deleted, 5);
 }
 
+/// R3.5.
 #[tokio::test]
 async fn a_failing_item_does_not_stop_the_other_classes_and_the_run_reports_the_failure() {
     let w = world();

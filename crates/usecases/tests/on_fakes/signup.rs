@@ -47,6 +47,7 @@ fn request(email: &str, phone: &str) -> SignupRequest {
 const EMAIL: &str = "wilhelmine@example.org";
 const PHONE: &str = "0170 9876543";
 
+/// R1.3, R1.5, R5.3.
 #[tokio::test]
 async fn a_new_person_becomes_one_sealed_subject_with_claims_consent_proof_and_a_call_request() {
     let w = world();
@@ -89,6 +90,7 @@ async fn a_new_person_becomes_one_sealed_subject_with_claims_consent_proof_and_a
     );
 }
 
+/// R1.4, R2.11.
 #[tokio::test]
 async fn the_same_person_again_moves_the_dates_and_is_called_again_only_after_24_hours() {
     let w = world();
@@ -132,6 +134,7 @@ async fn the_same_person_again_moves_the_dates_and_is_called_again_only_after_24
     assert_eq!(w.store.leads().len(), 1);
 }
 
+/// R1.4.
 #[tokio::test]
 async fn knowing_one_identifier_of_someone_changes_nothing_of_them_and_creates_nothing() {
     let w = world();
@@ -168,6 +171,7 @@ async fn knowing_one_identifier_of_someone_changes_nothing_of_them_and_creates_n
     assert_eq!(mismatches, 2);
 }
 
+/// R3.3, R1.4.
 #[tokio::test]
 async fn an_expired_subject_frees_its_identifiers_for_a_new_one() {
     let w = world();
@@ -190,6 +194,7 @@ async fn an_expired_subject_frees_its_identifiers_for_a_new_one() {
     assert_ne!(id, old);
 }
 
+/// R4.5, R5.2.
 #[tokio::test]
 async fn a_shredded_key_makes_the_subject_unreadable() {
     let w = world();
@@ -206,6 +211,7 @@ async fn a_shredded_key_makes_the_subject_unreadable() {
     assert!(w.service.read(&other).await.unwrap().is_none());
 }
 
+/// R1.2.
 #[tokio::test]
 async fn a_failing_key_service_or_store_stores_nothing_and_says_whether_a_retry_helps() {
     let w = world();
@@ -222,7 +228,7 @@ async fn a_failing_key_service_or_store_stores_nothing_and_says_whether_a_retry_
     assert!(w.store.audit().is_empty());
 }
 
-/// Six sign-ups of one person at once, on worker threads: the store's transaction is
+/// R1.4: Six sign-ups of one person at once, on worker threads: the store's transaction is
 /// atomic (as DynamoDB's is), so the race ends in one subject and one key, and every
 /// sign-up succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
