@@ -58,7 +58,7 @@ pub fn ropa() -> String {
     doc.blank();
     doc.para(
         "Polly KI, KI-Telefonagent. Erzeugt aus dem Verarbeitungsregister im Code \
-         (`shared/src/domain/registry.rs`), derselben Quelle, aus der die Löschroutine und \
+         (`crates/domain/src/registry.rs`), derselben Quelle, aus der die Löschroutine und \
          die Auskünfte nach Art. 15 DSGVO entstehen.",
     );
 
