@@ -451,6 +451,8 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
     logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
 }
 
+/// R6: the analytics export is pseudonymised, leaves out objecting subjects, and loses the
+/// rows of a subject who objects after it was written.
 #[tokio::test]
 async fn the_analytics_export_is_pseudonymised_and_leaves_out_restricted_subjects() {
     let d = World::on_mail_emulator().await;
@@ -488,7 +490,12 @@ async fn the_analytics_export_is_pseudonymised_and_leaves_out_restricted_subject
             "the export holds no identifying value"
         );
     }
+    // R6, R4.8: the objection takes the subject's row out of the file written before,
+    // and no earlier version of the file keeps it.
+    let first = export["object_key"].as_str().unwrap().to_owned();
     carry_out(&d, "objection", 1).await;
+    assert_eq!(read(first.clone()).await, "", "the subject's row is gone");
+    assert_eq!(d.signup.versions("ExportsBucket", &first).await, 1);
     let (_, export) = staff_call(
         &d,
         "POST",

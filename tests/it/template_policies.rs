@@ -496,3 +496,67 @@ fn the_local_router_serves_the_template_routes_with_the_same_functions() {
         }
     }
 }
+
+/// R5.3: every function that computes a blind index may use the blind-index key. The
+/// emulator enforces no IAM, so a function whose role lacks `kms:GenerateMac` would pass
+/// every local test and fail in AWS (the dsar worker did: rectification and the analytics
+/// cleanup compute indexes). The telephony worker and the sweep compute none and get none.
+#[test]
+fn every_function_that_computes_a_blind_index_may_use_the_key() {
+    let t = template();
+    for (function, computes) in [
+        ("SignupFunction", true),
+        ("TelephonyWebhookFunction", true),
+        ("DsarApiFunction", true),
+        ("DsarStaffFunction", true),
+        ("DsarWorkerFunction", true),
+        ("TelephonyWorkerFunction", false),
+        ("RetentionSweepFunction", false),
+    ] {
+        let role = t.function_role(function).expect("a role");
+        let granted = t.role_statements(&role).iter().any(|st| {
+            allows(st, "kms:GenerateMac") && st["Resource"].to_string().contains("BlindIndexKey")
+        });
+        assert_eq!(granted, computes, "{function} ({role})");
+    }
+}
+
+/// R6: the dsar worker may rewrite the analytics files (read, write, delete versions).
+#[test]
+fn the_dsar_worker_may_rewrite_the_analytics_files() {
+    let t = template();
+    let role = t.function_role("DsarWorkerFunction").expect("a role");
+    let statements = t.role_statements(&role);
+    for action in ["s3:GetObject", "s3:PutObject", "s3:DeleteObjectVersion"] {
+        assert!(
+            statements.iter().any(|st| allows(st, action)
+                && st["Resource"].to_string().contains("/analytics/*")),
+            "{action} on analytics/*"
+        );
+    }
+}
+
+/// R6: the exports bucket expires the analytics files after exactly the lifetime the
+/// export counts with when it leaves out subjects whose retention ends sooner.
+#[test]
+fn the_analytics_files_expire_when_the_export_counts_on_it() {
+    let t = template();
+    let rules = harness::template::raw_json(
+        &t.properties("ExportsBucket")["LifecycleConfiguration"]["Rules"],
+    );
+    let rule = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["Prefix"] == "analytics/")
+        .expect("a lifecycle rule for analytics/");
+    assert_eq!(rule["Status"], "Enabled");
+    assert_eq!(
+        rule["ExpirationInDays"],
+        json!(shared::domain::retention::ANALYTICS_FILE_DAYS)
+    );
+    assert_eq!(
+        rule["NoncurrentVersionExpiration"]["NoncurrentDays"],
+        json!(1)
+    );
+}

@@ -166,6 +166,9 @@ pub struct AuditItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     call_id: Option<String>,
     at: String,
+    /// The audit class's retention (3 years): DynamoDB's TTL deletes the event; no
+    /// sweep is needed for an item that names nobody by itself.
+    ttl: i64,
 }
 
 /// Retention attributes of an item of `class` whose clock starts at `start` (the domain
@@ -233,6 +236,7 @@ pub fn audit_item(
         lead_id: lead_id.copied(),
         call_id: call_id.map(str::to_owned),
         at: ts(at),
+        ttl: retention(RetentionClass::Audit, at).ttl,
     }
 }
 
@@ -1049,4 +1053,21 @@ pub async fn batch_delete(
         }
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// R3: an audit event carries the audit class's TTL (3 years and the grace).
+    #[test]
+    fn an_audit_event_expires_with_the_audit_class() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();
+        let item = audit_item("dsar-worker", "dsar.erased", None, None, at);
+        assert_eq!(item.ttl, retention(RetentionClass::Audit, at).ttl);
+        let three_years = Utc.with_ymd_and_hms(2029, 11, 30, 8, 0, 0).unwrap();
+        assert!(item.ttl > three_years.timestamp());
+        assert!(item.ttl < (three_years + chrono::Duration::days(8)).timestamp());
+    }
 }

@@ -71,12 +71,17 @@ impl BlobStore {
 
     /// Deletes every version and delete marker of `key`; returns how many went.
     pub async fn delete_all_versions(&self, key: &str) -> Result<usize, StoreError> {
-        self.delete_versions(key, true).await
+        self.delete_versions(key, true, false).await
+    }
+
+    /// Deletes every version of `key` but the current one, and its delete markers.
+    pub async fn delete_noncurrent_versions(&self, key: &str) -> Result<usize, StoreError> {
+        self.delete_versions(key, true, true).await
     }
 
     /// Deletes every version and delete marker of every object under `prefix`.
     pub async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError> {
-        self.delete_versions(prefix, false).await
+        self.delete_versions(prefix, false, false).await
     }
 
     /// The key of every version and delete marker under `prefix` (one entry each).
@@ -131,7 +136,12 @@ impl BlobStore {
                 .count())
     }
 
-    async fn delete_versions(&self, key: &str, exact: bool) -> Result<usize, StoreError> {
+    async fn delete_versions(
+        &self,
+        key: &str,
+        exact: bool,
+        keep_current: bool,
+    ) -> Result<usize, StoreError> {
         let mut deleted = 0;
         loop {
             let out = self
@@ -144,6 +154,9 @@ impl BlobStore {
                 .map_err(|e| failure("list_object_versions", e))?;
             let mut ids = Vec::new();
             for v in out.versions() {
+                if keep_current && v.is_latest() == Some(true) {
+                    continue;
+                }
                 if !exact || v.key() == Some(key) {
                     ids.push((
                         v.key().unwrap_or_default().to_owned(),
@@ -427,6 +440,9 @@ impl usecases::ports::Objects for BlobStore {
     }
     async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError> {
         BlobStore::delete_all_versions_under(self, prefix).await
+    }
+    async fn delete_noncurrent_versions(&self, key: &str) -> Result<usize, StoreError> {
+        BlobStore::delete_noncurrent_versions(self, key).await
     }
     async fn version_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         BlobStore::version_keys(self, prefix).await

@@ -31,6 +31,8 @@ pub enum RetentionClass {
     Verification,
     Request,
     Logs,
+    /// The audit trail: who did what to which opaque id, when (Art. 5(2)).
+    Audit,
 }
 
 /// Length of a retention period.
@@ -66,7 +68,7 @@ pub enum Disposal {
 
 impl RetentionClass {
     /// Every class, in R3's order.
-    pub const ALL: [RetentionClass; 10] = [
+    pub const ALL: [RetentionClass; 11] = [
         Self::Recording,
         Self::Lead,
         Self::Contract(ContractRecords::BusinessLetters),
@@ -77,6 +79,7 @@ impl RetentionClass {
         Self::Verification,
         Self::Request,
         Self::Logs,
+        Self::Audit,
     ];
 
     /// Stable code used in index keys and reports (never personal data).
@@ -92,6 +95,7 @@ impl RetentionClass {
             Self::Verification => "verification",
             Self::Request => "request",
             Self::Logs => "logs",
+            Self::Audit => "audit",
         }
     }
 
@@ -107,6 +111,9 @@ impl RetentionClass {
             Self::Verification => Period::Minutes(15),
             Self::Request => Period::Years(3),
             Self::Logs => Period::Days(30),
+            // The regular limitation period (§195 BGB), within which a data subject can
+            // claim (Art. 82) and we must show how a request or a call was handled.
+            Self::Audit => Period::Years(3),
         }
     }
 
@@ -174,6 +181,12 @@ pub struct Contract {
 pub fn stored_instant(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
+
+/// How long a pseudonymised analytics file (R6) lives in the exports bucket: the bucket's
+/// lifecycle rule (`analytics-backstop` in `infra/template.yaml`) expires it after this
+/// many days. An export leaves out subjects whose own retention ends within this time
+/// (plus a day for the lifecycle to act), so no file outlives a subject it names.
+pub const ANALYTICS_FILE_DAYS: u32 = 90;
 
 /// Time between an item's retention due date and its TTL: the sweep deletes on the due
 /// date; TTL only catches what the sweep missed.

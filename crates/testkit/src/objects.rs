@@ -141,6 +141,17 @@ impl Objects for MemoryObjects {
         Ok(removed.map_or(0, |v| v.len()))
     }
 
+    async fn delete_noncurrent_versions(&self, key: &str) -> Result<usize, StoreError> {
+        self.check("delete_objects")?;
+        let mut s = self.state.lock().unwrap();
+        let Some(versions) = s.objects.get_mut(key) else {
+            return Ok(0);
+        };
+        let noncurrent = versions.len().saturating_sub(1);
+        versions.drain(..noncurrent);
+        Ok(noncurrent)
+    }
+
     async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError> {
         self.check("delete_objects")?;
         let mut s = self.state.lock().unwrap();

@@ -283,6 +283,9 @@ pub trait Objects: Send + Sync {
     async fn delete_all_versions(&self, key: &str) -> Result<usize, StoreError>;
     /// Deletes every version and delete marker of every object under `prefix`.
     async fn delete_all_versions_under(&self, prefix: &str) -> Result<usize, StoreError>;
+    /// Deletes every version of `key` but the current one (and any delete marker), so a
+    /// rewritten object keeps no earlier content; how many went.
+    async fn delete_noncurrent_versions(&self, key: &str) -> Result<usize, StoreError>;
     /// The keys of every version held under `prefix` (one entry per version).
     async fn version_keys(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// How many versions are held under `prefix` (`exact`: of exactly that key).

@@ -1,6 +1,7 @@
 //! Data-subject requests (R4): intake and verification (`intake`), the export worker
 //! (`export`), the other rights (`rights`), the staff actions (`staff`: identity checks,
-//! extensions, denials, subjects, contracts, the analytics export), and what they share
+//! extensions, denials, subjects, contracts, the analytics export), the analytics files as
+//! derived data (`analytics`), and what they share
 //! (`common`, the typed
 //! `records` and the `ports`). The request types, deadlines and texts live in
 //! `domain::dsar`; the AWS implementations of the ports in `aws::dsar*`.
@@ -9,6 +10,7 @@
 //! an opaque id, the identifiers it names are stored as blind indexes plus a sealed copy
 //! that goes away when the request is closed (R3: request records keep no content).
 
+pub mod analytics;
 pub mod common;
 pub mod export;
 pub mod intake;

@@ -18,6 +18,7 @@ use domain::dsar::{mail, RequestStatus, RequestType};
 use domain::registry::CATEGORIES;
 use domain::{Clock, LeadId, RequestId};
 
+use super::analytics::{forget_subject, ForgetError};
 use super::common::{open_contact, resolve_subject, ContactMail, Resolved};
 use super::ports::{
     CallProvider, ClaimLookup, Doomed, Flag, ProviderError, RequestStore, SubjectData,
@@ -49,6 +50,15 @@ impl RightsError {
             Self::Read(ReadError::Store(e)) => e.retry,
             Self::Read(ReadError::Keys(e)) => e.retry,
             Self::Sealed | Self::Read(_) => Retry::Permanent,
+        }
+    }
+}
+
+impl From<ForgetError> for RightsError {
+    fn from(e: ForgetError) -> Self {
+        match e {
+            ForgetError::Store(s) => Self::Store(s),
+            ForgetError::Keys(k) => Self::Keys(k),
         }
     }
 }
@@ -147,6 +157,18 @@ impl Rights {
                 self.rectify(&record, s, provider, now).await?
             }
         };
+        // Derived data goes too: the analytics files lose the subject's rows once it is
+        // erased, held, restricted or objects (R6).
+        if let (
+            Some(s),
+            RightsOutcome::Erased { .. }
+            | RightsOutcome::Held { .. }
+            | RightsOutcome::Restricted
+            | RightsOutcome::Objected,
+        ) = (&subject, &outcome)
+        {
+            forget_subject(self.exports.as_ref(), self.keys.as_ref(), &s.lead).await?;
+        }
         self.close_request(record, subject.as_ref().map(|s| s.lead), &outcome, now)
             .await?;
         tracing::info!(?outcome, "request carried out");

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::intake::{DsarError, DsarService, OpenView};
 use super::ports::{ContractLedger, StaffStore, SubjectRights};
-use crate::ports::{IdentifierKind, KeyService, LeadStore, Mailer, Objects, StoreError};
+use crate::ports::{KeyService, LeadStore, Mailer, Objects, StoreError};
 use crate::signup::{Lead, LeadService};
 use crate::telephony::webhook::CallService;
 use domain::clock::Clock;
@@ -355,8 +355,9 @@ impl Staff {
 
     /// The pseudonymised analytics export (R6): per call an opaque subject and call id
     /// (keyed hashes), duration, outcome and the summary with personal data redacted,
-    /// as JSON Lines in the exports bucket. Calls of restricted or objecting subjects
-    /// are left out.
+    /// as JSON Lines in the exports bucket (`analytics/`, expired by the bucket's
+    /// lifecycle after `ANALYTICS_FILE_DAYS`). Calls of restricted or objecting subjects,
+    /// and of subjects whose retention ends before the file expires, are left out.
     pub async fn analytics_export(&self, actor: &str) -> Result<AnalyticsExport, DsarError> {
         let now = self.clock.now();
         let mut subjects: HashMap<String, Option<(Lead, domain::crypto::DataKey)>> = HashMap::new();
@@ -376,7 +377,11 @@ impl Staff {
                 }
                 None => None,
             };
-            if subject.is_some_and(|(l, _)| !l.stored.may_process()) {
+            // Restricted or objecting subjects are left out (R4.7, R4.8), and so is a
+            // subject whose retention ends before the file would expire.
+            if subject.is_some_and(|(l, _)| {
+                !l.stored.may_process() || !super::analytics::may_name(l.stored.expires_at, now)
+            }) {
                 omitted += 1;
                 continue;
             }
@@ -439,13 +444,9 @@ impl Staff {
         })
     }
 
-    /// A keyed hash of an id: stable across exports, not reversible without the key.
+    /// A keyed hash of an id ([`super::analytics::pseudonym`]).
     async fn pseudonym(&self, kind: &str, id: &str) -> Result<String, DsarError> {
-        let mac = self
-            .keys
-            .blind_index(IdentifierKind::Analytics, &format!("{kind}:{id}"))
-            .await?;
-        Ok(mac.as_str().chars().take(32).collect())
+        Ok(super::analytics::pseudonym(self.keys.as_ref(), kind, id).await?)
     }
 }
 

@@ -614,3 +614,89 @@ async fn restriction_objection_and_withdrawal_set_their_flags_and_withdrawal_del
         RightsOutcome::Skipped
     );
 }
+
+/// An analytics file (R6) with one row of each subject, written twice (two versions).
+async fn analytics_file(w: &World, subjects: &[LeadId]) -> String {
+    let mut body = String::new();
+    for (i, lead) in subjects.iter().enumerate() {
+        let subject =
+            usecases::dsar::analytics::pseudonym(w.keys.as_ref(), "subject", &lead.to_string())
+                .await
+                .unwrap();
+        body.push_str(&format!(
+            "{}\n",
+            json!({"call": format!("c{i}"), "subject": subject, "duration_ms": 61000})
+        ));
+    }
+    body.push_str("{\"call\":\"unlinked\",\"subject\":null}\n");
+    let key = "analytics/20261130T000000Z-x.jsonl".to_owned();
+    w.exports
+        .put(&key, body.clone().into_bytes())
+        .await
+        .unwrap();
+    w.exports.put(&key, body.into_bytes()).await.unwrap();
+    key
+}
+
+fn rows(w: &World, key: &str) -> Vec<Value> {
+    let body = w.exports.latest(key).expect("the file stays");
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
+/// R6, R4.5, R4.7, R4.8: an erasure, a restriction or an objection rewrites the analytics
+/// files without the subject's rows and leaves no earlier version holding them; the rows of
+/// others stay as they were.
+#[tokio::test]
+async fn erasure_restriction_and_objection_take_the_subject_out_of_every_analytics_file() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let b = w.sign_up("Ottokar", B_EMAIL, B_PHONE).await;
+    let c = w
+        .sign_up("Kunigunde", "kunigunde@example.org", "0172 5550101")
+        .await;
+    let file = analytics_file(&w, &[a, b, c]).await;
+    assert_eq!(w.exports.count_versions(&file, true).await.unwrap(), 2);
+
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    w.rights().carry_out(&id).await.unwrap();
+    let calls = |w: &World| -> Vec<String> {
+        rows(w, &file)
+            .iter()
+            .map(|r| r["call"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(calls(&w), vec!["c1", "c2", "unlinked"]);
+    assert_eq!(
+        w.exports.count_versions(&file, true).await.unwrap(),
+        1,
+        "no earlier version keeps the rows"
+    );
+
+    let id = w.verified(RequestType::Objection, B_EMAIL, None).await;
+    w.rights().carry_out(&id).await.unwrap();
+    let id = w
+        .verified(RequestType::Restriction, "kunigunde@example.org", None)
+        .await;
+    w.rights().carry_out(&id).await.unwrap();
+    assert_eq!(calls(&w), vec!["unlinked"]);
+    assert_eq!(w.exports.count_versions(&file, true).await.unwrap(), 1);
+}
+
+/// R6: a withdrawal of the recording consent leaves the analytics files
+/// alone (they hold no recording and no identifier).
+#[tokio::test]
+async fn withdrawal_leaves_the_analytics_files_as_they_are() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let file = analytics_file(&w, &[a]).await;
+    let before = w.exports.latest(&file);
+    let id = w
+        .verified(RequestType::WithdrawConsent, A_EMAIL, None)
+        .await;
+    w.rights().carry_out(&id).await.unwrap();
+    assert_eq!(w.exports.latest(&file), before);
+    assert_eq!(w.exports.count_versions(&file, true).await.unwrap(), 2);
+}

@@ -251,6 +251,7 @@ pub fn retention_de(class: RetentionClass) -> String {
         RetentionClass::Verification => ("Versand des Codes", ""),
         RetentionClass::Request => ("Abschluss der Anfrage", ""),
         RetentionClass::Logs => ("Protokollierung", ""),
+        RetentionClass::Audit => ("dem protokollierten Vorgang", " (Art. 5 Abs. 2 DSGVO)"),
     };
     let period = period_de(class.period());
     match class.anchor() {

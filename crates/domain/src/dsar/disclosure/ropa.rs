@@ -98,6 +98,11 @@ pub fn ropa() -> String {
             "Anwendungsprotokolle, ohne personenbezogene Daten",
             RetentionClass::Logs,
         ),
+        (
+            "Prüfprotokoll (wer hat wann was getan; nur zufällige Kennungen, keine Namen, \
+             Adressen oder Nummern)",
+            RetentionClass::Audit,
+        ),
     ] {
         doc.item(&format!(
             "{what} (`{}`): {}; danach {}.",
