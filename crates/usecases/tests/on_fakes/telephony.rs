@@ -249,6 +249,42 @@ async fn all_orders_with_duplicates_converge_to_the_same_call() {
     );
 }
 
+/// R2.3, R2.6: for every consent path (tool call yes/no, analysis only yes/no, none) and
+/// every delivery order (duplicates and gaps included), the stored call ends the same as
+/// the in-order delivery, and the bucket holds the transcript exactly when the call
+/// references it. Before the fix, `call_ended` after an analysis-only yes deleted the
+/// transcript the stored call still referenced.
+#[tokio::test]
+async fn every_consent_path_converges_in_every_delivery_order() {
+    let w = World::new().await;
+    for (p, (consent, kept)) in Consent::ALL.into_iter().enumerate() {
+        let mut reference: Option<BTreeMap<String, Value>> = None;
+        for (i, order) in delivery_orders().iter().enumerate() {
+            let call_id = format!("call_path_{p}_order_{i}");
+            let call = call_object(&call_id, &w.lead, consent, true);
+            for kind in order {
+                w.deliver(&event(kind, &call)).await;
+            }
+            let object = transcript_key(&w.lead, &call_id);
+            assert_eq!(
+                w.bucket.latest(&object).is_some(),
+                kept,
+                "{consent:?} {order:?}: transcript object"
+            );
+            let state = w.opened(&call_id).await;
+            assert_eq!(
+                state["recording_state"],
+                json!(if kept { "pending" } else { "not_kept" }),
+                "{consent:?} {order:?}"
+            );
+            match &reference {
+                None => reference = Some(state),
+                Some(r) => assert_eq!(&state, r, "{consent:?}: order {order:?} converges"),
+            }
+        }
+    }
+}
+
 /// Six deliveries of one call at once, on worker threads: the store applies each merge
 /// atomically (as DynamoDB applies a conditional update), so none is lost. The moto
 /// server cannot show this: it runs requests on threads without making a conditional
