@@ -773,6 +773,44 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     assert_eq!(w.requests.attempts(&index).len(), 1);
 }
 
+/// R3 (phone-consent proof), §7a UWG: every call placed under the consent joins its proof,
+/// and the proof lives 5 years from the last call, not from the grant (before the fix it
+/// recorded no call and expired 5 years after the sign-up).
+#[tokio::test]
+async fn each_call_placed_joins_the_consent_proof_and_keeps_it_five_years_from_that_use() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    let given = w.clock.now();
+    let first = w
+        .outbound()
+        .place(&request(&w, &index, 1), &api_key())
+        .await
+        .unwrap();
+    let PlaceOutcome::Placed { call_id: first } = first else {
+        panic!("placed: {first:?}");
+    };
+    let later = given + Duration::days(400);
+    w.clock.set(later);
+    w.requests.request_call(w.lead, 2);
+    let second = w
+        .outbound()
+        .place(&request(&w, &index, 2), &api_key())
+        .await
+        .unwrap();
+    let PlaceOutcome::Placed { call_id: second } = second else {
+        panic!("placed: {second:?}");
+    };
+    let proofs = w.leads.consents();
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].calls, vec![first, second]);
+    assert_eq!(proofs[0].last_used_at, Some(later));
+    assert_eq!(
+        proofs[0].expires_at,
+        RetentionClass::PhoneConsentProof.due_at(later).unwrap()
+    );
+    assert!(proofs[0].expires_at > RetentionClass::PhoneConsentProof.due_at(given).unwrap());
+}
+
 #[tokio::test]
 async fn a_provider_outage_is_retryable_and_nothing_is_lost() {
     let w = World::new().await;
