@@ -332,12 +332,13 @@ async fn longer_statutory_periods_hold_until_2035_and_2037() {
         (
             ContractRecords::BookingVouchers,
             "contract8",
-            "2036-01-01T00:00:00.000Z",
+            // The end of 2035 in Berlin (R3: the policy's calendar year).
+            "2035-12-31T23:00:00.000Z",
         ),
         (
             ContractRecords::Books,
             "contract10",
-            "2038-01-01T00:00:00.000Z",
+            "2037-12-31T23:00:00.000Z",
         ),
     ] {
         let w = world().await;
