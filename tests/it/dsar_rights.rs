@@ -79,17 +79,23 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
         for v in it.values() {
             flatten(v, &mut values);
         }
+        // The §7a UWG consent proof stays (Art. 17(3)(e), its own 5 years from the last
+        // call, R3): the number's blind index, the opaque ids, no plain personal data.
+        let proof = kind == "phone_consent";
         for v in &values {
-            for secret in [EMAIL, PHONE_E164, FIRST, LAST, &email_index, &phone_index] {
+            for secret in [EMAIL, PHONE_E164, FIRST, LAST, &email_index] {
                 assert!(
                     !contains_ci(v, secret),
                     "{kind} item still holds a value of the subject"
                 );
             }
-            if contains_ci(v, &lead_text) || contains_ci(v, &call_id) {
+            if !proof && contains_ci(v, &phone_index) {
+                panic!("{kind} item still holds the number's blind index");
+            }
+            if !proof && (contains_ci(v, &lead_text) || contains_ci(v, &call_id)) {
                 assert_eq!(
                     kind, "audit",
-                    "only audit items name the erased subject's opaque ids"
+                    "only audit items and the consent proof name the erased subject's opaque ids"
                 );
             }
         }
@@ -97,6 +103,20 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
             assert_ne!(sealed, &raw_profile["sealed_profile"]);
         }
     }
+    assert_eq!(
+        d.signup
+            .scan()
+            .await
+            .iter()
+            .filter(|i| i
+                .get("kind")
+                .and_then(|k| k.as_s().ok())
+                .map(String::as_str)
+                == Some("phone_consent"))
+            .count(),
+        1,
+        "the consent proof is kept, as the sweep keeps it"
+    );
     let proof = d.request_item(&id).await;
     assert_eq!(proof["outcome"].as_s().unwrap(), "erased");
     assert!(!proof.contains_key("lead_id"));
@@ -158,7 +178,8 @@ async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_ho
 
     let (_, view) = carry_out(&d, "erasure", 1).await;
     assert_eq!(view["outcome"], "restricted_under_legal_hold");
-    assert_eq!(view["held_until"], "2034-01-01T00:00:00Z");
+    // The end of 2033 in Berlin (R3: the policy's calendar year).
+    assert_eq!(view["held_until"], "2033-12-31T23:00:00Z");
     assert_eq!(
         view["held_categories"],
         serde_json::json!(["signup", "contract"])
@@ -178,10 +199,12 @@ async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_ho
     assert!(
         partition
             .iter()
-            .all(|k| ["lead", "data_key", "contract"].contains(&k.as_str())),
+            .all(|k| ["lead", "data_key", "contract", "phone_consent"].contains(&k.as_str())),
         "{partition:?}"
     );
     assert!(partition.contains(&"contract".to_owned()));
+    // The §7a UWG consent proof stays, under a hold as without one (R3, Art. 17(3)(e)).
+    assert!(partition.contains(&"phone_consent".to_owned()));
     assert!(d.signup.item(call_pk(&call_id), CALL_SK).await.is_none());
     assert_eq!(
         d.signup
@@ -397,9 +420,10 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
         .item(lead_pk(&lead_id), &format!("CONTRACT#{contract}"))
         .await
         .unwrap();
+    // The end of 2037 in Berlin (R3: the policy's calendar year).
     assert_eq!(
         item["expires_at"].as_s().unwrap(),
-        "2038-01-01T00:00:00.000Z"
+        "2037-12-31T23:00:00.000Z"
     );
     let bad = staff_call(
         &d,

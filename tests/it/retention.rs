@@ -250,6 +250,8 @@ async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
     );
 }
 
+/// R3.4, R3 (contract class): a contract ending in the last hour of the UTC year ends in
+/// the next year in Berlin, and the subject is held until that year's end plus 6 years.
 #[tokio::test]
 async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     use shared::contracts::{record_contract, Contract};
@@ -259,7 +261,9 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     let ddb = aws_sdk_dynamodb::Client::new(&w.signup.stack.aws);
     let contract = Contract {
         start: t("2026-12-01T00:00:00Z"),
-        end: t("2027-03-15T00:00:00Z"),
+        // 00:30 on 1 January 2028 in Berlin: the contract's year is 2028 (R3, §257(5)
+        // HGB counts the policy's calendar year, not UTC's).
+        end: t("2027-12-31T23:30:00Z"),
         records: ContractRecords::BusinessLetters,
     };
     record_contract(
@@ -298,19 +302,20 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert_eq!(lead["restricted"], AttributeValue::Bool(true));
     assert_eq!(
         lead["expires_at"].as_s().unwrap(),
-        "2034-01-01T00:00:00.000Z",
-        "until 31 Dec 2033"
+        "2034-12-31T23:00:00.000Z",
+        "until the end of 31 Dec 2034 in Berlin"
     );
     assert!(w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_some());
 
-    // The last day of the hold changes nothing…
-    let r = run(&w.signup, t("2033-12-31T23:00:00Z"), false).await;
+    // The last second of the hold changes nothing (before the fix, a UTC year end let
+    // the contract and the subject go a year early)…
+    let r = run(&w.signup, t("2034-12-31T22:59:59Z"), false).await;
     assert_eq!(
         r.classes["contract6"].deleted + r.classes["lead"].deleted,
         0
     );
     // …the day after, the contract goes and with it the subject.
-    let r = run(&w.signup, t("2034-01-01T00:00:01Z"), false).await;
+    let r = run(&w.signup, t("2034-12-31T23:00:01Z"), false).await;
     assert_eq!(r.classes["contract6"].deleted, 1);
     assert_eq!(r.classes["lead"].held, 0);
     assert!(r.classes["lead"].deleted > 0);
@@ -327,12 +332,13 @@ async fn longer_statutory_periods_hold_until_2035_and_2037() {
         (
             ContractRecords::BookingVouchers,
             "contract8",
-            "2036-01-01T00:00:00.000Z",
+            // The end of 2035 in Berlin (R3: the policy's calendar year).
+            "2035-12-31T23:00:00.000Z",
         ),
         (
             ContractRecords::Books,
             "contract10",
-            "2038-01-01T00:00:00.000Z",
+            "2037-12-31T23:00:00.000Z",
         ),
     ] {
         let w = world().await;

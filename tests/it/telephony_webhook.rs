@@ -162,6 +162,53 @@ async fn all_orders_with_duplicates_and_gaps_converge_to_the_same_call() {
     assert!(r.contains_key("transcript"));
 }
 
+/// R2.3, R2.6: for every consent path (tool call yes/no, analysis only yes/no, none) and
+/// every delivery order (duplicates and gaps included), the stored call ends the same as
+/// the in-order delivery, and the recordings bucket holds the transcript exactly when the
+/// call references it. Before the fix, `call_ended` after an analysis-only yes deleted
+/// the transcript the stored call still referenced.
+#[tokio::test]
+async fn every_consent_path_converges_in_every_delivery_order() {
+    let t = Telephony::start().await;
+    let bucket = t.signup.stack.bucket("RecordingsBucket").to_owned();
+    let s3 = harness::s3_client(&t.signup.stack.aws);
+    for (p, (consent, kept)) in Consent::ALL.into_iter().enumerate() {
+        let mut reference: Option<BTreeMap<String, Value>> = None;
+        for (i, order) in delivery_orders().iter().enumerate() {
+            let call_id = format!("call_path_{p}_order_{i}");
+            let call = call_object(&call_id, &t.lead, consent, true);
+            for kind in order {
+                assert_eq!(t.deliver(&event(kind, &call)).await, 204, "{order:?}");
+            }
+            let versions = s3
+                .list_object_versions()
+                .bucket(&bucket)
+                .prefix(shared::calls::transcript_key(&t.lead, &call_id))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                !versions.versions().is_empty(),
+                kept,
+                "{consent:?} {order:?}: transcript object"
+            );
+            // `normalised` opens the referenced transcript: a dangling reference fails.
+            let mut state = t.normalised(&call_id).await;
+            state.remove("pk");
+            state.remove("call_id");
+            assert_eq!(
+                state["recording_state"],
+                json!(if kept { "pending" } else { "not_kept" }),
+                "{consent:?} {order:?}"
+            );
+            match &reference {
+                None => reference = Some(state),
+                Some(r) => assert_eq!(&state, r, "{consent:?}: order {order:?} converges"),
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_call_without_call_started_converges_too() {
     let t = Telephony::start().await;

@@ -59,6 +59,55 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     assert_eq!(s.sim.created_calls().len(), 1);
 }
 
+/// R3 (phone-consent proof), §7a UWG: the call placed joins the consent proof (its call
+/// id) and the proof lives 5 years from that use, not from the grant (before the fix the
+/// proof recorded no call and kept its sign-up date).
+#[tokio::test]
+async fn the_placed_call_joins_the_consent_proof_and_moves_its_date_to_five_years_after_it() {
+    use shared::Clock;
+    let s = World::start().await;
+    let given = s.signup.clock.now();
+    let mut f = form();
+    f["email"] = serde_json::json!(EMAIL);
+    f["phone"] = serde_json::json!(PHONE);
+    assert_eq!(s.signup.sign_up(&f).await.0, 201);
+    let id = s.signup.lead_of(EMAIL).await;
+    let used = given + chrono::Duration::hours(5);
+    s.signup.clock.set(used);
+    assert_eq!(s.pump_lead(&id, 1).await, 0);
+
+    let call_id = s.signup.lead_item(&id).await["last_call_id"]
+        .as_s()
+        .unwrap()
+        .clone();
+    let proofs = s.signup.items_of_kind("phone_consent").await;
+    assert_eq!(proofs.len(), 1);
+    let proof = &proofs[0];
+    assert_eq!(proof["call_ids"], AttributeValue::Ss(vec![call_id]));
+    let due = shared::domain::RetentionClass::PhoneConsentProof
+        .due_at(used)
+        .unwrap();
+    assert_eq!(
+        proof["exp_at"],
+        AttributeValue::N(due.timestamp().to_string())
+    );
+    assert_eq!(
+        proof["ttl"],
+        AttributeValue::N(
+            (due + shared::domain::retention::TTL_GRACE)
+                .timestamp()
+                .to_string()
+        )
+    );
+    assert_eq!(
+        proof["exp_bucket"].as_s().unwrap(),
+        &shared::domain::retention::expiry_bucket(
+            shared::domain::RetentionClass::PhoneConsentProof,
+            due
+        )
+    );
+}
+
 #[tokio::test]
 async fn a_provider_outage_is_retried_through_the_stream_and_nothing_is_lost() {
     let s = World::start().await;

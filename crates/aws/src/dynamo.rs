@@ -136,7 +136,9 @@ struct ClaimItem {
 }
 
 /// Proof of a phone-contact consent (§7a UWG): blind index of the number, time, text
-/// version, method. Kept 5 years from the grant, independently of the lead.
+/// version, method. Kept 5 years from the grant and from each use, independently of the
+/// lead: every call placed under it joins `call_ids` and moves the dates to 5 years after
+/// `last_used_at` (see `record_consent_use`).
 #[derive(Debug, Serialize, Deserialize)]
 struct ConsentItem {
     pk: String,
@@ -927,6 +929,86 @@ impl LeadStore for DynamoLeadStore {
                 .map(Some)
         })
         .await
+    }
+
+    async fn record_consent_use(
+        &self,
+        id: &LeadId,
+        phone_index: &BlindIndex,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "record_consent_use";
+        let proofs = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :consent)")
+            .expression_attribute_values(":pk", s(lead_pk(id)))
+            .expression_attribute_values(":consent", s("CONSENT#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure(OP, e))?;
+        // The latest proof for the number (sort keys start with the grant time).
+        let Some(sk) = proofs
+            .items()
+            .iter()
+            .filter(|i| text(i, schema::PHONE_INDEX_ATTR) == Some(phone_index.as_str()))
+            .filter_map(|i| text(i, schema::SK))
+            .max()
+            .map(str::to_owned)
+        else {
+            return Ok(false);
+        };
+        let r = retention(RetentionClass::PhoneConsentProof, at);
+        let update = |with_dates: bool| {
+            let mut u = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(schema::PK, s(lead_pk(id)))
+                .key(schema::SK, s(sk.clone()))
+                .expression_attribute_values(":call", AttributeValue::Ss(vec![call_id.to_owned()]))
+                .condition_expression("attribute_exists(pk)");
+            if with_dates {
+                // Only a later use moves the dates (uses may arrive out of order).
+                u = u
+                    .update_expression(
+                        "SET last_used_at = :at, expires_at = :exp, #b = :b, #e = :e, #t = :t \
+                         ADD call_ids :call",
+                    )
+                    .condition_expression(
+                        "attribute_exists(pk) AND (attribute_not_exists(last_used_at) \
+                         OR last_used_at < :at)",
+                    )
+                    .expression_attribute_names("#b", schema::EXPIRY_PARTITION_ATTR)
+                    .expression_attribute_names("#e", schema::EXPIRY_SORT_ATTR)
+                    .expression_attribute_names("#t", schema::TTL)
+                    .expression_attribute_values(":at", s(ts(at)))
+                    .expression_attribute_values(":exp", s(ts(r.expires_at)))
+                    .expression_attribute_values(":b", s(r.bucket.clone()))
+                    .expression_attribute_values(":e", n(r.expires_at.timestamp()))
+                    .expression_attribute_values(":t", n(r.ttl));
+            } else {
+                u = u.update_expression("ADD call_ids :call");
+            }
+            u
+        };
+        for with_dates in [true, false] {
+            match update(with_dates).send().await {
+                Ok(_) => return Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(failure(OP, e)),
+            }
+        }
+        // The proof went between the read and the write (erased by its own due date).
+        Ok(false)
     }
 
     async fn get_lead(

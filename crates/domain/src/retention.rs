@@ -3,9 +3,14 @@
 //!
 //! All instants are UTC. Months are calendar months with the day clamped to the end of a
 //! shorter month (31 Aug + 6 months = 28/29 Feb). Statutory periods under §257(5) HGB and
-//! §147(4) AO start at the end of the calendar year in which the triggering event falls.
+//! §147(4) AO start at the end of the calendar year in which the triggering event falls,
+//! and that year is the policy's: the calendar year in Europe/Berlin (a contract ending at
+//! 2027-12-31T23:30Z ends on 1 January 2028 in Berlin, so its period starts at the end of
+//! 2028).
 
-use chrono::{DateTime, Datelike, Duration, Months, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, TimeZone, Utc, Weekday,
+};
 
 /// Kind of records a contract produced, which decides its statutory period.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -144,10 +149,63 @@ impl RetentionClass {
     }
 }
 
-/// The first instant after the calendar year of `t` (1 January of the next year, 00:00 UTC).
+const fn offset(seconds: i32) -> FixedOffset {
+    match FixedOffset::east_opt(seconds) {
+        Some(o) => o,
+        None => panic!("offset out of range"),
+    }
+}
+
+/// Central European Time (winter): UTC+1.
+const CET: FixedOffset = offset(3600);
+/// Central European Summer Time: UTC+2.
+const CEST: FixedOffset = offset(7200);
+
+fn last_sunday(year: i32, month: u32) -> Option<NaiveDate> {
+    let first_of_next = if month == 12 {
+        NaiveDate::from_ymd_opt(year.checked_add(1)?, 1, 1)?
+    } else {
+        NaiveDate::from_ymd_opt(year, month + 1, 1)?
+    };
+    let last = first_of_next.pred_opt()?;
+    let back = last.weekday().num_days_from_sunday();
+    last.checked_sub_days(chrono::Days::new(u64::from(back)))
+        .filter(|d| d.weekday() == Weekday::Sun)
+}
+
+/// Europe/Berlin's offset from UTC at `t`, by the EU rule in force since 1996 (Directive
+/// 2000/84/EC): summer time (UTC+2) from 01:00 UTC on the last Sunday of March to
+/// 01:00 UTC on the last Sunday of October, UTC+1 otherwise. Computed here rather than
+/// from a time-zone database: the rule is one line of law and needs no data updates.
+pub fn berlin_offset(t: DateTime<Utc>) -> FixedOffset {
+    let year = t.year();
+    let switch = |month| {
+        last_sunday(year, month)
+            .and_then(|d| d.and_hms_opt(1, 0, 0))
+            .map(|n| n.and_utc())
+    };
+    let summer = match (switch(3), switch(10)) {
+        (Some(start), Some(end)) => t >= start && t < end,
+        _ => false,
+    };
+    if summer {
+        CEST
+    } else {
+        CET
+    }
+}
+
+/// The calendar year `t` falls in, in Europe/Berlin.
+pub fn berlin_year(t: DateTime<Utc>) -> i32 {
+    t.with_timezone(&berlin_offset(t)).year()
+}
+
+/// The first instant after the calendar year of `t` in Europe/Berlin: 1 January of the
+/// next year, 00:00 in Berlin (always winter time), that is 31 December 23:00 UTC.
 pub fn end_of_calendar_year(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    Utc.with_ymd_and_hms(t.year().checked_add(1)?, 1, 1, 0, 0, 0)
+    CET.with_ymd_and_hms(berlin_year(t).checked_add(1)?, 1, 1, 0, 0, 0)
         .single()
+        .map(|d| d.with_timezone(&Utc))
 }
 
 /// Adds a period with calendar semantics: months and years clamp the day to the end of a
@@ -224,6 +282,7 @@ impl Retention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Timelike;
     use proptest::prelude::*;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -263,9 +322,9 @@ mod tests {
     fn contract_periods_start_at_the_end_of_the_calendar_year() {
         let contract_end = t("2027-03-15T00:00:00Z");
         let table = [
-            (ContractRecords::BusinessLetters, "2034-01-01T00:00:00Z"),
-            (ContractRecords::BookingVouchers, "2036-01-01T00:00:00Z"),
-            (ContractRecords::Books, "2038-01-01T00:00:00Z"),
+            (ContractRecords::BusinessLetters, "2033-12-31T23:00:00Z"),
+            (ContractRecords::BookingVouchers, "2035-12-31T23:00:00Z"),
+            (ContractRecords::Books, "2037-12-31T23:00:00Z"),
         ];
         for (kind, due) in table {
             assert_eq!(
@@ -273,12 +332,54 @@ mod tests {
                 Some(t(due))
             );
         }
-        // A contract ending on New Year's Eve still counts from that year's end.
+    }
+
+    /// R3 (contract class): the calendar year is Berlin's. A contract ending at
+    /// 2027-12-31T23:30Z ends in 2028 in Berlin (before the fix: 2027, due a year early);
+    /// one ending a second before Berlin's midnight still counts from 2027's end.
+    #[test]
+    fn contract_years_end_on_31_december_in_berlin_not_utc() {
+        let six = RetentionClass::Contract(ContractRecords::BusinessLetters);
+        let table = [
+            ("2027-12-31T22:59:59Z", "2033-12-31T23:00:00Z"),
+            ("2027-12-31T23:00:00Z", "2034-12-31T23:00:00Z"),
+            ("2027-12-31T23:30:00Z", "2034-12-31T23:00:00Z"),
+            ("2028-01-01T00:00:00Z", "2034-12-31T23:00:00Z"),
+            ("2027-01-01T00:00:00Z", "2033-12-31T23:00:00Z"),
+            ("2026-12-31T23:00:00Z", "2033-12-31T23:00:00Z"),
+        ];
+        for (end, due) in table {
+            assert_eq!(six.due_at(t(end)), Some(t(due)), "{end}");
+        }
         assert_eq!(
-            RetentionClass::Contract(ContractRecords::BusinessLetters)
-                .due_at(t("2027-12-31T23:59:59Z")),
-            Some(t("2034-01-01T00:00:00Z"))
+            end_of_calendar_year(t("2027-12-31T23:30:00Z")),
+            Some(t("2028-12-31T23:00:00Z"))
         );
+    }
+
+    /// Berlin's offset at the summer-time switches and around New Year, checked against
+    /// Python's `zoneinfo` (the IANA database) as an independent implementation.
+    #[test]
+    fn berlin_offset_matches_the_tz_database_at_dst_switches_and_new_year() {
+        let table = [
+            ("2027-03-28T00:59:59Z", 1, 2027),
+            ("2027-03-28T01:00:00Z", 2, 2027),
+            ("2027-10-31T00:59:59Z", 2, 2027),
+            ("2027-10-31T01:00:00Z", 1, 2027),
+            ("2026-03-29T00:59:59Z", 1, 2026),
+            ("2026-03-29T01:00:00Z", 2, 2026),
+            ("2026-10-25T00:59:59Z", 2, 2026),
+            ("2026-10-25T01:00:00Z", 1, 2026),
+            ("2027-12-31T22:59:59Z", 1, 2027),
+            ("2027-12-31T23:00:00Z", 1, 2028),
+            ("2028-06-30T22:30:00Z", 2, 2028),
+            ("2030-03-31T01:00:00Z", 2, 2030),
+            ("2030-10-27T00:59:59Z", 2, 2030),
+        ];
+        for (at, hours, year) in table {
+            assert_eq!(berlin_offset(t(at)).local_minus_utc(), hours * 3600, "{at}");
+            assert_eq!(berlin_year(t(at)), year, "{at}");
+        }
     }
 
     #[test]
@@ -320,6 +421,19 @@ mod tests {
             let event = DateTime::from_timestamp(secs, 0).unwrap();
             let due = RetentionClass::ALL[class].due_at(event).unwrap();
             prop_assert!(due > event);
+        }
+
+        /// Only the last hour of the UTC year belongs to the next Berlin year; summer
+        /// time never reaches New Year, so no instant is assigned to a year twice.
+        #[test]
+        fn the_berlin_year_differs_from_utcs_only_in_the_last_hour(secs in 0i64..4_000_000_000) {
+            let at = DateTime::from_timestamp(secs, 0).unwrap();
+            let last_hour = at.month() == 12 && at.day() == 31 && at.hour() == 23;
+            prop_assert_eq!(berlin_year(at), at.year() + i32::from(last_hour));
+            let end = end_of_calendar_year(at).unwrap();
+            prop_assert!(end > at);
+            prop_assert_eq!(berlin_year(end), berlin_year(at) + 1);
+            prop_assert_eq!(berlin_year(end - Duration::seconds(1)), berlin_year(at));
         }
 
         #[test]

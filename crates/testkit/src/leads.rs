@@ -34,6 +34,10 @@ pub struct ConsentProof {
     pub phone_index: BlindIndex,
     pub evidence: ConsentEvidence,
     pub expires_at: DateTime<Utc>,
+    /// The calls placed under the proof (§7a UWG), in order, each once.
+    pub calls: Vec<String>,
+    /// The last call placed under it.
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 /// One audit event: action, the subject it concerns, when.
@@ -169,6 +173,8 @@ fn consent(s: &mut State, lead: LeadId, phone_index: &BlindIndex, evidence: &Con
         phone_index: phone_index.clone(),
         evidence: evidence.clone(),
         expires_at: r.expires_at,
+        calls: Vec::new(),
+        last_used_at: None,
     });
 }
 
@@ -313,6 +319,34 @@ impl LeadStore for MemoryLeadStore {
         lead.hold_until = Some(until);
         move_dates(&mut s, id, &Retention::until(RetentionClass::Lead, until));
         audit(&mut s, "lead.legal_hold", Some(*id), at);
+        Ok(true)
+    }
+
+    async fn record_consent_use(
+        &self,
+        id: &LeadId,
+        phone_index: &BlindIndex,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.check("record_consent_use")?;
+        let mut s = self.state.lock().unwrap();
+        let Some(proof) = s
+            .consents
+            .iter_mut()
+            .filter(|c| c.lead == *id && c.phone_index == *phone_index)
+            .max_by_key(|c| c.evidence.given_at)
+        else {
+            return Ok(false);
+        };
+        if !proof.calls.iter().any(|c| c == call_id) {
+            proof.calls.push(call_id.to_owned());
+        }
+        if proof.last_used_at.is_none_or(|last| last < at) {
+            proof.last_used_at = Some(at);
+            let due = Retention::of(RetentionClass::PhoneConsentProof, at).expires_at;
+            proof.expires_at = proof.expires_at.max(due);
+        }
         Ok(true)
     }
 

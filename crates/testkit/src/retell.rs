@@ -20,10 +20,27 @@ pub const RECORDING_URL: &str = "https://recordings.example/r/4f2a.wav";
 /// How the person consented to the recording in the call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Consent {
+    /// The agent's `record_consent` tool call says yes.
     ToolYes,
+    /// The agent's `record_consent` tool call says no.
     ToolNo,
+    /// No tool call; `call_analyzed`'s custom analysis data says yes.
     AnalysisYes,
+    /// No tool call; `call_analyzed`'s custom analysis data says no.
+    AnalysisNo,
+    /// Neither says anything.
     Never,
+}
+
+impl Consent {
+    /// Every consent path, and whether it ends in a kept recording (with disclosure).
+    pub const ALL: [(Consent, bool); 5] = [
+        (Consent::ToolYes, true),
+        (Consent::ToolNo, false),
+        (Consent::AnalysisYes, true),
+        (Consent::AnalysisNo, false),
+        (Consent::Never, false),
+    ];
 }
 
 /// A finished call to `lead`'s number as the provider reports it in `call_analyzed`.
@@ -52,6 +69,7 @@ pub fn call_object(call_id: &str, lead: &LeadId, consent: Consent, disclosure: b
     with_tools.push(json!({"role": "user", "content": USER_SECRET}));
     let custom = match consent {
         Consent::AnalysisYes => json!({"recording_consent": true}),
+        Consent::AnalysisNo => json!({"recording_consent": false}),
         _ => json!({}),
     };
     json!({

@@ -237,6 +237,18 @@ pub trait LeadStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Records a call placed under the subject's phone-consent proof for `phone_index`
+    /// (§7a UWG; the latest proof for that number): the call id joins the proof's calls,
+    /// and the proof is kept 5 years from its last use, never less than before (R3).
+    /// Idempotent. `false` when the subject holds no proof for the number.
+    async fn record_consent_use(
+        &self,
+        id: &LeadId,
+        phone_index: &BlindIndex,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
     /// Reads a lead; `None` when absent or past its retention (R3.3: reads ignore items
     /// that are due but not yet removed).
     async fn get_lead(

@@ -146,6 +146,9 @@ pub enum ExtensionError {
 
 /// The new due date after extending a request received at `received` by `months`, asked
 /// for `now` (R4.3: once, within the first month, at most two months, with a reason).
+/// Art. 12(3) extends the period "by two further months": they run from the original due
+/// date (received 31 Jan, due 28 Feb, extended by two months: due 28 Apr), not from the
+/// receipt (30 Apr) nor from the day of the extension.
 pub fn extended_due_date(
     received: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -162,10 +165,11 @@ pub fn extended_due_date(
     if reason.trim().is_empty() {
         return Err(ExtensionError::ReasonMissing);
     }
-    if now.date_naive() > due_date(received) {
+    let original = due_date(received);
+    if now.date_naive() > original {
         return Err(ExtensionError::TooLate);
     }
-    Ok(add_months(received.date_naive(), 1 + months))
+    Ok(add_months(original, months))
 }
 
 /// Whole days from `now` to the end of `due` (negative when overdue, 0 on the due date).
@@ -198,16 +202,29 @@ mod tests {
         }
     }
 
+    /// R4.3: the extension runs from the original due date (31 Jan → 28 Feb → 28 Apr;
+    /// before the fix it ran from the receipt, 30 Apr, past the Art. 12(3) limit), and it
+    /// does not depend on the day staff extend.
     #[test]
-    fn extension_within_the_first_month_by_at_most_two_months() {
+    fn extension_within_the_first_month_counts_from_the_original_due_date() {
         let received = t("2027-01-31T10:00:00Z");
         assert_eq!(
             extended_due_date(received, t("2027-02-28T23:00:00Z"), 2, false, "Umfang"),
-            Ok(d("2027-04-30"))
+            Ok(d("2027-04-28"))
         );
         assert_eq!(
             extended_due_date(received, t("2027-02-10T00:00:00Z"), 1, false, "Umfang"),
-            Ok(d("2027-03-31"))
+            Ok(d("2027-03-28"))
+        );
+        assert_eq!(
+            extended_due_date(received, t("2027-02-01T00:00:00Z"), 2, false, "Umfang"),
+            Ok(d("2027-04-28")),
+            "the day of the extension does not matter"
+        );
+        let received = t("2027-03-15T10:00:00Z");
+        assert_eq!(
+            extended_due_date(received, t("2027-04-15T20:00:00Z"), 2, false, "Umfang"),
+            Ok(d("2027-06-15"))
         );
     }
 

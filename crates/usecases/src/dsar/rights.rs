@@ -30,6 +30,9 @@ use crate::ports::{
 };
 use crate::signup::{LeadService, ReadError};
 
+/// The record kind of a §7a UWG phone-consent proof, which an erasure keeps (see `erase`).
+const PHONE_CONSENT_PROOF: &str = "phone_consent";
+
 #[derive(Debug, thiserror::Error)]
 pub enum RightsError {
     #[error("store failed")]
@@ -197,12 +200,16 @@ impl Rights {
             .filter(|t| *t > now)
             .max();
 
-        // What goes in both cases: calls, consent proofs, request links, everything
-        // under the subject's prefixes and the subject's earlier exports.
+        // What goes in both cases: calls, request links, everything under the subject's
+        // prefixes and the subject's earlier exports. The §7a UWG phone-consent proofs
+        // stay, as the sweep keeps them: they defend against a claim that a call was
+        // unsolicited (Art. 17(3)(e) GDPR) and go by their own date, 5 years after their
+        // last use (R3). They hold no plain personal data (the number's blind index, times,
+        // text version, call ids) and are not used for anything else.
         let mut doomed: Vec<Doomed> = subject.calls.iter().cloned().map(Doomed::Call).collect();
         let kept_under_hold = |kind: &str| matches!(kind, "lead" | "contract");
         for r in &subject.records {
-            if hold.is_some() && kept_under_hold(&r.kind) {
+            if r.kind == PHONE_CONSENT_PROOF || (hold.is_some() && kept_under_hold(&r.kind)) {
                 continue;
             }
             doomed.push(Doomed::Held(subject.lead, r.key.clone()));

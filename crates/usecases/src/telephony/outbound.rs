@@ -12,6 +12,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use secrecy::SecretString;
 
+use domain::crypto::BlindIndex;
 use domain::{Clock, LeadId};
 
 use crate::ports::{CallState, Retry, StoreError};
@@ -216,6 +217,17 @@ impl Outbound {
         };
         match self.provider.create_phone_call(key, &call).await {
             Ok(call_id) => {
+                // §7a UWG: the consent proof records the call and lives 5 years from this
+                // use (R3). Before the request is marked placed: a failure here is retried
+                // by the stream (and a call placed once more), never lost silently.
+                self.lead_store
+                    .record_consent_use(
+                        &req.lead_id,
+                        &BlindIndex::from_stored(req.phone_index.clone()),
+                        &call_id,
+                        self.clock.now(),
+                    )
+                    .await?;
                 self.finish(req, CallState::Placed, Some(&call_id), "call.placed")
                     .await?;
                 tracing::info!(call_id = %call_id, "call placed");

@@ -218,10 +218,6 @@ impl CallService {
                     audit.push("call.recording_consented");
                 }
                 _ => {
-                    if let Some(lead) = &lead {
-                        let object = transcript_key(&lead.id, call_id);
-                        self.transcripts.delete_all_versions(&object).await?;
-                    }
                     remove.push("transcript_key");
                     remove.push("sealed_recording_url");
                     recording_state = Some("not_kept");
@@ -242,6 +238,22 @@ impl CallService {
             at: now,
         };
         let outcome = self.store.merge(&projection).await?;
+        // The bucket follows the stored view, not this event's: a superseded event (say
+        // `call_ended` without the analysis-only consent, after `call_analyzed` with it)
+        // must not delete the transcript the call keeps, and a superseded event that put
+        // one must not leave it behind when the call keeps none (R2.3). Deleting after the
+        // merge also means no stored call ever references a deleted transcript.
+        let kept_by_this_event = projection.facts.transcript_key.is_some();
+        let decided = e.event >= LifecycleEvent::CallEnded;
+        if decided && !(kept_by_this_event && outcome == MergeOutcome::Applied) {
+            if let Some(lead) = &lead {
+                let stored = self.store.get_call(call_id).await?;
+                if stored.is_none_or(|c| c.transcript_key.is_none()) {
+                    let object = transcript_key(&lead.id, call_id);
+                    self.transcripts.delete_all_versions(&object).await?;
+                }
+            }
+        }
         tracing::info!(linked = key.is_some(), ?outcome, "call event recorded");
         Ok(outcome)
     }

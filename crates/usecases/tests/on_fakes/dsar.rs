@@ -385,7 +385,8 @@ async fn staff_extend_a_deadline_once_and_deny_with_reasons_which_closes_the_req
         .extend(&id, 2, "Viele Anfragen", "staff")
         .await
         .unwrap();
-    assert!(extended > due);
+    // R4.3: two further months from the original due date.
+    assert_eq!(extended, domain::dsar::add_months(due, 2));
     assert!(matches!(
         w.service
             .extend(&id, 1, "Noch einmal", "staff")
@@ -528,6 +529,12 @@ async fn erasure_deletes_the_calls_at_the_provider_and_shreds_the_key_before_del
         .released()
         .iter()
         .any(|(k, i)| *k == IdentifierKind::Email && *i == email));
+    // R4.5, R3: the §7a UWG consent proof stays (Art. 17(3)(e)), as the sweep keeps it;
+    // everything else of the subject goes (before the fix the erasure deleted it).
+    let deleted = w.subjects.deleted();
+    assert!(deleted.iter().all(|(_, k)| !k.starts_with("CONSENT#")));
+    assert!(deleted.iter().any(|(l, k)| *l == a && k == "PROFILE"));
+    assert!(w.leads.consents().iter().any(|c| c.lead == a));
     // The other subject is untouched.
     assert!(w.lead_service.read(&b).await.unwrap().is_some());
     let record = w.requests.record(&id).unwrap();
@@ -559,7 +566,8 @@ async fn erasure_under_a_live_contract_keeps_lead_and_contract_restricted_and_na
     assert!(
         !deleted.contains(&"PROFILE".to_owned()) && !deleted.contains(&"CONTRACT#1".to_owned())
     );
-    assert!(deleted.iter().any(|k| k.starts_with("CONSENT#")));
+    // The §7a UWG consent proof stays under a hold too (its own 5 years, R3).
+    assert!(deleted.iter().all(|k| !k.starts_with("CONSENT#")));
     let lead = w.leads.lead(&a).unwrap();
     assert!(lead.lead.restricted);
     assert_eq!(

@@ -233,8 +233,8 @@ async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert!(held.lead.restricted, "R3.4: restricted while held");
     assert_eq!(
         held.hold_until,
-        Some(t("2034-01-01T00:00:00Z")),
-        "end of 2027 + 6 years"
+        Some(t("2033-12-31T23:00:00Z")),
+        "end of 2027 in Berlin + 6 years"
     );
     assert!(w.store.ops().iter().all(|o| !o.starts_with("shred")));
 }

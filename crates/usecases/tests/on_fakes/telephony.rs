@@ -249,6 +249,42 @@ async fn all_orders_with_duplicates_converge_to_the_same_call() {
     );
 }
 
+/// R2.3, R2.6: for every consent path (tool call yes/no, analysis only yes/no, none) and
+/// every delivery order (duplicates and gaps included), the stored call ends the same as
+/// the in-order delivery, and the bucket holds the transcript exactly when the call
+/// references it. Before the fix, `call_ended` after an analysis-only yes deleted the
+/// transcript the stored call still referenced.
+#[tokio::test]
+async fn every_consent_path_converges_in_every_delivery_order() {
+    let w = World::new().await;
+    for (p, (consent, kept)) in Consent::ALL.into_iter().enumerate() {
+        let mut reference: Option<BTreeMap<String, Value>> = None;
+        for (i, order) in delivery_orders().iter().enumerate() {
+            let call_id = format!("call_path_{p}_order_{i}");
+            let call = call_object(&call_id, &w.lead, consent, true);
+            for kind in order {
+                w.deliver(&event(kind, &call)).await;
+            }
+            let object = transcript_key(&w.lead, &call_id);
+            assert_eq!(
+                w.bucket.latest(&object).is_some(),
+                kept,
+                "{consent:?} {order:?}: transcript object"
+            );
+            let state = w.opened(&call_id).await;
+            assert_eq!(
+                state["recording_state"],
+                json!(if kept { "pending" } else { "not_kept" }),
+                "{consent:?} {order:?}"
+            );
+            match &reference {
+                None => reference = Some(state),
+                Some(r) => assert_eq!(&state, r, "{consent:?}: order {order:?} converges"),
+            }
+        }
+    }
+}
+
 /// Six deliveries of one call at once, on worker threads: the store applies each merge
 /// atomically (as DynamoDB applies a conditional update), so none is lost. The moto
 /// server cannot show this: it runs requests on threads without making a conditional
@@ -735,6 +771,44 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     );
     assert_eq!(w.provider.placed().len(), 1);
     assert_eq!(w.requests.attempts(&index).len(), 1);
+}
+
+/// R3 (phone-consent proof), §7a UWG: every call placed under the consent joins its proof,
+/// and the proof lives 5 years from the last call, not from the grant (before the fix it
+/// recorded no call and expired 5 years after the sign-up).
+#[tokio::test]
+async fn each_call_placed_joins_the_consent_proof_and_keeps_it_five_years_from_that_use() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    let given = w.clock.now();
+    let first = w
+        .outbound()
+        .place(&request(&w, &index, 1), &api_key())
+        .await
+        .unwrap();
+    let PlaceOutcome::Placed { call_id: first } = first else {
+        panic!("placed: {first:?}");
+    };
+    let later = given + Duration::days(400);
+    w.clock.set(later);
+    w.requests.request_call(w.lead, 2);
+    let second = w
+        .outbound()
+        .place(&request(&w, &index, 2), &api_key())
+        .await
+        .unwrap();
+    let PlaceOutcome::Placed { call_id: second } = second else {
+        panic!("placed: {second:?}");
+    };
+    let proofs = w.leads.consents();
+    assert_eq!(proofs.len(), 1);
+    assert_eq!(proofs[0].calls, vec![first, second]);
+    assert_eq!(proofs[0].last_used_at, Some(later));
+    assert_eq!(
+        proofs[0].expires_at,
+        RetentionClass::PhoneConsentProof.due_at(later).unwrap()
+    );
+    assert!(proofs[0].expires_at > RetentionClass::PhoneConsentProof.due_at(given).unwrap());
 }
 
 #[tokio::test]

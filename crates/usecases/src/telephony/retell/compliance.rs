@@ -6,8 +6,11 @@
 //! neither says yes, consent is not given.
 //!
 //! AI disclosure (R2.8): the agent's opening, its turns before the person answers the
-//! consent question, must say that it is an AI and that the call is recorded. Without a
-//! `record_consent` call, the opening ends at the person's first turn.
+//! consent question, must say that it is an AI and that the call is recorded. The opening
+//! ends at the person's first answer (their first non-empty turn after the agent has
+//! spoken) or at the `record_consent` call, whichever comes first: a disclosure after the
+//! person said yes does not count, even when the tool call follows it. What the person
+//! says before the agent's first word (picking up with "Hallo?") answers nothing.
 
 use serde_json::{Map, Value};
 
@@ -115,29 +118,31 @@ fn matches(text: &str, pattern: &str) -> bool {
 /// The agent's opening: its turns before the consent answer (see module docs).
 pub fn opening(call: &Map<String, Value>) -> String {
     let with_tools = turns(call);
-    let has_consent_call = with_tools.iter().any(is_consent_invocation);
-    let source: &[Value] = if has_consent_call {
-        with_tools
-    } else {
+    let source: &[Value] = if with_tools.is_empty() {
         call.get("transcript_object")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
-            .filter(|t| !t.is_empty())
-            .unwrap_or(with_tools)
+            .unwrap_or_default()
+    } else {
+        with_tools
     };
     let mut text = String::new();
+    let mut agent_spoke = false;
     for turn in source {
-        if has_consent_call && is_consent_invocation(turn) {
+        if is_consent_invocation(turn) {
             break;
         }
+        let content = turn
+            .get("content")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         match turn.get("role").and_then(Value::as_str) {
             Some("agent") => {
-                if let Some(content) = turn.get("content").and_then(Value::as_str) {
-                    text.push_str(content);
-                    text.push('\n');
-                }
+                agent_spoke |= !content.trim().is_empty();
+                text.push_str(content);
+                text.push('\n');
             }
-            Some("user") if !has_consent_call => break,
+            Some("user") if agent_spoke && !content.trim().is_empty() => break,
             _ => {}
         }
     }
@@ -243,6 +248,34 @@ mod tests {
             &call(transcript_only),
             &DisclosurePatterns::default()
         ));
+    }
+
+    /// R2.8: a disclosure after the person's first answer is a missing disclosure, even
+    /// when the consent tool call comes after it (before the fix this counted).
+    #[test]
+    fn disclosure_after_the_persons_yes_is_missing_even_before_the_tool_call() {
+        let late = json!({"transcript_with_tool_calls": [
+            {"role": "agent", "content": "Guten Tag, hier ist Polly. Darf ich das Gespräch aufnehmen?"},
+            {"role": "user", "content": "Ja."},
+            {"role": "agent", "content": "Ich bin eine KI, das Gespräch wird aufgezeichnet."},
+            {"role": "tool_call_invocation", "tool_call_id": "t1", "name": "record_consent", "arguments": "{\"granted\": true}"}
+        ]});
+        assert!(!discloses(&call(late), &DisclosurePatterns::default()));
+    }
+
+    /// R2.8: the person picking up ("Hallo?") before the agent's first word answers
+    /// nothing; silent turns are no answer either.
+    #[test]
+    fn a_greeting_before_the_agent_speaks_and_silence_are_no_answer() {
+        let v = json!({"transcript_with_tool_calls": [
+            {"role": "user", "content": "Hallo?"},
+            {"role": "agent", "content": "Hier ist Polly, eine KI."},
+            {"role": "user", "content": "  "},
+            {"role": "agent", "content": "Das Gespräch wird aufgezeichnet. Einverstanden?"},
+            {"role": "user", "content": "Ja."},
+            {"role": "tool_call_invocation", "tool_call_id": "t1", "name": "record_consent", "arguments": "{\"granted\": true}"}
+        ]});
+        assert!(discloses(&call(v), &DisclosurePatterns::default()));
     }
 
     #[test]
