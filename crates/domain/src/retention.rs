@@ -195,6 +195,17 @@ pub fn berlin_offset(t: DateTime<Utc>) -> FixedOffset {
     }
 }
 
+/// The calendar day `t` falls on, in Europe/Berlin (the controller's and the subject's
+/// day: deadlines under Art. 12(3) run in days of the place of business).
+pub fn berlin_date(t: DateTime<Utc>) -> chrono::NaiveDate {
+    t.with_timezone(&berlin_offset(t)).date_naive()
+}
+
+/// `t` as Berlin wall-clock time, for texts.
+pub fn berlin_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
+    t.with_timezone(&berlin_offset(t))
+}
+
 /// The calendar year `t` falls in, in Europe/Berlin.
 pub fn berlin_year(t: DateTime<Utc>) -> i32 {
     t.with_timezone(&berlin_offset(t)).year()

@@ -238,8 +238,9 @@ pub fn receipt_mail(
     let due = date_de(due);
     let subject = format!("Polly KI: Eingangsbestätigung Ihrer Datenschutzanfrage {request_id}");
     let mut details = request_lines(request_id, request_type);
+    let received = crate::retention::berlin_time(received);
     details.push(format!(
-        "Eingegangen am: {} um {} Uhr (UTC)",
+        "Eingegangen am: {} um {} Uhr",
         date_de(received.date_naive()),
         received.format("%H:%M")
     ));
@@ -552,7 +553,8 @@ mod tests {
                 "Auskunft",
                 "Art. 15 DSGVO",
                 "31.01.2027",
-                "09:07",
+                // 09:07 UTC is 10:07 in Berlin (winter time).
+                "10:07",
                 "28.02.2027",
                 "Art. 12 Abs. 3 DSGVO",
                 "zwei weitere Monate",

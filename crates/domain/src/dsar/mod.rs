@@ -8,6 +8,7 @@ pub mod mail;
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use crate::retention::berlin_date;
 
 /// The seven request types of R4.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,9 +119,10 @@ impl RequestStatus {
 pub const MAX_EXTENSION_MONTHS: u32 = 2;
 
 /// The answer is due one calendar month after receipt, clamped to the end of a shorter
-/// month (31 Jan → 28/29 Feb, 15 Mar → 15 Apr). Dates are UTC calendar dates.
+/// month (31 Jan → 28/29 Feb, 15 Mar → 15 Apr). Dates are calendar dates in
+/// Europe/Berlin: a request received at 23:30 UTC on 31 January arrived on 1 February.
 pub fn due_date(received: DateTime<Utc>) -> NaiveDate {
-    add_months(received.date_naive(), 1)
+    add_months(berlin_date(received), 1)
 }
 
 /// `date` plus `months` calendar months, clamped to month end.
@@ -166,15 +168,16 @@ pub fn extended_due_date(
         return Err(ExtensionError::ReasonMissing);
     }
     let original = due_date(received);
-    if now.date_naive() > original {
+    if berlin_date(now) > original {
         return Err(ExtensionError::TooLate);
     }
     Ok(add_months(original, months))
 }
 
-/// Whole days from `now` to the end of `due` (negative when overdue, 0 on the due date).
+/// Whole days from `now` to the end of `due` (negative when overdue, 0 on the due date),
+/// counted in Berlin days.
 pub fn days_left(due: NaiveDate, now: DateTime<Utc>) -> i64 {
-    (due - now.date_naive()).num_days()
+    (due - berlin_date(now)).num_days()
 }
 
 #[cfg(test)]
@@ -188,13 +191,40 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
+    /// R4.3: the days of a deadline are Berlin days: a request received late on 31 January
+    /// UTC arrived on 1 February in Berlin, and the due date counts from there.
+    #[test]
+    fn deadlines_run_in_berlin_days() {
+        assert_eq!(due_date(t("2027-01-31T22:59:59Z")), d("2027-02-28"));
+        assert_eq!(due_date(t("2027-01-31T23:00:00Z")), d("2027-03-01"));
+        // Summer time: midnight in Berlin is 22:00 UTC.
+        assert_eq!(due_date(t("2027-06-30T21:59:59Z")), d("2027-07-30"));
+        assert_eq!(due_date(t("2027-06-30T22:00:00Z")), d("2027-08-01"));
+        let due = d("2027-03-01");
+        assert_eq!(days_left(due, t("2027-02-28T22:59:59Z")), 1);
+        assert_eq!(days_left(due, t("2027-02-28T23:00:00Z")), 0);
+        assert_eq!(days_left(due, t("2027-03-01T23:00:00Z")), -1);
+        // The last day to extend is the original due date, in Berlin.
+        let received = t("2027-01-31T23:30:00Z");
+        assert_eq!(
+            extended_due_date(received, t("2027-03-01T22:59:00Z"), 2, false, "Umfang"),
+            Ok(d("2027-05-01"))
+        );
+        assert_eq!(
+            extended_due_date(received, t("2027-03-01T23:00:00Z"), 2, false, "Umfang"),
+            Err(ExtensionError::TooLate)
+        );
+    }
+
     #[test]
     fn due_one_calendar_month_after_receipt_clamped_to_month_end() {
         let table = [
             ("2027-01-31T10:00:00Z", "2027-02-28"),
             ("2028-01-31T10:00:00Z", "2028-02-29"),
             ("2027-03-15T00:00:00Z", "2027-04-15"),
-            ("2027-03-31T23:59:59Z", "2027-04-30"),
+            ("2027-03-31T21:59:59Z", "2027-04-30"),
+            // 1 April in Berlin (summer time).
+            ("2027-03-31T23:59:59Z", "2027-05-01"),
             ("2027-12-31T12:00:00Z", "2028-01-31"),
         ];
         for (received, due) in table {
@@ -209,7 +239,7 @@ mod tests {
     fn extension_within_the_first_month_counts_from_the_original_due_date() {
         let received = t("2027-01-31T10:00:00Z");
         assert_eq!(
-            extended_due_date(received, t("2027-02-28T23:00:00Z"), 2, false, "Umfang"),
+            extended_due_date(received, t("2027-02-28T22:00:00Z"), 2, false, "Umfang"),
             Ok(d("2027-04-28"))
         );
         assert_eq!(
@@ -256,7 +286,9 @@ mod tests {
 
     #[test]
     fn days_left_counts_calendar_days_and_goes_negative_when_overdue() {
-        assert_eq!(days_left(d("2027-04-15"), t("2027-04-15T23:00:00Z")), 0);
+        assert_eq!(days_left(d("2027-04-15"), t("2027-04-15T21:00:00Z")), 0);
+        // 01:00 on 16 April in Berlin.
+        assert_eq!(days_left(d("2027-04-15"), t("2027-04-15T23:00:00Z")), -1);
         assert_eq!(days_left(d("2027-04-15"), t("2027-03-15T01:00:00Z")), 31);
         assert_eq!(days_left(d("2027-04-15"), t("2027-04-17T00:00:00Z")), -2);
     }

@@ -17,7 +17,9 @@ pub struct ReadmeContext<'a> {
 }
 
 pub(crate) fn date_time_de(t: DateTime<Utc>) -> String {
-    t.format("%d.%m.%Y um %H:%M Uhr (UTC)").to_string()
+    crate::retention::berlin_time(t)
+        .format("%d.%m.%Y um %H:%M Uhr")
+        .to_string()
 }
 
 pub(crate) fn controller_block(doc: &mut Doc) {

@@ -330,7 +330,8 @@ mod tests {
             "Art. 77 DSGVO",
             "7 Tage",
             "07.03.2027",
-            "28.02.2027 um 14:05 Uhr",
+            // 14:05 UTC, in Berlin.
+            "28.02.2027 um 15:05 Uhr",
             "req-0192f0c4",
             "LIESMICH.txt",
             "data.json",
