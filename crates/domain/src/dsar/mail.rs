@@ -308,8 +308,15 @@ fn outcome_de(request_type: RequestType) -> String {
              unterliegen (etwa Vertragsunterlagen nach § 257 HGB und § 147 AO), dürfen wir sie \
              noch nicht löschen; ihre Verarbeitung haben wir stattdessen eingeschränkt, und wir \
              löschen sie, sobald die Frist endet. Zum Nachweis der Löschung bewahren wir nur \
-             Anfragenummer, Datum und die betroffenen Datenkategorien auf, {}.",
-            super::disclosure::retention_de(RetentionClass::Request)
+             Anfragenummer, Datum und die betroffenen Datenkategorien auf, {}. Aufbewahrt \
+             bleibt außerdem der Nachweis Ihrer Einwilligung in unsere Anrufe (§ 7a UWG): \
+             Zeitpunkt, Fassung der Einwilligung und Ihre Telefonnummer nur als nicht \
+             umkehrbarer Prüfwert, keine Gesprächsinhalte. Wir bewahren ihn allein auf, um uns \
+             gegen Ansprüche wegen dieser Anrufe verteidigen zu können (Art. 17 Abs. 3 lit. e \
+             DSGVO), verwenden ihn für nichts anderes und löschen ihn {} nach dem letzten \
+             Anruf.",
+            super::disclosure::retention_de(RetentionClass::Request),
+            period_de(RetentionClass::PhoneConsentProof.period())
         ),
         RequestType::Rectification => "wir haben Ihre Daten wie gewünscht berichtigt und \
              Empfänger, die diese Daten erhalten haben, darüber informiert (Art. 16 und 19 \
@@ -645,6 +652,22 @@ mod tests {
             assert_in_both(&mail, &["req-7", url, fact, t.article()]);
             assert!(!mail.text.contains("LIESMICH.txt"), "{}", t.code());
         }
+    }
+
+    /// R4.5, Art. 17(3)(e): the erasure answer says that the §7a UWG consent proof is
+    /// kept, what it holds, why, and until when.
+    #[test]
+    fn the_erasure_answer_names_the_kept_consent_proof() {
+        let mail = completion_mail("req-7", RequestType::Erasure, "https://x.example/s");
+        assert_in_both(
+            &mail,
+            &[
+                "§ 7a UWG",
+                "Art. 17 Abs. 3 lit. e",
+                "nicht umkehrbarer Prüfwert",
+                "5 Jahre nach dem letzten Anruf",
+            ],
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@ pub mod disclosure;
 pub mod identity;
 pub mod mail;
 
+use crate::retention::berlin_date;
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use crate::retention::berlin_date;
 
 /// The seven request types of R4.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
