@@ -102,6 +102,14 @@ impl CallService {
     #[tracing::instrument(skip_all, fields(call_id = %e.call_id, event = e.event.code()))]
     pub async fn record(&self, e: &CallEvent<'_>) -> Result<MergeOutcome, CallError> {
         let now = self.clock.now();
+        // A late event of an erased subject's call brings nothing back, not even as an
+        // unlinked call (the merge checks the tombstone again, atomically).
+        if let Some(id) = &e.lead_id {
+            if self.leads.erased(id).await? {
+                tracing::info!("call event of an erased subject ignored");
+                return Ok(MergeOutcome::SubjectErased);
+            }
+        }
         let lead = match &e.lead_id {
             Some(id) => self.leads.get_lead(id, now).await?,
             None => None,
@@ -234,6 +242,7 @@ impl CallService {
             event: e.event.code(),
             completeness: e.event.completeness(),
             lead_id: lead.as_ref().map(|l| l.id),
+            named_lead: e.lead_id,
             facts,
             sealed,
             remove,
@@ -242,6 +251,14 @@ impl CallService {
             at: now,
         };
         let outcome = self.store.merge(&projection).await?;
+        if outcome == MergeOutcome::SubjectErased {
+            // Erased while this event was worked on: the transcript written above goes.
+            if let Some(object) = &projection.facts.transcript_key {
+                self.transcripts.delete_all_versions(object).await?;
+            }
+            tracing::info!("call event of an erased subject not stored");
+            return Ok(outcome);
+        }
         tracing::info!(linked = key.is_some(), ?outcome, "call event recorded");
         Ok(outcome)
     }

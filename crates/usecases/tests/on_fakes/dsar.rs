@@ -188,7 +188,8 @@ impl World {
         let mut fields = serde_json::Map::new();
         fields.insert("call_id".into(), json!(call_id));
         fields.insert("duration_ms".into(), json!(61000));
-        self.subjects.add_call(
+        self.subjects.add_call_of(
+            lead,
             held.phone_index.clone(),
             CallRecord {
                 id: call_id.to_owned(),

@@ -175,9 +175,16 @@ async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_t
         .unwrap();
     assert!(shred < first_delete, "the key goes first: {ops:?}");
     assert!(!w.store.has_key(&pk));
-    // Partition, claims, calls and recordings gone; the §7a proof stays (own class).
+    // Partition, claims, calls and recordings gone; the §7a proof stays (own class),
+    // and the tombstone (no personal data) that later events respect, written first.
     let left = w.store.keys();
-    assert_eq!(left, vec![key(pk, "CONSENT#1")], "{left:?}");
+    assert_eq!(
+        left,
+        vec![key(pk.clone(), "CONSENT#1"), key(pk.clone(), "ERASED")],
+        "{left:?}"
+    );
+    let bury = ops.iter().position(|o| *o == format!("bury {pk}")).unwrap();
+    assert!(bury < shred, "the tombstone goes first: {ops:?}");
     assert!(w.blobs.keys().is_empty());
     // Profile, both claims, the call and its recording item.
     assert_eq!(real.classes["lead"].deleted, 5);
