@@ -18,8 +18,8 @@ use super::dynamo::{
     update, Item, LEAD_SK,
 };
 use domain::retention::Retention;
-use domain::RetentionClass;
 use domain::LeadId;
+use domain::RetentionClass;
 use usecases::ports::{CallState, Retry, StoreError};
 use usecases::telephony::ingest::MAX_COPY_ATTEMPTS;
 use usecases::telephony::ports::{

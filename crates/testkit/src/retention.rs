@@ -301,9 +301,7 @@ impl RetentionStore for MemoryRetentionStore {
         let mut keys: Vec<ItemKey> = s
             .items
             .iter()
-            .filter(|(k, i)| {
-                k.pk == pk && i.kind != "phone_consent" && i.kind != TOMBSTONE_KIND
-            })
+            .filter(|(k, i)| k.pk == pk && i.kind != "phone_consent" && i.kind != TOMBSTONE_KIND)
             .map(|(k, _)| k.clone())
             .collect();
         let profile = s.items.get(&key(pk.clone(), "PROFILE"));

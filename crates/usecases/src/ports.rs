@@ -251,8 +251,7 @@ pub trait LeadStore: Send + Sync {
     /// copy, an outbound call's marker) are conditional on its absence. With `if_due`,
     /// only when the lead is still due at `at` (its retention did not move since the
     /// index said so); `false` then when it is not due or gone.
-    async fn bury(&self, id: &LeadId, at: DateTime<Utc>, if_due: bool)
-        -> Result<bool, StoreError>;
+    async fn bury(&self, id: &LeadId, at: DateTime<Utc>, if_due: bool) -> Result<bool, StoreError>;
 
     /// Whether the subject was erased (its tombstone exists; consistent read).
     async fn erased(&self, id: &LeadId) -> Result<bool, StoreError>;

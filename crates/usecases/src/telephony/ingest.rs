@@ -59,7 +59,9 @@ impl IngestError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
-    Stored { bytes: u64 },
+    Stored {
+        bytes: u64,
+    },
     Failed,
     NotPending,
     /// The copy went again: the subject was erased, withdrew its consent or restricted
@@ -167,15 +169,15 @@ impl Ingest {
                     && self
                         .calls
                         .put_recording(&RecordingRecord {
-                        call_id: call_id.to_owned(),
-                        lead_id: lead.id,
-                        object_key: object.clone(),
-                        transcript_key: call.transcript_key.clone(),
-                        bytes: report.bytes,
-                        sha256_hex: report.sha256_hex.clone(),
-                        retention: Retention::of(RetentionClass::Recording, end),
-                    })
-                    .await?;
+                            call_id: call_id.to_owned(),
+                            lead_id: lead.id,
+                            object_key: object.clone(),
+                            transcript_key: call.transcript_key.clone(),
+                            bytes: report.bytes,
+                            sha256_hex: report.sha256_hex.clone(),
+                            retention: Retention::of(RetentionClass::Recording, end),
+                        })
+                        .await?;
                 if !recorded {
                     self.copier.discard(&object).await?;
                     self.audit("call.recording_discarded", call_id, Some(&lead.id), now)
