@@ -68,6 +68,9 @@ struct State {
     runs: Vec<(String, bool)>,
     batch_sizes: Vec<usize>,
     fail: Option<(String, Retry)>,
+    /// Leads whose retention moved after the expiry index was read (the index still
+    /// names the old due time: it is eventually consistent).
+    moved: std::collections::HashMap<LeadId, DateTime<Utc>>,
 }
 
 /// The sweep's store in memory; clones share the same data.
@@ -87,6 +90,12 @@ impl MemoryRetentionStore {
 
     pub fn put_key(&self, partition: impl Into<String>) {
         self.state.lock().unwrap().keys.insert(partition.into());
+    }
+
+    /// The lead's retention moves to `expires_at` (a sign-up again, a call), while the
+    /// index still says what it said.
+    pub fn move_lead(&self, lead: LeadId, expires_at: DateTime<Utc>) {
+        self.state.lock().unwrap().moved.insert(lead, expires_at);
     }
 
     pub fn item(&self, key: &ItemKey) -> Option<MemItem> {
@@ -140,6 +149,16 @@ impl MemoryRetentionStore {
 }
 
 const BATCH_LIMIT: usize = 25;
+
+/// The lead's retention end as stored now (moved or as written).
+fn lead_expiry(s: &State, lead: &LeadId) -> Option<DateTime<Utc>> {
+    let stored = s
+        .items
+        .get(&key(format!("LEAD#{lead}"), "PROFILE"))
+        .and_then(|p| p.expiry.as_ref())
+        .map(|(_, at)| *at)?;
+    Some(s.moved.get(lead).copied().unwrap_or(stored))
+}
 
 /// The erasure tombstone's sort key and kind, as the adapter writes them.
 pub const TOMBSTONE_SK: &str = "ERASED";
@@ -269,21 +288,14 @@ impl RetentionStore for MemoryRetentionStore {
     async fn lead_expiry(&self, lead: &LeadId) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.check("lead_expiry")?;
         let s = self.state.lock().unwrap();
-        Ok(s.items
-            .get(&key(format!("LEAD#{lead}"), "PROFILE"))
-            .and_then(|p| p.expiry.as_ref())
-            .map(|(_, at)| *at))
+        Ok(lead_expiry(&s, lead))
     }
 
     async fn bury(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<bool, StoreError> {
         self.check("bury")?;
         let mut s = self.state.lock().unwrap();
         let pk = format!("LEAD#{lead}");
-        let due = s
-            .items
-            .get(&key(pk.clone(), "PROFILE"))
-            .and_then(|p| p.expiry.as_ref())
-            .is_some_and(|(_, at)| *at <= now);
+        let due = lead_expiry(&s, lead).is_some_and(|at| at <= now);
         if !due {
             return Ok(false);
         }
