@@ -356,7 +356,7 @@ impl LeadStore for MemoryLeadStore {
     async fn bury(&self, id: &LeadId, at: DateTime<Utc>, if_due: bool) -> Result<bool, StoreError> {
         self.check("bury")?;
         let mut s = self.state.lock().unwrap();
-        if if_due && !s.leads.get(id).is_some_and(|l| l.lead.expires_at <= at) {
+        if if_due && s.leads.get(id).is_none_or(|l| l.lead.expires_at > at) {
             return Ok(false);
         }
         s.tombstones.entry(*id).or_insert(at);

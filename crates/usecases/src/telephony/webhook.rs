@@ -16,11 +16,11 @@ use domain::retention::Retention;
 use domain::{Clock, LeadId, PhoneNumber, RetentionClass};
 
 use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Objects, Retry, StoreError};
-use crate::telephony::ports::{CallFacts, CallStore, ConsentRecord, Metrics};
+use crate::telephony::ports::{CallFacts, ConsentRecord, Metrics};
 use crate::telephony::retell::compliance::{discloses, recording_consent, DisclosurePatterns};
 use crate::telephony::retell::model::{CallEvent, CallId, LifecycleEvent};
 
-pub use crate::telephony::ports::{CallProjection, MergeOutcome};
+pub use crate::telephony::ports::{CallProjection, CallStore, MergeOutcome};
 
 /// Associated data of a sealed call attribute.
 pub fn call_aad(call_id: &str, attribute: &str) -> Vec<u8> {
