@@ -192,15 +192,25 @@ async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_
             .await,
         0
     );
-    // What stays: the §7a UWG consent proof (its own 5 years) and the audit trail, neither
-    // with personal data in clear.
+    // What stays: the §7a UWG consent proof (its own 5 years), the audit trail, neither
+    // with personal data in clear, and the tombstone (lead id, time, TTL) that later
+    // events respect. The call-attempt counters go with the subject (issue 12, item 8).
+    let mut tombstones = 0;
     for item in w.signup.scan().await {
         let kind = item["kind"].as_s().unwrap().as_str().to_owned();
         assert!(
-            matches!(kind.as_str(), "phone_consent" | "audit" | "call_attempt"),
+            matches!(
+                kind.as_str(),
+                "phone_consent" | "audit" | "erasure_tombstone"
+            ),
             "left over: {kind}"
         );
+        if kind == "erasure_tombstone" {
+            tombstones += 1;
+            assert!(item.contains_key("ttl"));
+        }
     }
+    assert_eq!(tombstones, 1);
     // Within the 25-item limit, always.
     let sizes = sweeper.batch_sizes.lock().unwrap().clone();
     assert!(

@@ -536,3 +536,40 @@ async fn a_restricted_subjects_call_keeps_metadata_only() {
         "metadata kept"
     );
 }
+
+/// R3.3, R4.5 (issue 12, item 2): no write of the call store creates an item without its
+/// TTL. A live consent answer before any webhook creates the call with the lead-class
+/// TTL (before: no TTL); counting a copy attempt or noting the provider's deletion for a
+/// call that is gone (erased meanwhile) creates nothing (before: a TTL-less item).
+#[tokio::test]
+async fn call_writes_never_create_an_item_without_its_ttl() {
+    use shared::adapters::calls::DynamoCallStore;
+    use shared::calls::CallStore;
+    use shared::ingest::MAX_COPY_ATTEMPTS;
+    use shared::Clock;
+    let w = Telephony::start().await;
+    let store = DynamoCallStore::new(
+        aws_sdk_dynamodb::Client::new(&w.signup.stack.aws),
+        w.signup.stack.table.clone(),
+    );
+    let now = w.signup.clock.now();
+
+    CallStore::record_live_consent(&store, "call_answer_first", true, now)
+        .await
+        .unwrap();
+    let item = w
+        .signup
+        .item(call_pk("call_answer_first"), CALL_SK)
+        .await
+        .unwrap();
+    let ttl: i64 = item["ttl"].as_n().unwrap().parse().unwrap();
+    assert!(ttl > now.timestamp());
+
+    assert_eq!(
+        store.count_recording_attempt("call_gone").await.unwrap(),
+        MAX_COPY_ATTEMPTS
+    );
+    store.mark_provider_deleted("call_gone", now).await.unwrap();
+    assert!(w.signup.item(call_pk("call_gone"), CALL_SK).await.is_none());
+    w.world.shutdown().await.unwrap();
+}

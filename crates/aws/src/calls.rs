@@ -14,10 +14,12 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::dynamo::{
-    audit_item, backoff, failure, lead_pk, n, put, put_audit, s, schema, to_item, ts, update, Item,
-    LEAD_SK,
+    audit_item, backoff, failure, lead_pk, n, not_erased, put, put_audit, s, schema, to_item, ts,
+    update, Item, LEAD_SK,
 };
+use domain::retention::Retention;
 use domain::LeadId;
+use domain::RetentionClass;
 use usecases::ports::{CallState, Retry, StoreError};
 use usecases::telephony::ingest::MAX_COPY_ATTEMPTS;
 use usecases::telephony::ports::{
@@ -33,6 +35,40 @@ pub const CALL_SK: &str = "CALL";
 
 /// Attempts of the optimistic merge before giving up (the provider then retries).
 const MAX_ATTEMPTS: u32 = 8;
+
+/// The kind of a call's pointer in its subject's partition (`LEAD#<id>` / `CALL#<call>`).
+pub const CALL_LINK_KIND: &str = "call_link";
+
+/// A call's pointer in its subject's partition: how a subject's calls are found (not
+/// through today's number). Lives as long as the call item.
+#[derive(Serialize)]
+struct CallLinkItem<'a> {
+    pk: String,
+    sk: String,
+    kind: &'static str,
+    lead_id: String,
+    call_id: &'a str,
+    expires_at: String,
+    /// `schema::TTL`
+    ttl: i64,
+}
+
+/// The calls a subject's partition points at: call pointers, the calls its call
+/// requests placed (`CALLREQ#…` markers) and the lead's last call; each once, sorted.
+pub fn calls_in_partition(partition: &[Item]) -> Vec<String> {
+    let mut ids: Vec<String> = partition
+        .iter()
+        .filter_map(|i| match text(i, "kind") {
+            Some(CALL_LINK_KIND) | Some("call_request") => text(i, "call_id"),
+            Some("lead") => text(i, "last_call_id"),
+            _ => None,
+        })
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
 
 /// The plain attributes an event sets on the call item (`None`: not set by this event).
 #[derive(Serialize)]
@@ -205,7 +241,32 @@ impl DynamoCallStore {
                 condition,
                 &cond_values,
             )?];
+            // Index 1: the named subject was not erased (checked with the write, so an
+            // erasure that started after our read wins).
+            let erased_check = match &p.named_lead {
+                Some(named) => {
+                    items.push(not_erased(&self.table, named)?);
+                    Some(1)
+                }
+                None => None,
+            };
             if applies {
+                if let Some(lead) = &p.lead_id {
+                    // The call's pointer in its subject's partition, in the same write:
+                    // an erasure (tombstone first, then a consistent read of the
+                    // partition) finds every call stored before it, whatever the
+                    // subject's number is now.
+                    let link = CallLinkItem {
+                        pk: lead_pk(lead),
+                        sk: call_pk(&p.call_id),
+                        kind: CALL_LINK_KIND,
+                        lead_id: lead.to_string(),
+                        call_id: &p.call_id,
+                        expires_at: ts(p.facts.retention.expires_at),
+                        ttl: p.facts.retention.ttl,
+                    };
+                    items.push(put(&self.table, to_item("merge_call", &link)?, None, &[])?);
+                }
                 for action in &p.audit {
                     let audit = audit_item(
                         "telephony",
@@ -236,11 +297,13 @@ impl DynamoCallStore {
                         MergeOutcome::Superseded
                     })
                 }
-                Err(err) => {
-                    if super::dynamo::failed_conditions(&err).is_none() {
-                        return Err(failure("merge_call", err));
+                Err(err) => match super::dynamo::failed_conditions(&err) {
+                    None => return Err(failure("merge_call", err)),
+                    Some(failed) if erased_check.is_some_and(|i| failed.contains(&i)) => {
+                        return Ok(MergeOutcome::SubjectErased)
                     }
-                }
+                    Some(_) => {}
+                },
             }
         }
         Err(StoreError {
@@ -260,20 +323,42 @@ impl DynamoCallStore {
         let mut consent = HashMap::new();
         consent.insert("granted".to_owned(), AttributeValue::Bool(granted));
         consent.insert("at".to_owned(), s(super::dynamo::ts(at)));
+        // The answer may come before any webhook: then it creates the call item, which
+        // carries the lead-class TTL from the start (a later merge sets the call's own).
+        let r = Retention::of(RetentionClass::Lead, at);
         let set = [
             ("kind", s("call")),
             ("call_id", s(call_id)),
             ("live_consent", AttributeValue::M(consent)),
         ];
-        let item = update_with_clauses(
+        let mut item = update_with_clauses(
             &self.table,
             call_pk(call_id),
             CALL_SK,
             &set,
-            &["ADD version :one"],
+            &[
+                ", #ttl = if_not_exists(#ttl, :ttl), expires_at = if_not_exists(expires_at, :exp)",
+                "ADD version :one",
+            ],
             "attribute_not_exists(pk) OR attribute_exists(pk)",
-            &[(":one", n(1))],
+            &[
+                (":one", n(1)),
+                (":ttl", n(r.ttl)),
+                (":exp", s(ts(r.expires_at))),
+            ],
         )?;
+        if let Some(u) = item.update.as_mut() {
+            u.expression_attribute_names
+                .get_or_insert_with(Default::default)
+                .insert("#ttl".to_owned(), schema::TTL.to_owned());
+        }
+        // An erased subject's call is not brought back by a late answer.
+        let stored_lead = self
+            .get(call_id)
+            .await?
+            .as_ref()
+            .and_then(|i| text(i, "lead_id"))
+            .and_then(|l| LeadId::parse(l).ok());
         let audit = audit_item(
             "telephony",
             "call.live_consent_recorded",
@@ -287,14 +372,23 @@ impl DynamoCallStore {
             Some("attribute_not_exists(pk)"),
             &[],
         )?;
-        self.client
+        let mut items = vec![item, audit];
+        if let Some(lead) = &stored_lead {
+            items.push(not_erased(&self.table, lead)?);
+        }
+        match self
+            .client
             .transact_write_items()
-            .transact_items(item)
-            .transact_items(audit)
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| failure("live_consent", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&2)) => {
+                Ok(())
+            }
+            Err(e) => Err(failure("live_consent", e)),
+        }
     }
 }
 
@@ -360,6 +454,54 @@ pub async fn calls_by_phone(
     ids.sort();
     ids.dedup();
     Ok(ids)
+}
+
+/// The call-attempt counters (`PHONE#<index>` / `ATTEMPT#…`, R1.6) a subject left on
+/// the numbers its partition names (the lead's and its consent proofs'): they go with
+/// the subject's erasure, though they would expire within two days.
+pub async fn attempt_keys(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    lead: &LeadId,
+    partition: &[Item],
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut numbers: Vec<&str> = partition
+        .iter()
+        .filter_map(|i| text(i, schema::PHONE_INDEX_ATTR))
+        .collect();
+    numbers.sort_unstable();
+    numbers.dedup();
+    let lead = lead.to_string();
+    let mut keys = Vec::new();
+    for number in numbers {
+        let pk = format!("PHONE#{number}");
+        let mut start = None;
+        loop {
+            let out = ddb
+                .query()
+                .table_name(table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :a)")
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":a", s("ATTEMPT#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure("query_attempts", e))?;
+            keys.extend(
+                out.items()
+                    .iter()
+                    .filter(|i| text(i, "lead_id") == Some(lead.as_str()))
+                    .filter_map(|i| text(i, schema::SK))
+                    .map(|sk| (pk.clone(), sk.to_owned())),
+            );
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(keys)
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
@@ -458,11 +600,22 @@ impl CallStore for DynamoCallStore {
             .key(schema::PK, s(call_pk(call_id)))
             .key(schema::SK, s(CALL_SK))
             .update_expression("ADD recording_attempts :one")
+            // `ADD` would create a call that is gone (erased meanwhile) without a TTL.
+            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
             .send()
-            .await
-            .map_err(|e| failure("count_copy_attempt", e))?;
+            .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(MAX_COPY_ATTEMPTS)
+            }
+            Err(e) => return Err(failure("count_copy_attempt", e)),
+        };
         Ok(out
             .attributes()
             .and_then(|a| get_n(a, "recording_attempts"))
@@ -511,15 +664,42 @@ impl CallStore for DynamoCallStore {
         }
     }
 
-    async fn put_recording(&self, record: &RecordingRecord) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    async fn put_recording(&self, record: &RecordingRecord) -> Result<bool, StoreError> {
+        // Only while the call is pending (a withdrawal or an erasure moved it on or
+        // deleted it) and its subject has no tombstone.
+        let pending = aws_sdk_dynamodb::types::ConditionCheck::builder()
             .table_name(&self.table)
-            .set_item(Some(to_item("put_recording", &RecordingItem::of(record))?))
+            .key(schema::PK, s(call_pk(&record.call_id)))
+            .key(schema::SK, s(CALL_SK))
+            .condition_expression("recording_state = :pending")
+            .expression_attribute_values(":pending", s("pending"))
+            .build()
+            .map_err(|e| super::dynamo::corrupt("put_recording", e))?;
+        let items = vec![
+            put(
+                &self.table,
+                to_item("put_recording", &RecordingItem::of(record))?,
+                None,
+                &[],
+            )?,
+            aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                .condition_check(pending)
+                .build(),
+            not_erased(&self.table, &record.lead_id)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| failure("put_recording", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(true),
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| !f.is_empty()) => {
+                Ok(false)
+            }
+            Err(e) => Err(failure("put_recording", e)),
+        }
     }
 
     async fn mark_provider_deleted(
@@ -527,17 +707,28 @@ impl CallStore for DynamoCallStore {
         call_id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.client
+        let out = self
+            .client
             .update_item()
             .table_name(&self.table)
             .key(schema::PK, s(call_pk(call_id)))
             .key(schema::SK, s(CALL_SK))
             .update_expression("SET provider_deleted_at = :now")
+            // A call erased meanwhile stays gone (an update would create it, TTL-less).
+            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":now", s(ts(at)))
             .send()
-            .await
-            .map_err(|e| failure("mark_provider_deleted", e))?;
-        Ok(())
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failure("mark_provider_deleted", e)),
+        }
     }
 
     async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError> {
@@ -642,7 +833,7 @@ impl CallRequests for DynamoCallRequests {
         lead: &LeadId,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let item = AttemptItem {
             pk: format!("PHONE#{phone_index}"),
             sk: format!("ATTEMPT#{}#{}", ts(at), uuid::Uuid::now_v7().simple()),
@@ -651,17 +842,26 @@ impl CallRequests for DynamoCallRequests {
             at: ts(at),
             ttl: until.timestamp(),
         };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item("record_attempt", &item)?))
+        let items = vec![
+            put(&self.table, to_item("record_attempt", &item)?, None, &[])?,
+            not_erased(&self.table, lead)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| failure("record_attempt", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(true),
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&1)) => {
+                Ok(false)
+            }
+            Err(e) => Err(failure("record_attempt", e)),
+        }
     }
 
-    async fn finish_request(&self, r: &CallRequestResult) -> Result<(), StoreError> {
+    async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {
         let state = MarkerItem {
             pk: lead_pk(&r.lead_id),
             sk: marker_sk(r.request),
@@ -701,14 +901,24 @@ impl CallRequests for DynamoCallRequests {
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
             Err(e) => return Err(failure("finish_call_request", e)),
         }
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(marker))
+        // The marker goes into the subject's partition: never after its erasure.
+        let items = vec![
+            put(&self.table, marker, None, &[])?,
+            not_erased(&self.table, &r.lead_id)?,
+        ];
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await
-            .map_err(|e| failure("mark_call_request", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(true),
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&1)) => {
+                Ok(false)
+            }
+            Err(e) => Err(failure("mark_call_request", e)),
+        }
     }
 }
 

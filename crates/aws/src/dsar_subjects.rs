@@ -10,11 +10,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::calls::{call_pk, calls_by_phone, CALL_SK};
+use super::calls::{attempt_keys, call_pk, calls_in_partition, CALL_SK};
 use super::dsar::{counter_pk, request_pk, EXPORT_SK};
 use super::dynamo::{
     batch_delete, failure, lead_pk, query_partition, s, schema, DynamoLeadStore, Item, CLAIM_SK,
-    LEAD_SK,
+    LEAD_SK, TOMBSTONE_KIND,
 };
 use super::retell::RetellClient;
 use super::secrets::ProviderKeySource;
@@ -141,12 +141,14 @@ impl SubjectData for DynamoSubjects {
         };
         let email_index = text(profile, schema::EMAIL_INDEX_ATTR).map(str::to_owned);
         let phone_index = text(profile, schema::PHONE_INDEX_ATTR).map(str::to_owned);
-        let calls = match &phone_index {
-            Some(phone) => calls_by_phone(&self.client, &self.table, phone).await?,
-            None => Vec::new(),
-        };
+        // The subject's calls through its partition (pointers and call requests), not
+        // through today's number: a number rectified since, or given to someone else,
+        // changes nothing about whose calls they are.
+        let calls = calls_in_partition(&partition);
         let records = partition
             .iter()
+            // The erasure tombstone is storage mechanics, and stays when the rest goes.
+            .filter(|i| text(i, "kind") != Some(TOMBSTONE_KIND))
             .map(|i| HeldRecord {
                 key: text(i, schema::SK).unwrap_or_default().to_owned(),
                 kind: text(i, "kind").unwrap_or("other").to_owned(),
@@ -215,6 +217,11 @@ impl SubjectRights for DynamoSubjects {
                         _ => "EMAIL#",
                     };
                     keys.push((format!("{prefix}{}", index.as_str()), CLAIM_SK.to_owned()));
+                }
+                Doomed::Attempts(lead) => {
+                    let partition =
+                        query_partition(&self.client, &self.table, &lead_pk(&lead)).await?;
+                    keys.extend(attempt_keys(&self.client, &self.table, &lead, &partition).await?);
                 }
                 Doomed::Counters(index) => {
                     let pk = counter_pk(&index);

@@ -69,6 +69,35 @@ pub fn lead_pk(id: &LeadId) -> String {
 pub const LEAD_SK: &str = "PROFILE";
 pub const KEY_SK: &str = "KEY";
 pub const CLAIM_SK: &str = "CLAIM";
+/// Sort key of an erased subject's tombstone in its (otherwise emptied) partition.
+pub const TOMBSTONE_SK: &str = "ERASED";
+/// The kind of the tombstone item; erasures leave it out of what they delete.
+pub const TOMBSTONE_KIND: &str = "erasure_tombstone";
+
+/// A condition, inside a transaction, that the subject has not been erased: writes that
+/// could bring back an item of an erased subject carry it.
+pub fn not_erased(table: &str, lead: &LeadId) -> Result<TransactWriteItem, StoreError> {
+    let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+        .table_name(table)
+        .key(schema::PK, s(lead_pk(lead)))
+        .key(schema::SK, s(TOMBSTONE_SK))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map_err(|e| corrupt("build_condition", e))?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+/// What remains of an erased subject for [`usecases::ports::TOMBSTONE_KEPT`]: its opaque
+/// id and when; no personal data.
+#[derive(Debug, Serialize)]
+struct TombstoneItem {
+    pk: String,
+    sk: &'static str,
+    kind: &'static str,
+    lead_id: LeadId,
+    erased_at: String,
+    ttl: i64,
+}
 
 pub fn email_claim_pk(index: &BlindIndex) -> String {
     format!("EMAIL#{}", index.as_str())
@@ -375,6 +404,14 @@ impl DynamoLeadStore {
             .await
             .map_err(|e| failure("shred_key", e))?;
         Ok(())
+    }
+
+    /// The lead's retention end as stored now (consistent read); `None` when gone.
+    pub async fn expiry(&self, id: &LeadId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .lead_item(id)
+            .await?
+            .and_then(|l| DateTime::from_timestamp(l.exp_at, 0)))
     }
 
     /// Whether the subject's wrapped key still exists.
@@ -1047,6 +1084,50 @@ impl LeadStore for DynamoLeadStore {
             objected: lead.objected,
             consent_withdrawn: lead.consent_withdrawn,
         }))
+    }
+
+    async fn bury(&self, id: &LeadId, at: DateTime<Utc>, if_due: bool) -> Result<bool, StoreError> {
+        let tombstone = TombstoneItem {
+            pk: lead_pk(id),
+            sk: TOMBSTONE_SK,
+            kind: TOMBSTONE_KIND,
+            lead_id: *id,
+            erased_at: ts(at),
+            ttl: (at + usecases::ports::TOMBSTONE_KEPT).timestamp(),
+        };
+        let mut items = Vec::new();
+        if if_due {
+            // Decided on the lead as it is now, atomically with the tombstone: a contact
+            // that moved its retention since the index was read keeps it alive.
+            let check = aws_sdk_dynamodb::types::ConditionCheck::builder()
+                .table_name(&self.table)
+                .key(schema::PK, s(lead_pk(id)))
+                .key(schema::SK, s(LEAD_SK))
+                .condition_expression("exp_at <= :now")
+                .expression_attribute_values(":now", n(at.timestamp()))
+                .build()
+                .map_err(|e| corrupt("bury", e))?;
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+        }
+        // A repeated erasure keeps the first tombstone's time.
+        items.push(put(
+            &self.table,
+            to_item("bury", &tombstone)?,
+            Some("attribute_not_exists(pk)"),
+            &[],
+        )?);
+        match self.transact(items).await? {
+            Ok(()) => Ok(true),
+            Err(failed) if if_due && failed.contains(&0) => Ok(false),
+            Err(_) => Ok(true),
+        }
+    }
+
+    async fn erased(&self, id: &LeadId) -> Result<bool, StoreError> {
+        Ok(self
+            .get("get_tombstone", lead_pk(id), TOMBSTONE_SK)
+            .await?
+            .is_some())
     }
 }
 

@@ -920,6 +920,16 @@ impl usecases::telephony::ports::RecordingCopier for RecordingCopier {
                 cause: Box::new(e),
             })
     }
+
+    async fn discard(&self, object_key: &str) -> Result<usize, StoreError> {
+        crate::s3::BlobStore::new(
+            self.s3.clone(),
+            self.bucket.clone(),
+            self.kms_key_arn.clone(),
+        )
+        .delete_all_versions(object_key)
+        .await
+    }
 }
 
 #[cfg(test)]

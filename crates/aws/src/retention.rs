@@ -7,11 +7,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use crate::calls::{call_pk, calls_by_phone, CALL_SK};
+use crate::calls::{attempt_keys, call_pk, calls_in_partition, CALL_SK};
 use crate::dsar::REQUEST_KEY_SK;
 use crate::dynamo::{
     audit_item, batch_delete, failure, lead_pk, n, query_partition, s, schema, text, to_item, ts,
-    DynamoLeadStore, CLAIM_SK,
+    DynamoLeadStore, CLAIM_SK, TOMBSTONE_KIND,
 };
 use domain::LeadId;
 use usecases::ports::StoreError;
@@ -218,6 +218,14 @@ impl RetentionStore for DynamoRetentionStore {
             .max())
     }
 
+    async fn lead_expiry(&self, lead: &LeadId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.leads.expiry(lead).await
+    }
+
+    async fn bury(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        usecases::ports::LeadStore::bury(&self.leads, lead, now, true).await
+    }
+
     async fn erasure_keys(&self, lead: &LeadId) -> Result<Vec<ItemKey>, StoreError> {
         let pk = lead_pk(lead);
         // Everything in the subject's partition but the consent proofs.
@@ -228,7 +236,7 @@ impl RetentionStore for DynamoRetentionStore {
         };
         let mut keys: Vec<ItemKey> = partition
             .iter()
-            .filter(|i| text(i, "kind") != Some("phone_consent"))
+            .filter(|i| !matches!(text(i, "kind"), Some("phone_consent" | TOMBSTONE_KIND)))
             .map(|i| key(pk.clone(), text(i, "sk").unwrap_or_default()))
             .collect();
         // The subject's identifier claims and calls, from the lead item just read.
@@ -242,10 +250,15 @@ impl RetentionStore for DynamoRetentionStore {
         }
         if let Some(phone) = text(&full, schema::PHONE_INDEX_ATTR) {
             keys.push(key(format!("PHONE#{phone}"), CLAIM_SK));
-            for call in calls_by_phone(&self.ddb, &self.table, phone).await? {
-                keys.push(key(call_pk(&call), CALL_SK));
-                keys.push(key(call_pk(&call), "RECORDING"));
-            }
+        }
+        // Its calls through the partition (pointers, call requests), not through the
+        // number it has today; and the attempt counters it left on its numbers.
+        for call in calls_in_partition(&partition) {
+            keys.push(key(call_pk(&call), CALL_SK));
+            keys.push(key(call_pk(&call), "RECORDING"));
+        }
+        for (pk, sk) in attempt_keys(&self.ddb, &self.table, lead, &partition).await? {
+            keys.push(ItemKey { pk, sk });
         }
         Ok(keys)
     }

@@ -283,6 +283,10 @@ impl RequestStore for MemoryRequests {
 /// A call held for a subject's number.
 #[derive(Clone, Debug)]
 struct HeldCall {
+    /// The subject the call is linked to (its pointer in the subject's partition);
+    /// `None` for an unlinked call.
+    lead: Option<LeadId>,
+    #[allow(dead_code)]
     phone_index: BlindIndex,
     call: CallRecord,
 }
@@ -295,6 +299,7 @@ struct Subjects {
     /// Records deleted (`(lead, key)`), claims released, counters gone.
     deleted: Vec<(LeadId, String)>,
     released: Vec<(IdentifierKind, BlindIndex)>,
+    attempts_deleted: Vec<LeadId>,
     /// Every write in order (`shred_key`, `delete`, `set_flag`, …).
     log: Vec<String>,
     /// The size of every batch sent.
@@ -339,13 +344,25 @@ impl MemorySubjects {
                 fields,
             });
     }
-    /// Adds a call with a number (its blind index).
+    /// Adds an unlinked call with a number (its blind index).
     pub fn add_call(&self, phone_index: BlindIndex, call: CallRecord) {
-        self.state
-            .lock()
-            .unwrap()
-            .calls
-            .push(HeldCall { phone_index, call });
+        self.state.lock().unwrap().calls.push(HeldCall {
+            lead: None,
+            phone_index,
+            call,
+        });
+    }
+    /// Adds a call of a subject, made to a number (its blind index).
+    pub fn add_call_of(&self, lead: LeadId, phone_index: BlindIndex, call: CallRecord) {
+        self.state.lock().unwrap().calls.push(HeldCall {
+            lead: Some(lead),
+            phone_index,
+            call,
+        });
+    }
+    /// The subjects whose call-attempt counters were deleted.
+    pub fn attempts_deleted(&self) -> Vec<LeadId> {
+        self.state.lock().unwrap().attempts_deleted.clone()
     }
     pub fn call_ids(&self) -> Vec<String> {
         let s = self.state.lock().unwrap();
@@ -414,7 +431,7 @@ impl SubjectData for MemorySubjects {
         let mut calls: Vec<String> = s
             .calls
             .iter()
-            .filter(|c| c.phone_index == held.phone_index)
+            .filter(|c| c.lead == Some(*lead))
             .map(|c| c.call.id.clone())
             .collect();
         calls.sort();
@@ -463,6 +480,7 @@ impl SubjectRights for MemorySubjects {
                     count += 1;
                 }
                 Doomed::Counters(_) => {}
+                Doomed::Attempts(lead) => s.attempts_deleted.push(lead),
             }
         }
         let mut left = count;

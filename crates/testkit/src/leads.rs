@@ -61,6 +61,8 @@ struct State {
     claims: HashMap<(char, BlindIndex), Claim>,
     consents: Vec<ConsentProof>,
     audit: Vec<AuditEvent>,
+    /// Erasure tombstones: subject → when it was erased.
+    tombstones: HashMap<LeadId, DateTime<Utc>>,
 }
 
 /// The lead store in memory; clones share the same data.
@@ -111,6 +113,23 @@ impl MemoryLeadStore {
         let kind = if phone { 'p' } else { 'e' };
         let s = self.state.lock().unwrap();
         live(&s, kind, index, now)
+    }
+
+    /// When the subject was erased (its tombstone), if it was.
+    pub fn tombstone(&self, id: &LeadId) -> Option<DateTime<Utc>> {
+        self.state.lock().unwrap().tombstones.get(id).copied()
+    }
+
+    /// Removes the lead record itself (what an erasure's deletion does to it).
+    pub fn remove_lead(&self, id: &LeadId) {
+        self.state.lock().unwrap().leads.remove(id);
+    }
+
+    /// Moves a lead's retention end (as a sign-up or a call would, without the rest).
+    pub fn set_expiry(&self, id: &LeadId, expires_at: DateTime<Utc>) {
+        if let Some(l) = self.state.lock().unwrap().leads.get_mut(id) {
+            l.lead.expires_at = expires_at;
+        }
     }
 
     /// Deletes the subject's data key (crypto-shredding): the lead reads as gone.
@@ -366,5 +385,20 @@ impl LeadStore for MemoryLeadStore {
         let mut stored = lead.lead.clone();
         stored.wrapped_key = key.clone();
         Ok(Some(stored))
+    }
+
+    async fn bury(&self, id: &LeadId, at: DateTime<Utc>, if_due: bool) -> Result<bool, StoreError> {
+        self.check("bury")?;
+        let mut s = self.state.lock().unwrap();
+        if if_due && s.leads.get(id).is_none_or(|l| l.lead.expires_at > at) {
+            return Ok(false);
+        }
+        s.tombstones.entry(*id).or_insert(at);
+        Ok(true)
+    }
+
+    async fn erased(&self, id: &LeadId) -> Result<bool, StoreError> {
+        self.check("erased")?;
+        Ok(self.state.lock().unwrap().tombstones.contains_key(id))
     }
 }

@@ -68,6 +68,9 @@ struct State {
     runs: Vec<(String, bool)>,
     batch_sizes: Vec<usize>,
     fail: Option<(String, Retry)>,
+    /// Leads whose retention moved after the expiry index was read (the index still
+    /// names the old due time: it is eventually consistent).
+    moved: std::collections::HashMap<LeadId, DateTime<Utc>>,
 }
 
 /// The sweep's store in memory; clones share the same data.
@@ -87,6 +90,12 @@ impl MemoryRetentionStore {
 
     pub fn put_key(&self, partition: impl Into<String>) {
         self.state.lock().unwrap().keys.insert(partition.into());
+    }
+
+    /// The lead's retention moves to `expires_at` (a sign-up again, a call), while the
+    /// index still says what it said.
+    pub fn move_lead(&self, lead: LeadId, expires_at: DateTime<Utc>) {
+        self.state.lock().unwrap().moved.insert(lead, expires_at);
     }
 
     pub fn item(&self, key: &ItemKey) -> Option<MemItem> {
@@ -140,6 +149,20 @@ impl MemoryRetentionStore {
 }
 
 const BATCH_LIMIT: usize = 25;
+
+/// The lead's retention end as stored now (moved or as written).
+fn lead_expiry(s: &State, lead: &LeadId) -> Option<DateTime<Utc>> {
+    let stored = s
+        .items
+        .get(&key(format!("LEAD#{lead}"), "PROFILE"))
+        .and_then(|p| p.expiry.as_ref())
+        .map(|(_, at)| *at)?;
+    Some(s.moved.get(lead).copied().unwrap_or(stored))
+}
+
+/// The erasure tombstone's sort key and kind, as the adapter writes them.
+pub const TOMBSTONE_SK: &str = "ERASED";
+pub const TOMBSTONE_KIND: &str = "erasure_tombstone";
 
 #[async_trait]
 impl RetentionStore for MemoryRetentionStore {
@@ -262,6 +285,27 @@ impl RetentionStore for MemoryRetentionStore {
             .max())
     }
 
+    async fn lead_expiry(&self, lead: &LeadId) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.check("lead_expiry")?;
+        let s = self.state.lock().unwrap();
+        Ok(lead_expiry(&s, lead))
+    }
+
+    async fn bury(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.check("bury")?;
+        let mut s = self.state.lock().unwrap();
+        let pk = format!("LEAD#{lead}");
+        let due = lead_expiry(&s, lead).is_some_and(|at| at <= now);
+        if !due {
+            return Ok(false);
+        }
+        s.ops.push(format!("bury {pk}"));
+        s.items
+            .entry(key(pk, TOMBSTONE_SK))
+            .or_insert_with(|| MemItem::kind(TOMBSTONE_KIND).of(*lead));
+        Ok(true)
+    }
+
     async fn erasure_keys(&self, lead: &LeadId) -> Result<Vec<ItemKey>, StoreError> {
         self.check("erasure_keys")?;
         let s = self.state.lock().unwrap();
@@ -269,7 +313,7 @@ impl RetentionStore for MemoryRetentionStore {
         let mut keys: Vec<ItemKey> = s
             .items
             .iter()
-            .filter(|(k, i)| k.pk == pk && i.kind != "phone_consent")
+            .filter(|(k, i)| k.pk == pk && i.kind != "phone_consent" && i.kind != TOMBSTONE_KIND)
             .map(|(k, _)| k.clone())
             .collect();
         let profile = s.items.get(&key(pk.clone(), "PROFILE"));
@@ -278,17 +322,25 @@ impl RetentionStore for MemoryRetentionStore {
         }
         if let Some(phone) = profile.and_then(|p| p.phone_bidx.clone()) {
             keys.push(key(format!("PHONE#{phone}"), "CLAIM"));
-            let calls: BTreeSet<String> = s
-                .items
-                .iter()
-                .filter(|(k, i)| k.sk == "CALL" && i.phone_bidx.as_deref() == Some(phone.as_str()))
-                .map(|(k, _)| k.pk.clone())
-                .collect();
-            for call in calls {
-                keys.push(key(call.clone(), "CALL"));
-                keys.push(key(call, "RECORDING"));
-            }
         }
+        // The subject's calls (linked to it, whatever number they were made to) and the
+        // call-attempt counters it left.
+        let calls: BTreeSet<String> = s
+            .items
+            .iter()
+            .filter(|(k, i)| k.sk == "CALL" && i.lead == Some(*lead))
+            .map(|(k, _)| k.pk.clone())
+            .collect();
+        for call in calls {
+            keys.push(key(call.clone(), "CALL"));
+            keys.push(key(call, "RECORDING"));
+        }
+        keys.extend(
+            s.items
+                .iter()
+                .filter(|(k, i)| k.sk.starts_with("ATTEMPT#") && i.lead == Some(*lead))
+                .map(|(k, _)| k.clone()),
+        );
         Ok(keys)
     }
 

@@ -20,7 +20,7 @@ use usecases::telephony::ports::{
     RecordingRecord, RecordingSettlement, StoredCall, WORKER_STATES,
 };
 
-use crate::{FaultSwitch, MemoryObjects};
+use crate::{FaultSwitch, MemoryLeadStore, MemoryObjects};
 
 /// One audit event as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,11 +151,27 @@ pub struct MemoryCallStore {
     state: Arc<Mutex<CallsState>>,
     audit: MemoryAuditTrail,
     fault: FaultSwitch,
+    /// The lead store whose erasure tombstones writes respect, as the adapter's
+    /// conditions do (none: nobody is ever erased).
+    leads: Option<MemoryLeadStore>,
 }
 
 impl MemoryCallStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes respect the erasure tombstones of `leads`.
+    pub fn watching(mut self, leads: MemoryLeadStore) -> Self {
+        self.leads = Some(leads);
+        self
+    }
+
+    fn erased(&self, lead: Option<&LeadId>) -> bool {
+        match (&self.leads, lead) {
+            (Some(leads), Some(l)) => leads.tombstone(l).is_some(),
+            _ => false,
+        }
     }
 
     /// The audit trail the store writes its merge audits to (share it with the worker).
@@ -219,6 +235,9 @@ impl CallStore for MemoryCallStore {
     }
 
     async fn merge(&self, p: &CallProjection) -> Result<MergeOutcome, StoreError> {
+        if self.erased(p.named_lead.as_ref()) {
+            return Ok(MergeOutcome::SubjectErased);
+        }
         let mut state = self.lock("merge_call")?;
         let call = state.calls.entry(p.call_id.clone()).or_default();
         let applies = p.completeness >= call.completeness;
@@ -285,6 +304,10 @@ impl CallStore for MemoryCallStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut state = self.lock("live_consent")?;
+        let lead = state.calls.get(call_id).and_then(|c| c.lead_id);
+        if self.erased(lead.as_ref()) {
+            return Ok(());
+        }
         let call = state.calls.entry(call_id.to_owned()).or_default();
         call.version += 1;
         call.live_consent = Some((granted, at));
@@ -301,8 +324,10 @@ impl CallStore for MemoryCallStore {
 
     async fn count_recording_attempt(&self, call_id: &str) -> Result<i64, StoreError> {
         let mut state = self.lock("count_copy_attempt")?;
-        // `ADD` creates the item when it is missing, as DynamoDB does.
-        let call = state.calls.entry(call_id.to_owned()).or_default();
+        // A call that is gone is not created again: it is out of attempts.
+        let Some(call) = state.calls.get_mut(call_id) else {
+            return Ok(usecases::telephony::ingest::MAX_COPY_ATTEMPTS);
+        };
         call.recording_attempts += 1;
         Ok(call.recording_attempts)
     }
@@ -329,11 +354,20 @@ impl CallStore for MemoryCallStore {
         Ok(())
     }
 
-    async fn put_recording(&self, record: &RecordingRecord) -> Result<(), StoreError> {
-        self.lock("put_recording")?
+    async fn put_recording(&self, record: &RecordingRecord) -> Result<bool, StoreError> {
+        let erased = self.erased(Some(&record.lead_id));
+        let mut state = self.lock("put_recording")?;
+        let pending = state
+            .calls
+            .get(&record.call_id)
+            .is_some_and(|c| c.recording_state.as_deref() == Some("pending"));
+        if erased || !pending {
+            return Ok(false);
+        }
+        state
             .recordings
             .insert(record.call_id.clone(), record.clone());
-        Ok(())
+        Ok(true)
     }
 
     async fn mark_provider_deleted(
@@ -342,11 +376,9 @@ impl CallStore for MemoryCallStore {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut state = self.lock("mark_provider_deleted")?;
-        state
-            .calls
-            .entry(call_id.to_owned())
-            .or_default()
-            .provider_deleted_at = Some(at);
+        if let Some(call) = state.calls.get_mut(call_id) {
+            call.provider_deleted_at = Some(at);
+        }
         Ok(())
     }
 
@@ -405,11 +437,32 @@ struct RequestsState {
 pub struct MemoryCallRequests {
     state: Arc<Mutex<RequestsState>>,
     fault: FaultSwitch,
+    /// The lead store whose erasure tombstones writes respect.
+    leads: Option<MemoryLeadStore>,
 }
 
 impl MemoryCallRequests {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Writes respect the erasure tombstones of `leads`.
+    pub fn watching(mut self, leads: MemoryLeadStore) -> Self {
+        self.leads = Some(leads);
+        self
+    }
+
+    fn erased(&self, lead: &LeadId) -> bool {
+        self.leads
+            .as_ref()
+            .is_some_and(|l| l.tombstone(lead).is_some())
+    }
+
+    /// Deletes the attempts a subject left (what an erasure does with them).
+    pub fn forget_attempts_of(&self, lead: &LeadId) {
+        for attempts in self.state.lock().unwrap().attempts.values_mut() {
+            attempts.retain(|a| a.lead_id != *lead);
+        }
     }
 
     /// A lead asks for call `request` (what a sign-up writes on the lead item).
@@ -498,7 +551,10 @@ impl CallRequests for MemoryCallRequests {
         lead: &LeadId,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
+        if self.erased(lead) {
+            return Ok(false);
+        }
         self.lock("record_attempt")?
             .attempts
             .entry(phone_index.to_owned())
@@ -508,10 +564,13 @@ impl CallRequests for MemoryCallRequests {
                 at,
                 until,
             });
-        Ok(())
+        Ok(true)
     }
 
-    async fn finish_request(&self, r: &CallRequestResult) -> Result<(), StoreError> {
+    async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {
+        if self.erased(&r.lead_id) {
+            return Ok(false);
+        }
         let mut state = self.lock("finish_call_request")?;
         if let Some(lead) = state.leads.get_mut(&r.lead_id) {
             if lead.call_request_count == r.request {
@@ -531,7 +590,7 @@ impl CallRequests for MemoryCallRequests {
                 until: r.marker_until,
             },
         );
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -714,6 +773,10 @@ impl RecordingCopier for MemoryRecordingCopier {
             content_type: None,
             version_id: None,
         })
+    }
+
+    async fn discard(&self, object_key: &str) -> Result<usize, StoreError> {
+        self.bucket.delete_all_versions(object_key).await
     }
 }
 

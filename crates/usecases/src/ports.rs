@@ -256,7 +256,22 @@ pub trait LeadStore: Send + Sync {
         id: &LeadId,
         now: DateTime<Utc>,
     ) -> Result<Option<StoredLead>, StoreError>;
+
+    /// Leaves the erasure tombstone of a subject (no personal data: the lead id, when,
+    /// and a TTL of [`TOMBSTONE_KEPT`]) before anything of it is deleted. Writes that
+    /// could bring an item of the subject back (a late webhook, the worker's recording
+    /// copy, an outbound call's marker) are conditional on its absence. With `if_due`,
+    /// only when the lead is still due at `at` (its retention did not move since the
+    /// index said so); `false` then when it is not due or gone.
+    async fn bury(&self, id: &LeadId, at: DateTime<Utc>, if_due: bool) -> Result<bool, StoreError>;
+
+    /// Whether the subject was erased (its tombstone exists; consistent read).
+    async fn erased(&self, id: &LeadId) -> Result<bool, StoreError>;
 }
+
+/// How long an erased subject's tombstone is kept: longer than any late delivery can
+/// come (provider webhook retries, the 24 h stream, a 14-day dead-letter queue redrive).
+pub const TOMBSTONE_KEPT: chrono::Duration = chrono::Duration::days(30);
 
 /// An object read as a stream of chunks.
 pub struct ObjectReader {

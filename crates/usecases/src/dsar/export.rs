@@ -424,7 +424,7 @@ impl Exporter {
         let mut by_kind: HashMap<&str, Vec<Value>> = HashMap::new();
         for record in &s.records {
             let kind = record.kind.as_str();
-            if matches!(kind, "lead" | "key" | "dsar_link") {
+            if matches!(kind, "lead" | "key" | "dsar_link" | "call_link") {
                 continue;
             }
             by_kind

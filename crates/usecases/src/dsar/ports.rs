@@ -102,7 +102,8 @@ pub struct SubjectRecords {
     pub phone_index: Option<BlindIndex>,
     /// Every record of the subject, the lead itself included (`kind = lead`).
     pub records: Vec<HeldRecord>,
-    /// The calls with the subject's number, linked or not; each once, sorted.
+    /// The subject's calls, found through the subject (the calls linked to it and the
+    /// calls its call requests placed), not through its number today; each once, sorted.
     pub calls: Vec<String>,
 }
 
@@ -130,7 +131,8 @@ pub struct RecordingRecord {
 /// What we hold about a subject, for exports and the other rights.
 #[async_trait]
 pub trait SubjectData: Send + Sync {
-    /// `None` when the subject has no lead record.
+    /// `None` when the subject has no lead record. Read consistently, so a call stored
+    /// before the subject's tombstone is among its calls.
     async fn subject(&self, lead: &LeadId) -> Result<Option<SubjectRecords>, StoreError>;
     async fn call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError>;
 }
@@ -150,6 +152,9 @@ pub enum Doomed {
     Claim(IdentifierKind, BlindIndex),
     /// Every request counter of an identifier (two days at most).
     Counters(BlindIndex),
+    /// The call-attempt counters the subject left on its numbers (R1.6, two days at
+    /// most).
+    Attempts(LeadId),
 }
 
 /// A processing flag of a subject (R4.7–R4.9).

@@ -184,12 +184,6 @@ impl Rights {
         provider: Option<&dyn CallProvider>,
         now: DateTime<Utc>,
     ) -> Result<RightsOutcome, RightsError> {
-        // Art. 19: the provider deletes the subject's calls first; a failure is retried
-        // through the stream before anything here is gone.
-        let mut at_provider = 0;
-        if let Some(p) = provider {
-            at_provider = p.delete_calls(&subject.calls).await?;
-        }
         let hold = subject
             .records
             .iter()
@@ -199,6 +193,23 @@ impl Rights {
             .map(|t| t.with_timezone(&Utc))
             .filter(|t| *t > now)
             .max();
+        // The tombstone first, then the subject read afresh: every call a webhook or the
+        // worker stored before it is found now, and every later write for the subject
+        // checks it and stores nothing (no resurrection).
+        let fresh;
+        let subject = if hold.is_none() {
+            self.lead_store.bury(&subject.lead, now, false).await?;
+            fresh = self.subjects.subject(&subject.lead).await?;
+            fresh.as_ref().unwrap_or(subject)
+        } else {
+            subject
+        };
+        // Art. 19: the provider deletes the subject's calls first; a failure is retried
+        // through the stream before anything here is gone.
+        let mut at_provider = 0;
+        if let Some(p) = provider {
+            at_provider = p.delete_calls(&subject.calls).await?;
+        }
 
         // What goes in both cases: calls, request links, everything under the subject's
         // prefixes and the subject's earlier exports. The §7a UWG phone-consent proofs
@@ -245,6 +256,8 @@ impl Rights {
                 doomed.push(Doomed::Counters(i.clone()));
             }
         }
+        // The call-attempt counters it left on its numbers (R1.6).
+        doomed.push(Doomed::Attempts(subject.lead));
         self.writes.delete(doomed).await?;
         for prefix in prefixes(&subject.lead) {
             self.recordings.delete_all_versions_under(&prefix).await?;

@@ -86,8 +86,17 @@ pub trait RetentionStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Every item an erasure of `lead` deletes: its partition but the consent proofs,
-    /// its identifier claims, its calls and their recording items.
+    /// The lead's retention end as stored now (consistent read, not the index);
+    /// `None` when the lead is gone.
+    async fn lead_expiry(&self, lead: &LeadId) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Leaves the subject's erasure tombstone, only if the lead is still due at `now`
+    /// (atomically); `false` when it is not (or gone). See `LeadStore::bury`.
+    async fn bury(&self, lead: &LeadId, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    /// Every item an erasure of `lead` deletes: its partition but the consent proofs
+    /// (and the tombstone), its identifier claims, its calls (found through the subject,
+    /// not its number) and their recording items, and its call-attempt counters.
     async fn erasure_keys(&self, lead: &LeadId) -> Result<Vec<ItemKey>, StoreError>;
 
     /// Deletes the subject's data key (crypto-shredding).

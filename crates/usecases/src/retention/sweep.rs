@@ -44,6 +44,8 @@ pub struct ClassCount {
     pub objects: usize,
     /// Subjects kept under legal hold (restricted) instead of erased.
     pub held: usize,
+    /// Subjects the index named due whose retention moved since (read afresh): kept.
+    pub skipped: usize,
     pub failed: usize,
 }
 
@@ -237,6 +239,20 @@ impl Sweeper {
             if !req.dry_run {
                 self.leads.hold_until(&lead, until, req.now).await?;
             }
+            return Ok(());
+        }
+        // Decided on fresh data: the index is eventually consistent and the run may be
+        // old, so a subject whose contact moved (a sign-up again, a call, a legal hold)
+        // since is not erased. A real run checks again atomically with the tombstone,
+        // which goes first: later writes for the subject then store nothing.
+        let still_due = self
+            .store
+            .lead_expiry(&lead)
+            .await?
+            .is_some_and(|expires_at| expires_at <= req.now);
+        let buried = still_due && (req.dry_run || self.store.bury(&lead, req.now).await?);
+        if !buried {
+            count.skipped += 1;
             return Ok(());
         }
         let keys = self.store.erasure_keys(&lead).await?;

@@ -59,9 +59,14 @@ impl IngestError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
-    Stored { bytes: u64 },
+    Stored {
+        bytes: u64,
+    },
     Failed,
     NotPending,
+    /// The copy went again: the subject was erased, withdrew its consent or restricted
+    /// processing while it ran.
+    Discarded,
 }
 
 pub struct Ingest {
@@ -151,20 +156,35 @@ impl Ingest {
         let object = recording_key(&lead.id, call_id);
         match self.copier.copy(&url, &object).await {
             Ok(report) => {
+                // The copy ran while the subject may have been erased or withdrawn its
+                // consent: decided afresh now. The withdrawal's flag is set before its
+                // objects go, and the record below is written only while the call is
+                // pending and no tombstone exists, so a copy never outlives either.
+                let fresh = self.leads.get_lead(&lead.id, self.clock.now()).await?;
+                let keep = fresh.is_some_and(|l| !l.consent_withdrawn && l.may_process());
                 let end = call.end_at.unwrap_or(now);
                 // The recording has its own retention (6 calendar months from call end):
                 // a record of its own carries it in the expiry index.
-                self.calls
-                    .put_recording(&RecordingRecord {
-                        call_id: call_id.to_owned(),
-                        lead_id: lead.id,
-                        object_key: object.clone(),
-                        transcript_key: call.transcript_key.clone(),
-                        bytes: report.bytes,
-                        sha256_hex: report.sha256_hex.clone(),
-                        retention: Retention::of(RetentionClass::Recording, end),
-                    })
-                    .await?;
+                let recorded = keep
+                    && self
+                        .calls
+                        .put_recording(&RecordingRecord {
+                            call_id: call_id.to_owned(),
+                            lead_id: lead.id,
+                            object_key: object.clone(),
+                            transcript_key: call.transcript_key.clone(),
+                            bytes: report.bytes,
+                            sha256_hex: report.sha256_hex.clone(),
+                            retention: Retention::of(RetentionClass::Recording, end),
+                        })
+                        .await?;
+                if !recorded {
+                    self.copier.discard(&object).await?;
+                    self.audit("call.recording_discarded", call_id, Some(&lead.id), now)
+                        .await?;
+                    tracing::info!("recording copy discarded: subject erased or withdrew");
+                    return Ok(IngestOutcome::Discarded);
+                }
                 self.settle(
                     call_id,
                     RecordingSettlement::Stored {

@@ -126,7 +126,7 @@ impl Outbound {
         self.requests.attempts_since(phone_index, since).await
     }
 
-    async fn record_attempt(&self, req: &CallRequest) -> Result<(), StoreError> {
+    async fn record_attempt(&self, req: &CallRequest) -> Result<bool, StoreError> {
         let now = self.clock.now();
         self.requests
             .record_attempt(
@@ -146,9 +146,10 @@ impl Outbound {
         state: CallState,
         call_id: Option<&str>,
         action: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        self.requests
+        let written = self
+            .requests
             .finish_request(&CallRequestResult {
                 lead_id: req.lead_id,
                 request: req.request,
@@ -158,9 +159,13 @@ impl Outbound {
                 marker_until: now + MARKER_KEPT,
             })
             .await?;
+        if !written {
+            return Ok(false);
+        }
         self.audit
             .record("telephony-worker", action, Some(&req.lead_id), None, now)
-            .await
+            .await?;
+        Ok(true)
     }
 
     /// Places the call for one request, at most once.
@@ -194,6 +199,10 @@ impl Outbound {
             tracing::info!("lead gone; no call");
             return Ok(PlaceOutcome::LeadGone);
         };
+        if self.lead_store.erased(&req.lead_id).await? {
+            tracing::info!("subject erased; no call");
+            return Ok(PlaceOutcome::LeadGone);
+        }
         if !lead.stored.may_process() {
             self.finish(
                 req,
@@ -205,7 +214,11 @@ impl Outbound {
             tracing::info!("subject restricted or objected; no call");
             return Ok(PlaceOutcome::NotPermitted);
         }
-        self.record_attempt(req).await?;
+        // Conditional on the tombstone: an erasure since the read leaves no counter.
+        if !self.record_attempt(req).await? {
+            tracing::info!("subject erased; no call");
+            return Ok(PlaceOutcome::LeadGone);
+        }
         let lead_id = req.lead_id.to_string();
         let call = OutboundCall {
             from_number: &self.settings.from_number,
@@ -228,8 +241,16 @@ impl Outbound {
                         self.clock.now(),
                     )
                     .await?;
-                self.finish(req, CallState::Placed, Some(&call_id), "call.placed")
+                let marked = self
+                    .finish(req, CallState::Placed, Some(&call_id), "call.placed")
                     .await?;
+                if !marked {
+                    // Erased while the call was placed: no marker may bring the subject
+                    // back, so the provider deletes the call it just created (Art. 19).
+                    self.provider.delete_call(key, &call_id).await?;
+                    tracing::info!("subject erased while placing; call deleted at the provider");
+                    return Ok(PlaceOutcome::LeadGone);
+                }
                 tracing::info!(call_id = %call_id, "call placed");
                 Ok(PlaceOutcome::Placed { call_id })
             }

@@ -70,7 +70,13 @@ pub struct CallProjection {
     pub call_id: String,
     pub event: &'static str,
     pub completeness: u8,
+    /// The live lead the call is linked to: the call item carries it and the lead's
+    /// partition gets a pointer to the call (how access, erasure, the sweep and
+    /// rectification find a subject's calls, whatever its number is now).
     pub lead_id: Option<LeadId>,
+    /// The lead the event names (`metadata.lead_id`), live or not: when that subject was
+    /// erased, nothing is stored (its tombstone is checked in the same write).
+    pub named_lead: Option<LeadId>,
     /// Plain, non-personal attributes (status, times, agent, reason …).
     pub facts: CallFacts,
     /// Sealed attributes (numbers, call content, recording URL).
@@ -94,6 +100,8 @@ pub enum MergeOutcome {
     Applied,
     /// A more complete event was stored before; only the event was noted.
     Superseded,
+    /// The subject the event names was erased: nothing was stored.
+    SubjectErased,
 }
 
 /// A call as the worker reads it.
@@ -167,7 +175,8 @@ pub trait CallStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Counts one copy attempt of the call's recording; the attempts so far.
+    /// Counts one copy attempt of the call's recording; the attempts so far. A call
+    /// that is gone is not created again: it counts as out of attempts.
     async fn count_recording_attempt(&self, call_id: &str) -> Result<i64, StoreError>;
 
     /// Settles a recording, only from `pending` (a settled call stays as it is).
@@ -178,10 +187,12 @@ pub trait CallStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Stores the record of a copied recording (overwrites a record of the same call).
-    async fn put_recording(&self, record: &RecordingRecord) -> Result<(), StoreError>;
+    /// Stores the record of a copied recording (overwrites a record of the same call),
+    /// only while the call still exists with its recording `pending` and its subject is
+    /// not erased; `false` otherwise (the copy must then go).
+    async fn put_recording(&self, record: &RecordingRecord) -> Result<bool, StoreError>;
 
-    /// Notes that the call was deleted at the provider.
+    /// Notes that the call was deleted at the provider (a call that is gone stays gone).
     async fn mark_provider_deleted(
         &self,
         call_id: &str,
@@ -223,18 +234,19 @@ pub trait CallRequests: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<usize, StoreError>;
 
-    /// Counts an attempt to call the number, kept until `until`.
+    /// Counts an attempt to call the number, kept until `until`; `false` (nothing
+    /// written) when the subject was erased.
     async fn record_attempt(
         &self,
         phone_index: &str,
         lead: &LeadId,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Sets the lead's call state (unless a newer request replaced this one) and marks the
-    /// request with its result.
-    async fn finish_request(&self, result: &CallRequestResult) -> Result<(), StoreError>;
+    /// request with its result; `false` (nothing written) when the subject was erased.
+    async fn finish_request(&self, result: &CallRequestResult) -> Result<bool, StoreError>;
 }
 
 /// The append-only audit trail.
@@ -289,6 +301,9 @@ impl std::error::Error for CopyFailure {
 #[async_trait]
 pub trait RecordingCopier: Send + Sync {
     async fn copy(&self, url: &str, object_key: &str) -> Result<CopyReport, CopyFailure>;
+    /// Deletes every version of a copy that must not stay (its subject was erased or
+    /// withdrew consent while it ran); how many versions went.
+    async fn discard(&self, object_key: &str) -> Result<usize, StoreError>;
 }
 
 /// A failure of the provider's API. Carries the status code only: provider error bodies

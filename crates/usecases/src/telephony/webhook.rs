@@ -16,11 +16,11 @@ use domain::retention::Retention;
 use domain::{Clock, LeadId, PhoneNumber, RetentionClass};
 
 use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Objects, Retry, StoreError};
-use crate::telephony::ports::{CallFacts, CallStore, ConsentRecord, Metrics};
+use crate::telephony::ports::{CallFacts, ConsentRecord, Metrics};
 use crate::telephony::retell::compliance::{discloses, recording_consent, DisclosurePatterns};
 use crate::telephony::retell::model::{CallEvent, CallId, LifecycleEvent};
 
-pub use crate::telephony::ports::{CallProjection, MergeOutcome};
+pub use crate::telephony::ports::{CallProjection, CallStore, MergeOutcome};
 
 /// Associated data of a sealed call attribute.
 pub fn call_aad(call_id: &str, attribute: &str) -> Vec<u8> {
@@ -102,6 +102,14 @@ impl CallService {
     #[tracing::instrument(skip_all, fields(call_id = %e.call_id, event = e.event.code()))]
     pub async fn record(&self, e: &CallEvent<'_>) -> Result<MergeOutcome, CallError> {
         let now = self.clock.now();
+        // A late event of an erased subject's call brings nothing back, not even as an
+        // unlinked call (the merge checks the tombstone again, atomically).
+        if let Some(id) = &e.lead_id {
+            if self.leads.erased(id).await? {
+                tracing::info!("call event of an erased subject ignored");
+                return Ok(MergeOutcome::SubjectErased);
+            }
+        }
         let lead = match &e.lead_id {
             Some(id) => self.leads.get_lead(id, now).await?,
             None => None,
@@ -230,6 +238,7 @@ impl CallService {
             event: e.event.code(),
             completeness: e.event.completeness(),
             lead_id: lead.as_ref().map(|l| l.id),
+            named_lead: e.lead_id,
             facts,
             sealed,
             remove,
@@ -238,6 +247,14 @@ impl CallService {
             at: now,
         };
         let outcome = self.store.merge(&projection).await?;
+        if outcome == MergeOutcome::SubjectErased {
+            // Erased while this event was worked on: the transcript written above goes.
+            if let Some(object) = &projection.facts.transcript_key {
+                self.transcripts.delete_all_versions(object).await?;
+            }
+            tracing::info!("call event of an erased subject not stored");
+            return Ok(outcome);
+        }
         // The bucket follows the stored view, not this event's: a superseded event (say
         // `call_ended` without the analysis-only consent, after `call_analyzed` with it)
         // must not delete the transcript the call keeps, and a superseded event that put

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use domain::crypto::BlindIndex;
 use domain::dsar::{RequestStatus, RequestType};
 use domain::RequestId;
 use domain::{Clock, Email, FixedClock, LeadId, LeadProfile, Notes, PersonName, PhoneNumber};
@@ -161,6 +162,13 @@ impl World {
 
     /// A call with the subject's number: a sealed analysis, a transcript and a recording.
     async fn call_of(&self, lead: LeadId, call_id: &str, summary: &str) {
+        let number = self.leads.lead(&lead).unwrap().phone_index;
+        self.call_to(lead, number, call_id, summary).await;
+    }
+
+    /// A call of the subject made to `number` (its blind index), which may be a number
+    /// the subject no longer has.
+    async fn call_to(&self, lead: LeadId, number: BlindIndex, call_id: &str, summary: &str) {
         let held = self.leads.lead(&lead).unwrap();
         let key = self
             .keys
@@ -188,8 +196,9 @@ impl World {
         let mut fields = serde_json::Map::new();
         fields.insert("call_id".into(), json!(call_id));
         fields.insert("duration_ms".into(), json!(61000));
-        self.subjects.add_call(
-            held.phone_index.clone(),
+        self.subjects.add_call_of(
+            lead,
+            number,
             CallRecord {
                 id: call_id.to_owned(),
                 fields,
@@ -707,4 +716,71 @@ async fn withdrawal_leaves_the_analytics_files_as_they_are() {
     w.rights().carry_out(&id).await.unwrap();
     assert_eq!(w.exports.latest(&file), before);
     assert_eq!(w.exports.count_versions(&file, true).await.unwrap(), 2);
+}
+
+/// R4.4, R4.5 (issue 12, item 1): calls belong to their subject, not to today's number.
+/// A's call was made to a number that is B's now (A rectified it, B signed up with it):
+/// B's export does not show it and B's erasure leaves it; A's erasure takes it (and asks
+/// the provider to delete it). Found by the number, B's erasure deleted A's call and
+/// A's left it behind.
+#[tokio::test]
+async fn calls_follow_their_subject_not_the_number_it_had() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let b = w.sign_up("Ottokar", B_EMAIL, B_PHONE).await;
+    let b_number = w.leads.lead(&b).unwrap().phone_index;
+    w.call_to(a, b_number, "call_a_old_number", "Termin").await;
+
+    let access = w.verified(RequestType::Access, B_EMAIL, None).await;
+    w.exporter().run(&access).await.unwrap();
+    let zip = w
+        .exports
+        .get(&format!("exports/{access}.zip"))
+        .await
+        .unwrap()
+        .unwrap();
+    let files = read_plain_archive(&zip);
+    let data = String::from_utf8(files["data.json"].clone()).unwrap();
+    assert!(
+        !data.contains("call_a_old_number"),
+        "B's export shows A's call"
+    );
+
+    let erase_b = w.verified(RequestType::Erasure, B_EMAIL, None).await;
+    w.rights().carry_out(&erase_b).await.unwrap();
+    assert_eq!(
+        w.subjects.call_ids(),
+        vec!["call_a_old_number".to_owned()],
+        "B's erasure took A's call"
+    );
+    assert!(w.provider.deleted().is_empty());
+
+    let erase_a = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    let out = w.rights().carry_out(&erase_a).await.unwrap();
+    assert_eq!(
+        out,
+        RightsOutcome::Erased {
+            calls_deleted_at_provider: 1
+        }
+    );
+    assert!(
+        w.subjects.call_ids().is_empty(),
+        "A's erasure left its call"
+    );
+    assert_eq!(w.provider.deleted(), vec!["call_a_old_number".to_owned()]);
+}
+
+/// R4.5 (issue 12, items 2 and 8): an erasure leaves a tombstone before anything goes
+/// (later events for the subject respect it) and takes the subject's call-attempt
+/// counters with it.
+#[tokio::test]
+async fn an_erasure_leaves_a_tombstone_first_and_takes_the_attempt_counters() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    assert!(w.leads.tombstone(&a).is_none());
+
+    w.rights().carry_out(&id).await.unwrap();
+    assert_eq!(w.leads.tombstone(&a), Some(w.clock.now()));
+    assert_eq!(w.subjects.attempts_deleted(), vec![a]);
 }

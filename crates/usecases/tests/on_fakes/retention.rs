@@ -175,9 +175,16 @@ async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_t
         .unwrap();
     assert!(shred < first_delete, "the key goes first: {ops:?}");
     assert!(!w.store.has_key(&pk));
-    // Partition, claims, calls and recordings gone; the §7a proof stays (own class).
+    // Partition, claims, calls and recordings gone; the §7a proof stays (own class),
+    // and the tombstone (no personal data) that later events respect, written first.
     let left = w.store.keys();
-    assert_eq!(left, vec![key(pk, "CONSENT#1")], "{left:?}");
+    assert_eq!(
+        left,
+        vec![key(pk.clone(), "CONSENT#1"), key(pk.clone(), "ERASED")],
+        "{left:?}"
+    );
+    let bury = ops.iter().position(|o| *o == format!("bury {pk}")).unwrap();
+    assert!(bury < shred, "the tombstone goes first: {ops:?}");
     assert!(w.blobs.keys().is_empty());
     // Profile, both claims, the call and its recording item.
     assert_eq!(real.classes["lead"].deleted, 5);
@@ -360,4 +367,27 @@ async fn a_failing_item_does_not_stop_the_other_classes_and_the_run_reports_the_
     // The subject class still ran: erased, key first.
     assert!(!w.store.has_key(&format!("LEAD#{lead}")));
     assert!(w.blobs.keys().is_empty());
+}
+
+/// R3.2, R1.4 (issue 12, item 3): the sweep decides on the lead as it is now, not on the
+/// (eventually consistent) expiry index: a subject whose contact moved since is kept,
+/// in a dry run as in a real one; before, it was erased.
+#[tokio::test]
+async fn a_subject_whose_contact_moved_after_the_index_said_due_is_kept() {
+    let w = world();
+    let lead = subject(&w, "2026-11-28T10:00:00Z").await;
+    let pk = format!("LEAD#{lead}");
+    w.store.move_lead(lead, t("2032-11-28T10:00:00Z"));
+    let now = "2029-11-28T10:00:00Z";
+
+    let dry = run(&w, now, true).await;
+    assert_eq!(dry.classes["lead"].due, 1);
+    assert_eq!(dry.classes["lead"].skipped, 1);
+    assert_eq!(dry.classes["lead"].deleted, 0);
+    let real = run(&w, now, false).await;
+    assert_eq!(dry.classes, real.classes);
+    assert!(w.store.has_key(&pk), "the key stays");
+    assert!(w.store.item(&key(pk.clone(), "PROFILE")).is_some());
+    assert!(w.store.item(&key(pk, "ERASED")).is_none(), "no tombstone");
+    assert!(!w.store.ops().iter().any(|o| o.starts_with("shred")));
 }

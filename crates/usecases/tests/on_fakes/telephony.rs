@@ -23,12 +23,15 @@ use testkit::{
     FakeKeyService, MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryLeadStore,
     MemoryMetrics, MemoryObjects, MemoryProvider, MemoryRecordingCopier,
 };
-use usecases::ports::{CallState, IdentifierKind, KeyService, Objects, Retry, StoredLead};
+use usecases::ports::{
+    CallState, IdentifierKind, KeyService, LeadStore, Objects, Retry, StoredLead,
+};
 use usecases::signup::{LeadService, SignupOutcome, SignupRequest};
 use usecases::telephony::ingest::{recording_key, Ingest, IngestOutcome, MAX_COPY_ATTEMPTS};
 use usecases::telephony::outbound::{
     CallRequest, Outbound, OutboundSettings, PlaceOutcome, MAX_ATTEMPTS_PER_NUMBER,
 };
+use usecases::telephony::ports::CallStore;
 use usecases::telephony::retell::compliance::DisclosurePatterns;
 use usecases::telephony::retell::model::{parse_delivery, CallId, Delivery};
 use usecases::telephony::webhook::{transcript_key, CallService, MergeOutcome};
@@ -54,18 +57,20 @@ impl World {
         let keys = Arc::new(FakeKeyService::new());
         let leads = MemoryLeadStore::new();
         let bucket = MemoryObjects::new();
-        let calls = MemoryCallStore::new();
+        // Both respect the erasure tombstones of the lead store, as the adapter does.
+        let calls = MemoryCallStore::new().watching(leads.clone());
         let audit = calls.audit_trail();
+        let requests = MemoryCallRequests::new().watching(leads.clone());
         let mut w = Self {
             copier: MemoryRecordingCopier::new(bucket.clone()),
             clock,
             keys,
-            leads,
+            leads: leads.clone(),
             calls,
             bucket,
             metrics: MemoryMetrics::new(),
             provider: MemoryProvider::new(),
-            requests: MemoryCallRequests::new(),
+            requests,
             audit,
             lead: LeadId::default(),
         };
@@ -955,4 +960,94 @@ async fn a_gone_lead_gets_no_call() {
         PlaceOutcome::LeadGone
     );
     assert!(w.provider.placed().is_empty());
+}
+
+// ---------------------------------------------------------------- no resurrection
+
+/// R4.5, R2.4 (issue 12, item 2): a late event of an erased subject's call stores
+/// nothing, not even as an unlinked call (before: kept with the number's blind index).
+#[tokio::test]
+async fn a_late_event_of_an_erased_subjects_call_stores_nothing() {
+    let w = World::new().await;
+    let now = w.clock.now();
+    w.leads.bury(&w.lead, now, false).await.unwrap();
+    w.leads.shred_key(&w.lead);
+    let call = call_object("call_late", &w.lead, Consent::ToolYes, true);
+
+    let out = w.deliver(&event("call_ended", &call)).await;
+    assert_eq!(out, MergeOutcome::SubjectErased);
+    assert!(w.calls.call("call_late").is_none());
+    assert!(w.bucket.keys().is_empty());
+}
+
+/// R4.5 (issue 12, item 2): erased (tombstone written, key not yet gone) while the
+/// recording was copied: the copy goes again and no recording record is written
+/// (before: stored).
+#[tokio::test]
+async fn a_copy_that_ran_while_the_subject_was_erased_goes_again() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF-wav-bytes".to_vec());
+    let call = call_object("call_race", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    w.leads.bury(&w.lead, w.clock.now(), false).await.unwrap();
+
+    let out = w.ingest(false).ingest("call_race").await.unwrap();
+    assert_eq!(out, IngestOutcome::Discarded);
+    assert!(w
+        .bucket
+        .latest(&recording_key(&w.lead, "call_race"))
+        .is_none());
+    assert!(w.calls.recording("call_race").is_none());
+}
+
+/// R4.9 (issue 12, item 2): consent withdrawn while the recording was copied: the
+/// withdrawal's flag is read after the copy, and the copy goes (before: stored).
+#[tokio::test]
+async fn a_copy_that_ran_while_the_subject_withdrew_consent_goes_again() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF-wav-bytes".to_vec());
+    let call = call_object("call_withdrawn", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    w.leads.set_flags(&w.lead, false, false, true);
+
+    let out = w.ingest(false).ingest("call_withdrawn").await.unwrap();
+    assert_eq!(out, IngestOutcome::Discarded);
+    assert!(w
+        .bucket
+        .latest(&recording_key(&w.lead, "call_withdrawn"))
+        .is_none());
+    assert!(w.calls.recording("call_withdrawn").is_none());
+}
+
+/// R4.5, R1.6 (issue 12, items 2 and 8): a call request of a subject erased meanwhile
+/// places no call and leaves no attempt counter or marker (before: placed).
+#[tokio::test]
+async fn a_call_request_of_an_erased_subject_places_nothing() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    w.leads.bury(&w.lead, w.clock.now(), false).await.unwrap();
+
+    let out = w
+        .outbound()
+        .place(&request(&w, &index, 1), &api_key())
+        .await
+        .unwrap();
+    assert_eq!(out, PlaceOutcome::LeadGone);
+    assert!(w.provider.placed().is_empty());
+    assert!(w.requests.attempts(&index).is_empty());
+    assert!(w.requests.marker(&w.lead, 1).is_none());
+}
+
+/// Issue 12, item 2: a copy attempt or a provider deletion counted for a call that is
+/// gone (erased meanwhile) does not create the call again.
+#[tokio::test]
+async fn counting_an_attempt_or_a_provider_deletion_of_a_gone_call_creates_nothing() {
+    let w = World::new().await;
+    let attempts = w.calls.count_recording_attempt("call_gone").await.unwrap();
+    assert_eq!(attempts, usecases::telephony::ingest::MAX_COPY_ATTEMPTS);
+    w.calls
+        .mark_provider_deleted("call_gone", w.clock.now())
+        .await
+        .unwrap();
+    assert!(w.calls.call("call_gone").is_none());
 }
