@@ -509,7 +509,7 @@ async fn a_stranger_naming_one_identifier_of_a_subject_changes_nothing_of_theirs
                 assert_eq!(a["action"].as_s().unwrap(), "lead.resubmission_mismatch");
                 for attr in a.keys() {
                     assert!(
-                        ["pk", "sk", "kind", "action", "actor", "lead_id", "at"]
+                        ["pk", "sk", "kind", "action", "actor", "lead_id", "at", "ttl"]
                             .contains(&attr.as_str()),
                         "{name}: the audit item holds {attr}"
                     );
