@@ -578,6 +578,9 @@ impl MemoryCallDeleter {
     pub fn fail_with(&self, retry: Retry) {
         self.fault.fail_with(retry);
     }
+    pub fn heal(&self) {
+        self.fault.heal();
+    }
     pub fn deleted(&self) -> Vec<String> {
         self.deleted.lock().unwrap().clone()
     }

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod leads;
 pub mod mail;
 pub mod objects;
+pub mod outbox;
 pub mod retell;
 pub mod retention;
 pub mod telephony;
@@ -21,6 +22,7 @@ pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
+pub use outbox::MemoryOutbox;
 pub use retention::MemoryRetentionStore;
 pub use telephony::{
     MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryMetrics, MemoryProvider,

@@ -614,3 +614,57 @@ async fn restriction_objection_and_withdrawal_set_their_flags_and_withdrawal_del
         RightsOutcome::Skipped
     );
 }
+
+/// R4.5 (Art. 19): a provider outage does not block an erasure: the subject is erased
+/// here, key first, the request completes, and the call waits in the outbox (only its
+/// provider id) until a later drain deletes it at the provider.
+#[tokio::test]
+async fn a_provider_outage_does_not_block_an_erasure_and_the_outbox_deletes_later() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    w.call_of(a, "call_a", "Termin").await;
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    let outbox = testkit::MemoryOutbox::new();
+    let deletions = Arc::new(usecases::outbox::ProviderDeletions {
+        outbox: Arc::new(outbox.clone()),
+        provider: Arc::new(w.provider.clone()),
+        clock: Arc::new(w.clock.clone()),
+    });
+    let rights = Rights {
+        provider: Some(deletions.clone()),
+        ..w.rights()
+    };
+    w.provider.fail_with(usecases::ports::Retry::Transient);
+
+    let out = rights.carry_out(&id).await.unwrap();
+
+    assert_eq!(
+        out,
+        RightsOutcome::Erased {
+            calls_deleted_at_provider: 0
+        }
+    );
+    assert_eq!(
+        w.subjects.log().first().map(String::as_str),
+        Some("shred_key")
+    );
+    assert!(w.lead_service.read(&a).await.unwrap().is_none());
+    assert_eq!(
+        w.requests.record(&id).unwrap().status,
+        RequestStatus::Completed
+    );
+    let pending = outbox.entries();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].call_id, "call_a");
+    assert_eq!(pending[0].attempts, 1);
+
+    w.provider.heal();
+    w.clock.advance(Duration::hours(2));
+    let drained = deletions
+        .drain(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(drained.deleted, 1);
+    assert_eq!(w.provider.deleted(), vec!["call_a".to_owned()]);
+    assert!(outbox.entries().is_empty());
+}
