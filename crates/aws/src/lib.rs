@@ -11,6 +11,7 @@ pub mod dsar_subjects;
 pub mod dynamo;
 pub mod kms;
 pub mod mail;
+pub mod outbox;
 pub mod recordings;
 pub mod retell;
 pub mod retention;

@@ -5,10 +5,13 @@
 
 use std::sync::Arc;
 
+use domain::dsar::RequestStatus;
 use domain::RequestId;
 
 use super::export::{ExportError, ExportOutcome, Exporter};
+use super::records::{Change, Commit, OpenRecord};
 use super::rights::{Rights, RightsError, RightsOutcome};
+use crate::ports::{Retry, StoreError};
 use crate::signup::LeadService;
 
 pub struct RequestWorker {
@@ -27,5 +30,82 @@ impl RequestWorker {
     /// Carries out an open erasure, restriction, objection, withdrawal or rectification.
     pub async fn carry_out(&self, id: &RequestId) -> Result<RightsOutcome, RightsError> {
         self.rights.carry_out(id).await
+    }
+}
+
+/// Worker attempts per request: the first delivery and the stream's
+/// `MaximumRetryAttempts` (3) in `infra/template.yaml` (a test keeps the two equal).
+pub const MAX_WORKER_ATTEMPTS: u32 = 4;
+
+/// What the worker recorded about a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureRecorded {
+    /// Counted; the stream retries the request.
+    Retrying { failures: u32 },
+    /// The request is now `failed` with this reason code: listed first for staff, who
+    /// can retry it; no stream retry is needed.
+    Failed { reason: String },
+    /// The request is no longer in progress (closed, or failed already): nothing to do.
+    NotInProgress,
+}
+
+impl RequestWorker {
+    /// Records a failed attempt on request `id` (R4: nothing stalls silently). A
+    /// permanent error, or the last attempt ([`MAX_WORKER_ATTEMPTS`]), marks the request
+    /// `failed` with the reason code `<stage>_permanent_error` /
+    /// `<stage>_retries_exhausted` (`stage` is `export` or `rights`): a fixed code, never
+    /// content. Audited as `dsar.failed` by the worker.
+    pub async fn record_failure(
+        &self,
+        id: &RequestId,
+        stage: &'static str,
+        retry: Retry,
+    ) -> Result<FailureRecorded, StoreError> {
+        let store = &self.rights.store;
+        let now = self.rights.clock.now();
+        let Some(record) = store.request(id).await? else {
+            return Ok(FailureRecorded::NotInProgress);
+        };
+        if record.status != RequestStatus::InProgress {
+            return Ok(FailureRecorded::NotInProgress);
+        }
+        let old = record.version;
+        let failures = record.worker_failures.saturating_add(1);
+        let mut updated = record;
+        updated.worker_failures = failures;
+        updated.version += 1;
+        let reason = match retry {
+            Retry::Permanent => Some(format!("{stage}_permanent_error")),
+            Retry::Transient if failures >= MAX_WORKER_ATTEMPTS => {
+                Some(format!("{stage}_retries_exhausted"))
+            }
+            Retry::Transient => None,
+        };
+        let (changes, action) = match &reason {
+            Some(r) => {
+                updated.status = RequestStatus::Failed;
+                updated.failure_reason = Some(r.clone());
+                // Same due date, so the same staff-list entry: rewritten in place.
+                (vec![Change::List(OpenRecord::of(&updated))], "dsar.failed")
+            }
+            None => (Vec::new(), "dsar.attempt_failed"),
+        };
+        if store
+            .commit(&updated, Some(old), changes, "dsar-worker", action, now)
+            .await?
+            == Commit::Conflict
+        {
+            // Another attempt or a staff action moved it on; the stream retry (or the
+            // new state) decides.
+            return Ok(FailureRecorded::Retrying { failures });
+        }
+        Ok(match reason {
+            Some(reason) => {
+                tracing::error!(reason, "request failed; listed for staff");
+                crate::telemetry::metric("DsarRequestFailed", 1.0);
+                FailureRecorded::Failed { reason }
+            }
+            None => FailureRecorded::Retrying { failures },
+        })
     }
 }
