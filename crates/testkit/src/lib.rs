@@ -16,7 +16,9 @@ pub mod telephony;
 pub mod world;
 
 pub use domain::{Clock, FixedClock};
-pub use dsar::{MemoryCallDeleter, MemoryRequests, MemorySubjects, PlainArchives};
+pub use dsar::{
+    MemoryCallDeleter, MemoryDeadLetters, MemoryRequests, MemorySubjects, PlainArchives,
+};
 pub use fault::FaultSwitch;
 pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;

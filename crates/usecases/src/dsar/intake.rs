@@ -638,18 +638,7 @@ impl DsarService {
         if record.status != RequestStatus::Failed {
             return Err(DsarError::NotOpen);
         }
-        let old = record.version;
-        let mut updated = record;
-        updated.status = RequestStatus::InProgress;
-        updated.failure_reason = None;
-        updated.worker_failures = 0;
-        updated.version += 1;
-        // Same due date, so the same staff-list entry: rewritten in place.
-        let changes = vec![Change::List(OpenRecord::of(&updated))];
-        if self
-            .store
-            .commit(&updated, Some(old), changes, actor, "dsar.retried", now)
-            .await?
+        if super::worker::requeue(self.store.as_ref(), record, actor, "dsar.retried", now).await?
             == Commit::Conflict
         {
             return Err(DsarError::Conflict);

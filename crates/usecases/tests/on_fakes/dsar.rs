@@ -681,10 +681,12 @@ async fn a_request_whose_retries_run_out_is_failed_listed_first_and_retried_by_s
     let older = w.verified(RequestType::Restriction, B_EMAIL, None).await;
     w.clock.advance(Duration::days(3));
     let id = w.verified(RequestType::Access, A_EMAIL, None).await;
+    let dead_letters = testkit::MemoryDeadLetters::new();
     let worker = RequestWorker {
         exporter: w.exporter(),
         rights: w.rights(),
         leads: w.lead_service.clone(),
+        dead_letters: Some(Arc::new(dead_letters.clone())),
     };
     w.exports.fail_with(usecases::ports::Retry::Transient);
 
@@ -709,6 +711,11 @@ async fn a_request_whose_retries_run_out_is_failed_listed_first_and_retried_by_s
                 reason: "export_retries_exhausted".into()
             },
         ]
+    );
+    assert_eq!(
+        dead_letters.given_up(),
+        vec![(id, "export_retries_exhausted".to_owned())],
+        "the replay message names the request and the reason only"
     );
     let record = w.requests.record(&id).unwrap();
     assert_eq!(record.status, RequestStatus::Failed);
@@ -765,6 +772,7 @@ async fn a_permanent_worker_error_fails_the_request_at_once() {
         exporter: w.exporter(),
         rights: w.rights(),
         leads: w.lead_service.clone(),
+        dead_letters: None,
     };
     let out = worker
         .record_failure(&id, "rights", usecases::ports::Retry::Permanent)
