@@ -88,6 +88,15 @@ pub struct App {
 
 impl App {
     pub fn from_aws(config: &Config, aws: &aws_config::SdkConfig) -> Result<Self, &'static str> {
+        Self::from_aws_at(config, aws, Arc::new(shared::SystemClock))
+    }
+
+    /// As [`Self::from_aws`], with `clock` timing the provider-deletion outbox's backoff.
+    pub fn from_aws_at(
+        config: &Config,
+        aws: &aws_config::SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, &'static str> {
         let bucket = config
             .recordings_bucket
             .clone()
@@ -126,7 +135,7 @@ impl App {
                     &config.retell_api_base_url,
                     secret.clone(),
                 )?),
-                clock: Arc::new(shared::SystemClock),
+                clock,
             }));
         }
         Ok(Self::new(sweeper, config.sweep_allow_clock_override))
