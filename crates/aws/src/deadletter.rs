@@ -129,6 +129,28 @@ enum Outcome {
 }
 
 impl Redrive {
+    /// Over the shared SDK configuration, for the table `table` (and its key table).
+    pub fn from_sdk(
+        aws: &aws_config::SdkConfig,
+        table: String,
+        key_table: String,
+        actor: String,
+    ) -> Self {
+        let ddb = aws_sdk_dynamodb::Client::new(aws);
+        Self {
+            sqs: aws_sdk_sqs::Client::new(aws),
+            streams: aws_sdk_dynamodbstreams::Client::new(aws),
+            requests: Arc::new(crate::dsar::DsarStore::new(
+                ddb.clone(),
+                table.clone(),
+                key_table,
+            )),
+            ddb,
+            table,
+            actor,
+        }
+    }
+
     /// Drains `queue_url` until it answers with no message.
     pub async fn run(&self, queue_url: &str) -> RedriveReport {
         let mut report = RedriveReport::default();
