@@ -162,7 +162,7 @@ impl ProviderDeletions {
         let started = std::time::Instant::now();
         let now = self.clock.now();
         let mut pending = self.outbox.pending().await?;
-        pending.sort_by(|a, b| a.next_attempt_at.cmp(&b.next_attempt_at));
+        pending.sort_by_key(|a| a.next_attempt_at);
         let mut report = DrainReport::default();
         let mut left = Vec::new();
         for entry in pending {
