@@ -560,3 +560,74 @@ async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_reco
         "completed"
     );
 }
+
+/// R4.10: a stream pointer whose records are gone (older than the stream's 24 hours) is
+/// not deleted: the redrive reports it and leaves it for the operator.
+#[tokio::test]
+async fn the_redrive_keeps_a_stream_pointer_whose_records_are_gone() {
+    let d = World::on_mail_emulator().await;
+    let stack = &d.signup.stack;
+    let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .latest_stream_arn()
+        .unwrap()
+        .to_owned();
+    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
+    let shard = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description()
+        .unwrap()
+        .shards()[0]
+        .shard_id()
+        .unwrap()
+        .to_owned();
+    // A range of the shard that holds no record any more (moto cannot trim a stream; in
+    // AWS an expired pointer answers TrimmedDataAccessException, handled the same way).
+    let gone = "9".repeat(30);
+    let pointer = json!({
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": gone, "endSequenceNumber": gone,
+            "batchSize": 1, "streamArn": stream_arn
+        }
+    });
+    aws_sdk_sqs::Client::new(&stack.aws)
+        .send_message()
+        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
+        .message_body(pointer.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let report = redrive(&d).await;
+
+    assert_eq!((report.received, report.replayed), (1, 0), "{report:?}");
+    assert_eq!(report.expired, 1, "{report:?}");
+    // Kept: in flight for the redrive's visibility timeout, then visible again.
+    let attributes = aws_sdk_sqs::Client::new(&stack.aws)
+        .get_queue_attributes()
+        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| -> u32 {
+        attributes.attributes().unwrap()[&name].parse().unwrap()
+    };
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1,
+        "kept"
+    );
+}
