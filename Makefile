@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test test-unit lint audit fmt validate sweep ropa build bench deploy deploy-function clean
+.PHONY: help setup run test test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,18 @@ sweep: $(VENV)/.stamp ## With `make run` up: run the retention sweep, e.g. make 
 
 ropa: ## Print the Art. 30 record of processing activities (from the processing registry)
 	@cargo run --locked -q -p polly-shared --bin ropa
+
+# The stack's outputs name the table, the key table and both dead-letter queues; set
+# REDRIVE_TABLE, REDRIVE_KEY_TABLE and REDRIVE_QUEUES (space-separated URLs) to skip the lookup.
+STACK_OUTPUT = $$($(VENV)/bin/aws cloudformation describe-stacks --region eu-central-1 --stack-name $(STACK_NAME) \
+  --query "Stacks[0].Outputs[?OutputKey=='$(1)'].OutputValue" --output text)
+redrive: $(VENV)/.stamp ## Replay the workers' dead letters (deployed stack STACK_NAME; needs AWS credentials)
+	@set -euo pipefail; \
+	table="$${REDRIVE_TABLE:-$(call STACK_OUTPUT,TableName)}"; \
+	key_table="$${REDRIVE_KEY_TABLE:-$(call STACK_OUTPUT,KeyTableName)}"; \
+	queues="$${REDRIVE_QUEUES:-$(call STACK_OUTPUT,DsarDeadLetterQueueUrl) $(call STACK_OUTPUT,TelephonyDeadLetterQueueUrl)}"; \
+	args=(); for q in $$queues; do args+=(--queue-url "$$q"); done; \
+	AWS_REGION=eu-central-1 cargo run --locked -q -p polly-shared --bin redrive -- --table "$$table" --key-table "$$key_table" "$${args[@]}"
 
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)

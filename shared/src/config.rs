@@ -38,6 +38,9 @@ pub struct Config {
     /// Secrets Manager secret holding the provider API key(s)
     /// (`PROVIDER_API_KEY_SECRET_ARN`; required by the telephony functions).
     pub provider_api_key_secret_arn: Option<String>,
+    /// The worker's dead-letter queue (`DEAD_LETTER_QUEUE_URL`; dsar worker), where it
+    /// announces a request it gave up for operators to replay (`make redrive`).
+    pub dead_letter_queue_url: Option<String>,
     /// Provider API base URL (`RETELL_API_BASE_URL`, default `https://api.retellai.com`).
     pub retell_api_base_url: String,
     /// Number outbound calls come from (`RETELL_FROM_NUMBER`, E.164; telephony worker).
@@ -210,6 +213,7 @@ impl Config {
             allowed_origins,
             privacy_policy_versions,
             provider_api_key_secret_arn: required("PROVIDER_API_KEY_SECRET_ARN").ok(),
+            dead_letter_queue_url: required("DEAD_LETTER_QUEUE_URL").ok(),
             recordings_bucket: required("RECORDINGS_BUCKET").ok(),
             data_key_arn: required("DATA_KEY_ARN").or_else(|_| required("DATA_KEY_ID"))?,
             retell_api_base_url: required("RETELL_API_BASE_URL")

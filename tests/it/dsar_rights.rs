@@ -635,3 +635,86 @@ async fn after_a_phone_rectification_the_old_call_is_still_the_subjects_and_goes
     assert_every_item_has_a_ttl(&d).await;
     d.shutdown().await.unwrap();
 }
+
+/// R4.5 (Art. 19), R3: a provider outage does not block an erasure: the subject is
+/// erased here (key first) and the request completes; the call waits in the outbox,
+/// an item holding only the provider's call id, with its backoff and a TTL; the staff
+/// list shows it; once due, the outbox drain deletes it at the provider and the entry
+/// goes.
+#[tokio::test]
+async fn erasure_completes_while_the_provider_fails_and_the_outbox_deletes_the_call_later() {
+    use harness::simulator::Operation;
+    use std::sync::Arc;
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let call_id = script.call_id().to_owned();
+    d.sim.fail_next(Operation::DeleteCall, 1, 503);
+    let before = d.sim.attempts(Operation::DeleteCall);
+
+    let (_, view) = carry_out(&d, "erasure", 1).await;
+
+    assert_eq!(view["outcome"], "erased");
+    assert_eq!(
+        d.sim.attempts(Operation::DeleteCall),
+        before + 1,
+        "tried once"
+    );
+    assert!(
+        d.signup.item(lead_pk(&lead), KEY_SK).await.is_none(),
+        "key gone"
+    );
+    let outbox = d.signup.items_of_kind("provider_deletion").await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let entry = &outbox[0];
+    assert_eq!(entry["pk"].as_s().unwrap(), "OUTBOX");
+    assert_eq!(entry["call_id"].as_s().unwrap(), &call_id);
+    assert_eq!(entry["attempts"].as_n().unwrap(), "1");
+    assert!(entry.contains_key("ttl"));
+    let lead_text = lead.to_string();
+    assert!(
+        entry
+            .values()
+            .all(|v| !format!("{v:?}").contains(&lead_text)),
+        "no subject in the outbox"
+    );
+    let (status, list) = d
+        .call(ApiRequest::get("/v1/admin/dsar").as_staff(STAFF))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["provider_deletions"][0]["call_id"], call_id.as_str());
+    assert_eq!(list["provider_deletions"][0]["incident"], false);
+
+    // The sweep function's hourly drain (`{"outbox": true}`), at the erasure's time: not
+    // due yet; two hours on, it deletes the call at the provider.
+    let mut sweep_config = d.signup.stack.config_for("RetentionSweepFunction").unwrap();
+    sweep_config.retell_api_base_url = d.sim.base_url().to_owned();
+    let drain = |at: chrono::DateTime<chrono::Utc>| {
+        let sweep = retention_sweep::App::from_aws_at(
+            &sweep_config,
+            &d.signup.stack.aws,
+            Arc::new(shared::FixedClock::at(at)),
+        )
+        .unwrap();
+        async move {
+            sweep
+                .handle_event(
+                    &serde_json::json!({"outbox": true}),
+                    &shared::FixedClock::at(at),
+                    std::time::Duration::from_secs(60),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let now = d.signup.clock.now();
+    let early = drain(now).await;
+    assert_eq!(early["outbox"]["due"], 0, "{early}");
+    assert_eq!(early["outbox"]["pending"], 1, "{early}");
+    let later = drain(now + chrono::Duration::hours(2)).await;
+    assert_eq!(later["outbox"]["deleted"], 1, "{later}");
+    assert_eq!(later["outbox"]["pending"], 0, "{later}");
+    assert_eq!(d.sim.attempts(Operation::DeleteCall), before + 2);
+    assert!(d.sim.deleted_calls().contains(&call_id));
+    assert!(d.signup.items_of_kind("provider_deletion").await.is_empty());
+    d.shutdown().await.unwrap();
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use common::dsar::*;
 use common::*;
-use harness::events::ApiRequest;
+use harness::events::{stream_event, ApiRequest};
 use harness::logs::LogCapture;
 use serde_json::{json, Value};
 use shared::adapters::dynamo::{lead_pk, LEAD_SK};
@@ -307,4 +307,327 @@ async fn every_staff_action_is_audited_with_the_principal_arn() {
         .filter(|actor| actor.starts_with("staff"))
         .collect();
     assert!(generic.is_empty(), "{generic:?}");
+}
+
+/// The messages waiting in the dsar worker's dead-letter queue (received and left there).
+async fn dead_letters(d: &World) -> Vec<serde_json::Value> {
+    let url = d.signup.stack.queues["DsarDeadLetterQueue"].0.clone();
+    let out = aws_sdk_sqs::Client::new(&d.signup.stack.aws)
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    out.messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect()
+}
+
+/// The redrive `make redrive` runs, over this world's table and the dsar queue.
+async fn redrive(d: &World) -> shared::adapters::deadletter::RedriveReport {
+    let stack = &d.signup.stack;
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
+    shared::adapters::deadletter::Redrive {
+        sqs: aws_sdk_sqs::Client::new(&stack.aws),
+        ddb: ddb.clone(),
+        streams: aws_sdk_dynamodbstreams::Client::new(&stack.aws),
+        table: stack.table.clone(),
+        requests: Arc::new(shared::adapters::dsar::DsarStore::new(
+            ddb,
+            stack.table.clone(),
+            stack.key_table.clone(),
+        )),
+        actor: "operator-redrive".into(),
+    }
+    .run(&stack.queues["DsarDeadLetterQueue"].0)
+    .await
+}
+
+/// Removes the (empty) exports bucket, so every export fails; `restore` brings it back.
+async fn exports_bucket(d: &World, restore: bool) {
+    let s3 = harness::s3_client(&d.signup.stack.aws);
+    let bucket = d.signup.stack.bucket("ExportsBucket");
+    if restore {
+        s3.create_bucket()
+            .bucket(bucket)
+            .create_bucket_configuration(
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuCentral1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    } else {
+        s3.delete_bucket().bucket(bucket).send().await.unwrap();
+    }
+}
+
+/// R4.4, R4.10, R4.11: an export that cannot be built does not stall silently: the
+/// worker leaves the request `failed` with a fixed reason code and a replay message in
+/// its dead-letter queue (request id and reason only); the staff list shows it first;
+/// staff retry it (audited with their principal) and the worker then completes it.
+#[tokio::test]
+async fn a_request_the_worker_cannot_finish_is_failed_listed_first_and_retried_by_staff() {
+    let d = World::on_mail_emulator().await;
+    let (older, _) = d.verified("restriction", &unique_email()).await;
+    let (id, token) = d.verified("access", &unique_email()).await;
+    exports_bucket(&d, false).await;
+
+    let failures = d.pump(&id, 1).await;
+
+    assert_eq!(failures, 0, "given up: no stream retry");
+    let item = d.request_item(&id).await;
+    assert_eq!(item["status"].as_s().unwrap(), "failed");
+    let reason = item["failure_reason"].as_s().unwrap().clone();
+    assert!(reason.starts_with("export_"), "{reason}");
+    assert_eq!(
+        dead_letters(&d).await,
+        vec![json!({"replay": "dsar_request", "request_id": id, "reason": reason})]
+    );
+    let (status, list) = d
+        .call(ApiRequest::get("/v1/admin/dsar").as_staff(STAFF))
+        .await;
+    assert_eq!(status, 200, "{list}");
+    let requests = list["requests"].as_array().unwrap();
+    assert_eq!(requests[0]["request_id"], id.as_str(), "{list}");
+    assert_eq!(requests[0]["status"], "failed");
+    assert_eq!(requests[0]["failure_reason"], reason.as_str());
+    assert!(requests.iter().any(|r| r["request_id"] == older.as_str()));
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["status"], "failed", "{view}");
+
+    exports_bucket(&d, true).await;
+    let (status, body) = d
+        .staff_post(&format!("/v1/admin/dsar/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let audit = d.signup.items_of_kind("audit").await;
+    assert!(audit
+        .iter()
+        .any(|a| a["action"].as_s().unwrap() == "dsar.retried"
+            && a.get("actor")
+                .and_then(|x| x.as_s().ok())
+                .map(String::as_str)
+                == Some(STAFF)));
+    let item = d.request_item(&id).await;
+    assert_eq!(item["status"].as_s().unwrap(), "in_progress");
+    assert!(!item.contains_key("failure_reason"));
+    let mut old = item.clone();
+    old.insert("status".into(), AttributeValue::S("failed".into()));
+    let failures = ::dsar::worker::handle(&d.exporter, stream_event("MODIFY", item, old, 2))
+        .await
+        .batch_item_failures
+        .len();
+    assert_eq!(failures, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["status"], "completed", "{view}");
+    // A retry of what is no longer failed is refused.
+    let (status, _) = d
+        .staff_post(&format!("/v1/admin/dsar/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, 409);
+    // The replay message is now moot: the redrive finds nothing to do and deletes it.
+    let report = redrive(&d).await;
+    assert_eq!(
+        (report.replayed, report.requests_requeued),
+        (1, 0),
+        "{report:?}"
+    );
+    assert!(dead_letters(&d).await.is_empty());
+}
+
+/// R4.10: `make redrive` replays both kinds of dead letter: the worker's own replay
+/// message, and Lambda's on-failure record of a stream batch (pointers only), whose
+/// records it reads from the table's stream to find the request. A replayed request is
+/// back in progress (audited), and its message is deleted.
+#[tokio::test]
+async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_record() {
+    let d = World::on_mail_emulator().await;
+    let (given_up, _) = d.verified("access", &unique_email()).await;
+    exports_bucket(&d, false).await;
+    assert_eq!(d.pump(&given_up, 1).await, 0);
+    exports_bucket(&d, true).await;
+    // A request whose worker never recorded anything (e.g. timed out every attempt):
+    // Lambda's own record names only the stream batch.
+    let (stuck, _) = d.verified("access", &unique_email()).await;
+    let stack = &d.signup.stack;
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
+    let stream_arn = ddb
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .latest_stream_arn()
+        .unwrap()
+        .to_owned();
+    let shard = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description()
+        .unwrap()
+        .shards()[0]
+        .shard_id()
+        .unwrap()
+        .to_owned();
+    let mut iterator = streams
+        .get_shard_iterator()
+        .stream_arn(&stream_arn)
+        .shard_id(&shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator()
+        .map(str::to_owned);
+    let mut sequence = None;
+    while let Some(it) = iterator.take() {
+        let out = streams
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        for r in out.records() {
+            let change = r.dynamodb().unwrap();
+            let keys = change.keys().unwrap();
+            if keys["pk"].as_s().unwrap() == &format!("DSAR#{stuck}")
+                && keys["sk"].as_s().unwrap() == "REQUEST"
+            {
+                sequence = change.sequence_number().map(str::to_owned);
+            }
+        }
+        if out.records().is_empty() {
+            break;
+        }
+        iterator = out.next_shard_iterator().map(str::to_owned);
+    }
+    let sequence = sequence.expect("the request's stream record");
+    let pointer = json!({
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 4},
+        "version": "1.0",
+        "DDBStreamBatchInfo": {
+            "shardId": shard, "startSequenceNumber": sequence, "endSequenceNumber": sequence,
+            "batchSize": 1, "streamArn": stream_arn
+        }
+    });
+    aws_sdk_sqs::Client::new(&stack.aws)
+        .send_message()
+        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
+        .message_body(pointer.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dead_letters(&d).await.len(), 2);
+
+    let report = redrive(&d).await;
+
+    assert_eq!(
+        (
+            report.received,
+            report.replayed,
+            report.requests_requeued,
+            report.failed
+        ),
+        (2, 2, 2, 0),
+        "{report:?}"
+    );
+    assert!(dead_letters(&d).await.is_empty());
+    for id in [&given_up, &stuck] {
+        let item = d.request_item(id).await;
+        assert_eq!(item["status"].as_s().unwrap(), "in_progress", "{id}");
+    }
+    let actions = d.signup.audit_actions().await;
+    assert_eq!(
+        actions.iter().filter(|a| *a == "dsar.redriven").count(),
+        2,
+        "{actions:?}"
+    );
+    // Put back in progress, the worker builds both.
+    assert_eq!(d.pump(&stuck, 7).await, 0);
+    assert_eq!(
+        d.request_item(&stuck).await["status"].as_s().unwrap(),
+        "completed"
+    );
+}
+
+/// R4.10: a stream pointer whose records are gone (older than the stream's 24 hours) is
+/// not deleted: the redrive reports it and leaves it for the operator.
+#[tokio::test]
+async fn the_redrive_keeps_a_stream_pointer_whose_records_are_gone() {
+    let d = World::on_mail_emulator().await;
+    let stack = &d.signup.stack;
+    let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .latest_stream_arn()
+        .unwrap()
+        .to_owned();
+    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
+    let shard = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description()
+        .unwrap()
+        .shards()[0]
+        .shard_id()
+        .unwrap()
+        .to_owned();
+    // A range of the shard that holds no record any more (moto cannot trim a stream; in
+    // AWS an expired pointer answers TrimmedDataAccessException, handled the same way).
+    let gone = "9".repeat(30);
+    let pointer = json!({
+        "DDBStreamBatchInfo": {
+            "shardId": shard,
+            "startSequenceNumber": gone, "endSequenceNumber": gone,
+            "batchSize": 1, "streamArn": stream_arn
+        }
+    });
+    aws_sdk_sqs::Client::new(&stack.aws)
+        .send_message()
+        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
+        .message_body(pointer.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let report = redrive(&d).await;
+
+    assert_eq!((report.received, report.replayed), (1, 0), "{report:?}");
+    assert_eq!(report.expired, 1, "{report:?}");
+    // Kept: in flight for the redrive's visibility timeout, then visible again.
+    let attributes = aws_sdk_sqs::Client::new(&stack.aws)
+        .get_queue_attributes()
+        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap();
+    let count = |name: aws_sdk_sqs::types::QueueAttributeName| -> u32 {
+        attributes.attributes().unwrap()[&name].parse().unwrap()
+    };
+    assert_eq!(
+        count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            + count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        1,
+        "kept"
+    );
 }

@@ -538,3 +538,62 @@ fn the_template_never_lets_a_deployed_sweep_move_its_clock() {
         );
     }
 }
+
+/// R3 (lead class: R4.5 mechanics), R4.5 (Art. 19): a subject the sweep function erases
+/// loses its calls at the provider too, through the outbox: a provider outage does not
+/// block the erasure here (key first), the call waits in the outbox, and the hourly
+/// drain deletes it once due.
+#[tokio::test]
+async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider_through_the_outbox() {
+    use harness::simulator::Operation;
+    let w = world().await;
+    let sim = &w._sim;
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    let at = RetentionClass::Lead.due_at(end).unwrap() + chrono::Duration::days(1);
+    let mut config = w.signup.stack.config_for("RetentionSweepFunction").unwrap();
+    config.retell_api_base_url = sim.base_url().to_owned();
+    let app = |now: DateTime<Utc>| {
+        retention_sweep::App::from_aws_at(
+            &config,
+            &w.signup.stack.aws,
+            std::sync::Arc::new(shared::FixedClock::at(now)),
+        )
+        .unwrap()
+    };
+    sim.fail_next(Operation::DeleteCall, 1, 503);
+    let before = sim.attempts(Operation::DeleteCall);
+
+    let report = app(at)
+        .handle_event(
+            &serde_json::json!({"dry_run": false, "now": at.to_rfc3339()}),
+            &shared::FixedClock::at(at),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(report["classes"]["lead"]["failed"], 0, "{report}");
+    assert!(
+        w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_none(),
+        "erased, key first"
+    );
+    assert_eq!(sim.attempts(Operation::DeleteCall), before + 1);
+    let call_id = w.script.call_id().to_owned();
+    let outbox = w.signup.items_of_kind("provider_deletion").await;
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    assert_eq!(outbox[0]["call_id"].as_s().unwrap(), &call_id);
+
+    let later = at + chrono::Duration::hours(2);
+    let drained = app(later)
+        .handle_event(
+            &serde_json::json!({"outbox": true}),
+            &shared::FixedClock::at(later),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(drained["outbox"]["deleted"], 1, "{drained}");
+    assert_eq!(sim.attempts(Operation::DeleteCall), before + 2);
+    assert!(sim.deleted_calls().contains(&call_id));
+    assert!(w.signup.items_of_kind("provider_deletion").await.is_empty());
+}

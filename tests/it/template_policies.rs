@@ -560,3 +560,92 @@ fn the_analytics_files_expire_when_the_export_counts_on_it() {
         json!(1)
     );
 }
+
+/// The events of a function (`Properties.Events`), as JSON.
+fn events(t: &Template, function: &str) -> Value {
+    serde_json::to_value(&t.properties(function)["Events"]).unwrap()
+}
+
+/// R3 (lead class: R4.5 mechanics), R5.4, R5.7: the sweep deletes erased subjects' calls
+/// at the provider through the outbox, so its role may read the provider secret, and
+/// nothing else of Secrets Manager; an hourly schedule drains the outbox.
+#[test]
+fn the_sweep_reads_only_the_provider_secret_and_drains_the_outbox_hourly() {
+    let t = template();
+    let role = t.function_role("RetentionSweepFunction").expect("a role");
+    let statements = t.role_statements(&role);
+    let secret: Vec<&Value> = statements
+        .iter()
+        .filter(|st| allows(st, "secretsmanager:GetSecretValue"))
+        .collect();
+    assert_eq!(secret.len(), 1, "{secret:#?}");
+    assert_eq!(actions(secret[0]), ["secretsmanager:GetSecretValue"]);
+    let resource = secret[0]["Resource"].to_string();
+    assert!(
+        resource.contains("ProviderApiKeySecret") && !resource.contains('*'),
+        "{resource}"
+    );
+    // Decrypting the secret only through Secrets Manager.
+    for st in statements.iter().filter(|st| decrypts(st)) {
+        let bounded = conditions(st).iter().any(|(_, k, _)| {
+            k == "kms:ViaService" || k == "kms:EncryptionContext:LambdaFunctionName"
+        });
+        assert!(bounded, "unbounded decryption: {st:#}");
+    }
+    let env = t.properties("RetentionSweepFunction")["Environment"]["Variables"].clone();
+    let env = serde_json::to_value(&env).unwrap().to_string();
+    assert!(env.contains("PROVIDER_API_KEY_SECRET_ARN"), "{env}");
+    let events = events(&t, "RetentionSweepFunction");
+    let hourly = &events["OutboxHourly"]["Properties"];
+    assert_eq!(hourly["ScheduleExpression"], "rate(1 hour)");
+    let input: Value = serde_json::from_str(hourly["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, json!({"outbox": true}));
+}
+
+/// R4.10, R4.11: the dsar worker gives a request up on the stream's last attempt, so its
+/// own count must match the event source mapping's retries; its replay messages go to
+/// its dead-letter queue, and every way something can stall raises an alarm.
+#[test]
+fn the_dsar_worker_gives_up_on_the_streams_last_attempt_and_stalls_raise_alarms() {
+    let t = template();
+    let events = events(&t, "DsarWorkerFunction");
+    let stream = &events["TableStream"]["Properties"];
+    let retries = stream["MaximumRetryAttempts"].as_u64().unwrap();
+    assert_eq!(
+        retries + 1,
+        u64::from(shared::dsar::worker::MAX_WORKER_ATTEMPTS)
+    );
+    assert!(stream["DestinationConfig"]["OnFailure"]["Destination"]
+        .to_string()
+        .contains("DsarDeadLetterQueue"));
+    let env = serde_json::to_value(
+        &t.properties("DsarWorkerFunction")["Environment"]["Variables"]["DEAD_LETTER_QUEUE_URL"],
+    )
+    .unwrap();
+    assert!(env.to_string().contains("DsarDeadLetterQueue"), "{env}");
+    let role = t.function_role("DsarWorkerFunction").expect("a role");
+    assert!(t
+        .role_statements(&role)
+        .iter()
+        .any(|st| allows(st, "sqs:SendMessage")
+            && st["Resource"].to_string().contains("DsarDeadLetterQueue")));
+
+    let alarms: Vec<Value> = t
+        .resources_of("AWS::CloudWatch::Alarm")
+        .iter()
+        .map(|a| serde_json::to_value(t.properties(a)).unwrap())
+        .collect();
+    let watches = |metric: &str, needle: &str| {
+        alarms.iter().any(|a| {
+            a["MetricName"] == metric && (needle.is_empty() || a.to_string().contains(needle))
+        })
+    };
+    assert!(watches("ProviderDeletionIncidentsOpen", ""), "{alarms:#?}");
+    assert!(watches("DsarRequestFailed", ""));
+    for queue in ["DsarDeadLetterQueue", "TelephonyDeadLetterQueue"] {
+        assert!(
+            watches("ApproximateNumberOfMessagesVisible", queue),
+            "{queue}: {alarms:#?}"
+        );
+    }
+}

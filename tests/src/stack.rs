@@ -48,6 +48,8 @@ pub struct Stack {
     /// Logical id → bucket name.
     pub buckets: BTreeMap<String, String>,
     pub provider_secret_arn: String,
+    /// Logical id → (queue URL, queue ARN, queue name): the workers' dead-letter queues.
+    pub queues: BTreeMap<String, (String, String, String)>,
     pub aws: SdkConfig,
     /// The emulator this stack lives in.
     pub endpoint: String,
@@ -89,6 +91,7 @@ impl Stack {
             keys: BTreeMap::new(),
             buckets: BTreeMap::new(),
             provider_secret_arn: String::new(),
+            queues: BTreeMap::new(),
             aws: aws.clone(),
             endpoint: endpoint.to_owned(),
         };
@@ -160,6 +163,23 @@ impl Stack {
             stack.provider_secret_arn = out.arn().unwrap_or_default().to_owned();
         }
 
+        // The dead-letter queues (their encryption settings are not emulated).
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        for queue in template.resources_of("AWS::SQS::Queue") {
+            let queue_name = format!("{name}-{}", queue.to_lowercase());
+            let url = sqs
+                .create_queue()
+                .queue_name(&queue_name)
+                .send()
+                .await
+                .with_context(|| format!("creating queue {queue}"))?
+                .queue_url()
+                .unwrap_or_default()
+                .to_owned();
+            let arn = format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{queue_name}");
+            stack.queues.insert(queue, (url, arn, queue_name));
+        }
+
         // The sender of mails to data subjects: a verified SES identity (in AWS the
         // operator verifies the domain; see README).
         let mail_from = stack
@@ -216,6 +236,11 @@ impl Stack {
         for (logical, (id, arn)) in &self.keys {
             values.insert(logical.clone(), id.clone());
             values.insert(format!("{logical}.Arn"), arn.clone());
+        }
+        for (logical, (url, arn, name)) in &self.queues {
+            values.insert(logical.clone(), url.clone());
+            values.insert(format!("{logical}.Arn"), arn.clone());
+            values.insert(format!("{logical}.QueueName"), name.clone());
         }
         for (logical, name) in &self.buckets {
             values.insert(logical.clone(), name.clone());

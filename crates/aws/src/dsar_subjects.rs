@@ -330,6 +330,24 @@ pub struct RetellCallProvider {
     pub keys: ProviderKeySource,
 }
 
+impl RetellCallProvider {
+    /// The provider at `base_url` with the API key from the secret `secret_arn`.
+    pub fn from_sdk(
+        aws: &aws_config::SdkConfig,
+        base_url: &str,
+        secret_arn: String,
+    ) -> Result<Self, &'static str> {
+        Ok(Self {
+            client: crate::retell::RetellClient::new(base_url)
+                .map_err(|_| "the provider HTTP client cannot be built")?,
+            keys: crate::secrets::ProviderKeySource::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                secret_arn,
+            ),
+        })
+    }
+}
+
 #[async_trait]
 impl CallProvider for RetellCallProvider {
     async fn delete_calls(&self, call_ids: &[String]) -> Result<usize, ProviderError> {

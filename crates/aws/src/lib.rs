@@ -5,12 +5,14 @@
 
 pub mod calls;
 pub mod contracts;
+pub mod deadletter;
 pub mod dsar;
 pub mod dsar_staff;
 pub mod dsar_subjects;
 pub mod dynamo;
 pub mod kms;
 pub mod mail;
+pub mod outbox;
 pub mod recordings;
 pub mod retell;
 pub mod retention;

@@ -151,6 +151,10 @@ impl RetentionStore for DynamoRetentionStore {
         }
     }
 
+    fn call_of(&self, key: &ItemKey) -> Option<String> {
+        (key.sk == CALL_SK).then(|| key.pk.strip_prefix("CALL#").map(str::to_owned))?
+    }
+
     async fn delete(&self, keys: Vec<ItemKey>) -> Result<usize, StoreError> {
         let keys = keys.into_iter().map(|k| (k.pk, k.sk)).collect();
         batch_delete(&self.ddb, &self.table, keys, Some(&self.batch_sizes)).await

@@ -596,6 +596,9 @@ impl MemoryCallDeleter {
     pub fn fail_with(&self, retry: Retry) {
         self.fault.fail_with(retry);
     }
+    pub fn heal(&self) {
+        self.fault.heal();
+    }
     pub fn deleted(&self) -> Vec<String> {
         self.deleted.lock().unwrap().clone()
     }
@@ -674,4 +677,27 @@ pub fn read_plain_archive(bytes: &[u8]) -> HashMap<String, Vec<u8>> {
         }
     }
     files
+}
+
+/// A dead-letter queue in memory: the requests given up, with their reason codes.
+#[derive(Clone, Default)]
+pub struct MemoryDeadLetters {
+    given_up: Arc<Mutex<Vec<(RequestId, String)>>>,
+}
+
+impl MemoryDeadLetters {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn given_up(&self) -> Vec<(RequestId, String)> {
+        self.given_up.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl usecases::dsar::ports::DeadLetters for MemoryDeadLetters {
+    async fn give_up(&self, id: &RequestId, reason: &str) -> Result<(), StoreError> {
+        self.given_up.lock().unwrap().push((*id, reason.to_owned()));
+        Ok(())
+    }
 }

@@ -9,18 +9,22 @@ pub mod keys;
 pub mod leads;
 pub mod mail;
 pub mod objects;
+pub mod outbox;
 pub mod retell;
 pub mod retention;
 pub mod telephony;
 pub mod world;
 
 pub use domain::{Clock, FixedClock};
-pub use dsar::{MemoryCallDeleter, MemoryRequests, MemorySubjects, PlainArchives};
+pub use dsar::{
+    MemoryCallDeleter, MemoryDeadLetters, MemoryRequests, MemorySubjects, PlainArchives,
+};
 pub use fault::FaultSwitch;
 pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
+pub use outbox::MemoryOutbox;
 pub use retention::MemoryRetentionStore;
 pub use telephony::{
     MemoryAuditTrail, MemoryCallRequests, MemoryCallStore, MemoryMetrics, MemoryProvider,

@@ -219,6 +219,10 @@ impl RetentionStore for MemoryRetentionStore {
         key(format!("CALL#{call_id}"), "RECORDING")
     }
 
+    fn call_of(&self, k: &ItemKey) -> Option<String> {
+        (k.sk == "CALL").then(|| k.pk.strip_prefix("CALL#").map(str::to_owned))?
+    }
+
     async fn delete(&self, keys: Vec<ItemKey>) -> Result<usize, StoreError> {
         self.check("delete")?;
         let mut s = self.state.lock().unwrap();

@@ -197,7 +197,7 @@ fn failure(err: &DsarError) -> Response<Body> {
             StatusCode::CONFLICT,
             "https://polly-ki.de/problems/request-not-open",
             "Request not open",
-            "Only open requests can be extended or denied.",
+            "Only open requests can be extended or denied, and only failed ones retried.",
         ),
         DsarError::NoIdentityCheck => problem(
             StatusCode::CONFLICT,

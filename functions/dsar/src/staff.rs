@@ -1,8 +1,11 @@
 //! The staff routes (R4.10, R4.11, R5.4), in their own function (`dsar-staff`) with its
 //! own role: only this function may read subject profiles or scan the table.
 //!
-//! - `GET /v1/admin/dsar?status=open`, `POST /v1/admin/dsar/{id}/extend`,
-//!   `POST /v1/admin/dsar/{id}/deny`, `POST /v1/admin/dsar/{id}/verify-identity`;
+//! - `GET /v1/admin/dsar?status=open` (failed requests first, with their reason code, and
+//!   the deletions still pending at the provider, incidents first),
+//!   `POST /v1/admin/dsar/{id}/extend`, `POST /v1/admin/dsar/{id}/deny`,
+//!   `POST /v1/admin/dsar/{id}/verify-identity`, `POST /v1/admin/dsar/{id}/retry` (a
+//!   failed request goes back to the worker);
 //! - `GET /v1/admin/subjects/{lead_id}`, `POST /v1/admin/subjects/{lead_id}/contracts`,
 //!   `POST /v1/admin/subjects/{lead_id}/contracts/{contract_id}/end`,
 //!   `POST /v1/admin/subjects/{lead_id}/lift-restriction`;
@@ -25,6 +28,7 @@ use shared::adapters::dsar_subjects::DynamoSubjects;
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::mail::SesMailer;
+use shared::adapters::outbox::DynamoOutbox;
 use shared::adapters::s3::BlobStore;
 use shared::domain::RequestId;
 use shared::dsar::service::{DsarError, DsarService};
@@ -32,6 +36,7 @@ use shared::dsar::staff::{Staff, StaffPrincipals};
 use shared::http::{json_response, FieldProblem, Problem};
 use shared::leads::LeadService;
 use shared::{Clock, Config};
+use usecases::outbox::ProviderOutbox;
 
 use super::{failure, json_body, not_found, problem, rejected, service_from_aws, MAX_TEXT_CHARS};
 
@@ -43,6 +48,8 @@ pub struct StaffApp {
     pub service: Arc<DsarService>,
     pub staff: Staff,
     principals: StaffPrincipals,
+    /// The provider-deletion outbox: its entries (incidents first) are part of the list.
+    outbox: Arc<dyn ProviderOutbox>,
 }
 
 /// The staff actions on subjects over AWS, next to the request side `service`.
@@ -107,7 +114,12 @@ impl StaffApp {
             tracing::warn!("STAFF_PRINCIPAL_ARNS is empty: every staff request is refused");
         }
         let service = Arc::new(service_from_aws(&config, aws, Arc::clone(&clock))?);
+        let outbox = Arc::new(DynamoOutbox::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+        ));
         Ok(Self {
+            outbox,
             staff: staff_from_aws(&config, aws, clock, Arc::clone(&service))?,
             service,
             principals,
@@ -197,10 +209,33 @@ async fn requests(
                     "only status=open is listed",
                 )]));
             }
-            match app.staff.list_open_requests(actor).await {
-                Ok(list) => json_response(StatusCode::OK, &json!({"requests": list})),
-                Err(e) => failure(&e),
-            }
+            let list = match app.staff.list_open_requests(actor).await {
+                Ok(list) => list,
+                Err(e) => return failure(&e),
+            };
+            // Deletions at the provider still pending (only provider call ids), the
+            // incidents (they kept failing) first.
+            let mut pending = match app.outbox.pending().await {
+                Ok(p) => p,
+                Err(e) => return failure(&DsarError::Store(e)),
+            };
+            pending.sort_by_key(|p| (!p.incident, p.queued_at));
+            let provider_deletions: Vec<Value> = pending
+                .iter()
+                .map(|p| {
+                    json!({
+                        "call_id": p.call_id,
+                        "attempts": p.attempts,
+                        "queued_at": p.queued_at,
+                        "next_attempt_at": p.next_attempt_at,
+                        "incident": p.incident,
+                    })
+                })
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"requests": list, "provider_deletions": provider_deletions}),
+            )
         }
         (&Method::POST, [id, action]) => {
             let Ok(id) = RequestId::parse(id) else {
@@ -267,6 +302,13 @@ async fn requests(
                         Err(e) => failure(&e),
                     }
                 }
+                "retry" => match app.service.retry(&id, actor).await {
+                    Ok(()) => json_response(
+                        StatusCode::OK,
+                        &json!({"request_id": id.to_string(), "status": "in_progress"}),
+                    ),
+                    Err(e) => failure(&e),
+                },
                 "verify-identity" => match app.service.verify_identity(&id, actor).await {
                     Ok(v) => json_response(
                         StatusCode::OK,

@@ -2,9 +2,17 @@
 //! records that became `in_progress`). It builds access and portability exports and
 //! carries out erasure, restriction, objection and consent withdrawal.
 //!
-//! A record that fails with a retryable error is reported as a batch item failure, so
-//! Lambda retries it (then sends it to the dead-letter queue); building an export again
-//! is safe: the request closes only once, and a losing copy is deleted.
+//! Nothing stalls silently: a failed attempt is counted on the request. A retryable
+//! failure is reported as a batch item failure, so Lambda retries it; a permanent error,
+//! or the last attempt (`MAX_WORKER_ATTEMPTS`, the stream's retries plus one), leaves
+//! the request `failed` with a reason code (listed first for staff, who can retry it)
+//! and puts a replay message naming the request into the dead-letter queue (`make
+//! redrive`); then the batch succeeds. Only when even that cannot be recorded does
+//! Lambda's own on-failure record (stream pointers) go to the queue. Building an export
+//! again is safe: the request closes only once, and a losing copy is deleted.
+//!
+//! Deletion at the provider goes through the outbox (`usecases::outbox`): a provider
+//! outage never blocks an erasure.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,19 +20,22 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::adapters::deadletter::DeadLetterQueue;
 use shared::adapters::dsar::DsarStore;
 use shared::adapters::dsar_subjects::{DynamoSubjects, RetellCallProvider};
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::mail::SesMailer;
+use shared::adapters::outbox::DynamoOutbox;
 use shared::adapters::s3::BlobStore;
 use shared::domain::RequestId;
 use shared::dsar::export::Exporter;
 use shared::dsar::rights::Rights;
 use shared::leads::LeadService;
-use shared::ports::Retry;
 use shared::{Clock, Config};
-use usecases::dsar::ports::CallProvider;
+use usecases::dsar::ports::{CallProvider, DeadLetters};
+use usecases::dsar::worker::FailureRecorded;
+use usecases::outbox::ProviderDeletions;
 
 /// Bytes per part of an export upload.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -74,7 +85,7 @@ pub fn exporter_from_aws(
         config.key_table_name.clone(),
     ));
     let subjects = Arc::new(DynamoSubjects::new(
-        ddb,
+        ddb.clone(),
         config.table_name.clone(),
         config.key_table_name.clone(),
     ));
@@ -108,16 +119,24 @@ pub fn exporter_from_aws(
         .clone()
         .ok_or("PUBLIC_API_BASE_URL is required")?;
     let provider: Option<Arc<dyn CallProvider>> = match &config.provider_api_key_secret_arn {
-        Some(secret) => Some(Arc::new(RetellCallProvider {
-            client: shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
-                .map_err(|_| "the provider HTTP client cannot be built")?,
-            keys: shared::adapters::secrets::ProviderKeySource::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                secret.clone(),
-            ),
+        Some(secret) => Some(Arc::new(ProviderDeletions {
+            outbox: Arc::new(DynamoOutbox::new(ddb.clone(), config.table_name.clone())),
+            provider: Arc::new(RetellCallProvider {
+                client: shared::adapters::retell::RetellClient::new(&config.retell_api_base_url)
+                    .map_err(|_| "the provider HTTP client cannot be built")?,
+                keys: shared::adapters::secrets::ProviderKeySource::new(
+                    aws_sdk_secretsmanager::Client::new(aws),
+                    secret.clone(),
+                ),
+            }),
+            clock: Arc::clone(&clock),
         })),
         None => None,
     };
+    let dead_letters: Option<Arc<dyn DeadLetters>> = config
+        .dead_letter_queue_url
+        .clone()
+        .map(|url| Arc::new(DeadLetterQueue::from_sdk(aws, url)) as Arc<dyn DeadLetters>);
     Ok(Exporter {
         exporter: usecases::dsar::export::Exporter {
             store: store.clone(),
@@ -149,6 +168,7 @@ pub fn exporter_from_aws(
             provider,
         },
         leads,
+        dead_letters,
     })
 }
 
@@ -164,6 +184,7 @@ pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse 
             continue;
         };
         let export = matches!(text(&new, "request_type"), Some("access" | "portability"));
+        let stage = if export { "export" } else { "rights" };
         // Boxed: the export future is large (it holds the archive state across awaits).
         // Failures as (retry, fixed message): both use cases' errors say whether a retry
         // can help and never carry request data.
@@ -181,9 +202,27 @@ pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse 
         match result {
             Ok(outcome) => tracing::info!(outcome, "request handled"),
             Err((retry, error)) => {
-                tracing::error!(error, ?retry, "export failed");
+                tracing::error!(error, ?retry, stage, "request attempt failed");
                 shared::telemetry::metric("DsarExportFailed", 1.0);
-                if retry == Retry::Transient {
+                // Retried by the stream only while the request counts as retrying; a
+                // failed request waits for staff (or `make redrive`), and a failure to
+                // record any of it leaves the stream retry (then Lambda's own dead letter).
+                let again = match exporter.record_failure(&id, stage, retry).await {
+                    Ok(FailureRecorded::Retrying { failures }) => {
+                        tracing::warn!(failures, "request attempt counted; the stream retries");
+                        true
+                    }
+                    Ok(FailureRecorded::Failed { reason }) => {
+                        tracing::error!(reason, "request given up: failed, listed for staff");
+                        false
+                    }
+                    Ok(FailureRecorded::NotInProgress) => false,
+                    Err(e) => {
+                        tracing::error!(error = %e, "failed attempt not recorded");
+                        true
+                    }
+                };
+                if again {
                     let mut failure = DynamoDbBatchItemFailure::default();
                     failure.item_identifier = Some(sequence);
                     response.batch_item_failures.push(failure);

@@ -1,5 +1,7 @@
 //! The retention sweep's Lambda handler: a daily EventBridge schedule (a real run, now)
-//! or a manual invocation `{"dry_run": true, "now": "<RFC 3339>"}`.
+//! or a manual invocation `{"dry_run": true, "now": "<RFC 3339>"}`; an hourly schedule
+//! sends `{"outbox": true}`, which only retries the provider deletions that are due
+//! (`usecases::outbox`: erased subjects' calls the provider failed to delete).
 //!
 //! A moved clock is for reports: a real run that names `now` is refused unless the
 //! configuration allows it (`SWEEP_ALLOW_CLOCK_OVERRIDE`, set only by the local stack),
@@ -15,9 +17,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 
+use shared::adapters::dsar_subjects::RetellCallProvider;
+use shared::adapters::outbox::DynamoOutbox;
 use shared::adapters::retention::DynamoRetentionStore;
 use shared::adapters::s3::BlobStore;
 use shared::{Clock, Config};
+use usecases::outbox::ProviderDeletions;
 use usecases::retention::{SweepReport, SweepRequest, Sweeper};
 
 /// Time kept back from the Lambda deadline for the audit record and the answer.
@@ -83,6 +88,15 @@ pub struct App {
 
 impl App {
     pub fn from_aws(config: &Config, aws: &aws_config::SdkConfig) -> Result<Self, &'static str> {
+        Self::from_aws_at(config, aws, Arc::new(shared::SystemClock))
+    }
+
+    /// As [`Self::from_aws`], with `clock` timing the provider-deletion outbox's backoff.
+    pub fn from_aws_at(
+        config: &Config,
+        aws: &aws_config::SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, &'static str> {
         let bucket = config
             .recordings_bucket
             .clone()
@@ -106,8 +120,24 @@ impl App {
             config.key_table_name.clone(),
         );
         let leads = Arc::new(store.lead_store());
-        let sweeper =
+        let mut sweeper =
             Sweeper::new(Arc::new(store), leads, Arc::new(blobs)).with_exports(Arc::new(exports));
+        // R3's lead class erases like a request (R4.5): the calls go at the provider too,
+        // through the outbox.
+        if let Some(secret) = &config.provider_api_key_secret_arn {
+            sweeper = sweeper.with_provider_deletions(Arc::new(ProviderDeletions {
+                outbox: Arc::new(DynamoOutbox::new(
+                    aws_sdk_dynamodb::Client::new(aws),
+                    config.table_name.clone(),
+                )),
+                provider: Arc::new(RetellCallProvider::from_sdk(
+                    aws,
+                    &config.retell_api_base_url,
+                    secret.clone(),
+                )?),
+                clock,
+            }));
+        }
         Ok(Self::new(sweeper, config.sweep_allow_clock_override))
     }
 
@@ -134,6 +164,22 @@ impl App {
             }
         };
         Ok(self.sweeper.run(request, budget).await?)
+    }
+
+    /// Any invocation: `{"outbox": true}` (the hourly schedule) drains the
+    /// provider-deletion outbox only; everything else is [`Self::handle`].
+    pub async fn handle_event(
+        &self,
+        payload: &Value,
+        clock: &dyn Clock,
+        budget: Duration,
+    ) -> Result<Value, SweepError> {
+        if payload.get("outbox").and_then(Value::as_bool) == Some(true) {
+            let report = self.sweeper.drain_outbox(budget).await?;
+            return Ok(serde_json::json!({ "outbox": report }));
+        }
+        let report = self.handle(payload, clock, budget).await?;
+        serde_json::to_value(report).map_err(|_| SweepError::BadRequest("report not serialisable"))
     }
 }
 

@@ -26,8 +26,10 @@ async fn main() -> Result<(), Error> {
                 budget_ms = budget.as_millis() as u64,
                 "sweep starting"
             );
-            let report = app.handle(&event.payload, &SystemClock, budget).await?;
-            Ok::<_, Error>(serde_json::to_value(report)?)
+            let report = app
+                .handle_event(&event.payload, &SystemClock, budget)
+                .await?;
+            Ok::<_, Error>(report)
         }
     }))
     .await

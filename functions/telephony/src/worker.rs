@@ -82,7 +82,12 @@ pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Work {
     }
     if text(new, "kind") == Some("lead") && text(new, "call_state") == Some("requested") {
         let request = number(new, "call_request_count");
-        let is_new_request = event_name == "INSERT" || number(old, "call_request_count") != request;
+        // `make redrive` touches a dead-lettered item (`redriven_at`): the request is
+        // delivered again; placing is at most once per request, so this is safe.
+        let redriven =
+            new.contains_key("redriven_at") && text(old, "redriven_at") != text(new, "redriven_at");
+        let is_new_request =
+            event_name == "INSERT" || number(old, "call_request_count") != request || redriven;
         if let (true, Some(request), Some(lead), Some(phone)) = (
             is_new_request,
             request,
@@ -248,6 +253,24 @@ mod tests {
         );
         assert!(
             matches!(work_for("MODIFY", &lead("requested", 2), &lead("placed", 1)), Work::PlaceCall(k) if k.request == 2)
+        );
+    }
+
+    /// R1.5: a call request dead-lettered and touched by `make redrive` is delivered again.
+    #[test]
+    fn a_redriven_call_request_is_placed_again() {
+        let mut touched = lead("requested", 1);
+        touched.insert(
+            "redriven_at".into(),
+            AttributeValue::S("2026-11-30T08:00:00.000Z".into()),
+        );
+        assert!(
+            matches!(work_for("MODIFY", &touched, &lead("requested", 1)), Work::PlaceCall(k) if k.request == 1)
+        );
+        assert_eq!(
+            work_for("MODIFY", &touched, &touched),
+            Work::Nothing,
+            "an unrelated change after the touch places nothing"
         );
     }
 

@@ -11,7 +11,7 @@
 pub mod zip;
 
 pub use domain::dsar::*;
-pub use usecases::dsar::{intake as service, rights, staff};
+pub use usecases::dsar::{intake as service, rights, staff, worker};
 
 /// The export use case under its old path. `Exporter` names the dsar worker (export and
 /// the other rights side by side), as the old exporter did both.

@@ -85,6 +85,9 @@ pub enum RequestStatus {
     Denied,
     /// The code expired or was entered wrongly too often; nothing was done.
     VerificationFailed,
+    /// The worker could not finish it (a permanent error, or its retries ran out): open,
+    /// listed first for staff with a fixed reason code, and retried by staff.
+    Failed,
 }
 
 impl RequestStatus {
@@ -96,6 +99,7 @@ impl RequestStatus {
             Self::Completed => "completed",
             Self::Denied => "denied",
             Self::VerificationFailed => "verification_failed",
+            Self::Failed => "failed",
         }
     }
 
@@ -103,7 +107,10 @@ impl RequestStatus {
     pub fn is_open(self) -> bool {
         matches!(
             self,
-            Self::AwaitingIdentityCheck | Self::InProgress | Self::AwaitingVerification
+            Self::AwaitingIdentityCheck
+                | Self::InProgress
+                | Self::AwaitingVerification
+                | Self::Failed
         )
     }
 

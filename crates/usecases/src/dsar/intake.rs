@@ -178,6 +178,9 @@ pub struct OpenView {
     pub days_left: i64,
     pub overdue: bool,
     pub extended: bool,
+    /// A failed request's reason code (it is listed first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 pub struct DsarService {
@@ -590,13 +593,13 @@ impl DsarService {
         Ok(view)
     }
 
-    /// Open requests, overdue first (R4.10).
+    /// Open requests: failed ones first (they need staff), then overdue first (R4.10).
     pub async fn open_requests(&self) -> Result<Vec<OpenView>, DsarError> {
         let now = self.now();
-        Ok(self
-            .store
-            .open_requests()
-            .await?
+        let mut open = self.store.open_requests().await?;
+        // Stable: within each group the store's order (earliest due date first) stays.
+        open.sort_by_key(|o| o.status != RequestStatus::Failed);
+        Ok(open
             .into_iter()
             .map(|o| {
                 let days_left = domain::dsar::days_left(o.due_date, now);
@@ -609,6 +612,7 @@ impl DsarService {
                     days_left,
                     overdue: days_left < 0,
                     extended: o.extended,
+                    failure_reason: o.failure_reason,
                 }
             })
             .collect())
@@ -617,9 +621,30 @@ impl DsarService {
     async fn open_record(&self, id: &RequestId) -> Result<RequestRecord, DsarError> {
         let record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
         match record.status {
-            RequestStatus::InProgress | RequestStatus::AwaitingIdentityCheck => Ok(record),
+            RequestStatus::InProgress
+            | RequestStatus::AwaitingIdentityCheck
+            | RequestStatus::Failed => Ok(record),
             _ => Err(DsarError::NotOpen),
         }
+    }
+
+    /// Staff retry a failed request: it goes back in progress (the stream hands it to the
+    /// worker again) with its failure count reset, audited as `dsar.retried` by `actor`.
+    /// Only a failed request can be retried.
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    pub async fn retry(&self, id: &RequestId, actor: &str) -> Result<(), DsarError> {
+        let now = self.now();
+        let record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
+        if record.status != RequestStatus::Failed {
+            return Err(DsarError::NotOpen);
+        }
+        if super::worker::requeue(self.store.as_ref(), record, actor, "dsar.retried", now).await?
+            == Commit::Conflict
+        {
+            return Err(DsarError::Conflict);
+        }
+        tracing::info!("failed request retried");
+        Ok(())
     }
 
     /// Extends the deadline (R4.3) and tells the subject why.

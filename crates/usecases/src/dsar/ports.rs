@@ -218,6 +218,13 @@ pub trait CallProvider: Send + Sync {
     async fn delete_calls(&self, call_ids: &[String]) -> Result<usize, ProviderError>;
 }
 
+/// Where the worker puts a request it gave up (`failed`), for operators to replay
+/// (`make redrive`): the request id and the reason code, nothing else.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    async fn give_up(&self, id: &RequestId, reason: &str) -> Result<(), StoreError>;
+}
+
 /// A failure of the archive writer (its message is fixed).
 #[derive(Debug, thiserror::Error)]
 #[error("archive: {0}")]

@@ -122,6 +122,14 @@ pub struct RequestRecord {
     /// or does not hold the old value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipients: Option<BTreeMap<String, String>>,
+    /// Why the worker could not finish it (`RequestStatus::Failed`): a fixed code such as
+    /// `export_retries_exhausted`, never content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    /// Failed worker attempts since the request went in progress (R4: nothing stalls
+    /// silently; the last one marks it failed).
+    #[serde(default)]
+    pub worker_failures: u32,
     #[serde(flatten)]
     pub expiry: Expiry,
     pub version: u64,
@@ -174,6 +182,9 @@ pub struct OpenRecord {
     pub due_date: NaiveDate,
     #[serde(default)]
     pub extended: bool,
+    /// A failed request's reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 impl OpenRecord {
@@ -185,6 +196,7 @@ impl OpenRecord {
             received_at: r.received_at,
             due_date: r.due_date,
             extended: r.extended,
+            failure_reason: r.failure_reason.clone(),
         }
     }
 }
@@ -280,6 +292,8 @@ pub fn new_record(
         held_categories: None,
         held_until: None,
         recipients: None,
+        failure_reason: None,
+        worker_failures: 0,
         // Kept 3 years; the clock restarts when the request closes.
         expiry: Expiry::of(RetentionClass::Request, now),
         version: 1,

@@ -5,8 +5,10 @@
 //! is gone is a no-op, flags are set, and the request closes once (on its version).
 //!
 //! Erasure destroys the subject's data key first (crypto-shredding: every copy of its
-//! ciphertext, backups included, becomes unreadable), after the provider has deleted
-//! the subject's calls (Art. 19). What a live contract needs (§257 HGB, §147 AO) is kept
+//! ciphertext, backups included, becomes unreadable). The subject's calls are deleted at
+//! the provider (Art. 19) through the durable outbox (`crate::outbox`): queued before
+//! anything here goes, tried at once, retried with backoff when the provider fails, so a
+//! provider outage never blocks the erasure here. What a live contract needs (§257 HGB, §147 AO) is kept
 //! and restricted instead (§35(3) BDSG), and the answer names the hold and its end. What
 //! remains of an erasure is the request record: id, dates, categories, no personal data.
 
@@ -204,8 +206,11 @@ impl Rights {
         } else {
             subject
         };
-        // Art. 19: the provider deletes the subject's calls first; a failure is retried
-        // through the stream before anything here is gone.
+        // Art. 19: the subject's calls (as read after the tombstone) are queued for
+        // deletion at the provider before anything here is gone (their ids are lost with
+        // the call items). The production provider is `outbox::ProviderDeletions`: a
+        // provider failure keeps the call queued and the erasure goes on; only a failure
+        // to queue stops it (retried).
         let mut at_provider = 0;
         if let Some(p) = provider {
             at_provider = p.delete_calls(&subject.calls).await?;
@@ -329,8 +334,11 @@ impl Rights {
                 continue;
             }
             match provider {
+                // Zero deleted: still queued in the outbox, so the provider holds it.
                 Some(p) => {
-                    p.delete_calls(std::slice::from_ref(call)).await?;
+                    if p.delete_calls(std::slice::from_ref(call)).await? == 0 {
+                        provider_holds = true;
+                    }
                 }
                 None => provider_holds = true,
             }

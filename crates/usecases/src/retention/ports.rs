@@ -69,6 +69,9 @@ pub trait RetentionStore: Send + Sync {
     /// The recording item of a call.
     fn recording_key(&self, call_id: &str) -> ItemKey;
 
+    /// The provider's call id when `key` is a call item (from [`Self::erasure_keys`]).
+    fn call_of(&self, key: &ItemKey) -> Option<String>;
+
     /// Deletes items of the main table in batches the store allows; how many went.
     async fn delete(&self, keys: Vec<ItemKey>) -> Result<usize, StoreError>;
 

@@ -19,6 +19,8 @@ use domain::retention::ContractRecords::{BookingVouchers, Books, BusinessLetters
 use domain::RetentionClass;
 
 use super::ports::{DueItem, RetentionStore, SweepAudit};
+use crate::dsar::ports::{CallProvider, ProviderError};
+use crate::outbox::{DrainReport, ProviderDeletions};
 use crate::ports::{LeadStore, Objects, Retry, StoreError};
 
 /// DynamoDB's limit of requests in one BatchWriteItem; the sweep deletes plain classes
@@ -83,6 +85,8 @@ pub struct Sweeper {
     blobs: Arc<dyn Objects>,
     /// The exports bucket (data-subject export packages, 7 days).
     exports: Option<Arc<dyn Objects>>,
+    /// Deletion at the provider through the outbox (R3 lead class: R4.5 mechanics).
+    provider: Option<Arc<ProviderDeletions>>,
 }
 
 impl Sweeper {
@@ -96,6 +100,26 @@ impl Sweeper {
             leads,
             blobs,
             exports: None,
+            provider: None,
+        }
+    }
+
+    /// Erased subjects' calls are deleted at the provider too, through the outbox, and
+    /// real runs drain the outbox.
+    pub fn with_provider_deletions(mut self, provider: Arc<ProviderDeletions>) -> Self {
+        self.provider = Some(provider);
+        self
+    }
+
+    /// Retries the provider deletions that are due (the hourly schedule and the end of
+    /// each real run); `None` without a provider.
+    pub async fn drain_outbox(
+        &self,
+        budget: StdDuration,
+    ) -> Result<Option<DrainReport>, StoreError> {
+        match &self.provider {
+            Some(p) => p.drain(budget).await.map(Some),
+            None => Ok(None),
         }
     }
 
@@ -256,6 +280,7 @@ impl Sweeper {
             return Ok(());
         }
         let keys = self.store.erasure_keys(&lead).await?;
+        let calls: Vec<String> = keys.iter().filter_map(|k| self.store.call_of(k)).collect();
         let prefixes = [
             format!("recordings/{lead}/"),
             format!("transcripts/{lead}/"),
@@ -274,6 +299,19 @@ impl Sweeper {
             }
             count.deleted += keys.len();
             return Ok(());
+        }
+        // The calls go to the provider-deletion outbox before anything here is gone
+        // (their ids go with the call items); a provider failure keeps them queued and
+        // never blocks the sweep (R3 lead class: R4.5 mechanics, Art. 19).
+        if let Some(p) = &self.provider {
+            p.delete_calls(&calls).await.map_err(|e| match e {
+                ProviderError::Provider(s) => s,
+                ProviderError::Keys(k) => StoreError {
+                    operation: "provider_key",
+                    retry: k.retry,
+                    source: Some(Box::new(k)),
+                },
+            })?;
         }
         // Crypto-shredding first.
         self.store.shred_key(&lead).await?;
@@ -397,6 +435,13 @@ impl Sweeper {
                     tracing::error!(class = class.code(), error = %e, "sweep item failed; continuing");
                     first_error.get_or_insert(e);
                 }
+            }
+        }
+        if !req.dry_run && report.complete {
+            let left = budget.saturating_sub(started.elapsed());
+            if let Err(e) = self.drain_outbox(left).await {
+                tracing::error!(error = %e, "provider-deletion outbox not drained");
+                first_error.get_or_insert(e);
             }
         }
         if !req.dry_run {

@@ -784,3 +784,181 @@ async fn an_erasure_leaves_a_tombstone_first_and_takes_the_attempt_counters() {
     assert_eq!(w.leads.tombstone(&a), Some(w.clock.now()));
     assert_eq!(w.subjects.attempts_deleted(), vec![a]);
 }
+
+/// R4.5 (Art. 19): a provider outage does not block an erasure: the subject is erased
+/// here, key first, the request completes, and the call waits in the outbox (only its
+/// provider id) until a later drain deletes it at the provider.
+#[tokio::test]
+async fn a_provider_outage_does_not_block_an_erasure_and_the_outbox_deletes_later() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    w.call_of(a, "call_a", "Termin").await;
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    let outbox = testkit::MemoryOutbox::new();
+    let deletions = Arc::new(usecases::outbox::ProviderDeletions {
+        outbox: Arc::new(outbox.clone()),
+        provider: Arc::new(w.provider.clone()),
+        clock: Arc::new(w.clock.clone()),
+    });
+    let rights = Rights {
+        provider: Some(deletions.clone()),
+        ..w.rights()
+    };
+    w.provider.fail_with(usecases::ports::Retry::Transient);
+
+    let out = rights.carry_out(&id).await.unwrap();
+
+    assert_eq!(
+        out,
+        RightsOutcome::Erased {
+            calls_deleted_at_provider: 0
+        }
+    );
+    assert_eq!(
+        w.subjects.log().first().map(String::as_str),
+        Some("shred_key")
+    );
+    assert!(w.lead_service.read(&a).await.unwrap().is_none());
+    assert_eq!(
+        w.requests.record(&id).unwrap().status,
+        RequestStatus::Completed
+    );
+    let pending = outbox.entries();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].call_id, "call_a");
+    assert_eq!(pending[0].attempts, 1);
+
+    w.provider.heal();
+    w.clock.advance(Duration::hours(2));
+    let drained = deletions
+        .drain(std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(drained.deleted, 1);
+    assert_eq!(w.provider.deleted(), vec!["call_a".to_owned()]);
+    assert!(outbox.entries().is_empty());
+}
+
+/// R4.4, R4.10, R4.11: an export that keeps failing does not stall silently: each failed
+/// attempt is counted, the last one (the stream's retries used up) leaves the request
+/// `failed` with a fixed reason code, listed first for staff, who retry it (audited with
+/// their principal); the retried request is carried out.
+#[tokio::test]
+async fn a_request_whose_retries_run_out_is_failed_listed_first_and_retried_by_staff() {
+    use usecases::dsar::worker::{FailureRecorded, RequestWorker, MAX_WORKER_ATTEMPTS};
+    let w = world();
+    w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let older = w.verified(RequestType::Restriction, B_EMAIL, None).await;
+    w.clock.advance(Duration::days(3));
+    let id = w.verified(RequestType::Access, A_EMAIL, None).await;
+    let dead_letters = testkit::MemoryDeadLetters::new();
+    let worker = RequestWorker {
+        exporter: w.exporter(),
+        rights: w.rights(),
+        leads: w.lead_service.clone(),
+        dead_letters: Some(Arc::new(dead_letters.clone())),
+    };
+    w.exports.fail_with(usecases::ports::Retry::Transient);
+
+    let mut recorded = Vec::new();
+    for _ in 0..MAX_WORKER_ATTEMPTS {
+        let err = worker.run(&id).await.unwrap_err();
+        recorded.push(
+            worker
+                .record_failure(&id, "export", err.retry())
+                .await
+                .unwrap(),
+        );
+    }
+
+    assert_eq!(
+        recorded,
+        vec![
+            FailureRecorded::Retrying { failures: 1 },
+            FailureRecorded::Retrying { failures: 2 },
+            FailureRecorded::Retrying { failures: 3 },
+            FailureRecorded::Failed {
+                reason: "export_retries_exhausted".into()
+            },
+        ]
+    );
+    assert_eq!(
+        dead_letters.given_up(),
+        vec![(id, "export_retries_exhausted".to_owned())],
+        "the replay message names the request and the reason only"
+    );
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.status, RequestStatus::Failed);
+    assert_eq!(
+        record.failure_reason.as_deref(),
+        Some("export_retries_exhausted")
+    );
+    let list = w.service.open_requests().await.unwrap();
+    assert_eq!(list[0].request_id, id.to_string(), "failed first: {list:?}");
+    assert_eq!(
+        list[0].failure_reason.as_deref(),
+        Some("export_retries_exhausted")
+    );
+    assert_eq!(list[1].request_id, older.to_string());
+    assert!(w
+        .requests
+        .audit()
+        .iter()
+        .any(|a| a.request == id && a.action == "dsar.failed" && a.actor == "dsar-worker"));
+
+    w.exports.heal();
+    let staff = "arn:aws:sts::123456789012:assumed-role/dsar-staff/alice";
+    w.service.retry(&id, staff).await.unwrap();
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.status, RequestStatus::InProgress);
+    assert_eq!((record.failure_reason, record.worker_failures), (None, 0));
+    assert!(w
+        .requests
+        .audit()
+        .iter()
+        .any(|a| a.request == id && a.action == "dsar.retried" && a.actor == staff));
+    assert!(
+        matches!(w.service.retry(&id, staff).await, Err(DsarError::NotOpen)),
+        "only a failed request can be retried"
+    );
+    assert!(matches!(
+        worker.run(&id).await.unwrap(),
+        ExportOutcome::Built { .. }
+    ));
+    assert_eq!(
+        w.requests.record(&id).unwrap().status,
+        RequestStatus::Completed
+    );
+}
+
+/// R4.10: a permanent error fails the request at once (no stream retry could help).
+#[tokio::test]
+async fn a_permanent_worker_error_fails_the_request_at_once() {
+    use usecases::dsar::worker::{FailureRecorded, RequestWorker};
+    let w = world();
+    w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    let worker = RequestWorker {
+        exporter: w.exporter(),
+        rights: w.rights(),
+        leads: w.lead_service.clone(),
+        dead_letters: None,
+    };
+    let out = worker
+        .record_failure(&id, "rights", usecases::ports::Retry::Permanent)
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        FailureRecorded::Failed {
+            reason: "rights_permanent_error".into()
+        }
+    );
+    assert_eq!(
+        worker
+            .record_failure(&id, "rights", usecases::ports::Retry::Transient)
+            .await
+            .unwrap(),
+        FailureRecorded::NotInProgress
+    );
+}

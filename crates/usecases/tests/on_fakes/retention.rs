@@ -6,7 +6,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use domain::crypto::BlindIndex;
 use domain::retention::ContractRecords;
-use domain::{ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
+use domain::{Clock, ConsentEvidence, ConsentMethod, LeadId, RetentionClass};
 use testkit::retention::{key, MemItem};
 use testkit::{MemoryLeadStore, MemoryObjects, MemoryRetentionStore};
 use usecases::ports::{LeadStore, NewLead, Objects, Retry};
@@ -390,4 +390,157 @@ async fn a_subject_whose_contact_moved_after_the_index_said_due_is_kept() {
     assert!(w.store.item(&key(pk.clone(), "PROFILE")).is_some());
     assert!(w.store.item(&key(pk, "ERASED")).is_none(), "no tombstone");
     assert!(!w.store.ops().iter().any(|o| o.starts_with("shred")));
+}
+
+/// The sweep over `w` that deletes erased subjects' calls at `provider` through `outbox`,
+/// on a clock at `now`.
+fn sweeper_with_provider(
+    w: &World,
+    provider: &testkit::MemoryCallDeleter,
+    outbox: &testkit::MemoryOutbox,
+    clock: &domain::FixedClock,
+) -> Sweeper {
+    Sweeper::new(
+        std::sync::Arc::new(w.store.clone()),
+        std::sync::Arc::new(w.leads.clone()),
+        std::sync::Arc::new(w.blobs.clone()),
+    )
+    .with_exports(std::sync::Arc::new(w.exports.clone()))
+    .with_provider_deletions(std::sync::Arc::new(usecases::outbox::ProviderDeletions {
+        outbox: std::sync::Arc::new(outbox.clone()),
+        provider: std::sync::Arc::new(provider.clone()),
+        clock: std::sync::Arc::new(clock.clone()),
+    }))
+}
+
+/// R3 (lead class: R4.5 mechanics), R4.5: a subject the sweep erases loses its calls at
+/// the provider too, like an erasure request does.
+#[tokio::test]
+async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider() {
+    let w = world();
+    let lead = subject(&w, "2026-11-28T10:00:00Z").await;
+    let now = "2029-11-28T10:00:00Z";
+    let clock = domain::FixedClock::at(t(now));
+    let (provider, outbox) = (
+        testkit::MemoryCallDeleter::new(),
+        testkit::MemoryOutbox::new(),
+    );
+    let sweeper = sweeper_with_provider(&w, &provider, &outbox, &clock);
+
+    let dry = sweeper
+        .run(
+            SweepRequest {
+                dry_run: true,
+                now: t(now),
+            },
+            HOUR,
+        )
+        .await
+        .unwrap();
+    assert!(
+        provider.deleted().is_empty(),
+        "a dry run deletes nothing: {dry:?}"
+    );
+    sweeper
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now: t(now),
+            },
+            HOUR,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(provider.deleted(), vec![format!("c-{lead}")]);
+    assert!(outbox.entries().is_empty(), "nothing left to retry");
+}
+
+/// R3, R4.5: a provider outage does not block the sweep: the subject is erased here (key
+/// first), the call waits in the outbox with its backoff, and a later drain deletes it.
+#[tokio::test]
+async fn a_provider_outage_does_not_block_the_sweep_and_the_outbox_deletes_later() {
+    let w = world();
+    let lead = subject(&w, "2026-11-28T10:00:00Z").await;
+    let pk = format!("LEAD#{lead}");
+    let now = "2029-11-28T10:00:00Z";
+    let clock = domain::FixedClock::at(t(now));
+    let (provider, outbox) = (
+        testkit::MemoryCallDeleter::new(),
+        testkit::MemoryOutbox::new(),
+    );
+    provider.fail_with(Retry::Transient);
+    let sweeper = sweeper_with_provider(&w, &provider, &outbox, &clock);
+
+    let report = sweeper
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now: t(now),
+            },
+            HOUR,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(report.classes["lead"].failed, 0);
+    assert!(!w.store.has_key(&pk), "erased here, key first");
+    let entries = outbox.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].call_id, format!("c-{lead}"));
+    assert_eq!(entries[0].attempts, 1);
+    assert_eq!(
+        entries[0].next_attempt_at,
+        t(now) + chrono::Duration::hours(1)
+    );
+
+    // Not due yet: the drain leaves it alone.
+    provider.heal();
+    let early = sweeper.drain_outbox(HOUR).await.unwrap().unwrap();
+    assert_eq!((early.due, early.pending), (0, 1));
+    clock.advance(chrono::Duration::minutes(61));
+    let drained = sweeper.drain_outbox(HOUR).await.unwrap().unwrap();
+    assert_eq!((drained.deleted, drained.pending), (1, 0));
+    assert_eq!(provider.deleted(), vec![format!("c-{lead}")]);
+    assert!(outbox.entries().is_empty());
+}
+
+/// R4.5: a deletion that keeps failing becomes an incident after five attempts, each
+/// retry waiting twice as long (capped at a day).
+#[tokio::test]
+async fn a_provider_deletion_that_keeps_failing_becomes_an_incident() {
+    let w = world();
+    subject(&w, "2026-11-28T10:00:00Z").await;
+    let now = "2029-11-28T10:00:00Z";
+    let clock = domain::FixedClock::at(t(now));
+    let (provider, outbox) = (
+        testkit::MemoryCallDeleter::new(),
+        testkit::MemoryOutbox::new(),
+    );
+    provider.fail_with(Retry::Transient);
+    let sweeper = sweeper_with_provider(&w, &provider, &outbox, &clock);
+    sweeper
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now: t(now),
+            },
+            HOUR,
+        )
+        .await
+        .unwrap();
+
+    let mut waits = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let e = outbox.entries().pop().unwrap();
+        waits.push((e.next_attempt_at - clock.now()).num_minutes());
+        clock.set(e.next_attempt_at);
+        last = sweeper.drain_outbox(HOUR).await.unwrap();
+    }
+    assert_eq!(waits, [60, 120, 240, 480, 960]);
+    let e = outbox.entries().pop().unwrap();
+    assert_eq!(e.attempts, 6);
+    assert!(e.incident);
+    assert_eq!(last.unwrap().incidents, 1);
 }
