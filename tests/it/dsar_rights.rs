@@ -92,14 +92,25 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
             if !proof && contains_ci(v, &phone_index) {
                 panic!("{kind} item still holds the number's blind index");
             }
-            if !proof && (contains_ci(v, &lead_text) || contains_ci(v, &call_id)) {
+            if contains_ci(v, &lead_text) || contains_ci(v, &call_id) {
                 // The tombstone names the lead id only (with when and its TTL), so later
-                // events for the subject bring nothing back.
+                // events for the subject bring nothing back. The kept consent proof is
+                // detached (item 8): neither id, so no kept record joins the audit trail.
                 assert!(
                     kind == "audit" || (kind == "erasure_tombstone" && !contains_ci(v, &call_id)),
-                    "only audit items, the tombstone and the consent proof name the erased subject's opaque ids"
+                    "only audit items and the tombstone name the erased subject's opaque ids ({kind})"
                 );
             }
+        }
+        let proof_of_the_number = it
+            .get("phone_bidx")
+            .and_then(|b| b.as_s().ok())
+            .is_some_and(|b| *b == phone_index);
+        if proof && proof_of_the_number {
+            assert!(it["pk"].as_s().unwrap().starts_with("CONSENT#"), "{it:?}");
+            assert_eq!(it["sk"].as_s().unwrap(), "PROOF");
+            assert!(it.contains_key("uses") && it.contains_key("ttl"));
+            assert!(it.contains_key("exp_bucket"), "the sweep still finds it when due");
         }
         if let Some(sealed) = it.get("sealed_profile") {
             assert_ne!(sealed, &raw_profile["sealed_profile"]);

@@ -1129,6 +1129,74 @@ impl LeadStore for DynamoLeadStore {
             .await?
             .is_some())
     }
+
+    async fn detach_consent_proofs(&self, id: &LeadId) -> Result<usize, StoreError> {
+        detach_consent_proofs(&self.client, &self.table, id).await
+    }
+}
+
+/// Partition of a consent proof kept after its subject's erasure.
+pub const DETACHED_PROOF_PREFIX: &str = "CONSENT#";
+
+/// Moves the §7a UWG consent proofs of an erased subject out of its partition
+/// (`LEAD#<id>` / `CONSENT#<time>#<uuid>` → `CONSENT#<uuid>` / `PROOF`) without the lead id
+/// and the call ids; the number of calls made under a proof stays (`uses`), as do its
+/// times, version, method, the number's blind index and its retention. What remains of
+/// the subject (its audit events, keyed by lead and call ids) then joins no kept record.
+/// Idempotent: a copy already made is kept, the original then deleted.
+pub async fn detach_consent_proofs(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    id: &LeadId,
+) -> Result<usize, StoreError> {
+    const OP: &str = "detach_consent_proof";
+    let mut moved = 0;
+    for proof in query_partition(ddb, table, &lead_pk(id))
+        .await?
+        .into_iter()
+        .filter(|i| text(i, "kind") == Some("phone_consent"))
+    {
+        let Some(sk) = text(&proof, schema::SK).map(str::to_owned) else {
+            continue;
+        };
+        let proof_id = sk.rsplit('#').next().unwrap_or_default().to_owned();
+        let uses = match proof.get("call_ids") {
+            Some(AttributeValue::Ss(calls)) => calls.len(),
+            _ => 0,
+        };
+        let mut kept = proof.clone();
+        kept.remove("lead_id");
+        kept.remove("call_ids");
+        kept.insert(
+            schema::PK.into(),
+            s(format!("{DETACHED_PROOF_PREFIX}{proof_id}")),
+        );
+        kept.insert(schema::SK.into(), s("PROOF"));
+        kept.insert("uses".into(), n(uses));
+        match ddb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(kept))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(failure(OP, e)),
+        }
+        ddb.delete_item()
+            .table_name(table)
+            .key(schema::PK, s(lead_pk(id)))
+            .key(schema::SK, s(sk))
+            .send()
+            .await
+            .map_err(|e| failure(OP, e))?;
+        moved += 1;
+    }
+    Ok(moved)
 }
 
 /// DynamoDB's limit of requests in one BatchWriteItem.

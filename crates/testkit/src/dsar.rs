@@ -410,7 +410,7 @@ impl SubjectData for MemorySubjects {
             .leads
             .consents()
             .into_iter()
-            .filter(|c| c.lead == *lead)
+            .filter(|c| c.lead == Some(*lead))
             .enumerate()
         {
             records.push(HeldRecord {

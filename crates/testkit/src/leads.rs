@@ -30,7 +30,8 @@ pub struct MemoryLead {
 /// One consent proof (§7a UWG): which number, when, under which policy.
 #[derive(Clone, Debug)]
 pub struct ConsentProof {
-    pub lead: LeadId,
+    /// The subject it belongs to; `None` once detached after the subject's erasure.
+    pub lead: Option<LeadId>,
     pub phone_index: BlindIndex,
     pub evidence: ConsentEvidence,
     pub expires_at: DateTime<Utc>,
@@ -38,6 +39,8 @@ pub struct ConsentProof {
     pub calls: Vec<String>,
     /// The last call placed under it.
     pub last_used_at: Option<DateTime<Utc>>,
+    /// How many calls were placed under it (kept when a detached proof loses its call ids).
+    pub uses: usize,
 }
 
 /// One audit event: action, the subject it concerns, when.
@@ -188,12 +191,13 @@ fn audit(s: &mut State, action: &str, lead: Option<LeadId>, at: DateTime<Utc>) {
 fn consent(s: &mut State, lead: LeadId, phone_index: &BlindIndex, evidence: &ConsentEvidence) {
     let r = Retention::of(RetentionClass::PhoneConsentProof, evidence.given_at);
     s.consents.push(ConsentProof {
-        lead,
+        lead: Some(lead),
         phone_index: phone_index.clone(),
         evidence: evidence.clone(),
         expires_at: r.expires_at,
         calls: Vec::new(),
         last_used_at: None,
+        uses: 0,
     });
 }
 
@@ -353,13 +357,14 @@ impl LeadStore for MemoryLeadStore {
         let Some(proof) = s
             .consents
             .iter_mut()
-            .filter(|c| c.lead == *id && c.phone_index == *phone_index)
+            .filter(|c| c.lead == Some(*id) && c.phone_index == *phone_index)
             .max_by_key(|c| c.evidence.given_at)
         else {
             return Ok(false);
         };
         if !proof.calls.iter().any(|c| c == call_id) {
             proof.calls.push(call_id.to_owned());
+            proof.uses += 1;
         }
         if proof.last_used_at.is_none_or(|last| last < at) {
             proof.last_used_at = Some(at);
@@ -400,5 +405,17 @@ impl LeadStore for MemoryLeadStore {
     async fn erased(&self, id: &LeadId) -> Result<bool, StoreError> {
         self.check("erased")?;
         Ok(self.state.lock().unwrap().tombstones.contains_key(id))
+    }
+
+    async fn detach_consent_proofs(&self, id: &LeadId) -> Result<usize, StoreError> {
+        self.check("detach_consent_proofs")?;
+        let mut s = self.state.lock().unwrap();
+        let mut moved = 0;
+        for proof in s.consents.iter_mut().filter(|c| c.lead == Some(*id)) {
+            proof.lead = None;
+            proof.calls.clear();
+            moved += 1;
+        }
+        Ok(moved)
     }
 }

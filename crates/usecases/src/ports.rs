@@ -267,6 +267,12 @@ pub trait LeadStore: Send + Sync {
 
     /// Whether the subject was erased (its tombstone exists; consistent read).
     async fn erased(&self, id: &LeadId) -> Result<bool, StoreError>;
+
+    /// After an erasure: moves the subject's §7a UWG consent proofs out of its records,
+    /// without the lead id and the call ids (the count of calls stays), so what is kept
+    /// of an erased person cannot be joined to its audit events. How many moved;
+    /// idempotent.
+    async fn detach_consent_proofs(&self, id: &LeadId) -> Result<usize, StoreError>;
 }
 
 /// How long an erased subject's tombstone is kept: longer than any late delivery can

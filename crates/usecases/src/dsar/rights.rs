@@ -264,6 +264,9 @@ impl Rights {
         // The call-attempt counters it left on its numbers (R1.6).
         doomed.push(Doomed::Attempts(subject.lead));
         self.writes.delete(doomed).await?;
+        // The kept consent proofs leave the erased subject's records, without its lead and
+        // call ids: no kept record then joins its audit events (R4.5, Art. 17(3)(e)).
+        self.lead_store.detach_consent_proofs(&subject.lead).await?;
         for prefix in prefixes(&subject.lead) {
             self.recordings.delete_all_versions_under(&prefix).await?;
         }

@@ -316,6 +316,9 @@ impl Sweeper {
         // Crypto-shredding first.
         self.store.shred_key(&lead).await?;
         count.deleted += self.store.delete(keys).await?;
+        // The consent proofs stay, detached from the subject (no lead or call ids): what
+        // is kept of an erased person joins none of its audit events.
+        self.leads.detach_consent_proofs(&lead).await?;
         for p in &prefixes {
             count.objects += self.blobs.delete_all_versions_under(p).await?;
         }

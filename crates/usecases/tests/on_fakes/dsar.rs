@@ -496,6 +496,11 @@ async fn erasure_deletes_the_calls_at_the_provider_and_shreds_the_key_before_del
     let b = w.sign_up("Ottokar", B_EMAIL, B_PHONE).await;
     w.call_of(a, "call_a", "Termin").await;
     w.call_of(b, "call_b", "Rückruf").await;
+    // The call was placed under A's consent proof (§7a UWG).
+    let a_phone = w.leads.lead(&a).unwrap().phone_index;
+    usecases::ports::LeadStore::record_consent_use(&w.leads, &a, &a_phone, "call_a", w.clock.now())
+        .await
+        .unwrap();
     let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
 
     let out = w.rights().carry_out(&id).await.unwrap();
@@ -543,7 +548,20 @@ async fn erasure_deletes_the_calls_at_the_provider_and_shreds_the_key_before_del
     let deleted = w.subjects.deleted();
     assert!(deleted.iter().all(|(_, k)| !k.starts_with("CONSENT#")));
     assert!(deleted.iter().any(|(l, k)| *l == a && k == "PROFILE"));
-    assert!(w.leads.consents().iter().any(|c| c.lead == a));
+    // Item 8: the kept proof is detached: no lead id, no call id (the count stays), so
+    // the erased subject's audit events (lead and call ids) join no kept record.
+    let kept: Vec<_> = w
+        .leads
+        .consents()
+        .into_iter()
+        .filter(|c| c.phone_index == a_phone)
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].lead, None);
+    assert!(kept[0].calls.is_empty());
+    assert_eq!(kept[0].uses, 1);
+    assert!(kept[0].last_used_at.is_some());
+    assert!(w.leads.consents().iter().any(|c| c.lead == Some(b)));
     // The other subject is untouched.
     assert!(w.lead_service.read(&b).await.unwrap().is_some());
     let record = w.requests.record(&id).unwrap();
