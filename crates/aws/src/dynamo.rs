@@ -1129,6 +1129,10 @@ impl LeadStore for DynamoLeadStore {
             .await?
             .is_some())
     }
+
+    async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError> {
+        Ok(self.get("get_lead", lead_pk(id), LEAD_SK).await?.is_some())
+    }
 }
 
 /// DynamoDB's limit of requests in one BatchWriteItem.

@@ -401,4 +401,9 @@ impl LeadStore for MemoryLeadStore {
         self.check("erased")?;
         Ok(self.state.lock().unwrap().tombstones.contains_key(id))
     }
+
+    async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError> {
+        self.check("get_lead")?;
+        Ok(self.state.lock().unwrap().leads.contains_key(id))
+    }
 }

@@ -267,6 +267,10 @@ pub trait LeadStore: Send + Sync {
 
     /// Whether the subject was erased (its tombstone exists; consistent read).
     async fn erased(&self, id: &LeadId) -> Result<bool, StoreError>;
+
+    /// Whether the lead is still stored, past its retention or not (a lead that is due
+    /// but not yet swept exists; consistent read).
+    async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError>;
 }
 
 /// How long an erased subject's tombstone is kept: longer than any late delivery can
