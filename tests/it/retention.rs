@@ -538,3 +538,71 @@ fn the_template_never_lets_a_deployed_sweep_move_its_clock() {
         );
     }
 }
+
+/// R3.3, R4.5 (issue 12, item 1): a call event naming a lead that is past its retention
+/// but not yet swept links the call to that lead (call item and pointer in the lead's
+/// partition), metadata only, so the sweep's erasure of the lead takes the call along.
+/// Before: the call was stored unlinked and without a pointer, and the sweep left it.
+#[tokio::test]
+async fn a_call_of_a_lead_past_its_retention_goes_with_the_lead_in_the_sweep() {
+    use secrecy::SecretString;
+    use testkit::retell::{call_object, event, Consent};
+
+    let world = World::start().await;
+    let lead = world.signup.subject().await;
+    let due = RetentionClass::Lead
+        .due_at(world.signup.clock.now())
+        .unwrap();
+    world.signup.clock.set(due + chrono::Duration::minutes(5));
+
+    let call = call_object("call_due_lead", &lead, Consent::ToolYes, true);
+    let body = event("call_analyzed", &call);
+    let sig = shared::retell::signature::sign(
+        &body,
+        &SecretString::from(API_KEY.to_owned()),
+        world.now_ms(),
+    );
+    let req = harness::events::ApiRequest::post_json("/v1/telephony/retell", &body)
+        .header("x-retell-signature", &sig);
+    assert_eq!(
+        telephony::handle(&world.webhook, req.build())
+            .await
+            .status(),
+        204
+    );
+    let item = world
+        .signup
+        .item(call_pk("call_due_lead"), CALL_SK)
+        .await
+        .expect("the call is stored");
+    assert_eq!(
+        item.get("lead_id").and_then(|v| v.as_s().ok()),
+        Some(&lead.to_string()),
+        "linked to the due lead"
+    );
+    assert!(
+        !item.keys().any(|k| k.starts_with("sealed_")),
+        "metadata only"
+    );
+    assert!(!item.contains_key("transcript_key"));
+    assert!(
+        world
+            .signup
+            .item(lead_pk(&lead), &call_pk("call_due_lead"))
+            .await
+            .is_some(),
+        "the lead's partition points at the call"
+    );
+
+    run(&world.signup, world.signup.clock.now(), false).await;
+    assert!(world.signup.item(lead_pk(&lead), LEAD_SK).await.is_none());
+    assert!(
+        world
+            .signup
+            .item(call_pk("call_due_lead"), CALL_SK)
+            .await
+            .is_none(),
+        "the sweep took the call along"
+    );
+    world.shutdown().await.unwrap();
+}
