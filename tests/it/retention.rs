@@ -541,8 +541,9 @@ fn the_template_never_lets_a_deployed_sweep_move_its_clock() {
 
 /// R3.3, R4.5 (issue 12, item 1): a call event naming a lead that is past its retention
 /// but not yet swept links the call to that lead (call item and pointer in the lead's
-/// partition), metadata only, so the sweep's erasure of the lead takes the call along.
-/// Before: the call was stored unlinked and without a pointer, and the sweep left it.
+/// partition), metadata only, so the sweep's erasure of the lead takes the call along;
+/// the call's end does not move the lead's retention. Before: the call was stored
+/// unlinked and without a pointer, and the sweep left it.
 #[tokio::test]
 async fn a_call_of_a_lead_past_its_retention_goes_with_the_lead_in_the_sweep() {
     use secrecy::SecretString;
@@ -555,7 +556,10 @@ async fn a_call_of_a_lead_past_its_retention_goes_with_the_lead_in_the_sweep() {
         .unwrap();
     world.signup.clock.set(due + chrono::Duration::minutes(5));
 
-    let call = call_object("call_due_lead", &lead, Consent::ToolYes, true);
+    // The call ended just now, after the lead was due.
+    let mut call = call_object("call_due_lead", &lead, Consent::ToolYes, true);
+    call["start_timestamp"] = serde_json::json!(world.now_ms() - 60_000);
+    call["end_timestamp"] = serde_json::json!(world.now_ms());
     let body = event("call_analyzed", &call);
     let sig = shared::retell::signature::sign(
         &body,
@@ -592,6 +596,15 @@ async fn a_call_of_a_lead_past_its_retention_goes_with_the_lead_in_the_sweep() {
             .await
             .is_some(),
         "the lead's partition points at the call"
+    );
+
+    // The worker sees the call's end: it does not bring the due lead back.
+    let expires = world.signup.lead_item(&lead).await["expires_at"].clone();
+    assert_eq!(world.pump_call("call_due_lead", 1).await, 0);
+    assert_eq!(
+        world.signup.lead_item(&lead).await["expires_at"],
+        expires,
+        "the lead is still due"
     );
 
     run(&world.signup, world.signup.clock.now(), false).await;

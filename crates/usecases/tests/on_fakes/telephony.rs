@@ -1075,6 +1075,16 @@ async fn a_call_of_a_lead_past_its_retention_is_linked_to_it_and_keeps_metadata_
     assert!(facts.linked);
     assert_eq!(facts.duration_ms, Some(300_000), "metadata kept");
     assert!(w.bucket.keys().is_empty());
+    // The call's end does not bring the due lead back (its retention stays where it was).
+    let before = w.stored_lead(&w.lead);
+    let ingest = w.ingest(true);
+    assert!(!ingest
+        .record_contact(&w.lead, w.clock.now() + Duration::minutes(5))
+        .await
+        .unwrap());
+    let after = w.stored_lead(&w.lead);
+    assert_eq!(after.expires_at, before.expires_at, "still due");
+    assert_eq!(after.last_contact_at, before.last_contact_at);
 
     // A lead that is gone (swept, tombstone expired) links nothing.
     let gone = LeadId::new();
