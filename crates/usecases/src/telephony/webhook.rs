@@ -2,10 +2,11 @@
 //!
 //! Linked calls (`metadata.lead_id` names a live lead) are sealed under the subject's data
 //! key; a call naming a lead that is past its retention but not yet swept is linked to it
-//! (so the sweep takes it along) and keeps metadata only. The consent (R2.6) and disclosure (R2.8) decisions are taken here, before anything
-//! is kept: without both, no transcript and no recording URL are stored, only metadata
-//! and call content (R2.7). A call without a live lead keeps only its metadata and the
-//! blind index of the person's number, so a request by phone still finds it (R2.4).
+//! (so the sweep takes it along) and keeps metadata only. The consent (R2.6) and
+//! disclosure (R2.8) decisions are taken here, before anything is kept: without both, no
+//! transcript and no recording URL are stored, only metadata and call content (R2.7). A
+//! call without a stored lead keeps only its metadata and the blind index of the person's
+//! number, so a request whose number staff proved still finds it (R2.4).
 
 use std::sync::Arc;
 
