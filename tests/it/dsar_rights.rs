@@ -10,6 +10,7 @@ use common::*;
 use harness::events::{stream_event, ApiRequest};
 use harness::logs::LogCapture;
 use harness::simulator::scenario::Scenario;
+use serde_json::json;
 use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::adapters::dynamo::{lead_pk, DynamoLeadStore, KEY_SK, LEAD_SK};
 use shared::adapters::kms::KmsKeyService;
@@ -110,7 +111,10 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
             assert!(it["pk"].as_s().unwrap().starts_with("CONSENT#"), "{it:?}");
             assert_eq!(it["sk"].as_s().unwrap(), "PROOF");
             assert!(it.contains_key("uses") && it.contains_key("ttl"));
-            assert!(it.contains_key("exp_bucket"), "the sweep still finds it when due");
+            assert!(
+                it.contains_key("exp_bucket"),
+                "the sweep still finds it when due"
+            );
         }
         if let Some(sealed) = it.get("sealed_profile") {
             assert_ne!(sealed, &raw_profile["sealed_profile"]);
@@ -728,4 +732,122 @@ async fn erasure_completes_while_the_provider_fails_and_the_outbox_deletes_the_c
     assert!(d.sim.deleted_calls().contains(&call_id));
     assert!(d.signup.items_of_kind("provider_deletion").await.is_empty());
     d.shutdown().await.unwrap();
+}
+
+/// A phone-only request of `kind` for `phone`; its id.
+async fn phone_only(d: &World, kind: &str, phone: &str) -> String {
+    let (status, body) = d.submit(&json!({"type": kind, "phone": phone})).await;
+    assert_eq!(status, 202, "{body}");
+    body["request_id"].as_str().unwrap().to_owned()
+}
+
+/// The staff identity check of a request; the token staff hand over.
+async fn check_identity(d: &World, id: &str) -> String {
+    let (status, body) = d
+        .staff_post(&format!("/v1/admin/dsar/{id}/verify-identity"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["request_token"].as_str().unwrap().to_owned()
+}
+
+/// R4.4, R4.5, R4.1 (issue 12, item 1): a person without a lead reaches the calls stored
+/// without a lead with their number once staff proved it: the export holds their
+/// metadata, the erasure deletes them at the provider and here. Until the staff check
+/// nothing is done; a subject's call made to that number and calls with other numbers
+/// are never reached this way. Before: `no_data` both times, the calls stayed.
+#[tokio::test]
+async fn a_proven_phone_without_a_subject_exports_and_erases_the_unlinked_calls_with_it() {
+    let (logs, _guard) = LogCapture::start();
+    let d = World::on_mail_emulator().await;
+    let lead = d.signup.subject().await;
+    let stranger = "+491735550199";
+    // Calls the provider knows: one without a lead with the stranger's number, one
+    // without a lead with another number, and one of the subject made to that number.
+    let script = |lead_id: Option<&LeadId>, to: &str| {
+        let mut params = d.sim.params(
+            &lead_id.map(LeadId::to_string).unwrap_or_default(),
+            d.sim.now_ms() - 120_000,
+        );
+        if lead_id.is_none() {
+            params.metadata = serde_json::Value::Null;
+        }
+        params.to_number = to.to_owned();
+        d.sim.script(Scenario::ConsentYes, params)
+    };
+    let unlinked = script(None, stranger);
+    let elsewhere = script(None, "+491745550123");
+    let subjects = script(Some(&lead), stranger);
+    for call in [&unlinked, &elsewhere, &subjects] {
+        d.deliver(call, "call_ended").await;
+    }
+    let (unlinked, elsewhere, subjects) = (
+        unlinked.call_id().to_owned(),
+        elsewhere.call_id().to_owned(),
+        subjects.call_id().to_owned(),
+    );
+    let stored = |id: &str| {
+        let d = &d;
+        let id = id.to_owned();
+        async move { d.signup.item(call_pk(&id), CALL_SK).await }
+    };
+    assert!(!stored(&unlinked).await.unwrap().contains_key("lead_id"));
+    assert!(stored(&subjects).await.unwrap().contains_key("lead_id"));
+
+    // Access: the unlinked call's metadata, nothing of the subject's.
+    let id = phone_only(&d, "access", stranger).await;
+    let token = check_identity(&d, &id).await;
+    assert_eq!(d.pump(&id, 1).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["outcome"], "export_ready", "{view}");
+    let zip = d.download(view["download_url"].as_str().unwrap()).await;
+    let files = unzip(&zip);
+    let data: serde_json::Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    assert_eq!(data["holds_data"], true);
+    assert_eq!(data["subject"], serde_json::Value::Null);
+    let calls = data["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["call_id"], unlinked.as_str());
+    assert!(calls[0].get("phone_bidx").is_none());
+    let all = String::from_utf8_lossy(&zip).into_owned();
+    for other in [&subjects, &elsewhere, &lead.to_string()] {
+        assert!(!all.contains(other), "{other} in the export");
+    }
+    let readme = String::from_utf8(files["LIESMICH.txt"].clone()).unwrap();
+    assert!(readme
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .contains("Gespeichert sind 1 Telefonat(e) mit Ihrer Telefonnummer"));
+
+    // Erasure: nothing until staff prove the number.
+    let id = phone_only(&d, "erasure", stranger).await;
+    assert_eq!(d.pump(&id, 2).await, 0);
+    assert_eq!(
+        d.request_item(&id).await["status"].as_s().unwrap(),
+        "awaiting_identity_check"
+    );
+    assert!(stored(&unlinked).await.is_some());
+    let token = check_identity(&d, &id).await;
+    assert_eq!(d.pump(&id, 3).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["outcome"], "erased", "{view}");
+    assert_eq!(view["erased_categories"], json!(["call_metadata"]));
+    let deleted = d.sim.deleted_calls();
+    assert_eq!(
+        deleted,
+        vec![unlinked.clone()],
+        "only the unlinked call at the provider"
+    );
+    assert!(stored(&unlinked).await.is_none(), "erased here");
+    assert!(stored(&subjects).await.is_some());
+    assert!(stored(&elsewhere).await.is_some());
+    assert!(d.signup.item(lead_pk(&lead), LEAD_SK).await.is_some());
+    assert!(d
+        .signup
+        .item(lead_pk(&lead), &call_pk(&subjects))
+        .await
+        .is_some());
+    d.shutdown().await.unwrap();
+    logs.assert_free_of(&[stranger, FIRST, LAST, EMAIL, PHONE_E164]);
 }

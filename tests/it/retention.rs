@@ -597,3 +597,84 @@ async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider_through_the_
     assert!(sim.deleted_calls().contains(&call_id));
     assert!(w.signup.items_of_kind("provider_deletion").await.is_empty());
 }
+
+/// R3.3, R4.5 (issue 12, item 1): a call event naming a lead that is past its retention
+/// but not yet swept links the call to that lead (call item and pointer in the lead's
+/// partition), metadata only, so the sweep's erasure of the lead takes the call along;
+/// the call's end does not move the lead's retention. Before: the call was stored
+/// unlinked and without a pointer, and the sweep left it.
+#[tokio::test]
+async fn a_call_of_a_lead_past_its_retention_goes_with_the_lead_in_the_sweep() {
+    use secrecy::SecretString;
+    use testkit::retell::{call_object, event, Consent};
+
+    let world = World::start().await;
+    let lead = world.signup.subject().await;
+    let due = RetentionClass::Lead
+        .due_at(world.signup.clock.now())
+        .unwrap();
+    world.signup.clock.set(due + chrono::Duration::minutes(5));
+
+    // The call ended just now, after the lead was due.
+    let mut call = call_object("call_due_lead", &lead, Consent::ToolYes, true);
+    call["start_timestamp"] = serde_json::json!(world.now_ms() - 60_000);
+    call["end_timestamp"] = serde_json::json!(world.now_ms());
+    let body = event("call_analyzed", &call);
+    let sig = shared::retell::signature::sign(
+        &body,
+        &SecretString::from(API_KEY.to_owned()),
+        world.now_ms(),
+    );
+    let req = harness::events::ApiRequest::post_json("/v1/telephony/retell", &body)
+        .header("x-retell-signature", &sig);
+    assert_eq!(
+        telephony::handle(&world.webhook, req.build())
+            .await
+            .status(),
+        204
+    );
+    let item = world
+        .signup
+        .item(call_pk("call_due_lead"), CALL_SK)
+        .await
+        .expect("the call is stored");
+    assert_eq!(
+        item.get("lead_id").and_then(|v| v.as_s().ok()),
+        Some(&lead.to_string()),
+        "linked to the due lead"
+    );
+    assert!(
+        !item.keys().any(|k| k.starts_with("sealed_")),
+        "metadata only"
+    );
+    assert!(!item.contains_key("transcript_key"));
+    assert!(
+        world
+            .signup
+            .item(lead_pk(&lead), &call_pk("call_due_lead"))
+            .await
+            .is_some(),
+        "the lead's partition points at the call"
+    );
+
+    // The worker sees the call's end: it does not bring the due lead back.
+    let expires = world.signup.lead_item(&lead).await["expires_at"].clone();
+    assert_eq!(world.pump_call("call_due_lead", 1).await, 0);
+    assert_eq!(
+        world.signup.lead_item(&lead).await["expires_at"],
+        expires,
+        "the lead is still due"
+    );
+
+    run(&world.signup, world.signup.clock.now(), false).await;
+    assert!(world.signup.item(lead_pk(&lead), LEAD_SK).await.is_none());
+    assert!(
+        world
+            .signup
+            .item(call_pk("call_due_lead"), CALL_SK)
+            .await
+            .is_none(),
+        "the sweep took the call along"
+    );
+    world.shutdown().await.unwrap();
+}

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::calls::{attempt_keys, call_pk, calls_in_partition, CALL_SK};
+use super::calls::{attempt_keys, call_pk, calls_by_phone, calls_in_partition, CALL_SK};
 use super::dsar::{counter_pk, request_pk, EXPORT_SK};
 use super::dynamo::{
     batch_delete, failure, lead_pk, query_partition, s, schema, DynamoLeadStore, Item, CLAIM_SK,
@@ -113,6 +113,37 @@ impl DynamoSubjects {
             .item)
     }
 
+    /// Deletes a call and its recording's record while the call is unlinked, at once;
+    /// `false` when it was linked to a subject since (nothing deleted). Gone is fine.
+    async fn delete_unlinked_call(&self, call_id: &str) -> Result<bool, StoreError> {
+        use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+        let delete = |sk: &str, condition: Option<&str>| {
+            Delete::builder()
+                .table_name(&self.table)
+                .key(schema::PK, AttributeValue::S(call_pk(call_id)))
+                .key(schema::SK, AttributeValue::S(sk.to_owned()))
+                .set_condition_expression(condition.map(str::to_owned))
+                .build()
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+                .map_err(|e| super::dynamo::corrupt("delete_unlinked_call", e))
+        };
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(delete(CALL_SK, Some("attribute_not_exists(lead_id)"))?)
+            .transact_items(delete(RECORDING_SK, None)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&0)) => {
+                tracing::warn!("a call linked since was left alone");
+                Ok(false)
+            }
+            Err(e) => Err(failure("delete_unlinked_call", e)),
+        }
+    }
+
     /// An update of an item that may be gone already: gone is fine.
     async fn update_unless_missing(
         &self,
@@ -196,12 +227,30 @@ impl SubjectData for DynamoSubjects {
             recording,
         }))
     }
+
+    async fn unlinked_calls(
+        &self,
+        phone_index: &BlindIndex,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        // The index is keys-only: each call is read (consistently) to see whether anyone
+        // holds it.
+        let mut calls = Vec::new();
+        for id in calls_by_phone(&self.client, &self.table, phone_index.as_str()).await? {
+            if let Some(call) = self.call(&id).await? {
+                if !call.fields.contains_key("lead_id") {
+                    calls.push(call);
+                }
+            }
+        }
+        Ok(calls)
+    }
 }
 
 #[async_trait]
 impl SubjectRights for DynamoSubjects {
     async fn delete(&self, doomed: Vec<Doomed>) -> Result<usize, StoreError> {
         let mut keys = Vec::new();
+        let mut unlinked = 0;
         for d in doomed {
             match d {
                 Doomed::Call(call) => {
@@ -209,6 +258,11 @@ impl SubjectRights for DynamoSubjects {
                     keys.push((call_pk(&call), RECORDING_SK.to_owned()));
                 }
                 Doomed::Recording(call) => keys.push((call_pk(&call), RECORDING_SK.to_owned())),
+                Doomed::UnlinkedCall(call) => {
+                    if self.delete_unlinked_call(&call).await? {
+                        unlinked += 2;
+                    }
+                }
                 Doomed::Held(lead, key) => keys.push((lead_pk(&lead), key)),
                 Doomed::Export(id) => keys.push((request_pk(&id), EXPORT_SK.to_owned())),
                 Doomed::Claim(kind, index) => {
@@ -234,7 +288,7 @@ impl SubjectRights for DynamoSubjects {
                 }
             }
         }
-        batch_delete(&self.client, &self.table, keys, None).await
+        Ok(unlinked + batch_delete(&self.client, &self.table, keys, None).await?)
     }
 
     async fn shred_key(&self, lead: &LeadId) -> Result<(), StoreError> {

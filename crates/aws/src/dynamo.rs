@@ -1130,6 +1130,10 @@ impl LeadStore for DynamoLeadStore {
             .is_some())
     }
 
+    async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError> {
+        Ok(self.get("get_lead", lead_pk(id), LEAD_SK).await?.is_some())
+    }
+
     async fn detach_consent_proofs(&self, id: &LeadId) -> Result<usize, StoreError> {
         detach_consent_proofs(&self.client, &self.table, id).await
     }

@@ -286,7 +286,6 @@ struct HeldCall {
     /// The subject the call is linked to (its pointer in the subject's partition);
     /// `None` for an unlinked call.
     lead: Option<LeadId>,
-    #[allow(dead_code)]
     phone_index: BlindIndex,
     call: CallRecord,
 }
@@ -449,6 +448,23 @@ impl SubjectData for MemorySubjects {
         self.fault.check("get_call")?;
         Ok(self.held_call(call_id))
     }
+
+    async fn unlinked_calls(
+        &self,
+        phone_index: &BlindIndex,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.fault.check("query_calls")?;
+        let s = self.state.lock().unwrap();
+        let mut calls: Vec<CallRecord> = s
+            .calls
+            .iter()
+            .filter(|c| c.lead.is_none() && c.phone_index == *phone_index)
+            .map(|c| c.call.clone())
+            .collect();
+        calls.sort_by(|a, b| a.id.cmp(&b.id));
+        calls.dedup_by(|a, b| a.id == b.id);
+        Ok(calls)
+    }
 }
 
 #[async_trait]
@@ -463,6 +479,11 @@ impl SubjectRights for MemorySubjects {
                     let before = s.calls.len();
                     s.calls.retain(|c| c.call.id != id);
                     count += 1 + usize::from(before != s.calls.len());
+                }
+                Doomed::UnlinkedCall(id) => {
+                    let before = s.calls.len();
+                    s.calls.retain(|c| c.call.id != id || c.lead.is_some());
+                    count += 2 * usize::from(before != s.calls.len());
                 }
                 Doomed::Recording(id) => {
                     if let Some(c) = s.calls.iter_mut().find(|c| c.call.id == id) {

@@ -418,4 +418,9 @@ impl LeadStore for MemoryLeadStore {
         }
         Ok(moved)
     }
+
+    async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError> {
+        self.check("get_lead")?;
+        Ok(self.state.lock().unwrap().leads.contains_key(id))
+    }
 }

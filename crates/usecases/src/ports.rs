@@ -273,6 +273,10 @@ pub trait LeadStore: Send + Sync {
     /// of an erased person cannot be joined to its audit events. How many moved;
     /// idempotent.
     async fn detach_consent_proofs(&self, id: &LeadId) -> Result<usize, StoreError>;
+
+    /// Whether the lead is still stored, past its retention or not (a lead that is due
+    /// but not yet swept exists; consistent read).
+    async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError>;
 }
 
 /// How long an erased subject's tombstone is kept: longer than any late delivery can

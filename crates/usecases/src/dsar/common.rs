@@ -176,6 +176,21 @@ pub async fn await_identity_check(
     Ok(())
 }
 
+/// The phone number (its blind index) a request proved through the staff identity check,
+/// if any. A request that resolves to no subject acts on the unlinked calls with this
+/// number (calls stored without a lead; R4.4, R4.5): nobody else holds them, and only
+/// the staff check proves that the requester is the person on that line. An unproven
+/// number reaches nothing; a subject's request reaches its calls through its lead only
+/// (a number can have changed hands, so the calls on it are not the subject's by
+/// default).
+pub fn proven_phone(record: &RequestRecord) -> Option<BlindIndex> {
+    record
+        .subject_phone_bidx
+        .clone()
+        .filter(|_| record.identity_checked)
+        .map(BlindIndex::from_stored)
+}
+
 /// Whom a verified request acts on, as the worker finds it.
 pub enum Resolved {
     Subject(LeadId),

@@ -22,7 +22,7 @@ use domain::dsar::disclosure::{self, ReadmeContext};
 use domain::dsar::{mail, RequestStatus, RequestType};
 use domain::{Clock, LeadId, RequestId, RetentionClass};
 
-use super::common::{resolve_subject, ContactMail, Resolved};
+use super::common::{proven_phone, resolve_subject, ContactMail, Resolved};
 use super::ports::{
     Archive, ArchiveError, ArchiveFormat, CallRecord, ClaimLookup, HeldRecord, RequestStore,
     SubjectData,
@@ -208,19 +208,32 @@ impl Exporter {
         }
         let resolved =
             resolve_subject(self.claims.as_ref(), self.store.as_ref(), &record, now).await?;
+        let no_subject = matches!(resolved, Resolved::NoData);
         let subject = match resolved {
             Resolved::Waiting => return Ok(ExportOutcome::Skipped),
             Resolved::NoData => None,
             Resolved::Subject(lead) => self.gather(&lead).await?,
         };
-        let holds_data = subject.is_some();
+        // No subject, but a number proven by the staff identity check: the calls stored
+        // without a lead with that number are the requester's (see `proven_phone`).
+        let unlinked: Vec<Value> = match proven_phone(&record).filter(|_| no_subject) {
+            Some(phone) => self
+                .subjects
+                .unlinked_calls(&phone)
+                .await?
+                .into_iter()
+                .map(unlinked_call)
+                .collect(),
+            None => Vec::new(),
+        };
+        let holds_data = subject.is_some() || !unlinked.is_empty();
         let object_key = format!("exports/{id}.zip");
         let mut upload = self
             .exports
             .start_upload(&object_key, "application/zip")
             .await?;
         let written = self
-            .write(&mut upload, &record, subject.as_ref(), now)
+            .write(&mut upload, &record, subject.as_ref(), &unlinked, now)
             .await;
         if let Err(e) = written {
             upload.abort().await;
@@ -338,6 +351,7 @@ impl Exporter {
         upload: &mut Box<dyn ObjectUpload>,
         record: &RequestRecord,
         subject: Option<&Subject>,
+        unlinked: &[Value],
         now: DateTime<Utc>,
     ) -> Result<(), ExportError> {
         let mut pkg = Package {
@@ -383,8 +397,9 @@ impl Exporter {
             request_id: &id,
             request_type: record.request_type,
             created_at: now,
-            holds_data: subject.is_some(),
-            calls: subject.map_or(0, |s| s.calls.len()),
+            holds_data: subject.is_some() || !unlinked.is_empty(),
+            sign_up: subject.is_some(),
+            calls: subject.map_or(unlinked.len(), |s| s.calls.len()),
             recordings,
             transcripts,
         });
@@ -393,14 +408,17 @@ impl Exporter {
             .await?;
 
         let Some(s) = subject else {
-            let data = json!({
+            let mut data = json!({
                 "format": "polly-ki-export/1",
                 "request_id": id,
                 "generated_at": now,
-                "holds_data": false,
+                "holds_data": !unlinked.is_empty(),
                 "subject": null,
                 "requests": requests,
             });
+            if !unlinked.is_empty() {
+                data["calls"] = Value::Array(unlinked.to_vec());
+            }
             pkg.json("data.json", &data).await?;
             return pkg.finish().await;
         };
@@ -563,6 +581,18 @@ fn data_consents(records: &[HeldRecord]) -> Vec<Value> {
             })
         })
         .collect()
+}
+
+/// A call stored without a subject, as its requester sees it: its plain attributes and
+/// its recording's metadata. Such a call holds nothing sealed (no subject, no key); were
+/// anything sealed, it would stay out, as no key opens it.
+fn unlinked_call(call: CallRecord) -> Value {
+    let mut obj = call.fields;
+    obj.remove("lead_id");
+    if let Some(r) = call.recording {
+        obj.insert("recording".into(), Value::Object(r.fields));
+    }
+    Value::Object(obj)
 }
 
 /// A call's metadata and its sealed attributes opened (`sealed_<field>` → `<field>`),

@@ -135,6 +135,11 @@ pub trait SubjectData: Send + Sync {
     /// before the subject's tombstone is among its calls.
     async fn subject(&self, lead: &LeadId) -> Result<Option<SubjectRecords>, StoreError>;
     async fn call(&self, call_id: &str) -> Result<Option<CallRecord>, StoreError>;
+    /// The calls with this number (its blind index) that no subject holds: stored without
+    /// a lead (no `lead_id`, no pointer), each once, sorted by id. A call linked to
+    /// anyone is never among them.
+    async fn unlinked_calls(&self, phone_index: &BlindIndex)
+        -> Result<Vec<CallRecord>, StoreError>;
 }
 
 /// Something to delete when a subject's rights are carried out.
@@ -142,6 +147,9 @@ pub trait SubjectData: Send + Sync {
 pub enum Doomed {
     /// A call and its recording's record.
     Call(String),
+    /// A call stored without a subject, and its recording's record, only while it is
+    /// still unlinked (a call linked to someone since stays).
+    UnlinkedCall(String),
     /// A recording's record only.
     Recording(String),
     /// A record of the subject ([`HeldRecord::key`]).

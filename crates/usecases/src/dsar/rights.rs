@@ -16,12 +16,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use domain::crypto::BlindIndex;
+
 use domain::dsar::{mail, RequestStatus, RequestType};
 use domain::registry::CATEGORIES;
 use domain::{Clock, LeadId, RequestId};
 
 use super::analytics::{forget_subject, ForgetError};
-use super::common::{open_contact, resolve_subject, ContactMail, Resolved};
+use super::common::{open_contact, proven_phone, resolve_subject, ContactMail, Resolved};
 use super::ports::{
     CallProvider, ClaimLookup, Doomed, Flag, ProviderError, RequestStore, SubjectData,
     SubjectRecords, SubjectRights,
@@ -138,6 +140,7 @@ impl Rights {
         }
         let resolved =
             resolve_subject(self.claims.as_ref(), self.store.as_ref(), &record, now).await?;
+        let no_subject = matches!(resolved, Resolved::NoData);
         let subject = match resolved {
             Resolved::Waiting => return Ok(RightsOutcome::Skipped),
             Resolved::NoData => None,
@@ -147,6 +150,13 @@ impl Rights {
             (RequestType::Access | RequestType::Portability, _) => {
                 return Ok(RightsOutcome::Skipped)
             }
+            // No subject, but a number proven by the staff identity check: the calls
+            // stored without a lead with that number are the requester's to erase. The
+            // other rights have nothing to act on without a lead (`no_data`).
+            (RequestType::Erasure, None) if no_subject => match proven_phone(&record) {
+                Some(phone) => self.erase_unlinked(&phone, provider).await?,
+                None => RightsOutcome::NoData,
+            },
             (_, None) => RightsOutcome::NoData,
             (RequestType::Erasure, Some(s)) => self.erase(s, provider, now).await?,
             (RequestType::Restriction, Some(s)) => {
@@ -274,6 +284,38 @@ impl Rights {
         for r in &history {
             self.store.unlink_subject(&r.request_id).await?;
         }
+        Ok(RightsOutcome::Erased {
+            calls_deleted_at_provider: at_provider,
+        })
+    }
+
+    /// Erasure for a proven number without a subject (R4.5): the calls stored without a
+    /// lead with that number go at the provider first (Art. 19), then here; a call
+    /// linked to a subject meanwhile stays. Such calls hold metadata only (no key, no
+    /// transcript, no recording), so there is nothing to shred. `no_data` when there are
+    /// none.
+    async fn erase_unlinked(
+        &self,
+        phone: &BlindIndex,
+        provider: Option<&dyn CallProvider>,
+    ) -> Result<RightsOutcome, RightsError> {
+        let calls: Vec<String> = self
+            .subjects
+            .unlinked_calls(phone)
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if calls.is_empty() {
+            return Ok(RightsOutcome::NoData);
+        }
+        let mut at_provider = 0;
+        if let Some(p) = provider {
+            at_provider = p.delete_calls(&calls).await?;
+        }
+        self.writes
+            .delete(calls.into_iter().map(Doomed::UnlinkedCall).collect())
+            .await?;
         Ok(RightsOutcome::Erased {
             calls_deleted_at_provider: at_provider,
         })
@@ -412,6 +454,11 @@ impl Rights {
         };
         close(&mut updated, RequestStatus::Completed, code, now);
         match outcome {
+            RightsOutcome::Erased { .. } if subject.is_none() => {
+                // Calls without a subject: their metadata is all there was.
+                updated.lead_id = None;
+                updated.categories = Some(vec!["call_metadata".to_owned()]);
+            }
             RightsOutcome::Erased { .. } => {
                 // The proof of erasure: id, dates, categories; not whom it was about.
                 updated.lead_id = None;

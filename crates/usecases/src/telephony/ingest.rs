@@ -221,13 +221,19 @@ impl Ingest {
     }
 
     /// Records that a call of the lead ended at `end`: its last contact (R2.11), never
-    /// moved backwards. `false` when the lead is gone.
+    /// moved backwards. `false` when the lead is gone, or past its retention: a call
+    /// linked to a lead the sweep has yet to erase goes with it and brings it back to
+    /// nothing (R3.3).
     #[tracing::instrument(skip_all, fields(lead_id = %lead))]
     pub async fn record_contact(
         &self,
         lead: &LeadId,
         end: DateTime<Utc>,
     ) -> Result<bool, IngestError> {
+        if self.leads.get_lead(lead, self.clock.now()).await?.is_none() {
+            tracing::info!("lead gone or past its retention; last contact not moved");
+            return Ok(false);
+        }
         let moved = self.leads.record_contact(lead, end).await?;
         tracing::info!(moved, "last contact recorded");
         Ok(moved)

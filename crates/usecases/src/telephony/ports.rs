@@ -49,7 +49,8 @@ pub struct CallFacts {
     pub start_at: Option<DateTime<Utc>>,
     pub end_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
-    /// Whether the call names a live lead.
+    /// Whether the call is linked to a lead (a live one, or one past its retention not
+    /// yet swept; see [`CallProjection::lead_id`]).
     pub linked: bool,
     /// Set (never cleared) when the subject restricted processing or objected (R2.10).
     pub processing_restricted: bool,
@@ -70,7 +71,8 @@ pub struct CallProjection {
     pub call_id: String,
     pub event: &'static str,
     pub completeness: u8,
-    /// The live lead the call is linked to: the call item carries it and the lead's
+    /// The lead the call is linked to (live, or due and not yet swept; a due lead's call
+    /// keeps metadata only): the call item carries it and the lead's
     /// partition gets a pointer to the call (how access, erasure, the sweep and
     /// rectification find a subject's calls, whatever its number is now).
     pub lead_id: Option<LeadId>,

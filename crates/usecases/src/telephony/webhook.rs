@@ -1,10 +1,12 @@
 //! The call service: turns a verified provider event into what we keep of a call.
 //!
 //! Linked calls (`metadata.lead_id` names a live lead) are sealed under the subject's data
-//! key. The consent (R2.6) and disclosure (R2.8) decisions are taken here, before anything
-//! is kept: without both, no transcript and no recording URL are stored, only metadata
-//! and call content (R2.7). A call without a live lead keeps only its metadata and the
-//! blind index of the person's number, so a request by phone still finds it (R2.4).
+//! key; a call naming a lead that is past its retention but not yet swept is linked to it
+//! (so the sweep takes it along) and keeps metadata only. The consent (R2.6) and
+//! disclosure (R2.8) decisions are taken here, before anything is kept: without both, no
+//! transcript and no recording URL are stored, only metadata and call content (R2.7). A
+//! call without a stored lead keeps only its metadata and the blind index of the person's
+//! number, so a request whose number staff proved still finds it (R2.4).
 
 use std::sync::Arc;
 
@@ -114,6 +116,14 @@ impl CallService {
             Some(id) => self.leads.get_lead(id, now).await?,
             None => None,
         };
+        // A lead past its retention but not yet swept: the call is linked to it (its
+        // pointer in the lead's partition), so the sweep's erasure takes it along; as for
+        // a restricted subject, nothing is processed: no key, metadata only.
+        let due_lead = match (&e.lead_id, &lead) {
+            (Some(id), None) if self.leads.lead_exists(id).await? => Some(*id),
+            _ => None,
+        };
+        let linked_to = lead.as_ref().map(|l| l.id).or(due_lead);
         // A restricted or objecting subject's calls keep metadata only (R2.10): no key is
         // opened, so nothing is sealed, no transcript and no recording kept.
         let permitted = lead.as_ref().is_none_or(|l| l.may_process());
@@ -135,7 +145,7 @@ impl CallService {
             start_at: e.start_ms.and_then(ms_to_time),
             end_at: e.end_ms.and_then(ms_to_time),
             duration_ms: e.duration_ms,
-            linked: lead.is_some(),
+            linked: linked_to.is_some(),
             processing_restricted: !permitted,
             phone_index: None,
             retention: Retention::of(RetentionClass::Lead, anchor.max(now)),
@@ -237,7 +247,7 @@ impl CallService {
             call_id: call_id.to_owned(),
             event: e.event.code(),
             completeness: e.event.completeness(),
-            lead_id: lead.as_ref().map(|l| l.id),
+            lead_id: linked_to,
             named_lead: e.lead_id,
             facts,
             sealed,
@@ -263,10 +273,10 @@ impl CallService {
         let kept_by_this_event = projection.facts.transcript_key.is_some();
         let decided = e.event >= LifecycleEvent::CallEnded;
         if decided && !(kept_by_this_event && outcome == MergeOutcome::Applied) {
-            if let Some(lead) = &lead {
+            if let Some(lead) = &linked_to {
                 let stored = self.store.get_call(call_id).await?;
                 if stored.is_none_or(|c| c.transcript_key.is_none()) {
-                    let object = transcript_key(&lead.id, call_id);
+                    let object = transcript_key(lead, call_id);
                     self.transcripts.delete_all_versions(&object).await?;
                 }
             }

@@ -980,3 +980,185 @@ async fn a_permanent_worker_error_fails_the_request_at_once() {
         FailureRecorded::NotInProgress
     );
 }
+
+/// A number no subject holds.
+const STRANGER_PHONE: &str = "0173 5550199";
+
+impl World {
+    async fn phone_index(&self, phone: &str) -> BlindIndex {
+        self.keys
+            .blind_index(
+                IdentifierKind::Phone,
+                PhoneNumber::parse(phone).unwrap().expose(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A call stored without a lead with `phone`: metadata only, as the webhook keeps it.
+    async fn unlinked_call(&self, phone: &str, call_id: &str) {
+        let fields = json!({
+            "call_id": call_id,
+            "direction": "inbound",
+            "duration_ms": 42000,
+            "linked": false,
+            "call_status": "ended",
+        });
+        self.subjects.add_call(
+            self.phone_index(phone).await,
+            CallRecord {
+                id: call_id.to_owned(),
+                fields: fields.as_object().cloned().unwrap(),
+                ..CallRecord::default()
+            },
+        );
+    }
+
+    /// A phone-only request, its identity checked by staff.
+    async fn phone_only(&self, kind: RequestType, phone: &str) -> RequestId {
+        let id = self.submit(kind, None, Some(phone)).await;
+        self.service.verify_identity(&id, "staff").await.unwrap();
+        id
+    }
+}
+
+/// R4.4, R4.1 (issue 12, item 1): a person without a lead reaches the calls stored
+/// without a lead with their number once staff proved the number: the export holds
+/// those calls' metadata and a read-me that says no sign-up is held. A subject's call
+/// made to that number stays out, and another proven number reaches nothing. Before:
+/// `no_data`.
+#[tokio::test]
+async fn a_proven_phone_without_a_subject_gets_the_unlinked_calls_with_it_in_its_export() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let stranger = w.phone_index(STRANGER_PHONE).await;
+    w.unlinked_call(STRANGER_PHONE, "call_unlinked").await;
+    w.unlinked_call(B_PHONE, "call_of_another_number").await;
+    w.call_to(a, stranger, "call_a_to_that_number", "Termin")
+        .await;
+
+    for kind in [RequestType::Access, RequestType::Portability] {
+        let id = w.phone_only(kind, STRANGER_PHONE).await;
+        let out = w.exporter().run(&id).await.unwrap();
+        assert!(
+            matches!(
+                out,
+                ExportOutcome::Built {
+                    holds_data: true,
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        let zip = w
+            .exports
+            .get(&format!("exports/{id}.zip"))
+            .await
+            .unwrap()
+            .unwrap();
+        let files = read_plain_archive(&zip);
+        let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
+        assert_eq!(data["holds_data"], json!(true));
+        assert_eq!(data["subject"], Value::Null);
+        let calls = data["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        assert_eq!(calls[0]["call_id"], "call_unlinked");
+        assert_eq!(calls[0]["duration_ms"], 42000);
+        let all = String::from_utf8_lossy(&zip);
+        for other in [
+            "call_a_to_that_number",
+            "call_of_another_number",
+            "Wilhelmine",
+        ] {
+            assert!(!all.contains(other), "{other} in the export");
+        }
+        let readme = String::from_utf8(files["LIESMICH.txt"].clone()).unwrap();
+        let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(readme.contains("Eine Anmeldung haben wir zu den Angaben in Ihrer Anfrage nicht"));
+        assert!(readme.contains("Gespeichert sind 1 Telefonat(e) mit Ihrer Telefonnummer"));
+        assert!(!files.contains_key("portable.json"));
+        assert!(!readme.contains("portable.json"));
+        let record = w.requests.record(&id).unwrap();
+        assert_eq!(record.outcome.as_deref(), Some("export_ready"));
+        assert_eq!(record.lead_id, None, "no subject to link the request to");
+    }
+
+    // Another proven number without calls: nothing.
+    let id = w.phone_only(RequestType::Access, "0174 5550123").await;
+    assert!(matches!(
+        w.exporter().run(&id).await.unwrap(),
+        ExportOutcome::Built {
+            holds_data: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        w.requests.record(&id).unwrap().outcome.as_deref(),
+        Some("no_data")
+    );
+}
+
+/// R4.5, R4.1 (issue 12, item 1): the erasure of a proven number without a subject
+/// deletes the unlinked calls with that number at the provider and here; the subject's
+/// call made to the same number and other numbers' calls stay. Until staff prove the
+/// number, nothing is done; the other rights have nothing to act on (`no_data`).
+/// Before: `no_data`, the calls stayed.
+#[tokio::test]
+async fn a_proven_phone_without_a_subject_erases_the_unlinked_calls_with_it_only() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let stranger = w.phone_index(STRANGER_PHONE).await;
+    w.unlinked_call(STRANGER_PHONE, "call_unlinked").await;
+    w.unlinked_call(B_PHONE, "call_of_another_number").await;
+    w.call_to(a, stranger, "call_a_to_that_number", "Termin")
+        .await;
+
+    // Unproven: the request waits for the staff check and nothing goes.
+    let id = w
+        .submit(RequestType::Erasure, None, Some(STRANGER_PHONE))
+        .await;
+    assert_eq!(
+        w.rights().carry_out(&id).await.unwrap(),
+        RightsOutcome::Skipped
+    );
+    assert_eq!(w.subjects.call_ids().len(), 3);
+
+    // Other rights: nothing to act on without a lead (three requests a day per number).
+    let other = w.phone_only(RequestType::Restriction, STRANGER_PHONE).await;
+    assert_eq!(
+        w.rights().carry_out(&other).await.unwrap(),
+        RightsOutcome::NoData
+    );
+    assert_eq!(w.subjects.call_ids().len(), 3);
+
+    w.service.verify_identity(&id, "staff").await.unwrap();
+    let out = w.rights().carry_out(&id).await.unwrap();
+    assert_eq!(
+        out,
+        RightsOutcome::Erased {
+            calls_deleted_at_provider: 1
+        }
+    );
+    assert_eq!(w.provider.deleted(), vec!["call_unlinked".to_owned()]);
+    let mut left = w.subjects.call_ids();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            "call_a_to_that_number".to_owned(),
+            "call_of_another_number".to_owned()
+        ]
+    );
+    let record = w.requests.record(&id).unwrap();
+    assert_eq!(record.outcome.as_deref(), Some("erased"));
+    assert_eq!(record.categories, Some(vec!["call_metadata".to_owned()]));
+    assert_eq!(record.lead_id, None);
+    assert!(w.leads.lead(&a).is_some(), "the subject is untouched");
+
+    // Again: nothing left to erase.
+    let again = w.phone_only(RequestType::Erasure, STRANGER_PHONE).await;
+    assert_eq!(
+        w.rights().carry_out(&again).await.unwrap(),
+        RightsOutcome::NoData
+    );
+}

@@ -1051,3 +1051,46 @@ async fn counting_an_attempt_or_a_provider_deletion_of_a_gone_call_creates_nothi
         .unwrap();
     assert!(w.calls.call("call_gone").is_none());
 }
+
+/// R3.3, R4.5 (issue 12, item 1): a call naming a lead that is past its retention but not
+/// yet swept is linked to it (the lead's partition points at it, so the sweep's erasure
+/// takes it along) and keeps metadata only: nothing sealed, no transcript. Before: stored
+/// unlinked, without a pointer, and missed by the sweep. A lead that is gone entirely
+/// gets no link.
+#[tokio::test]
+async fn a_call_of_a_lead_past_its_retention_is_linked_to_it_and_keeps_metadata_only() {
+    let w = World::new().await;
+    w.leads
+        .set_expiry(&w.lead, w.clock.now() - Duration::seconds(1));
+    let call = call_object("call_due_lead", &w.lead, Consent::ToolYes, true);
+    for kind in ["call_started", "call_ended", "call_analyzed"] {
+        w.deliver(&event(kind, &call)).await;
+    }
+    let stored = w.calls.call("call_due_lead").unwrap();
+    assert_eq!(stored.lead_id, Some(w.lead), "linked to the due lead");
+    assert!(stored.sealed.is_empty(), "nothing sealed past retention");
+    assert_eq!(stored.transcript_key(), None);
+    assert_eq!(stored.recording_state.as_deref(), Some("not_kept"));
+    let facts = stored.facts.unwrap();
+    assert!(facts.linked);
+    assert_eq!(facts.duration_ms, Some(300_000), "metadata kept");
+    assert!(w.bucket.keys().is_empty());
+    // The call's end does not bring the due lead back (its retention stays where it was).
+    let before = w.stored_lead(&w.lead);
+    let ingest = w.ingest(true);
+    assert!(!ingest
+        .record_contact(&w.lead, w.clock.now() + Duration::minutes(5))
+        .await
+        .unwrap());
+    let after = w.stored_lead(&w.lead);
+    assert_eq!(after.expires_at, before.expires_at, "still due");
+    assert_eq!(after.last_contact_at, before.last_contact_at);
+
+    // A lead that is gone (swept, tombstone expired) links nothing.
+    let gone = LeadId::new();
+    let call = call_object("call_gone_lead", &gone, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let stored = w.calls.call("call_gone_lead").unwrap();
+    assert_eq!(stored.lead_id, None);
+    assert!(!stored.facts.unwrap().linked);
+}

@@ -11,6 +11,9 @@ pub struct ReadmeContext<'a> {
     pub created_at: DateTime<Utc>,
     /// Whether we hold any personal data for the identifiers the request named.
     pub holds_data: bool,
+    /// Whether a sign-up is held; without one, what we hold are calls with the
+    /// requester's number that no sign-up is linked to (metadata only).
+    pub sign_up: bool,
     pub calls: usize,
     pub recordings: usize,
     pub transcripts: usize,
@@ -137,7 +140,17 @@ pub(crate) fn no_data_body(doc: &mut Doc, ctx: &ReadmeContext) {
 
 pub(crate) fn package_body(doc: &mut Doc, ctx: &ReadmeContext, portability: bool) {
     doc.heading("Was ist dieses Paket?", '-');
-    if portability {
+    let portable_files = portability && ctx.sign_up;
+    if portability && !ctx.sign_up {
+        doc.para(
+            "Sie haben verlangt, die personenbezogenen Daten, die Sie uns bereitgestellt haben, \
+             in einem strukturierten, gängigen und maschinenlesbaren Format zu erhalten (Art. 20 \
+             DSGVO). Solche Daten (etwa aus einer Anmeldung) haben wir zu den Angaben in Ihrer \
+             Anfrage nicht gespeichert; das Paket enthält deshalb keine eigene Datei dafür. Es \
+             enthält alle Daten, die wir zu Ihrer Telefonnummer gespeichert haben, und die \
+             Informationen nach Art. 15 DSGVO.",
+        );
+    } else if portability {
         doc.para(&format!(
             "Sie haben verlangt, die personenbezogenen Daten, die Sie uns bereitgestellt haben, \
              in einem strukturierten, gängigen und maschinenlesbaren Format zu erhalten (Art. 20 \
@@ -152,6 +165,16 @@ pub(crate) fn package_body(doc: &mut Doc, ctx: &ReadmeContext, portability: bool
              zu den Angaben in Ihrer Anfrage gespeichert haben, und die Informationen nach \
              Art. 15 Abs. 1 und 2 DSGVO.",
         );
+    }
+    if !ctx.sign_up {
+        doc.para(&format!(
+            "Eine Anmeldung haben wir zu den Angaben in Ihrer Anfrage nicht gespeichert. \
+             Gespeichert sind {} Telefonat(e) mit Ihrer Telefonnummer, die wir keiner Anmeldung \
+             zuordnen konnten. Von diesen Telefonaten haben wir nur die Verbindungsdaten \
+             gespeichert (z. B. Beginn, Ende, Dauer, Richtung, Status, ob eingewilligt wurde), \
+             keine Gesprächsinhalte, keine Aufzeichnungen und keine Transkripte.",
+            ctx.calls
+        ));
     }
     doc.para(&export_deleted_sentence(ctx.created_at));
 
@@ -174,7 +197,7 @@ pub(crate) fn package_body(doc: &mut Doc, ctx: &ReadmeContext, portability: bool
         "{TRANSCRIPTS_DIR}: wörtliche Transkripte der aufgezeichneten Gespräche, Anzahl: {}.",
         ctx.transcripts
     ));
-    if portability {
+    if portable_files {
         doc.item(&format!(
             "{PORTABLE_JSON_FILE}: die Daten, die Sie uns bereitgestellt haben, im JSON-Format."
         ));

@@ -115,6 +115,7 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
             holds_data,
+            sign_up: holds_data,
             calls: 3,
             recordings: 2,
             transcripts: 1,
@@ -372,13 +373,44 @@ mod tests {
         assert!(flat.contains("data.json"));
     }
 
+    /// R4.4 (issue 12, item 1): a package of calls without a sign-up (found by the
+    /// proven number) says that no sign-up is held and that only the calls' metadata is,
+    /// and a portability package names no portable files it does not contain.
+    #[test]
+    fn liesmich_of_calls_without_a_sign_up_says_what_is_held_and_what_is_not() {
+        for t in [RequestType::Access, RequestType::Portability] {
+            let mut c = ctx(t, true);
+            c.sign_up = false;
+            c.calls = 2;
+            c.recordings = 0;
+            c.transcripts = 0;
+            let flat = flat(&liesmich(&c));
+            assert!(flat.contains("Eine Anmeldung haben wir zu den Angaben in Ihrer Anfrage nicht"));
+            assert!(flat.contains("Gespeichert sind 2 Telefonat(e) mit Ihrer Telefonnummer"));
+            assert!(flat.contains("keine Gesprächsinhalte, keine Aufzeichnungen"));
+            assert!(flat.contains("Anzahl: 0"));
+            assert!(!flat.contains("portable.json"), "{t:?}");
+            assert!(!flat.contains("portable.csv"), "{t:?}");
+        }
+        let flat = flat(&liesmich(&{
+            let mut c = ctx(RequestType::Portability, true);
+            c.sign_up = false;
+            c
+        }));
+        assert!(flat.contains("das Paket enthält deshalb keine eigene Datei dafür"));
+    }
+
     #[test]
     fn liesmich_lines_are_at_most_100_characters() {
         for holds_data in [true, false] {
             for t in [RequestType::Access, RequestType::Portability] {
-                let text = liesmich(&ctx(t, holds_data));
-                for line in text.lines() {
-                    assert!(line.chars().count() <= 100, "too long: {line}");
+                for sign_up in [true, false] {
+                    let mut c = ctx(t, holds_data);
+                    c.sign_up = sign_up && holds_data;
+                    let text = liesmich(&c);
+                    for line in text.lines() {
+                        assert!(line.chars().count() <= 100, "too long: {line}");
+                    }
                 }
             }
         }
