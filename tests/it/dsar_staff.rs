@@ -631,3 +631,56 @@ async fn the_redrive_keeps_a_stream_pointer_whose_records_are_gone() {
         "kept"
     );
 }
+
+/// Issue 12 item 4: an attempt that would time out is cut off short of the invocation's
+/// deadline and counted, so a request too slow for any invocation ends `failed` after the
+/// stream's attempts, listed for staff with its reason, instead of timing out silently on
+/// every attempt (a timed-out invocation records nothing; before, it stayed `in_progress`).
+#[tokio::test]
+async fn an_attempt_that_runs_out_of_time_is_counted_and_the_last_one_fails_the_request() {
+    let d = World::on_mail_emulator().await;
+    let (id, _) = d.verified("access", &unique_email()).await;
+    let deliver = |seq: u64| {
+        let d = &d;
+        let id = id.clone();
+        async move {
+            let item = d.request_item(&id).await;
+            let mut old = item.clone();
+            old.insert(
+                "status".into(),
+                AttributeValue::S("awaiting_verification".into()),
+            );
+            // The deadline has passed already: the work is cut off at once.
+            ::dsar::worker::handle_until(
+                &d.exporter,
+                stream_event("MODIFY", item, old, seq),
+                Some(tokio::time::Instant::now()),
+            )
+            .await
+            .batch_item_failures
+            .len()
+        }
+    };
+    let attempts = shared::dsar::worker::MAX_WORKER_ATTEMPTS;
+    for seq in 1..attempts {
+        assert_eq!(deliver(u64::from(seq)).await, 1, "retried by the stream");
+        let item = d.request_item(&id).await;
+        assert_eq!(item["status"].as_s().unwrap(), "in_progress");
+        assert_eq!(item["worker_failures"].as_n().unwrap(), &seq.to_string());
+    }
+    assert_eq!(deliver(u64::from(attempts)).await, 0, "given up");
+    let item = d.request_item(&id).await;
+    assert_eq!(item["status"].as_s().unwrap(), "failed");
+    assert_eq!(
+        item["failure_reason"].as_s().unwrap(),
+        "export_retries_exhausted"
+    );
+    assert_eq!(
+        d.signup
+            .versions("ExportsBucket", &format!("exports/{id}"))
+            .await,
+        0,
+        "no half-written package is left behind"
+    );
+    d.shutdown().await.unwrap();
+}

@@ -36,6 +36,7 @@ use shared::{Clock, Config};
 use usecases::dsar::ports::{CallProvider, DeadLetters};
 use usecases::dsar::worker::FailureRecorded;
 use usecases::outbox::ProviderDeletions;
+use usecases::ports::Retry;
 
 /// Bytes per part of an export upload.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -172,10 +173,29 @@ pub fn exporter_from_aws(
     })
 }
 
-/// Handles one batch; retryable failures are reported for retry.
-#[tracing::instrument(name = "dsar_worker", skip_all, fields(records = event.records.len()))]
+/// Time kept back before the invocation's deadline: enough to record a failed attempt
+/// (two table writes and a queue message) before Lambda would end the invocation.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Handles one batch without a deadline (tests, local runs); see [`handle_until`].
 pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse {
+    handle_until(exporter, event, None).await
+}
+
+/// Handles one batch; retryable failures are reported for retry. The work on a request is
+/// cut off at `deadline` (the invocation's, less [`DEADLINE_MARGIN`]) and counted as a
+/// failed attempt: a request too large or too slow for one invocation then ends `failed`
+/// with a reason after the stream's retries, listed for staff, instead of timing out
+/// silently on every attempt (a timed-out invocation records nothing). Records after
+/// one cut off are left to the stream's retry, uncounted.
+#[tracing::instrument(name = "dsar_worker", skip_all, fields(records = event.records.len()))]
+pub async fn handle_until(
+    exporter: &Exporter,
+    event: Event,
+    deadline: Option<tokio::time::Instant>,
+) -> DynamoDbEventResponse {
     let mut response = DynamoDbEventResponse::default();
+    let mut out_of_time = false;
     for record in event.records {
         let sequence = record.change.sequence_number.clone().unwrap_or_default();
         let new: Image = record.change.new_image.into();
@@ -183,21 +203,40 @@ pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse 
         let Some(id) = work_for(&record.event_name, &new, &old) else {
             continue;
         };
+        if out_of_time {
+            let mut failure = DynamoDbBatchItemFailure::default();
+            failure.item_identifier = Some(sequence);
+            response.batch_item_failures.push(failure);
+            continue;
+        }
         let export = matches!(text(&new, "request_type"), Some("access" | "portability"));
         let stage = if export { "export" } else { "rights" };
         // Boxed: the export future is large (it holds the archive state across awaits).
         // Failures as (retry, fixed message): both use cases' errors say whether a retry
         // can help and never carry request data.
-        let result = if export {
-            Box::pin(exporter.run(&id))
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(|e| (e.retry(), e.to_string()))
-        } else {
-            Box::pin(exporter.carry_out(&id))
-                .await
-                .map(|o| format!("{o:?}"))
-                .map_err(|e| (e.retry(), e.to_string()))
+        let work = async {
+            if export {
+                Box::pin(exporter.run(&id))
+                    .await
+                    .map(|o| format!("{o:?}"))
+                    .map_err(|e| (e.retry(), e.to_string()))
+            } else {
+                Box::pin(exporter.carry_out(&id))
+                    .await
+                    .map(|o| format!("{o:?}"))
+                    .map_err(|e| (e.retry(), e.to_string()))
+            }
+        };
+        let result = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    out_of_time = true;
+                    shared::telemetry::metric("DsarAttemptOutOfTime", 1.0);
+                    Err((Retry::Transient, "attempt ran out of time".to_owned()))
+                }
+            },
+            None => work.await,
         };
         match result {
             Ok(outcome) => tracing::info!(outcome, "request handled"),

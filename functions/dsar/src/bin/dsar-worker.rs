@@ -16,7 +16,20 @@ async fn main() -> Result<(), Error> {
     )?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
         let exporter = Arc::clone(&exporter);
-        async move { Ok::<_, Error>(dsar::worker::handle(&exporter, event.payload).await) }
+        // The work on a request stops short of the invocation's deadline, so a timeout is
+        // a counted, visible failure rather than a silent one.
+        let left = event
+            .context
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default()
+            .saturating_sub(dsar::worker::DEADLINE_MARGIN);
+        let deadline = tokio::time::Instant::now() + left;
+        async move {
+            Ok::<_, Error>(
+                dsar::worker::handle_until(&exporter, event.payload, Some(deadline)).await,
+            )
+        }
     }))
     .await
 }
