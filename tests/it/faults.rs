@@ -66,6 +66,12 @@ const HANG: Duration = Duration::from_secs(5);
 /// each entry precise; remove an entry when its fix lands.
 const KNOWN: &[(&str, Fault, &str, &str)] = &[
     (
+        "outbound",
+        Fault::Throttle,
+        "provider:POST /v2/create-phone-call",
+        THROTTLED_ATTEMPT_COUNTED,
+    ),
+    (
         "rectification",
         Fault::ServerError,
         "provider:DELETE /v2/delete-call/{id}",
@@ -85,6 +91,12 @@ const KNOWN: &[(&str, Fault, &str, &str)] = &[
     ),
 ];
 
+/// Not a defect but a design choice to confirm: the provider refused the create call
+/// (429), so nothing was dialled and the stream retries; the per-number limit (R1.6)
+/// counts every attempt, this refused one too (`telephony_worker` tests rely on it), so
+/// the number has two attempts against its three a day where the fault-free run has one.
+const THROTTLED_ATTEMPT_COUNTED: &str =
+    "a refused (429) create call counts as an attempt against the per-number limit";
 /// The rectification was applied, then the provider deletion of the subject's call lost
 /// its answer: the dsar worker fails the record, the redelivery applies the rectification
 /// again and writes a second `lead.rectified` audit item (dsar rights, being reworked
@@ -710,21 +722,36 @@ fn judge(base: &Outcome, o: &Outcome) -> Verdict {
     Verdict::Diverged(text)
 }
 
+/// The emulator of the `run`-th run of `flow`. A flow that reads sent mail moves to a
+/// fresh emulator every [`RUNS_PER_MAIL_EMULATOR`] runs: moto's mail dump walks every
+/// stack it ever held, so reading a code would get slower with every run.
+fn emulator(flow: Flow, run: usize) -> String {
+    if !flow.reads_mail() {
+        return harness::emulator::private("faults");
+    }
+    let name = format!("faults-{}-{}", flow.name(), run / RUNS_PER_MAIL_EMULATOR);
+    static NAMES: std::sync::Mutex<BTreeSet<&'static str>> = std::sync::Mutex::new(BTreeSet::new());
+    let name: &'static str = {
+        let mut names = NAMES.lock().unwrap();
+        match names.get(name.as_str()) {
+            Some(n) => n,
+            None => {
+                let leaked: &'static str = Box::leak(name.into_boxed_str());
+                names.insert(leaked);
+                leaked
+            }
+        }
+    };
+    harness::emulator::private(name)
+}
+
+const RUNS_PER_MAIL_EMULATOR: usize = 20;
+
 /// Runs the matrix of `flow` and fails on an unknown divergence.
 async fn matrix(flow: Flow) {
     let all = std::env::var("POLLY_FAULTS").as_deref() == Ok("all");
-    let emulator = if flow.reads_mail() {
-        harness::emulator::private(match flow {
-            Flow::Export => "faults-export",
-            Flow::Erasure => "faults-erasure",
-            Flow::Rectification => "faults-rectification",
-            _ => "faults-withdrawal",
-        })
-    } else {
-        harness::emulator::private("faults")
-    };
     let started = std::time::Instant::now();
-    let base = run_once(flow, &emulator, None).await;
+    let base = run_once(flow, &emulator(flow, 0), None).await;
     assert!(
         base.error.is_none(),
         "{}: the fault-free run failed: {:?}",
@@ -736,8 +763,8 @@ async fn matrix(flow: Flow) {
     let mut visible = Vec::new();
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for p in &points {
-        let o = run_once(flow, &emulator, Some(*p)).await;
+    for (i, p) in points.iter().enumerate() {
+        let o = run_once(flow, &emulator(flow, i + 1), Some(*p)).await;
         let op = o.injected.clone().unwrap_or_else(|| "(not reached)".into());
         let at = format!("{:?} request {} ({op}) {:?}", p.target, p.n, p.fault);
         match judge(&base, &o) {
