@@ -73,6 +73,12 @@ const KNOWN: &[(&str, Fault, &str, &str)] = &[
     ),
     (
         "rectification",
+        Fault::Throttle,
+        "provider:DELETE /v2/delete-call/{id}",
+        RECTIFICATION_REDONE,
+    ),
+    (
+        "rectification",
         Fault::ServerError,
         "provider:DELETE /v2/delete-call/{id}",
         RECTIFICATION_REDONE,
@@ -97,12 +103,12 @@ const KNOWN: &[(&str, Fault, &str, &str)] = &[
 /// the number has two attempts against its three a day where the fault-free run has one.
 const THROTTLED_ATTEMPT_COUNTED: &str =
     "a refused (429) create call counts as an attempt against the per-number limit";
-/// The rectification was applied, then the provider deletion of the subject's call lost
-/// its answer: the dsar worker fails the record, the redelivery applies the rectification
+/// The rectification was applied, then the provider deletion of the subject's call failed
+/// (refused, or its answer lost): the dsar worker fails the record, the redelivery applies the rectification
 /// again and writes a second `lead.rectified` audit item (dsar rights, being reworked
 /// with the provider-deletion outbox).
 const RECTIFICATION_REDONE: &str =
-    "rectification applied twice (second lead.rectified audit) after a lost provider delete answer";
+    "rectification applied twice (second lead.rectified audit) after a failed provider delete";
 
 /// Attributes left out of the comparison: version counters, and the count of failed
 /// recording downloads, which rightly counts a download the fault failed.
