@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean
+.PHONY: help setup run test faults test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); C
 
 test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator)
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets
+
+faults: $(VENV)/.stamp ## The whole fault matrix: every request of every flow failed once with every fault kind
+	POLLY_FAULTS=all MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked -p polly-tests --test it -- faults:: --nocapture
 
 test-unit: ## Tests that need no emulator: unit tests, use cases and handlers on fakes, the layering check
 	env -u AWS_ENDPOINT_URL cargo test --locked --workspace --exclude polly-tests --all-targets

@@ -14,6 +14,7 @@ mod dsar;
 mod dsar_identity;
 mod dsar_rights;
 mod dsar_staff;
+mod faults;
 mod recordings;
 mod retention;
 mod retention_scale;

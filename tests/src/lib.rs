@@ -6,11 +6,13 @@
 //! - [`emulator`] starts private emulators for the tests that must not share one.
 //! - [`logs`] captures the functions' JSON logs for personal-data scans.
 //! - [`events`] builds API Gateway events the way AWS delivers them.
+//! - [`faults`] is a proxy that fails the N-th request to the emulator or the provider once.
 //!
 //! Nothing here ships in a Lambda.
 
 pub mod emulator;
 pub mod events;
+pub mod faults;
 pub mod logs;
 pub mod simulator;
 pub mod stack;
@@ -55,4 +57,26 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
 /// Path of the SAM template, from any working directory inside the workspace.
 pub fn template_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml")
+}
+
+/// An SDK configuration for the emulator at `endpoint` with `timeouts` instead of the
+/// functions' own ([`shared::aws::timeouts`]): the fault matrix shortens the attempt
+/// timeout so that a hung answer costs seconds, not the production limit.
+pub async fn aws_config_with_timeouts(
+    endpoint: &str,
+    timeouts: aws_config::timeout::TimeoutConfig,
+) -> SdkConfig {
+    shared::aws::loader()
+        .timeout_config(timeouts)
+        .region(Region::new("eu-central-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "polly-tests",
+        ))
+        .load()
+        .await
 }

@@ -25,7 +25,7 @@ impl RetellClient {
             .timeout(Duration::from_secs(20))
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| ProviderError::Network(Box::new(e)))?;
+            .map_err(network)?;
         Ok(Self {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
@@ -53,7 +53,7 @@ impl RetellClient {
             .json(&body)
             .send()
             .await
-            .map_err(|e| ProviderError::Network(Box::new(e)))?;
+            .map_err(network)?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(ProviderError::Status { status });
@@ -78,7 +78,7 @@ impl RetellClient {
             .bearer_auth(key.expose_secret())
             .send()
             .await
-            .map_err(|e| ProviderError::Network(Box::new(e)))?;
+            .map_err(network)?;
         match resp.status().as_u16() {
             200..=299 | 404 => Ok(()),
             status => Err(ProviderError::Status { status }),
@@ -98,5 +98,15 @@ impl Provider for RetellClient {
 
     async fn delete_call(&self, key: &SecretString, call_id: &str) -> Result<(), ProviderError> {
         RetellClient::delete_call(self, key, call_id).await
+    }
+}
+
+/// A transport failure: [`ProviderError::Unsent`] when no connection was made (the
+/// request never left), otherwise [`ProviderError::Network`] (it may have arrived).
+fn network(e: reqwest::Error) -> ProviderError {
+    if e.is_connect() {
+        ProviderError::Unsent(Box::new(e))
+    } else {
+        ProviderError::Network(Box::new(e))
     }
 }

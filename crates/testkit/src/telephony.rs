@@ -614,6 +614,8 @@ struct ProviderState {
     create_failures: VecDeque<u16>,
     /// HTTP statuses the next delete calls answer, in order.
     delete_failures: VecDeque<u16>,
+    /// HTTP statuses the next create calls answer after placing the call.
+    lost_answers: VecDeque<u16>,
 }
 
 /// The provider in memory: places calls (ids `call_1`, `call_2`, …), deletes them, and
@@ -631,6 +633,11 @@ impl MemoryProvider {
     /// The next create call answers `status` (429 and 5xx are transient).
     pub fn fail_next_create(&self, status: u16) {
         self.state.lock().unwrap().create_failures.push_back(status);
+    }
+
+    /// The next create call places the call but answers `status` (the answer is lost).
+    pub fn lose_next_create_answer(&self, status: u16) {
+        self.state.lock().unwrap().lost_answers.push_back(status);
     }
 
     /// The next delete call answers `status`.
@@ -659,6 +666,7 @@ impl Provider for MemoryProvider {
             return Err(ProviderError::Status { status });
         }
         let call_id = format!("call_{}", state.placed.len() + 1);
+        let lost = state.lost_answers.pop_front();
         state.placed.push(PlacedCall {
             call_id: call_id.clone(),
             from_number: call.from_number.to_owned(),
@@ -668,6 +676,9 @@ impl Provider for MemoryProvider {
             first_name: call.first_name.to_owned(),
             data_storage_setting: call.data_storage_setting.to_owned(),
         });
+        if let Some(status) = lost {
+            return Err(ProviderError::Status { status });
+        }
         Ok(call_id)
     }
 

@@ -161,6 +161,12 @@ pub enum ResubmitOutcome {
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     Requested,
+    /// The create call is on its way to the provider (the request's marker only): a
+    /// redelivery that finds it does not know whether the call was placed.
+    Placing,
+    /// The provider may have placed the call, but its answer was lost: not placed again
+    /// (a second call would be a duplicate); its webhooks still link the call if it runs.
+    Unconfirmed,
     Placed,
     Completed,
     Failed,

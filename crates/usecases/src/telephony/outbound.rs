@@ -1,9 +1,14 @@
 //! Placing the outbound call for a lead that requested one (R1.5, R2.12), driven by the
 //! table's stream through the telephony worker.
 //!
-//! At least once, never twice on purpose: each call request of a lead (its
-//! `call_request_count`) gets a marker item; a request whose marker says `placed` is not
-//! placed again when the stream redelivers it. Every attempt is counted per phone number
+//! Never twice: each call request of a lead (its `call_request_count`) gets a marker
+//! item; a request whose marker says `placed` is not placed again when the stream
+//! redelivers it. The marker says `placing` while the create call is on its way; when its
+//! answer is lost (a server error, a dropped connection, a timeout), the provider may
+//! have placed the call, so a redelivery that finds `placing` does not call again but
+//! marks the request `unconfirmed` (audited as `call.outcome_unknown`). A failure that
+//! certainly placed nothing (no connection, 429, 503) sets the marker back to `requested`
+//! and the stream retries it. Every attempt is counted per phone number
 //! (blind index) and at most three attempts per number run in 24 hours (R1.6), so the
 //! form cannot be used to harass someone else's number.
 
@@ -47,6 +52,8 @@ pub enum PlaceOutcome {
         call_id: String,
     },
     AlreadyPlaced,
+    /// An earlier attempt's answer was lost; not placed again (see the module doc).
+    Unconfirmed,
     RateLimited,
     /// The lead is gone or past retention.
     LeadGone,
@@ -138,6 +145,22 @@ impl Outbound {
             .await
     }
 
+    /// Marks the request (and the lead's call state) with `state`, not audited; `false`
+    /// when the subject was erased meanwhile (nothing written).
+    async fn mark(&self, req: &CallRequest, state: CallState) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        self.requests
+            .finish_request(&CallRequestResult {
+                lead_id: req.lead_id,
+                request: req.request,
+                state,
+                call_id: None,
+                at: now,
+                marker_until: now + MARKER_KEPT,
+            })
+            .await
+    }
+
     /// Sets the lead's call state, unless a newer call request replaced this one; marks
     /// the request with its result and audits it.
     async fn finish(
@@ -175,14 +198,23 @@ impl Outbound {
         req: &CallRequest,
         key: &SecretString,
     ) -> Result<PlaceOutcome, PlaceError> {
-        if self
+        match self
             .requests
             .request_state(&req.lead_id, req.request)
             .await?
-            == Some(CallState::Placed)
         {
-            tracing::info!("call already placed for this request");
-            return Ok(PlaceOutcome::AlreadyPlaced);
+            Some(CallState::Placed) => {
+                tracing::info!("call already placed for this request");
+                return Ok(PlaceOutcome::AlreadyPlaced);
+            }
+            Some(CallState::Placing) => {
+                self.finish(req, CallState::Unconfirmed, None, "call.outcome_unknown")
+                    .await?;
+                tracing::warn!("an earlier attempt's answer was lost; not calling again");
+                return Ok(PlaceOutcome::Unconfirmed);
+            }
+            Some(CallState::Unconfirmed) => return Ok(PlaceOutcome::Unconfirmed),
+            _ => {}
         }
         if self.recent_attempts(&req.phone_index).await? >= MAX_ATTEMPTS_PER_NUMBER {
             self.finish(
@@ -228,11 +260,15 @@ impl Outbound {
             first_name: lead.profile.first_name.expose(),
             data_storage_setting: &self.settings.data_storage_setting,
         };
+        if !self.mark(req, CallState::Placing).await? {
+            tracing::info!("subject erased; no call");
+            return Ok(PlaceOutcome::LeadGone);
+        }
         match self.provider.create_phone_call(key, &call).await {
             Ok(call_id) => {
                 // §7a UWG: the consent proof records the call and lives 5 years from this
-                // use (R3). Before the request is marked placed: a failure here is retried
-                // by the stream (and a call placed once more), never lost silently.
+                // use (R3). A failure here leaves the request `placing`: the redelivery marks
+                // it unconfirmed (audited) and never calls a second time.
                 self.lead_store
                     .record_consent_use(
                         &req.lead_id,
@@ -260,8 +296,14 @@ impl Outbound {
                 tracing::error!(error = %e, "provider refused the call");
                 Ok(PlaceOutcome::Refused)
             }
-            Err(e) => {
+            Err(e) if !e.may_have_applied() => {
+                self.mark(req, CallState::Requested).await?;
                 tracing::warn!(error = %e, "placing the call failed; the stream will retry");
+                Err(e.into())
+            }
+            Err(e) => {
+                // The marker stays `placing`: the redelivery will not call again.
+                tracing::warn!(error = %e, "the provider's answer was lost");
                 Err(e.into())
             }
         }

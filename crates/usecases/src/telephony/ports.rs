@@ -316,6 +316,9 @@ pub enum ProviderError {
     Status { status: u16 },
     #[error("provider unreachable or too slow")]
     Network(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// No connection to the provider: the request was never sent.
+    #[error("provider unreachable")]
+    Unsent(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("provider answer malformed")]
     Malformed,
 }
@@ -325,7 +328,19 @@ impl ProviderError {
         match self {
             Self::Status { status } if *status == 429 || *status >= 500 => Retry::Transient,
             Self::Status { .. } | Self::Malformed => Retry::Permanent,
-            Self::Network(_) => Retry::Transient,
+            Self::Network(_) | Self::Unsent(_) => Retry::Transient,
+        }
+    }
+
+    /// Whether the provider may have carried out the request although it failed: an
+    /// answer lost after the request was sent, or a server error. Not for a request never
+    /// sent, a rate limit (429) or an unavailable service (503), which are refused before
+    /// anything is done.
+    pub fn may_have_applied(&self) -> bool {
+        match self {
+            Self::Status { status } => *status >= 500 && *status != 503,
+            Self::Network(_) | Self::Malformed => true,
+            Self::Unsent(_) => false,
         }
     }
 }

@@ -835,6 +835,37 @@ async fn a_provider_outage_is_retryable_and_nothing_is_lost() {
     assert_eq!(w.provider.placed().len(), 1);
 }
 
+/// R1.5, R1.6: the provider placed the call but its answer was lost (a 500 after the
+/// call was created): the redelivered request does not place a second call, and the
+/// request is visibly `unconfirmed` (audited as an unknown outcome).
+#[tokio::test]
+async fn a_lost_answer_of_the_provider_never_places_a_second_call() {
+    for status in [500, 502, 504] {
+        let w = World::new().await;
+        let index = w.phone_index().await;
+        w.provider.lose_next_create_answer(status);
+        let req = request(&w, &index, 1);
+        let err = w.outbound().place(&req, &api_key()).await.unwrap_err();
+        assert_eq!(err.retry(), Retry::Transient, "the stream redelivers");
+        assert_eq!(
+            w.outbound().place(&req, &api_key()).await.unwrap(),
+            PlaceOutcome::Unconfirmed
+        );
+        assert_eq!(w.provider.placed().len(), 1, "one call, not two ({status})");
+        assert_eq!(
+            w.requests.lead(&w.lead).unwrap().call_state,
+            CallState::Unconfirmed
+        );
+        // Any later redelivery changes nothing.
+        assert_eq!(
+            w.outbound().place(&req, &api_key()).await.unwrap(),
+            PlaceOutcome::Unconfirmed
+        );
+        assert_eq!(w.provider.placed().len(), 1);
+        assert_eq!(w.requests.attempts(&index).len(), 1);
+    }
+}
+
 #[tokio::test]
 async fn a_refusal_by_the_provider_marks_the_request_failed() {
     let w = World::new().await;
