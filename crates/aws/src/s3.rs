@@ -267,6 +267,7 @@ impl BlobStore {
             .await
             .map_err(|e| failure("create_multipart_upload", e))?;
         let upload_id = out.upload_id().unwrap_or_default().to_owned();
+        self.abort_other_uploads(key, &upload_id).await?;
         Ok(Upload {
             client: self.client.clone(),
             bucket: self.bucket.clone(),
@@ -276,6 +277,42 @@ impl BlobStore {
             bytes: 0,
             open: true,
         })
+    }
+
+    /// Aborts every incomplete upload to exactly `key` but `keep`: one an earlier attempt
+    /// left, or the twin of `keep` that a retried `CreateMultipartUpload` opened when the
+    /// first answer was lost (S3 applies each create; nothing else would ever abort it).
+    async fn abort_other_uploads(&self, key: &str, keep: &str) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|e| failure("list_multipart_uploads", e))?;
+        for upload in out.uploads() {
+            let Some(id) = upload.upload_id() else {
+                continue;
+            };
+            if upload.key() != Some(key) || id == keep {
+                continue;
+            }
+            match self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(id)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => {}
+                Err(e) => return Err(failure("abort_multipart_upload", e)),
+            }
+        }
+        Ok(())
     }
 
     /// A presigned GET of `key`, valid for `expires` (callers keep it ≤ 15 minutes),
