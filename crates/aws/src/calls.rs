@@ -842,23 +842,8 @@ impl CallRequests for DynamoCallRequests {
             at: ts(at),
             ttl: until.timestamp(),
         };
-        let items = vec![
-            put(&self.table, to_item("record_attempt", &item)?, None, &[])?,
-            not_erased(&self.table, lead)?,
-        ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&1)) => {
-                Ok(false)
-            }
-            Err(e) => Err(failure("record_attempt", e)),
-        }
+        let write = put(&self.table, to_item("record_attempt", &item)?, None, &[])?;
+        put_unless_erased(&self.client, &self.table, "record_attempt", write, lead).await
     }
 
     async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {
@@ -902,23 +887,36 @@ impl CallRequests for DynamoCallRequests {
             Err(e) => return Err(failure("finish_call_request", e)),
         }
         // The marker goes into the subject's partition: never after its erasure.
-        let items = vec![
-            put(&self.table, marker, None, &[])?,
-            not_erased(&self.table, &r.lead_id)?,
-        ];
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&1)) => {
-                Ok(false)
-            }
-            Err(e) => Err(failure("mark_call_request", e)),
-        }
+        let write = put(&self.table, marker, None, &[])?;
+        put_unless_erased(
+            &self.client,
+            &self.table,
+            "mark_call_request",
+            write,
+            &r.lead_id,
+        )
+        .await
+    }
+}
+
+/// Writes `put` together with the check that `lead` has no tombstone ([`not_erased`]):
+/// `false` when the subject was erased, and nothing was written.
+async fn put_unless_erased(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    put: aws_sdk_dynamodb::types::TransactWriteItem,
+    lead: &LeadId,
+) -> Result<bool, StoreError> {
+    match client
+        .transact_write_items()
+        .set_transact_items(Some(vec![put, not_erased(table, lead)?]))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&1)) => Ok(false),
+        Err(e) => Err(failure(operation, e)),
     }
 }
 
