@@ -1116,10 +1116,19 @@ impl LeadStore for DynamoLeadStore {
             Some("attribute_not_exists(pk)"),
             &[],
         )?);
+        let tombstone_at = items.len() - 1;
         match self.transact(items).await? {
             Ok(()) => Ok(true),
             Err(failed) if if_due && failed.contains(&0) => Ok(false),
-            Err(_) => Ok(true),
+            // The tombstone is there already: the subject is buried.
+            Err(failed) if failed.contains(&tombstone_at) => Ok(true),
+            // Cancelled for another reason (a conflicting concurrent write): nothing was
+            // written, so the erasure must not go on as if the tombstone stood.
+            Err(_) => Err(StoreError {
+                operation: "bury",
+                retry: Retry::Transient,
+                source: None,
+            }),
         }
     }
 
