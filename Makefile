@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test faults test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean
+.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,8 +39,21 @@ setup: $(VENV)/.stamp $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## Install the 
 run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); Ctrl-C stops it
 	MOTO_PORT=$(MOTO_PORT) API_PORT=$(API_PORT) RETELL_API_KEY=$(RETELL_API_KEY) scripts/run-local.sh
 
-test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator)
-	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets
+# The test output is kept for `make trace`, which then checks that every requirement has a
+# passing test; the table is printed even when a test failed.
+TRACE_OUTPUT := target/trace/test-output.txt
+test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator), then make trace
+	@mkdir -p $(dir $(TRACE_OUTPUT))
+	@set -o pipefail; status=0; \
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets 2>&1 | tee $(TRACE_OUTPUT) || status=$$?; \
+	$(MAKE) --no-print-directory trace TRACE_FLAGS=--require-results || { [ $$status -ne 0 ] || status=1; }; \
+	exit $$status
+
+trace: ## Requirement id -> the tests that prove it -> their last result; fails on an id without a test
+	@cargo run --locked -q -p polly-trace -- --results $(TRACE_OUTPUT) $(TRACE_FLAGS)
+
+trace-docs: ## Regenerate TRACEABILITY.md and the README's requirement table from the tests' doc comments
+	@cargo run --locked -q -p polly-trace -- --write > /dev/null
 
 faults: $(VENV)/.stamp ## The whole fault matrix: every request of every flow failed once with every fault kind
 	POLLY_FAULTS=all MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked -p polly-tests --test it -- faults:: --nocapture
