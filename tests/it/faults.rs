@@ -884,20 +884,21 @@ fn section(title: &str, entries: &[String]) -> String {
     }
 }
 
-/// R1.1, R1.4: a sign-up with any one request failed stores the subject exactly once.
+/// R1.3, R1.4: a sign-up with any one request failed (and retried as API Gateway's client
+/// would) stores the subject exactly once, with the same items as without a fault.
 #[tokio::test]
 async fn signup_converges_under_every_fault() {
     matrix(Flow::SignUp).await;
 }
 
-/// R2.3, R2.5: the provider's webhooks, with any request failed, record the call as
-/// without a fault.
+/// R2.3: the provider's webhooks, with any request failed and the delivery retried as the
+/// provider does, record the call exactly as without a fault.
 #[tokio::test]
 async fn webhook_delivery_converges_under_every_fault() {
     matrix(Flow::Webhook).await;
 }
 
-/// R2.6, R3.2: the worker's recording copy, with any request failed (the provider's
+/// R2.7, R2.9: the worker's recording copy, with any request failed (the provider's
 /// recording download and deletion included), stores the recording once and leaves no
 /// object or upload behind.
 #[tokio::test]
@@ -905,25 +906,28 @@ async fn worker_ingest_converges_under_every_fault() {
     matrix(Flow::Ingest).await;
 }
 
-/// R1.5, R1.6: placing the outbound call, with any request failed, calls once.
+/// R1.5: placing the outbound call, with any request failed and the stream record retried,
+/// places exactly one call, or leaves the request visibly `unconfirmed` without a second.
 #[tokio::test]
 async fn outbound_call_converges_under_every_fault() {
     matrix(Flow::Outbound).await;
 }
 
-/// R3.2: a due recording goes with every version whatever request fails.
+/// R3, R3.2: a due recording goes with every version whatever request fails; the next run
+/// finishes what a failed one left.
 #[tokio::test]
 async fn sweep_of_a_due_recording_converges_under_every_fault() {
     matrix(Flow::SweepRecording).await;
 }
 
-/// R3.1, R4.5: a due subject is erased completely whatever request fails.
+/// R3.2, R4.5: a due subject is erased completely whatever request fails; the next run
+/// finishes what a failed one left, and the provider deletion is not lost.
 #[tokio::test]
 async fn sweep_of_a_due_subject_converges_under_every_fault() {
     matrix(Flow::SweepSubject).await;
 }
 
-/// R4.2, R4.3: an access request ends with one export whatever request fails.
+/// R4.4: an access request ends with exactly one export package whatever request fails.
 #[tokio::test]
 async fn export_converges_under_every_fault() {
     matrix(Flow::Export).await;

@@ -4,7 +4,8 @@ use domain::{LeadId, RequestId};
 use testkit::{FakeKeyService, MemoryObjects};
 use usecases::ports::{IdentifierKind, KeyService, Objects};
 
-/// R5.2, R5.3.
+/// The fake key service binds a data key to its subject (as KMS's encryption context
+/// does, R5.2) and keys blind indexes per kind (R5.3): the use-case tests rely on it.
 #[tokio::test]
 async fn a_data_key_opens_only_for_its_own_subject_and_blind_indexes_are_keyed_per_kind() {
     let keys = FakeKeyService::new();
@@ -26,7 +27,8 @@ async fn a_data_key_opens_only_for_its_own_subject_and_blind_indexes_are_keyed_p
     );
 }
 
-/// R3.2.
+/// The fake bucket deletes every version and shows an upload only when complete, as S3
+/// does: the use-case tests of R3.2 and R4.5 rely on it.
 #[tokio::test]
 async fn deleting_an_object_removes_every_version_and_uploads_appear_only_when_complete() {
     let bucket = MemoryObjects::new();
