@@ -13,8 +13,17 @@ use harness::logs::LogCapture;
 use harness::simulator::recordings::wav_tone;
 use serde_json::{json, Value};
 use shared::adapters::dsar::request_pk;
+use shared::ports::IdentifierKind;
 use shared::Clock;
 
+/// R4.1, R4.2, R4.4, R4.11, R5.3, R5.5: the whole access flow through the handlers: a
+/// wrong code refused, the mailed code verifies, the receipt goes to the address only, the
+/// worker's package holds every stored value decrypted, the recording byte for byte and
+/// every Art. 15 item, behind a presigned link of at most 15 minutes; every step leaves its
+/// audit item in order (received, code sent, code rejected, verified, extended, worker
+/// started, export completed, download issued) holding no personal data; afterwards
+/// neither the tables (every item and attribute) nor the buckets (keys, metadata) nor the
+/// logs hold any of the subject's personal values.
 #[tokio::test]
 async fn access_request_end_to_end_exports_everything_decrypted() {
     let (logs, _guard) = LogCapture::start();
@@ -23,24 +32,58 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
     let (_lead, script) = d.recorded_call().await;
     let call_id = script.call_id().to_owned();
 
-    // The access request, verified with the code from the mail.
-    let (id, token) = d.verified("access", EMAIL).await;
-    let mails = d.signup.stack.sent_mail(EMAIL).await.unwrap();
+    // The access request; a wrong code first, then the code from the mail. The clock
+    // moves a second between steps, so the audit trail's order is the steps' order.
+    let lead = d.signup.lead_of(EMAIL).await.to_string();
+    let (status, body) = d.submit(&json!({"type": "access", "email": EMAIL})).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["request_id"].as_str().unwrap().to_owned();
+    let code = d.latest_code(EMAIL, &id).await;
+    let step = || d.signup.clock.advance(Duration::seconds(1));
+    step();
+    assert_eq!(d.verify(&id, &one_off(&code)).await.0, 422);
+    step();
+    let (status, verified) = d.verify(&id, &code).await;
+    assert_eq!(status, 200, "{verified}");
+    let token = verified["request_token"].as_str().unwrap().to_owned();
+    // The receipt: one mail, to the address given only, with the request and its due date.
+    let mails = raw_mails_naming(&d, &id).await;
+    let receipts: Vec<&Value> = mails
+        .iter()
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .unwrap()
+                .contains("Eingangsbestätigung")
+        })
+        .collect();
+    assert_eq!(receipts.len(), 1, "{mails:?}");
+    assert_only_to(receipts[0], EMAIL);
+    let receipt = receipts[0]["body"].as_str().unwrap();
     assert!(
-        mails
-            .iter()
-            .any(|m| m.body.contains(&id) && m.subject.contains("Eingang") || m.body.contains(&id)),
-        "a receipt naming the request id"
+        receipt.contains(&format!("Anfragenummer: {id}")),
+        "{receipt}"
     );
+    assert!(receipt.contains("28.12.2026"), "the due date: {receipt}");
     let (status, view) = d.status(&id, Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(view["status"], "in_progress");
     assert_eq!(view["due_at"], "2026-12-28");
     assert_eq!(view["days_left"], 30);
     assert!(view.get("download_url").is_none());
+    step();
+    let (status, body) = d
+        .staff_post(
+            &format!("/v1/admin/dsar/{id}/extend"),
+            &json!({"months": 1, "reason": "Umfang"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    step();
 
     // The worker builds the export.
     assert_eq!(d.pump(&id, 2).await, 0);
+    step();
     let (status, view) = d.status(&id, Some(&token)).await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["status"], "completed");
@@ -139,23 +182,66 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
     assert!(mails
         .iter()
         .any(|m| m.body.contains(&format!("/v1/dsar/{id}"))));
-    // Every step is audited.
-    let audits: Vec<String> = d
-        .signup
-        .items_of_kind("audit")
-        .await
+    // Every step is audited, in order, by whoever took it, with opaque ids only.
+    let audit = request_audit(&d, &id).await;
+    let steps: Vec<(&str, &str)> = audit
         .iter()
-        .filter(|a| a.get("request_id").and_then(|v| v.as_s().ok()) == Some(&id))
-        .map(|a| a["action"].as_s().unwrap().clone())
+        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
         .collect();
-    for action in ["dsar.received", "dsar.verified", "dsar.export_completed"] {
-        assert!(
-            audits.contains(&action.to_owned()),
-            "{action} in {audits:?}"
-        );
-    }
+    assert_eq!(
+        steps,
+        [
+            ("dsar.received", "dsar"),
+            ("dsar.code_sent", "dsar"),
+            ("dsar.code_rejected", "dsar"),
+            ("dsar.verified", "dsar"),
+            ("dsar.extended", STAFF),
+            ("dsar.worker_started", "dsar-worker"),
+            ("dsar.export_completed", "dsar-worker"),
+            ("dsar.download_issued", "dsar"),
+        ]
+    );
+    assert_audit_items_hold_no_personal_data(&audit, &lead);
+    // Nothing of the subject in clear anywhere: tables, object keys, metadata.
+    assert_stored_state_free_of(&d, &PERSONAL).await;
     d.shutdown().await.unwrap();
     logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES, "1709876543"]);
+}
+
+/// The attributes an audit item may have: what, who, when, and opaque ids.
+const AUDIT_ATTRIBUTES: [&str; 9] = [
+    "pk",
+    "sk",
+    "kind",
+    "action",
+    "actor",
+    "at",
+    "ttl",
+    "request_id",
+    "lead_id",
+];
+
+/// Asserts that audit items hold nothing but [`AUDIT_ATTRIBUTES`], a lead id only of
+/// `lead`, and none of the personal values of [`form`].
+fn assert_audit_items_hold_no_personal_data(audit: &[(String, String, Item)], lead: &str) {
+    for (action, _, item) in audit {
+        for (name, value) in item {
+            assert!(
+                AUDIT_ATTRIBUTES.contains(&name.as_str()),
+                "{action}: {name} in an audit item"
+            );
+            let mut out = Vec::new();
+            flatten(value, &mut out);
+            for bytes in out {
+                for p in PERSONAL {
+                    assert!(!contains_ci(&bytes, p), "{action}: {name} holds {p}");
+                }
+            }
+        }
+        if let Some(l) = item.get("lead_id") {
+            assert_eq!(l.as_s().unwrap(), lead, "{action}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -196,6 +282,10 @@ async fn known_and_unknown_email_get_the_same_answer_and_the_same_status() {
     assert!(!files.keys().any(|k| k.starts_with("recordings/")));
 }
 
+/// R4.1, R4.2, R4.11: a code is refused after five wrong tries (the right one too), after
+/// 15 minutes and a second time; each wrong try and each end is audited (four
+/// `dsar.code_rejected`, then `dsar.verification_failed`); missing, wrong and foreign
+/// tokens get one and the same 401.
 #[tokio::test]
 async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors() {
     let d = World::on_mail_emulator().await;
@@ -229,6 +319,23 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
         d.request_item(&id).await["status"].as_s().unwrap(),
         "verification_failed"
     );
+    let actions: Vec<String> = request_audit(&d, &id)
+        .await
+        .into_iter()
+        .map(|(action, _, _)| action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "dsar.received",
+            "dsar.code_sent",
+            "dsar.code_rejected",
+            "dsar.code_rejected",
+            "dsar.code_rejected",
+            "dsar.code_rejected",
+            "dsar.verification_failed",
+        ]
+    );
 
     // An expired code ends the request.
     let email = unique_email();
@@ -239,6 +346,19 @@ async fn wrong_codes_expired_codes_reused_codes_and_bad_tokens_get_clear_errors(
     let (status, body) = d.verify(&id, &code).await;
     assert_eq!(status, 410);
     assert_eq!(body["type"], "https://polly-ki.de/problems/code-expired");
+    let actions: Vec<String> = request_audit(&d, &id)
+        .await
+        .into_iter()
+        .map(|(action, _, _)| action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "dsar.received",
+            "dsar.code_sent",
+            "dsar.verification_failed"
+        ]
+    );
 
     // A code works once.
     let email = unique_email();
@@ -328,6 +448,31 @@ async fn a_fourth_request_for_the_same_email_on_one_day_is_refused() {
     );
 }
 
+/// An open request as the staff list shows it: (type, status, due date, days left,
+/// overdue, extended).
+fn listed(list: &Value, id: &str) -> (String, String, String, i64, bool, bool) {
+    let r = list["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["request_id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {list}"));
+    (
+        r["type"].as_str().unwrap().to_owned(),
+        r["status"].as_str().unwrap().to_owned(),
+        r["due_at"].as_str().unwrap().to_owned(),
+        r["days_left"].as_i64().unwrap(),
+        r["overdue"].as_bool().unwrap(),
+        r["extended"].as_bool().unwrap(),
+    )
+}
+
+/// R4.3, R4.10, R5.4: the staff routes need an IAM principal; the open list gives each
+/// request's type, status, due date and days left (30, then −1 and overdue, first), an
+/// extension is refused beyond two months, without a reason, a second time and after the
+/// first month, and its reason reaches the subject escaped; staff verify a phone-only
+/// requester's identity; a denial needs reasons, is mailed with the supervisory authority,
+/// and closes the request.
 #[tokio::test]
 async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules() {
     let d = World::on_mail_emulator().await;
@@ -359,8 +504,29 @@ async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules
         .iter()
         .map(|r| r["request_id"].as_str().unwrap())
         .collect();
-    assert!(ids.contains(&id.as_str()) && ids.contains(&phone_id.as_str()));
-    assert_eq!(list["requests"][0]["days_left"], 30);
+    assert_eq!(ids.len(), 2, "{list}");
+    assert_eq!(
+        listed(&list, &id),
+        (
+            "erasure".into(),
+            "in_progress".into(),
+            "2026-12-28".into(),
+            30,
+            false,
+            false
+        )
+    );
+    assert_eq!(
+        listed(&list, &phone_id),
+        (
+            "access".into(),
+            "awaiting_identity_check".into(),
+            "2026-12-28".into(),
+            30,
+            false,
+            false
+        )
+    );
 
     // Extension: at most two months, once, with a reason, within the first month.
     let path = format!("/v1/admin/dsar/{id}/extend");
@@ -417,7 +583,29 @@ async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules
         phone_id.as_str(),
         "overdue first"
     );
-    assert_eq!(list["requests"][0]["overdue"], true);
+    // 29 December 2026, 11:00 in Berlin.
+    assert_eq!(
+        listed(&list, &phone_id),
+        (
+            "access".into(),
+            "awaiting_identity_check".into(),
+            "2026-12-28".into(),
+            -1,
+            true,
+            false
+        )
+    );
+    assert_eq!(
+        listed(&list, &id),
+        (
+            "erasure".into(),
+            "in_progress".into(),
+            "2027-02-28".into(),
+            61,
+            false,
+            true
+        )
+    );
 
     // A phone-only request: staff verify the identity and get the token.
     let (status, body) = d
@@ -578,4 +766,271 @@ async fn exports_codes_and_request_records_go_when_their_retention_ends() {
         .await
         .iter()
         .all(|i| !i["pk"].as_s().unwrap().starts_with("DSAR#")));
+}
+
+/// R4.1: the code goes by mail to the address given and nowhere else: one German mail to
+/// exactly that address (no copy), naming the request and its type, an 8-digit code that
+/// is valid 15 minutes and once, and no personal data (neither the name, number or notes
+/// nor the address itself); that code verifies the request 14:59 minutes later, a code
+/// differing in one digit does not, nor does it verify another request.
+#[tokio::test]
+async fn the_code_mail_goes_only_to_the_given_address_and_its_code_verifies() {
+    let d = World::on_mail_emulator().await;
+    d.signup.sign_up(&form()).await;
+    let (status, b) = d.submit(&json!({"type": "access", "email": EMAIL})).await;
+    assert_eq!(status, 202, "{b}");
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let (_, b) = d
+        .submit(&json!({"type": "erasure", "email": unique_email()}))
+        .await;
+    let other = b["request_id"].as_str().unwrap().to_owned();
+
+    let mails = raw_mails_naming(&d, &id).await;
+    assert_eq!(mails.len(), 1, "one mail about the request: {mails:?}");
+    let mail = &mails[0];
+    assert_only_to(mail, EMAIL);
+    assert_eq!(
+        mail["subject"],
+        "Polly KI: Ihr Bestätigungscode für Ihre Datenschutzanfrage"
+    );
+    let body = mail["body"].as_str().unwrap();
+    let code = d.latest_code(EMAIL, &id).await;
+    assert_eq!(code.len(), 8);
+    assert!(code.chars().all(|c| c.is_ascii_digit()), "{code}");
+    assert_eq!(
+        body.matches(code.as_str()).count(),
+        1,
+        "the code once: {body}"
+    );
+    for fact in [
+        "Auskunft",
+        "Art. 15 DSGVO",
+        &format!("Vorgangsnummer: {id}"),
+        "Der Code ist 15 Minuten gültig und kann nur einmal verwendet werden",
+        "ignorieren Sie diese E-Mail",
+    ] {
+        assert!(body.contains(fact), "{fact:?} in {body}");
+    }
+    for value in PERSONAL {
+        assert!(!contains_ci(body.as_bytes(), value), "{value} in the mail");
+    }
+
+    // One digit off, or on another request: refused. The right one, just in time: verified.
+    assert_eq!(d.verify(&id, &one_off(&code)).await.0, 422);
+    assert_eq!(d.verify(&other, &code).await.0, 422);
+    d.signup
+        .clock
+        .advance(Duration::minutes(14) + Duration::seconds(59));
+    let (status, v) = d.verify(&id, &code).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "in_progress");
+    assert_eq!(
+        d.request_item(&other).await["status"].as_s().unwrap(),
+        "awaiting_verification"
+    );
+}
+
+/// R4.1, R4.2, R5.3: the one-time code and the request token are stored only as hashes: a
+/// raw scan of the main table and the key table after intake and after verification finds
+/// neither, nor their hex or base64 forms; the code's stored value is the KMS HMAC of
+/// request id and code (not an unkeyed SHA-256, which 10^8 guesses would undo), the
+/// token's exactly its SHA-256, and the code's item is gone once it was used.
+#[tokio::test]
+async fn code_and_token_are_stored_only_as_keyed_or_one_way_hashes() {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let d = World::on_mail_emulator().await;
+    let email = unique_email();
+    let (_, b) = d.submit(&json!({"type": "access", "email": email})).await;
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let code = d.latest_code(&email, &id).await;
+
+    let stored = |bytes: Vec<Vec<u8>>, forms: &[String], what: &str| {
+        for b in &bytes {
+            for f in forms {
+                assert!(!contains_ci(b, f), "{what} stored as {f:?}");
+            }
+        }
+    };
+    let all_bytes = || async {
+        let mut out = Vec::new();
+        for item in d.signup.scan().await {
+            for (name, value) in item {
+                out.push(name.into_bytes());
+                flatten(&value, &mut out);
+            }
+        }
+        out
+    };
+    let b64 = |v: &[u8]| {
+        [
+            base64::engine::general_purpose::STANDARD.encode(v),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v),
+        ]
+    };
+    let mut code_forms = vec![code.clone(), hex::encode(&code)];
+    code_forms.extend(b64(code.as_bytes()));
+    stored(all_bytes().await, &code_forms, "the code");
+
+    let code_item = d
+        .signup
+        .item(format!("DSAR#{id}"), "CODE")
+        .await
+        .expect("the code's item");
+    let code_hash = code_item["code_hash"].as_s().unwrap().clone();
+    let keyed = d
+        .api
+        .service
+        .keys
+        .blind_index(IdentifierKind::RequestCode, &format!("{id}:{code}"))
+        .await
+        .unwrap();
+    assert_eq!(code_hash, keyed.as_str(), "the KMS HMAC of id and code");
+    for unkeyed in [code.clone(), format!("{id}:{code}")] {
+        let digest = Sha256::digest(unkeyed.as_bytes());
+        assert_ne!(code_hash, hex::encode(digest));
+        for form in b64(&digest) {
+            assert_ne!(code_hash, form);
+        }
+    }
+
+    let (status, v) = d.verify(&id, &code).await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["request_token"].as_str().unwrap().to_owned();
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token)
+        .unwrap();
+    assert_eq!(raw.len(), 32, "256 random bits");
+    let mut token_forms = vec![token.clone(), hex::encode(&raw)];
+    token_forms.extend(b64(&raw));
+    let after = all_bytes().await;
+    stored(after.clone(), &token_forms, "the token");
+    assert!(
+        !after.iter().any(|b| b == &raw),
+        "the token's bytes are stored"
+    );
+    stored(after, &code_forms, "the code");
+    assert!(
+        d.signup.item(format!("DSAR#{id}"), "CODE").await.is_none(),
+        "a used code is gone"
+    );
+    assert_eq!(
+        d.request_item(&id).await["token_hash"].as_s().unwrap(),
+        &hex::encode(Sha256::digest(token.as_bytes())),
+        "the token's SHA-256"
+    );
+}
+
+/// R4.11, R5.3: every step of an erasure leaves its audit item, in order and by whoever
+/// took it: received, code sent, code rejected, verified, worker started, erased; the audit
+/// items hold only opaque ids, and afterwards no item, object key or object metadata holds
+/// any of the subject's personal values.
+#[tokio::test]
+async fn every_step_of_an_erasure_is_audited_in_order_and_nothing_personal_remains() {
+    let d = World::on_mail_emulator().await;
+    let (lead, _) = d.recorded_call().await;
+    let (_, b) = d.submit(&json!({"type": "erasure", "email": EMAIL})).await;
+    let id = b["request_id"].as_str().unwrap().to_owned();
+    let code = d.latest_code(EMAIL, &id).await;
+    let step = || d.signup.clock.advance(Duration::seconds(1));
+    step();
+    assert_eq!(d.verify(&id, &one_off(&code)).await.0, 422);
+    step();
+    let (status, v) = d.verify(&id, &code).await;
+    assert_eq!(status, 200, "{v}");
+    step();
+    assert_eq!(d.pump(&id, 1).await, 0);
+    assert_eq!(
+        d.request_item(&id).await["outcome"].as_s().unwrap(),
+        "erased"
+    );
+
+    let audit = request_audit(&d, &id).await;
+    let steps: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("dsar.received", "dsar"),
+            ("dsar.code_sent", "dsar"),
+            ("dsar.code_rejected", "dsar"),
+            ("dsar.verified", "dsar"),
+            ("dsar.worker_started", "dsar-worker"),
+            ("dsar.erased", "dsar-worker"),
+        ]
+    );
+    assert_audit_items_hold_no_personal_data(&audit, &lead.to_string());
+    assert_stored_state_free_of(&d, &PERSONAL).await;
+    d.shutdown().await.unwrap();
+}
+
+/// R4.3: the due date through the public and staff routes, in Berlin days: received
+/// 31 January 10:00 UTC it is 28 February (clamped to the month's end), received 31 January
+/// 23:30 UTC (1 February in Berlin) it is 1 March; staff may extend each once, by at most
+/// two months from the due date (28 April, 1 May), and the mail with the new date and the
+/// reason goes to the requester's address only.
+#[tokio::test]
+async fn the_deadline_is_a_calendar_month_in_berlin_days_and_extends_once_by_two_months() {
+    let d = World::on_mail_emulator().await;
+    d.signup.clock.set(t("2027-01-31T10:00:00Z"));
+    let late_email = unique_email();
+    let (late, late_token) = d.verified("access", &late_email).await;
+    let (_, view) = d.status(&late, Some(&late_token)).await;
+    assert_eq!(
+        (&view["due_at"], &view["days_left"]),
+        (&json!("2027-02-28"), &json!(28))
+    );
+    d.signup.clock.set(t("2027-01-31T23:30:00Z"));
+    let (berlin, berlin_token) = d.verified("access", &unique_email()).await;
+    let (_, view) = d.status(&berlin, Some(&berlin_token)).await;
+    assert_eq!(
+        (&view["due_at"], &view["days_left"]),
+        (&json!("2027-03-01"), &json!(28))
+    );
+
+    let world = &d;
+    let extend = |id: &str, months: u32| {
+        let path = format!("/v1/admin/dsar/{id}/extend");
+        let reason = format!("Umfangreiche Aufzeichnungen {id}");
+        async move {
+            world
+                .staff_post(&path, &json!({"months": months, "reason": reason}))
+                .await
+        }
+    };
+    assert_eq!(extend(&late, 3).await.0, 422, "at most two months");
+    let (status, body) = extend(&late, 2).await;
+    assert_eq!(
+        (status, &body["due_at"]),
+        (200, &json!("2027-04-28")),
+        "{body}"
+    );
+    let (status, body) = extend(&berlin, 2).await;
+    assert_eq!(
+        (status, &body["due_at"]),
+        (200, &json!("2027-05-01")),
+        "{body}"
+    );
+    assert_eq!(extend(&late, 1).await.0, 422, "only once");
+    let (_, view) = d.status(&late, Some(&late_token)).await;
+    assert_eq!(
+        (&view["due_at"], &view["extended"]),
+        (&json!("2027-04-28"), &json!(true))
+    );
+
+    let mails = raw_mails_naming(&d, &late).await;
+    let extensions: Vec<&Value> = mails
+        .iter()
+        .filter(|m| m["subject"].as_str().unwrap().contains("Fristverlängerung"))
+        .collect();
+    assert_eq!(extensions.len(), 1, "{mails:?}");
+    assert_only_to(extensions[0], &late_email);
+    let body = extensions[0]["body"].as_str().unwrap();
+    assert!(body.contains("28.04.2027"), "{body}");
+    assert!(
+        body.contains(&format!("Umfangreiche Aufzeichnungen {late}")),
+        "{body}"
+    );
 }

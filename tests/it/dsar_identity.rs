@@ -360,10 +360,10 @@ async fn finish_case(d: &World, case: Submitted, n: usize) -> CaseResult {
     }
 }
 
-/// R4.1, R4.2, R4.5–R4.9: every identifier combination (email only, phone only, both;
-/// own, unknown, somebody else's) × every request type: the request acts only on the
-/// subject its proven identifiers point at; in every mismatch it waits for the staff
-/// identity check, and the other subject is neither changed, mailed nor disclosed.
+/// R4.1, R4.2: every identifier combination (email only, phone only, both; own, unknown,
+/// somebody else's) × every request type: the request acts only on the subject its proven
+/// identifiers point at; in every mismatch it waits for the staff identity check, and the
+/// other subject is neither changed, mailed nor disclosed.
 #[tokio::test]
 async fn every_identifier_combination_and_type_acts_only_on_the_proven_subject() {
     let started = std::time::Instant::now();
@@ -542,9 +542,9 @@ async fn the_right_code_is_refused_once_the_tries_are_taken() {
     assert!(body.get("request_token").is_none());
 }
 
-/// R4.1: per-source limits: a stranger's requests count against their own source, so
-/// they cannot use up the subject's requests of the day; one source cannot send more
-/// than its daily number of requests, whatever it names.
+/// R5.3: the per-source request limits count by keyed hashes: a stranger's requests
+/// count against their own source, one source is capped at its daily number whatever it
+/// names, and no stored counter holds the source address or the email in clear.
 #[tokio::test]
 async fn a_stranger_cannot_use_up_a_subjects_requests_and_a_source_is_capped() {
     let d = spawn().await;
@@ -580,8 +580,8 @@ async fn a_stranger_cannot_use_up_a_subjects_requests_and_a_source_is_capped() {
     }
 }
 
-/// R4.1, R4.5, R5.2: a request's contact key lives in the key table (no backups), not
-/// beside the sealed contact; closing the request deletes both.
+/// R5.2: a request's sealed contact has its own data key, kept in the key table (no
+/// backups), not beside the sealed contact; closing the request deletes both.
 #[tokio::test]
 async fn request_contact_keys_live_in_the_key_table_and_go_when_the_request_closes() {
     let d = spawn().await;

@@ -366,7 +366,7 @@ async fn exports_bucket(d: &World, restore: bool) {
     }
 }
 
-/// R4.4, R4.10, R4.11: an export that cannot be built does not stall silently: the
+/// R4.10, R4.11: an export that cannot be built does not stall silently: the
 /// worker leaves the request `failed` with a fixed reason code and a replay message in
 /// its dead-letter queue (request id and reason only); the staff list shows it first;
 /// staff retry it (audited with their principal) and the worker then completes it.
@@ -440,7 +440,7 @@ async fn a_request_the_worker_cannot_finish_is_failed_listed_first_and_retried_b
     assert!(dead_letters(&d).await.is_empty());
 }
 
-/// R4.10: `make redrive` replays both kinds of dead letter: the worker's own replay
+/// `make redrive` replays both kinds of dead letter: the worker's own replay
 /// message, and Lambda's on-failure record of a stream batch (pointers only), whose
 /// records it reads from the table's stream to find the request. A replayed request is
 /// back in progress (audited), and its message is deleted.
@@ -561,7 +561,7 @@ async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_reco
     );
 }
 
-/// R4.10: a stream pointer whose records are gone (older than the stream's 24 hours) is
+/// A stream pointer whose records are gone (older than the stream's 24 hours) is
 /// not deleted: the redrive reports it and leaves it for the operator.
 #[tokio::test]
 async fn the_redrive_keeps_a_stream_pointer_whose_records_are_gone() {

@@ -427,7 +427,9 @@ impl DsarStore {
         }
     }
 
-    /// Writes an audit item about a request that changes nothing else.
+    /// Writes an audit item about a request that changes nothing else. The item's key is
+    /// fresh (time and a UUIDv7), so a failed condition means it is there already: the
+    /// SDK retried a put whose answer was lost, and the step is audited once.
     pub async fn audit(
         &self,
         id: &RequestId,
@@ -439,15 +441,24 @@ impl DsarStore {
         let mut item =
             super::dynamo::to_item("dsar_audit", &audit_item(actor, action, lead, None, at))?;
         item.insert("request_id".into(), s(id.to_string()));
-        self.client
+        match self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| failure("dsar_audit", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failure("dsar_audit", e)),
+        }
     }
 
     /// Open requests, earliest due date (so the overdue ones) first.

@@ -1304,7 +1304,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    /// R3: an audit event carries the audit class's TTL (3 years and the grace).
+    /// R3.3: an audit event carries a TTL backstop, the audit class's (3 years and the
+    /// grace).
     #[test]
     fn an_audit_event_expires_with_the_audit_class() {
         let at = Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap();

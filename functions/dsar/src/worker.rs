@@ -215,6 +215,10 @@ pub async fn handle_until(
         // Failures as (retry, fixed message): both use cases' errors say whether a retry
         // can help and never carry request data.
         let work = async {
+            exporter
+                .started(&id)
+                .await
+                .map_err(|e| (e.retry, e.to_string()))?;
             if export {
                 Box::pin(exporter.run(&id))
                     .await

@@ -175,3 +175,164 @@ pub fn unzip(bytes: &[u8]) -> HashMap<String, Vec<u8>> {
     }
     out
 }
+
+/// Every mail the emulator of `d` recorded whose body names `needle` (a request id),
+/// oldest first, raw as moto keeps it: `destinations` (`ToAddresses`, `CcAddresses`,
+/// `BccAddresses`), `subject`, `body` (the HTML part).
+pub async fn raw_mails_naming(d: &World, needle: &str) -> Vec<Value> {
+    let url = format!("{}/moto-api/data.json", d.signup.stack.endpoint);
+    // moto builds the dump while other tests change its models: try again on a torn one.
+    for _ in 0..10 {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if let Ok(data) = serde_json::from_str::<Value>(&text) {
+            return data["ses"]["Message"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m["body"].as_str().is_some_and(|b| b.contains(needle)))
+                .collect();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the emulator's mail dump does not parse");
+}
+
+/// Asserts that `mail` (from [`raw_mails_naming`]) went to `to` and to nobody else: no
+/// other recipient, no copy, no blind copy.
+pub fn assert_only_to(mail: &Value, to: &str) {
+    let d = &mail["destinations"];
+    assert_eq!(d["ToAddresses"], json!([to]), "{d}");
+    for field in ["CcAddresses", "BccAddresses"] {
+        assert!(
+            d[field].is_null() || d[field] == json!([]),
+            "{field}: {}",
+            d[field]
+        );
+    }
+}
+
+/// The audit items about request `id` (`request_id`), in the order they were written
+/// (their sort key is the time and a UUIDv7), as (action, actor, item).
+pub async fn request_audit(d: &World, id: &str) -> Vec<(String, String, super::Item)> {
+    let mut items: Vec<super::Item> = d
+        .signup
+        .items_of_kind("audit")
+        .await
+        .into_iter()
+        .filter(|a| {
+            a.get("request_id")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                == Some(id)
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        let key = |i: &super::Item| {
+            (
+                i["at"].as_s().unwrap().clone(),
+                i["sk"].as_s().unwrap().clone(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    items
+        .into_iter()
+        .map(|i| {
+            (
+                i["action"].as_s().unwrap().clone(),
+                i["actor"].as_s().unwrap().clone(),
+                i,
+            )
+        })
+        .collect()
+}
+
+/// Asserts that the stored state of `d` holds none of `values` in clear (nor base64- or
+/// hex-encoded): every attribute name and value of every item of both tables, every
+/// object key, version and metadata value of every bucket.
+pub async fn assert_stored_state_free_of(d: &World, values: &[&str]) {
+    use base64::Engine;
+    let mut needles: Vec<String> = Vec::new();
+    for v in values {
+        needles.push((*v).to_owned());
+        needles.push(base64::engine::general_purpose::STANDARD.encode(v));
+        needles.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v));
+        needles.push(hex::encode(v));
+    }
+    let check = |what: &str, bytes: &[u8]| {
+        for n in &needles {
+            assert!(!super::contains_ci(bytes, n), "{what} holds {n:?}");
+        }
+    };
+    let items = d.signup.scan().await;
+    assert!(!items.is_empty());
+    for item in &items {
+        let at = format!(
+            "item {} {}",
+            item["pk"].as_s().unwrap(),
+            item["sk"].as_s().unwrap()
+        );
+        for (name, value) in item {
+            check(&at, name.as_bytes());
+            let mut out = Vec::new();
+            super::flatten(value, &mut out);
+            for bytes in out {
+                check(&format!("{at} {name}"), &bytes);
+            }
+        }
+    }
+    let s3 = harness::s3_client(&d.signup.stack.aws);
+    for bucket in d.signup.stack.buckets.values() {
+        let listed = s3
+            .list_object_versions()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        for v in listed.versions() {
+            let key = v.key().unwrap();
+            check("an object key", key.as_bytes());
+            let head = s3
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(v.version_id().map(str::to_owned))
+                .send()
+                .await
+                .unwrap();
+            for (k, value) in head.metadata().into_iter().flatten() {
+                check(&format!("metadata of {key}"), k.as_bytes());
+                check(&format!("metadata of {key}"), value.as_bytes());
+            }
+            for value in [
+                head.content_type(),
+                head.content_disposition(),
+                head.content_encoding(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                check(&format!("headers of {key}"), value.as_bytes());
+            }
+        }
+        for m in listed.delete_markers() {
+            check(
+                "a delete marker's key",
+                m.key().unwrap_or_default().as_bytes(),
+            );
+        }
+    }
+}
+
+/// `code` with its last digit changed: a wrong code that differs in one place.
+pub fn one_off(code: &str) -> String {
+    let mut digits: Vec<char> = code.chars().collect();
+    let last = digits.last_mut().unwrap();
+    *last = if *last == '9' {
+        '0'
+    } else {
+        (*last as u8 + 1) as char
+    };
+    digits.into_iter().collect()
+}

@@ -516,6 +516,8 @@ mod tests {
         assert_eq!(date_de(date("2027-02-28")), "28.02.2027");
     }
 
+    /// R4.1: the code mail states the code (not in the subject, not in debug output), its
+    /// 15-minute validity, the request type and that ignoring it is safe.
     #[test]
     fn code_mail_states_the_code_its_validity_and_that_ignoring_it_is_safe() {
         let mail = code_mail("482913", "019a-req", RequestType::Erasure, 15);
@@ -575,6 +577,8 @@ mod tests {
         assert_escaped(&mail);
     }
 
+    /// R4.3: the extension mail gives the new due date, the legal basis and the staff's
+    /// reason.
     #[test]
     fn extension_mail_gives_the_new_date_and_the_reason() {
         let reason = "Umfangreiche Aufzeichnungen aus 40 Telefonaten";
@@ -654,7 +658,7 @@ mod tests {
         }
     }
 
-    /// R4.5, Art. 17(3)(e): the erasure answer says that the §7a UWG consent proof is
+    /// R4.5 (Art. 17(3)(e)): the erasure answer says that the §7a UWG consent proof is
     /// kept, what it holds, why, and until when.
     #[test]
     fn the_erasure_answer_names_the_kept_consent_proof() {
@@ -677,6 +681,8 @@ mod tests {
         assert!(!mail.html.contains("href=\"<"));
     }
 
+    /// R4.10: the denial mail lists the staff's reasons and the remedies (complaint to the
+    /// supervisory authority with its address, court).
     #[test]
     fn denial_mail_lists_the_reasons_and_the_remedies() {
         let reasons = vec![

@@ -223,6 +223,8 @@ mod tests {
         );
     }
 
+    /// R4.3: due one calendar month after receipt, clamped to the month's end (31 January
+    /// → 28 February, 29 in a leap year), counted in Berlin days.
     #[test]
     fn due_one_calendar_month_after_receipt_clamped_to_month_end() {
         let table = [
@@ -265,6 +267,8 @@ mod tests {
         );
     }
 
+    /// R4.3: an extension is refused after the first month, beyond two months, a second
+    /// time, and without a reason.
     #[test]
     fn extension_refused_after_the_first_month_beyond_two_months_twice_or_without_reason() {
         let received = t("2027-03-15T10:00:00Z");
@@ -291,6 +295,8 @@ mod tests {
         );
     }
 
+    /// R4.10: the days left that staff see are Berlin calendar days, 0 on the due date and
+    /// negative once it is past.
     #[test]
     fn days_left_counts_calendar_days_and_goes_negative_when_overdue() {
         assert_eq!(days_left(d("2027-04-15"), t("2027-04-15T21:00:00Z")), 0);

@@ -348,6 +348,7 @@ impl DsarService {
                     &mail::code_mail(&code, &id.to_string(), intake.request_type, CODE_MINUTES),
                 )
                 .await?;
+            self.audit_step(&id, "dsar.code_sent", now).await;
         }
         tracing::info!(status = status.code(), "request received");
         Ok(id)
@@ -451,6 +452,7 @@ impl DsarService {
         if !same(hash.as_str(), &stored.code_hash) {
             return if attempts < MAX_CODE_ATTEMPTS {
                 tracing::info!(attempts, "wrong code");
+                self.audit_step(id, "dsar.code_rejected", now).await;
                 Err(DsarError::WrongCode {
                     remaining: MAX_CODE_ATTEMPTS - attempts,
                 })
@@ -577,6 +579,11 @@ impl DsarService {
             // The export item goes with the sweep; a package past its 7 days is not
             // offered even if the object is still there.
             if self.store.export(id).await?.is_some() {
+                // No download link without its audit item (R4.11): a failed write fails
+                // the answer, and the requester asks again.
+                self.store
+                    .audit(id, None, "dsar", "dsar.download_issued", now)
+                    .await?;
                 let url = self
                     .exports
                     .presign_get(
@@ -783,6 +790,16 @@ impl DsarService {
             token,
             status: updated.status,
         })
+    }
+
+    /// Audits a step that changes no stored state (R4.11: the code mailed, a wrong code).
+    /// The step has happened either way, so a failed write is logged and counted
+    /// (`DsarAuditFailed`), not turned into a failed answer.
+    async fn audit_step(&self, id: &RequestId, action: &'static str, now: DateTime<Utc>) {
+        if let Err(e) = self.store.audit(id, None, "dsar", action, now).await {
+            tracing::error!(error = %e, action, "audit item not written");
+            crate::telemetry::metric("DsarAuditFailed", 1.0);
+        }
     }
 
     /// Sends a mail to the request's email, if it has one. A failed mail is logged and

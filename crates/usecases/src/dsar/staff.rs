@@ -493,6 +493,7 @@ mod tests {
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/polly-staff";
 
+    /// R5.4: an empty staff allow-list admits nobody.
     #[test]
     fn an_empty_allow_list_admits_nobody() {
         let p = StaffPrincipals::parse::<&str>(&[]).unwrap();
@@ -501,6 +502,8 @@ mod tests {
         assert!(StaffPrincipals::parse(&["", " "]).unwrap().is_empty());
     }
 
+    /// R5.4: an allow-listed role admits its sessions in its own account, and nothing that
+    /// only resembles it (another account, role, case, the role itself).
     #[test]
     fn a_role_admits_its_sessions_in_its_account_only() {
         let p = StaffPrincipals::parse(&[ROLE, "arn:aws:iam::123456789012:role/ops/dpo"]).unwrap();
@@ -530,6 +533,7 @@ mod tests {
         }
     }
 
+    /// R5.4: an allow-listed user admits exactly that user.
     #[test]
     fn a_user_admits_exactly_that_user() {
         let user = "arn:aws:iam::123456789012:user/team/anna";
@@ -540,6 +544,8 @@ mod tests {
         assert!(!p.admits("arn:aws:sts::123456789012:assumed-role/anna/anna"));
     }
 
+    /// R5.4: allow-list entries that would admit more than named people (wildcards, the
+    /// root, groups, sessions) are refused at start-up.
     #[test]
     fn refuses_entries_that_name_more_than_people() {
         for bad in [
@@ -561,6 +567,8 @@ mod tests {
         }
     }
 
+    /// R6: redaction replaces the subject's names, email addresses and long numbers in a
+    /// summary, and keeps short numbers.
     #[test]
     fn redaction_removes_names_addresses_and_numbers() {
         let t = "Frau Wilhelmine Zwetschgenbaum (wilhelmine@example.org, +49 170 9876543) \

@@ -34,6 +34,17 @@ impl RequestWorker {
     pub async fn carry_out(&self, id: &RequestId) -> Result<RightsOutcome, RightsError> {
         self.rights.carry_out(id).await
     }
+
+    /// Audits that the worker starts an attempt on request `id` (R4.11:
+    /// `dsar.worker_started` by `dsar-worker`), before any of its work: each attempt is
+    /// one entry, so a retried request shows every start.
+    pub async fn started(&self, id: &RequestId) -> Result<(), StoreError> {
+        let now = self.rights.clock.now();
+        self.rights
+            .store
+            .audit(id, None, "dsar-worker", "dsar.worker_started", now)
+            .await
+    }
 }
 
 /// Worker attempts per request: the first delivery and the stream's
