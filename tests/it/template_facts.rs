@@ -208,7 +208,11 @@ fn every_table_is_encrypted_with_the_customer_key() {
     for expected in ["Table", "KeyTable"] {
         assert!(tables.contains(&expected.to_owned()), "{tables:?}");
     }
-    assert_eq!(t.resources_of("AWS::KMS::Key")[0], CUSTOMER_KEY);
+    assert!(
+        t.resources_of("AWS::KMS::Key")
+            .contains(&CUSTOMER_KEY.to_owned()),
+        "{CUSTOMER_KEY} is a key of the template, not an AWS managed one"
+    );
     for table in &tables {
         let spec = t.table_spec(table).unwrap();
         assert!(spec.sse_kms, "{table}: SSE with KMS");
@@ -465,7 +469,6 @@ fn every_function_runs_with_a_role_of_its_own() {
     for role in &roles {
         let p = &doc["Resources"][role]["Properties"];
         assert!(p["ManagedPolicyArns"].is_null(), "{role}: managed policies");
-        assert!(p["PermissionsBoundary"].is_null() || p["PermissionsBoundary"].is_string());
         let trust = list(&p["AssumeRolePolicyDocument"]["Statement"]);
         assert_eq!(trust.len(), 1, "{role}");
         assert_eq!(
