@@ -1,12 +1,21 @@
-//! The local stack and the template must not drift apart: every data-layer setting the
-//! template declares is read back from the emulator and compared, and the names the code
-//! relies on (key attributes, index names, TTL attribute, environment) are checked
-//! against the template.
+//! trace-level: template
+//!
+//! Two kinds of drift. The code against the template: the names and settings the code
+//! relies on (key attributes, index names and projections, the TTL attribute, the
+//! stream's images, the keys' usage, the environment the configuration reads) must be the
+//! ones the template declares, else a deployed function fails where the local stack, built
+//! from the same template, does not. And the local stack against the template: every
+//! data-layer setting the template declares is read back from the emulator, which shows
+//! that `harness::stack` builds what the template says; it proves nothing about the
+//! template's values (those are asserted in `template_facts`).
 
 use harness::stack::Stack;
 use harness::template::Template;
 use shared::adapters::dynamo::schema;
 
+/// The local stack is built from the template: the emulator's tables have the template's
+/// key schema, attributes, indexes, TTL, stream, PITR, SSE key and deletion protection,
+/// and the TTL attribute and index names the code uses.
 #[tokio::test]
 async fn local_tables_match_the_template() {
     let stack = Stack::isolated().await.expect("provision");
@@ -17,16 +26,14 @@ async fn local_tables_match_the_template() {
     ] {
         table_matches(&stack, declared, &name).await;
     }
-}
-
-#[test]
-fn the_key_table_is_kept_out_of_backups_and_streams() {
-    // Crypto-shredding (R4.5): a deleted key must not come back from a backup.
-    let keys = Template::load().unwrap().key_table().unwrap();
-    assert!(!keys.point_in_time_recovery, "no PITR on the key table");
-    assert!(keys.stream_view_type.is_none(), "no stream copies of keys");
-    assert!(keys.indexes.is_empty());
-    assert!(keys.sse_kms && keys.deletion_protection);
+    let main = stack.describe_table().await.unwrap();
+    for index in [
+        schema::EMAIL_INDEX,
+        schema::PHONE_INDEX,
+        schema::EXPIRY_INDEX,
+    ] {
+        assert!(main.indexes.contains_key(index), "{index}");
+    }
 }
 
 async fn table_matches(stack: &Stack, declared: harness::template::TableSpec, name: &str) {
@@ -41,6 +48,7 @@ async fn table_matches(stack: &Stack, declared: harness::template::TableSpec, na
         actual.ttl_attribute, declared.ttl_attribute,
         "TTL attribute"
     );
+    assert_eq!(actual.ttl_attribute.as_deref(), Some(schema::TTL), "{name}");
     assert_eq!(actual.stream_view_type, declared.stream_view_type, "stream");
     assert_eq!(
         actual.point_in_time_recovery, declared.point_in_time_recovery,
@@ -54,39 +62,46 @@ async fn table_matches(stack: &Stack, declared: harness::template::TableSpec, na
     );
 }
 
+/// The local stack is built from the template: the emulator's buckets have the
+/// template's encryption, versioning, public access block and lifecycle rules.
 #[tokio::test]
 async fn local_buckets_match_the_template() {
     let stack = Stack::isolated().await.expect("provision");
     let declared = Template::load().unwrap().buckets().unwrap();
     assert!(declared.len() >= 2, "recordings and exports buckets");
     for bucket in declared {
+        assert!(!bucket.lifecycle.is_empty(), "{}", bucket.logical_id);
         let actual = stack.describe_bucket(&bucket.logical_id).await.unwrap();
         assert_eq!(actual, bucket, "{}", bucket.logical_id);
-        assert_eq!(actual.sse_algorithm, "aws:kms");
-        assert!(actual.versioning);
     }
 }
 
+/// The local stack is built from the template: the emulator's KMS keys have the
+/// template's spec, usage, rotation and description.
 #[tokio::test]
 async fn local_keys_match_the_template() {
     let stack = Stack::isolated().await.expect("provision");
-    for key in Template::load().unwrap().keys().unwrap() {
+    let keys = Template::load().unwrap().keys().unwrap();
+    assert!(keys.len() >= 2);
+    for key in keys {
         let actual = stack.describe_key(&key.logical_id).await.unwrap();
         assert_eq!(actual, key, "{}", key.logical_id);
     }
 }
 
+/// R3.2: the expiry index the sweep queries exists under the code's name, keyed by the
+/// code's expiry attributes and projecting the `kind` and `lead_id` the sweep reads from
+/// it; the table keys and the blind-index indexes carry the code's names too.
 #[test]
 fn the_code_uses_the_names_the_template_declares() {
-    let table = Template::load().unwrap().table().unwrap();
-    assert_eq!(
-        table.keys,
-        [
-            (schema::PK.into(), "HASH".into()),
-            (schema::SK.into(), "RANGE".into())
-        ]
-    );
-    assert_eq!(table.ttl_attribute.as_deref(), Some(schema::TTL));
+    let template = Template::load().unwrap();
+    let table = template.table().unwrap();
+    let keys = [
+        (schema::PK.into(), "HASH".into()),
+        (schema::SK.into(), "RANGE".into()),
+    ];
+    assert_eq!(table.keys, keys);
+    assert_eq!(template.key_table().unwrap().keys, keys);
     let index = |name: &str| {
         table
             .indexes
@@ -102,15 +117,89 @@ fn the_code_uses_the_names_the_template_declares() {
         index(schema::PHONE_INDEX).keys,
         [(schema::PHONE_INDEX_ATTR.into(), "HASH".into())]
     );
+    let expiry = index(schema::EXPIRY_INDEX);
     assert_eq!(
-        index(schema::EXPIRY_INDEX).keys,
+        expiry.keys,
         [
             (schema::EXPIRY_PARTITION_ATTR.into(), "HASH".into()),
             (schema::EXPIRY_SORT_ATTR.into(), "RANGE".into())
         ]
     );
+    // `DynamoRetentionStore::due` reads these from the index's items
+    // (crates/aws/src/retention.rs); a projection without them hands the sweep
+    // nothing to erase.
+    assert!(
+        expiry.projection == "ALL"
+            || (expiry.projection == "INCLUDE"
+                && ["kind", "lead_id"]
+                    .iter()
+                    .all(|a| expiry.non_key_attributes.contains(*a))),
+        "{expiry:?}"
+    );
+    // The code writes the partition as text and the sort key as epoch seconds.
+    assert_eq!(table.attributes[schema::EXPIRY_PARTITION_ATTR], "S");
+    assert_eq!(table.attributes[schema::EXPIRY_SORT_ATTR], "N");
 }
 
+/// The table's stream carries old and new images, which both stream workers compare to
+/// see a transition (`record.change.old_image`), and both read the main table's stream.
+#[test]
+fn the_workers_stream_carries_old_and_new_images() {
+    let template = Template::load().unwrap();
+    assert_eq!(
+        template.table().unwrap().stream_view_type.as_deref(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+    for function in ["TelephonyWorkerFunction", "DsarWorkerFunction"] {
+        let stream = harness::template::raw_json(
+            &template.properties(function)["Events"]["TableStream"]["Properties"]["Stream"],
+        );
+        assert_eq!(
+            stream,
+            serde_json::json!({"!GetAtt": "Table.StreamArn"}),
+            "{function}"
+        );
+    }
+}
+
+/// R5.3: the blind-index key every function is given (`BLIND_INDEX_KEY_ID`) is a KMS HMAC
+/// key of the kind the code's `GenerateMac` call needs (HMAC_256 for HMAC_SHA_256), and
+/// the data key (`DATA_KEY_ID`) is the symmetric key `GenerateDataKey` (AES_256) needs.
+#[test]
+fn the_keys_have_the_usage_the_code_calls_them_with() {
+    let template = Template::load().unwrap();
+    let keys = template.keys().unwrap();
+    let key = |id: &str| keys.iter().find(|k| k.logical_id == id).unwrap().clone();
+    // crates/aws/src/kms.rs: MacAlgorithmSpec::HmacSha256, DataKeySpec::Aes256.
+    let blind = key("BlindIndexKey");
+    assert_eq!(
+        (blind.key_spec.as_str(), blind.key_usage.as_str()),
+        ("HMAC_256", "GENERATE_VERIFY_MAC")
+    );
+    let data = key("DataKey");
+    assert_eq!(
+        (data.key_spec.as_str(), data.key_usage.as_str()),
+        ("SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT")
+    );
+    let functions = template.functions();
+    assert!(functions.len() >= 7);
+    for function in functions {
+        let env = template.declared_environment(&function);
+        assert_eq!(
+            env["BLIND_INDEX_KEY_ID"],
+            serde_json::json!({"!Ref": "BlindIndexKey"}),
+            "{function}"
+        );
+        assert_eq!(
+            env["DATA_KEY_ID"],
+            serde_json::json!({"!Ref": "DataKey"}),
+            "{function}"
+        );
+    }
+}
+
+/// The sign-up function's template environment, resolved against the local stack, is a
+/// configuration the code accepts, naming the stack's table and keys.
 #[tokio::test]
 async fn the_signup_function_environment_in_the_template_is_a_valid_configuration() {
     let stack = Stack::isolated().await.expect("provision");
@@ -125,44 +214,9 @@ async fn the_signup_function_environment_in_the_template_is_a_valid_configuratio
     );
 }
 
-#[tokio::test]
-async fn template_bucket_policies_enforce_tls_and_kms() {
-    let stack = Stack::isolated().await.expect("provision");
-    let template = Template::load().unwrap();
-    let data_key_arn = stack.keys["DataKey"].1.clone();
-    for bucket in template.buckets().unwrap() {
-        let policy = template
-            .bucket_policy(&bucket.logical_id, &stack.resolver())
-            .unwrap()
-            .unwrap_or_else(|| panic!("{} has a bucket policy", bucket.logical_id));
-        let statements = policy["Statement"].as_array().unwrap();
-        let denies = |pred: &dyn Fn(&serde_json::Value) -> bool| {
-            statements
-                .iter()
-                .any(|s| s["Effect"] == "Deny" && s["Principal"] == "*" && pred(s))
-        };
-        assert!(
-            denies(&|s| s["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
-            "{}: TLS only",
-            bucket.logical_id
-        );
-        assert!(
-            denies(&|s| s["Action"] == "s3:PutObject"
-                && s["Condition"]["StringNotEquals"]["s3:x-amz-server-side-encryption"]
-                    == "aws:kms"),
-            "{}: uploads without aws:kms refused",
-            bucket.logical_id
-        );
-        assert!(
-            denies(&|s| s["Condition"]["StringNotEqualsIfExists"]
-                ["s3:x-amz-server-side-encryption-aws-kms-key-id"]
-                == data_key_arn.as_str()),
-            "{}: uploads under another key refused",
-            bucket.logical_id
-        );
-    }
-}
-
+/// Every function's template environment, resolved against the local stack, is a
+/// configuration the code accepts (no variable the code requires is missing), naming the
+/// stack's table and key table.
 #[tokio::test]
 async fn every_function_environment_in_the_template_is_a_valid_configuration() {
     let stack = Stack::isolated().await.expect("provision");

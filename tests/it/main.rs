@@ -26,4 +26,5 @@ mod telephony_recordings;
 mod telephony_webhook;
 mod telephony_webhook_guards;
 mod telephony_worker;
+mod template_facts;
 mod template_policies;

@@ -1,8 +1,10 @@
+//! trace-level: template
+//!
 //! What `infra/template.yaml` promises about access, read from the template itself: the
-//! public DSAR function cannot read subject profiles or scan (R4.10, R5.4), the staff
-//! routes are served by their own IAM-authorised function, every KMS grant under an
+//! public DSAR function cannot read subject profiles or scan (R5.4), the staff routes are
+//! served by their own IAM-authorised function (R4.10), every KMS grant under an
 //! encryption context needs that context to be present (R5.2), and the webhook route has
-//! a throttling budget of its own (R2.1).
+//! a throttling budget of its own.
 
 use harness::template::Template;
 use serde_json::{json, Value};
@@ -219,7 +221,7 @@ fn public_decrypt_is_bounded(st: &Value) -> bool {
     request_keys || via_s3 || environment
 }
 
-/// R4.10, R5.4: the public DSAR function's role can neither scan nor query the table, nor
+/// R5.4: the public DSAR function's role can neither scan nor query the table, nor
 /// decrypt a subject's profile: every decryption it may do is bound to a request key, to
 /// S3 (export downloads) or to its own environment.
 #[test]
@@ -331,7 +333,7 @@ fn setting_refs(settings: &serde_json::Map<String, Value>, key: &str) -> (Value,
     )
 }
 
-/// R2.1, R5.4: the webhook route has a throttling budget of its own, from its own
+/// R5.4: the webhook route has a throttling budget of its own, from its own
 /// parameters, keyed by the route the webhook function declares; the public DSAR routes
 /// have their own, smaller one. Every route setting names a route that exists (API
 /// Gateway refuses the stage otherwise).
@@ -380,8 +382,8 @@ fn the_webhook_route_has_its_own_throttling_budget() {
     assert!(default("WebhookRateLimit") >= 1 && default("WebhookBurstLimit") >= 1);
 }
 
-/// R2.1: the webhook's optional source allow-list comes from a parameter that restricts
-/// nothing by default and names the provider's documented address.
+/// The webhook's optional source allow-list comes from a parameter that restricts nothing
+/// by default and names the provider's documented address.
 #[test]
 fn the_webhook_source_allow_list_is_a_parameter_empty_by_default() {
     let t = template();
@@ -497,7 +499,7 @@ fn the_local_router_serves_the_template_routes_with_the_same_functions() {
     }
 }
 
-/// R5.3: every function that computes a blind index may use the blind-index key. The
+/// R5.3, R5.4: every function that computes a blind index may use the blind-index key. The
 /// emulator enforces no IAM, so a function whose role lacks `kms:GenerateMac` would pass
 /// every local test and fail in AWS (the dsar worker did: rectification and the analytics
 /// cleanup compute indexes). The telephony worker and the sweep compute none and get none.
@@ -521,7 +523,9 @@ fn every_function_that_computes_a_blind_index_may_use_the_key() {
     }
 }
 
-/// R6: the dsar worker may rewrite the analytics files (read, write, delete versions).
+/// R6: the dsar worker's role may read and rewrite the analytics files and delete their
+/// earlier versions, which erasure, restriction and objection do to take the subject's
+/// rows out (the emulator enforces no IAM, so only the template shows this).
 #[test]
 fn the_dsar_worker_may_rewrite_the_analytics_files() {
     let t = template();
@@ -566,9 +570,9 @@ fn events(t: &Template, function: &str) -> Value {
     serde_json::to_value(&t.properties(function)["Events"]).unwrap()
 }
 
-/// R3 (lead class: R4.5 mechanics), R5.4, R5.7: the sweep deletes erased subjects' calls
-/// at the provider through the outbox, so its role may read the provider secret, and
-/// nothing else of Secrets Manager; an hourly schedule drains the outbox.
+/// R5.4, R5.7: the sweep deletes erased subjects' calls at the provider through the
+/// outbox, so its role may read the provider secret, and nothing else of Secrets Manager,
+/// decrypted only through Secrets Manager; an hourly schedule drains the outbox.
 #[test]
 fn the_sweep_reads_only_the_provider_secret_and_drains_the_outbox_hourly() {
     let t = template();
@@ -602,7 +606,7 @@ fn the_sweep_reads_only_the_provider_secret_and_drains_the_outbox_hourly() {
     assert_eq!(input, json!({"outbox": true}));
 }
 
-/// R4.10, R4.11: the dsar worker gives a request up on the stream's last attempt, so its
+/// The dsar worker gives a request up on the stream's last attempt, so its
 /// own count must match the event source mapping's retries; its replay messages go to
 /// its dead-letter queue, and every way something can stall raises an alarm.
 #[test]

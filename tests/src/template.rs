@@ -576,3 +576,12 @@ impl Resolver {
         Ok(out)
     }
 }
+
+impl Template {
+    /// The whole template as JSON, intrinsic functions kept as `{"!Tag": value}` (see
+    /// [`raw_json`]): for tests that assert facts of sections the typed readers above do
+    /// not cover (`Rules`, `Globals`, events, log groups).
+    pub fn json(&self) -> serde_json::Value {
+        raw_json(&self.root)
+    }
+}
