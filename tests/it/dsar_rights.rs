@@ -51,7 +51,10 @@ async fn deliver_with_summary(d: &World, script: &CallScript, summary: &str) {
     let sig = sign(&body, &SecretString::from(API_KEY.to_owned()), d.now_ms());
     let req =
         ApiRequest::post_json("/v1/telephony/retell", &body).header("x-retell-signature", &sig);
-    assert_eq!(telephony::handle(&d.webhook, req.build()).await.status(), 204);
+    assert_eq!(
+        telephony::handle(&d.webhook, req.build()).await.status(),
+        204
+    );
 }
 
 /// Every object version and delete marker in every bucket of the stack, as
@@ -74,7 +77,10 @@ async fn every_object_version(d: &World) -> Vec<String> {
                 out.push(format!("{logical}/{}", v.key().unwrap_or_default()));
             }
             for m in page.delete_markers() {
-                out.push(format!("{logical}/{} (marker)", m.key().unwrap_or_default()));
+                out.push(format!(
+                    "{logical}/{} (marker)",
+                    m.key().unwrap_or_default()
+                ));
             }
             if page.is_truncated() != Some(true) {
                 break;
@@ -143,7 +149,11 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
     for (prefix, at_least) in [("recordings", 2), ("transcripts", 1)] {
         let of_subject = format!("RecordingsBucket/{prefix}/{lead_text}/");
         assert!(
-            objects.iter().filter(|k| k.starts_with(&of_subject)).count() >= at_least,
+            objects
+                .iter()
+                .filter(|k| k.starts_with(&of_subject))
+                .count()
+                >= at_least,
             "{prefix}: {objects:?}"
         );
     }
@@ -197,8 +207,7 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
             if !proof && contains_ci(v, &phone_index) {
                 panic!("{kind} item still holds the number's blind index");
             }
-            if contains_ci(v, &lead_text) || contains_ci(v, &call_id) || contains_ci(v, &held_id)
-            {
+            if contains_ci(v, &lead_text) || contains_ci(v, &call_id) || contains_ci(v, &held_id) {
                 // The tombstone names the lead id only (with when and its TTL), so later
                 // events for the subject bring nothing back. The kept consent proof is
                 // detached (item 8): neither id, so no kept record joins the audit trail.
@@ -256,7 +265,10 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
             call_id.as_str(),
             held_id.as_str(),
         ]) {
-            assert!(!contains_ci(v, secret), "the proof of erasure names the subject");
+            assert!(
+                !contains_ci(v, secret),
+                "the proof of erasure names the subject"
+            );
         }
     }
     // No object of the subject in any bucket: no version, no delete marker.
@@ -372,10 +384,7 @@ async fn erasure_under_a_contract_keeps_the_contract_restricted_and_names_the_ho
             0
         );
     }
-    assert!(d
-        .sim
-        .deleted_calls()
-        .contains(&held.call_id().to_owned()));
+    assert!(d.sim.deleted_calls().contains(&held.call_id().to_owned()));
     d.shutdown().await.unwrap();
 }
 
@@ -432,7 +441,10 @@ async fn restricted_and_objecting_subjects_get_no_calls_and_no_analytics_rows() 
     assert_eq!(d.signup.versions("ExportsBucket", key).await, 1);
     // The next export leaves them out.
     let (second, text) = analytics_export(&d).await;
-    assert_eq!((&second["calls"], &second["omitted"]), (&json!(1), &json!(2)));
+    assert_eq!(
+        (&second["calls"], &second["omitted"]),
+        (&json!(1), &json!(2))
+    );
     assert_eq!(summaries(&text), ["Rückruf gewünscht am Montag."]);
 
     // No calls: the worker, handed each subject's call request, calls only the
@@ -444,7 +456,12 @@ async fn restricted_and_objecting_subjects_get_no_calls_and_no_analytics_rows() 
         .sim
         .create_requests()
         .iter()
-        .map(|r| r.body["metadata"]["lead_id"].as_str().unwrap_or("").to_owned())
+        .map(|r| {
+            r.body["metadata"]["lead_id"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
         .collect();
     assert_eq!(called, [kept.to_string()]);
     let suppressed = d
@@ -937,11 +954,11 @@ async fn assert_every_item_has_a_ttl(d: &World) {
     }
 }
 
-/// R4.5, R4.6, R3.3 (issue 12, items 1 and 2): calls belong to their subject, not
-/// to its number today. After a phone rectification (waiting for the staff check of the
-/// new number) the subject's earlier call is still its own and goes with its erasure; a late webhook of that call afterwards
-/// brings nothing back; every item written on the way carries a TTL. Found by the
-/// current number, the erasure left the call behind.
+/// R4.5, R4.6, R3.3 (issue 12, items 1 and 2): calls belong to their subject, not to its
+/// number today. After a phone rectification (waiting for the staff check of the new
+/// number) the subject's earlier call is still its own and goes with its erasure; a late
+/// webhook of that call afterwards brings nothing back; every item written on the way
+/// carries a TTL.
 #[tokio::test]
 async fn after_a_phone_rectification_the_old_call_is_still_the_subjects_and_goes_with_its_erasure()
 {
@@ -1117,11 +1134,11 @@ async fn check_identity(d: &World, id: &str) -> String {
     body["request_token"].as_str().unwrap().to_owned()
 }
 
-/// R4.4, R4.5, R4.1, R2.4, R5.5 (issue 12, item 1): a person without a lead reaches the calls stored
-/// without a lead with their number once staff proved it: the export holds their
-/// metadata, the erasure deletes them at the provider and here. Until the staff check
-/// nothing is done; a subject's call made to that number and calls with other numbers
-/// are never reached this way. Before: `no_data` both times, the calls stayed.
+/// R4.4, R4.5, R4.1, R2.4, R5.5 (issue 12, item 1): a person without a lead reaches the
+/// calls stored without a lead with their number once staff proved it: the export holds
+/// their metadata, the erasure deletes them at the provider and here. Until the staff
+/// check nothing is done; a subject's call made to that number and calls with other
+/// numbers are never reached this way; the logs hold neither number nor name.
 #[tokio::test]
 async fn a_proven_phone_without_a_subject_exports_and_erases_the_unlinked_calls_with_it() {
     let (logs, _guard) = LogCapture::start();

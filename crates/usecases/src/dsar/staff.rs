@@ -590,8 +590,12 @@ mod tests {
     /// value first), and the text around an address stays.
     #[test]
     fn redaction_replaces_the_subjects_email_before_the_name_inside_it() {
-        let t = "Wilhelmine (wilhelmine.z@example.org, Tel. +491709876543) fragt: anna@example.net.";
-        let r = redact(t, &["Wilhelmine", "wilhelmine.z@example.org", "+491709876543"]);
+        let t =
+            "Wilhelmine (wilhelmine.z@example.org, Tel. +491709876543) fragt: anna@example.net.";
+        let r = redact(
+            t,
+            &["Wilhelmine", "wilhelmine.z@example.org", "+491709876543"],
+        );
         assert_eq!(r, "[NAME] ([NAME], Tel. [NAME]) fragt: [E-MAIL].");
     }
 }

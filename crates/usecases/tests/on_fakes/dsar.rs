@@ -568,7 +568,10 @@ async fn a_portability_package_holds_the_provided_data_as_json_and_csv() {
         .unwrap();
     let files = read_plain_archive(&package);
     let portable: Value = serde_json::from_slice(&files["portable.json"]).unwrap();
-    let signed_up_at = portable["sign_up"]["signed_up_at"].as_str().unwrap().to_owned();
+    let signed_up_at = portable["sign_up"]["signed_up_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         portable["sign_up"],
         json!({
