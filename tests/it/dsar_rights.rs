@@ -122,13 +122,14 @@ async fn carry_out_for(
     (id, view)
 }
 
-/// R4.5, R2.9, R5.3: the erasure of a subject with two recorded calls (one already
+/// R4.5, R2.9, R5.3, R4.11: the erasure of a subject with two recorded calls (one already
 /// deleted at the provider, one still held there), transcripts and an earlier export
 /// leaves, by a raw scan of both tables, nothing of the subject but the proof of erasure
 /// (no personal data, no lead id, no blind index), the §7a UWG consent proof and the
 /// audit trail's opaque ids; no object version or delete marker of it in any bucket; the
 /// call still at the provider deleted there; the data key nowhere, so a backup of the
-/// profile no longer opens. A rerun converges; no personal value in the logs.
+/// profile no longer opens. The step is audited (`dsar.erased`); a rerun converges; no
+/// personal value in the logs.
 #[tokio::test]
 async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_at_the_provider() {
     let (logs, _guard) = LogCapture::start();
@@ -178,6 +179,11 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
     assert_eq!(view["outcome"], "erased");
     assert!(view["erased_categories"].as_array().unwrap().len() >= 5);
     assert!(view.get("held_until").is_none());
+    assert!(d
+        .signup
+        .audit_actions()
+        .await
+        .contains(&"dsar.erased".to_owned()));
 
     // Art. 19: the call the provider still held got its delete now.
     assert!(d.sim.deleted_calls().contains(&held_id));
@@ -475,10 +481,10 @@ async fn restricted_and_objecting_subjects_get_no_calls_and_no_analytics_rows() 
     d.shutdown().await.unwrap();
 }
 
-/// R4.9: a consent withdrawal deletes every version of the subject's recordings and
-/// transcripts at once (each object has two versions before), marks the call
-/// `withdrawn`; a later call where the person says "yes", delivered in full and handed to
-/// the worker, stores no recording and no transcript.
+/// R4.9, R4.11: a consent withdrawal (audited) deletes every version of the subject's
+/// recordings and transcripts at once (each object got a second version first) and marks
+/// the call `withdrawn`; a later call where the person says "yes", delivered in full and
+/// handed to the worker, stores no recording and no transcript.
 #[tokio::test]
 async fn withdrawal_deletes_recordings_at_once_and_later_calls_keep_none() {
     let d = World::on_mail_emulator().await;
@@ -521,6 +527,11 @@ async fn withdrawal_deletes_recordings_at_once_and_later_calls_keep_none() {
     }
     let (_, view) = carry_out(&d, "withdraw_consent", 1).await;
     assert_eq!(view["outcome"], "recordings_deleted");
+    assert!(d
+        .signup
+        .audit_actions()
+        .await
+        .contains(&"dsar.recordings_deleted".to_owned()));
     assert_eq!(
         d.signup
             .versions("RecordingsBucket", &format!("recordings/{lead}/"))
@@ -595,7 +606,7 @@ async fn rectify_last_name(d: &World, last_name: &str, seq: u64) -> serde_json::
     view
 }
 
-/// R4.6: a rectification informs the recipients that hold the data (Art. 19): of a
+/// R4.6, R4.11: a rectification (audited) informs the recipients that hold the data: of a
 /// subject's two calls, the one the provider still holds is deleted there (the one
 /// already deleted is not asked for again), the provider and its sub-processors are
 /// recorded `not_holding` and AWS `updated`; when the provider's deletion fails they are
@@ -630,6 +641,11 @@ async fn rectification_deletes_the_calls_the_provider_still_holds_and_records_ea
 
     let view = rectify_last_name(&d, "Pflaumenbaum", 1).await;
     assert_eq!(recipients(&view), "not_holding");
+    assert!(d
+        .signup
+        .audit_actions()
+        .await
+        .contains(&"dsar.rectified".to_owned()));
     assert_eq!(
         d.sim.deleted_calls(),
         [done.call_id().to_owned(), held_id.clone()]
