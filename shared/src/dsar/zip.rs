@@ -619,6 +619,9 @@ mod tests {
         );
     }
 
+    /// R4.4: the package is built streaming: a 20 MiB entry written in 64 KiB chunks
+    /// never leaves more than one chunk plus headers in the sink drained between writes,
+    /// and the drained parts reassemble into an archive with the same bytes.
     #[test]
     fn large_entry_streams_through_a_drained_sink_in_bounded_memory() {
         const CHUNK: usize = 64 * 1024;

@@ -167,6 +167,10 @@ impl StaffPrincipals {
 /// phone numbers are written with).
 pub fn redact(text: &str, known: &[&str]) -> String {
     let mut out = text.to_owned();
+    // Longest first: a name inside the email address must not break the address up
+    // before the address itself is replaced.
+    let mut known: Vec<&str> = known.to_vec();
+    known.sort_by_key(|k| std::cmp::Reverse(k.chars().count()));
     for k in known.iter().filter(|k| k.chars().count() >= 2) {
         let lower = out.to_lowercase();
         let needle = k.to_lowercase();
@@ -187,7 +191,16 @@ pub fn redact(text: &str, known: &[&str]) -> String {
         .split(' ')
         .map(|w| {
             if w.contains('@') {
-                "[E-MAIL]".to_owned()
+                // The punctuation around the address stays: `(a@b.de,` → `([E-MAIL],`.
+                let core = w
+                    .trim_start_matches(['(', '<', '[', '"', '\''])
+                    .trim_end_matches([')', '>', ']', '"', '\'', ',', '.', ';', ':', '!', '?']);
+                match w.find(core) {
+                    Some(at) if core.contains('@') => {
+                        format!("{}[E-MAIL]{}", &w[..at], &w[at + core.len()..])
+                    }
+                    _ => "[E-MAIL]".to_owned(),
+                }
             } else {
                 w.to_owned()
             }
@@ -579,5 +592,18 @@ mod tests {
         assert!(!r.contains("9876543"));
         assert!(r.contains("[NAME]") && r.contains("[E-MAIL]") && r.contains("[NUMMER]"));
         assert!(r.contains("17 Uhr"), "short numbers stay: {r}");
+    }
+
+    /// R6: the subject's email goes whole even when its name is part of it (the longer
+    /// value first), and the text around an address stays.
+    #[test]
+    fn redaction_replaces_the_subjects_email_before_the_name_inside_it() {
+        let t =
+            "Wilhelmine (wilhelmine.z@example.org, Tel. +491709876543) fragt: anna@example.net.";
+        let r = redact(
+            t,
+            &["Wilhelmine", "wilhelmine.z@example.org", "+491709876543"],
+        );
+        assert_eq!(r, "[NAME] ([NAME], Tel. [NAME]) fragt: [E-MAIL].");
     }
 }

@@ -222,6 +222,9 @@ const A_PHONE: &str = "0170 9876543";
 const B_EMAIL: &str = "ottokar@example.org";
 const B_PHONE: &str = "0171 1234567";
 
+/// R4.1, R4.2: a request waits for its code; a wrong code says how many tries remain;
+/// the right one verifies the request once (a second use is refused), deletes the code
+/// and gives a token without which the status is refused.
 #[tokio::test]
 async fn the_right_code_opens_the_request_once_and_a_wrong_one_says_how_many_tries_remain() {
     let w = world();
@@ -259,6 +262,9 @@ async fn the_right_code_opens_the_request_once_and_a_wrong_one_says_how_many_tri
     ));
 }
 
+/// R4.1: five wrong codes end the request (the right code is refused afterwards), and
+/// so does a code past its 15 minutes; either way the request's sealed contact and key
+/// go.
 #[tokio::test]
 async fn five_wrong_codes_or_an_expired_code_end_the_request_and_its_contact_goes() {
     let w = world();
@@ -326,6 +332,10 @@ async fn a_fourth_request_for_the_same_email_from_one_source_on_one_day_is_refus
     assert_eq!(w.mailer.sent_to(A_EMAIL).len(), 3);
 }
 
+/// R4.1: a request acts only on the subject its proven identifiers point at: email plus
+/// another subject's phone waits for staff and changes nothing (the staff check then
+/// refuses two subjects); a phone-only request sends no code and waits for the staff
+/// check, which hands over the token.
 #[tokio::test]
 async fn a_request_acts_only_on_the_subject_its_proven_identifiers_point_at() {
     let w = world();
@@ -384,6 +394,9 @@ async fn a_request_acts_only_on_the_subject_its_proven_identifiers_point_at() {
     assert_eq!(checked.status, RequestStatus::InProgress);
 }
 
+/// R4.3, R4.10, R4.11: staff extend a deadline once, by two months from the original due
+/// date (a second extension is refused), and deny with reasons, which closes the request,
+/// deletes its contact and blind index, mails the subject and is audited.
 #[tokio::test]
 async fn staff_extend_a_deadline_once_and_deny_with_reasons_which_closes_the_request() {
     let w = world();
@@ -470,13 +483,47 @@ async fn the_export_holds_everything_about_the_subject_decrypted_and_nothing_of_
     ] {
         assert!(files.contains_key(name), "{name} in {:?}", files.keys());
     }
+    assert!(!files.contains_key("portable.json") && !files.contains_key("portable.csv"));
     let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
-    assert_eq!(data["subject"]["sign_up"]["email"], A_EMAIL);
+    // Every value held, decrypted: the sign-up, the technical data, the call's sealed
+    // analysis and transcript, the recording's bytes.
+    let subject = &data["subject"];
+    assert_eq!(subject["id"], a.to_string());
     assert_eq!(
-        data["calls"][0]["call"]["call_analysis"]["call_summary"],
+        subject["sign_up"],
+        json!({
+            "first_name": "Wilhelmine",
+            "last_name": "Zwetschgenbaum",
+            "email": A_EMAIL,
+            "phone": "+491709876543",
+            "notes": "Bitte nach 17 Uhr anrufen.",
+            "signed_up_at": subject["sign_up"]["signed_up_at"],
+            "privacy_policy_version": "2026-11",
+        })
+    );
+    assert!(subject["sign_up"]["signed_up_at"].is_string());
+    assert_eq!(subject["technical"]["source_ip"], "203.0.113.7");
+    for field in ["last_contact_at", "kept_until", "call_state"] {
+        assert!(subject["processing"][field].is_string(), "{field}");
+    }
+    assert_eq!(subject["processing"]["restricted"], false);
+    let call = &data["calls"][0];
+    assert_eq!(data["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(call["call_id"], "call_a");
+    assert_eq!(call["duration_ms"], 61000);
+    assert_eq!(
+        call["call"]["call_analysis"]["call_summary"],
         "Frau Wilhelmine möchte einen Termin"
     );
+    let transcript = json!([{"role": "user", "content": "Frau Wilhelmine möchte einen Termin"}]);
+    assert_eq!(call["transcript"], transcript);
+    let file: Value = serde_json::from_slice(&files["transcripts/call_a.json"]).unwrap();
+    assert_eq!(file, transcript);
+    assert_eq!(files["recordings/call_a.audio"], b"RIFF-audio");
     assert_eq!(data["consents"].as_array().unwrap().len(), 1);
+    // The Art. 15(1)(a)–(h), 15(2) information from the registry, as it is.
+    let info: Value = serde_json::from_slice(&files["information.json"]).unwrap();
+    assert_eq!(info, domain::dsar::disclosure::information());
     let all = String::from_utf8_lossy(&package);
     for other in [B_EMAIL, "Ottokar", "call_b"] {
         assert!(!all.contains(other), "{other} leaked into the export");
@@ -489,6 +536,75 @@ async fn the_export_holds_everything_about_the_subject_decrypted_and_nothing_of_
     assert_eq!(w.exporter().run(&id).await.unwrap(), ExportOutcome::Skipped);
 }
 
+/// R4.4: a portability package adds what the subject provided: `portable.json` (the
+/// sign-up as given and the consent) and `portable.csv`, one quoted row per sign-up
+/// field, a leading formula character neutralised.
+#[tokio::test]
+async fn a_portability_package_holds_the_provided_data_as_json_and_csv() {
+    let w = world();
+    let request = SignupRequest {
+        profile: LeadProfile {
+            first_name: PersonName::parse("Wilhelmine").unwrap(),
+            last_name: PersonName::parse("Zwetschgenbaum").unwrap(),
+            email: Email::parse(A_EMAIL).unwrap(),
+            phone: PhoneNumber::parse(A_PHONE).unwrap(),
+            notes: Notes::parse("=1+1, bitte \"abends\" anrufen").unwrap(),
+        },
+        source_ip: Some("203.0.113.7".parse().unwrap()),
+        client: None,
+        policy_version: "2026-11".into(),
+    };
+    let SignupOutcome::Created { id: a } = w.lead_service.sign_up(request).await.unwrap() else {
+        panic!("created");
+    };
+    let id = w.verified(RequestType::Portability, A_EMAIL, None).await;
+
+    w.exporter().run(&id).await.unwrap();
+    let package = w
+        .exports
+        .get(&format!("exports/{id}.zip"))
+        .await
+        .unwrap()
+        .unwrap();
+    let files = read_plain_archive(&package);
+    let portable: Value = serde_json::from_slice(&files["portable.json"]).unwrap();
+    let signed_up_at = portable["sign_up"]["signed_up_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        portable["sign_up"],
+        json!({
+            "first_name": "Wilhelmine",
+            "last_name": "Zwetschgenbaum",
+            "email": A_EMAIL,
+            "phone": "+491709876543",
+            "notes": "=1+1, bitte \"abends\" anrufen",
+            "signed_up_at": signed_up_at,
+            "privacy_policy_version": "2026-11",
+        })
+    );
+    let consents = portable["consents"].as_array().unwrap();
+    assert_eq!(consents.len(), 1, "{portable}");
+    let csv = String::from_utf8(files["portable.csv"].clone()).unwrap();
+    assert_eq!(
+        csv,
+        format!(
+            "field,value\r\n\"first_name\",\"Wilhelmine\"\r\n\"last_name\",\"Zwetschgenbaum\"\r\n\
+             \"email\",\"{A_EMAIL}\"\r\n\"phone\",\"'+491709876543\"\r\n\
+             \"notes\",\"'=1+1, bitte \"\"abends\"\" anrufen\"\r\n\
+             \"signed_up_at\",\"{signed_up_at}\"\r\n\"privacy_policy_version\",\"2026-11\"\r\n"
+        )
+    );
+    // The full access data is in the package too.
+    let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    assert_eq!(data["subject"]["id"], a.to_string());
+}
+
+/// R4.5: an erasure deletes the subject's call at the provider, destroys its key before
+/// any other deletion, deletes its calls, recordings, claims and profile in batches of
+/// at most 25, keeps the §7a UWG consent proof detached from lead and call ids, leaves
+/// another subject untouched, and its proof of erasure names nobody.
 #[tokio::test]
 async fn erasure_deletes_the_calls_at_the_provider_and_shreds_the_key_before_deleting_anything() {
     let w = world();
@@ -570,6 +686,8 @@ async fn erasure_deletes_the_calls_at_the_provider_and_shreds_the_key_before_del
     assert!(record.categories.is_some());
 }
 
+/// R4.5, R3.4: an erasure under a live contract shreds no key and keeps the profile and
+/// the contract, restricted until the hold ends, and the request records the hold's end.
 #[tokio::test]
 async fn erasure_under_a_live_contract_keeps_lead_and_contract_restricted_and_names_the_hold() {
     let w = world();
@@ -612,6 +730,9 @@ async fn erasure_under_a_live_contract_keeps_lead_and_contract_restricted_and_na
     );
 }
 
+/// R4.9: a consent withdrawal deletes the subject's recordings and transcripts and marks
+/// the call `withdrawn`, with the flag set; restriction and objection set theirs; a
+/// carried-out request is not carried out again.
 #[tokio::test]
 async fn restriction_objection_and_withdrawal_set_their_flags_and_withdrawal_deletes_recordings() {
     let w = world();
@@ -720,8 +841,8 @@ async fn erasure_restriction_and_objection_take_the_subject_out_of_every_analyti
     assert_eq!(w.exports.count_versions(&file, true).await.unwrap(), 1);
 }
 
-/// R6: a withdrawal of the recording consent leaves the analytics files
-/// alone (they hold no recording and no identifier).
+/// A withdrawal of the recording consent leaves the analytics files alone (they hold no
+/// recording and no identifier).
 #[tokio::test]
 async fn withdrawal_leaves_the_analytics_files_as_they_are() {
     let w = world();
@@ -803,7 +924,7 @@ async fn an_erasure_leaves_a_tombstone_first_and_takes_the_attempt_counters() {
     assert_eq!(w.subjects.attempts_deleted(), vec![a]);
 }
 
-/// R4.5 (Art. 19): a provider outage does not block an erasure: the subject is erased
+/// R4.5, R2.9 (Art. 19): a provider outage does not block an erasure: the subject is erased
 /// here, key first, the request completes, and the call waits in the outbox (only its
 /// provider id) until a later drain deletes it at the provider.
 #[tokio::test]
@@ -857,7 +978,7 @@ async fn a_provider_outage_does_not_block_an_erasure_and_the_outbox_deletes_late
     assert!(outbox.entries().is_empty());
 }
 
-/// R4.4, R4.10, R4.11: an export that keeps failing does not stall silently: each failed
+/// R4.10, R4.11: an export that keeps failing does not stall silently: each failed
 /// attempt is counted, the last one (the stream's retries used up) leaves the request
 /// `failed` with a fixed reason code, listed first for staff, who retry it (audited with
 /// their principal); the retried request is carried out.
@@ -949,7 +1070,7 @@ async fn a_request_whose_retries_run_out_is_failed_listed_first_and_retried_by_s
     );
 }
 
-/// R4.10: a permanent error fails the request at once (no stream retry could help).
+/// A permanent error fails the request at once (no stream retry could help).
 #[tokio::test]
 async fn a_permanent_worker_error_fails_the_request_at_once() {
     use usecases::dsar::worker::{FailureRecorded, RequestWorker};
@@ -1022,7 +1143,7 @@ impl World {
     }
 }
 
-/// R4.4, R4.1 (issue 12, item 1): a person without a lead reaches the calls stored
+/// R4.4, R4.1, R2.4 (issue 12, item 1): a person without a lead reaches the calls stored
 /// without a lead with their number once staff proved the number: the export holds
 /// those calls' metadata and a read-me that says no sign-up is held. A subject's call
 /// made to that number stays out, and another proven number reaches nothing. Before:
@@ -1098,7 +1219,7 @@ async fn a_proven_phone_without_a_subject_gets_the_unlinked_calls_with_it_in_its
     );
 }
 
-/// R4.5, R4.1 (issue 12, item 1): the erasure of a proven number without a subject
+/// R4.5, R4.1, R2.4 (issue 12, item 1): the erasure of a proven number without a subject
 /// deletes the unlinked calls with that number at the provider and here; the subject's
 /// call made to the same number and other numbers' calls stay. Until staff prove the
 /// number, nothing is done; the other rights have nothing to act on (`no_data`).

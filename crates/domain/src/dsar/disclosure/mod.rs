@@ -195,6 +195,9 @@ mod tests {
         }
     }
 
+    /// R4.4: `information.json` holds each Art. 15(1)(a)–(h) item and the Art. 15(2)
+    /// transfers, none empty: one entry per registry purpose and category, a retention
+    /// per category, the supervisory authority, the source, no automated decisions.
     #[test]
     fn information_has_every_art_15_item_and_none_is_empty() {
         let info = information();
@@ -242,6 +245,8 @@ mod tests {
         );
     }
 
+    /// R4.4: the information names every right (Art. 15(1)(e)) with its article and the
+    /// request type and route that exercise it.
     #[test]
     fn information_lists_every_right_with_its_article_and_request_type() {
         let info = information();
@@ -256,6 +261,8 @@ mod tests {
         }
     }
 
+    /// R4.4: every US recipient of the registry appears among the third-country
+    /// transfers with its safeguard (Art. 15(2)); AWS in Frankfurt does not.
     #[test]
     fn every_us_recipient_appears_in_third_country_transfers_with_its_safeguard() {
         let info = information();
@@ -317,6 +324,9 @@ mod tests {
         );
     }
 
+    /// R4.4: the German `LIESMICH.txt` of an access package names the request, the
+    /// package's expiry after 7 days, every file, every purpose and recipient, the
+    /// retention, the rights and the supervisory authority, and no portability file.
     #[test]
     fn liesmich_contains_the_key_facts_and_every_file() {
         let text = liesmich(&ctx(RequestType::Access, true));
@@ -364,6 +374,8 @@ mod tests {
         assert!(!flat.contains("portable.json"));
     }
 
+    /// R4.4: the read-me of a portability package cites Art. 20 and names
+    /// `portable.json` and `portable.csv`.
     #[test]
     fn liesmich_for_portability_names_the_portable_files() {
         let flat = flat(&liesmich(&ctx(RequestType::Portability, true)));
@@ -419,6 +431,8 @@ mod tests {
         }
     }
 
+    /// R4.4: the read-me of a package about someone we hold nothing on says so, names
+    /// the authority and the controller, and lists no recordings.
     #[test]
     fn liesmich_without_data_says_we_hold_none_and_names_the_authority() {
         let flat = flat(&liesmich(&ctx(RequestType::Access, false)));
