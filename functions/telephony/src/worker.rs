@@ -246,6 +246,7 @@ mod tests {
         ])
     }
 
+    /// R1.5: a new lead (INSERT) or a new call request (its count moved) asks for a call.
     #[test]
     fn a_new_lead_or_a_new_request_places_a_call() {
         assert!(
@@ -274,6 +275,8 @@ mod tests {
         );
     }
 
+    /// R1.5: a change that is no new request (contact moved, the worker's own update, a
+    /// removal, a call item) asks for no call.
     #[test]
     fn other_changes_place_nothing() {
         // Contact time moved, request unchanged.
