@@ -426,3 +426,66 @@ async fn the_end_of_a_call_becomes_the_leads_last_contact_and_moves_its_retentio
     assert_eq!(after, end);
     assert_eq!(lead_after["exp_at"], lead["exp_at"]);
 }
+
+/// R2.10, R4.7, R4.8, R4.9: a consented, disclosed call of a restricted or objecting
+/// subject stores call metadata only (no sealed attribute); one of a subject who withdrew
+/// the recording consent keeps its call content but no recording URL and no transcript.
+/// In all three nothing is downloaded, the recordings bucket stays empty, and the call is
+/// still deleted at the provider.
+#[tokio::test]
+async fn calls_of_restricted_objecting_or_withdrawn_subjects_keep_no_recording() {
+    for (flag, metadata_only) in [
+        ("restricted", true),
+        ("objected", true),
+        ("consent_withdrawn", false),
+    ] {
+        let s = setup(true).await;
+        // What the data-subject-rights functions write (R4.7, R4.8, R4.9).
+        aws_sdk_dynamodb::Client::new(&s.signup.stack.aws)
+            .update_item()
+            .table_name(&s.signup.stack.table)
+            .key(
+                "pk",
+                AttributeValue::S(shared::adapters::dynamo::lead_pk(&s.lead)),
+            )
+            .key(
+                "sk",
+                AttributeValue::S(shared::adapters::dynamo::LEAD_SK.into()),
+            )
+            .update_expression("SET #f = :t")
+            .expression_attribute_names("#f", flag)
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await
+            .unwrap();
+        let script = s.new_call(Scenario::ConsentYes);
+        let call_id = script.call_id().to_owned();
+        s.deliver(&script, "call_ended").await;
+        s.deliver(&script, "call_analyzed").await;
+        assert_eq!(s.pump_call(&call_id, 1).await, 0, "{flag}");
+
+        let call = s.signup.item(call_pk(&call_id), CALL_SK).await.unwrap();
+        assert_eq!(state(&call), "not_kept", "{flag}");
+        assert!(call.contains_key("end_at"), "{flag}: metadata kept");
+        assert!(!call.contains_key("sealed_recording_url"), "{flag}");
+        assert!(
+            call.get("transcript_key").is_none_or(|v| v.is_null()),
+            "{flag}: {:?}",
+            call.get("transcript_key")
+        );
+        let sealed: Vec<&String> = call
+            .iter()
+            .filter(|(_, v)| v.is_b())
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(sealed.is_empty(), metadata_only, "{flag}: sealed {sealed:?}");
+        assert_eq!(s.sim.downloads(&script.recording_url().unwrap()), 0);
+        assert_eq!(s.signup.versions("RecordingsBucket", "").await, 0, "{flag}");
+        assert!(s
+            .signup
+            .item(call_pk(&call_id), "RECORDING")
+            .await
+            .is_none());
+        assert_eq!(s.sim.deleted_calls(), vec![call_id], "{flag}");
+    }
+}

@@ -63,7 +63,7 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     assert_eq!(s.sim.created_calls().len(), 1);
 }
 
-/// R3 (phone-consent proof), §7a UWG: the call placed joins the consent proof (its call
+/// R3 (phone-consent proof, §7a UWG): the call placed joins the consent proof (its call
 /// id) and the proof lives 5 years from that use, not from the grant (before the fix the
 /// proof recorded no call and kept its sign-up date).
 #[tokio::test]

@@ -809,7 +809,7 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     assert_eq!(w.requests.attempts(&index).len(), 1);
 }
 
-/// R3 (phone-consent proof), §7a UWG: every call placed under the consent joins its proof,
+/// R3 (phone-consent proof, §7a UWG): every call placed under the consent joins its proof,
 /// and the proof lives 5 years from the last call, not from the grant (before the fix it
 /// recorded no call and expired 5 years after the sign-up).
 #[tokio::test]
