@@ -645,7 +645,10 @@ async fn while_a_part_upload_hangs_the_source_is_not_read_ahead() {
         read >= MIN_PART_SIZE as u64,
         "the first part was read: {read}"
     );
-    assert!(read < len / 3, "{read} of {len} bytes read while the upload hung");
+    assert!(
+        read < len / 3,
+        "{read} of {len} bytes read while the upload hung"
+    );
     // The held upload is retried after the hang (or the copy fails and aborts it).
     let _ = copy.await.unwrap();
     assert_eq!(f.open_uploads().await, 0);

@@ -1,6 +1,7 @@
-//! From a verified `call_ended` / `call_analyzed` to the recording in the bucket (R2.7)
-//! and the call deleted at the provider (R2.9), through the stream worker, against the
-//! emulator and the provider simulator.
+//! From a verified `call_ended` / `call_analyzed` to the recording in the bucket (R2.7),
+//! the lead's last contact (R2.11) and the call deleted at the provider (R2.9; a failing
+//! deletion through the outbox and the sweep function's drain), through the webhook and
+//! the stream worker, against the emulator and the provider simulator.
 
 use crate::common;
 
@@ -89,7 +90,10 @@ async fn a_consented_recording_lands_encrypted_and_the_call_is_deleted_at_the_pr
         .filter(|w| w.chars().count() >= 6)
         .map(str::to_owned)
         .collect();
-    assert!(words.len() >= 5, "the script has words to look for: {words:?}");
+    assert!(
+        words.len() >= 5,
+        "the script has words to look for: {words:?}"
+    );
     // The simulated call carries the subject's own name and number (see `form`).
     let delivered = script.ended_call().to_string();
     for value in [FIRST, LAST, PHONE_E164] {
@@ -270,9 +274,9 @@ async fn drain_outbox(s: &Subject, at: DateTime<Utc>) -> serde_json::Value {
 }
 
 /// R2.9: a provider deletion that fails (500) is retried by the stream, then handed to the
-/// outbox (audited `call.provider_deletion_queued`, no dead letter); the sweep function's
-/// outbox drain deletes the call once the provider answers, marks the call and audits
-/// `call.deleted_at_provider`; nothing is deleted twice.
+/// outbox (audited `call.provider_deletion_queued`, the call marked, no dead letter, later
+/// deliveries leave it alone); the sweep function's outbox drain retries it, and once the
+/// provider answers deletes the call, marks it and audits `call.deleted_at_provider`.
 #[tokio::test]
 async fn a_failing_provider_deletion_is_retried_through_the_outbox_until_the_call_is_deleted() {
     let s = setup(true).await;
@@ -297,6 +301,10 @@ async fn a_failing_provider_deletion_is_retried_through_the_outbox_until_the_cal
     let call = s.signup.item(call_pk(&call_id), CALL_SK).await.unwrap();
     assert_eq!(state(&call), "stored");
     assert!(!call.contains_key("provider_deleted_at"));
+    assert!(call.contains_key("provider_deletion_queued_at"));
+    // A later delivery leaves it to the outbox: no fourth attempt from the stream.
+    assert_eq!(s.pump_call(&call_id, 5).await, 0);
+    assert_eq!(s.sim.attempts(Operation::DeleteCall), 3);
     let queued = s.signup.items_of_kind("provider_deletion").await;
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(queued[0]["call_id"].as_s().unwrap(), &call_id);
@@ -316,7 +324,10 @@ async fn a_failing_provider_deletion_is_retried_through_the_outbox_until_the_cal
     let now = s.signup.clock.now();
     let report = drain_outbox(&s, now + Duration::hours(5)).await;
     assert_eq!(
-        (report["outbox"]["failed"].as_u64(), report["outbox"]["pending"].as_u64()),
+        (
+            report["outbox"]["failed"].as_u64(),
+            report["outbox"]["pending"].as_u64()
+        ),
         (Some(1), Some(1)),
         "{report}"
     );
@@ -336,7 +347,7 @@ async fn a_failing_provider_deletion_is_retried_through_the_outbox_until_the_cal
         "{audits:?}"
     );
     // A later delivery of the call deletes nothing again.
-    assert_eq!(s.pump_call(&call_id, 5).await, 0);
+    assert_eq!(s.pump_call(&call_id, 6).await, 0);
     assert_eq!(s.sim.deleted_calls().len(), 1);
     assert_eq!(s.sim.attempts(Operation::DeleteCall), 5);
 }
@@ -401,9 +412,15 @@ async fn the_end_of_a_call_becomes_the_leads_last_contact_and_moves_its_retentio
     assert_eq!(s.pump_call(script.call_id(), 1).await, 0);
 
     let (contact, lead) = contact_of(&s).await;
-    assert_eq!(contact, end, "the call's end, not the time it was processed");
+    assert_eq!(
+        contact, end,
+        "the call's end, not the time it was processed"
+    );
     let due = Retention::of(RetentionClass::Lead, end);
-    assert_eq!(lead["expires_at"].as_s().unwrap(), &stored_instant(due.expires_at));
+    assert_eq!(
+        lead["expires_at"].as_s().unwrap(),
+        &stored_instant(due.expires_at)
+    );
     assert_eq!(
         lead["exp_at"],
         AttributeValue::N(due.expires_at.timestamp().to_string())
@@ -478,7 +495,11 @@ async fn calls_of_restricted_objecting_or_withdrawn_subjects_keep_no_recording()
             .filter(|(_, v)| v.is_b())
             .map(|(k, _)| k)
             .collect();
-        assert_eq!(sealed.is_empty(), metadata_only, "{flag}: sealed {sealed:?}");
+        assert_eq!(
+            sealed.is_empty(),
+            metadata_only,
+            "{flag}: sealed {sealed:?}"
+        );
         assert_eq!(s.sim.downloads(&script.recording_url().unwrap()), 0);
         assert_eq!(s.signup.versions("RecordingsBucket", "").await, 0, "{flag}");
         assert!(s

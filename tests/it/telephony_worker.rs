@@ -1,7 +1,7 @@
 //! The stream worker places the outbound call for a requested lead (R1.5, R2.12) against
 //! the emulator and the provider simulator: payload, idempotency under redelivery, the
-//! per-number attempt limit (R1.6), provider outages (retried through the stream) and
-//! refusals.
+//! per-number attempt limit (R1.6), provider outages (retried through the stream; a
+//! dead-lettered request replayed by `make redrive`'s code) and refusals.
 
 use crate::common;
 
@@ -115,7 +115,7 @@ async fn the_placed_call_joins_the_consent_proof_and_moves_its_date_to_five_year
 /// R1.5: a provider outage (503) fails the stream record, so Lambda retries it; the retry
 /// places exactly one call and the lead's call state goes from `requested` to `placed`.
 #[tokio::test]
-async fn a_provider_outage_is_retried_through_the_stream_and_nothing_is_lost() {
+async fn a_provider_outage_is_retried_through_the_stream_and_the_retry_places_one_call() {
     let s = World::start().await;
     s.sim.fail_next(Operation::CreateCall, 1, 503);
     let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
@@ -302,7 +302,11 @@ async fn stream_pointer(w: &World, pk: &str, sk: &str) -> (String, String, Strin
         }
         iterator = out.next_shard_iterator().map(str::to_owned);
     }
-    (stream_arn, shard, sequence.expect("the item's stream record"))
+    (
+        stream_arn,
+        shard,
+        sequence.expect("the item's stream record"),
+    )
 }
 
 /// R1.5: a call request whose stream record failed every delivery reaches the telephony
@@ -378,5 +382,8 @@ async fn a_dead_lettered_call_request_is_placed_once_by_the_redrive() {
         .send()
         .await
         .unwrap();
-    assert!(left.messages().is_empty(), "the replayed message is deleted");
+    assert!(
+        left.messages().is_empty(),
+        "the replayed message is deleted"
+    );
 }

@@ -130,23 +130,12 @@ impl ProviderOutbox for DynamoOutbox {
         }
     }
 
-    /// Removes the entry; when one was queued and the call is still held here (a call the
-    /// telephony worker handed over, R2.9), the call records its deletion at the provider
-    /// and the audit trail gets `call.deleted_at_provider`, as when the worker deleted it.
+    /// Removes the entry. A call the telephony worker handed over (R2.9: marked
+    /// `provider_deletion_queued_at`) and still held here first records its deletion at the
+    /// provider, audited `call.deleted_at_provider` as when the worker deleted it; the entry
+    /// goes last, so a failure leaves it for the next drain (the provider answers a deleted
+    /// call with 404, which counts as done). Calls of erased subjects are not marked.
     async fn remove(&self, call_id: &str) -> Result<(), StoreError> {
-        let removed = self
-            .ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(OUTBOX_PK))
-            .key("sk", s(sk(call_id)))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| failure("outbox_remove", e))?;
-        if removed.attributes().is_none_or(|a| a.is_empty()) {
-            return Ok(());
-        }
         let now = Utc::now();
         let marked = self
             .ddb
@@ -155,9 +144,9 @@ impl ProviderOutbox for DynamoOutbox {
             .key("pk", s(crate::calls::call_pk(call_id)))
             .key("sk", s(crate::calls::CALL_SK))
             .update_expression("SET provider_deleted_at = :now")
-            // Only a call still held (an update would create an erased one, TTL-less)
-            // and not yet marked by the worker.
-            .condition_expression("attribute_exists(pk) AND attribute_not_exists(provider_deleted_at)")
+            .condition_expression(
+                "attribute_exists(provider_deletion_queued_at) AND attribute_not_exists(provider_deleted_at)",
+            )
             .expression_attribute_values(":now", s(domain::retention::stored_instant(now)))
             .send()
             .await;
@@ -172,17 +161,23 @@ impl ProviderOutbox for DynamoOutbox {
                     Some(call_id),
                     now,
                 )
-                .await
+                .await?
             }
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(failure("outbox_mark_call", err)),
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) => return Err(failure("outbox_mark_call", err)),
         }
+        self.ddb
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(OUTBOX_PK))
+            .key("sk", s(sk(call_id)))
+            .send()
+            .await
+            .map_err(|e| failure("outbox_remove", e))?;
+        Ok(())
     }
 }
 

@@ -125,6 +125,8 @@ pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Work {
         if analysed
             && state.is_some_and(|st| SETTLED_STATES.contains(&st))
             && !new.contains_key("provider_deleted_at")
+            // Handed to the outbox (R2.9): its drain deletes and marks the call.
+            && !new.contains_key("provider_deletion_queued_at")
         {
             return Work::DeleteAtProvider(call_id.to_owned());
         }

@@ -283,7 +283,9 @@ impl Ingest {
             return Ok(false);
         }
         if let Err(e) = self.provider.delete_call(api_key, call_id).await {
-            return self.deletion_failed(call_id, call.lead_id.as_ref(), e).await;
+            return self
+                .deletion_failed(call_id, call.lead_id.as_ref(), e)
+                .await;
         }
         let now = self.clock.now();
         self.calls.mark_provider_deleted(call_id, now).await?;
@@ -332,8 +334,7 @@ impl Ingest {
                 next
             }
         };
-        let handed_over =
-            e.retry() == Retry::Permanent || entry.attempts >= DELETE_STREAM_ATTEMPTS;
+        let handed_over = e.retry() == Retry::Permanent || entry.attempts >= DELETE_STREAM_ATTEMPTS;
         if !handed_over {
             tracing::warn!(error = %e, attempts = entry.attempts, "deletion at the provider failed; retrying");
             return Err(e.into());
@@ -342,6 +343,9 @@ impl Ingest {
             self.audit("call.provider_deletion_queued", call_id, lead, now)
                 .await?;
         }
+        self.calls
+            .mark_provider_deletion_queued(call_id, now)
+            .await?;
         tracing::warn!(
             error = %e,
             attempts = entry.attempts,

@@ -1,9 +1,10 @@
 //! Telephony on fakes: the webhook's consent and disclosure decisions, merge idempotency
 //! under duplicates and re-ordering, the sealed transcript in the bucket; the worker's
 //! ingestion (copied only when consented, retried then failed, the call deleted at the
-//! provider, the last contact moved); outbound placement (no call for restricted or
-//! objecting subjects, at most three attempts per number in 24 hours, no second call on
-//! redelivery). The moto versions of these assertions are in `tests/tests/telephony_*.rs`.
+//! provider, a failing deletion handed to the outbox, the last contact moved); outbound
+//! placement (no call for restricted or objecting subjects, at most three attempts per
+//! number in 24 hours, no second call on redelivery). The moto versions of these
+//! assertions are in `tests/it/telephony_*.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -850,7 +851,7 @@ async fn each_call_placed_joins_the_consent_proof_and_keeps_it_five_years_from_t
 /// R1.5: a provider outage (503) is a transient error with the request back at
 /// `requested`; the retry places exactly one call.
 #[tokio::test]
-async fn a_provider_outage_is_retryable_and_nothing_is_lost() {
+async fn a_provider_outage_is_retryable_and_the_retry_places_one_call() {
     let w = World::new().await;
     let index = w.phone_index().await;
     w.provider.fail_next_create(503);
@@ -1198,6 +1199,12 @@ async fn a_failing_provider_deletion_is_handed_to_the_outbox_after_three_tries()
     assert_eq!(entries[0].call_id, "call_del");
     assert_eq!(entries[0].attempts, DELETE_STREAM_ATTEMPTS);
     assert!(w.provider.deleted().is_empty());
+    assert!(w
+        .calls
+        .call("call_del")
+        .unwrap()
+        .provider_deletion_queued_at
+        .is_some());
     assert_eq!(
         w.audit
             .actions()
@@ -1213,7 +1220,12 @@ async fn a_failing_provider_deletion_is_handed_to_the_outbox_after_three_tries()
         .unwrap());
     assert_eq!(w.provider.deleted(), vec!["call_del".to_owned()]);
     assert!(outbox.entries().is_empty());
-    assert!(w.calls.call("call_del").unwrap().provider_deleted_at.is_some());
+    assert!(w
+        .calls
+        .call("call_del")
+        .unwrap()
+        .provider_deleted_at
+        .is_some());
     assert!(w
         .audit
         .actions()
