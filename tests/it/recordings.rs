@@ -3,6 +3,8 @@
 //! and stalled sources, size limits, short streams, and clean-up of everything a failed
 //! copy started. A few tests use a raw TCP server for responses the simulator cannot
 //! produce (a body that breaks off, chunked bodies without a length, error bodies).
+//!
+//! trace-level: component
 
 use std::time::{Duration, Instant};
 
@@ -139,6 +141,9 @@ fn key(name: &str) -> String {
 
 // ------------------------------------------------------------------- copies that work
 
+/// R2.7, R5.2: a small recording is stored with one PutObject, SSE-KMS under the
+/// customer key (as GetObject reports it), byte for byte, its size and SHA-256 reported,
+/// no user metadata.
 #[tokio::test]
 async fn small_wav_is_stored_with_a_single_put_under_the_data_key() {
     let f = Fixture::start().await;
@@ -175,6 +180,9 @@ async fn small_wav_is_stored_with_a_single_put_under_the_data_key() {
     assert_eq!(f.open_uploads().await, 0);
 }
 
+/// R2.7, R5.2: a 40 MB recording is downloaded once and written in 8 MiB multipart parts,
+/// SSE-KMS under the customer key (HeadObject), and reads back with the same length and
+/// SHA-256; no multipart upload is left open.
 #[tokio::test]
 async fn forty_megabytes_stream_in_parts_and_read_back_intact() {
     let f = Fixture::start().await;
@@ -521,6 +529,8 @@ async fn the_total_time_limit_ends_a_slow_copy() {
 
 // ------------------------------------------------------------------- sizes
 
+/// R2.7: a Content-Length over the size limit is refused for good before the body is
+/// read (under 16 MiB of a 1 GiB source generated), and nothing is stored.
 #[tokio::test]
 async fn a_content_length_over_the_limit_is_refused_before_the_body_is_read() {
     let f = Fixture::start().await;
@@ -545,6 +555,8 @@ async fn a_content_length_over_the_limit_is_refused_before_the_body_is_read() {
     f.assert_nothing_stored().await;
 }
 
+/// R2.7: a body without a length is stopped once it passes the size limit, and nothing
+/// (no object, no open upload) is stored.
 #[tokio::test]
 async fn a_body_without_length_is_stopped_past_the_limit() {
     let f = Fixture::start().await;
@@ -568,6 +580,8 @@ async fn a_body_without_length_is_stopped_past_the_limit() {
     f.assert_nothing_stored().await;
 }
 
+/// R2.7: a body shorter than its Content-Length (below one part, and after two parts)
+/// is a size mismatch, retryable, and nothing is kept.
 #[tokio::test]
 async fn a_stream_that_ends_early_is_a_size_mismatch_and_nothing_is_kept() {
     let f = Fixture::start().await;
@@ -584,6 +598,60 @@ async fn a_stream_that_ends_early_is_a_size_mismatch_and_nothing_is_kept() {
         assert_eq!(err.retry(), Retry::Transient);
         f.assert_nothing_stored().await;
     }
+}
+
+/// R2.7: the copy streams, never buffering the recording whole: while S3 holds the first
+/// part's upload (a proxy in front of the emulator delays its answer), the copier has read
+/// less than a third of a 100 MiB source (one 5 MiB part plus socket buffers); the copy
+/// then ends without an open upload.
+#[tokio::test]
+async fn while_a_part_upload_hangs_the_source_is_not_read_ahead() {
+    use harness::faults::{Fault as ProxyFault, Proxy, Upstream};
+    let f = Fixture::start().await;
+    let proxy = Proxy::start(&harness::endpoint(), Upstream::Aws, Duration::from_secs(6))
+        .await
+        .unwrap();
+    let conf = aws_sdk_s3::config::Builder::from(&f.stack.aws)
+        .endpoint_url(proxy.url())
+        .force_path_style(true)
+        .build();
+    let copier = RecordingCopier::new(
+        policy(),
+        aws_sdk_s3::Client::from_conf(conf),
+        f.bucket().to_owned(),
+        f.key_arn().to_owned(),
+    )
+    .unwrap()
+    .with_part_size(MIN_PART_SIZE);
+    let len = 100 * MIB;
+    let url = f.sim.synthetic_url(len);
+    // 1: CreateMultipartUpload, 2: the first UploadPart, held for 6 s.
+    proxy.arm(2, ProxyFault::Timeout);
+    let source = url.clone();
+    let copy = tokio::spawn(async move { copier.copy(&source, &key("bounded")).await });
+    let started = Instant::now();
+    while proxy.injected().is_none() && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let injected = proxy.injected();
+    assert!(
+        injected.as_deref().is_some_and(|l| l.starts_with("s3:")),
+        "the part upload is held: {injected:?}"
+    );
+    // Time for any read-ahead to happen while the upload hangs.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let read = f.sim.chunks_served(&url) * 64 * 1024;
+    assert!(
+        read >= MIN_PART_SIZE as u64,
+        "the first part was read: {read}"
+    );
+    assert!(
+        read < len / 3,
+        "{read} of {len} bytes read while the upload hung"
+    );
+    // The held upload is retried after the hang (or the copy fails and aborts it).
+    let _ = copy.await.unwrap();
+    assert_eq!(f.open_uploads().await, 0);
 }
 
 // ------------------------------------------------------------------- logs and errors

@@ -1,7 +1,7 @@
 //! The stream worker places the outbound call for a requested lead (R1.5, R2.12) against
 //! the emulator and the provider simulator: payload, idempotency under redelivery, the
-//! per-number attempt limit (R1.6), provider outages (retried through the stream) and
-//! refusals.
+//! per-number attempt limit (R1.6), provider outages (retried through the stream; a
+//! dead-lettered request replayed by `make redrive`'s code) and refusals.
 
 use crate::common;
 
@@ -23,6 +23,10 @@ async fn sign_up_and_deliver(w: &World, email: &str, phone: &str) -> (LeadId, us
     (id, w.pump_lead(&id, 1).await)
 }
 
+/// R1.5, R2.12: a stored lead gets one call: `create-phone-call` with the configured
+/// `from_number` and agent, the lead's number in E.164, `metadata.lead_id`, the first name
+/// as a dynamic variable and `data_storage_setting` = `basic_attributes_only`; a
+/// redelivered or unrelated stream record places no second call.
 #[tokio::test]
 async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     let s = World::start().await;
@@ -59,7 +63,7 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     assert_eq!(s.sim.created_calls().len(), 1);
 }
 
-/// R3 (phone-consent proof), §7a UWG: the call placed joins the consent proof (its call
+/// R3 (phone-consent proof, §7a UWG): the call placed joins the consent proof (its call
 /// id) and the proof lives 5 years from that use, not from the grant (before the fix the
 /// proof recorded no call and kept its sign-up date).
 #[tokio::test]
@@ -108,8 +112,10 @@ async fn the_placed_call_joins_the_consent_proof_and_moves_its_date_to_five_year
     );
 }
 
+/// R1.5: a provider outage (503) fails the stream record, so Lambda retries it; the retry
+/// places exactly one call and the lead's call state goes from `requested` to `placed`.
 #[tokio::test]
-async fn a_provider_outage_is_retried_through_the_stream_and_nothing_is_lost() {
+async fn a_provider_outage_is_retried_through_the_stream_and_the_retry_places_one_call() {
     let s = World::start().await;
     s.sim.fail_next(Operation::CreateCall, 1, 503);
     let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
@@ -128,6 +134,8 @@ async fn a_provider_outage_is_retried_through_the_stream_and_nothing_is_lost() {
     assert_eq!(s.sim.created_calls().len(), 1);
 }
 
+/// R1.5: a permanent refusal (400) is not retried; the request is recorded as `failed`,
+/// not silently dropped.
 #[tokio::test]
 async fn a_refusal_by_the_provider_marks_the_request_failed() {
     let s = World::start().await;
@@ -140,6 +148,8 @@ async fn a_refusal_by_the_provider_marks_the_request_failed() {
     );
 }
 
+/// R1.6: attempts count per number over a sliding 24 h: three attempts (two failed)
+/// in one day, and a new request a day later is placed again.
 #[tokio::test]
 async fn at_most_three_attempts_per_number_in_24_hours() {
     let s = World::start().await;
@@ -177,6 +187,9 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
     );
 }
 
+/// R1.6, R1.5: after three failed attempts on a number within 24 h the fourth is not
+/// sent: the request ends `suppressed`, audited `call.suppressed_rate_limit`, and is not
+/// retried (an outage longer than three attempts ends here, not in the dead-letter queue).
 #[tokio::test]
 async fn a_fourth_attempt_within_24_hours_is_suppressed() {
     let s = World::start().await;
@@ -192,8 +205,15 @@ async fn a_fourth_attempt_within_24_hours_is_suppressed() {
         s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
         "suppressed"
     );
+    let audits = s.signup.audit_actions().await;
+    assert!(
+        audits.iter().any(|a| a == "call.suppressed_rate_limit"),
+        "{audits:?}"
+    );
 }
 
+/// R2.10, R4.7, R4.8: a restricted or objecting subject's call request places no call at
+/// the provider; the request ends `suppressed`.
 #[tokio::test]
 async fn restricted_or_objecting_subjects_get_no_call() {
     for flag in ["restricted", "objected"] {
@@ -222,4 +242,148 @@ async fn restricted_or_objecting_subjects_get_no_call() {
             "{flag}"
         );
     }
+}
+
+/// The stream, shard and sequence number of the last stream record of the item `pk` /
+/// `sk` in the stack's table stream (what Lambda's on-failure record points at).
+async fn stream_pointer(w: &World, pk: &str, sk: &str) -> (String, String, String) {
+    let stack = &w.signup.stack;
+    let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
+        .describe_table()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .latest_stream_arn()
+        .unwrap()
+        .to_owned();
+    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
+    let shard = streams
+        .describe_stream()
+        .stream_arn(&stream_arn)
+        .send()
+        .await
+        .unwrap()
+        .stream_description()
+        .unwrap()
+        .shards()[0]
+        .shard_id()
+        .unwrap()
+        .to_owned();
+    let mut iterator = streams
+        .get_shard_iterator()
+        .stream_arn(&stream_arn)
+        .shard_id(&shard)
+        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator()
+        .map(str::to_owned);
+    let mut sequence = None;
+    while let Some(it) = iterator.take() {
+        let out = streams
+            .get_records()
+            .shard_iterator(it)
+            .send()
+            .await
+            .unwrap();
+        for r in out.records() {
+            let change = r.dynamodb().unwrap();
+            let keys = change.keys().unwrap();
+            if keys["pk"].as_s().unwrap() == pk && keys["sk"].as_s().unwrap() == sk {
+                sequence = change.sequence_number().map(str::to_owned);
+            }
+        }
+        if out.records().is_empty() {
+            break;
+        }
+        iterator = out.next_shard_iterator().map(str::to_owned);
+    }
+    (
+        stream_arn,
+        shard,
+        sequence.expect("the item's stream record"),
+    )
+}
+
+/// R1.5: a call request whose stream record failed every delivery reaches the telephony
+/// dead-letter queue as Lambda's on-failure record; `make redrive`'s replay (the real
+/// `Redrive` over the emulator's stream) touches the lead, the stream delivers it again
+/// and exactly one call is placed. Until the replay the request stays `requested`.
+#[tokio::test]
+async fn a_dead_lettered_call_request_is_placed_once_by_the_redrive() {
+    let s = World::start().await;
+    s.sim.fail_next(Operation::CreateCall, 1, 503);
+    let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
+    assert_eq!(failures, 1);
+    // The stream gave up on the record: Lambda sends its pointer to the queue.
+    let (stream_arn, shard, sequence) = stream_pointer(&s, &lead_pk(&id), LEAD_SK).await;
+    let stack = &s.signup.stack;
+    let queue = stack.queues["TelephonyDeadLetterQueue"].0.clone();
+    let pointer = serde_json::json!({
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+        "version": "1.0",
+        "DDBStreamBatchInfo": {
+            "shardId": shard, "startSequenceNumber": sequence, "endSequenceNumber": sequence,
+            "batchSize": 1, "streamArn": stream_arn
+        }
+    });
+    let sqs = aws_sdk_sqs::Client::new(&stack.aws);
+    sqs.send_message()
+        .queue_url(&queue)
+        .message_body(pointer.to_string())
+        .send()
+        .await
+        .unwrap();
+    let before = s.signup.lead_item(&id).await;
+    assert_eq!(before["call_state"].as_s().unwrap(), "requested");
+    assert!(s.sim.created_calls().is_empty());
+
+    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let report = shared::adapters::deadletter::Redrive {
+        sqs: sqs.clone(),
+        ddb: ddb.clone(),
+        streams: aws_sdk_dynamodbstreams::Client::new(&stack.aws),
+        table: stack.table.clone(),
+        requests: std::sync::Arc::new(shared::adapters::dsar::DsarStore::new(
+            ddb,
+            stack.table.clone(),
+            stack.key_table.clone(),
+        )),
+        actor: "operator-redrive".into(),
+    }
+    .run(&queue)
+    .await;
+    assert_eq!(
+        (report.replayed, report.items_touched, report.failed),
+        (1, 1, 0),
+        "{report:?}"
+    );
+
+    // The touch is a MODIFY of the lead: the worker places the call, once.
+    let touched = s.signup.lead_item(&id).await;
+    assert!(touched.contains_key("redriven_at"));
+    let event = stream_event("MODIFY", touched, before, 9);
+    let resp = telephony::worker::handle(&s.worker, event.clone()).await;
+    assert!(resp.batch_item_failures.is_empty());
+    telephony::worker::handle(&s.worker, event).await;
+    assert_eq!(s.sim.created_calls().len(), 1);
+    assert_eq!(
+        s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
+        "placed"
+    );
+    let left = sqs
+        .receive_message()
+        .queue_url(&queue)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.messages().is_empty(),
+        "the replayed message is deleted"
+    );
 }

@@ -731,6 +731,38 @@ impl CallStore for DynamoCallStore {
         }
     }
 
+    async fn mark_provider_deletion_queued(
+        &self,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(call_pk(call_id)))
+            .key(schema::SK, s(CALL_SK))
+            .update_expression("SET provider_deletion_queued_at = :now")
+            // Once (a rewrite would be a stream record again), and never for a call
+            // erased meanwhile.
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(provider_deletion_queued_at)",
+            )
+            .expression_attribute_values(":now", s(ts(at)))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failure("mark_provider_deletion_queued", e)),
+        }
+    }
+
     async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError> {
         calls_by_phone(&self.client, &self.table, phone_index).await
     }

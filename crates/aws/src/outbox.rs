@@ -130,7 +130,45 @@ impl ProviderOutbox for DynamoOutbox {
         }
     }
 
+    /// Removes the entry. A call the telephony worker handed over (R2.9: marked
+    /// `provider_deletion_queued_at`) and still held here first records its deletion at the
+    /// provider, audited `call.deleted_at_provider` as when the worker deleted it; the entry
+    /// goes last, so a failure leaves it for the next drain (the provider answers a deleted
+    /// call with 404, which counts as done). Calls of erased subjects are not marked.
     async fn remove(&self, call_id: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let marked = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(crate::calls::call_pk(call_id)))
+            .key("sk", s(crate::calls::CALL_SK))
+            .update_expression("SET provider_deleted_at = :now")
+            .condition_expression(
+                "attribute_exists(provider_deletion_queued_at) AND attribute_not_exists(provider_deleted_at)",
+            )
+            .expression_attribute_values(":now", s(domain::retention::stored_instant(now)))
+            .send()
+            .await;
+        match marked {
+            Ok(_) => {
+                crate::dynamo::put_audit(
+                    &self.ddb,
+                    &self.table,
+                    "provider-outbox",
+                    "call.deleted_at_provider",
+                    None,
+                    Some(call_id),
+                    now,
+                )
+                .await?
+            }
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(err) => return Err(failure("outbox_mark_call", err)),
+        }
         self.ddb
             .delete_item()
             .table_name(&self.table)

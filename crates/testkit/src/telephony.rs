@@ -104,6 +104,8 @@ pub struct MemoryCall {
     pub live_consent: Option<(bool, DateTime<Utc>)>,
     pub provider_deleted_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// The provider deletion was handed to the outbox (R2.9).
+    pub provider_deletion_queued_at: Option<DateTime<Utc>>,
 }
 
 impl MemoryCall {
@@ -378,6 +380,18 @@ impl CallStore for MemoryCallStore {
         let mut state = self.lock("mark_provider_deleted")?;
         if let Some(call) = state.calls.get_mut(call_id) {
             call.provider_deleted_at = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn mark_provider_deletion_queued(
+        &self,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock("mark_provider_deletion_queued")?;
+        if let Some(call) = state.calls.get_mut(call_id) {
+            call.provider_deletion_queued_at = Some(at);
         }
         Ok(())
     }

@@ -104,7 +104,11 @@ pub fn worker_from_aws(
         provider.clone(),
         Arc::clone(&clock),
         config.provider_delete_calls,
-    );
+    )
+    .with_outbox(Arc::new(shared::adapters::outbox::DynamoOutbox::new(
+        ddb.clone(),
+        config.table_name.clone(),
+    )));
     Ok(worker::Worker {
         ingest,
         outbound: shared::outbound::Outbound::new(

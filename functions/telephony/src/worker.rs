@@ -125,6 +125,8 @@ pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Work {
         if analysed
             && state.is_some_and(|st| SETTLED_STATES.contains(&st))
             && !new.contains_key("provider_deleted_at")
+            // Handed to the outbox (R2.9): its drain deletes and marks the call.
+            && !new.contains_key("provider_deletion_queued_at")
         {
             return Work::DeleteAtProvider(call_id.to_owned());
         }
@@ -246,6 +248,7 @@ mod tests {
         ])
     }
 
+    /// R1.5: a new lead (INSERT) or a new call request (its count moved) asks for a call.
     #[test]
     fn a_new_lead_or_a_new_request_places_a_call() {
         assert!(
@@ -274,6 +277,8 @@ mod tests {
         );
     }
 
+    /// R1.5: a change that is no new request (contact moved, the worker's own update, a
+    /// removal, a call item) asks for no call.
     #[test]
     fn other_changes_place_nothing() {
         // Contact time moved, request unchanged.

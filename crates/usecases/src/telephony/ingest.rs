@@ -2,6 +2,13 @@
 //! consented recording into the recordings bucket, record the result (a failed ingestion
 //! after a few attempts), and delete the call at the provider once our copy is safe or we
 //! decided to keep nothing.
+//!
+//! A deletion the provider fails is counted in the provider-deletion outbox
+//! (`crate::outbox`) from the first failure: the stream retries it at once a few times
+//! ([`DELETE_STREAM_ATTEMPTS`]), then the outbox takes it over (audited
+//! `call.provider_deletion_queued`) and the sweep function's hourly drain retries it with
+//! its backoff, long after the stream's retries (and its dead-letter queue) would have
+//! given up (R2.9).
 
 use std::sync::Arc;
 
@@ -10,6 +17,7 @@ use chrono::{DateTime, Utc};
 use domain::retention::Retention;
 use domain::{Clock, LeadId, RetentionClass};
 
+use crate::outbox::{PendingDeletion, ProviderOutbox};
 use crate::ports::{KeyError, KeyService, LeadStore, Retry, StoreError};
 use crate::telephony::ports::{
     AuditTrail, CallStore, CopyFailure, Provider, ProviderError, RecordingCopier, RecordingRecord,
@@ -19,6 +27,11 @@ use crate::telephony::webhook::CallService;
 
 /// Copy attempts before an ingestion is recorded as failed (the URL lives ~10 minutes).
 pub const MAX_COPY_ATTEMPTS: i64 = 3;
+
+/// Failed provider deletions the stream retries before the outbox takes the deletion over
+/// (fewer than the stream's 1 + `MaximumRetryAttempts` deliveries, so it never reaches the
+/// dead-letter queue).
+pub const DELETE_STREAM_ATTEMPTS: u32 = 3;
 
 /// Recording states after which nothing more will be stored for the call.
 pub const SETTLED_STATES: &[&str] = &["stored", "not_kept", "not_available", "failed"];
@@ -78,6 +91,9 @@ pub struct Ingest {
     provider: Arc<dyn Provider>,
     clock: Arc<dyn Clock>,
     pub delete_at_provider: bool,
+    /// Where failed provider deletions are queued; without it they are only retried by
+    /// the stream.
+    outbox: Option<Arc<dyn ProviderOutbox>>,
 }
 
 impl Ingest {
@@ -101,7 +117,14 @@ impl Ingest {
             provider,
             clock,
             delete_at_provider,
+            outbox: None,
         }
+    }
+
+    /// Failed provider deletions go to `outbox` (see the module doc).
+    pub fn with_outbox(mut self, outbox: Arc<dyn ProviderOutbox>) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     async fn audit(
@@ -259,7 +282,11 @@ impl Ingest {
         if !call.analysed() || !settled || call.provider_deleted {
             return Ok(false);
         }
-        self.provider.delete_call(api_key, call_id).await?;
+        if let Err(e) = self.provider.delete_call(api_key, call_id).await {
+            return self
+                .deletion_failed(call_id, call.lead_id.as_ref(), e)
+                .await;
+        }
         let now = self.clock.now();
         self.calls.mark_provider_deleted(call_id, now).await?;
         self.audit(
@@ -269,7 +296,61 @@ impl Ingest {
             now,
         )
         .await?;
+        if let Some(outbox) = &self.outbox {
+            // An earlier failure may have queued it: done now. Last, so a failure here
+            // leaves a marked, audited call (a stale entry the drain clears: 404 is done).
+            outbox.remove(call_id).await?;
+        }
         tracing::info!("call deleted at the provider");
         Ok(true)
+    }
+
+    /// A failed deletion: counted in the outbox; the stream retries it until
+    /// [`DELETE_STREAM_ATTEMPTS`] (a permanent refusal at once), then the outbox has it.
+    async fn deletion_failed(
+        &self,
+        call_id: &str,
+        lead: Option<&LeadId>,
+        e: ProviderError,
+    ) -> Result<bool, IngestError> {
+        let Some(outbox) = &self.outbox else {
+            return Err(e.into());
+        };
+        let now = self.clock.now();
+        let queued = outbox
+            .pending()
+            .await?
+            .into_iter()
+            .find(|p| p.call_id == call_id);
+        let entry = match queued {
+            Some(p) => {
+                let next = p.failed(now);
+                outbox.update(&next).await?;
+                next
+            }
+            None => {
+                let next = PendingDeletion::new(call_id, now).failed(now);
+                outbox.enqueue(std::slice::from_ref(&next)).await?;
+                next
+            }
+        };
+        let handed_over = e.retry() == Retry::Permanent || entry.attempts >= DELETE_STREAM_ATTEMPTS;
+        if !handed_over {
+            tracing::warn!(error = %e, attempts = entry.attempts, "deletion at the provider failed; retrying");
+            return Err(e.into());
+        }
+        if entry.attempts == DELETE_STREAM_ATTEMPTS || e.retry() == Retry::Permanent {
+            self.audit("call.provider_deletion_queued", call_id, lead, now)
+                .await?;
+        }
+        self.calls
+            .mark_provider_deletion_queued(call_id, now)
+            .await?;
+        tracing::warn!(
+            error = %e,
+            attempts = entry.attempts,
+            "deletion at the provider failed; the outbox retries it"
+        );
+        Ok(false)
     }
 }

@@ -201,6 +201,14 @@ pub trait CallStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Notes that the call's deletion at the provider was handed to the outbox (R2.9):
+    /// the worker leaves it alone from now on, and the outbox marks it deleted.
+    async fn mark_provider_deletion_queued(
+        &self,
+        call_id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// The ids of the calls with a number, found through its blind index, linked or not;
     /// each once, sorted.
     async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError>;

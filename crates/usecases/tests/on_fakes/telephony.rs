@@ -1,9 +1,10 @@
 //! Telephony on fakes: the webhook's consent and disclosure decisions, merge idempotency
 //! under duplicates and re-ordering, the sealed transcript in the bucket; the worker's
 //! ingestion (copied only when consented, retried then failed, the call deleted at the
-//! provider, the last contact moved); outbound placement (no call for restricted or
-//! objecting subjects, at most three attempts per number in 24 hours, no second call on
-//! redelivery). The moto versions of these assertions are in `tests/tests/telephony_*.rs`.
+//! provider, a failing deletion handed to the outbox, the last contact moved); outbound
+//! placement (no call for restricted or objecting subjects, at most three attempts per
+//! number in 24 hours, no second call on redelivery). The moto versions of these
+//! assertions are in `tests/it/telephony_*.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -220,6 +221,9 @@ impl World {
 
 // ---------------------------------------------------------------- webhook
 
+/// R2.3, R2.4: every order of the three events, with duplicates, converges to the same
+/// stored call (events, completeness, status, recording pending, sealed URL and
+/// transcript), linked to its lead through `metadata.lead_id`.
 #[tokio::test]
 async fn all_orders_with_duplicates_converge_to_the_same_call() {
     let w = World::new().await;
@@ -290,8 +294,8 @@ async fn every_consent_path_converges_in_every_delivery_order() {
     }
 }
 
-/// Six deliveries of one call at once, on worker threads: the store applies each merge
-/// atomically (as DynamoDB applies a conditional update), so none is lost. The moto
+/// R2.3: six deliveries of one call at once, on worker threads, lose no update: the store
+/// applies each merge atomically (as DynamoDB applies a conditional update). The moto
 /// server cannot show this: it runs requests on threads without making a conditional
 /// update atomic, so `tests/` delivers the same events one after another instead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -324,6 +328,8 @@ async fn concurrent_deliveries_lose_no_update() {
     assert!(state.contains_key("transcript"));
 }
 
+/// R2.3: a `call_started` after `call_analyzed` is only noted in the event list: the call
+/// does not go back to ongoing, nothing else changes, nothing is audited.
 #[tokio::test]
 async fn a_less_complete_event_after_a_more_complete_one_is_only_noted() {
     let w = World::new().await;
@@ -353,6 +359,9 @@ async fn a_less_complete_event_after_a_more_complete_one_is_only_noted() {
     assert_eq!(started, 0);
 }
 
+/// R2.6, R2.7, R2.8: a tool-call or analysis yes keeps the sealed recording URL and the
+/// transcript; a no, no answer, or a call without the AI disclosure keeps neither, only
+/// metadata and call content; the missing disclosure is audited and counted.
 #[tokio::test]
 async fn consent_and_disclosure_decide_what_is_kept() {
     let w = World::new().await;
@@ -416,6 +425,8 @@ async fn consent_and_disclosure_decide_what_is_kept() {
     assert_eq!(w.metrics.count_of("DisclosureMissing"), 2.0, "two events");
 }
 
+/// R2.6, R2.3: an analysis-only yes that arrives after `call_ended` turns `not_kept` into
+/// `pending` and keeps the transcript.
 #[tokio::test]
 async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_transcript() {
     let w = World::new().await;
@@ -431,6 +442,8 @@ async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_trans
     assert!(state.contains_key("transcript"));
 }
 
+/// R4.9: after the subject withdrew consent, a call's "yes" keeps nothing: the transcript
+/// already stored goes (no version left), the recording is `not_kept`.
 #[tokio::test]
 async fn a_withdrawn_consent_outweighs_the_call_and_deletes_a_kept_transcript() {
     let w = World::new().await;
@@ -447,6 +460,8 @@ async fn a_withdrawn_consent_outweighs_the_call_and_deletes_a_kept_transcript() 
     assert_eq!(w.bucket.count_versions(&object, true).await.unwrap(), 0);
 }
 
+/// R2.10, R4.7: the call of a restricted subject keeps metadata only: nothing sealed, no
+/// transcript, no object in the bucket, the recording `not_kept`.
 #[tokio::test]
 async fn a_restricted_subjects_call_keeps_metadata_only() {
     let w = World::new().await;
@@ -465,6 +480,8 @@ async fn a_restricted_subjects_call_keeps_metadata_only() {
     assert!(w.bucket.keys().is_empty());
 }
 
+/// R2.4: a call without `metadata.lead_id` is kept unlinked with metadata only, and is
+/// found by the number's blind index.
 #[tokio::test]
 async fn an_unlinked_call_keeps_metadata_and_the_numbers_blind_index() {
     let w = World::new().await;
@@ -490,6 +507,7 @@ async fn an_unlinked_call_keeps_metadata_and_the_numbers_blind_index() {
     );
 }
 
+/// R3 (lead class): call data expires 3 years after the later of the call's end and now.
 #[tokio::test]
 async fn call_data_is_kept_three_years_from_the_call_or_from_now() {
     let w = World::new().await;
@@ -505,6 +523,7 @@ async fn call_data_is_kept_three_years_from_the_call_or_from_now() {
     assert!(facts.retention.ttl > facts.retention.expires_at.timestamp());
 }
 
+/// R2.6, R4.11: the live `record_consent` answer is stored with its time and audited.
 #[tokio::test]
 async fn the_live_consent_answer_is_recorded_and_audited() {
     let w = World::new().await;
@@ -544,6 +563,9 @@ fn api_key() -> SecretString {
     SecretString::from(KEY)
 }
 
+/// R2.7, R2.9, R3 (recording class): a consented recording is copied under an opaque key,
+/// once; its record expires 6 months after the call's end; the call is deleted at the
+/// provider only after the analysis, once, audited.
 #[tokio::test]
 async fn a_consented_recording_is_copied_and_the_call_deleted_at_the_provider() {
     let w = World::new().await;
@@ -613,6 +635,8 @@ async fn a_consented_recording_is_copied_and_the_call_deleted_at_the_provider() 
     }
 }
 
+/// R2.7, R2.9: without consent nothing is downloaded or recorded, and the call is still
+/// deleted at the provider.
 #[tokio::test]
 async fn without_consent_nothing_is_copied_and_the_call_is_still_deleted_at_the_provider() {
     let w = World::new().await;
@@ -634,6 +658,8 @@ async fn without_consent_nothing_is_copied_and_the_call_is_still_deleted_at_the_
     assert_eq!(w.provider.deleted(), vec!["call_no_rec".to_owned()]);
 }
 
+/// R2.5, R2.7: a failing recording URL is retried (transient, state `pending`) until the
+/// third attempt records it `failed` (audited); a 404 fails at once.
 #[tokio::test]
 async fn a_failing_recording_url_is_retried_then_recorded_as_failed() {
     let w = World::new().await;
@@ -677,6 +703,7 @@ async fn a_failing_recording_url_is_retried_then_recorded_as_failed() {
     );
 }
 
+/// R2.9: with the setting off, no delete reaches the provider.
 #[tokio::test]
 async fn provider_deletion_can_be_turned_off() {
     let w = World::new().await;
@@ -719,6 +746,8 @@ async fn a_pending_recording_whose_lead_is_gone_is_recorded_as_failed() {
     assert!(w.copier.copies().is_empty());
 }
 
+/// R2.11: a call's end becomes the lead's `last_contact_at`; an earlier end does not move
+/// it back; a gone lead is not touched.
 #[tokio::test]
 async fn the_end_of_a_call_moves_the_last_contact_forward_only() {
     let w = World::new().await;
@@ -745,6 +774,9 @@ fn request(w: &World, phone_index: &str, request: u32) -> CallRequest {
     }
 }
 
+/// R1.5, R2.12: one call per request with `from_number`, agent, `to_number`,
+/// `metadata.lead_id`, the first name and `basic_attributes_only`; a redelivery places no
+/// second call and counts no second attempt.
 #[tokio::test]
 async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     let w = World::new().await;
@@ -778,7 +810,7 @@ async fn a_requested_lead_gets_one_call_with_the_documented_payload() {
     assert_eq!(w.requests.attempts(&index).len(), 1);
 }
 
-/// R3 (phone-consent proof), §7a UWG: every call placed under the consent joins its proof,
+/// R3 (phone-consent proof, §7a UWG): every call placed under the consent joins its proof,
 /// and the proof lives 5 years from the last call, not from the grant (before the fix it
 /// recorded no call and expired 5 years after the sign-up).
 #[tokio::test]
@@ -816,8 +848,10 @@ async fn each_call_placed_joins_the_consent_proof_and_keeps_it_five_years_from_t
     assert!(proofs[0].expires_at > RetentionClass::PhoneConsentProof.due_at(given).unwrap());
 }
 
+/// R1.5: a provider outage (503) is a transient error with the request back at
+/// `requested`; the retry places exactly one call.
 #[tokio::test]
-async fn a_provider_outage_is_retryable_and_nothing_is_lost() {
+async fn a_provider_outage_is_retryable_and_the_retry_places_one_call() {
     let w = World::new().await;
     let index = w.phone_index().await;
     w.provider.fail_next_create(503);
@@ -866,6 +900,7 @@ async fn a_lost_answer_of_the_provider_never_places_a_second_call() {
     }
 }
 
+/// R1.5: a permanent refusal (400) marks the request `failed`.
 #[tokio::test]
 async fn a_refusal_by_the_provider_marks_the_request_failed() {
     let w = World::new().await;
@@ -884,6 +919,8 @@ async fn a_refusal_by_the_provider_marks_the_request_failed() {
     );
 }
 
+/// R1.6: three attempts per number in 24 h; the fourth is suppressed (audited), and a
+/// request 24 h later is placed.
 #[tokio::test]
 async fn at_most_three_attempts_per_number_in_24_hours() {
     let w = World::new().await;
@@ -929,6 +966,8 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
     );
 }
 
+/// R2.10, R4.7, R4.8: a restricted or objecting subject gets no call and no attempt is
+/// counted; the request is `suppressed`.
 #[tokio::test]
 async fn restricted_or_objecting_subjects_get_no_call() {
     for flag in ["restricted", "objected"] {
@@ -977,6 +1016,7 @@ async fn a_result_of_an_older_request_leaves_the_newer_request_alone() {
     );
 }
 
+/// R1.5: a request whose lead is gone places no call.
 #[tokio::test]
 async fn a_gone_lead_gets_no_call() {
     let w = World::new().await;
@@ -1069,7 +1109,7 @@ async fn a_call_request_of_an_erased_subject_places_nothing() {
     assert!(w.requests.marker(&w.lead, 1).is_none());
 }
 
-/// Issue 12, item 2: a copy attempt or a provider deletion counted for a call that is
+/// R4.5: a copy attempt or a provider deletion counted for a call that is
 /// gone (erased meanwhile) does not create the call again.
 #[tokio::test]
 async fn counting_an_attempt_or_a_provider_deletion_of_a_gone_call_creates_nothing() {
@@ -1124,4 +1164,99 @@ async fn a_call_of_a_lead_past_its_retention_is_linked_to_it_and_keeps_metadata_
     let stored = w.calls.call("call_gone_lead").unwrap();
     assert_eq!(stored.lead_id, None);
     assert!(!stored.facts.unwrap().linked);
+}
+
+/// R2.9: a provider deletion that keeps failing is counted in the outbox from the first
+/// failure; the stream retries it (transient errors) until the third failure hands it to
+/// the outbox (audited `call.provider_deletion_queued`, no error); a later success removes
+/// the entry, marks the call and audits `call.deleted_at_provider`.
+#[tokio::test]
+async fn a_failing_provider_deletion_is_handed_to_the_outbox_after_three_tries() {
+    use usecases::telephony::ingest::DELETE_STREAM_ATTEMPTS;
+    let w = World::new().await;
+    let outbox = testkit::MemoryOutbox::new();
+    let call = call_object("call_del", &w.lead, Consent::ToolNo, true);
+    w.deliver(&event("call_ended", &call)).await;
+    w.deliver(&event("call_analyzed", &call)).await;
+    let ingest = w.ingest(true).with_outbox(Arc::new(outbox.clone()));
+    for _ in 0..DELETE_STREAM_ATTEMPTS {
+        w.provider.fail_next_delete(500);
+    }
+    for n in 1..DELETE_STREAM_ATTEMPTS {
+        let err = ingest
+            .delete_at_provider("call_del", &api_key())
+            .await
+            .unwrap_err();
+        assert_eq!(err.retry(), Retry::Transient);
+        assert_eq!(outbox.entries()[0].attempts, n);
+    }
+    assert!(!ingest
+        .delete_at_provider("call_del", &api_key())
+        .await
+        .unwrap());
+    let entries = outbox.entries();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].call_id, "call_del");
+    assert_eq!(entries[0].attempts, DELETE_STREAM_ATTEMPTS);
+    assert!(w.provider.deleted().is_empty());
+    assert!(w
+        .calls
+        .call("call_del")
+        .unwrap()
+        .provider_deletion_queued_at
+        .is_some());
+    assert_eq!(
+        w.audit
+            .actions()
+            .iter()
+            .filter(|a| *a == "call.provider_deletion_queued")
+            .count(),
+        1
+    );
+    // The provider answers again.
+    assert!(ingest
+        .delete_at_provider("call_del", &api_key())
+        .await
+        .unwrap());
+    assert_eq!(w.provider.deleted(), vec!["call_del".to_owned()]);
+    assert!(outbox.entries().is_empty());
+    assert!(w
+        .calls
+        .call("call_del")
+        .unwrap()
+        .provider_deleted_at
+        .is_some());
+    assert!(w
+        .audit
+        .actions()
+        .contains(&"call.deleted_at_provider".into()));
+}
+
+/// R2.9: a permanent refusal of the deletion (403) goes to the outbox at once (audited),
+/// not to the stream; without an outbox the error is returned as before.
+#[tokio::test]
+async fn a_refused_provider_deletion_goes_to_the_outbox_at_once() {
+    let w = World::new().await;
+    let outbox = testkit::MemoryOutbox::new();
+    let call = call_object("call_ref", &w.lead, Consent::ToolNo, true);
+    w.deliver(&event("call_ended", &call)).await;
+    w.deliver(&event("call_analyzed", &call)).await;
+    w.provider.fail_next_delete(403);
+    let err = w
+        .ingest(true)
+        .delete_at_provider("call_ref", &api_key())
+        .await
+        .unwrap_err();
+    assert_eq!(err.retry(), Retry::Permanent);
+    w.provider.fail_next_delete(403);
+    let ingest = w.ingest(true).with_outbox(Arc::new(outbox.clone()));
+    assert!(!ingest
+        .delete_at_provider("call_ref", &api_key())
+        .await
+        .unwrap());
+    assert_eq!(outbox.entries().len(), 1);
+    assert!(w
+        .audit
+        .actions()
+        .contains(&"call.provider_deletion_queued".into()));
 }

@@ -180,6 +180,8 @@ mod tests {
         ]})
     }
 
+    /// R2.6: the `record_consent` tool call decides (source `tool_call`), and its "no"
+    /// outweighs a "yes" in the call analysis.
     #[test]
     fn consent_comes_from_the_tool_call_first() {
         let c = call(with_tool(r#"{"granted": true}"#));
@@ -204,6 +206,7 @@ mod tests {
         );
     }
 
+    /// R2.6: of several `record_consent` calls the last answer counts.
     #[test]
     fn the_last_tool_call_wins() {
         let mut v = with_tool(r#"{"granted": true}"#);
@@ -213,6 +216,8 @@ mod tests {
         assert!(!recording_consent(&call(v)).granted);
     }
 
+    /// R2.6: without a tool call the analysis' `recording_consent` decides (source
+    /// `call_analysis`); no answer, a non-boolean, unparsable arguments or another tool mean no.
     #[test]
     fn analysis_is_the_fallback_and_nothing_means_no() {
         let c =
@@ -234,6 +239,8 @@ mod tests {
         }
     }
 
+    /// R2.8: the German default patterns find the AI and recording disclosure in the agent's
+    /// opening, with or without tool calls in the transcript.
     #[test]
     fn disclosure_in_the_opening_is_found() {
         assert!(discloses(
@@ -278,6 +285,8 @@ mod tests {
         assert!(discloses(&call(v), &DisclosurePatterns::default()));
     }
 
+    /// R2.8: a disclosure after the person's first answer, one naming only the AI, and "KI"
+    /// inside another word do not count; an empty call has none.
     #[test]
     fn disclosure_after_the_answer_or_half_of_it_does_not_count() {
         let late = json!({"transcript_object": [

@@ -313,6 +313,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// R2.2, R2.4: a `call_ended` with unknown fields is read: event, call id, the lead id
+    /// from `metadata.lead_id`, agent version, duration; its Debug hides the numbers.
     #[test]
     fn reads_a_call_event_and_ignores_unknown_fields() {
         let id = LeadId::new();
@@ -340,6 +342,8 @@ mod tests {
         assert!(!format!("{e:?}").contains("+49170"), "Debug hides numbers");
     }
 
+    /// R2.2: events other than the three lifecycle ones are recognised as ignorable; bodies
+    /// that are not a JSON object, lack the event or lack a valid call are rejected.
     #[test]
     fn other_events_are_ignored_and_broken_ones_rejected() {
         for event in [
@@ -373,6 +377,8 @@ mod tests {
         );
     }
 
+    /// R2.2: missing optional fields and odd types of optional fields are tolerated (read as
+    /// absent).
     #[test]
     fn missing_optional_fields_and_odd_types_are_tolerated() {
         let body = br#"{"event":"call_started","call":{"call_id":"c1","agent_version":{"odd":1},"metadata":{"lead_id":"not-a-uuid"},"start_timestamp":"soon"}}"#;

@@ -111,6 +111,7 @@ mod tests {
         SecretString::from(s.to_owned())
     }
 
+    /// R2.1: the provider SDK's test vector verifies, and signing reproduces its header.
     #[test]
     fn the_sdk_test_vector_verifies() {
         let header = format!("v={VECTOR_V},d={VECTOR_D}");
@@ -119,6 +120,8 @@ mod tests {
         assert_eq!(sign(VECTOR_BODY, &k, VECTOR_V), header);
     }
 
+    /// R2.1: a changed body, another key, a timestamp just outside ±5 minutes and a missing
+    /// header are rejected; the window's edges are accepted.
     #[test]
     fn tampering_wrong_key_and_time_are_rejected() {
         let k = key("test-api-key");
@@ -162,6 +165,7 @@ mod tests {
         );
     }
 
+    /// R2.1: the timestamp is signed as the integer the SDK reads (leading zeros ignored).
     #[test]
     fn leading_zeros_in_v_are_signed_as_the_integer() {
         let k = key("test-api-key");
@@ -169,6 +173,8 @@ mod tests {
         assert!(verify(VECTOR_BODY, Some(&header), &[&k], VECTOR_V).is_ok());
     }
 
+    /// R2.1: malformed signature headers (empty, reordered, extra fields, short or upper-case
+    /// digest, ...) are rejected.
     #[test]
     fn malformed_headers_are_rejected() {
         let d = VECTOR_D;
