@@ -239,10 +239,10 @@ async fn a_call_without_call_started_converges_too() {
     let a = call_object("call_gap_a", &t.lead, Consent::ToolYes, true);
     let b = call_object("call_gap_b", &t.lead, Consent::ToolYes, true);
     for kind in ["call_started", "call_ended", "call_analyzed"] {
-        t.deliver(&event(kind, &a)).await;
+        assert_eq!(t.deliver(&event(kind, &a)).await, 204);
     }
     for kind in ["call_analyzed", "call_ended"] {
-        t.deliver(&event(kind, &b)).await;
+        assert_eq!(t.deliver(&event(kind, &b)).await, 204);
     }
     let (mut sa, mut sb) = (
         t.normalised("call_gap_a").await,
@@ -541,45 +541,83 @@ async fn the_consent_tool_call_is_answered_and_recorded() {
     }
 }
 
-/// R2.10: all three events of a consented call of a restricted subject store metadata only:
-/// nothing sealed, no transcript, recording `not_kept`, the call marked restricted.
+/// R2.10: all three events of a consented call of a restricted subject, and of an
+/// objecting one, store metadata only: nothing sealed, no transcript object, recording
+/// `not_kept`, the call marked restricted; the same call of a subject without the flag
+/// keeps its transcript.
 #[tokio::test]
 async fn a_restricted_subjects_call_keeps_metadata_only() {
-    let t = Telephony::start().await;
-    aws_sdk_dynamodb::Client::new(&t.signup.stack.aws)
-        .update_item()
-        .table_name(&t.signup.stack.table)
-        .key(
-            "pk",
-            AttributeValue::S(shared::adapters::dynamo::lead_pk(&t.lead)),
-        )
-        .key(
-            "sk",
-            AttributeValue::S(shared::adapters::dynamo::LEAD_SK.into()),
-        )
-        .update_expression("SET restricted = :t")
-        .expression_attribute_values(":t", AttributeValue::Bool(true))
-        .send()
-        .await
-        .unwrap();
-    let call = call_object("call_restricted", &t.lead, Consent::ToolYes, true);
-    for kind in ["call_started", "call_ended", "call_analyzed"] {
-        assert_eq!(t.deliver(&event(kind, &call)).await, 204);
+    for flag in ["restricted", "objected", "none"] {
+        let t = Telephony::start().await;
+        if flag != "none" {
+            aws_sdk_dynamodb::Client::new(&t.signup.stack.aws)
+                .update_item()
+                .table_name(&t.signup.stack.table)
+                .key(
+                    "pk",
+                    AttributeValue::S(shared::adapters::dynamo::lead_pk(&t.lead)),
+                )
+                .key(
+                    "sk",
+                    AttributeValue::S(shared::adapters::dynamo::LEAD_SK.into()),
+                )
+                .update_expression(format!("SET {flag} = :t"))
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+                .await
+                .unwrap();
+        }
+        let call_id = format!("call_{flag}");
+        let call = call_object(&call_id, &t.lead, Consent::ToolYes, true);
+        for kind in ["call_started", "call_ended", "call_analyzed"] {
+            assert_eq!(t.deliver(&event(kind, &call)).await, 204, "{flag}");
+        }
+        let item = t.call_item(&call_id).await.unwrap();
+        assert_eq!(
+            item["duration_ms"].as_n().unwrap(),
+            "300000",
+            "{flag}: metadata kept"
+        );
+        if flag == "none" {
+            assert!(item.contains_key("transcript_key"), "the control keeps it");
+            assert_ne!(
+                t.signup
+                    .versions(
+                        "RecordingsBucket",
+                        &shared::calls::transcript_key(&t.lead, &call_id)
+                    )
+                    .await,
+                0
+            );
+            continue;
+        }
+        assert!(
+            !item
+                .keys()
+                .any(|k| k.starts_with("sealed_") || k == "transcript_key"),
+            "{flag}: no content kept"
+        );
+        assert_eq!(
+            t.signup
+                .versions(
+                    "RecordingsBucket",
+                    &shared::calls::transcript_key(&t.lead, &call_id)
+                )
+                .await,
+            0,
+            "{flag}"
+        );
+        assert_eq!(
+            item["recording_state"].as_s().unwrap(),
+            "not_kept",
+            "{flag}"
+        );
+        assert_eq!(
+            item["processing_restricted"],
+            AttributeValue::Bool(true),
+            "{flag}"
+        );
     }
-    let item = t.call_item("call_restricted").await.unwrap();
-    assert!(
-        !item
-            .keys()
-            .any(|k| k.starts_with("sealed_") || k == "transcript_key"),
-        "no content kept"
-    );
-    assert_eq!(item["recording_state"].as_s().unwrap(), "not_kept");
-    assert_eq!(item["processing_restricted"], AttributeValue::Bool(true));
-    assert_eq!(
-        item["duration_ms"].as_n().unwrap(),
-        "300000",
-        "metadata kept"
-    );
 }
 
 /// R3.3, R4.5 (issue 12, item 2): no write of the call store creates an item without its
