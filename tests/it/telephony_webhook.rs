@@ -256,12 +256,12 @@ async fn a_call_without_call_started_converges_too() {
     assert_eq!(sa, sb);
 }
 
-/// Every delivery of a call, duplicates and stale ones mixed in, leaves the complete call.
+/// R2.3: each event delivered twice, stale ones after newer ones, leaves the complete call
+/// (all three events, completeness 3, the transcript).
+///
 /// Concurrency itself is shown on the in-memory store
 /// (`crates/usecases/tests/on_fakes/telephony.rs`): moto runs requests on threads without
 /// making a conditional update atomic, so concurrent deliveries here would test moto.
-/// R2.3: each event delivered twice, stale ones after newer ones, leaves the complete call
-/// (all three events, completeness 3, the transcript).
 #[tokio::test]
 async fn redelivered_and_reordered_events_lose_no_update() {
     let t = Telephony::start().await;
@@ -455,9 +455,10 @@ async fn bad_signatures_get_401_and_store_nothing() {
     );
 }
 
-/// R2.2: other event types are acknowledged (204) and store nothing; a call with unknown
-/// fields (a field from the future) and a 1 MB transcript is processed; non-JSON, a missing
-/// or key-unsafe call id get 400, a body over the limit 413.
+/// R2.2: other event types are acknowledged (204) and store nothing; a call with nothing but
+/// its id (consent source `none`), and one with unknown fields (a field from the future) and
+/// a 1 MB transcript, are processed; non-JSON, a missing or key-unsafe call id get 400, a
+/// body over the limit 413.
 #[tokio::test]
 async fn hostile_and_odd_payloads_get_clear_answers() {
     let t = Telephony::start().await;
@@ -473,6 +474,15 @@ async fn hostile_and_odd_payloads_get_clear_answers() {
         204
     );
     assert!(t.call_item("call_x").await.is_none());
+    // A call that carries nothing but its id: every optional field missing is tolerated.
+    assert_eq!(
+        t.deliver(br#"{"event":"call_ended","call":{"call_id":"call_minimal"}}"#)
+            .await,
+        204
+    );
+    let minimal = t.call_item("call_minimal").await.expect("stored");
+    assert_eq!(minimal["linked"], AttributeValue::Bool(false));
+    assert_eq!(minimal["consent_source"].as_s().unwrap(), "none");
     // Not JSON, no call id, a call id that is not key-safe.
     for body in [
         &b"not json"[..],
