@@ -335,6 +335,8 @@ mod tests {
         assert_eq!(err, Err(ConfigError::Missing("BLIND_INDEX_KEY_ID")));
     }
 
+    /// R1.6: a `*` in `ALLOWED_ORIGINS` is refused at start-up, so CORS stays limited to named
+    /// origins.
     #[test]
     fn refuses_a_wildcard_origin() {
         let err = Config::from_map(&vars(&[

@@ -397,6 +397,8 @@ mod tests {
         h
     }
 
+    /// R1.2: only `application/json` (optionally UTF-8) is accepted; other media types and none
+    /// are refused.
     #[test]
     fn content_type_rules() {
         assert!(require_json_content_type(&headers("application/json")).is_ok());
@@ -407,6 +409,8 @@ mod tests {
         assert!(require_json_content_type(&HeaderMap::new()).is_err());
     }
 
+    /// R1.2: a duplicate member at any depth is refused and named by its dotted path when it is
+    /// a known field; an unknown member name is not echoed (reported as `body`).
     #[test]
     fn strict_json_rejects_duplicates_at_any_depth_and_names_them() {
         let known = ["email", "consent.contact_by_phone"];
@@ -425,6 +429,8 @@ mod tests {
         );
     }
 
+    /// R1.2: arrays, strings, `null`, truncated, concatenated, non-UTF-8 and empty bodies are
+    /// refused with 400.
     #[test]
     fn strict_json_rejects_non_objects_and_garbage() {
         for body in [
@@ -452,6 +458,7 @@ mod tests {
         assert_eq!(resp.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
     }
 
+    /// R1.6: CORS headers are set only for a configured origin.
     #[test]
     fn cors_only_for_allowed_origins() {
         let allowed = vec!["https://polly-ki.de".to_owned()];

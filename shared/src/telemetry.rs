@@ -78,6 +78,8 @@ mod tests {
         }
     }
 
+    /// R5.5: every log line is JSON, and the SDK's and runtime's payload logs are dropped even
+    /// when `trace` is asked for, while our own debug lines and library warnings stay.
     #[test]
     fn library_payload_logs_are_dropped_even_when_trace_is_asked_for() {
         let buffer = Buffer::default();

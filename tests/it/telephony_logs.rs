@@ -10,6 +10,9 @@ use secrecy::SecretString;
 use serde_json::json;
 use shared::retell::signature::sign;
 
+/// R5.5: accepted, ignored, malformed and badly signed webhook deliveries carrying a name,
+/// numbers, the person's words, a summary and a recording URL log none of them (also not
+/// base64- or JSON-encoded), while the flows were logged (an incident among them).
 #[tokio::test]
 async fn webhook_logs_contain_no_personal_data() {
     let (logs, _guard) = LogCapture::start();
@@ -68,6 +71,8 @@ async fn webhook_logs_contain_no_personal_data() {
     ]);
 }
 
+/// R5.5: the worker's logs of placing a call (after a provider outage), copying the
+/// recording and deleting the call hold no name, email, number or recording URL.
 #[tokio::test]
 async fn worker_logs_contain_no_personal_data() {
     use harness::simulator::scenario::Scenario;

@@ -1,4 +1,4 @@
-//! `POST /v1/telephony/retell` before the signature (R2.1, R5.4): the body limit and the
+//! `POST /v1/telephony/retell` before the signature (hardening beyond R2.1): the body limit and the
 //! optional source allow-list refuse a delivery before anything is verified, parsed or
 //! stored; a delivery from an allowed network is processed as usual.
 
@@ -84,7 +84,7 @@ fn event_of_size(call_id: &str, size: usize) -> Vec<u8> {
     body
 }
 
-/// R2.1, R5.4: a validly signed body over the limit is refused with 413 before it is
+/// A validly signed body over the limit is refused with 413 before it is
 /// verified or parsed, and nothing is stored; a body at the limit is processed.
 #[tokio::test]
 async fn an_oversized_body_is_refused_with_413_and_nothing_stored() {
@@ -101,7 +101,7 @@ async fn an_oversized_body_is_refused_with_413_and_nothing_stored() {
     assert!(w.stored("call_at_limit").await, "the limit is what refused");
 }
 
-/// R2.1: with an allow-list set, a validly signed delivery from another network gets 403
+/// With an allow-list set, a validly signed delivery from another network gets 403
 /// and nothing is stored, whatever a forwarding header claims; the log names no address.
 #[tokio::test]
 async fn a_source_outside_the_allow_list_gets_403_and_nothing_is_stored() {
@@ -133,8 +133,8 @@ async fn a_source_outside_the_allow_list_gets_403_and_nothing_is_stored() {
     logs.assert_free_of(&[STRANGER_IP, "2001:db9::1"]);
 }
 
-/// R2.1: with an allow-list set, a delivery from an allowed network is verified and
-/// processed as usual.
+/// R2.1: with an allow-list set, a delivery from an allowed network (IPv4 or IPv6) is
+/// processed, and an unsigned one from the same network still gets 401.
 #[tokio::test]
 async fn a_source_inside_the_allow_list_is_processed() {
     let w = Webhook::spawn(&["100.20.5.228/32", "2001:db8::/32"]).await;

@@ -135,6 +135,8 @@ mod tests {
         DataKey::from_bytes(&[b; 32]).unwrap()
     }
 
+    /// R5.2: a sealed value holds no plaintext and opens back to it with the same key and
+    /// associated data.
     #[test]
     fn seal_and_open_round_trip() {
         let k = key(7);
@@ -146,12 +148,15 @@ mod tests {
         );
     }
 
+    /// R5.2: equal plaintexts seal to different ciphertexts (a fresh nonce each time).
     #[test]
     fn nonces_differ_so_equal_plaintexts_do_not_look_equal() {
         let k = key(7);
         assert_ne!(k.seal(b"a", b"x").unwrap(), k.seal(b"a", b"x").unwrap());
     }
 
+    /// R5.2: a ciphertext opens only under its own key and its own associated data (another
+    /// subject's binding fails), and any tampering or truncation fails.
     #[test]
     fn wrong_key_wrong_place_or_tampering_fail_to_open() {
         let sealed = key(7).seal(b"lead:1:profile", b"Anna").unwrap();
@@ -175,6 +180,7 @@ mod tests {
         );
     }
 
+    /// R5.2: only 256-bit keys are accepted (a 128-bit key is refused).
     #[test]
     fn key_length_is_checked() {
         assert!(DataKey::from_bytes(&[0; 16]).is_err());

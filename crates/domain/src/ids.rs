@@ -57,6 +57,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// R1.3: a new lead id is an opaque UUID v7: it parses back, and parsing refuses a v4, a
+    /// non-UUID and the unhyphenated form.
     #[test]
     fn round_trips_and_rejects_other_uuids() {
         let id = LeadId::new();

@@ -61,6 +61,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// R1.2: real names (accents, apostrophes, CJK, one letter) are accepted and trimmed; 100
+    /// characters are accepted, counted as characters, not bytes.
     #[test]
     fn accepts_real_names() {
         for ok in [
@@ -82,6 +84,8 @@ mod tests {
         );
     }
 
+    /// R1.2: empty, blank, 101-character names and names with control, bidi, zero-width or
+    /// non-characters are refused with the rule that failed.
     #[test]
     fn rejects_bad_names_with_the_rule_that_failed() {
         let cases: &[(&str, NameError)] = &[
@@ -99,6 +103,7 @@ mod tests {
         }
     }
 
+    /// R5.3: a name's `Debug` form is `PersonName(<redacted>)`.
     #[test]
     fn debug_does_not_show_the_name() {
         let name = PersonName::parse("Geheimname").unwrap();

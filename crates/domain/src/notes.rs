@@ -57,6 +57,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// R1.2: notes are optional (blank is none), keep line breaks and tabs, and 2000 characters
+    /// are accepted.
     #[test]
     fn accepts_multiline_notes_and_treats_blank_as_none() {
         assert_eq!(Notes::parse("").unwrap(), None);
@@ -68,6 +70,7 @@ mod tests {
         assert!(Notes::parse(&"ü".repeat(2000)).unwrap().is_some());
     }
 
+    /// R1.2: notes of 2001 characters and notes with control or bidi characters are refused.
     #[test]
     fn rejects_long_or_hostile_notes() {
         assert_eq!(Notes::parse(&"x".repeat(2001)), Err(NotesError::TooLong));
@@ -85,6 +88,7 @@ mod tests {
         );
     }
 
+    /// R5.3: notes' `Debug` form is `Notes(<redacted>)`.
     #[test]
     fn debug_is_redacted() {
         let n = Notes::parse("geheim").unwrap().unwrap();

@@ -84,6 +84,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// R1.2, R1.4: `0170 1234567`, `+49 170 1234567` and six other spellings parse to the same
+    /// E.164 number, Germany being the default region.
     #[test]
     fn german_formats_are_the_same_number() {
         let table = [
@@ -102,6 +104,7 @@ mod tests {
         }
     }
 
+    /// R1.2: German landlines and foreign numbers with their country code parse to E.164.
     #[test]
     fn landlines_and_international_numbers_are_accepted() {
         let table = [
@@ -118,6 +121,8 @@ mod tests {
         }
     }
 
+    /// R1.2: too short, too long, lettered, extension-suffixed, misplaced-plus, unknown-country
+    /// and all-zero numbers are refused with the rule that failed.
     #[test]
     fn rejects_undialable_or_hostile_input() {
         let table: &[(&str, PhoneError)] = &[
@@ -139,6 +144,7 @@ mod tests {
         }
     }
 
+    /// R5.3: a phone number's `Debug` form is `PhoneNumber(<redacted>)`.
     #[test]
     fn debug_is_redacted() {
         let n = PhoneNumber::parse("0170 1234567").unwrap();

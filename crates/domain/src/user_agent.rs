@@ -50,6 +50,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// R1.3: a desktop User-Agent is reduced to device, OS, browser family and version.
     #[test]
     fn reduces_a_desktop_firefox() {
         let ua = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
@@ -60,6 +61,7 @@ mod tests {
         assert_eq!(c.browser_version, "128.0");
     }
 
+    /// R1.3: a mobile User-Agent is reduced to device, OS and browser family.
     #[test]
     fn reduces_a_mobile_safari() {
         let ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";

@@ -572,3 +572,30 @@ pub async fn futures_join_all<F: std::future::Future>(
     .await;
     out.into_iter().map(|o| o.unwrap()).collect()
 }
+
+/// Every way `secret` could sit in a stored string: as is (any case), base64 (standard
+/// and URL-safe, at each of the three alignments inside a longer value) and hex.
+pub fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine;
+    let mut out = vec![secret.to_lowercase()];
+    for engine in [
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+    ] {
+        for shift in 0..3 {
+            let mut bytes = vec![0u8; shift];
+            bytes.extend_from_slice(secret.as_bytes());
+            let encoded = engine.encode(&bytes);
+            // The characters made of the secret's own bits only: character j holds bits
+            // 6j..6j+6, the secret bits 8 * shift..8 * (shift + len).
+            let first = (8 * shift).div_ceil(6);
+            let end = (8 * bytes.len() - 6) / 6 + 1;
+            if end >= first + 8 {
+                out.push(encoded[first..end].to_owned());
+            }
+        }
+    }
+    out.push(hex::encode(secret.as_bytes()));
+    out.push(hex::encode_upper(secret.as_bytes()));
+    out
+}

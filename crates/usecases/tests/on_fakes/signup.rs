@@ -47,7 +47,9 @@ fn request(email: &str, phone: &str) -> SignupRequest {
 const EMAIL: &str = "wilhelmine@example.org";
 const PHONE: &str = "0170 9876543";
 
-/// R1.3, R1.5, R5.3.
+/// R1.3, R1.5, R5.3: a new sign-up stores one subject whose profile is sealed (no name or
+/// email in its bytes), whose phone claim is held under the number's blind index, with a
+/// §7a UWG proof for that number kept 5 years, expiry 3 years on, and a call requested.
 #[tokio::test]
 async fn a_new_person_becomes_one_sealed_subject_with_claims_consent_proof_and_a_call_request() {
     let w = world();
@@ -90,7 +92,9 @@ async fn a_new_person_becomes_one_sealed_subject_with_claims_consent_proof_and_a
     );
 }
 
-/// R1.4, R2.11.
+/// R1.4: the same person again after 2 h moves `last_contact_at` and the expiry, requests
+/// no call; after another 23 h (25 h in all) a second call is requested; one lead, every
+/// sign-up evidenced as a consent proof.
 #[tokio::test]
 async fn the_same_person_again_moves_the_dates_and_is_called_again_only_after_24_hours() {
     let w = world();
@@ -134,7 +138,9 @@ async fn the_same_person_again_moves_the_dates_and_is_called_again_only_after_24
     assert_eq!(w.store.leads().len(), 1);
 }
 
-/// R1.4.
+/// R1.4: a submission with the subject's email and another phone, or their phone and
+/// another email, is a mismatch: no date moves, no call, no lead, no consent proof is
+/// added; each is audited as `lead.resubmission_mismatch`.
 #[tokio::test]
 async fn knowing_one_identifier_of_someone_changes_nothing_of_them_and_creates_nothing() {
     let w = world();
@@ -171,7 +177,8 @@ async fn knowing_one_identifier_of_someone_changes_nothing_of_them_and_creates_n
     assert_eq!(mismatches, 2);
 }
 
-/// R3.3, R1.4.
+/// R3.3: a subject past its expiry reads as gone, and its email and phone are free: signing
+/// up again creates a new subject.
 #[tokio::test]
 async fn an_expired_subject_frees_its_identifiers_for_a_new_one() {
     let w = world();
@@ -194,7 +201,9 @@ async fn an_expired_subject_frees_its_identifiers_for_a_new_one() {
     assert_ne!(id, old);
 }
 
-/// R4.5, R5.2.
+/// Without its data key (shredded) a lead reads as gone, like an unknown id. (The memory
+/// store hides a lead without a key itself, so this shows the read path, not the
+/// cryptography: crypto-shredding is proven against the emulator in `dsar_rights.rs`.)
 #[tokio::test]
 async fn a_shredded_key_makes_the_subject_unreadable() {
     let w = world();
@@ -211,7 +220,8 @@ async fn a_shredded_key_makes_the_subject_unreadable() {
     assert!(w.service.read(&other).await.unwrap().is_none());
 }
 
-/// R1.2.
+/// A failing key service or store stores nothing (no lead, consent or audit) and says
+/// whether a retry helps.
 #[tokio::test]
 async fn a_failing_key_service_or_store_stores_nothing_and_says_whether_a_retry_helps() {
     let w = world();
