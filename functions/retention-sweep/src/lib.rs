@@ -140,10 +140,7 @@ impl App {
         // through the outbox.
         if let Some(secret) = &config.provider_api_key_secret_arn {
             sweeper = sweeper.with_provider_deletions(Arc::new(ProviderDeletions {
-                outbox: Arc::new(DynamoOutbox::new(
-                    ddb,
-                    config.table_name.clone(),
-                )),
+                outbox: Arc::new(DynamoOutbox::new(ddb, config.table_name.clone())),
                 provider: Arc::new(RetellCallProvider::from_sdk(
                     aws,
                     &config.retell_api_base_url,
