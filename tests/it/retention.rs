@@ -1180,3 +1180,91 @@ async fn the_handler_stops_before_the_deadline_and_the_next_run_continues() {
     );
     assert_eq!(stack_items(&stack).await, ["audit", "audit"]);
 }
+
+/// R3.3: reads ignore what is past its expiry while it is still stored (no sweep runs
+/// here): a one-time code 16 minutes old is refused (410); an access export made a day
+/// after the call's recording passed its six months holds neither the audio nor the
+/// transcript, though both are still in the bucket (the call's metadata is there); a
+/// minute past the export's 7 days its status offers no download although the package
+/// and its item remain; three years after the request closed, its status with the right
+/// token answers exactly as a wrong token does, although the record remains. (The lead
+/// class: `signup::after_retention_the_old_lead_is_not_read_and_a_new_signup_is_a_new_subject`.)
+/// Before, the export carried the expired recording and the status served the record.
+#[tokio::test]
+async fn reads_ignore_what_is_past_its_expiry_before_the_sweep_removes_it() {
+    use chrono::Duration as Days;
+    use common::dsar::unzip;
+    use serde_json::json;
+
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+
+    // Verification class: the code is stored but past its 15 minutes.
+    let (status, body) = d.submit(&json!({"type": "access", "email": EMAIL})).await;
+    assert_eq!(status, 202, "{body}");
+    let first = body["request_id"].as_str().unwrap().to_owned();
+    let code = d.latest_code(EMAIL, &first).await;
+    d.signup.clock.advance(Days::minutes(16));
+    assert!(d
+        .signup
+        .item(format!("DSAR#{first}"), "CODE")
+        .await
+        .is_some());
+    let (status, body) = d.verify(&first, &code).await;
+    assert_eq!(status, 410, "{body}");
+    assert!(body.get("request_token").is_none());
+
+    // Recording class: a day past six months, audio and transcript still stored.
+    let end = DateTime::from_timestamp_millis(script.end_ms() as i64).unwrap();
+    d.signup
+        .clock
+        .set(RetentionClass::Recording.due_at(end).unwrap() + Days::days(1));
+    for prefix in ["recordings", "transcripts"] {
+        assert!(
+            d.signup
+                .versions("RecordingsBucket", &format!("{prefix}/{lead}/"))
+                .await
+                >= 1,
+            "{prefix} still stored"
+        );
+    }
+    let (id, token) = d.verified("access", EMAIL).await;
+    assert_eq!(d.pump(&id, 1).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    let files = unzip(&d.download(view["download_url"].as_str().unwrap()).await);
+    assert!(
+        !files
+            .keys()
+            .any(|k| k.starts_with("recordings/") || k.starts_with("transcripts/")),
+        "{:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+    let data: serde_json::Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    let calls = data["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "the call's metadata is there");
+    assert_eq!(calls[0]["call_id"], script.call_id());
+    assert!(calls[0].get("transcript").is_none(), "{}", calls[0]);
+
+    // Export class: a minute past 7 days, package and item still stored.
+    d.signup.clock.advance(Days::days(7) + Days::minutes(1));
+    let object = format!("exports/{id}.zip");
+    assert_eq!(d.signup.versions("ExportsBucket", &object).await, 1);
+    assert!(d
+        .signup
+        .item(format!("DSAR#{id}"), "EXPORT")
+        .await
+        .is_some());
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    assert!(view.get("download_url").is_none(), "{view}");
+
+    // Request class: three years (and a day) after it closed, the record still stored.
+    d.signup.clock.advance(Days::days(3 * 366));
+    assert!(!d.request_item(&id).await.is_empty());
+    let right = d.status(&id, Some(&token)).await;
+    let wrong = d.status(&id, Some("not-the-token")).await;
+    assert_ne!(right.0, 200, "{}", right.1);
+    assert_eq!(right, wrong, "as if the record were gone");
+    d.shutdown().await.unwrap();
+}
