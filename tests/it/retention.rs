@@ -66,6 +66,10 @@ async fn run(app: &TestApp, now: DateTime<Utc>, dry_run: bool) -> shared::sweep:
     report
 }
 
+/// R3, R3.2: a recording is not due a day before six calendar months after the call's
+/// end and gone a day after: every version of the audio and of the transcript and the
+/// recording item; the call's metadata stays, marked deleted; a second run deletes
+/// nothing more.
 #[tokio::test]
 async fn recordings_go_at_six_calendar_months_with_every_version_and_metadata_stays() {
     let w = world().await;
@@ -116,7 +120,9 @@ async fn recordings_go_at_six_calendar_months_with_every_version_and_metadata_st
         .await
         .expect("call metadata remains");
     assert_eq!(call["recording_state"].as_s().unwrap(), "deleted");
-    assert!(call.contains_key("duration_ms") || call.contains_key("end_at"));
+    for kept in ["start_at", "end_at", "duration_ms"] {
+        assert!(call.contains_key(kept), "call metadata {kept} stays");
+    }
     assert!(!call.contains_key("transcript_key"));
     assert!(w
         .signup
@@ -129,21 +135,49 @@ async fn recordings_go_at_six_calendar_months_with_every_version_and_metadata_st
     assert_eq!(again.classes["recording"].deleted, 0);
 }
 
+/// R3, R3.1, R3.2, R4.5 (mechanics of the lead class): a call 40 days after the sign-up
+/// moves the subject's retention: three years after the sign-up nothing of it is due;
+/// three years after the call a dry run reports exactly the counts the real run then
+/// has, and the real run erases the subject (key, profile, call, every recording and
+/// transcript version, the identifier claims) leaving only the consent proof, the audit
+/// trail and one tombstone, in batches of at most 25.
 #[tokio::test]
 async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_dry_run_tells_the_same(
 ) {
-    let w = world().await;
-    let signed_up = w.signup.clock.now();
+    // The call comes 40 days after the sign-up, so the two dates are far apart.
+    let world = World::start().await;
+    let lead = world.signup.subject().await;
+    let signed_up = world.signup.clock.now();
+    world.signup.clock.advance(chrono::Duration::days(40));
+    world
+        .sim
+        .advance_clock(std::time::Duration::from_secs(40 * 86_400));
+    let script = world.script(harness::simulator::scenario::Scenario::ConsentYes, &lead);
+    for event in ["call_ended", "call_analyzed"] {
+        world.deliver(&script, event).await;
+    }
+    assert_eq!(world.pump_call(script.call_id(), 1).await, 0);
+    let World { signup, sim, .. } = world;
+    let w = Recorded {
+        signup,
+        lead,
+        script,
+        _sim: sim,
+    };
     let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
-    assert!(end > signed_up, "the call is the last contact");
+    assert!(
+        end > signed_up + chrono::Duration::days(39),
+        "the call is the last contact"
+    );
     let due = RetentionClass::Lead.due_at(end).unwrap();
 
-    // Three years after the sign-up, but the call moved the date: nothing happens.
-    let early = RetentionClass::Lead.due_at(signed_up).unwrap() + chrono::Duration::minutes(1);
-    if early < due {
-        let r = run(&w.signup, early, true).await;
-        assert_eq!(r.classes["lead"].due, 0);
-    }
+    // Three years (and a day) after the sign-up, but the call moved the date: nothing
+    // of the subject is due; the recording is.
+    let early = RetentionClass::Lead.due_at(signed_up).unwrap() + chrono::Duration::days(1);
+    assert!(early < due);
+    let r = run(&w.signup, early, true).await;
+    assert_eq!(r.classes["lead"].due, 0, "the call moved the last contact");
+    assert_eq!(r.classes["recording"].due, 1);
 
     let at = due + chrono::Duration::days(1);
     let dry = run(&w.signup, at, true).await;
@@ -226,6 +260,8 @@ async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_
     );
 }
 
+/// R3.2: a run whose budget is spent before it starts deletes nothing and says it is
+/// incomplete; the next run deletes the due recording, every version.
 #[tokio::test]
 async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
     let w = world().await;
@@ -267,8 +303,11 @@ async fn a_run_cut_off_by_its_deadline_is_finished_by_the_next_run() {
     );
 }
 
-/// R3.4, R3 (contract class): a contract ending in the last hour of the UTC year ends in
-/// the next year in Berlin, and the subject is held until that year's end plus 6 years.
+/// R3, R3.4: under a live contract the recording still goes at six months (every
+/// version); three years after the last contact the subject is restricted and held, key
+/// and profile kept, not erased; a contract ending in the last hour of the UTC year ends
+/// in the next year in Berlin, so the hold lasts until the end of 2034 there (6 years),
+/// and the second after, the contract and the subject go.
 #[tokio::test]
 async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     use shared::contracts::{record_contract, Contract};
@@ -302,6 +341,15 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     )
     .await;
     assert_eq!(r.classes["recording"].deleted, 1);
+    for prefix in ["recordings", "transcripts"] {
+        assert_eq!(
+            w.signup
+                .versions("RecordingsBucket", &format!("{prefix}/{}/", w.lead))
+                .await,
+            0,
+            "{prefix}: gone at six months despite the contract"
+        );
+    }
 
     // Three years after the last contact: held and restricted, not erased.
     let r = run(
@@ -340,6 +388,9 @@ async fn a_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert!(w.signup.item(lead_pk(&w.lead), LEAD_SK).await.is_none());
 }
 
+/// R3, R3.4: a contract of booking vouchers holds its subject until the end of 2035 and
+/// one of books until the end of 2037 (contract end 2027 + 8 / 10 years, Berlin time);
+/// an hour before nothing goes, a second after the contract and the subject do.
 #[tokio::test]
 async fn longer_statutory_periods_hold_until_2035_and_2037() {
     use shared::contracts::{record_contract, Contract};
@@ -399,6 +450,9 @@ async fn longer_statutory_periods_hold_until_2035_and_2037() {
     }
 }
 
+/// R3.3: every item a subject with a recorded call and a contract leaves (lead, key,
+/// claim, consent proof, call, recording, contract) carries a DynamoDB TTL in the
+/// future; only the audit trail has none.
 #[tokio::test]
 async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
     use shared::contracts::{record_contract, Contract};
@@ -445,7 +499,7 @@ async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
     }
 }
 
-/// R3.1, R3.2: as deployed (the template's own environment), a real sweep that names `now`
+/// R3.1: as deployed (the template's own environment), a real sweep that names `now`
 /// is refused and deletes nothing, although at that time the recording and the whole
 /// subject are due; a dry run with the same clock still reports them. The local stack's
 /// setting lets the same payload delete, so it was the refusal that kept the data.
@@ -546,10 +600,10 @@ fn the_template_never_lets_a_deployed_sweep_move_its_clock() {
     }
 }
 
-/// R3 (lead class: R4.5 mechanics), R4.5 (Art. 19): a subject the sweep function erases
-/// loses its calls at the provider too, through the outbox: a provider outage does not
-/// block the erasure here (key first), the call waits in the outbox, and the hourly
-/// drain deletes it once due.
+/// R2.9, R3 (lead class: R4.5 mechanics), R4.5: a subject the sweep function erases
+/// loses its calls at the provider too (Art. 19), through the outbox: a provider outage
+/// does not block the erasure here (key first), the call waits in the outbox, and the
+/// hourly drain (`{"outbox": true}`) retries and deletes it once due.
 #[tokio::test]
 async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider_through_the_outbox() {
     use harness::simulator::Operation;
@@ -605,7 +659,7 @@ async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider_through_the_
     assert!(w.signup.items_of_kind("provider_deletion").await.is_empty());
 }
 
-/// R3.3, R4.5 (issue 12, item 1): a call event naming a lead that is past its retention
+/// R3, R3.2 (issue 12, item 1): a call event naming a lead that is past its retention
 /// but not yet swept links the call to that lead (call item and pointer in the lead's
 /// partition), metadata only, so the sweep's erasure of the lead takes the call along;
 /// the call's end does not move the lead's retention. Before: the call was stored
@@ -684,4 +738,533 @@ async fn a_call_of_a_lead_past_its_retention_goes_with_the_lead_in_the_sweep() {
         "the sweep took the call along"
     );
     world.shutdown().await.unwrap();
+}
+
+/// The sweep's DynamoDB wire, bent where the emulator cannot: moto applies every item
+/// of a BatchWriteItem and never answers `UnprocessedItems`, as DynamoDB does under
+/// load. This interceptor holds items back the way DynamoDB would: it takes them out of
+/// the request before it is signed (so the emulator does not apply them) and puts them
+/// into the answer's `UnprocessedItems`. It can also slow each batch down, so that a
+/// run's time budget runs out between batches.
+mod wire {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::config::interceptors::{
+        BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+    };
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+    use aws_sdk_dynamodb::error::BoxError;
+    use serde_json::{json, Map, Value};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Mode {
+        /// Every batch as sent.
+        Off,
+        /// The next `calls` batches keep every second item back.
+        HoldBackHalf { calls: usize },
+        /// Every batch keeps all its items back, for good.
+        HoldBackAll,
+        /// Each batch waits this long before it is sent.
+        Slow(Duration),
+    }
+
+    #[derive(Debug)]
+    struct State {
+        mode: Mode,
+        /// The items held back from the batch in flight, for its answer.
+        held: Option<Map<String, Value>>,
+        held_back: usize,
+        /// The number of items of every BatchWriteItem the sweep sent.
+        sizes: Vec<usize>,
+        /// Every DynamoDB operation sent, by name.
+        operations: Vec<String>,
+    }
+
+    #[derive(Clone, Debug)]
+    pub struct Wire(Arc<Mutex<State>>);
+
+    impl Wire {
+        pub fn new(mode: Mode) -> Self {
+            Self(Arc::new(Mutex::new(State {
+                mode,
+                held: None,
+                held_back: 0,
+                sizes: Vec::new(),
+                operations: Vec::new(),
+            })))
+        }
+
+        pub fn set(&self, mode: Mode) {
+            self.0.lock().unwrap().mode = mode;
+        }
+
+        /// Items held back so far, and the size of every batch sent.
+        pub fn stats(&self) -> (usize, Vec<usize>) {
+            let s = self.0.lock().unwrap();
+            (s.held_back, s.sizes.clone())
+        }
+
+        /// Every DynamoDB operation sent through the wire, by name.
+        pub fn operations(&self) -> Vec<String> {
+            self.0.lock().unwrap().operations.clone()
+        }
+
+        /// A DynamoDB client on `aws` with this wire.
+        pub fn client(&self, aws: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(aws)
+                    .interceptor(self.clone())
+                    .build(),
+            )
+        }
+    }
+
+    impl Intercept for Wire {
+        fn name(&self) -> &'static str {
+            "retention-test-wire"
+        }
+
+        fn modify_before_signing(
+            &self,
+            ctx: &mut BeforeTransmitInterceptorContextMut<'_>,
+            _rc: &RuntimeComponents,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let req = ctx.request_mut();
+            let target = req
+                .headers()
+                .get("x-amz-target")
+                .unwrap_or_default()
+                .rsplit('.')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            self.0.lock().unwrap().operations.push(target.clone());
+            if target != "BatchWriteItem" {
+                return Ok(());
+            }
+            let mut body: Value = serde_json::from_slice(req.body().bytes().ok_or("no body")?)?;
+            let mut s = self.0.lock().unwrap();
+            let tables = body["RequestItems"]
+                .as_object_mut()
+                .ok_or("no RequestItems")?;
+            s.sizes
+                .extend(tables.values().map(|r| r.as_array().map_or(0, Vec::len)));
+            let hold: fn(usize) -> bool = match s.mode {
+                Mode::Off | Mode::HoldBackHalf { calls: 0 } => return Ok(()),
+                Mode::Slow(d) => {
+                    std::thread::sleep(d);
+                    return Ok(());
+                }
+                Mode::HoldBackHalf { calls } => {
+                    s.mode = Mode::HoldBackHalf { calls: calls - 1 };
+                    |i| i % 2 == 1
+                }
+                Mode::HoldBackAll => |_| true,
+            };
+            let mut held = Map::new();
+            let mut kept_any = false;
+            for (table, requests) in tables.iter_mut() {
+                let all = requests.as_array_mut().ok_or("not a list")?;
+                let (back, kept): (Vec<_>, Vec<_>) = std::mem::take(all)
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| hold(*i));
+                s.held_back += back.len();
+                kept_any |= !kept.is_empty();
+                *all = kept.into_iter().map(|(_, r)| r).collect();
+                held.insert(
+                    table.clone(),
+                    Value::Array(back.into_iter().map(|(_, r)| r).collect()),
+                );
+            }
+            s.held = Some(held);
+            let body = if kept_any {
+                body.to_string()
+            } else {
+                // Nothing left to write: ask something harmless instead, and answer the
+                // batch with all of it unprocessed.
+                req.headers_mut()
+                    .insert("x-amz-target", "DynamoDB_20120810.ListTables");
+                json!({}).to_string()
+            };
+            req.headers_mut()
+                .insert("content-length", body.len().to_string());
+            *req.body_mut() = body.into();
+            Ok(())
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            ctx: &mut BeforeDeserializationInterceptorContextMut<'_>,
+            _rc: &RuntimeComponents,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let Some(held) = self.0.lock().unwrap().held.take() else {
+                return Ok(());
+            };
+            let body = json!({ "UnprocessedItems": held }).to_string();
+            let resp = ctx.response_mut();
+            resp.headers_mut().remove("x-amz-crc32");
+            resp.headers_mut()
+                .insert("content-length", body.len().to_string());
+            *resp.body_mut() = body.into();
+            Ok(())
+        }
+    }
+}
+
+/// The sweep function as the local stack configures it (a real run may move its clock),
+/// its DynamoDB client on `wire`, the provider at `provider_url`.
+fn sweep_app(
+    stack: &harness::stack::Stack,
+    wire: &wire::Wire,
+    provider_url: Option<&str>,
+    now: DateTime<Utc>,
+) -> retention_sweep::App {
+    let mut config = stack.config_for("RetentionSweepFunction").unwrap();
+    assert!(config.sweep_allow_clock_override);
+    if let Some(url) = provider_url {
+        config.retell_api_base_url = url.to_owned();
+    }
+    retention_sweep::App::from_aws_with(
+        &config,
+        &stack.aws,
+        wire.client(&stack.aws),
+        std::sync::Arc::new(shared::FixedClock::at(now)),
+    )
+    .unwrap()
+}
+
+fn real_run(now: DateTime<Utc>) -> serde_json::Value {
+    serde_json::json!({"dry_run": false, "now": now.to_rfc3339()})
+}
+
+/// The `retention.run` audit records, oldest first: (counts per class, complete).
+async fn run_records(app: &TestApp) -> Vec<(serde_json::Value, bool)> {
+    let mut runs: Vec<_> = app
+        .items_of_kind("audit")
+        .await
+        .into_iter()
+        .filter(|i| i["action"].as_s().unwrap() == "retention.run")
+        .collect();
+    runs.sort_by(|a, b| a["sk"].as_s().unwrap().cmp(b["sk"].as_s().unwrap()));
+    runs.iter()
+        .map(|i| {
+            (
+                serde_json::from_str(i["counts"].as_s().unwrap()).unwrap(),
+                *i["complete"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// R3.2, R3.5: a BatchWriteItem that answers part of its items as unprocessed (three
+/// batches in a row keep every second item back) is retried with exactly those items
+/// until none is left: through the sweep function's handler, all 60 due consent proofs
+/// go, found by queries of the expiry index (no Scan), and the run counts 60 deleted and
+/// no failure in its answer and its metrics.
+#[tokio::test]
+async fn unprocessed_batch_items_are_retried_until_every_due_item_is_gone() {
+    let stack = harness::stack::Stack::isolated().await.expect("provision");
+    let due = t("2031-11-28T10:00:00Z");
+    stack.seed_due_consent_proofs(60, due).await.unwrap();
+    let now = due + chrono::Duration::days(1);
+    let wire = wire::Wire::new(wire::Mode::HoldBackHalf { calls: 3 });
+    let app = sweep_app(&stack, &wire, None, now);
+
+    let metrics = retention_sweep::MetricCapture::start();
+    let report = app
+        .handle_event(
+            &real_run(now),
+            &shared::FixedClock::at(now),
+            Duration::from_secs(600),
+        )
+        .await
+        .expect("every item went in the end");
+
+    let (held, sizes) = wire.stats();
+    assert_eq!(held, 12 + 6 + 3, "the wire held items back");
+    assert_eq!(
+        sizes,
+        [25, 12, 6, 3, 25, 10],
+        "each retry sends exactly the unprocessed items"
+    );
+    assert_eq!(
+        report["classes"]["phone_consent"]["deleted"], 60,
+        "{report}"
+    );
+    assert_eq!(report["classes"]["phone_consent"]["failed"], 0, "{report}");
+    let left = stack_items(&stack).await;
+    assert_eq!(left, vec!["audit".to_owned()], "only the run's record");
+    assert_eq!(metrics.values("SweepFailed"), vec![0.0]);
+    assert_eq!(metrics.values("Swept_phone_consent"), vec![60.0]);
+    let operations = wire.operations();
+    assert!(operations.iter().any(|o| o == "Query"), "{operations:?}");
+    assert!(
+        !operations.iter().any(|o| o == "Scan"),
+        "due items come from the expiry index, never a table scan"
+    );
+}
+
+/// The kinds of every item in the stack's main table.
+async fn stack_items(stack: &harness::stack::Stack) -> Vec<String> {
+    let out = aws_sdk_dynamodb::Client::new(&stack.aws)
+        .scan()
+        .table_name(&stack.table)
+        .send()
+        .await
+        .unwrap();
+    out.items()
+        .iter()
+        .map(|i| i["kind"].as_s().unwrap().clone())
+        .collect()
+}
+
+/// R3.2, R3.5: a subject's erasure failing after its key went (every BatchWriteItem
+/// answering all its items unprocessed, for good): the function's handler returns an
+/// error, `SweepFailed` says 2 (the recording's item and the subject), the run's audit
+/// record counts due 1 / deleted 0 / failed 1 for both classes; the key is gone, every
+/// object version too, no personal value is in clear anywhere, and the subject's
+/// indexed item is still there. The next run, with the wire healed, finishes it: only
+/// the consent proof, the audit trail and the tombstone remain.
+#[tokio::test]
+async fn a_failure_mid_erasure_is_an_error_with_a_metric_and_counts_and_the_next_run_finishes() {
+    let w = world().await;
+    let end = DateTime::from_timestamp_millis(w.script.end_ms() as i64).unwrap();
+    let at = RetentionClass::Lead.due_at(end).unwrap() + chrono::Duration::days(1);
+    let wire = wire::Wire::new(wire::Mode::HoldBackAll);
+    let app = sweep_app(&w.signup.stack, &wire, Some(w._sim.base_url()), at);
+    let clock = shared::FixedClock::at(at);
+    let budget = Duration::from_secs(600);
+
+    let metrics = retention_sweep::MetricCapture::start();
+    let err = app
+        .handle_event(&real_run(at), &clock, budget)
+        .await
+        .expect_err("the run reports the failure");
+    assert!(
+        matches!(err, retention_sweep::SweepError::Failed(_)),
+        "{err}"
+    );
+    assert_eq!(metrics.values("SweepFailed"), vec![2.0]);
+    drop(metrics);
+    let runs = run_records(&w.signup).await;
+    assert_eq!(runs.len(), 1);
+    let (counts, complete) = &runs[0];
+    assert!(complete);
+    for class in ["recording", "lead"] {
+        let c = &counts[class];
+        assert_eq!(
+            (&c["due"], &c["deleted"], &c["failed"]),
+            (&1.into(), &0.into(), &1.into()),
+            "{class}: {counts}"
+        );
+    }
+    assert!(
+        w.signup.item(lead_pk(&w.lead), KEY_SK).await.is_none(),
+        "the key went first"
+    );
+    for prefix in ["recordings", "transcripts"] {
+        assert_eq!(
+            w.signup
+                .versions("RecordingsBucket", &format!("{prefix}/{}/", w.lead))
+                .await,
+            0,
+            "{prefix}"
+        );
+    }
+    let mut values = Vec::new();
+    for item in w.signup.scan().await {
+        for v in item.values() {
+            flatten(v, &mut values);
+        }
+    }
+    for personal in PERSONAL {
+        assert!(
+            !values.iter().any(|v| contains_ci(v, personal)),
+            "{personal} in clear"
+        );
+    }
+    assert!(
+        w.signup.item(lead_pk(&w.lead), LEAD_SK).await.is_some(),
+        "the indexed item stays, so the next run finds the subject"
+    );
+
+    wire.set(wire::Mode::Off);
+    let report = app
+        .handle_event(&real_run(at), &clock, budget)
+        .await
+        .expect("the next run finishes the subject");
+    assert_eq!(report["classes"]["lead"]["failed"], 0, "{report}");
+    assert_eq!(report["classes"]["recording"]["deleted"], 1, "{report}");
+    assert!(w.signup.item(lead_pk(&w.lead), LEAD_SK).await.is_none());
+    assert!(w
+        .signup
+        .item(call_pk(w.script.call_id()), CALL_SK)
+        .await
+        .is_none());
+    for item in w.signup.scan().await {
+        let kind = item["kind"].as_s().unwrap();
+        assert!(
+            matches!(
+                kind.as_str(),
+                "phone_consent" | "audit" | "erasure_tombstone"
+            ),
+            "left over: {kind}"
+        );
+    }
+    let runs = run_records(&w.signup).await;
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1].0["lead"]["deleted"], report["classes"]["lead"]["deleted"],
+        "the record holds the run's numbers"
+    );
+    assert!(runs[1].0["lead"]["deleted"].as_u64().unwrap() >= 4);
+}
+
+/// R3.2: the function's handler, given what is left of a 15 s invocation, stops between
+/// batches before its budget (12 s) runs out (each batch here takes 3 s, six would be
+/// needed) and says so in its answer; the next run deletes exactly the rest, and the two
+/// runs together deleted all 150 due items.
+#[tokio::test]
+async fn the_handler_stops_before_the_deadline_and_the_next_run_continues() {
+    let stack = harness::stack::Stack::isolated().await.expect("provision");
+    let due = t("2031-11-28T10:00:00Z");
+    stack.seed_due_consent_proofs(150, due).await.unwrap();
+    let now = due + chrono::Duration::days(1);
+    // Under the SDK's 5 s attempt timeout of the test stack.
+    let wire = wire::Wire::new(wire::Mode::Slow(Duration::from_secs(3)));
+    let app = sweep_app(&stack, &wire, None, now);
+    let clock = shared::FixedClock::at(now);
+    let budget = retention_sweep::budget(Duration::from_secs(15));
+    assert_eq!(budget, Duration::from_secs(12));
+
+    let started = std::time::Instant::now();
+    let cut = app
+        .handle_event(&real_run(now), &clock, budget)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(cut["complete"], false, "{cut}");
+    let first = cut["classes"]["phone_consent"]["deleted"].as_u64().unwrap();
+    assert!(
+        [25, 50, 75, 100].contains(&first),
+        "whole batches, not all: {first}"
+    );
+    assert!(
+        took < Duration::from_secs(12) + Duration::from_secs(3) + Duration::from_secs(2),
+        "no batch begun after the budget: {took:?}"
+    );
+    assert_eq!(
+        stack_items(&stack)
+            .await
+            .iter()
+            .filter(|k| *k == "phone_consent")
+            .count() as u64,
+        150 - first
+    );
+
+    wire.set(wire::Mode::Off);
+    let rest = app
+        .handle_event(&real_run(now), &clock, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(rest["complete"], true);
+    assert_eq!(
+        rest["classes"]["phone_consent"]["deleted"]
+            .as_u64()
+            .unwrap(),
+        150 - first
+    );
+    assert_eq!(stack_items(&stack).await, ["audit", "audit"]);
+}
+
+/// R3.3: reads ignore what is past its expiry while it is still stored (no sweep runs
+/// here): a one-time code 16 minutes old is refused (410); an access export made a day
+/// after the call's recording passed its six months holds neither the audio nor the
+/// transcript, though both are still in the bucket (the call's metadata is there); a
+/// minute past the export's 7 days its status offers no download although the package
+/// and its item remain; three years after the request closed, its status with the right
+/// token answers exactly as a wrong token does, although the record remains. (The lead
+/// class: `signup::after_retention_the_old_lead_is_not_read_and_a_new_signup_is_a_new_subject`.)
+/// Before, the export carried the expired recording and the status served the record.
+#[tokio::test]
+async fn reads_ignore_what_is_past_its_expiry_before_the_sweep_removes_it() {
+    use chrono::Duration as Days;
+    use common::dsar::unzip;
+    use serde_json::json;
+
+    let d = World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+
+    // Verification class: the code is stored but past its 15 minutes.
+    let (status, body) = d.submit(&json!({"type": "access", "email": EMAIL})).await;
+    assert_eq!(status, 202, "{body}");
+    let first = body["request_id"].as_str().unwrap().to_owned();
+    let code = d.latest_code(EMAIL, &first).await;
+    d.signup.clock.advance(Days::minutes(16));
+    assert!(d
+        .signup
+        .item(format!("DSAR#{first}"), "CODE")
+        .await
+        .is_some());
+    let (status, body) = d.verify(&first, &code).await;
+    assert_eq!(status, 410, "{body}");
+    assert!(body.get("request_token").is_none());
+
+    // Recording class: a day past six months, audio and transcript still stored.
+    let end = DateTime::from_timestamp_millis(script.end_ms() as i64).unwrap();
+    d.signup
+        .clock
+        .set(RetentionClass::Recording.due_at(end).unwrap() + Days::days(1));
+    for prefix in ["recordings", "transcripts"] {
+        assert!(
+            d.signup
+                .versions("RecordingsBucket", &format!("{prefix}/{lead}/"))
+                .await
+                >= 1,
+            "{prefix} still stored"
+        );
+    }
+    let (id, token) = d.verified("access", EMAIL).await;
+    assert_eq!(d.pump(&id, 1).await, 0);
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    let files = unzip(&d.download(view["download_url"].as_str().unwrap()).await);
+    assert!(
+        !files
+            .keys()
+            .any(|k| k.starts_with("recordings/") || k.starts_with("transcripts/")),
+        "{:?}",
+        files.keys().collect::<Vec<_>>()
+    );
+    let data: serde_json::Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    let calls = data["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "the call's metadata is there");
+    assert_eq!(calls[0]["call_id"], script.call_id());
+    assert!(calls[0].get("transcript").is_none(), "{}", calls[0]);
+
+    // Export class: a minute past 7 days, package and item still stored.
+    d.signup.clock.advance(Days::days(7) + Days::minutes(1));
+    let object = format!("exports/{id}.zip");
+    assert_eq!(d.signup.versions("ExportsBucket", &object).await, 1);
+    assert!(d
+        .signup
+        .item(format!("DSAR#{id}"), "EXPORT")
+        .await
+        .is_some());
+    let (status, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(status, 200, "{view}");
+    assert!(view.get("download_url").is_none(), "{view}");
+
+    // Request class: three years (and a day) after it closed, the record still stored.
+    d.signup.clock.advance(Days::days(3 * 366));
+    assert!(!d.request_item(&id).await.is_empty());
+    let right = d.status(&id, Some(&token)).await;
+    let wrong = d.status(&id, Some("not-the-token")).await;
+    assert_ne!(right.0, 200, "{}", right.1);
+    assert_eq!(right, wrong, "as if the record were gone");
+    d.shutdown().await.unwrap();
 }

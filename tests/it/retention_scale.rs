@@ -10,6 +10,8 @@ use shared::sweep::{SweepRequest, Sweeper, BATCH_WRITE_LIMIT};
 
 const ITEMS: usize = 10_000;
 
+/// R3.2: 10 000 due consent proofs are all deleted in 400 BatchWriteItem requests of at
+/// most 25 items (the lower bound), and a dry run beforehand reports the same count.
 #[tokio::test]
 async fn ten_thousand_due_items_are_swept_in_batches_of_at_most_25() {
     let stack = Stack::isolated().await.expect("provision");

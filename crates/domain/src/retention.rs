@@ -300,6 +300,8 @@ mod tests {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
+    /// R3: a recording is due six calendar months after the call's end, clamped to the
+    /// month's end (31 Aug → 28 Feb, or 29 Feb in a leap year).
     #[test]
     fn recordings_are_kept_six_calendar_months_clamped_to_month_end() {
         let table = [
@@ -317,6 +319,7 @@ mod tests {
         }
     }
 
+    /// R3: a lead is due three years after the last contact (29 Feb → 28 Feb).
     #[test]
     fn leads_are_kept_three_years_from_last_contact_leap_day_included() {
         assert_eq!(
@@ -329,6 +332,8 @@ mod tests {
         );
     }
 
+    /// R3, R3.4: a contract ending in March 2027 holds for 6, 8 and 10 years from the end
+    /// of 2027 (business letters, booking vouchers, books).
     #[test]
     fn contract_periods_start_at_the_end_of_the_calendar_year() {
         let contract_end = t("2027-03-15T00:00:00Z");
@@ -393,6 +398,8 @@ mod tests {
         }
     }
 
+    /// R3: a code is due 15 minutes after its creation, an export 7 days, a phone-consent
+    /// proof 5 years.
     #[test]
     fn short_classes() {
         let now = t("2026-11-28T18:00:00Z");

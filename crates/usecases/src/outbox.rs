@@ -220,6 +220,8 @@ impl CallProvider for ProviderDeletions {
 mod tests {
     use super::*;
 
+    /// R2.9: a failed deletion at the provider is retried after 1, 2, 4, 8 and 16 hours,
+    /// then daily.
     #[test]
     fn the_backoff_doubles_from_an_hour_and_stops_at_a_day() {
         let minutes: Vec<i64> = (1..=8).map(|a| backoff(a).num_minutes()).collect();
@@ -227,6 +229,8 @@ mod tests {
         assert_eq!(backoff(u32::MAX).num_minutes(), 1440);
     }
 
+    /// R2.9: a deletion still failing after five attempts becomes an incident, and its
+    /// entry lives 90 days.
     #[test]
     fn an_entry_becomes_an_incident_after_five_failed_attempts() {
         let now = DateTime::parse_from_rfc3339("2026-11-28T10:00:00Z")

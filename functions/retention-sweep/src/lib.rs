@@ -25,6 +25,9 @@ use shared::{Clock, Config};
 use usecases::outbox::ProviderDeletions;
 use usecases::retention::{SweepReport, SweepRequest, Sweeper};
 
+/// The metric records (EMF) a run emits, captured on the test's thread.
+pub use usecases::telemetry::capture::MetricCapture;
+
 /// Time kept back from the Lambda deadline for the audit record and the answer.
 pub const SAFETY_MARGIN: Duration = Duration::from_secs(15);
 
@@ -97,6 +100,17 @@ impl App {
         aws: &aws_config::SdkConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, &'static str> {
+        Self::from_aws_with(config, aws, aws_sdk_dynamodb::Client::new(aws), clock)
+    }
+
+    /// As [`Self::from_aws_at`], with the DynamoDB client given (tests put an interceptor
+    /// on the wire to answer what the emulator cannot, e.g. unprocessed batch items).
+    pub fn from_aws_with(
+        config: &Config,
+        aws: &aws_config::SdkConfig,
+        ddb: aws_sdk_dynamodb::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, &'static str> {
         let bucket = config
             .recordings_bucket
             .clone()
@@ -115,7 +129,7 @@ impl App {
             config.data_key_arn.clone(),
         );
         let store = DynamoRetentionStore::new(
-            aws_sdk_dynamodb::Client::new(aws),
+            ddb.clone(),
             config.table_name.clone(),
             config.key_table_name.clone(),
         );
@@ -126,10 +140,7 @@ impl App {
         // through the outbox.
         if let Some(secret) = &config.provider_api_key_secret_arn {
             sweeper = sweeper.with_provider_deletions(Arc::new(ProviderDeletions {
-                outbox: Arc::new(DynamoOutbox::new(
-                    aws_sdk_dynamodb::Client::new(aws),
-                    config.table_name.clone(),
-                )),
+                outbox: Arc::new(DynamoOutbox::new(ddb, config.table_name.clone())),
                 provider: Arc::new(RetellCallProvider::from_sdk(
                     aws,
                     &config.retell_api_base_url,

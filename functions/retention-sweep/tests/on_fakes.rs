@@ -28,7 +28,9 @@ fn world() -> World {
     w
 }
 
-/// R3.1.
+/// R3.1: through the function's handler, a real run that names `now` is refused and
+/// writes nothing; a dry run with the same clock reports the due proof and deletes
+/// nothing.
 #[tokio::test]
 async fn a_real_run_with_a_moved_clock_is_refused_as_deployed_and_deletes_nothing() {
     let w = world();
@@ -46,7 +48,8 @@ async fn a_real_run_with_a_moved_clock_is_refused_as_deployed_and_deletes_nothin
     assert_eq!(w.retention.keys().len(), 1);
 }
 
-/// R3.1, R3.5.
+/// R3.1, R3.5: the schedule's event is a real run at the clock's time: nothing due in
+/// 2026, the proof deleted once the clock reaches 2031, and each real run recorded.
 #[tokio::test]
 async fn the_schedule_runs_a_real_sweep_at_the_current_time() {
     let w = world();
@@ -61,7 +64,8 @@ async fn the_schedule_runs_a_real_sweep_at_the_current_time() {
     assert_eq!(w.retention.runs().len(), 2, "each real run is recorded");
 }
 
-/// R3.1.
+/// R3.1: where the configuration allows it (the local stack), a real run may name `now`
+/// and deletes what is due then.
 #[tokio::test]
 async fn the_local_stack_may_move_the_clock_for_a_real_run() {
     let w = world();

@@ -497,7 +497,7 @@ impl Exporter {
         pkg.write(b"[").await?;
         for (i, c) in s.calls.iter().enumerate() {
             let mut call = c.json.clone();
-            if let Some(object) = &c.transcript_key {
+            if let Some(object) = c.transcript_key.as_ref().filter(|_| recording_live(c, now)) {
                 if let Some(t) = self.transcript(&c.id, object, &s.key).await? {
                     call["transcript"] = serde_json::from_slice(&t).unwrap_or(Value::Null);
                     call["transcript_file"] = json!(format!("transcripts/{}.json", c.id));
@@ -539,14 +539,14 @@ impl Exporter {
             pkg.file("portable.csv", csv.as_bytes()).await?;
         }
 
-        for c in &s.calls {
+        for c in s.calls.iter().filter(|c| recording_live(c, now)) {
             if let Some(object) = &c.transcript_key {
                 if let Some(t) = self.transcript(&c.id, object, &s.key).await? {
                     pkg.file(&format!("transcripts/{}.json", c.id), &t).await?;
                 }
             }
         }
-        for c in &s.calls {
+        for c in s.calls.iter().filter(|c| recording_live(c, now)) {
             let Some(object) = &c.recording_key else {
                 continue;
             };
@@ -566,6 +566,16 @@ impl Exporter {
         }
         pkg.finish().await
     }
+}
+
+/// Whether a call's recording is within its six months (R3.3: a recording past its
+/// expiry that the sweep has not removed yet is not read; neither its audio nor its
+/// transcript goes into a package). Calls without a recording item pass.
+fn recording_live(c: &CallData, now: DateTime<Utc>) -> bool {
+    c.json["recording"]["expires_at"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .is_none_or(|t| t.with_timezone(&Utc) > now)
 }
 
 /// The consents the subject gave, for the portability file.

@@ -550,6 +550,9 @@ impl DsarService {
             .store
             .request(id)
             .await?
+            // A record past its retention that the sweep has not removed yet is not
+            // read (R3.3): as if it were gone.
+            .filter(|r| r.expiry.due().is_none_or(|due| due > now))
             .filter(|r| {
                 r.token_hash
                     .as_deref()

@@ -313,15 +313,23 @@ impl Sweeper {
                 },
             })?;
         }
-        // Crypto-shredding first.
+        // Crypto-shredding first: from here on every copy of the subject's ciphertext
+        // is unreadable, whatever fails next.
         self.store.shred_key(&lead).await?;
-        count.deleted += self.store.delete(keys).await?;
-        // The consent proofs stay, detached from the subject (no lead or call ids): what
-        // is kept of an erased person joins none of its audit events.
-        self.leads.detach_consent_proofs(&lead).await?;
+        // Then what the key does not protect: the objects (the audio is under the bucket
+        // key only). They go before the items, and the item the expiry index named goes
+        // last: a run that fails (or a Lambda that dies) part-way leaves that item due, so
+        // the next run finds the subject again and finishes it (R3.2). Deleting the items
+        // first left the objects of a failed run with nothing pointing at them.
         for p in &prefixes {
             count.objects += self.blobs.delete_all_versions_under(p).await?;
         }
+        // The consent proofs stay, detached from the subject (no lead or call ids): what
+        // is kept of an erased person joins none of its audit events.
+        self.leads.detach_consent_proofs(&lead).await?;
+        let (indexed, rest): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| *k == item.key);
+        count.deleted += self.store.delete(rest).await?;
+        count.deleted += self.store.delete(indexed).await?;
         self.audit("retention.subject_erased", Some(&lead), None, req.now)
             .await
     }
@@ -377,6 +385,7 @@ impl Sweeper {
             ..Default::default()
         };
         let mut first_error = None;
+        let mut outbox_failed = 0;
         let mut counted = HashSet::new();
         let classes = [
             RetentionClass::Recording,
@@ -390,8 +399,18 @@ impl Sweeper {
             RetentionClass::Lead,
         ];
         'classes: for class in classes {
-            let due = self.due(class, req.now).await?;
             let count = report.classes.entry(class.code()).or_default();
+            // A class whose index cannot be read fails alone; the others still run, and
+            // the run's record and metrics say so (R3.5).
+            let due = match self.due(class, req.now).await {
+                Ok(due) => due,
+                Err(e) => {
+                    count.failed += 1;
+                    tracing::error!(class = class.code(), error = %e, "expiry index not read; continuing");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             count.due += due.len();
             if matches!(
                 class,
@@ -444,17 +463,24 @@ impl Sweeper {
             let left = budget.saturating_sub(started.elapsed());
             if let Err(e) = self.drain_outbox(left).await {
                 tracing::error!(error = %e, "provider-deletion outbox not drained");
+                outbox_failed = 1;
                 first_error.get_or_insert(e);
             }
         }
+        // Metrics before the run's record, so a failing record still shows: `SweepFailed`
+        // (items, batches and index reads that failed, every run, zero included) is what
+        // the alarm watches (R3.5).
+        for (class, c) in &report.classes {
+            crate::telemetry::metric(&format!("Swept_{class}"), c.deleted as f64);
+        }
+        let failed: usize =
+            report.classes.values().map(|c| c.failed).sum::<usize>() + outbox_failed;
+        crate::telemetry::metric("SweepFailed", failed as f64);
         if !req.dry_run {
             let counts = serde_json::to_string(&report.classes).unwrap_or_default();
             self.store
                 .record_run(&counts, report.complete, req.now)
                 .await?;
-        }
-        for (class, c) in &report.classes {
-            crate::telemetry::metric(&format!("Swept_{class}"), c.deleted as f64);
         }
         tracing::info!(
             dry_run = req.dry_run,

@@ -107,7 +107,9 @@ async fn subject(w: &World, at: &str) -> LeadId {
     lead
 }
 
-/// R3.2.
+/// R3, R3.2: a recording of a call on 31 Aug is kept through 28 Feb 09:59:59 and due at
+/// 10:00 (six calendar months); then every version of the audio and the transcript goes,
+/// with the recording item, while the call's metadata stays, marked deleted.
 #[tokio::test]
 async fn recordings_go_at_six_calendar_months_with_every_version_and_the_call_metadata_stays() {
     let w = world();
@@ -145,7 +147,10 @@ async fn recordings_go_at_six_calendar_months_with_every_version_and_the_call_me
     );
 }
 
-/// R3.1, R3.2, R5.2.
+/// R3, R3.1, R3.2, R4.5 (mechanics of the lead class): three years after the last contact
+/// the subject is erased: tombstone, then key, then every item but the §7a consent proof
+/// and every object version; a dry run beforehand writes nothing and reports the same
+/// counts.
 #[tokio::test]
 async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_the_same() {
     let w = world();
@@ -196,7 +201,9 @@ async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_t
     assert_eq!(w.store.runs().len(), 1, "only the real run is recorded");
 }
 
-/// R3.4.
+/// R3, R3.4: a subject whose contract (business letters) ended in June 2027 is not erased
+/// three years after the last contact but restricted and held until the end of 2033 in
+/// Berlin; its key is not shredded.
 #[tokio::test]
 async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
     let w = world();
@@ -246,7 +253,7 @@ async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
     assert!(w.store.ops().iter().all(|o| !o.starts_with("shred")));
 }
 
-/// R3.2.
+/// R3.2: 60 due consent proofs go in batches of 25, 25 and 10, and none is left.
 #[tokio::test]
 async fn plain_classes_are_deleted_in_batches_of_at_most_25() {
     let w = world();
@@ -263,7 +270,8 @@ async fn plain_classes_are_deleted_in_batches_of_at_most_25() {
     assert!(w.store.keys().is_empty());
 }
 
-/// R4.1, R3.2.
+/// R3.2: an unused code past its 15 minutes ends its request (`verification_failed`, blind
+/// indexes removed), and the request's contact key is deleted before the contact.
 #[tokio::test]
 async fn an_expired_code_ends_its_request_and_the_contact_key_goes_before_the_contact() {
     let w = world();
@@ -302,7 +310,8 @@ async fn an_expired_code_ends_its_request_and_the_contact_key_goes_before_the_co
     assert!(shred < contact, "{ops:?}");
 }
 
-/// R4.4, R3.2.
+/// R3, R4.4: an export package is kept one hour short of 7 days and goes at 7 days, every
+/// version of the object with its item.
 #[tokio::test]
 async fn an_export_goes_with_every_version_after_seven_days() {
     let w = world();
@@ -325,7 +334,8 @@ async fn an_export_goes_with_every_version_after_seven_days() {
     assert!(w.exports.keys().is_empty() && w.store.keys().is_empty());
 }
 
-/// R3.5.
+/// R3.2, R3.5: a run whose budget is spent stops before touching anything and records
+/// itself as incomplete with its counts; the next run erases the subject.
 #[tokio::test]
 async fn a_run_out_of_time_stops_cleanly_and_the_next_run_finishes() {
     let w = world();
@@ -346,12 +356,15 @@ async fn a_run_out_of_time_stops_cleanly_and_the_next_run_finishes() {
     assert_eq!(next.classes["lead"].deleted, 5);
 }
 
-/// R3.5.
+/// R3.5: a recording whose read fails does not stop the lead class (the subject is still
+/// erased); the run ends in an error, its record counts the failure, and `SweepFailed`
+/// is emitted with 1.
 #[tokio::test]
 async fn a_failing_item_does_not_stop_the_other_classes_and_the_run_reports_the_failure() {
     let w = world();
     let lead = subject(&w, "2026-08-31T10:00:00Z").await;
     w.store.fail_on("recording", Retry::Transient);
+    let metrics = usecases::telemetry::capture::MetricCapture::start();
     let err = w
         .sweeper
         .run(
@@ -367,9 +380,21 @@ async fn a_failing_item_does_not_stop_the_other_classes_and_the_run_reports_the_
     // The subject class still ran: erased, key first.
     assert!(!w.store.has_key(&format!("LEAD#{lead}")));
     assert!(w.blobs.keys().is_empty());
+    // The run's record holds the numbers per class, the failure among them.
+    let runs = w.store.runs();
+    assert_eq!(runs.len(), 1);
+    let counts: serde_json::Value = serde_json::from_str(&runs[0].0).unwrap();
+    assert_eq!(counts["recording"]["due"], 1);
+    assert_eq!(counts["recording"]["failed"], 1);
+    assert_eq!(counts["recording"]["deleted"], 0);
+    assert_eq!(counts["lead"]["due"], 1);
+    assert_eq!(counts["lead"]["deleted"], 5);
+    assert_eq!(counts["lead"]["failed"], 0);
+    assert_eq!(metrics.values("SweepFailed"), vec![1.0]);
+    assert_eq!(metrics.values("Swept_lead"), vec![5.0]);
 }
 
-/// R3.2, R1.4 (issue 12, item 3): the sweep decides on the lead as it is now, not on the
+/// R3, R3.2 (issue 12, item 3): the sweep decides on the lead as it is now, not on the
 /// (eventually consistent) expiry index: a subject whose contact moved since is kept,
 /// in a dry run as in a real one; before, it was erased.
 #[tokio::test]
@@ -414,7 +439,7 @@ fn sweeper_with_provider(
 }
 
 /// R3 (lead class: R4.5 mechanics), R4.5: a subject the sweep erases loses its calls at
-/// the provider too, like an erasure request does.
+/// the provider too, like an erasure request does; a dry run deletes none.
 #[tokio::test]
 async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider() {
     let w = world();
@@ -456,7 +481,7 @@ async fn the_sweep_deletes_an_erased_subjects_calls_at_the_provider() {
     assert!(outbox.entries().is_empty(), "nothing left to retry");
 }
 
-/// R3, R4.5: a provider outage does not block the sweep: the subject is erased here (key
+/// R2.9, R3, R4.5: a provider outage does not block the sweep: the subject is erased here (key
 /// first), the call waits in the outbox with its backoff, and a later drain deletes it.
 #[tokio::test]
 async fn a_provider_outage_does_not_block_the_sweep_and_the_outbox_deletes_later() {
@@ -505,7 +530,7 @@ async fn a_provider_outage_does_not_block_the_sweep_and_the_outbox_deletes_later
     assert!(outbox.entries().is_empty());
 }
 
-/// R4.5: a deletion that keeps failing becomes an incident after five attempts, each
+/// R2.9, R4.5: a deletion that keeps failing becomes an incident after five attempts, each
 /// retry waiting twice as long (capped at a day).
 #[tokio::test]
 async fn a_provider_deletion_that_keeps_failing_becomes_an_incident() {
@@ -543,4 +568,59 @@ async fn a_provider_deletion_that_keeps_failing_becomes_an_incident() {
     assert_eq!(e.attempts, 6);
     assert!(e.incident);
     assert_eq!(last.unwrap().incidents, 1);
+}
+
+/// R3.2, R3.5: a failure part-way through a subject's erasure, after its key went (the
+/// objects' or the items' deletion refused), leaves the key gone, the run an error with
+/// the failure in its record and in `SweepFailed`, and the subject still findable: the
+/// next run finishes it (every object version, every item but the consent proof).
+/// Before, the items went before the objects, so a failed object deletion left audio
+/// and transcripts that no later run would find.
+#[tokio::test]
+async fn a_failure_mid_erasure_leaves_the_key_gone_and_the_next_run_finishes_the_subject() {
+    for fault in ["objects", "items"] {
+        let w = world();
+        let lead = subject(&w, "2026-11-28T10:00:00Z").await;
+        let pk = format!("LEAD#{lead}");
+        match fault {
+            "objects" => w.blobs.fail_with(Retry::Transient),
+            _ => w.store.fail_on("delete", Retry::Transient),
+        }
+        let metrics = usecases::telemetry::capture::MetricCapture::start();
+        let req = SweepRequest {
+            dry_run: false,
+            now: t("2029-11-28T10:00:00Z"),
+        };
+
+        let err = w.sweeper.run(req, HOUR).await.unwrap_err();
+        assert_eq!(err.retry, Retry::Transient, "{fault}");
+        assert!(!w.store.has_key(&pk), "{fault}: the key went first");
+        assert!(
+            w.store.item(&key(pk.clone(), "PROFILE")).is_some(),
+            "{fault}: the indexed item stays until the end, so the subject is found again"
+        );
+        let counts: serde_json::Value = serde_json::from_str(&w.store.runs()[0].0).unwrap();
+        assert_eq!(counts["lead"]["failed"], 1, "{fault}: {counts}");
+        // The recording class failed too (same objects, same items).
+        assert_eq!(counts["recording"]["failed"], 1, "{fault}: {counts}");
+        assert_eq!(metrics.values("SweepFailed"), vec![2.0], "{fault}");
+        drop(metrics);
+
+        w.blobs.heal();
+        w.store.heal();
+        let next = w.sweeper.run(req, HOUR).await.unwrap();
+        assert_eq!(next.classes["lead"].failed, 0, "{fault}");
+        assert!(w.blobs.keys().is_empty(), "{fault}: every object version");
+        assert_eq!(
+            w.store.keys(),
+            vec![key(pk.clone(), "CONSENT#1"), key(pk.clone(), "ERASED")],
+            "{fault}: everything else of the subject"
+        );
+        assert!(
+            w.store
+                .audit()
+                .contains(&"retention.subject_erased".to_owned()),
+            "{fault}"
+        );
+    }
 }
