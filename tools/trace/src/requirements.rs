@@ -51,8 +51,12 @@ impl Requirement {
     pub fn title(&self, max: usize) -> String {
         let mut first = self.text.as_str();
         for (i, _) in self.text.match_indices(". ") {
-            // "e.g. " and the like are not sentence ends.
-            if !self.text[..i].ends_with("e.g") && !self.text[..i].ends_with("i.e") {
+            // "e.g. ", "Art. 16" and the like are not sentence ends.
+            let before = &self.text[..i];
+            if !["e.g", "i.e", "Art", "Abs", "Nr", "cf"]
+                .iter()
+                .any(|a| before.ends_with(a))
+            {
                 first = &self.text[..i];
                 break;
             }
@@ -209,6 +213,11 @@ mod tests {
         assert_eq!(ids, ["R1.1", "R1.2", "R3", "R3.1", "R6"]);
         assert_eq!(reqs[0].text, "`POST /v1/signups`, JSON: a, b. More text.");
         assert_eq!(reqs[0].title(200), "`POST /v1/signups`, JSON: a, b");
+        let art = Requirement {
+            id: reqs[0].id,
+            text: "Erasure (Art. 17): every item. More.".into(),
+        };
+        assert_eq!(art.title(200), "Erasure (Art. 17): every item");
         assert_eq!(
             reqs[2].text,
             "the table: recording: 6 months, call end; lead: 3 years, last contact"
