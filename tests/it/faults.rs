@@ -70,7 +70,7 @@ const KNOWN: &[(&str, Fault, &str, &str)] = &[
         "outbound",
         Fault::Throttle,
         "provider:POST /v2/create-phone-call",
-        THROTTLED_ATTEMPT_COUNTED,
+        REFUSED_ATTEMPT_RELEASED,
     ),
     (
         "rectification",
@@ -98,12 +98,12 @@ const KNOWN: &[(&str, Fault, &str, &str)] = &[
     ),
 ];
 
-/// Not a defect but a design choice to confirm: the provider refused the create call
-/// (429), so nothing was dialled and the stream retries; the per-number limit (R1.6)
-/// counts every attempt, this refused one too (`telephony_worker` tests rely on it), so
-/// the number has two attempts against its three a day where the fault-free run has one.
-const THROTTLED_ATTEMPT_COUNTED: &str =
-    "a refused (429) create call counts as an attempt against the per-number limit";
+/// By design: the provider refused the create call (429), so nothing was dialled; the
+/// attempt item stays, marked `released_at` (the worker's role may not delete in the
+/// number's partition, which holds its claim), and no longer counts against the number's
+/// limit (R1.6) nor stops the stream's retry (R1.5); it goes with its TTL.
+const REFUSED_ATTEMPT_RELEASED: &str =
+    "a refused (429) create call leaves its attempt item, released: it does not count";
 /// Not a defect, by design since the provider-deletion outbox: the provider deletion of
 /// the rectified subject's call failed (refused, or its answer lost), so the call was still
 /// queued when the rectification closed, and the request record truthfully names the

@@ -148,38 +148,83 @@ async fn a_refusal_by_the_provider_marks_the_request_failed() {
     );
 }
 
-/// R1.6: attempts count per number over a sliding 24 h: three attempts (two failed)
-/// in one day, and a new request a day later is placed again.
+/// Delivers call request `n` of the lead as the stream would after a sign-up asked for it
+/// (the lead item with `call_request_count = n` and `call_state = requested`, its old image
+/// with `n - 1`), bypassing the sign-up's 24-hour cooldown so that the worker's own limit
+/// per number is what decides. Returns the batch failures.
+async fn request_call(w: &World, id: &LeadId, n: u32, seq: u64) -> usize {
+    aws_sdk_dynamodb::Client::new(&w.signup.stack.aws)
+        .update_item()
+        .table_name(&w.signup.stack.table)
+        .key("pk", AttributeValue::S(lead_pk(id)))
+        .key("sk", AttributeValue::S(LEAD_SK.into()))
+        .update_expression("SET call_request_count = :n, call_state = :r")
+        .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+        .expression_attribute_values(":r", AttributeValue::S("requested".into()))
+        .send()
+        .await
+        .unwrap();
+    let item = w.signup.lead_item(id).await;
+    let mut before = item.clone();
+    before.insert(
+        "call_request_count".into(),
+        AttributeValue::N((n - 1).to_string()),
+    );
+    let resp =
+        telephony::worker::handle(&w.worker, stream_event("MODIFY", item, before, seq)).await;
+    resp.batch_item_failures.len()
+}
+
+/// The number's attempts that count against its limit (not taken back).
+async fn counted_attempts(w: &World) -> usize {
+    w.signup
+        .items_of_kind("call_attempt")
+        .await
+        .iter()
+        .filter(|i| !i.contains_key("released_at"))
+        .count()
+}
+
+/// R1.6: attempts that may have rung count per number over a sliding 24 h: three call
+/// requests whose create call's answer was lost (500: the call may exist) use up the
+/// number's day, a fourth request is not sent but ends `suppressed`, audited
+/// `call.suppressed_rate_limit`; a request a day later is placed again.
 #[tokio::test]
 async fn at_most_three_attempts_per_number_in_24_hours() {
     let s = World::start().await;
-    // One subject keeps its number; the cooldown lets a new request through every 25 h,
-    // but outages make each request use several attempts.
-    s.sim.fail_next(Operation::CreateCall, 2, 503);
-    let (id, _) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
-    for seq in 2..4 {
-        s.pump_lead(&id, seq).await;
-    }
+    s.sim.fail_next(Operation::CreateCall, 3, 500);
+    let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
+    assert_eq!(failures, 1, "a lost answer fails the record");
+    assert_eq!(request_call(&s, &id, 2, 10).await, 1);
+    assert_eq!(request_call(&s, &id, 3, 11).await, 1);
     assert_eq!(s.sim.create_requests().len(), 3);
+    assert_eq!(counted_attempts(&s).await, 3);
+
+    assert_eq!(
+        request_call(&s, &id, 4, 12).await,
+        0,
+        "suppressed, not retried"
+    );
+    assert_eq!(s.sim.create_requests().len(), 3, "no fourth attempt");
     assert_eq!(
         s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
-        "placed"
+        "suppressed"
+    );
+    let audits = s.signup.audit_actions().await;
+    assert_eq!(
+        audits
+            .iter()
+            .filter(|a| *a == "call.suppressed_rate_limit")
+            .count(),
+        1,
+        "{audits:?}"
     );
 
-    // A day later the person signs up again: a new call request.
+    // A day later the attempts are older than 24 h: the next request is placed.
     s.signup
         .clock
         .advance(chrono::Duration::hours(24) + chrono::Duration::minutes(1));
-    let mut attempts_anchor = form();
-    attempts_anchor["email"] = serde_json::json!(EMAIL);
-    s.signup.sign_up(&attempts_anchor).await;
-    let item = s.signup.lead_item(&id).await;
-    assert_eq!(item["call_request_count"].as_n().unwrap(), "2");
-    // The earlier attempts are now older than 24 h, so the new request is placed.
-    let mut before = item.clone();
-    before.insert("call_request_count".into(), AttributeValue::N("1".into()));
-    let resp = telephony::worker::handle(&s.worker, stream_event("MODIFY", item, before, 5)).await;
-    assert!(resp.batch_item_failures.is_empty());
+    assert_eq!(request_call(&s, &id, 5, 13).await, 0);
     assert_eq!(s.sim.create_requests().len(), 4);
     assert_eq!(
         s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
@@ -187,28 +232,39 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
     );
 }
 
-/// R1.6, R1.5: after three failed attempts on a number within 24 h the fourth is not
-/// sent: the request ends `suppressed`, audited `call.suppressed_rate_limit`, and is not
-/// retried (an outage longer than three attempts ends here, not in the dead-letter queue).
+/// R1.5, R1.6: an outage longer than the number's three attempts loses no call: each
+/// create call the provider refused (503: nothing rang) takes its attempt back, so the
+/// stream's retries go on (six refused deliveries here) and the seventh places the call,
+/// with exactly one attempt counted against the number.
 #[tokio::test]
-async fn a_fourth_attempt_within_24_hours_is_suppressed() {
+async fn an_outage_longer_than_three_attempts_loses_no_call() {
     let s = World::start().await;
-    s.sim.fail_next(Operation::CreateCall, 3, 503);
-    let (id, _) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
-    for seq in 2..4 {
-        s.pump_lead(&id, seq).await;
+    s.sim.fail_next(Operation::CreateCall, 6, 503);
+    let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
+    assert_eq!(failures, 1);
+    for seq in 2..7 {
+        assert_eq!(
+            s.pump_lead(&id, seq).await,
+            1,
+            "delivery {seq} fails for a retry"
+        );
+        assert_eq!(
+            counted_attempts(&s).await,
+            0,
+            "a refused attempt is taken back"
+        );
     }
-    assert_eq!(s.sim.create_requests().len(), 3, "three failed attempts");
-    assert_eq!(s.pump_lead(&id, 4).await, 0);
-    assert_eq!(s.sim.create_requests().len(), 3, "no fourth attempt");
+    assert_eq!(s.pump_lead(&id, 7).await, 0);
+    assert_eq!(s.sim.create_requests().len(), 7);
     assert_eq!(
         s.signup.lead_item(&id).await["call_state"].as_s().unwrap(),
-        "suppressed"
+        "placed"
     );
-    let audits = s.signup.audit_actions().await;
+    assert_eq!(counted_attempts(&s).await, 1);
+    let attempts = s.signup.items_of_kind("call_attempt").await;
     assert!(
-        audits.iter().any(|a| a == "call.suppressed_rate_limit"),
-        "{audits:?}"
+        attempts.iter().all(|i| i.contains_key("ttl")),
+        "a taken-back attempt keeps its TTL"
     );
 }
 

@@ -848,6 +848,8 @@ impl CallRequests for DynamoCallRequests {
             .table_name(&self.table)
             // The partition also holds the number's claim item: bound the range to attempts.
             .key_condition_expression("pk = :pk AND sk BETWEEN :since AND :until")
+            // An attempt taken back (nothing rang) does not count.
+            .filter_expression("attribute_not_exists(released_at)")
             .expression_attribute_values(":pk", s(format!("PHONE#{phone_index}")))
             .expression_attribute_values(":since", s(format!("ATTEMPT#{}", ts(since))))
             .expression_attribute_values(":until", s("ATTEMPT#~"))
@@ -876,6 +878,56 @@ impl CallRequests for DynamoCallRequests {
         };
         let write = put(&self.table, to_item("record_attempt", &item)?, None, &[])?;
         put_unless_erased(&self.client, &self.table, "record_attempt", write, lead).await
+    }
+
+    async fn release_attempt(
+        &self,
+        phone_index: &str,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let pk = format!("PHONE#{phone_index}");
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :at)")
+            .expression_attribute_values(":pk", s(pk.clone()))
+            .expression_attribute_values(":at", s(format!("ATTEMPT#{}#", ts(at))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("find_attempt", e))?;
+        let lead = lead.to_string();
+        for item in out.items() {
+            if crate::dynamo::text(item, "lead_id") != Some(lead.as_str()) {
+                continue;
+            }
+            let Some(sk) = crate::dynamo::text(item, schema::SK) else {
+                continue;
+            };
+            // Marked, not deleted: the worker's role may not delete in the number's
+            // partition, which also holds its identifier claim. The item keeps its TTL.
+            let released = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(schema::PK, s(pk.clone()))
+                .key(schema::SK, s(sk.to_owned()))
+                .update_expression("SET released_at = :at")
+                .condition_expression("attribute_exists(sk)")
+                .expression_attribute_values(":at", s(ts(at)))
+                .send()
+                .await;
+            match released {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(failure("release_attempt", e)),
+            }
+        }
+        Ok(())
     }
 
     async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {

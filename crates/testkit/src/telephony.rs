@@ -581,6 +581,18 @@ impl CallRequests for MemoryCallRequests {
         Ok(true)
     }
 
+    async fn release_attempt(
+        &self,
+        phone_index: &str,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(attempts) = self.lock("release_attempt")?.attempts.get_mut(phone_index) {
+            attempts.retain(|a| !(a.lead_id == *lead && a.at == at));
+        }
+        Ok(())
+    }
+
     async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {
         if self.erased(&r.lead_id) {
             return Ok(false);

@@ -7,14 +7,14 @@
 //! answer is lost (a server error, a dropped connection, a timeout), the provider may
 //! have placed the call, so a redelivery that finds `placing` does not call again but
 //! marks the request `unconfirmed` (audited as `call.outcome_unknown`). A failure that
-//! certainly placed nothing (no connection, 429, 503) sets the marker back to `requested`
-//! and the stream retries it. Every attempt is counted per phone number
-//! (blind index) and at most three attempts per number run in 24 hours (R1.6), so the
-//! form cannot be used to harass someone else's number.
+//! certainly placed nothing (no connection, 429, 503) takes its attempt back, sets the
+//! marker back to `requested` and the stream retries it. Every attempt that may have rung
+//! is counted per phone number (blind index) and at most three attempts per number run in
+//! 24 hours (R1.6), so the form cannot be used to harass someone else's number.
 
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use secrecy::SecretString;
 
 use domain::crypto::BlindIndex;
@@ -133,16 +133,19 @@ impl Outbound {
         self.requests.attempts_since(phone_index, since).await
     }
 
-    async fn record_attempt(&self, req: &CallRequest) -> Result<bool, StoreError> {
+    /// Counts the attempt; when it was counted (`None`: the subject was erased).
+    async fn record_attempt(&self, req: &CallRequest) -> Result<Option<DateTime<Utc>>, StoreError> {
         let now = self.clock.now();
-        self.requests
+        let written = self
+            .requests
             .record_attempt(
                 &req.phone_index,
                 &req.lead_id,
                 now,
                 now + ATTEMPT_WINDOW + ATTEMPT_KEPT,
             )
-            .await
+            .await?;
+        Ok(written.then_some(now))
     }
 
     /// Marks the request (and the lead's call state) with `state`, not audited; `false`
@@ -247,10 +250,10 @@ impl Outbound {
             return Ok(PlaceOutcome::NotPermitted);
         }
         // Conditional on the tombstone: an erasure since the read leaves no counter.
-        if !self.record_attempt(req).await? {
+        let Some(attempt_at) = self.record_attempt(req).await? else {
             tracing::info!("subject erased; no call");
             return Ok(PlaceOutcome::LeadGone);
-        }
+        };
         let lead_id = req.lead_id.to_string();
         let call = OutboundCall {
             from_number: &self.settings.from_number,
@@ -297,6 +300,11 @@ impl Outbound {
                 Ok(PlaceOutcome::Refused)
             }
             Err(e) if !e.may_have_applied() => {
+                // Nothing rang: the attempt is taken back before the request is handed
+                // back to the stream, so a long outage never uses up the number's limit.
+                self.requests
+                    .release_attempt(&req.phone_index, &req.lead_id, attempt_at)
+                    .await?;
                 self.mark(req, CallState::Requested).await?;
                 tracing::warn!(error = %e, "placing the call failed; the stream will retry");
                 Err(e.into())

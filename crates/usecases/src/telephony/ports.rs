@@ -254,6 +254,18 @@ pub trait CallRequests: Send + Sync {
         until: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
 
+    /// Takes back the attempt `lead` counted at `at` for the number: the create call
+    /// certainly placed nothing (refused with 429 or 503, or never sent), so no phone rang
+    /// and the attempt must not use up the number's three a day (R1.6); otherwise an
+    /// outage longer than three stream retries would end the request as suppressed and
+    /// lose the call (R1.5).
+    async fn release_attempt(
+        &self,
+        phone_index: &str,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
     /// Sets the lead's call state (unless a newer request replaced this one) and marks the
     /// request with its result; `false` (nothing written) when the subject was erased.
     async fn finish_request(&self, result: &CallRequestResult) -> Result<bool, StoreError>;

@@ -869,6 +869,31 @@ async fn a_provider_outage_is_retryable_and_the_retry_places_one_call() {
     assert_eq!(w.provider.placed().len(), 1);
 }
 
+/// R1.5, R1.6: an outage longer than the number's three attempts loses no call: a create
+/// call the provider refused (503, 429: nothing rang) takes its attempt back, so after six
+/// refused deliveries the seventh places the call, with one attempt counted.
+#[tokio::test]
+async fn refused_create_calls_do_not_use_up_the_numbers_attempts() {
+    let w = World::new().await;
+    let index = w.phone_index().await;
+    let req = request(&w, &index, 1);
+    for status in [503, 429, 503, 429, 503, 503] {
+        w.provider.fail_next_create(status);
+        let err = w.outbound().place(&req, &api_key()).await.unwrap_err();
+        assert_eq!(err.retry(), Retry::Transient, "{status}");
+        assert!(
+            w.requests.attempts(&index).is_empty(),
+            "a refused attempt is taken back ({status})"
+        );
+    }
+    assert!(matches!(
+        w.outbound().place(&req, &api_key()).await.unwrap(),
+        PlaceOutcome::Placed { .. }
+    ));
+    assert_eq!(w.provider.placed().len(), 1);
+    assert_eq!(w.requests.attempts(&index).len(), 1);
+}
+
 /// R1.5, R1.6: the provider placed the call but its answer was lost (a 500 after the
 /// call was created): the redelivered request does not place a second call, and the
 /// request is visibly `unconfirmed` (audited as an unknown outcome).
@@ -919,27 +944,33 @@ async fn a_refusal_by_the_provider_marks_the_request_failed() {
     );
 }
 
-/// R1.6: three attempts per number in 24 h; the fourth is suppressed (audited), and a
-/// request 24 h later is placed.
+/// R1.6: three attempts that may have rung (the answer lost: the call may exist) per
+/// number in 24 h; the fourth request is suppressed (audited), and a request 24 h later is
+/// placed.
 #[tokio::test]
 async fn at_most_three_attempts_per_number_in_24_hours() {
     let w = World::new().await;
     let index = w.phone_index().await;
     let outbound = w.outbound();
-    let req = request(&w, &index, 1);
-    for _ in 0..MAX_ATTEMPTS_PER_NUMBER {
-        w.provider.fail_next_create(503);
-    }
-    for _ in 0..MAX_ATTEMPTS_PER_NUMBER {
-        assert!(outbound.place(&req, &api_key()).await.is_err());
+    for n in 1..=MAX_ATTEMPTS_PER_NUMBER as u32 {
+        w.provider.lose_next_create_answer(500);
+        w.requests.request_call(w.lead, n);
+        assert!(outbound
+            .place(&request(&w, &index, n), &api_key())
+            .await
+            .is_err());
         w.clock.advance(Duration::minutes(10));
     }
+    w.requests.request_call(w.lead, 4);
     assert_eq!(
-        outbound.place(&req, &api_key()).await.unwrap(),
+        outbound
+            .place(&request(&w, &index, 4), &api_key())
+            .await
+            .unwrap(),
         PlaceOutcome::RateLimited,
         "no fourth attempt"
     );
-    assert!(w.provider.placed().is_empty());
+    assert_eq!(w.provider.placed().len(), MAX_ATTEMPTS_PER_NUMBER);
     assert_eq!(w.requests.attempts(&index).len(), MAX_ATTEMPTS_PER_NUMBER);
     assert_eq!(
         w.requests.lead(&w.lead).unwrap().call_state,
@@ -952,10 +983,10 @@ async fn at_most_three_attempts_per_number_in_24_hours() {
 
     // A day after the first attempt a new request of the same number is placed.
     w.clock.advance(Duration::hours(24));
-    w.requests.request_call(w.lead, 2);
+    w.requests.request_call(w.lead, 5);
     assert!(matches!(
         outbound
-            .place(&request(&w, &index, 2), &api_key())
+            .place(&request(&w, &index, 5), &api_key())
             .await
             .unwrap(),
         PlaceOutcome::Placed { .. }
