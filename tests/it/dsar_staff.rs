@@ -455,64 +455,10 @@ async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_reco
     // Lambda's own record names only the stream batch.
     let (stuck, _) = d.verified("access", &unique_email()).await;
     let stack = &d.signup.stack;
-    let ddb = aws_sdk_dynamodb::Client::new(&stack.aws);
-    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
-    let stream_arn = ddb
-        .describe_table()
-        .table_name(&stack.table)
-        .send()
-        .await
-        .unwrap()
-        .table()
-        .unwrap()
-        .latest_stream_arn()
-        .unwrap()
-        .to_owned();
-    let shard = streams
-        .describe_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description()
-        .unwrap()
-        .shards()[0]
-        .shard_id()
-        .unwrap()
-        .to_owned();
-    let mut iterator = streams
-        .get_shard_iterator()
-        .stream_arn(&stream_arn)
-        .shard_id(&shard)
-        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator()
-        .map(str::to_owned);
-    let mut sequence = None;
-    while let Some(it) = iterator.take() {
-        let out = streams
-            .get_records()
-            .shard_iterator(it)
-            .send()
-            .await
-            .unwrap();
-        for r in out.records() {
-            let change = r.dynamodb().unwrap();
-            let keys = change.keys().unwrap();
-            if keys["pk"].as_s().unwrap() == &format!("DSAR#{stuck}")
-                && keys["sk"].as_s().unwrap() == "REQUEST"
-            {
-                sequence = change.sequence_number().map(str::to_owned);
-            }
-        }
-        if out.records().is_empty() {
-            break;
-        }
-        iterator = out.next_shard_iterator().map(str::to_owned);
-    }
-    let sequence = sequence.expect("the request's stream record");
+    let (stream_arn, shard, sequence) = d
+        .signup
+        .stream_pointer(&format!("DSAR#{stuck}"), "REQUEST")
+        .await;
     let pointer = json!({
         "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 4},
         "version": "1.0",

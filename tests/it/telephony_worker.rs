@@ -300,71 +300,6 @@ async fn restricted_or_objecting_subjects_get_no_call() {
     }
 }
 
-/// The stream, shard and sequence number of the last stream record of the item `pk` /
-/// `sk` in the stack's table stream (what Lambda's on-failure record points at).
-async fn stream_pointer(w: &World, pk: &str, sk: &str) -> (String, String, String) {
-    let stack = &w.signup.stack;
-    let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
-        .describe_table()
-        .table_name(&stack.table)
-        .send()
-        .await
-        .unwrap()
-        .table()
-        .unwrap()
-        .latest_stream_arn()
-        .unwrap()
-        .to_owned();
-    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
-    let shard = streams
-        .describe_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description()
-        .unwrap()
-        .shards()[0]
-        .shard_id()
-        .unwrap()
-        .to_owned();
-    let mut iterator = streams
-        .get_shard_iterator()
-        .stream_arn(&stream_arn)
-        .shard_id(&shard)
-        .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap()
-        .shard_iterator()
-        .map(str::to_owned);
-    let mut sequence = None;
-    while let Some(it) = iterator.take() {
-        let out = streams
-            .get_records()
-            .shard_iterator(it)
-            .send()
-            .await
-            .unwrap();
-        for r in out.records() {
-            let change = r.dynamodb().unwrap();
-            let keys = change.keys().unwrap();
-            if keys["pk"].as_s().unwrap() == pk && keys["sk"].as_s().unwrap() == sk {
-                sequence = change.sequence_number().map(str::to_owned);
-            }
-        }
-        if out.records().is_empty() {
-            break;
-        }
-        iterator = out.next_shard_iterator().map(str::to_owned);
-    }
-    (
-        stream_arn,
-        shard,
-        sequence.expect("the item's stream record"),
-    )
-}
-
 /// R1.5: a call request whose stream record failed every delivery reaches the telephony
 /// dead-letter queue as Lambda's on-failure record; `make redrive`'s replay (the real
 /// `Redrive` over the emulator's stream) touches the lead, the stream delivers it again
@@ -376,7 +311,7 @@ async fn a_dead_lettered_call_request_is_placed_once_by_the_redrive() {
     let (id, failures) = sign_up_and_deliver(&s, EMAIL, PHONE).await;
     assert_eq!(failures, 1);
     // The stream gave up on the record: Lambda sends its pointer to the queue.
-    let (stream_arn, shard, sequence) = stream_pointer(&s, &lead_pk(&id), LEAD_SK).await;
+    let (stream_arn, shard, sequence) = s.signup.stream_pointer(&lead_pk(&id), LEAD_SK).await;
     let stack = &s.signup.stack;
     let queue = stack.queues["TelephonyDeadLetterQueue"].0.clone();
     let pointer = serde_json::json!({

@@ -719,16 +719,8 @@ impl CallStore for DynamoCallStore {
             .expression_attribute_values(":now", s(ts(at)))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(failure("mark_provider_deleted", e)),
-        }
+        crate::dynamo::update_applied("mark_provider_deleted", out)?;
+        Ok(())
     }
 
     async fn mark_provider_deletion_queued(
@@ -751,16 +743,8 @@ impl CallStore for DynamoCallStore {
             .expression_attribute_values(":now", s(ts(at)))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(failure("mark_provider_deletion_queued", e)),
-        }
+        crate::dynamo::update_applied("mark_provider_deletion_queued", out)?;
+        Ok(())
     }
 
     async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError> {
@@ -919,13 +903,7 @@ impl CallRequests for DynamoCallRequests {
                 .expression_attribute_values(":at", s(ts(at)))
                 .send()
                 .await;
-            match released {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(failure("release_attempt", e)),
-            }
+            crate::dynamo::update_applied("release_attempt", released)?;
         }
         Ok(())
     }

@@ -287,6 +287,27 @@ where
     super::store_failure("dynamodb", operation, err)
 }
 
+/// The result of a conditional `UpdateItem` whose failed condition is an answer, not an
+/// error ("the item is gone", "already marked"): `Ok(false)` then.
+pub fn update_applied<T, R>(
+    operation: &'static str,
+    result: Result<T, SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>>,
+) -> Result<bool, StoreError>
+where
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(failure(operation, e)),
+    }
+}
+
 pub fn corrupt(
     operation: &'static str,
     err: impl std::error::Error + Send + Sync + 'static,

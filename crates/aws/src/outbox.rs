@@ -150,24 +150,17 @@ impl ProviderOutbox for DynamoOutbox {
             .expression_attribute_values(":now", s(domain::retention::stored_instant(now)))
             .send()
             .await;
-        match marked {
-            Ok(_) => {
-                crate::dynamo::put_audit(
-                    &self.ddb,
-                    &self.table,
-                    "provider-outbox",
-                    "call.deleted_at_provider",
-                    None,
-                    Some(call_id),
-                    now,
-                )
-                .await?
-            }
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-            Err(err) => return Err(failure("outbox_mark_call", err)),
+        if crate::dynamo::update_applied("outbox_mark_call", marked)? {
+            crate::dynamo::put_audit(
+                &self.ddb,
+                &self.table,
+                "provider-outbox",
+                "call.deleted_at_provider",
+                None,
+                Some(call_id),
+                now,
+            )
+            .await?;
         }
         self.ddb
             .delete_item()

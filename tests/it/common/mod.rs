@@ -599,3 +599,70 @@ pub fn encodings(secret: &str) -> Vec<String> {
     out.push(hex::encode_upper(secret.as_bytes()));
     out
 }
+
+impl TestApp {
+    /// The stream, shard and sequence number of the last stream record of the item `pk` /
+    /// `sk` in the stack's table stream (what Lambda's on-failure record points at).
+    pub async fn stream_pointer(&self, pk: &str, sk: &str) -> (String, String, String) {
+        let stack = &self.stack;
+        let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
+            .describe_table()
+            .table_name(&stack.table)
+            .send()
+            .await
+            .unwrap()
+            .table()
+            .unwrap()
+            .latest_stream_arn()
+            .unwrap()
+            .to_owned();
+        let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
+        let shard = streams
+            .describe_stream()
+            .stream_arn(&stream_arn)
+            .send()
+            .await
+            .unwrap()
+            .stream_description()
+            .unwrap()
+            .shards()[0]
+            .shard_id()
+            .unwrap()
+            .to_owned();
+        let mut iterator = streams
+            .get_shard_iterator()
+            .stream_arn(&stream_arn)
+            .shard_id(&shard)
+            .shard_iterator_type(aws_sdk_dynamodbstreams::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .unwrap()
+            .shard_iterator()
+            .map(str::to_owned);
+        let mut sequence = None;
+        while let Some(it) = iterator.take() {
+            let out = streams
+                .get_records()
+                .shard_iterator(it)
+                .send()
+                .await
+                .unwrap();
+            for r in out.records() {
+                let change = r.dynamodb().unwrap();
+                let keys = change.keys().unwrap();
+                if keys["pk"].as_s().unwrap() == pk && keys["sk"].as_s().unwrap() == sk {
+                    sequence = change.sequence_number().map(str::to_owned);
+                }
+            }
+            if out.records().is_empty() {
+                break;
+            }
+            iterator = out.next_shard_iterator().map(str::to_owned);
+        }
+        (
+            stream_arn,
+            shard,
+            sequence.expect("the item's stream record"),
+        )
+    }
+}
