@@ -513,30 +513,7 @@ async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_reco
 async fn the_redrive_keeps_a_stream_pointer_whose_records_are_gone() {
     let d = World::on_mail_emulator().await;
     let stack = &d.signup.stack;
-    let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
-        .describe_table()
-        .table_name(&stack.table)
-        .send()
-        .await
-        .unwrap()
-        .table()
-        .unwrap()
-        .latest_stream_arn()
-        .unwrap()
-        .to_owned();
-    let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
-    let shard = streams
-        .describe_stream()
-        .stream_arn(&stream_arn)
-        .send()
-        .await
-        .unwrap()
-        .stream_description()
-        .unwrap()
-        .shards()[0]
-        .shard_id()
-        .unwrap()
-        .to_owned();
+    let (stream_arn, shard) = d.signup.stream_shard().await;
     // A range of the shard that holds no record any more (moto cannot trim a stream; in
     // AWS an expired pointer answers TrimmedDataAccessException, handled the same way).
     let gone = "9".repeat(30);

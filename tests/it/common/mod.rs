@@ -601,9 +601,8 @@ pub fn encodings(secret: &str) -> Vec<String> {
 }
 
 impl TestApp {
-    /// The stream, shard and sequence number of the last stream record of the item `pk` /
-    /// `sk` in the stack's table stream (what Lambda's on-failure record points at).
-    pub async fn stream_pointer(&self, pk: &str, sk: &str) -> (String, String, String) {
+    /// The table's stream and its (only, in the emulator) shard.
+    pub async fn stream_shard(&self) -> (String, String) {
         let stack = &self.stack;
         let stream_arn = aws_sdk_dynamodb::Client::new(&stack.aws)
             .describe_table()
@@ -616,8 +615,7 @@ impl TestApp {
             .latest_stream_arn()
             .unwrap()
             .to_owned();
-        let streams = aws_sdk_dynamodbstreams::Client::new(&stack.aws);
-        let shard = streams
+        let shard = aws_sdk_dynamodbstreams::Client::new(&stack.aws)
             .describe_stream()
             .stream_arn(&stream_arn)
             .send()
@@ -629,6 +627,14 @@ impl TestApp {
             .shard_id()
             .unwrap()
             .to_owned();
+        (stream_arn, shard)
+    }
+
+    /// The stream, shard and sequence number of the last stream record of the item `pk` /
+    /// `sk` in the stack's table stream (what Lambda's on-failure record points at).
+    pub async fn stream_pointer(&self, pk: &str, sk: &str) -> (String, String, String) {
+        let (stream_arn, shard) = self.stream_shard().await;
+        let streams = aws_sdk_dynamodbstreams::Client::new(&self.stack.aws);
         let mut iterator = streams
             .get_shard_iterator()
             .stream_arn(&stream_arn)
