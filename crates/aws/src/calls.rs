@@ -482,7 +482,7 @@ pub async fn attempt_keys(
                 .table_name(table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :a)")
                 .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":a", s("ATTEMPT#"))
+                .expression_attribute_values(":a", s(ATTEMPT_SK_PREFIX))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -707,20 +707,17 @@ impl CallStore for DynamoCallStore {
         call_id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(call_pk(call_id)))
-            .key(schema::SK, s(CALL_SK))
-            .update_expression("SET provider_deleted_at = :now")
-            // A call erased meanwhile stays gone (an update would create it, TTL-less).
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":now", s(ts(at)))
-            .send()
-            .await;
-        crate::dynamo::update_applied("mark_provider_deleted", out)?;
-        Ok(())
+        // A call erased meanwhile stays gone (an update would create it, TTL-less).
+        mark_if(
+            &self.client,
+            &self.table,
+            "mark_provider_deleted",
+            (call_pk(call_id), CALL_SK.to_owned()),
+            "provider_deleted_at",
+            "attribute_exists(pk)",
+            at,
+        )
+        .await
     }
 
     async fn mark_provider_deletion_queued(
@@ -728,28 +725,51 @@ impl CallStore for DynamoCallStore {
         call_id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(schema::PK, s(call_pk(call_id)))
-            .key(schema::SK, s(CALL_SK))
-            .update_expression("SET provider_deletion_queued_at = :now")
-            // Once (a rewrite would be a stream record again), and never for a call
-            // erased meanwhile.
-            .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(provider_deletion_queued_at)",
-            )
-            .expression_attribute_values(":now", s(ts(at)))
-            .send()
-            .await;
-        crate::dynamo::update_applied("mark_provider_deletion_queued", out)?;
-        Ok(())
+        // Once (a rewrite would be a stream record again), and never for a call erased
+        // meanwhile.
+        mark_if(
+            &self.client,
+            &self.table,
+            "mark_provider_deletion_queued",
+            (call_pk(call_id), CALL_SK.to_owned()),
+            "provider_deletion_queued_at",
+            "attribute_exists(pk) AND attribute_not_exists(provider_deletion_queued_at)",
+            at,
+        )
+        .await
     }
 
     async fn calls_of_phone(&self, phone_index: &str) -> Result<Vec<String>, StoreError> {
         calls_by_phone(&self.client, &self.table, phone_index).await
     }
+}
+
+/// Sort keys of the attempt items in a number's partition (`ATTEMPT#<at>#<uuid>`).
+const ATTEMPT_SK_PREFIX: &str = "ATTEMPT#";
+
+/// Sets `attribute` to `at` on the item `key` while `condition` holds; a failed condition
+/// (the item gone, or already marked) is an answer, not an error.
+async fn mark_if(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    operation: &'static str,
+    (pk, sk): (String, String),
+    attribute: &str,
+    condition: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let out = client
+        .update_item()
+        .table_name(table)
+        .key(schema::PK, s(pk))
+        .key(schema::SK, s(sk))
+        .update_expression(format!("SET {attribute} = :at"))
+        .condition_expression(condition)
+        .expression_attribute_values(":at", s(ts(at)))
+        .send()
+        .await;
+    crate::dynamo::update_applied(operation, out)?;
+    Ok(())
 }
 
 /// The call requests of leads in the table: a marker per request in the lead's partition
@@ -835,8 +855,8 @@ impl CallRequests for DynamoCallRequests {
             // An attempt taken back (nothing rang) does not count.
             .filter_expression("attribute_not_exists(released_at)")
             .expression_attribute_values(":pk", s(format!("PHONE#{phone_index}")))
-            .expression_attribute_values(":since", s(format!("ATTEMPT#{}", ts(since))))
-            .expression_attribute_values(":until", s("ATTEMPT#~"))
+            .expression_attribute_values(":since", s(format!("{ATTEMPT_SK_PREFIX}{}", ts(since))))
+            .expression_attribute_values(":until", s(format!("{ATTEMPT_SK_PREFIX}~")))
             .consistent_read(true)
             .select(aws_sdk_dynamodb::types::Select::Count)
             .send()
@@ -851,61 +871,52 @@ impl CallRequests for DynamoCallRequests {
         lead: &LeadId,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let item = AttemptItem {
             pk: format!("PHONE#{phone_index}"),
-            sk: format!("ATTEMPT#{}#{}", ts(at), uuid::Uuid::now_v7().simple()),
+            sk: format!(
+                "{ATTEMPT_SK_PREFIX}{}#{}",
+                ts(at),
+                uuid::Uuid::now_v7().simple()
+            ),
             kind: "call_attempt",
             lead_id: lead.to_string(),
             at: ts(at),
             ttl: until.timestamp(),
         };
         let write = put(&self.table, to_item("record_attempt", &item)?, None, &[])?;
-        put_unless_erased(&self.client, &self.table, "record_attempt", write, lead).await
+        let written =
+            put_unless_erased(&self.client, &self.table, "record_attempt", write, lead).await?;
+        // The attempt's name is its sort key (time and a random id, nothing personal).
+        Ok(written.then_some(item.sk))
     }
 
     async fn release_attempt(
         &self,
         phone_index: &str,
-        lead: &LeadId,
+        attempt: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let pk = format!("PHONE#{phone_index}");
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :at)")
-            .expression_attribute_values(":pk", s(pk.clone()))
-            .expression_attribute_values(":at", s(format!("ATTEMPT#{}#", ts(at))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| failure("find_attempt", e))?;
-        let lead = lead.to_string();
-        for item in out.items() {
-            if crate::dynamo::text(item, "lead_id") != Some(lead.as_str()) {
-                continue;
-            }
-            let Some(sk) = crate::dynamo::text(item, schema::SK) else {
-                continue;
-            };
-            // Marked, not deleted: the worker's role may not delete in the number's
-            // partition, which also holds its identifier claim. The item keeps its TTL.
-            let released = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key(schema::PK, s(pk.clone()))
-                .key(schema::SK, s(sk.to_owned()))
-                .update_expression("SET released_at = :at")
-                .condition_expression("attribute_exists(sk)")
-                .expression_attribute_values(":at", s(ts(at)))
-                .send()
-                .await;
-            crate::dynamo::update_applied("release_attempt", released)?;
+        // Only attempt items: the number's partition also holds its identifier claim.
+        if !attempt.starts_with(ATTEMPT_SK_PREFIX) {
+            return Err(StoreError {
+                operation: "release_attempt",
+                retry: Retry::Permanent,
+                source: None,
+            });
         }
-        Ok(())
+        // Marked, not deleted: the worker's role may not delete in the number's
+        // partition. The item keeps its TTL; a gone item stays gone.
+        mark_if(
+            &self.client,
+            &self.table,
+            "release_attempt",
+            (format!("PHONE#{phone_index}"), attempt.to_owned()),
+            "released_at",
+            "attribute_exists(pk)",
+            at,
+        )
+        .await
     }
 
     async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {

@@ -433,6 +433,8 @@ pub struct Marker {
 /// One attempt to call a number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
+    /// The name `record_attempt` answered with.
+    pub name: String,
     pub lead_id: LeadId,
     pub at: DateTime<Utc>,
     pub until: DateTime<Utc>,
@@ -565,30 +567,34 @@ impl CallRequests for MemoryCallRequests {
         lead: &LeadId,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         if self.erased(lead) {
-            return Ok(false);
+            return Ok(None);
         }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("ATTEMPT#{}#{n}", at.timestamp_millis());
         self.lock("record_attempt")?
             .attempts
             .entry(phone_index.to_owned())
             .or_default()
             .push(Attempt {
+                name: name.clone(),
                 lead_id: *lead,
                 at,
                 until,
             });
-        Ok(true)
+        Ok(Some(name))
     }
 
     async fn release_attempt(
         &self,
         phone_index: &str,
-        lead: &LeadId,
-        at: DateTime<Utc>,
+        attempt: &str,
+        _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         if let Some(attempts) = self.lock("release_attempt")?.attempts.get_mut(phone_index) {
-            attempts.retain(|a| !(a.lead_id == *lead && a.at == at));
+            attempts.retain(|a| a.name != attempt);
         }
         Ok(())
     }

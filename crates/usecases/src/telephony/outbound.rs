@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use secrecy::SecretString;
 
 use domain::crypto::BlindIndex;
@@ -133,19 +133,17 @@ impl Outbound {
         self.requests.attempts_since(phone_index, since).await
     }
 
-    /// Counts the attempt; when it was counted (`None`: the subject was erased).
-    async fn record_attempt(&self, req: &CallRequest) -> Result<Option<DateTime<Utc>>, StoreError> {
+    /// Counts the attempt; its name (`None`: the subject was erased).
+    async fn record_attempt(&self, req: &CallRequest) -> Result<Option<String>, StoreError> {
         let now = self.clock.now();
-        let written = self
-            .requests
+        self.requests
             .record_attempt(
                 &req.phone_index,
                 &req.lead_id,
                 now,
                 now + ATTEMPT_WINDOW + ATTEMPT_KEPT,
             )
-            .await?;
-        Ok(written.then_some(now))
+            .await
     }
 
     /// Marks the request (and the lead's call state) with `state`, not audited; `false`
@@ -250,7 +248,7 @@ impl Outbound {
             return Ok(PlaceOutcome::NotPermitted);
         }
         // Conditional on the tombstone: an erasure since the read leaves no counter.
-        let Some(attempt_at) = self.record_attempt(req).await? else {
+        let Some(attempt) = self.record_attempt(req).await? else {
             tracing::info!("subject erased; no call");
             return Ok(PlaceOutcome::LeadGone);
         };
@@ -303,7 +301,7 @@ impl Outbound {
                 // Nothing rang: the attempt is taken back before the request is handed
                 // back to the stream, so a long outage never uses up the number's limit.
                 self.requests
-                    .release_attempt(&req.phone_index, &req.lead_id, attempt_at)
+                    .release_attempt(&req.phone_index, &attempt, self.clock.now())
                     .await?;
                 self.mark(req, CallState::Requested).await?;
                 tracing::warn!(error = %e, "placing the call failed; the stream will retry");

@@ -244,25 +244,26 @@ pub trait CallRequests: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<usize, StoreError>;
 
-    /// Counts an attempt to call the number, kept until `until`; `false` (nothing
-    /// written) when the subject was erased.
+    /// Counts an attempt to call the number, kept until `until`; the attempt's opaque
+    /// name (for [`CallRequests::release_attempt`]), or `None` (nothing written) when the
+    /// subject was erased.
     async fn record_attempt(
         &self,
         phone_index: &str,
         lead: &LeadId,
         at: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<Option<String>, StoreError>;
 
-    /// Takes back the attempt `lead` counted at `at` for the number: the create call
-    /// certainly placed nothing (refused with 429 or 503, or never sent), so no phone rang
-    /// and the attempt must not use up the number's three a day (R1.6); otherwise an
-    /// outage longer than three stream retries would end the request as suppressed and
-    /// lose the call (R1.5).
+    /// Takes back the attempt `attempt` (as [`CallRequests::record_attempt`] named it) at
+    /// `at`: the create call certainly placed nothing (refused with 429 or 503, or never
+    /// sent), so no phone rang and the attempt must not use up the number's three a day
+    /// (R1.6); otherwise an outage longer than three stream retries would end the request
+    /// as suppressed and lose the call (R1.5).
     async fn release_attempt(
         &self,
         phone_index: &str,
-        lead: &LeadId,
+        attempt: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
