@@ -184,10 +184,7 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
         .any(|m| m.body.contains(&format!("/v1/dsar/{id}"))));
     // Every step is audited, in order, by whoever took it, with opaque ids only.
     let audit = request_audit(&d, &id).await;
-    let steps: Vec<(&str, &str)> = audit
-        .iter()
-        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
-        .collect();
+    let steps = steps_of(&audit);
     assert_eq!(
         steps,
         [
@@ -946,10 +943,7 @@ async fn every_step_of_an_erasure_is_audited_in_order_and_nothing_personal_remai
     );
 
     let audit = request_audit(&d, &id).await;
-    let steps: Vec<(&str, &str)> = audit
-        .iter()
-        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
-        .collect();
+    let steps = steps_of(&audit);
     assert_eq!(
         steps,
         [
@@ -1033,4 +1027,12 @@ async fn the_deadline_is_a_calendar_month_in_berlin_days_and_extends_once_by_two
         body.contains(&format!("Umfangreiche Aufzeichnungen {late}")),
         "{body}"
     );
+}
+
+/// A request's audit trail as (action, actor) pairs, in order.
+fn steps_of(audit: &[(String, String, Item)]) -> Vec<(&str, &str)> {
+    audit
+        .iter()
+        .map(|(action, actor, _)| (action.as_str(), actor.as_str()))
+        .collect()
 }

@@ -310,6 +310,17 @@ async fn every_staff_action_is_audited_with_the_principal_arn() {
 }
 
 /// The messages waiting in the dsar worker's dead-letter queue (received and left there).
+/// Puts `message` into the dsar worker's dead-letter queue, as Lambda would.
+async fn dead_letter(d: &World, message: &serde_json::Value) {
+    aws_sdk_sqs::Client::new(&d.signup.stack.aws)
+        .send_message()
+        .queue_url(&d.signup.stack.queues["DsarDeadLetterQueue"].0)
+        .message_body(message.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
 async fn dead_letters(d: &World) -> Vec<serde_json::Value> {
     let url = d.signup.stack.queues["DsarDeadLetterQueue"].0.clone();
     let out = aws_sdk_sqs::Client::new(&d.signup.stack.aws)
@@ -454,7 +465,6 @@ async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_reco
     // A request whose worker never recorded anything (e.g. timed out every attempt):
     // Lambda's own record names only the stream batch.
     let (stuck, _) = d.verified("access", &unique_email()).await;
-    let stack = &d.signup.stack;
     let (stream_arn, shard, sequence) = d
         .signup
         .stream_pointer(&format!("DSAR#{stuck}"), "REQUEST")
@@ -467,13 +477,7 @@ async fn the_redrive_replays_a_given_up_request_and_a_lambda_stream_failure_reco
             "batchSize": 1, "streamArn": stream_arn
         }
     });
-    aws_sdk_sqs::Client::new(&stack.aws)
-        .send_message()
-        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
-        .message_body(pointer.to_string())
-        .send()
-        .await
-        .unwrap();
+    dead_letter(&d, &pointer).await;
     assert_eq!(dead_letters(&d).await.len(), 2);
 
     let report = redrive(&d).await;
@@ -524,13 +528,7 @@ async fn the_redrive_keeps_a_stream_pointer_whose_records_are_gone() {
             "batchSize": 1, "streamArn": stream_arn
         }
     });
-    aws_sdk_sqs::Client::new(&stack.aws)
-        .send_message()
-        .queue_url(&stack.queues["DsarDeadLetterQueue"].0)
-        .message_body(pointer.to_string())
-        .send()
-        .await
-        .unwrap();
+    dead_letter(&d, &pointer).await;
 
     let report = redrive(&d).await;
 

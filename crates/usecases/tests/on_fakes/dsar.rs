@@ -467,12 +467,7 @@ async fn the_export_holds_everything_about_the_subject_decrypted_and_nothing_of_
         ),
         "{out:?}"
     );
-    let package = w
-        .exports
-        .get(&format!("exports/{id}.zip"))
-        .await
-        .unwrap()
-        .unwrap();
+    let package = w.package(&id).await;
     let files = read_plain_archive(&package);
     for name in [
         "LIESMICH.txt",
@@ -560,12 +555,7 @@ async fn a_portability_package_holds_the_provided_data_as_json_and_csv() {
     let id = w.verified(RequestType::Portability, A_EMAIL, None).await;
 
     w.exporter().run(&id).await.unwrap();
-    let package = w
-        .exports
-        .get(&format!("exports/{id}.zip"))
-        .await
-        .unwrap()
-        .unwrap();
+    let package = w.package(&id).await;
     let files = read_plain_archive(&package);
     let portable: Value = serde_json::from_slice(&files["portable.json"]).unwrap();
     let signed_up_at = portable["sign_up"]["signed_up_at"]
@@ -872,12 +862,7 @@ async fn calls_follow_their_subject_not_the_number_it_had() {
 
     let access = w.verified(RequestType::Access, B_EMAIL, None).await;
     w.exporter().run(&access).await.unwrap();
-    let zip = w
-        .exports
-        .get(&format!("exports/{access}.zip"))
-        .await
-        .unwrap()
-        .unwrap();
+    let zip = w.package(&access).await;
     let files = read_plain_archive(&zip);
     let data = String::from_utf8(files["data.json"].clone()).unwrap();
     assert!(
@@ -1106,6 +1091,15 @@ async fn a_permanent_worker_error_fails_the_request_at_once() {
 const STRANGER_PHONE: &str = "0173 5550199";
 
 impl World {
+    /// Request `id`'s export package as stored.
+    async fn package(&self, id: &impl std::fmt::Display) -> Vec<u8> {
+        self.exports
+            .get(&format!("exports/{id}.zip"))
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     async fn phone_index(&self, phone: &str) -> BlindIndex {
         self.keys
             .blind_index(
@@ -1171,12 +1165,7 @@ async fn a_proven_phone_without_a_subject_gets_the_unlinked_calls_with_it_in_its
             ),
             "{out:?}"
         );
-        let zip = w
-            .exports
-            .get(&format!("exports/{id}.zip"))
-            .await
-            .unwrap()
-            .unwrap();
+        let zip = w.package(&id).await;
         let files = read_plain_archive(&zip);
         let data: Value = serde_json::from_slice(&files["data.json"]).unwrap();
         assert_eq!(data["holds_data"], json!(true));
