@@ -15,7 +15,7 @@
 use serde_json::{Map, Value};
 
 /// Name of the agent's consent tool.
-pub const CONSENT_TOOL: &str = "record_consent";
+pub const CONSENT_TOOL: &str = super::tools::RECORD_CONSENT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -4,3 +4,4 @@
 pub mod compliance;
 pub mod model;
 pub mod signature;
+pub mod tools;
