@@ -127,7 +127,7 @@ fn holds(want: &Value, have: &Value) -> bool {
     }
 }
 
-/// The top-level fields of `want` that `have` does not hold, in `want`'s order.
+/// The top-level fields of `want` that `have` does not hold, by name.
 pub fn changed_fields(want: &Value, have: &Value) -> Vec<String> {
     want.as_object()
         .map(|w| {
@@ -354,7 +354,7 @@ mod tests {
         let have = json!({"a": 2, "tools": [{"name": "y"}], "o": {"k": "v"}});
         assert_eq!(changed_fields(&want, &have), vec!["a", "tools"]);
         let have = json!({"a": 1, "tools": [{"name": "x"}, {"name": "z"}], "o": {}});
-        assert_eq!(changed_fields(&want, &have), vec!["tools", "o"]);
+        assert_eq!(changed_fields(&want, &have), vec!["o", "tools"]);
     }
 
     #[test]
