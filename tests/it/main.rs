@@ -9,6 +9,8 @@
 
 mod common;
 
+mod agent_config;
+mod agent_publish;
 mod drift;
 mod dsar;
 mod dsar_identity;

@@ -18,6 +18,7 @@
 //! The simulator has its own clock (system time plus an offset) so tests can let signed
 //! recording URLs expire without waiting. Logs carry ids, event names and status codes only.
 
+pub mod agents;
 pub mod http;
 pub mod recordings;
 pub mod scenario;
@@ -154,6 +155,7 @@ struct Inner {
     faults: HashMap<String, Fault>,
     downloads: BTreeMap<String, u64>,
     chunks: BTreeMap<String, u64>,
+    agents: agents::Registry,
 }
 
 impl Inner {
@@ -522,6 +524,7 @@ fn router(shared: Shared) -> Router {
         ));
     Router::new()
         .merge(api)
+        .merge(agents::router(shared.clone()))
         .route("/recordings/synthetic/{bytes}", get(synthetic_recording))
         .route("/recordings/{call_id}/{file}", get(call_recording))
         .route("/logs/{call_id}/public.log", get(public_log))
