@@ -11,6 +11,7 @@ mod common;
 
 mod agent_config;
 mod agent_publish;
+mod agent_tools;
 mod drift;
 mod dsar;
 mod dsar_identity;

@@ -27,6 +27,7 @@ use shared::ports::Retry;
 use shared::retell::compliance::{DisclosurePatterns, CONSENT_TOOL};
 use shared::retell::model::{parse_delivery, CallId, Delivery};
 use shared::retell::signature::{verify, SIGNATURE_HEADER};
+use shared::retell::tools::AgentToolCall;
 use shared::{Clock, Config};
 use usecases::telephony::ports::Metrics;
 
@@ -307,7 +308,11 @@ async fn tool_call(app: &App, name: &str, call_id: Option<CallId>, args: &Value)
             &serde_json::json!({"error": "unknown function"}),
         );
     }
-    let granted = args.get("granted").and_then(Value::as_bool);
+    // The parser `make agent` checks the tools' schemas against (R7.4).
+    let granted = match AgentToolCall::parse(name, args) {
+        Ok(AgentToolCall::RecordConsent { granted }) => Some(granted),
+        _ => None,
+    };
     let (Some(call_id), Some(granted)) = (call_id, granted) else {
         return json_response(
             StatusCode::BAD_REQUEST,
