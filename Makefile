@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean
+.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean agent
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -94,6 +94,16 @@ sweep: $(VENV)/.stamp ## With `make run` up: run the retention sweep, e.g. make 
 
 ropa: ## Print the Art. 30 record of processing activities (from the processing registry)
 	@cargo run --locked -q -p polly-shared --bin ropa
+
+# The agent's configuration as code (infra/agent, R7.4): checked against the provider's
+# limits and the backend's compliance checks, then the LLM and the agent are created or
+# updated (found by id or by name; a second run changes nothing). The webhook URL is
+# POLLY_WEBHOOK_URL (the stack's ApiUrl + /v1/telephony/retell); the key comes from
+# RETELL_API_KEY or PROVIDER_API_KEY_SECRET_ARN, never from the command line. AGENT_ARGS:
+# --dry-run, --publish, --check, --agent-id …, --llm-id …, --base-url … (`--help`).
+AGENT_ARGS ?=
+agent: ## Check infra/agent and publish it: make agent POLLY_WEBHOOK_URL=https://…/v1/telephony/retell AGENT_ARGS="--dry-run"
+	@cargo run --locked -q -p polly-agent -- $(AGENT_ARGS)
 
 # The stack's outputs name the table, the key table and both dead-letter queues; set
 # REDRIVE_TABLE, REDRIVE_KEY_TABLE and REDRIVE_QUEUES (space-separated URLs) to skip the lookup.

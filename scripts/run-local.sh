@@ -59,6 +59,20 @@ setsid ./target/debug/retell-sim --port "$sim_port" --api-key "$api_key" \
   --webhook-url "http://127.0.0.1:$api_port/v1/telephony/retell" >.local/simulator.log 2>&1 &
 pids+=($!)
 
+# The agent's configuration (infra/agent) published to the simulator, as `make agent`
+# publishes it to the provider (R7.4).
+cargo build --locked -q -p polly-agent
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$sim_port") 2>/dev/null && break
+  sleep 0.1
+done
+if ! RETELL_API_BASE_URL="http://127.0.0.1:$sim_port" RETELL_API_KEY="$api_key" \
+  POLLY_WEBHOOK_URL="http://127.0.0.1:$api_port/v1/telephony/retell" \
+  ./target/debug/polly-agent --publish >.local/agent.log 2>&1; then
+  echo "publishing the agent to the simulator failed; see .local/agent.log" >&2
+  exit 1
+fi
+
 setsid cargo lambda watch --locked --invoke-address 127.0.0.1 --invoke-port "$api_port" \
   --disable-cors --env-file .local/functions.env >.local/functions.log 2>&1 &
 watch_pid=$!
@@ -87,6 +101,7 @@ Polly is running locally.
   AWS emulator (moto):      http://127.0.0.1:$moto_port   (stack "$stack")
   provider simulator:       http://127.0.0.1:$sim_port   (API key "$api_key")
   logs:                     .local/functions.log, .local/simulator.log, .local/event-pump.log
+  agent (infra/agent):      published to the simulator, see .local/agent.log
 
 Sign someone up:
   curl -i -X POST http://127.0.0.1:$api_port/v1/signups \\
