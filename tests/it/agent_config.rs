@@ -232,7 +232,7 @@ fn each_tools_schema_accepts_exactly_what_the_backend_parses() {
     );
 }
 
-/// R7.4, R2.12: the repository's configuration passes every check `make agent` runs before
+/// R7.4: the repository's configuration passes every check `make agent` runs before
 /// sending: the provider's limits, provider-side storage `basic_attributes_only`, German,
 /// a ring time within our bound, voicemail hung up, events to our webhook; and in the prompt
 /// the sign-up is confirmed, then the consent question asked and `record_consent` called,
@@ -420,7 +420,7 @@ fn broken_tools_are_refused() {
     assert_named(&no_end_call, "end_call");
 }
 
-/// R7.4, R2.12, R7.3: provider-side storage other than `basic_attributes_only`, a ring time
+/// R7.4: provider-side storage other than `basic_attributes_only`, a ring time
 /// outside our bound or the provider's range, a voicemail message, another language or
 /// another webhook are refused.
 #[test]

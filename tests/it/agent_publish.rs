@@ -246,7 +246,7 @@ async fn a_wrong_key_is_refused() {
     assert!(error.contains("never a command-line argument"), "{error}");
 }
 
-/// R7.4, R7.3: a configuration outside the provider's ranges (ring time 400 000 ms) or
+/// R7.4: a configuration outside the provider's ranges (ring time 400 000 ms) or
 /// breaking a compliance check (no AI disclosure) is refused by our own checks before any
 /// request reaches the provider; the provider would have refused the first as well.
 #[tokio::test]
