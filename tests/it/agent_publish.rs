@@ -87,8 +87,8 @@ fn count(sim: &Simulator, prefix: &str) -> usize {
 /// R7.4: `make agent --publish` against the provider creates one LLM and one agent from
 /// `infra/agent` (webhook URL and LLM id filled in) and publishes it; a second run finds
 /// them by name and changes nothing (no create, no update, no second publication); a
-/// changed begin message updates only the LLM, in place, and the published version then
-/// opens with it.
+/// changed begin message updates only the LLM, in place, and `--publish` publishes the
+/// agent's new version, which then opens with it.
 #[tokio::test]
 async fn make_agent_creates_then_updates_without_duplicates() {
     let sim = simulator().await;
@@ -169,9 +169,14 @@ async fn make_agent_creates_then_updates_without_duplicates() {
         .expect("LLM patched");
     assert_eq!(patch.body, json!({"begin_message": new_opening}));
     assert_eq!(sim.llms()[&llm_id]["begin_message"], new_opening);
-    // The agent itself did not change: the version stays published, not republished.
-    assert_eq!(count(&sim, "POST /publish-agent-version/"), 1);
+    // The agent's settings did not change, but its new draft (new LLM) is published, and
+    // the published version opens with the new begin message.
     assert_eq!(count(&sim, "PATCH /update-agent/"), 0);
+    assert_eq!(outcome.published_version, Some(1));
+    assert_eq!(count(&sim, "POST /publish-agent-version/"), 2);
+    let published = sim.published_agent(&agent_id).expect("published");
+    assert_eq!(published.version, 1);
+    assert_eq!(published.llm["begin_message"], new_opening);
     std::fs::remove_dir_all(dir).ok();
 }
 

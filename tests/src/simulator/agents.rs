@@ -9,8 +9,9 @@
 //! `timeout_ms` 1 000–600 000 and `max_retry` 0–5, unique tool names), and an agent's LLM
 //! must exist. This is written from the provider's documentation, independently of the
 //! checks in `polly-agent`, so the two can catch each other. Every request is recorded
-//! with its answer; a published version is kept with its LLM, so a test can see what the
-//! agent would say first.
+//! with its answer; a published version is kept with its LLM as it was at publication (a
+//! change of the LLM or the agent makes a new draft), so a test can see what the agent
+//! would say first.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -286,6 +287,19 @@ async fn update_llm(
         validate_llm(&llm).map_err(bad)?;
         llm["last_modification_timestamp"] = json!(now);
         inner.agents.llms.insert(id.clone(), llm.clone());
+        // A published version keeps the LLM it was published with: an agent on this LLM
+        // gets a new draft, live only once it is published.
+        for agent in inner.agents.agents.values_mut() {
+            if agent
+                .pointer("/response_engine/llm_id")
+                .and_then(Value::as_str)
+                == Some(&id)
+                && agent["is_published"] == json!(true)
+            {
+                agent["version"] = json!(agent["version"].as_i64().unwrap_or(0) + 1);
+                agent["is_published"] = json!(false);
+            }
+        }
         Ok((StatusCode::OK, llm))
     })();
     answer(
