@@ -242,3 +242,69 @@ pub async fn run(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Resul
         lines,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Options> {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Options::parse(&args, &|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn the_webhook_url_must_be_our_route_over_https_or_loopback() {
+        for bad in [
+            "http://api.polly-ki.de/v1/telephony/retell",
+            "https://api.polly-ki.de/v1/signups",
+            "https://api.polly-ki.de/v1/telephony/retell/extra",
+        ] {
+            assert!(parse(&["--webhook-url", bad], &[]).is_err(), "{bad}");
+        }
+        let ok = parse(
+            &["--dry-run"],
+            &[(
+                "POLLY_WEBHOOK_URL",
+                "https://api.polly-ki.de/v1/telephony/retell",
+            )],
+        )
+        .unwrap();
+        assert!(ok.mode.dry_run && !ok.mode.publish);
+        assert!(parse(
+            &["--webhook-url", "http://127.0.0.1:9000/v1/telephony/retell"],
+            &[]
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn arguments_override_the_environment_and_patterns_follow_the_webhooks_variables() {
+        let o = parse(
+            &[
+                "--agent-id",
+                "agent_b",
+                "--webhook-url",
+                "https://x.example/v1/telephony/retell",
+            ],
+            &[
+                ("RETELL_AGENT_ID", "agent_a"),
+                ("RETELL_LLM_ID", "llm_a"),
+                ("DISCLOSURE_AI_PATTERNS", "Roboter, KI"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(o.ids.agent_id.as_deref(), Some("agent_b"));
+        assert_eq!(o.ids.llm_id.as_deref(), Some("llm_a"));
+        assert_eq!(o.patterns.ai, vec!["Roboter", "KI"]);
+        assert_eq!(
+            o.patterns.recording,
+            DisclosurePatterns::default().recording
+        );
+        assert!(parse(&["--agent-id"], &[]).is_err());
+        assert!(parse(&["--frobnicate"], &[]).is_err());
+    }
+}
