@@ -14,6 +14,7 @@
 //!   delayed or retried on demand.
 //! - [`recordings`] makes the audio and synthetic files.
 //! - [`http`] is the tiny HTTP/1.1 client the simulator and its tests use.
+//! - [`agents`] is the agent API `make agent` publishes to (LLMs, agents, versions).
 //!
 //! The simulator has its own clock (system time plus an offset) so tests can let signed
 //! recording URLs expire without waiting. Logs carry ids, event names and status codes only.
