@@ -210,7 +210,11 @@ fn python_wave(wav: &[u8]) -> String {
         .output()
         .expect("run python");
     std::fs::remove_dir_all(&dir).ok();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -291,7 +295,10 @@ async fn a_large_stereo_recording_is_trimmed_while_it_streams_in_parts() {
         .await
         .unwrap();
     let (want_sha, want_len) = source.trimmed_sha256(cut_ms);
-    assert_eq!((report.sha256_hex.clone(), report.bytes), (want_sha, want_len));
+    assert_eq!(
+        (report.sha256_hex.clone(), report.bytes),
+        (want_sha, want_len)
+    );
     assert!(report.parts > 1, "multipart: {} parts", report.parts);
     let stored = f.download(key).await;
     assert_eq!(hex::encode(Sha256::digest(&stored)), report.sha256_hex);
@@ -334,6 +341,9 @@ impl Fixture {
         assert_eq!(uploads.uploads().len(), 0);
     }
 }
+
+/// Whether a copy failed the expected way.
+type Expected = fn(&CopyError) -> bool;
 
 /// Generates body bytes from an offset.
 type Body = Arc<dyn Fn(u64, &mut [u8]) + Send + Sync>;
@@ -439,7 +449,7 @@ async fn hostile_wavs_store_nothing_and_fail_for_good() {
         len,
         body,
     };
-    let cases: Vec<(&str, Source, fn(&CopyError) -> bool)> = vec![
+    let cases: Vec<(&str, Source, Expected)> = vec![
         (
             "mp3 content type",
             source("audio/mpeg", false, small.len(), pattern(small)),
@@ -461,7 +471,9 @@ async fn hostile_wavs_store_nothing_and_fail_for_good() {
                 "audio/wav",
                 false,
                 small.len(),
-                edited(small, |h| h[40..44].copy_from_slice(&9_000_000u32.to_le_bytes())),
+                edited(small, |h| {
+                    h[40..44].copy_from_slice(&9_000_000u32.to_le_bytes())
+                }),
             ),
             |e| matches!(e, CopyError::Wav(WavError::DataBeyondBody)),
         ),
@@ -521,7 +533,10 @@ async fn hostile_wavs_store_nothing_and_fail_for_good() {
         .copy_trimmed(&f.sim.pattern_url(&small), "recordings/hostile/late", 3_000)
         .await
         .unwrap_err();
-    assert!(matches!(err, CopyError::Wav(WavError::CutBeyondAudio)), "{err:?}");
+    assert!(
+        matches!(err, CopyError::Wav(WavError::CutBeyondAudio)),
+        "{err:?}"
+    );
     assert_eq!(err.retry(), Retry::Permanent);
     f.assert_nothing_stored().await;
 }

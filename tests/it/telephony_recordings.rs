@@ -11,9 +11,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
 use harness::simulator::recordings::{pattern_sample, Fault, PatternWav};
-use sha2::Digest;
 use harness::simulator::scenario::Scenario;
 use harness::simulator::Operation;
+use sha2::Digest;
 use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::domain::retention::{stored_instant, Retention};
 use shared::domain::RetentionClass;
@@ -546,7 +546,10 @@ async fn opened_transcript(s: &Subject, call_id: &str, object: &str) -> serde_js
         .await
         .unwrap()
         .unwrap();
-    let key = keys.unwrap_data_key(&s.lead, &lead.wrapped_key).await.unwrap();
+    let key = keys
+        .unwrap_data_key(&s.lead, &lead.wrapped_key)
+        .await
+        .unwrap();
     let sealed = s.signup.object("RecordingsBucket", object).await;
     let plain = shared::calls::CallService::open(&key, call_id, "transcript", &sealed).unwrap();
     serde_json::from_slice(&plain).unwrap()
@@ -564,7 +567,9 @@ async fn a_consented_calls_recording_and_transcript_begin_at_the_consent_answer(
     let s = setup(false).await;
     let script = s.new_call(Scenario::ConsentYes);
     let call_id = script.call_id().to_owned();
-    let cut_ms = script.consent_cut_ms().expect("the script has a consent answer");
+    let cut_ms = script
+        .consent_cut_ms()
+        .expect("the script has a consent answer");
     assert!(cut_ms > 5_000, "the opening takes seconds: {cut_ms}");
     s.deliver(&script, "call_ended").await;
     assert_eq!(s.pump_call(&call_id, 1).await, 0);
@@ -612,7 +617,10 @@ async fn a_consented_calls_recording_and_transcript_begin_at_the_consent_answer(
     let t = opened_transcript(&s, &call_id, &transcript_key).await;
     let text = t["transcript"].as_str().unwrap();
     assert!(
-        text.starts_with(&format!("User: {}\n", harness::simulator::scenario::USER_YES)),
+        text.starts_with(&format!(
+            "User: {}\n",
+            harness::simulator::scenario::USER_YES
+        )),
         "{text}"
     );
     let all = t.to_string();
@@ -654,7 +662,11 @@ async fn a_consent_only_in_the_analysis_keeps_no_audio_and_no_transcript() {
     assert!(!call.contains_key("sealed_recording_url"));
     assert_eq!(s.sim.downloads(&script.recording_url().unwrap()), 0);
     assert_eq!(s.signup.versions("RecordingsBucket", "").await, 0);
-    assert!(s.signup.item(call_pk(&call_id), "RECORDING").await.is_none());
+    assert!(s
+        .signup
+        .item(call_pk(&call_id), "RECORDING")
+        .await
+        .is_none());
     assert!(s
         .signup
         .audit_actions()

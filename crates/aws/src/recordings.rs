@@ -1153,6 +1153,12 @@ mod tests {
         assert_eq!(CopyError::NotAllowed.retry(), Retry::Permanent);
         assert_eq!(CopyError::TooManyRedirects.retry(), Retry::Permanent);
         assert_eq!(CopyError::TooLarge { limit: 1 }.retry(), Retry::Permanent);
+        // R7.5: a recording we cannot cut never becomes cuttable by trying again.
+        assert_eq!(CopyError::NotWav.retry(), Retry::Permanent);
+        assert_eq!(
+            CopyError::Wav(WavError::DataBeyondBody).retry(),
+            Retry::Permanent
+        );
         assert_eq!(
             CopyError::Timeout(TimeoutKind::Idle).retry(),
             Retry::Transient

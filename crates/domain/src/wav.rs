@@ -112,7 +112,8 @@ impl WavFormat {
             return Err(WavError::Malformed);
         }
         let u16_at = |i: usize| u16::from_le_bytes([body[i], body[i + 1]]);
-        let u32_at = |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([body[i], body[i + 1], body[i + 2], body[i + 3]]);
         let format_tag = u16_at(0);
         let channels = u16_at(2);
         let sample_rate = u32_at(4);
@@ -487,7 +488,7 @@ mod tests {
         w.extend_from_slice(b"RIFF");
         w.extend_from_slice(&0u32.to_le_bytes());
         w.extend_from_slice(b"WAVE");
-        let mut chunk = |w: &mut Vec<u8>, id: &[u8], body: &[u8]| {
+        let chunk = |w: &mut Vec<u8>, id: &[u8], body: &[u8]| {
             w.extend_from_slice(id);
             w.extend_from_slice(&(body.len() as u32).to_le_bytes());
             w.extend_from_slice(body);
@@ -496,7 +497,7 @@ mod tests {
             }
         };
         if s.list_before > 0 {
-            chunk(&mut w, b"JUNK", &vec![7u8; 3]);
+            chunk(&mut w, b"JUNK", &[7u8; 3]);
         }
         chunk(&mut w, b"fmt ", &fmt);
         if s.list_before > 0 {
@@ -533,7 +534,10 @@ mod tests {
         assert_eq!(&w[p..p + 4], b"data");
         let n = u32::from_le_bytes(w[p + 4..p + 8].try_into().unwrap()) as usize;
         let data = w[p + 8..p + 8 + n].to_vec();
-        assert!(w.len() == p + 8 + n || w.len() == p + 9 + n, "nothing after data");
+        assert!(
+            w.len() == p + 8 + n || w.len() == p + 9 + n,
+            "nothing after data"
+        );
         (channels, rate, bits, data)
     }
 
@@ -543,7 +547,11 @@ mod tests {
             for c in 0..channels {
                 let at = usize::from(c) * 2;
                 let got = i16::from_le_bytes([frame[at], frame[at + 1]]);
-                assert_eq!(got, sample(first_frame + k as u64, c), "frame {k} channel {c}");
+                assert_eq!(
+                    got,
+                    sample(first_frame + k as u64, c),
+                    "frame {k} channel {c}"
+                );
             }
         }
     }
@@ -558,7 +566,11 @@ mod tests {
         assert_eq!((ch, rate, bits), (1, 8000, 16));
         expect_samples(&data, 1, 2000, 6000);
         let before = sample(1999, 0).to_le_bytes();
-        assert_ne!(&data[..2], &before[..], "first kept frame is not the one before");
+        assert_ne!(
+            &data[..2],
+            &before[..],
+            "first kept frame is not the one before"
+        );
     }
 
     /// R7.5: stereo, extensible, LIST/JUNK chunks before and after the data, odd chunk
@@ -630,7 +642,10 @@ mod tests {
         let good = build(&pcm16(1, 8000, 100));
         let mut cases: Vec<(Vec<u8>, WavError)> = vec![
             (b"ID3\x04mp3 data here".to_vec(), WavError::NotWav),
-            ([&b"RIFF\0\0\0\0AVI "[..], &good[12..]].concat(), WavError::NotWav),
+            (
+                [&b"RIFF\0\0\0\0AVI "[..], &good[12..]].concat(),
+                WavError::NotWav,
+            ),
             (good[..30].to_vec(), WavError::Truncated),
             (Vec::new(), WavError::Truncated),
         ];

@@ -487,7 +487,9 @@ async fn call_recording(
     // The call's recordings span the call, so its word timings point into them.
     let content = match stored {
         _ if channels == 0 => None,
-        Some((RecordingContent::Wav, ms)) => Some(Content::Pattern(PatternWav::of_ms(channels, ms))),
+        Some((RecordingContent::Wav, ms)) => {
+            Some(Content::Pattern(PatternWav::of_ms(channels, ms)))
+        }
         Some((RecordingContent::WavLayout(layout), ms)) => Some(Content::Pattern(
             PatternWav::of_ms(channels, ms).with_layout(layout),
         )),

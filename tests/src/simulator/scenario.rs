@@ -568,9 +568,9 @@ impl CallScript {
     /// person's last turn before the last `record_consent` invocation, in ms rounded down;
     /// `None` without such an invocation saying yes.
     pub fn consent_cut_ms(&self) -> Option<u64> {
-        let at = self.entries.iter().rposition(|e| {
-            matches!(e, Entry::ToolInvocation { name, .. } if name == CONSENT_TOOL)
-        })?;
+        let at = self.entries.iter().rposition(
+            |e| matches!(e, Entry::ToolInvocation { name, .. } if name == CONSENT_TOOL),
+        )?;
         if self.consent_tool_granted() != Some(true) {
             return None;
         }
@@ -579,7 +579,9 @@ impl CallScript {
                 role: Role::User,
                 words,
                 ..
-            } => words.first().map(|(_, start, _)| (start * 1000.0).floor() as u64),
+            } => words
+                .first()
+                .map(|(_, start, _)| (start * 1000.0).floor() as u64),
             _ => None,
         })
     }

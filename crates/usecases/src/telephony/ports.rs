@@ -135,7 +135,10 @@ impl StoredCall {
 /// How the worker settles a pending recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordingSettlement {
-    Stored { object_key: String, bytes: u64 },
+    Stored {
+        object_key: String,
+        bytes: u64,
+    },
     Failed,
     /// Nothing may be kept: the call has no safe cut point (R7.5).
     NotKept,

@@ -203,7 +203,9 @@ impl CallService {
             // R7.5: nothing before the consent answer is kept; without a safe cut point
             // (consent from the analysis only, timings missing or inconsistent) nothing
             // verbatim is kept at all.
-            let duration = e.duration_ms.or(e.end_ms.zip(e.start_ms).map(|(a, b)| a - b));
+            let duration = e
+                .duration_ms
+                .or(e.end_ms.zip(e.start_ms).map(|(a, b)| a - b));
             let cut = if consent.granted {
                 consent_cut_ms(&e.transcripts, duration)
             } else {

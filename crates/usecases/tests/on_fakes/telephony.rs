@@ -444,9 +444,12 @@ async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_nothing()
     assert_eq!(state["recording_state"], json!("not_kept"));
     assert!(!state.contains_key("transcript"));
     assert!(!state.contains_key("sealed_recording_url"));
-    assert!(w.audit.entries().iter().any(|a| a.action
-        == "call.recording_no_cut_point"
-        && a.call_id.as_deref() == Some("call_late_consent")));
+    assert!(w
+        .audit
+        .entries()
+        .iter()
+        .any(|a| a.action == "call.recording_no_cut_point"
+            && a.call_id.as_deref() == Some("call_late_consent")));
     assert_eq!(w.metrics.count_of("RecordingNoCutPoint"), 1.0);
 }
 
@@ -1371,11 +1374,21 @@ async fn without_a_safe_cut_point_nothing_verbatim_is_kept() {
         assert!(!state.contains_key("transcript"), "{call_id}");
         assert!(!state.contains_key("sealed_recording_url"), "{call_id}");
         assert!(w.bucket.latest(&transcript_key(&w.lead, call_id)).is_none());
-        let consent = w.calls.call(call_id).unwrap().facts.unwrap().consent.unwrap();
+        let consent = w
+            .calls
+            .call(call_id)
+            .unwrap()
+            .facts
+            .unwrap()
+            .consent
+            .unwrap();
         assert!(consent.granted && consent.cut_ms.is_none(), "{call_id}");
-        assert!(w.audit.entries().iter().any(|a| a.action
-            == "call.recording_no_cut_point"
-            && a.call_id.as_deref() == Some(*call_id)));
+        assert!(w
+            .audit
+            .entries()
+            .iter()
+            .any(|a| a.action == "call.recording_no_cut_point"
+                && a.call_id.as_deref() == Some(*call_id)));
         assert_eq!(w.metrics.count_of("RecordingNoCutPoint"), (n + 1) as f64);
         assert_eq!(
             w.ingest(false).ingest(call_id).await.unwrap(),
@@ -1405,7 +1418,10 @@ async fn a_pending_recording_without_a_stored_cut_point_is_not_copied() {
     assert!(w.copier.copies().is_empty());
     let stored = w.calls.call("call_legacy").unwrap();
     assert_eq!(stored.recording_state.as_deref(), Some("not_kept"));
-    assert!(w.audit.entries().iter().any(|a| a.action
-        == "call.recording_no_cut_point"
-        && a.call_id.as_deref() == Some("call_legacy")));
+    assert!(w
+        .audit
+        .entries()
+        .iter()
+        .any(|a| a.action == "call.recording_no_cut_point"
+            && a.call_id.as_deref() == Some("call_legacy")));
 }

@@ -284,7 +284,11 @@ mod tests {
     fn call() -> Vec<Value> {
         vec![
             turn("user", "Hallo?", 0.2),
-            turn("agent", "Hier ist Polly, eine KI. Das Gespräch wird aufgezeichnet.", 1.0),
+            turn(
+                "agent",
+                "Hier ist Polly, eine KI. Das Gespräch wird aufgezeichnet.",
+                1.0,
+            ),
             turn("user", "Ja, gern.", 4.2),
             consent(true),
             json!({"role": "tool_call_result", "tool_call_id": "t1", "content": "ok"}),
@@ -358,13 +362,20 @@ mod tests {
         c[0]["words"][0]["end"] = json!(4.5);
         cases.push((c, Some(12_000), NoCutPoint::InconsistentTimings));
         cases.push((ok.clone(), None, NoCutPoint::NoDuration));
-        cases.push((ok[..3].to_vec(), Some(12_000), NoCutPoint::NoConsentToolCall));
+        cases.push((
+            ok[..3].to_vec(),
+            Some(12_000),
+            NoCutPoint::NoConsentToolCall,
+        ));
         cases.push((ok[3..].to_vec(), Some(12_000), NoCutPoint::NoAnswerTurn));
         for (i, (turns, duration, want)) in cases.into_iter().enumerate() {
             assert_eq!(cut(&turns, duration), Err(want), "case {i}");
         }
         let none = RawTranscripts::default();
-        assert_eq!(consent_cut_ms(&none, Some(1)), Err(NoCutPoint::NoTranscript));
+        assert_eq!(
+            consent_cut_ms(&none, Some(1)),
+            Err(NoCutPoint::NoTranscript)
+        );
     }
 
     /// R7.5: the kept transcript begins at the consent answer in all three fields: the
@@ -381,7 +392,11 @@ mod tests {
         object[1]["words"][8]["start"] = json!(4.3);
         object[1]["words"][8]["end"] = json!(4.5);
         let full = "Agent: Hier ist Polly …\nUser: Hallo?\n";
-        let (w, o, t) = (raw(&with_tools), raw(&Value::Array(object)), raw(&json!(full)));
+        let (w, o, t) = (
+            raw(&with_tools),
+            raw(&Value::Array(object)),
+            raw(&json!(full)),
+        );
         let transcripts = RawTranscripts {
             transcript: Some(&t),
             transcript_object: Some(&o),
@@ -389,7 +404,10 @@ mod tests {
         };
         let kept: Value = serde_json::from_str(&trim_transcript(&transcripts, 4200)).unwrap();
         let text = kept["transcript"].as_str().unwrap();
-        assert!(text.starts_with("Agent: aufgezeichnet.\nUser: Ja, gern.\n"), "{text}");
+        assert!(
+            text.starts_with("Agent: aufgezeichnet.\nUser: Ja, gern.\n"),
+            "{text}"
+        );
         assert!(!text.contains("Hallo") && !text.contains("Polly"));
         let object = kept["transcript_object"].as_array().unwrap();
         assert_eq!(object.len(), 4);

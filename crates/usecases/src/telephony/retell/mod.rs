@@ -5,4 +5,3 @@ pub mod compliance;
 pub mod cut;
 pub mod model;
 pub mod signature;
-
