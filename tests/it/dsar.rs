@@ -11,8 +11,8 @@ use common::*;
 use harness::events::ApiRequest;
 use harness::logs::LogCapture;
 use harness::simulator::recordings::PatternWav;
-use sha2::Digest;
 use serde_json::{json, Value};
+use sha2::Digest;
 use shared::adapters::dsar::request_pk;
 use shared::ports::IdentifierKind;
 use shared::Clock;
@@ -131,8 +131,8 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
         .find(|(k, _)| k.starts_with("recordings/"))
         .expect("the recording");
     // The stored recording begins at the consent answer (R7.5): the package holds exactly it.
-    let (want_sha, want_len) = PatternWav::of_ms(1, script.duration_ms())
-        .trimmed_sha256(script.consent_cut_ms().unwrap());
+    let (want_sha, want_len) =
+        PatternWav::of_ms(1, script.duration_ms()).trimmed_sha256(script.consent_cut_ms().unwrap());
     assert_eq!(recording.1.len() as u64, want_len);
     assert_eq!(
         hex::encode(sha2::Sha256::digest(recording.1)),

@@ -1,8 +1,8 @@
 //! What the worker does with a call once the webhook has decided (R2.7, R2.9): copy a
-//! consented recording into the recordings bucket, from the cut point stored with the
-//! consent record on (R7.5: the copier trims what was said before the answer), record the result (a failed ingestion
-//! after a few attempts), and delete the call at the provider once our copy is safe or we
-//! decided to keep nothing.
+//! consented recording into the recordings bucket from the cut point stored with the
+//! consent record on (R7.5: the copier trims what was said before the answer), record the
+//! result (a failed ingestion after a few attempts), and delete the call at the provider
+//! once our copy is safe or we decided to keep nothing.
 //!
 //! A deletion the provider fails is counted in the provider-deletion outbox
 //! (`crate::outbox`) from the first failure: the stream retries it at once a few times
