@@ -10,8 +10,9 @@ use common::dsar::*;
 use common::*;
 use harness::events::ApiRequest;
 use harness::logs::LogCapture;
-use harness::simulator::recordings::wav_tone;
+use harness::simulator::recordings::PatternWav;
 use serde_json::{json, Value};
+use sha2::Digest;
 use shared::adapters::dsar::request_pk;
 use shared::ports::IdentifierKind;
 use shared::Clock;
@@ -129,9 +130,13 @@ async fn access_request_end_to_end_exports_everything_decrypted() {
         .iter()
         .find(|(k, _)| k.starts_with("recordings/"))
         .expect("the recording");
+    // The stored recording begins at the consent answer (R7.5): the package holds exactly it.
+    let (want_sha, want_len) =
+        PatternWav::of_ms(1, script.duration_ms()).trimmed_sha256(script.consent_cut_ms().unwrap());
+    assert_eq!(recording.1.len() as u64, want_len);
     assert_eq!(
-        recording.1.as_slice(),
-        wav_tone(1).as_slice(),
+        hex::encode(sha2::Sha256::digest(recording.1)),
+        want_sha,
         "identical bytes"
     );
     assert!(files.contains_key(&format!("transcripts/{call_id}.json")));

@@ -19,6 +19,7 @@ mod dsar_rights;
 mod dsar_staff;
 mod faults;
 mod recordings;
+mod recordings_trim;
 mod retention;
 mod retention_scale;
 mod signup;

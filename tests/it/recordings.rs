@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::types::ServerSideEncryption;
 use harness::logs::LogCapture;
-use harness::simulator::recordings::{synthetic_fill, synthetic_sha256, wav_tone};
+use harness::simulator::recordings::{synthetic_fill, synthetic_sha256, PatternWav};
 use harness::simulator::{Fault, Scenario, SimConfig, Simulator};
 use harness::stack::Stack;
 use sha2::{Digest, Sha256};
@@ -149,7 +149,7 @@ async fn small_wav_is_stored_with_a_single_put_under_the_data_key() {
     let f = Fixture::start().await;
     let script = f.sim.script(Scenario::ConsentYes, f.sim.params(LEAD, T0));
     let url = script.recording_url().unwrap();
-    let wav = wav_tone(1);
+    let wav = PatternWav::of_ms(1, script.duration_ms()).bytes();
 
     let report = f.copier(policy()).copy(&url, &key("wav")).await.unwrap();
 

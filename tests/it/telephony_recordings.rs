@@ -10,9 +10,10 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
-use harness::simulator::recordings::{wav_tone, Fault};
+use harness::simulator::recordings::{pattern_sample, Fault, PatternWav};
 use harness::simulator::scenario::Scenario;
 use harness::simulator::Operation;
+use sha2::Digest;
 use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::domain::retention::{stored_instant, Retention};
 use shared::domain::RetentionClass;
@@ -30,7 +31,7 @@ fn state(item: &Item) -> String {
 }
 
 /// R2.5, R2.7, R2.9, R5.2, R5.3: the webhook stores the call without downloading; the
-/// worker copies the consented recording byte for byte under an opaque key, SSE-KMS with
+/// worker copies the consented recording (from the consent answer on) under an opaque key, SSE-KMS with
 /// our customer key (HeadObject), its size recorded; no table item, object key or the
 /// sealed transcript holds a transcript word or the subject's name, email or number in
 /// clear; the call is deleted at the provider only once analysed, once, audited.
@@ -65,7 +66,15 @@ async fn a_consented_recording_lands_encrypted_and_the_call_is_deleted_at_the_pr
         Some(s.signup.stack.keys["DataKey"].1.as_str())
     );
     let bytes = s.signup.object("RecordingsBucket", &key).await;
-    assert_eq!(bytes, wav_tone(1), "the very bytes the provider served");
+    // R7.5: the provider's samples from the consent answer on, under a fresh header.
+    let served = PatternWav::of_ms(1, script.duration_ms());
+    let (want_sha, want_len) = served.trimmed_sha256(script.consent_cut_ms().unwrap());
+    assert_eq!(bytes.len() as u64, want_len);
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        want_sha,
+        "the provider's samples from the cut on"
+    );
     let recording = s.signup.item(call_pk(&call_id), "RECORDING").await.unwrap();
     assert!(recording["exp_bucket"]
         .as_s()
@@ -73,7 +82,7 @@ async fn a_consented_recording_lands_encrypted_and_the_call_is_deleted_at_the_pr
         .starts_with("recording#"));
     assert_eq!(
         recording["bytes"].as_n().unwrap(),
-        &wav_tone(1).len().to_string(),
+        &want_len.to_string(),
         "the size checked and recorded"
     );
     // The transcript: stored, under our key, sealed (no word of it readable).
@@ -509,4 +518,159 @@ async fn calls_of_restricted_objecting_or_withdrawn_subjects_keep_no_recording()
             .is_none());
         assert_eq!(s.sim.deleted_calls(), vec![call_id], "{flag}");
     }
+}
+
+// ---------------------------------------------------------------- no audio before consent
+
+/// The call's sealed transcript, opened with the subject's data key (KMS) as the worker
+/// and the exports open it.
+async fn opened_transcript(s: &Subject, call_id: &str, object: &str) -> serde_json::Value {
+    use shared::ports::{KeyService, LeadStore};
+    let config = s
+        .signup
+        .stack
+        .config_for("TelephonyWebhookFunction")
+        .unwrap();
+    let keys = shared::adapters::kms::KmsKeyService::new(
+        aws_sdk_kms::Client::new(&s.signup.stack.aws),
+        config.data_key_id,
+        config.blind_index_key_id,
+    );
+    let store = shared::adapters::dynamo::DynamoLeadStore::new(
+        aws_sdk_dynamodb::Client::new(&s.signup.stack.aws),
+        config.table_name,
+        config.key_table_name,
+    );
+    let lead = store
+        .get_lead(&s.lead, s.signup.clock.now())
+        .await
+        .unwrap()
+        .unwrap();
+    let key = keys
+        .unwrap_data_key(&s.lead, &lead.wrapped_key)
+        .await
+        .unwrap();
+    let sealed = s.signup.object("RecordingsBucket", object).await;
+    let plain = shared::calls::CallService::open(&key, call_id, "transcript", &sealed).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// R7.5, R2.7: through the webhook and the worker, a consented call's stored recording
+/// begins at the person's "Ja": the call item holds the cut point (the start of the
+/// answer's first word, from the provider's word timings), and the WAV downloaded from
+/// the bucket, parsed by hand, is 8 kHz mono 16-bit holding exactly the provider's frames
+/// from that instant on (every sample compared; the frame before the cut is not the
+/// first); its size is recorded. The sealed transcript begins at the same answer: no word
+/// of the agent's opening in any field, the `transcript` text rebuilt from the kept turns.
+#[tokio::test]
+async fn a_consented_calls_recording_and_transcript_begin_at_the_consent_answer() {
+    let s = setup(false).await;
+    let script = s.new_call(Scenario::ConsentYes);
+    let call_id = script.call_id().to_owned();
+    let cut_ms = script
+        .consent_cut_ms()
+        .expect("the script has a consent answer");
+    assert!(cut_ms > 5_000, "the opening takes seconds: {cut_ms}");
+    s.deliver(&script, "call_ended").await;
+    assert_eq!(s.pump_call(&call_id, 1).await, 0);
+    let call = s.signup.item(call_pk(&call_id), CALL_SK).await.unwrap();
+    assert_eq!(state(&call), "stored");
+    assert_eq!(call["consent_cut_ms"].as_n().unwrap(), &cut_ms.to_string());
+
+    let key = call["recording_key"].as_s().unwrap().clone();
+    let wav = s.signup.object("RecordingsBucket", &key).await;
+    let source = PatternWav::of_ms(1, script.duration_ms());
+    let cut_frames = cut_ms * 8; // 8 kHz
+    assert_eq!(&wav[..4], b"RIFF");
+    assert_eq!(
+        u32::from_le_bytes(wav[4..8].try_into().unwrap()) as usize,
+        wav.len() - 8
+    );
+    assert_eq!(&wav[8..16], b"WAVEfmt ");
+    assert_eq!(u16::from_le_bytes([wav[22], wav[23]]), 1, "mono");
+    assert_eq!(u32::from_le_bytes(wav[24..28].try_into().unwrap()), 8_000);
+    assert_eq!(u16::from_le_bytes([wav[34], wav[35]]), 16);
+    assert_eq!(&wav[36..40], b"data");
+    let data = &wav[44..];
+    assert_eq!(
+        u32::from_le_bytes(wav[40..44].try_into().unwrap()) as usize,
+        data.len()
+    );
+    assert_eq!(data.len() as u64, (source.frames - cut_frames) * 2);
+    for (k, sample) in data.chunks(2).enumerate() {
+        assert_eq!(
+            i16::from_le_bytes([sample[0], sample[1]]),
+            pattern_sample(cut_frames + k as u64, 0),
+            "frame {}",
+            cut_frames + k as u64
+        );
+    }
+    assert_ne!(
+        &data[..2],
+        &pattern_sample(cut_frames - 1, 0).to_le_bytes()[..],
+        "nothing from before the cut"
+    );
+    let record = s.signup.item(call_pk(&call_id), "RECORDING").await.unwrap();
+    assert_eq!(record["bytes"].as_n().unwrap(), &wav.len().to_string());
+
+    let transcript_key = call["transcript_key"].as_s().unwrap().clone();
+    let t = opened_transcript(&s, &call_id, &transcript_key).await;
+    let text = t["transcript"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "User: {}\n",
+            harness::simulator::scenario::USER_YES
+        )),
+        "{text}"
+    );
+    let all = t.to_string();
+    for opening_word in ["Polly", "Intelligenz", "aufgezeichnet"] {
+        assert!(!all.contains(opening_word), "{opening_word} kept");
+    }
+    assert_eq!(
+        t["transcript_with_tool_calls"][0]["content"],
+        serde_json::json!(harness::simulator::scenario::USER_YES)
+    );
+    assert_eq!(
+        t["transcript_with_tool_calls"][1]["name"],
+        serde_json::json!("record_consent")
+    );
+    for turn in t["transcript_object"].as_array().unwrap() {
+        for word in turn["words"].as_array().unwrap() {
+            assert!(word["start"].as_f64().unwrap() * 1000.0 >= cut_ms as f64);
+        }
+    }
+}
+
+/// R7.5, R2.6: a yes found only in the call analysis has no consent answer to cut at: the
+/// call keeps no transcript and no recording (nothing downloaded, no object, no recording
+/// item), it is audited `call.recording_no_cut_point`, and the call is still deleted at
+/// the provider.
+#[tokio::test]
+async fn a_consent_only_in_the_analysis_keeps_no_audio_and_no_transcript() {
+    let s = setup(true).await;
+    let script = s.new_call(Scenario::ConsentOnlyInAnalysis);
+    let call_id = script.call_id().to_owned();
+    s.deliver(&script, "call_ended").await;
+    s.deliver(&script, "call_analyzed").await;
+    assert_eq!(s.pump_call(&call_id, 1).await, 0);
+    let call = s.signup.item(call_pk(&call_id), CALL_SK).await.unwrap();
+    assert_eq!(state(&call), "not_kept");
+    assert_eq!(call["consent_granted"], AttributeValue::Bool(true));
+    assert!(!call.contains_key("consent_cut_ms"));
+    assert!(!call.contains_key("transcript_key"));
+    assert!(!call.contains_key("sealed_recording_url"));
+    assert_eq!(s.sim.downloads(&script.recording_url().unwrap()), 0);
+    assert_eq!(s.signup.versions("RecordingsBucket", "").await, 0);
+    assert!(s
+        .signup
+        .item(call_pk(&call_id), "RECORDING")
+        .await
+        .is_none());
+    assert!(s
+        .signup
+        .audit_actions()
+        .await
+        .contains(&"call.recording_no_cut_point".to_owned()));
+    assert_eq!(s.sim.deleted_calls(), vec![call_id]);
 }

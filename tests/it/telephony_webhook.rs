@@ -218,7 +218,7 @@ async fn every_consent_path_converges_in_every_delivery_order() {
             );
             assert_eq!(
                 state["consent_granted"],
-                json!(kept),
+                json!(matches!(consent, Consent::ToolYes | Consent::AnalysisYes)),
                 "{consent:?} {order:?}"
             );
             assert_eq!(state["completeness"], json!("3"), "{consent:?} {order:?}");
@@ -285,16 +285,17 @@ async fn redelivered_and_reordered_events_lose_no_update() {
     assert!(state.contains_key("transcript"));
 }
 
-/// R2.6, R2.7, R2.8: with the disclosure, a tool-call or analysis-only yes keeps the sealed
-/// transcript and recording URL; a no, no answer at all, or a yes without the disclosure keeps
-/// neither, only metadata and call content; the missing disclosure is audited as
+/// R2.6, R2.7, R2.8, R7.5: with the disclosure, a tool-call yes keeps the sealed transcript
+/// (from the consent answer on) and recording URL; an analysis-only yes (no answer to cut
+/// at), a no, no answer at all, or a yes without the disclosure keeps neither, only
+/// metadata and call content; the missing disclosure is audited as
 /// `call.disclosure_missing`.
 #[tokio::test]
 async fn consent_and_disclosure_decide_what_is_kept() {
     let t = Telephony::start().await;
     let cases = [
         ("call_yes", Consent::ToolYes, true, true),
-        ("call_analysis_yes", Consent::AnalysisYes, true, true),
+        ("call_analysis_yes", Consent::AnalysisYes, true, false),
         ("call_no", Consent::ToolNo, true, false),
         ("call_never", Consent::Never, true, false),
         ("call_no_disclosure", Consent::ToolYes, false, false),
@@ -329,7 +330,7 @@ async fn consent_and_disclosure_decide_what_is_kept() {
         );
         if kept {
             assert_eq!(
-                state["transcript"]["transcript_object"][2]["content"],
+                state["transcript"]["transcript_object"][1]["content"],
                 json!(USER_SECRET)
             );
         }
@@ -342,10 +343,11 @@ async fn consent_and_disclosure_decide_what_is_kept() {
             && a["call_id"].as_s().unwrap() == "call_no_disclosure"));
 }
 
-/// R2.3, R2.6: `call_ended` without consent decides `not_kept`; the later `call_analyzed`
-/// with the analysis' yes turns it into a kept transcript and a pending recording.
+/// R2.3, R2.6, R7.5: `call_ended` without consent decides `not_kept`; the later
+/// `call_analyzed` with the analysis' yes keeps it so (no consent answer to cut at): no
+/// transcript, no recording.
 #[tokio::test]
-async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_transcript() {
+async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_nothing() {
     let t = Telephony::start().await;
     let call = call_object("call_late_consent", &t.lead, Consent::AnalysisYes, true);
     t.deliver(&event("call_ended", &call)).await;
@@ -355,8 +357,10 @@ async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_trans
     );
     t.deliver(&event("call_analyzed", &call)).await;
     let state = t.normalised("call_late_consent").await;
-    assert_eq!(state["recording_state"], json!("pending"));
-    assert!(state.contains_key("transcript"));
+    assert_eq!(state["recording_state"], json!("not_kept"));
+    assert_eq!(state["consent_granted"], json!(true));
+    assert!(!state.contains_key("transcript"));
+    assert!(!state.contains_key("sealed_recording_url"));
 }
 
 /// R2.1: a signature made by the provider's official Python SDK (`retell-sdk`) over the raw
@@ -743,7 +747,12 @@ async fn the_consent_record_of_every_path_is_stored_with_source_time_and_agent_v
             &version.to_string(),
             "{call_id}"
         );
-        assert_eq!(item.contains_key("transcript_key"), granted, "{call_id}");
+        // R7.5: only a tool-call yes has an answer to cut the transcript at.
+        assert_eq!(
+            item.contains_key("transcript_key"),
+            granted && source == "tool_call",
+            "{call_id}"
+        );
     }
 
     // The live answer of the tool call, before the call ends, and the record after it.

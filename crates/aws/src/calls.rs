@@ -111,6 +111,9 @@ struct PlainAttributes<'a> {
     consent_decided_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     disclosure_ok: Option<bool>,
+    /// R7.5: where the kept recording begins (ms from the call's start).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consent_cut_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     transcript_key: Option<&'a str>,
 }
@@ -137,6 +140,7 @@ impl<'a> PlainAttributes<'a> {
             consent_source: f.consent.as_ref().map(|c| c.source_code()),
             consent_decided_at: f.consent.as_ref().map(|c| ts(c.decided_at)),
             disclosure_ok: f.consent.as_ref().map(|c| c.disclosure_ok),
+            consent_cut_ms: f.consent.as_ref().and_then(|c| c.cut_ms),
             transcript_key: f.transcript_key.as_deref(),
         }
     }
@@ -528,6 +532,7 @@ fn stored_call(item: &Item) -> StoredCall {
             .cloned()
             .unwrap_or_default(),
         provider_deleted: item.contains_key("provider_deleted_at"),
+        consent_cut_ms: get_n(item, "consent_cut_ms").and_then(|n| u64::try_from(n).ok()),
     }
 }
 
@@ -633,7 +638,7 @@ impl CallStore for DynamoCallStore {
                 ("recording_key", s(object_key.clone())),
                 ("recording_bytes", n(bytes)),
             ],
-            RecordingSettlement::Failed => Vec::new(),
+            RecordingSettlement::Failed | RecordingSettlement::NotKept => Vec::new(),
         };
         let mut expr = "SET recording_state = :state, recording_state_at = :now".to_owned();
         let mut update = self
@@ -1054,6 +1059,7 @@ mod tests {
                 source: ConsentSource::ToolCall,
                 decided_at: at("2026-03-01T10:05:00Z"),
                 disclosure_ok: false,
+                cut_ms: Some(4200),
             }),
             transcript_key: None,
         };
@@ -1064,6 +1070,7 @@ mod tests {
             names,
             [
                 "call_type",
+                "consent_cut_ms",
                 "consent_decided_at",
                 "consent_granted",
                 "consent_source",
@@ -1083,6 +1090,7 @@ mod tests {
         assert_eq!(item["linked"], AttributeValue::Bool(true));
         assert_eq!(item["consent_source"], s("tool_call"));
         assert_eq!(item["disclosure_ok"], AttributeValue::Bool(false));
+        assert_eq!(item["consent_cut_ms"], n(4200));
         assert_eq!(item[schema::PHONE_INDEX_ATTR], s("ab12"));
         assert_eq!(
             item[schema::EXPIRY_SORT_ATTR],

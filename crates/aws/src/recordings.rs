@@ -22,6 +22,13 @@
 //!   version is deleted.
 //! - Errors and log lines carry sizes, part counts, status codes and durations only: never
 //!   the URL, its query string, the response body or the object key.
+//! - The call's recording is stored from the consent answer on (R7.5, §201 StGB):
+//!   [`RecordingCopier::copy_trimmed`] passes the body through a [`WavTrimmer`], which
+//!   writes a new WAV header and the sample frames from the cut on while the body streams
+//!   (memory stays one part plus one chunk). A source that is not a WAV file we can cut
+//!   (another content type, a malformed or truncated header, a data size beyond the body,
+//!   a compressed format) stores nothing and fails for good. The size and SHA-256 reported
+//!   are those of the stored (trimmed) file.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -31,6 +38,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ServerSideEncryption,
 };
+use domain::wav::{WavError, WavTrimmer};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant as Deadline;
 
@@ -52,6 +60,11 @@ const MAX_PARTS: u64 = 10_000;
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stored when the source names no usable content type.
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+/// The content type of a trimmed recording.
+const WAV_CONTENT_TYPE: &str = "audio/wav";
+/// Source content types a trimmed copy accepts (besides none and `application/octet-stream`,
+/// where the RIFF header decides).
+const WAV_TYPES: &[&str] = &["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave"];
 
 /// Where recordings may be fetched from, and how long and how large a fetch may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +228,12 @@ pub enum CopyError {
     /// The HTTP client could not be built (configuration, at start-up).
     #[error("recording HTTP client could not be built")]
     Client(#[source] reqwest::Error),
+    /// The source announced a content type that is not WAV: nothing was read.
+    #[error("recording is not a WAV file (content type)")]
+    NotWav,
+    /// The body is not a WAV file we can cut at the consent answer (R7.5).
+    #[error("recording cannot be trimmed: {0}")]
+    Wav(#[from] WavError),
 }
 
 impl CopyError {
@@ -227,6 +246,8 @@ impl CopyError {
             | CopyError::TooManyRedirects
             | CopyError::TooLarge { .. }
             | CopyError::Client(_)
+            | CopyError::NotWav
+            | CopyError::Wav(_)
             | CopyError::Verification(Mismatch::Encryption) => Retry::Permanent,
             CopyError::Http(status) => match status {
                 408 | 425 | 429 | 500..=599 => Retry::Transient,
@@ -466,9 +487,31 @@ impl RecordingCopier {
     /// deleted.
     #[tracing::instrument(name = "recording_copy", skip_all)]
     pub async fn copy(&self, url: &str, key: &str) -> Result<CopyReport, CopyError> {
+        self.copy_with(url, key, None).await
+    }
+
+    /// Like [`RecordingCopier::copy`], but stores the WAV file from `cut_ms` (milliseconds
+    /// from the recording's start) on, trimmed while it streams (R7.5, see the module
+    /// docs). A source that is not a WAV file we can cut stores nothing.
+    #[tracing::instrument(name = "recording_copy_trimmed", skip_all)]
+    pub async fn copy_trimmed(
+        &self,
+        url: &str,
+        key: &str,
+        cut_ms: u64,
+    ) -> Result<CopyReport, CopyError> {
+        self.copy_with(url, key, Some(cut_ms)).await
+    }
+
+    async fn copy_with(
+        &self,
+        url: &str,
+        key: &str,
+        cut_ms: Option<u64>,
+    ) -> Result<CopyReport, CopyError> {
         let started = Instant::now();
         let deadline = Deadline::now() + self.policy.total_timeout;
-        let result = self.copy_within(url, key, deadline).await;
+        let result = self.copy_within(url, key, deadline, cut_ms).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match &result {
             Ok(report) => tracing::info!(
@@ -489,6 +532,7 @@ impl RecordingCopier {
         url: &str,
         key: &str,
         deadline: Deadline,
+        cut_ms: Option<u64>,
     ) -> Result<CopyReport, CopyError> {
         let url = self.policy.check(url)?;
         let (limit, kind) = next_wait(self.policy.idle_timeout, deadline, TimeoutKind::Headers);
@@ -507,16 +551,28 @@ impl RecordingCopier {
         if expected.is_some_and(|n| n > max_bytes) {
             return Err(CopyError::TooLarge { limit: max_bytes });
         }
-        let content_type = media_type(response.headers());
+        let mut content_type = media_type(response.headers());
+        if cut_ms.is_some() {
+            let wav_or_unknown = content_type
+                .as_deref()
+                .is_none_or(|t| t == DEFAULT_CONTENT_TYPE || WAV_TYPES.contains(&t));
+            if !wav_or_unknown {
+                return Err(CopyError::NotWav);
+            }
+            content_type = Some(WAV_CONTENT_TYPE.to_owned());
+        }
         tracing::debug!(status, announced = expected, "recording response received");
 
         let mut download = Download {
             response,
-            leftover: Vec::new(),
+            pending: Vec::new(),
             received: 0,
+            written: 0,
+            ended: false,
             expected,
             max_bytes,
             hasher: Sha256::new(),
+            trimmer: cut_ms.map(|cut| WavTrimmer::new(cut, expected)),
             idle: self.policy.idle_timeout,
             deadline,
         };
@@ -532,7 +588,17 @@ impl RecordingCopier {
         } else {
             (1, self.put_single(first, key, stored_type, deadline).await?)
         };
-        let bytes = download.received;
+        let bytes = download.written;
+        if let Some(plan) = download.trimmer.as_ref().and_then(WavTrimmer::plan) {
+            tracing::info!(
+                channels = plan.format.channels,
+                sample_rate = plan.format.sample_rate,
+                skipped_frames = plan.skipped_frames,
+                kept_frames = plan.kept_frames,
+                source_bytes = download.received,
+                "recording trimmed at the consent answer"
+            );
+        }
         self.verify(key, version_id.as_deref(), bytes, deadline)
             .await?;
         Ok(CopyReport {
@@ -819,16 +885,26 @@ impl Drop for PendingUpload {
     }
 }
 
-/// The response body being read: counted, hashed and checked against the limits as it
-/// arrives, cut into parts without holding more than one.
+/// The response body being read: counted and checked against the limits as it arrives,
+/// trimmed when asked (R7.5), hashed as stored, cut into parts without holding more than
+/// one.
 struct Download {
     response: reqwest::Response,
-    /// The tail of a network chunk that did not fit into the previous part.
-    leftover: Vec<u8>,
+    /// Bytes to store that did not fit into the previous part (the tail of one network
+    /// chunk, or of what the trimmer made of it).
+    pending: Vec<u8>,
+    /// Bytes of the body received.
     received: u64,
+    /// Bytes handed to parts (what is stored).
+    written: u64,
+    /// The body has ended (and the trimmer finished).
+    ended: bool,
     expected: Option<u64>,
     max_bytes: u64,
+    /// Over the stored bytes.
     hasher: Sha256,
+    /// Cuts a WAV body at the consent answer; `None` copies the body as it is.
+    trimmer: Option<WavTrimmer>,
     idle: Duration,
     deadline: Deadline,
 }
@@ -838,23 +914,31 @@ impl Download {
     /// caller knows whether this part is the last one, even without a `Content-Length`).
     async fn fill(&mut self, part: &mut Vec<u8>, part_size: usize) -> Result<bool, CopyError> {
         loop {
-            if !self.leftover.is_empty() {
-                let take = (part_size - part.len()).min(self.leftover.len());
-                part.extend_from_slice(&self.leftover[..take]);
-                self.leftover.drain(..take);
+            if !self.pending.is_empty() {
+                let take = (part_size - part.len()).min(self.pending.len());
+                part.extend_from_slice(&self.pending[..take]);
+                self.hasher.update(&self.pending[..take]);
+                self.written += take as u64;
+                self.pending.drain(..take);
             }
-            if part.len() == part_size && !self.leftover.is_empty() {
+            if part.len() == part_size && !self.pending.is_empty() {
                 return Ok(true);
+            }
+            if self.ended {
+                return Ok(false);
             }
             // Either the part has room, or it is full and we must learn whether it is last.
-            let Some(chunk) = self.next_chunk().await? else {
-                return Ok(false);
-            };
-            let take = (part_size - part.len()).min(chunk.len());
-            part.extend_from_slice(&chunk[..take]);
-            self.leftover.extend_from_slice(&chunk[take..]);
-            if part.len() == part_size && !self.leftover.is_empty() {
-                return Ok(true);
+            match self.next_chunk().await? {
+                None => {
+                    self.ended = true;
+                    if let Some(trimmer) = &mut self.trimmer {
+                        trimmer.finish(&mut self.pending)?;
+                    }
+                }
+                Some(chunk) => match &mut self.trimmer {
+                    Some(trimmer) => trimmer.push(&chunk, &mut self.pending)?,
+                    None => self.pending.extend_from_slice(&chunk),
+                },
             }
         }
     }
@@ -900,7 +984,6 @@ impl Download {
                 received: self.received,
             });
         }
-        self.hasher.update(&chunk);
         Ok(Some(chunk))
     }
 }
@@ -912,8 +995,9 @@ impl usecases::telephony::ports::RecordingCopier for RecordingCopier {
         &self,
         url: &str,
         object_key: &str,
+        cut_ms: u64,
     ) -> Result<CopyReport, usecases::telephony::ports::CopyFailure> {
-        RecordingCopier::copy(self, url, object_key)
+        RecordingCopier::copy_trimmed(self, url, object_key, cut_ms)
             .await
             .map_err(|e| usecases::telephony::ports::CopyFailure {
                 retry: e.retry(),
@@ -1069,6 +1153,12 @@ mod tests {
         assert_eq!(CopyError::NotAllowed.retry(), Retry::Permanent);
         assert_eq!(CopyError::TooManyRedirects.retry(), Retry::Permanent);
         assert_eq!(CopyError::TooLarge { limit: 1 }.retry(), Retry::Permanent);
+        // R7.5: a recording we cannot cut never becomes cuttable by trying again.
+        assert_eq!(CopyError::NotWav.retry(), Retry::Permanent);
+        assert_eq!(
+            CopyError::Wav(WavError::DataBeyondBody).retry(),
+            Retry::Permanent
+        );
         assert_eq!(
             CopyError::Timeout(TimeoutKind::Idle).retry(),
             Retry::Transient

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod retention;
 mod text;
 mod user_agent;
+pub mod wav;
 
 pub use email::{Email, EmailError};
 pub use ids::{IdError, LeadId, RequestId};

@@ -33,11 +33,12 @@ pub enum Consent {
 }
 
 impl Consent {
-    /// Every consent path, and whether it ends in a kept recording (with disclosure).
+    /// Every consent path, and whether it ends in a kept recording (with disclosure). An
+    /// analysis-only yes keeps nothing: it has no consent answer to cut at (R7.5).
     pub const ALL: [(Consent, bool); 5] = [
         (Consent::ToolYes, true),
         (Consent::ToolNo, false),
-        (Consent::AnalysisYes, true),
+        (Consent::AnalysisYes, false),
         (Consent::AnalysisNo, false),
         (Consent::Never, false),
     ];
@@ -52,7 +53,10 @@ pub fn call_object(call_id: &str, lead: &LeadId, consent: Consent, disclosure: b
     };
     let mut turns = vec![
         json!({"role": "agent", "content": opening, "words": [{"word": "Hallo", "start": 0.1, "end": 0.4}]}),
-        json!({"role": "user", "content": "Ja, das ist in Ordnung.", "words": []}),
+        json!({"role": "user", "content": "Ja, das ist in Ordnung.", "words": [
+            {"word": "Ja,", "start": 9.5, "end": 9.8}, {"word": "das", "start": 9.9, "end": 10.1},
+            {"word": "ist", "start": 10.2, "end": 10.4}, {"word": "in", "start": 10.5, "end": 10.6},
+            {"word": "Ordnung.", "start": 10.7, "end": 11.2}]}),
     ];
     let mut with_tools = turns.clone();
     if matches!(consent, Consent::ToolYes | Consent::ToolNo) {
@@ -65,8 +69,10 @@ pub fn call_object(call_id: &str, lead: &LeadId, consent: Consent, disclosure: b
         with_tools
             .push(json!({"role": "tool_call_result", "tool_call_id": "tc1", "content": "ok"}));
     }
-    turns.push(json!({"role": "user", "content": USER_SECRET, "words": []}));
-    with_tools.push(json!({"role": "user", "content": USER_SECRET}));
+    // Said after the consent answer (R7.5: kept from the cut point at 9.5 s on).
+    let secret_words = json!([{"word": USER_SECRET, "start": 14.0, "end": 16.5}]);
+    turns.push(json!({"role": "user", "content": USER_SECRET, "words": secret_words}));
+    with_tools.push(json!({"role": "user", "content": USER_SECRET, "words": secret_words}));
     let custom = match consent {
         Consent::AnalysisYes => json!({"recording_consent": true}),
         Consent::AnalysisNo => json!({"recording_consent": false}),
@@ -153,3 +159,6 @@ pub fn delivery_orders() -> Vec<Vec<&'static str>> {
         ],
     ]
 }
+
+/// The start of the person's consent answer in [`call_object`], in ms (R7.5).
+pub const CUT_MS: u64 = 9_500;

@@ -227,6 +227,11 @@ fn stored_call(c: &MemoryCall) -> StoredCall {
         transcript_key: c.transcript_key().map(str::to_owned),
         events,
         provider_deleted: c.provider_deleted_at.is_some(),
+        consent_cut_ms: c
+            .facts
+            .as_ref()
+            .and_then(|f| f.consent.as_ref())
+            .and_then(|r| r.cut_ms),
     }
 }
 
@@ -736,6 +741,9 @@ struct CopierState {
     sources: BTreeMap<String, Vec<u8>>,
     failures: VecDeque<u16>,
     copies: Vec<(String, String)>,
+    /// The cut point (ms) each copy was asked to trim at (R7.5); the fake copies the
+    /// bytes as they are: trimming is the adapter's, tested against real WAV files.
+    cuts: Vec<u64>,
 }
 
 /// Copies recordings from URLs it was given into a [`MemoryObjects`] bucket. An unknown
@@ -773,6 +781,11 @@ impl MemoryRecordingCopier {
     pub fn copies(&self) -> Vec<(String, String)> {
         self.state.lock().unwrap().copies.clone()
     }
+
+    /// The cut points the copies were asked for, in order.
+    pub fn cuts(&self) -> Vec<u64> {
+        self.state.lock().unwrap().cuts.clone()
+    }
 }
 
 fn http_failure(status: u16) -> CopyFailure {
@@ -788,10 +801,16 @@ fn http_failure(status: u16) -> CopyFailure {
 
 #[async_trait]
 impl RecordingCopier for MemoryRecordingCopier {
-    async fn copy(&self, url: &str, object_key: &str) -> Result<CopyReport, CopyFailure> {
+    async fn copy(
+        &self,
+        url: &str,
+        object_key: &str,
+        cut_ms: u64,
+    ) -> Result<CopyReport, CopyFailure> {
         let bytes = {
             let mut state = self.state.lock().unwrap();
             state.copies.push((url.to_owned(), object_key.to_owned()));
+            state.cuts.push(cut_ms);
             if let Some(status) = state.failures.pop_front() {
                 return Err(http_failure(status));
             }

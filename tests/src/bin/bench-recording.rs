@@ -8,12 +8,16 @@
 //! allocates is counted. The child reads its peak once before the copy (clients built,
 //! runtime running) and once after. The parent checks every copy's SHA-256 and prints
 //! size, wall time, throughput and both peaks.
+//!
+//! A second run measures the trimming copy (R7.5): stereo 16-bit pattern WAVs of 50 and
+//! 200 MB cut one minute in, each checked against the SHA-256 of the expected trimmed file
+//! computed from the pattern.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use harness::simulator::recordings::synthetic_sha256;
+use harness::simulator::recordings::{synthetic_sha256, PatternWav};
 use harness::simulator::{SimConfig, Simulator};
 use harness::stack::Stack;
 use serde_json::{json, Value};
@@ -24,14 +28,19 @@ const SIZES: [u64; 3] = [50_000_000, 100_000_000, 200_000_000];
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// The goal for the largest size.
 const PEAK_TARGET_MB: f64 = 64.0;
+/// WAV sizes of the trimming run, in bytes (decimal megabytes).
+const TRIM_SIZES: [u64; 2] = [50_000_000, 200_000_000];
+/// Where the trimming run cuts (ms from the start).
+const TRIM_CUT_MS: u64 = 60_000;
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("--child") => child(&args[2..]).await,
-        None => parent().await,
-        Some(_) => bail!("usage: bench-recording (run under scripts/with-moto.sh)"),
+        None => parent(false).await,
+        Some("--trim-only") => parent(true).await,
+        Some(_) => bail!("usage: bench-recording [--trim-only] (run under scripts/with-moto.sh)"),
     }
 }
 
@@ -45,7 +54,8 @@ fn peak_rss_kib() -> Result<u64> {
         .ok_or_else(|| anyhow!("no VmHWM in /proc/self/status"))
 }
 
-async fn parent() -> Result<()> {
+/// Both runs, or (`trim_only`) the trimming run alone.
+async fn parent(trim_only: bool) -> Result<()> {
     let stack = Stack::isolated()
         .await
         .context("provisioning a stack (is moto running? use scripts/with-moto.sh)")?;
@@ -63,7 +73,8 @@ async fn parent() -> Result<()> {
         "size MB", "parts", "wall s", "MB/s", "peak before MB", "peak after MB"
     );
     let mut peaks = Vec::new();
-    for size in SIZES {
+    let sizes: &[u64] = if trim_only { &[] } else { &SIZES };
+    for &size in sizes {
         let url = sim.synthetic_url(size);
         let key = format!("recordings/bench/{size}.bin");
         let out = Command::new(&exe)
@@ -103,8 +114,68 @@ async fn parent() -> Result<()> {
     let spread = peaks.iter().cloned().fold(f64::MIN, f64::max)
         - peaks.iter().cloned().fold(f64::MAX, f64::min);
     let largest = peaks.last().copied().unwrap_or(f64::NAN);
+    if !trim_only {
+        println!(
+            "peak RSS spread across sizes: {spread:.1} MB; at 200 MB: {largest:.1} MB (target <= {PEAK_TARGET_MB} MB): {}",
+            if largest <= PEAK_TARGET_MB { "met" } else { "NOT met" }
+        );
+    }
+
     println!(
-        "peak RSS spread across sizes: {spread:.1} MB; at 200 MB: {largest:.1} MB (target <= {PEAK_TARGET_MB} MB): {}",
+        "\ntrimming copy (R7.5): stereo 16-bit 8 kHz WAV cut at {} s, simulator -> moto S3",
+        TRIM_CUT_MS / 1000
+    );
+    println!(
+        "{:>8}  {:>10}  {:>6}  {:>8}  {:>14}  {:>12}",
+        "size MB", "stored MB", "parts", "wall s", "peak before MB", "peak after MB"
+    );
+    let mut trim_peaks = Vec::new();
+    for size in TRIM_SIZES {
+        let wav = PatternWav::of_bytes(2, size);
+        let url = sim.pattern_url(&wav);
+        let key = format!("recordings/bench/{size}-trimmed.wav");
+        let out = Command::new(&exe)
+            .args([
+                "--child",
+                &url,
+                &bucket,
+                &key_arn,
+                &key,
+                &TRIM_CUT_MS.to_string(),
+            ])
+            .output()
+            .context("running the child")?;
+        if !out.status.success() {
+            bail!(
+                "trimming child for {size} bytes failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let report: Value =
+            serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).context("child")?;
+        let (want_sha, want_len) = wav.trimmed_sha256(TRIM_CUT_MS);
+        if report["bytes"].as_u64() != Some(want_len)
+            || report["sha256"].as_str() != Some(want_sha.as_str())
+        {
+            bail!("trimmed copy of {size} bytes is not the expected file: {report}");
+        }
+        let field = |name: &str| report[name].as_f64().unwrap_or(f64::NAN);
+        let after = field("peak_after_kib") / 1024.0;
+        println!(
+            "{:>8.0}  {:>10.1}  {:>6}  {:>8.2}  {:>14.1}  {:>12.1}",
+            wav.len() as f64 / 1e6,
+            want_len as f64 / 1e6,
+            report["parts"].as_u64().unwrap_or(0),
+            field("secs"),
+            field("peak_before_kib") / 1024.0,
+            after
+        );
+        trim_peaks.push(after);
+    }
+    let largest = trim_peaks.last().copied().unwrap_or(f64::NAN);
+    println!(
+        "trimming copy peak RSS at 50 MB: {:.1} MB, at 200 MB: {largest:.1} MB (target <= {PEAK_TARGET_MB} MB): {}",
+        trim_peaks.first().copied().unwrap_or(f64::NAN),
         if largest <= PEAK_TARGET_MB { "met" } else { "NOT met" }
     );
     sim.shutdown().await?;
@@ -113,8 +184,10 @@ async fn parent() -> Result<()> {
 
 /// One copy in a fresh process; prints one JSON line.
 async fn child(args: &[String]) -> Result<()> {
-    let [url, bucket, key_arn, key] = args else {
-        bail!("--child <url> <bucket> <key arn> <object key>");
+    let (url, bucket, key_arn, key, cut_ms) = match args {
+        [url, bucket, key_arn, key] => (url, bucket, key_arn, key, None),
+        [url, bucket, key_arn, key, cut] => (url, bucket, key_arn, key, Some(cut.parse::<u64>()?)),
+        _ => bail!("--child <url> <bucket> <key arn> <object key> [<cut ms>]"),
     };
     let aws = harness::aws_config().await;
     let policy = FetchPolicy {
@@ -131,7 +204,10 @@ async fn child(args: &[String]) -> Result<()> {
     .with_part_size(PART_SIZE);
     let peak_before = peak_rss_kib()?;
     let started = Instant::now();
-    let report = copier.copy(url, key).await?;
+    let report = match cut_ms {
+        Some(cut_ms) => copier.copy_trimmed(url, key, cut_ms).await?,
+        None => copier.copy(url, key).await?,
+    };
     let secs = started.elapsed().as_secs_f64();
     let peak_after = peak_rss_kib()?;
     println!(

@@ -6,7 +6,8 @@
 //!   `POST /v2/create-phone-call`, `GET /v2/get-call/{id}`, `DELETE /v2/delete-call/{id}`,
 //!   `PATCH /v2/update-call/{id}` (Bearer API key, 401 otherwise), per-call recordings at
 //!   `/recordings/{call_id}/recording.wav` and `…/recording_multichannel.wav`, synthetic
-//!   files at `/recordings/synthetic/{bytes}`, and public logs at `/logs/{call_id}/public.log`.
+//!   files at `/recordings/synthetic/{bytes}`, pattern WAVs at
+//!   `/recordings/pattern/{channels}/{frames}/{canonical|extensible|unknown-size}`, and public logs at `/logs/{call_id}/public.log`.
 //!   Every request is recorded for assertions; failures can be injected per operation
 //!   ([`Simulator::fail_next`]) and per recording URL ([`Simulator::set_fault`]).
 //! - [`scenario`] scripts calls ([`CallScript`]) into realistic webhook payloads.
@@ -45,7 +46,7 @@ pub use recordings::Fault;
 pub use scenario::{CallParams, CallScript, RecordingContent, Scenario};
 pub use webhook::{sign, Attempt, Delivered, Delivery, Webhook, WebhookEvent};
 
-use recordings::Content;
+use recordings::{Content, PatternWav, WavLayout};
 
 /// How long recording URLs stay reachable after the call when the provider stores nothing.
 pub const UNSTORED_RECORDING_TTL: Duration = Duration::from_secs(10 * 60);
@@ -146,7 +147,8 @@ struct Inner {
     auto_play: Option<AutoPlay>,
     clock_offset_ms: i64,
     calls: BTreeMap<String, Value>,
-    recordings: HashMap<String, RecordingContent>,
+    /// What each call's recording URLs serve, and the call's length (ms).
+    recordings: HashMap<String, (RecordingContent, u64)>,
     create_requests: Vec<CreateRequest>,
     deleted: Vec<String>,
     patches: Vec<Patch>,
@@ -397,7 +399,9 @@ fn register(shared: &Shared, script: &CallScript) {
         inner.recordings.remove(&id);
         return;
     }
-    inner.recordings.insert(id.clone(), script.params.recording);
+    inner
+        .recordings
+        .insert(id.clone(), (script.params.recording, script.duration_ms()));
     if script.params.data_storage_setting == "basic_attributes_only" {
         let at_ms = script.end_ms() + UNSTORED_RECORDING_TTL.as_millis() as u64;
         for file in ["recording.wav", "recording_multichannel.wav"] {
@@ -478,16 +482,47 @@ async fn call_recording(
 ) -> Response {
     let path = format!("/recordings/{call_id}/{file}");
     let stored = shared.lock().recordings.get(&call_id).copied();
-    let content = match (stored, file.as_str()) {
-        (Some(RecordingContent::Wav), "recording.wav") => Some(Content::Wav { channels: 1 }),
-        (Some(RecordingContent::Wav), "recording_multichannel.wav") => {
-            Some(Content::Wav { channels: 2 })
+    let channels = match file.as_str() {
+        "recording.wav" => 1,
+        "recording_multichannel.wav" => 2,
+        _ => 0,
+    };
+    // The call's recordings span the call, so its word timings point into them.
+    let content = match stored {
+        _ if channels == 0 => None,
+        Some((RecordingContent::Wav, ms)) => {
+            Some(Content::Pattern(PatternWav::of_ms(channels, ms)))
         }
-        (Some(RecordingContent::Synthetic(n)), "recording.wav" | "recording_multichannel.wav") => {
-            Some(Content::Synthetic(n))
-        }
+        Some((RecordingContent::WavLayout(layout), ms)) => Some(Content::Pattern(
+            PatternWav::of_ms(channels, ms).with_layout(layout),
+        )),
+        Some((RecordingContent::Synthetic(n), _)) => Some(Content::Synthetic(n)),
+        None => None,
+    };
+    recordings::serve(shared, path, content).await
+}
+
+async fn pattern_recording(
+    State(shared): State<Shared>,
+    Path((channels, frames, layout)): Path<(u16, u64, String)>,
+) -> Response {
+    let path = format!("/recordings/pattern/{channels}/{frames}/{layout}");
+    let layout = match layout.as_str() {
+        "canonical" => Some(WavLayout::Canonical),
+        "extensible" => Some(WavLayout::ExtensibleWithList),
+        "unknown-size" => Some(WavLayout::UnknownSize),
         _ => None,
     };
+    let content = layout
+        .filter(|_| (1..=8).contains(&channels))
+        .map(|layout| {
+            Content::Pattern(PatternWav {
+                channels,
+                sample_rate: recordings::CALL_SAMPLE_RATE,
+                frames,
+                layout,
+            })
+        });
     recordings::serve(shared, path, content).await
 }
 
@@ -527,6 +562,10 @@ fn router(shared: Shared) -> Router {
         .merge(api)
         .merge(agents::router(shared.clone()))
         .route("/recordings/synthetic/{bytes}", get(synthetic_recording))
+        .route(
+            "/recordings/pattern/{channels}/{frames}/{layout}",
+            get(pattern_recording),
+        )
         .route("/recordings/{call_id}/{file}", get(call_recording))
         .route("/logs/{call_id}/public.log", get(public_log))
         .fallback(not_found)
@@ -727,6 +766,19 @@ impl Simulator {
             .get(&path_of(url_or_path))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// URL of a pattern WAV file (its sample rate is [`recordings::CALL_SAMPLE_RATE`]).
+    pub fn pattern_url(&self, wav: &PatternWav) -> String {
+        let layout = match wav.layout {
+            WavLayout::Canonical => "canonical",
+            WavLayout::ExtensibleWithList => "extensible",
+            WavLayout::UnknownSize => "unknown-size",
+        };
+        format!(
+            "{}/recordings/pattern/{}/{}/{layout}",
+            self.base_url, wav.channels, wav.frames
+        )
     }
 
     /// URL of a synthetic file of `bytes` bytes.

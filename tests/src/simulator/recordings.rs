@@ -1,4 +1,13 @@
-//! Recording files: a real WAV tone, synthetic files of any size, and faults.
+//! Recording files: a real WAV tone, synthetic files of any size, pattern WAV files whose
+//! every sample a test can recompute, and faults.
+//!
+//! Pattern WAVs ([`PatternWav`]) are what a call's recording URLs serve: 16-bit PCM, the
+//! call's length, mono at `recording_url` and stereo at `recording_multi_channel_url`, so
+//! the word timings of the call's transcript point into them. Sample `c` of frame `i` is
+//! [`pattern_sample`]`(i, c)`; a test compares a trimmed copy frame by frame around the
+//! cut. They stream like synthetic files (any size, one chunk at a time), optionally as
+//! `WAVE_FORMAT_EXTENSIBLE` with `LIST` chunks before and after the samples, or with the
+//! data size left unknown (`0xFFFFFFFF`) as a streaming recorder writes it.
 //!
 //! Synthetic files are generated chunk by chunk while they stream (a 5 GB file costs one
 //! 64 KiB buffer), from a counter-based generator a test can recompute: byte `i` is byte
@@ -53,6 +62,235 @@ pub fn wav_tone(channels: u16) -> Vec<u8> {
         }
     }
     wav
+}
+
+/// Sample rate of the pattern WAVs served for calls.
+pub const CALL_SAMPLE_RATE: u32 = 8_000;
+
+/// Sample `channel` of frame `frame` of every [`PatternWav`]: pseudo-random, so a copy
+/// shifted by even one frame or one channel differs everywhere.
+pub fn pattern_sample(frame: u64, channel: u16) -> i16 {
+    splitmix64(frame.wrapping_mul(8).wrapping_add(u64::from(channel))) as u16 as i16
+}
+
+/// How a [`PatternWav`] lays out its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WavLayout {
+    /// `RIFF`, `fmt ` (16 bytes, PCM), `data`: 44 bytes of header.
+    Canonical,
+    /// `WAVE_FORMAT_EXTENSIBLE` (40-byte `fmt `), an odd-sized `LIST` chunk before the
+    /// samples and another after them.
+    ExtensibleWithList,
+    /// Canonical, but the RIFF and data sizes say `0xFFFFFFFF` (unknown).
+    UnknownSize,
+}
+
+/// A 16-bit PCM WAV file of [`pattern_sample`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternWav {
+    pub channels: u16,
+    pub sample_rate: u32,
+    pub frames: u64,
+    pub layout: WavLayout,
+}
+
+/// The `LIST` chunk bodies of [`WavLayout::ExtensibleWithList`] (odd lengths: padded).
+const LIST_BEFORE: &[u8] = b"INFOINAM\x0b\0\0\0Testanruf!\0";
+const LIST_AFTER: &[u8] = b"INFOICMT\x05\0\0\0Ende\0\0x";
+
+impl PatternWav {
+    /// A canonical file of `ms` milliseconds.
+    pub fn of_ms(channels: u16, ms: u64) -> Self {
+        Self {
+            channels,
+            sample_rate: CALL_SAMPLE_RATE,
+            frames: ms * u64::from(CALL_SAMPLE_RATE) / 1000,
+            layout: WavLayout::Canonical,
+        }
+    }
+
+    /// A canonical file of about `bytes` bytes (whole frames).
+    pub fn of_bytes(channels: u16, bytes: u64) -> Self {
+        let frames = bytes.saturating_sub(44) / (2 * u64::from(channels.max(1)));
+        Self {
+            channels,
+            sample_rate: CALL_SAMPLE_RATE,
+            frames,
+            layout: WavLayout::Canonical,
+        }
+    }
+
+    /// With another layout.
+    pub fn with_layout(mut self, layout: WavLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    fn block_align(&self) -> u16 {
+        self.channels * 2
+    }
+
+    /// Bytes of sample data.
+    pub fn data_len(&self) -> u64 {
+        self.frames * u64::from(self.block_align())
+    }
+
+    /// The header: everything before the first sample.
+    pub fn header(&self) -> Vec<u8> {
+        let extensible = self.layout == WavLayout::ExtensibleWithList;
+        let mut fmt = Vec::new();
+        fmt.extend_from_slice(&(if extensible { 0xFFFEu16 } else { 1 }).to_le_bytes());
+        fmt.extend_from_slice(&self.channels.to_le_bytes());
+        fmt.extend_from_slice(&self.sample_rate.to_le_bytes());
+        fmt.extend_from_slice(&(self.sample_rate * u32::from(self.block_align())).to_le_bytes());
+        fmt.extend_from_slice(&self.block_align().to_le_bytes());
+        fmt.extend_from_slice(&16u16.to_le_bytes());
+        if extensible {
+            fmt.extend_from_slice(&22u16.to_le_bytes());
+            fmt.extend_from_slice(&16u16.to_le_bytes());
+            let mask: u32 = if self.channels == 2 { 3 } else { 4 };
+            fmt.extend_from_slice(&mask.to_le_bytes());
+            // KSDATAFORMAT_SUBTYPE_PCM
+            fmt.extend_from_slice(&[
+                1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xAA, 0, 0x38, 0x9B, 0x71,
+            ]);
+        }
+        let mut h = Vec::new();
+        h.extend_from_slice(b"RIFF");
+        h.extend_from_slice(&[0; 4]);
+        h.extend_from_slice(b"WAVE");
+        h.extend_from_slice(b"fmt ");
+        h.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+        h.extend_from_slice(&fmt);
+        if extensible {
+            h.extend_from_slice(b"LIST");
+            h.extend_from_slice(&(LIST_BEFORE.len() as u32).to_le_bytes());
+            h.extend_from_slice(LIST_BEFORE);
+            if LIST_BEFORE.len() % 2 == 1 {
+                h.push(0); // the pad byte of an odd-sized chunk
+            }
+        }
+        let data = u32::try_from(self.data_len()).unwrap_or(u32::MAX);
+        h.extend_from_slice(b"data");
+        let unknown = self.layout == WavLayout::UnknownSize;
+        h.extend_from_slice(&(if unknown { u32::MAX } else { data }).to_le_bytes());
+        let total = h.len() as u64 + self.data_len() + self.trailer().len() as u64;
+        let riff = if unknown {
+            u32::MAX
+        } else {
+            u32::try_from(total - 8).unwrap_or(u32::MAX)
+        };
+        h[4..8].copy_from_slice(&riff.to_le_bytes());
+        h
+    }
+
+    /// What follows the samples.
+    fn trailer(&self) -> Vec<u8> {
+        if self.layout != WavLayout::ExtensibleWithList {
+            return Vec::new();
+        }
+        let mut t = Vec::new();
+        if self.data_len() % 2 == 1 {
+            t.push(0);
+        }
+        t.extend_from_slice(b"LIST");
+        t.extend_from_slice(&(LIST_AFTER.len() as u32).to_le_bytes());
+        t.extend_from_slice(LIST_AFTER);
+        if LIST_AFTER.len() % 2 == 1 {
+            t.push(0);
+        }
+        t
+    }
+
+    /// Length of the whole file.
+    pub fn len(&self) -> u64 {
+        self.header().len() as u64 + self.data_len() + self.trailer().len() as u64
+    }
+
+    /// Whether the file holds no byte (never: it has a header).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Fills `buf` with the file's bytes from `offset` on.
+    pub fn fill(&self, offset: u64, buf: &mut [u8]) {
+        let header = self.header();
+        let trailer = self.trailer();
+        let h = header.len() as u64;
+        let d = self.data_len();
+        let channels = u64::from(self.channels);
+        for (i, byte) in buf.iter_mut().enumerate() {
+            let pos = offset + i as u64;
+            *byte = if pos < h {
+                header[pos as usize]
+            } else if pos < h + d {
+                let at = pos - h;
+                let sample = at / 2;
+                let value = pattern_sample(sample / channels, (sample % channels) as u16);
+                value.to_le_bytes()[(at % 2) as usize]
+            } else {
+                trailer.get((pos - h - d) as usize).copied().unwrap_or(0)
+            };
+        }
+    }
+
+    /// The whole file in memory (small files only).
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; usize::try_from(self.len()).unwrap_or(0)];
+        self.fill(0, &mut buf);
+        buf
+    }
+
+    /// Frames before a cut at `cut_ms` (rounded down).
+    pub fn frames_before(&self, cut_ms: u64) -> u64 {
+        cut_ms * u64::from(self.sample_rate) / 1000
+    }
+
+    /// Hex SHA-256 of the file a correct trim at `cut_ms` stores: a canonical 44-byte
+    /// header (for the extensible layout: its 40-byte `fmt `) and the frames from the cut
+    /// on, computed here from the pattern in chunks, without any trimming code.
+    pub fn trimmed_sha256(&self, cut_ms: u64) -> (String, u64) {
+        use sha2::{Digest, Sha256};
+        let skip = self.frames_before(cut_ms).min(self.frames);
+        let kept = PatternWav {
+            frames: self.frames - skip,
+            layout: match self.layout {
+                WavLayout::ExtensibleWithList => WavLayout::ExtensibleWithList,
+                _ => WavLayout::Canonical,
+            },
+            ..*self
+        };
+        let mut header = kept.header();
+        if self.layout == WavLayout::ExtensibleWithList {
+            // The trimmed file has no LIST chunks: drop the one in the header.
+            let list = header
+                .windows(4)
+                .position(|w| w == b"LIST")
+                .unwrap_or(header.len());
+            let data_at = header.len() - 8;
+            header.drain(list..data_at);
+            let riff = (header.len() as u64 + kept.data_len() - 8) as u32;
+            header[4..8].copy_from_slice(&riff.to_le_bytes());
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(&header);
+        let channels = u64::from(self.channels);
+        let mut buf = Vec::with_capacity(CHUNK_BYTES);
+        for frame in skip..self.frames {
+            for c in 0..channels {
+                buf.extend_from_slice(&pattern_sample(frame, c as u16).to_le_bytes());
+            }
+            if buf.len() >= CHUNK_BYTES {
+                hasher.update(&buf);
+                buf.clear();
+            }
+        }
+        hasher.update(&buf);
+        (
+            hex::encode(hasher.finalize()),
+            header.len() as u64 + kept.data_len(),
+        )
+    }
 }
 
 /// SplitMix64: the generator behind synthetic files.
@@ -137,7 +375,7 @@ impl Fault {
 /// What a recording path serves when it behaves.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Content {
-    Wav { channels: u16 },
+    Pattern(PatternWav),
     Synthetic(u64),
 }
 
@@ -192,11 +430,7 @@ pub(super) async fn serve(shared: Shared, path: String, content: Option<Content>
         return error(StatusCode::NOT_FOUND, "not found");
     };
     let (source, len, content_type) = match content {
-        Content::Wav { channels } => {
-            let wav = Bytes::from(wav_tone(channels));
-            let len = wav.len() as u64;
-            (Source::Bytes(wav), len, "audio/wav")
-        }
+        Content::Pattern(wav) => (Source::Pattern(wav), wav.len(), "audio/wav"),
         Content::Synthetic(len) => (Source::Synthetic, len, "application/octet-stream"),
     };
     let body = stream_body(shared, path, source, len, stall);
@@ -213,19 +447,17 @@ pub(super) async fn serve(shared: Shared, path: String, content: Option<Content>
 
 /// Where streamed bytes come from.
 enum Source {
-    Bytes(Bytes),
+    Pattern(PatternWav),
     Synthetic,
 }
 
 impl Source {
     fn chunk(&self, offset: u64, len: usize) -> Bytes {
         match self {
-            Source::Bytes(bytes) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let end = start.saturating_add(len).min(bytes.len());
-                bytes.slice(start..end)
+            Source::Pattern(wav) => {
+                let mut buf = vec![0u8; len];
+                wav.fill(offset, &mut buf);
+                Bytes::from(buf)
             }
             Source::Synthetic => {
                 let mut buf = vec![0u8; len];

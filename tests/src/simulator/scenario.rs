@@ -131,8 +131,11 @@ impl FromStr for Scenario {
 /// What the recording URLs of a call serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordingContent {
-    /// A real ~1 s WAV tone (see [`super::recordings::wav_tone`]).
+    /// Pattern WAVs the length of the call, mono and stereo (see
+    /// [`super::recordings::PatternWav`]).
     Wav,
+    /// The same in another header layout.
+    WavLayout(super::recordings::WavLayout),
     /// Deterministic bytes of this length (see [`super::recordings::synthetic_fill`]).
     Synthetic(u64),
 }
@@ -554,6 +557,33 @@ impl CallScript {
         self.scenario
             .connects()
             .then(|| self.params.url("recording_multichannel.wav"))
+    }
+
+    /// The call's length in ms (0 when it never connected).
+    pub fn duration_ms(&self) -> u64 {
+        self.duration_ms
+    }
+
+    /// Where the stored recording must begin (R7.5): the start of the first word of the
+    /// person's last turn before the last `record_consent` invocation, in ms rounded down;
+    /// `None` without such an invocation saying yes.
+    pub fn consent_cut_ms(&self) -> Option<u64> {
+        let at = self.entries.iter().rposition(
+            |e| matches!(e, Entry::ToolInvocation { name, .. } if name == CONSENT_TOOL),
+        )?;
+        if self.consent_tool_granted() != Some(true) {
+            return None;
+        }
+        self.entries[..at].iter().rev().find_map(|e| match e {
+            Entry::Turn {
+                role: Role::User,
+                words,
+                ..
+            } => words
+                .first()
+                .map(|(_, start, _)| (start * 1000.0).floor() as u64),
+            _ => None,
+        })
     }
 
     /// Whether `record_consent` was called, and with what.

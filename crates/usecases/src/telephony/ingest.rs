@@ -1,7 +1,8 @@
 //! What the worker does with a call once the webhook has decided (R2.7, R2.9): copy a
-//! consented recording into the recordings bucket, record the result (a failed ingestion
-//! after a few attempts), and delete the call at the provider once our copy is safe or we
-//! decided to keep nothing.
+//! consented recording into the recordings bucket from the cut point stored with the
+//! consent record on (R7.5: the copier trims what was said before the answer), record the
+//! result (a failed ingestion after a few attempts), and delete the call at the provider
+//! once our copy is safe or we decided to keep nothing.
 //!
 //! A deletion the provider fails is counted in the provider-deletion outbox
 //! (`crate::outbox`) from the first failure: the stream retries it at once a few times
@@ -80,6 +81,8 @@ pub enum IngestOutcome {
     /// The copy went again: the subject was erased, withdrew its consent or restricted
     /// processing while it ran.
     Discarded,
+    /// No cut point was stored with the consent: nothing copied (R7.5).
+    NotKept,
 }
 
 pub struct Ingest {
@@ -169,6 +172,20 @@ impl Ingest {
                 .await?;
             return Ok(IngestOutcome::Failed);
         };
+        // R7.5: the recording is kept from the cut point stored with the consent record
+        // on; a pending call without one (written before cut points existed) keeps none.
+        let Some(cut_ms) = call.consent_cut_ms else {
+            self.settle(call_id, RecordingSettlement::NotKept).await?;
+            self.audit(
+                "call.recording_no_cut_point",
+                call_id,
+                call.lead_id.as_ref(),
+                now,
+            )
+            .await?;
+            tracing::warn!("pending recording without a cut point: not kept");
+            return Ok(IngestOutcome::NotKept);
+        };
         let key = self
             .keys
             .unwrap_data_key(&lead.id, &lead.wrapped_key)
@@ -177,7 +194,7 @@ impl Ingest {
             .map_err(|_| IngestError::Sealed)?;
         let url = String::from_utf8(url.to_vec()).map_err(|_| IngestError::Sealed)?;
         let object = recording_key(&lead.id, call_id);
-        match self.copier.copy(&url, &object).await {
+        match self.copier.copy(&url, &object, cut_ms).await {
             Ok(report) => {
                 // The copy ran while the subject may have been erased or withdrawn its
                 // consent: decided afresh now. The withdrawal's flag is set before its

@@ -23,6 +23,10 @@ pub struct ConsentRecord {
     pub source: ConsentSource,
     pub decided_at: DateTime<Utc>,
     pub disclosure_ok: bool,
+    /// Where the kept recording and transcript begin: the start of the consent answer, in
+    /// milliseconds from the call's start (R7.5, see `retell::cut`). `None`: no safe cut
+    /// point, so nothing verbatim is kept.
+    pub cut_ms: Option<u64>,
 }
 
 impl ConsentRecord {
@@ -118,6 +122,8 @@ pub struct StoredCall {
     pub events: Vec<String>,
     /// Whether the call was deleted at the provider.
     pub provider_deleted: bool,
+    /// The cut point stored with the consent record (R7.5); the worker trims there.
+    pub consent_cut_ms: Option<u64>,
 }
 
 impl StoredCall {
@@ -129,8 +135,13 @@ impl StoredCall {
 /// How the worker settles a pending recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordingSettlement {
-    Stored { object_key: String, bytes: u64 },
+    Stored {
+        object_key: String,
+        bytes: u64,
+    },
     Failed,
+    /// Nothing may be kept: the call has no safe cut point (R7.5).
+    NotKept,
 }
 
 impl RecordingSettlement {
@@ -138,6 +149,7 @@ impl RecordingSettlement {
         match self {
             Self::Stored { .. } => "stored",
             Self::Failed => "failed",
+            Self::NotKept => "not_kept",
         }
     }
 }
@@ -288,9 +300,9 @@ pub trait AuditTrail: Send + Sync {
 /// What a finished copy wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyReport {
-    /// Bytes received and stored (the stored length was read back and matched).
+    /// Bytes stored (the stored length was read back and matched): the trimmed file.
     pub bytes: u64,
-    /// Hex SHA-256 of the bytes as received, for integrity records.
+    /// Hex SHA-256 of the bytes as stored, for integrity records.
     pub sha256_hex: String,
     /// S3 parts written: 1 for a single `PutObject`.
     pub parts: usize,
@@ -323,7 +335,14 @@ impl std::error::Error for CopyFailure {
 /// Copies a recording from the provider's short-lived URL into the recordings bucket.
 #[async_trait]
 pub trait RecordingCopier: Send + Sync {
-    async fn copy(&self, url: &str, object_key: &str) -> Result<CopyReport, CopyFailure>;
+    /// Copies the recording from `cut_ms` (milliseconds from the call's start) on: what
+    /// was said before the consent answer is never stored (R7.5).
+    async fn copy(
+        &self,
+        url: &str,
+        object_key: &str,
+        cut_ms: u64,
+    ) -> Result<CopyReport, CopyFailure>;
     /// Deletes every version of a copy that must not stay (its subject was erased or
     /// withdrew consent while it ran); how many versions went.
     async fn discard(&self, object_key: &str) -> Result<usize, StoreError>;

@@ -4,7 +4,10 @@
 //! key; a call naming a lead that is past its retention but not yet swept is linked to it
 //! (so the sweep takes it along) and keeps metadata only. The consent (R2.6) and
 //! disclosure (R2.8) decisions are taken here, before anything is kept: without both, no
-//! transcript and no recording URL are stored, only metadata and call content (R2.7). A
+//! transcript and no recording URL are stored, only metadata and call content (R2.7). With
+//! both, what is kept begins at the consent answer: the cut point (`retell::cut`) is
+//! stored with the consent record, the transcript is cut there and the worker trims the
+//! recording there; a call without a safe cut point keeps neither (R7.5). A
 //! call without a stored lead keeps only its metadata and the blind index of the person's
 //! number, so a request whose number staff proved still finds it (R2.4).
 
@@ -20,6 +23,7 @@ use domain::{Clock, LeadId, PhoneNumber, RetentionClass};
 use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Objects, Retry, StoreError};
 use crate::telephony::ports::{CallFacts, ConsentRecord, Metrics};
 use crate::telephony::retell::compliance::{discloses, recording_consent, DisclosurePatterns};
+use crate::telephony::retell::cut::{consent_cut_ms, trim_transcript, NoCutPoint};
 use crate::telephony::retell::model::{CallEvent, CallId, LifecycleEvent};
 
 pub use crate::telephony::ports::{CallProjection, CallStore, MergeOutcome};
@@ -196,11 +200,23 @@ impl CallService {
             let consent = recording_consent(&e.call);
             let has_transcript = e.transcripts.any();
             let disclosed = discloses(&e.call, &self.patterns);
+            // R7.5: nothing before the consent answer is kept; without a safe cut point
+            // (consent from the analysis only, timings missing or inconsistent) nothing
+            // verbatim is kept at all.
+            let duration = e
+                .duration_ms
+                .or(e.end_ms.zip(e.start_ms).map(|(a, b)| a - b));
+            let cut = if consent.granted {
+                consent_cut_ms(&e.transcripts, duration)
+            } else {
+                Err(NoCutPoint::NoConsentToolCall)
+            };
             facts.consent = Some(ConsentRecord {
                 granted: consent.granted,
                 source: consent.source,
                 decided_at: now,
                 disclosure_ok: disclosed,
+                cut_ms: cut.ok(),
             });
             if has_transcript && !disclosed {
                 audit.push("call.disclosure_missing");
@@ -211,11 +227,19 @@ impl CallService {
             }
             // A withdrawn consent outweighs whatever the call says (R4.9).
             let withdrawn = lead.as_ref().is_some_and(|l| l.consent_withdrawn);
-            let keep = consent.granted && disclosed && key.is_some() && !withdrawn;
+            let consented = consent.granted && disclosed && key.is_some() && !withdrawn;
+            if let (true, Err(why)) = (consented, cut) {
+                audit.push("call.recording_no_cut_point");
+                self.metrics.count("RecordingNoCutPoint", 1.0);
+                tracing::warn!(
+                    reason = why.code(),
+                    "no safe cut point at the consent answer: no recording or transcript kept"
+                );
+            }
             let recording_url = e.call.get("recording_url").and_then(Value::as_str);
-            match (&key, keep) {
-                (Some(key), true) => {
-                    let transcript = e.transcripts.to_json();
+            match (&key, consented.then_some(cut.ok()).flatten()) {
+                (Some(key), Some(cut_ms)) => {
+                    let transcript = trim_transcript(&e.transcripts, cut_ms);
                     // Transcripts of long calls exceed DynamoDB's 400 KB item limit: the
                     // sealed transcript goes to the recordings bucket (SSE-KMS on top).
                     let bytes = zeroize::Zeroizing::new(transcript.into_bytes());

@@ -252,8 +252,9 @@ async fn all_orders_with_duplicates_converge_to_the_same_call() {
     assert_eq!(r["recording_state"], json!("pending"));
     assert_eq!(r["lead_id"], json!(w.lead.to_string()));
     assert_eq!(r["sealed_recording_url"], json!(RECORDING_URL));
+    // The kept transcript begins at the consent answer (R7.5): the answer, then the secret.
     assert_eq!(
-        r["transcript"]["transcript_object"][2]["content"],
+        r["transcript"]["transcript_object"][1]["content"],
         json!(USER_SECRET)
     );
 }
@@ -359,15 +360,16 @@ async fn a_less_complete_event_after_a_more_complete_one_is_only_noted() {
     assert_eq!(started, 0);
 }
 
-/// R2.6, R2.7, R2.8: a tool-call or analysis yes keeps the sealed recording URL and the
-/// transcript; a no, no answer, or a call without the AI disclosure keeps neither, only
-/// metadata and call content; the missing disclosure is audited and counted.
+/// R2.6, R2.7, R2.8, R7.5: a tool-call yes keeps the sealed recording URL and the
+/// transcript; an analysis-only yes (no answer to cut at), a no, no answer, or a call
+/// without the AI disclosure keeps neither, only metadata and call content; the missing
+/// disclosure is audited and counted.
 #[tokio::test]
 async fn consent_and_disclosure_decide_what_is_kept() {
     let w = World::new().await;
     let cases = [
         ("call_yes", Consent::ToolYes, true, true),
-        ("call_analysis_yes", Consent::AnalysisYes, true, true),
+        ("call_analysis_yes", Consent::AnalysisYes, true, false),
         ("call_no", Consent::ToolNo, true, false),
         ("call_never", Consent::Never, true, false),
         ("call_no_disclosure", Consent::ToolYes, false, false),
@@ -425,10 +427,11 @@ async fn consent_and_disclosure_decide_what_is_kept() {
     assert_eq!(w.metrics.count_of("DisclosureMissing"), 2.0, "two events");
 }
 
-/// R2.6, R2.3: an analysis-only yes that arrives after `call_ended` turns `not_kept` into
-/// `pending` and keeps the transcript.
+/// R2.6, R7.5: an analysis-only yes that arrives after `call_ended` keeps the call
+/// `not_kept` with no transcript: it has no consent answer to cut at; the call is audited
+/// `call.recording_no_cut_point` and counted.
 #[tokio::test]
-async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_transcript() {
+async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_nothing() {
     let w = World::new().await;
     let call = call_object("call_late_consent", &w.lead, Consent::AnalysisYes, true);
     w.deliver(&event("call_ended", &call)).await;
@@ -438,8 +441,16 @@ async fn a_later_analysis_with_consent_after_an_ended_without_it_keeps_the_trans
     );
     w.deliver(&event("call_analyzed", &call)).await;
     let state = w.opened("call_late_consent").await;
-    assert_eq!(state["recording_state"], json!("pending"));
-    assert!(state.contains_key("transcript"));
+    assert_eq!(state["recording_state"], json!("not_kept"));
+    assert!(!state.contains_key("transcript"));
+    assert!(!state.contains_key("sealed_recording_url"));
+    assert!(w
+        .audit
+        .entries()
+        .iter()
+        .any(|a| a.action == "call.recording_no_cut_point"
+            && a.call_id.as_deref() == Some("call_late_consent")));
+    assert_eq!(w.metrics.count_of("RecordingNoCutPoint"), 1.0);
 }
 
 /// R4.9: after the subject withdrew consent, a call's "yes" keeps nothing: the transcript
@@ -1290,4 +1301,127 @@ async fn a_refused_provider_deletion_goes_to_the_outbox_at_once() {
         .audit
         .actions()
         .contains(&"call.provider_deletion_queued".into()));
+}
+
+// ---------------------------------------------------------------- no audio before consent
+
+/// The sealed transcript of a call, opened.
+async fn kept_transcript(w: &World, call_id: &str) -> Value {
+    w.opened(call_id).await["transcript"].clone()
+}
+
+/// R7.5: a tool-call yes stores the cut point (the start of the consent answer, 9.5 s)
+/// with the consent record; the sealed transcript begins at the answer in all three fields
+/// (the opening is gone, the text rebuilt from the kept turns); the worker asks the copier
+/// for the recording from exactly that cut point.
+#[tokio::test]
+async fn the_cut_point_is_stored_with_the_consent_and_the_worker_copies_from_it() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF-wav-bytes".to_vec());
+    let call = call_object("call_cut", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let stored = w.calls.call("call_cut").unwrap();
+    let consent = stored.facts.unwrap().consent.unwrap();
+    assert_eq!(consent.cut_ms, Some(testkit::retell::CUT_MS));
+    let t = kept_transcript(&w, "call_cut").await;
+    let text = t["transcript"].as_str().unwrap();
+    assert_eq!(
+        text,
+        format!("User: Ja, das ist in Ordnung.\nUser: {USER_SECRET}\n")
+    );
+    assert!(!t.to_string().contains("Polly"), "the opening is not kept");
+    assert_eq!(
+        t["transcript_with_tool_calls"][0]["content"],
+        json!("Ja, das ist in Ordnung.")
+    );
+    assert_eq!(
+        t["transcript_with_tool_calls"][1]["name"],
+        json!("record_consent")
+    );
+    assert_eq!(
+        t["transcript_object"][0]["content"],
+        json!("Ja, das ist in Ordnung.")
+    );
+    w.ingest(false).ingest("call_cut").await.unwrap();
+    assert_eq!(w.copier.cuts(), vec![testkit::retell::CUT_MS]);
+}
+
+/// R7.5, R2.7: a consented, disclosed call without a safe cut point (no timings on the
+/// answer, a negative start, words running backwards, a word ending after the call)
+/// keeps no transcript and no recording URL, stores its consent without a cut point, is
+/// audited `call.recording_no_cut_point` and counted; the worker copies nothing.
+#[tokio::test]
+async fn without_a_safe_cut_point_nothing_verbatim_is_kept() {
+    let w = World::new().await;
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    let base = |id: &str| call_object(id, &w.lead, Consent::ToolYes, true);
+    let mut c = base("call_no_timings");
+    c["transcript_with_tool_calls"][1]["words"] = json!([]);
+    cases.push(("call_no_timings", c));
+    let mut c = base("call_negative");
+    c["transcript_with_tool_calls"][1]["words"][0]["start"] = json!(-1.0);
+    cases.push(("call_negative", c));
+    let mut c = base("call_backwards");
+    c["transcript_with_tool_calls"][1]["words"][3]["start"] = json!(9.0);
+    cases.push(("call_backwards", c));
+    let mut c = base("call_too_long");
+    c["duration_ms"] = json!(15_000);
+    cases.push(("call_too_long", c));
+    for (n, (call_id, call)) in cases.iter().enumerate() {
+        w.deliver(&event("call_ended", call)).await;
+        let state = w.opened(call_id).await;
+        assert_eq!(state["recording_state"], json!("not_kept"), "{call_id}");
+        assert!(!state.contains_key("transcript"), "{call_id}");
+        assert!(!state.contains_key("sealed_recording_url"), "{call_id}");
+        assert!(w.bucket.latest(&transcript_key(&w.lead, call_id)).is_none());
+        let consent = w
+            .calls
+            .call(call_id)
+            .unwrap()
+            .facts
+            .unwrap()
+            .consent
+            .unwrap();
+        assert!(consent.granted && consent.cut_ms.is_none(), "{call_id}");
+        assert!(w
+            .audit
+            .entries()
+            .iter()
+            .any(|a| a.action == "call.recording_no_cut_point"
+                && a.call_id.as_deref() == Some(*call_id)));
+        assert_eq!(w.metrics.count_of("RecordingNoCutPoint"), (n + 1) as f64);
+        assert_eq!(
+            w.ingest(false).ingest(call_id).await.unwrap(),
+            IngestOutcome::NotPending
+        );
+    }
+    assert!(w.copier.copies().is_empty());
+}
+
+/// R7.5: a pending recording whose call has no cut point stored (written before cut points
+/// existed) is not copied: the worker settles it `not_kept` and audits it.
+#[tokio::test]
+async fn a_pending_recording_without_a_stored_cut_point_is_not_copied() {
+    let w = World::new().await;
+    w.copier.serve(RECORDING_URL, b"RIFF-wav-bytes".to_vec());
+    let call = call_object("call_legacy", &w.lead, Consent::ToolYes, true);
+    w.deliver(&event("call_ended", &call)).await;
+    let mut stored = w.calls.call("call_legacy").unwrap();
+    if let Some(consent) = stored.facts.as_mut().and_then(|f| f.consent.as_mut()) {
+        consent.cut_ms = None;
+    }
+    w.calls.insert("call_legacy", stored);
+    assert_eq!(
+        w.ingest(false).ingest("call_legacy").await.unwrap(),
+        IngestOutcome::NotKept
+    );
+    assert!(w.copier.copies().is_empty());
+    let stored = w.calls.call("call_legacy").unwrap();
+    assert_eq!(stored.recording_state.as_deref(), Some("not_kept"));
+    assert!(w
+        .audit
+        .entries()
+        .iter()
+        .any(|a| a.action == "call.recording_no_cut_point"
+            && a.call_id.as_deref() == Some("call_legacy")));
 }

@@ -2,6 +2,7 @@
 //! use, and the compliance decisions taken from a call (recording consent, AI disclosure).
 
 pub mod compliance;
+pub mod cut;
 pub mod model;
 pub mod signature;
 pub mod tools;
