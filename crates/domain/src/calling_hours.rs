@@ -194,12 +194,13 @@ pub enum CallWindowError {
 }
 
 impl CallWindowError {
-    /// The sub-field at fault (`from`, `to`, `days`).
-    pub fn field(self) -> &'static str {
+    /// The sub-field at fault (`from`, `to`, `days`); `None`: the window as a whole.
+    pub fn field(self) -> Option<&'static str> {
         match self {
-            Self::BadTime { field } => field,
-            Self::BadDays => "days",
-            Self::Empty | Self::NeverLegal => "to",
+            Self::BadTime { field } => Some(field),
+            Self::BadDays => Some("days"),
+            Self::Empty => Some("to"),
+            Self::NeverLegal => None,
         }
     }
 
@@ -591,7 +592,7 @@ mod tests {
     /// R1.2, R7.2: malformed windows name the sub-field at fault.
     #[test]
     fn malformed_windows_name_the_field() {
-        let err = |f, t, d: Option<&[&str]>| CallWindow::parse(f, t, d).unwrap_err().field();
+        let err = |f, t, d: Option<&[&str]>| CallWindow::parse(f, t, d).unwrap_err().field().unwrap();
         assert_eq!(err("9:00", "12:00", None), "from");
         assert_eq!(err("24:00", "12:00", None), "from");
         assert_eq!(err("10:00", "12:60", None), "to");
