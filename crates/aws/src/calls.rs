@@ -839,8 +839,8 @@ const LEAD_ATTEMPTS_SK: &str = "CALLATTEMPTS";
 const LEAD_ATTEMPTS_KEPT: chrono::Duration = chrono::Duration::days(3 * 366);
 
 /// The condition under which a marker may become `placing` or `scheduled`: none yet, or
-/// waiting (`requested`, `scheduled`).
-const CLAIMABLE: &str = "attribute_not_exists(pk) OR #state IN (:requested, :scheduled)";
+/// in a state that placed nothing that may ring (not `placing`, `placed`, `unconfirmed`).
+const CLAIMABLE: &str = "attribute_not_exists(pk) OR NOT (#state IN (:placing, :placed, :unconfirmed))";
 
 impl DynamoCallRequests {
     /// Writes a marker while it is [`CLAIMABLE`] and the subject is not erased, then the
@@ -863,8 +863,9 @@ impl DynamoCallRequests {
             .condition_expression(CLAIMABLE)
             .expression_attribute_names("#state", "state");
         let write = write
-            .expression_attribute_values(":requested", s("requested"))
-            .expression_attribute_values(":scheduled", s("scheduled"))
+            .expression_attribute_values(":placing", s("placing"))
+            .expression_attribute_values(":placed", s("placed"))
+            .expression_attribute_values(":unconfirmed", s("unconfirmed"))
             .build()
             .map_err(|e| super::dynamo::corrupt("build_put", e))?;
         let out = self

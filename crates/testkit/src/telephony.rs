@@ -761,9 +761,15 @@ impl CallRequests for MemoryCallRequests {
     }
 }
 
-/// Whether a marker may move to `placing` or `scheduled`: none yet, or waiting.
+/// Whether a marker may move to `placing` or `scheduled`: none yet, or in a state that
+/// placed nothing that may ring.
 fn claimable(marker: Option<&Marker>) -> bool {
-    marker.is_none_or(|m| matches!(m.state, CallState::Requested | CallState::Scheduled))
+    marker.is_none_or(|m| {
+        !matches!(
+            m.state,
+            CallState::Placing | CallState::Placed | CallState::Unconfirmed
+        )
+    })
 }
 
 /// An outbound call as the fake provider received it (the number is the test's own).

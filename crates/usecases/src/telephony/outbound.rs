@@ -543,11 +543,10 @@ impl Outbound {
                 self.requests
                     .release_attempt(&req.phone_index, &attempt, self.clock.now())
                     .await?;
+                self.mark(req, CallState::Requested).await?;
                 if due {
                     // No stream record comes back for it: it stays due for the next run.
                     self.schedule_at(req, self.clock.now()).await?;
-                } else {
-                    self.mark(req, CallState::Requested).await?;
                 }
                 tracing::warn!(error = %e, "placing the call failed; it will be retried");
                 Err(e.into())

@@ -276,8 +276,9 @@ pub trait CallRequests: Send + Sync {
     async fn lead_attempts(&self, lead: &LeadId) -> Result<u32, StoreError>;
 
     /// Marks the request `scheduled` for `due_at` (R7.2) and sets the lead's call state,
-    /// durably, where [`CallRequests::due_requests`] finds it. Only from no marker,
-    /// `requested` or `scheduled` (a later slot replaces an earlier one).
+    /// durably, where [`CallRequests::due_requests`] finds it. Only from a marker that
+    /// placed nothing that may ring (none, `requested`, `scheduled`, `suppressed`,
+    /// `failed`; a later slot replaces an earlier one).
     async fn schedule_request(&self, schedule: &ScheduledRequest) -> Result<Claim, StoreError>;
 
     /// The scheduled requests due at `now` (`due_at <= now`), earliest first, at most
@@ -289,7 +290,8 @@ pub trait CallRequests: Send + Sync {
     ) -> Result<Vec<DueRequest>, StoreError>;
 
     /// Takes the request for placing: its marker goes to `placing` (and out of the due
-    /// requests) only from no marker, `requested` or `scheduled`, in one conditional
+    /// requests) only from a marker that placed nothing that may ring (not `placing`,
+    /// `placed`, `unconfirmed`), in one conditional
     /// write, so of two workers (two dispatcher runs, a dispatcher and a stream
     /// redelivery) one places the call and the other learns [`Claim::Taken`].
     async fn claim_request(&self, claim: &CallRequestResult) -> Result<Claim, StoreError>;

@@ -5,5 +5,6 @@
 mod dsar;
 mod fakes;
 mod retention;
+mod calling_hours;
 mod signup;
 mod telephony;
