@@ -9,6 +9,7 @@
 
 mod common;
 
+mod calling_hours;
 mod drift;
 mod dsar;
 mod dsar_identity;

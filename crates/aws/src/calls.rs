@@ -23,10 +23,12 @@ use domain::RetentionClass;
 use usecases::ports::{CallState, Retry, StoreError};
 use usecases::telephony::ingest::MAX_COPY_ATTEMPTS;
 use usecases::telephony::ports::{
-    AuditTrail, CallFacts, CallRequestResult, CallRequests, CallStore, Claim, DueRequest,
-    RecordingRecord, RecordingSettlement, ScheduledRequest, StoredCall, WORKER_STATES,
+    AuditTrail, CallFacts, CallStore, DueRequest, RecordingRecord, RecordingSettlement,
+    StoredCall, WORKER_STATES,
 };
-pub use usecases::telephony::ports::{CallProjection, MergeOutcome};
+pub use usecases::telephony::ports::{
+    CallProjection, CallRequestResult, CallRequests, Claim, MergeOutcome, ScheduledRequest,
+};
 
 pub fn call_pk(call_id: &str) -> String {
     format!("CALL#{call_id}")

@@ -488,7 +488,17 @@ impl Outbound {
                 at: now,
                 marker_until: now + MARKER_KEPT,
             })
-            .await?;
+            .await;
+        let claim = match claim {
+            Ok(claim) => claim,
+            Err(e) => {
+                // Nothing was placed: the attempt goes back before the error is reported.
+                self.requests
+                    .release_attempt(&req.phone_index, &attempt, now)
+                    .await?;
+                return Err(e.into());
+            }
+        };
         match claim {
             Claim::Done => {}
             Claim::Taken => {

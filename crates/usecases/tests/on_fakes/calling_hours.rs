@@ -480,3 +480,121 @@ async fn a_superseded_scheduled_request_is_not_placed() {
     assert!(matches!(placed, PlaceOutcome::Placed { .. }));
     assert_eq!(w.provider.placed().len(), 1);
 }
+
+/// The call requests of `inner`, with another worker taking a scheduled request between
+/// this worker's read of its state and its claim (the race two dispatcher runs, or a run
+/// and a redelivery, can have).
+struct Racing {
+    inner: MemoryCallRequests,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl usecases::telephony::ports::CallRequests for Racing {
+    async fn request_state(
+        &self,
+        lead: &LeadId,
+        request: u32,
+    ) -> Result<Option<CallState>, usecases::ports::StoreError> {
+        self.inner.request_state(lead, request).await
+    }
+    async fn attempts_since(
+        &self,
+        phone_index: &str,
+        since: DateTime<Utc>,
+    ) -> Result<usize, usecases::ports::StoreError> {
+        self.inner.attempts_since(phone_index, since).await
+    }
+    async fn record_attempt(
+        &self,
+        phone_index: &str,
+        lead: &LeadId,
+        at: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Option<String>, usecases::ports::StoreError> {
+        self.inner
+            .record_attempt(phone_index, lead, at, until)
+            .await
+    }
+    async fn release_attempt(
+        &self,
+        phone_index: &str,
+        attempt: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), usecases::ports::StoreError> {
+        self.inner.release_attempt(phone_index, attempt, at).await
+    }
+    async fn finish_request(
+        &self,
+        result: &usecases::telephony::ports::CallRequestResult,
+    ) -> Result<bool, usecases::ports::StoreError> {
+        self.inner.finish_request(result).await
+    }
+    async fn lead_attempts(&self, lead: &LeadId) -> Result<u32, usecases::ports::StoreError> {
+        self.inner.lead_attempts(lead).await
+    }
+    async fn schedule_request(
+        &self,
+        schedule: &usecases::telephony::ports::ScheduledRequest,
+    ) -> Result<usecases::telephony::ports::Claim, usecases::ports::StoreError> {
+        self.inner.schedule_request(schedule).await
+    }
+    async fn due_requests(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<usecases::telephony::ports::DueRequest>, usecases::ports::StoreError> {
+        self.inner.due_requests(now, limit).await
+    }
+    async fn claim_request(
+        &self,
+        claim: &usecases::telephony::ports::CallRequestResult,
+    ) -> Result<usecases::telephony::ports::Claim, usecases::ports::StoreError> {
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // The other worker's claim lands first.
+            self.inner.claim_request(claim).await?;
+        }
+        self.inner.claim_request(claim).await
+    }
+}
+
+/// R7.2: when another worker takes a due request between this run's read and its claim,
+/// the conditional claim answers `Taken`: this run places no call and gives its attempt
+/// back (the other worker places the one call).
+#[tokio::test]
+async fn a_run_that_loses_the_claim_places_nothing_and_gives_its_attempt_back() {
+    let w = World::at("2026-11-25T22:40:00Z", Bundesland::NW, None).await;
+    assert!(matches!(w.stream().await, PlaceOutcome::Scheduled { .. }));
+    w.clock.set(t("2026-11-26T07:00:00Z"));
+    let racing = Racing {
+        inner: w.requests.clone(),
+        raced: std::sync::atomic::AtomicBool::new(false),
+    };
+    let outbound = Outbound::new(
+        Arc::new(w.leads.clone()),
+        Arc::new(racing),
+        Arc::new(w.audit.clone()),
+        w.lead_service(),
+        Arc::new(w.provider.clone()),
+        Arc::new(w.clock.clone()),
+        OutboundSettings {
+            from_number: "+4930000000".into(),
+            agent_id: "agent_polly".into(),
+            data_storage_setting: "basic_attributes_only".into(),
+            ring_duration_ms: 30_000,
+            calling_rules: CallingRules::default(),
+        },
+    );
+    let report = outbound.dispatch_due(&key()).await.unwrap();
+    assert_eq!((report.due, report.placed), (1, 0));
+    assert!(w.provider.placed().is_empty(), "the loser places nothing");
+    assert!(
+        w.requests.attempts(&w.phone_index().await).is_empty(),
+        "its attempt given back"
+    );
+    assert_eq!(
+        w.requests.marker(&w.lead, 1).unwrap().state,
+        CallState::Placing,
+        "the winner's claim stands"
+    );
+}
