@@ -397,3 +397,34 @@ async fn a_scheduled_request_is_claimed_once_and_never_after_erasure() {
     );
     assert!(due_index(&w).await.is_empty());
 }
+
+/// R4.4: the preferred window is part of the subject's Art. 15 export: `data.json`
+/// shows it with the sign-up data as the form took it.
+#[tokio::test]
+async fn the_preferred_window_is_in_the_access_export() {
+    let d = World::on_mail_emulator().await;
+    let window = json!({"from": "17:00", "to": "19:00", "days": ["tue", "wed", "thu"]});
+    sign_up_at(&d, "2026-11-30T09:00:00Z", Some(window.clone())).await;
+    let (id, token) = d.verified("access", EMAIL).await;
+    assert_eq!(d.pump(&id, 2).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["outcome"], "export_ready", "{view}");
+    let files = common::dsar::unzip(&d.download(view["download_url"].as_str().unwrap()).await);
+    let data: serde_json::Value = serde_json::from_slice(&files["data.json"]).unwrap();
+    assert_eq!(data["subject"]["sign_up"]["call_window"], window, "{data}");
+}
+
+/// R4.4: the preferred window is part of the portable copy (`portable.json`).
+#[tokio::test]
+async fn the_preferred_window_is_in_the_portable_copy() {
+    let d = World::on_mail_emulator().await;
+    let window = json!({"from": "10:00", "to": "12:30", "days": ["mon", "fri"]});
+    sign_up_at(&d, "2026-11-30T09:00:00Z", Some(window.clone())).await;
+    let (id, token) = d.verified("portability", EMAIL).await;
+    assert_eq!(d.pump(&id, 2).await, 0);
+    let (_, view) = d.status(&id, Some(&token)).await;
+    assert_eq!(view["outcome"], "export_ready", "{view}");
+    let files = common::dsar::unzip(&d.download(view["download_url"].as_str().unwrap()).await);
+    let portable: serde_json::Value = serde_json::from_slice(&files["portable.json"]).unwrap();
+    assert_eq!(portable["sign_up"]["call_window"], window, "{portable}");
+}
