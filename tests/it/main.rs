@@ -10,6 +10,7 @@
 mod common;
 
 mod calling_hours;
+mod calling_hours_template;
 mod drift;
 mod dsar;
 mod dsar_identity;

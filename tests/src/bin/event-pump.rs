@@ -257,3 +257,17 @@ async fn deliver(
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pump plays the template's dispatcher schedule: its input is a dispatcher run
+    /// for the worker, every 5 minutes.
+    #[test]
+    fn the_pump_plays_the_templates_dispatch_schedule() {
+        let (input, every) = dispatch_schedule(&Template::load().unwrap()).unwrap();
+        assert!(telephony::worker::is_dispatch(&input), "{input}");
+        assert_eq!(every, Duration::from_secs(300));
+    }
+}
