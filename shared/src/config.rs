@@ -444,4 +444,39 @@ mod tests {
             .unwrap()
             .contains(ip("203.0.113.7")));
     }
+
+    /// R7.2, R7.3: the calling-hours state defaults to NW and an unknown code stops the
+    /// start; the ring time defaults to 30 s and is clamped to the provider's bounds.
+    #[test]
+    fn calling_state_and_ring_time() {
+        let base = [
+            ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_map(&vars(&pairs))
+        };
+        let c = with(&[]).unwrap();
+        assert_eq!(c.calling_state, domain::calling_hours::Bundesland::NW);
+        assert_eq!(c.ring_duration_ms, 30_000);
+        let c = with(&[("CALLING_STATE", "by"), ("RING_DURATION_MS", "999999")]).unwrap();
+        assert_eq!(c.calling_state, domain::calling_hours::Bundesland::BY);
+        assert_eq!(c.ring_duration_ms, 300_000);
+        assert_eq!(
+            with(&[("RING_DURATION_MS", "10")]).unwrap().ring_duration_ms,
+            5_000
+        );
+        assert!(matches!(
+            with(&[("CALLING_STATE", "XX")]),
+            Err(ConfigError::Invalid("CALLING_STATE"))
+        ));
+        assert!(matches!(
+            with(&[("RING_DURATION_MS", "soon")]),
+            Err(ConfigError::Invalid("RING_DURATION_MS"))
+        ));
+    }
 }
