@@ -235,7 +235,10 @@ impl Config {
             },
             ring_duration_ms: usecases::telephony::outbound::ring_duration_ms(
                 match required("RING_DURATION_MS") {
-                    Ok(v) => Some(v.parse().map_err(|_| ConfigError::Invalid("RING_DURATION_MS"))?),
+                    Ok(v) => Some(
+                        v.parse()
+                            .map_err(|_| ConfigError::Invalid("RING_DURATION_MS"))?,
+                    ),
                     Err(_) => None,
                 },
             ),
@@ -467,7 +470,9 @@ mod tests {
         assert_eq!(c.calling_state, domain::calling_hours::Bundesland::BY);
         assert_eq!(c.ring_duration_ms, 300_000);
         assert_eq!(
-            with(&[("RING_DURATION_MS", "10")]).unwrap().ring_duration_ms,
+            with(&[("RING_DURATION_MS", "10")])
+                .unwrap()
+                .ring_duration_ms,
             5_000
         );
         assert!(matches!(

@@ -53,7 +53,9 @@ async fn due_index(w: &World) -> Vec<(String, String)> {
 
 /// One run of the dispatcher as the schedule invokes it (the template's input).
 async fn dispatch(w: &World) -> usize {
-    assert!(telephony::worker::is_dispatch(&json!({"job": "dispatch-due"})));
+    assert!(telephony::worker::is_dispatch(
+        &json!({"job": "dispatch-due"})
+    ));
     telephony::worker::dispatch(&w.worker).await.unwrap().placed
 }
 
@@ -88,16 +90,21 @@ async fn a_late_sign_up_is_called_at_eight_the_next_morning_exactly_once() {
     assert_eq!(dispatch(&w).await, 1);
     assert_eq!(dispatch(&w).await, 0);
     let item = w.signup.lead_item(&id).await;
-    let redelivered =
-        telephony::worker::handle(&w.worker, stream_event("INSERT", item, Default::default(), 2))
-            .await;
+    let redelivered = telephony::worker::handle(
+        &w.worker,
+        stream_event("INSERT", item, Default::default(), 2),
+    )
+    .await;
     assert!(redelivered.batch_item_failures.is_empty());
 
     let created = w.sim.create_requests();
     assert_eq!(created.len(), 1, "exactly one call");
     assert_eq!(created[0].status, 201);
     assert_eq!(created[0].body["metadata"]["lead_id"], id.to_string());
-    assert_eq!(created[0].body["agent_override"]["ring_duration_ms"], 30_000);
+    assert_eq!(
+        created[0].body["agent_override"]["ring_duration_ms"],
+        30_000
+    );
     assert_eq!(
         w.sim.created_calls()[0]["ring_duration_ms"],
         30_000,
@@ -147,7 +154,10 @@ async fn erasure_before_the_slot_cancels_the_scheduled_call() {
     let (id, token) = d.verified("erasure", EMAIL).await;
     assert_eq!(d.pump(&id, 1).await, 0);
     assert_eq!(d.status(&id, Some(&token)).await.1["status"], "completed");
-    assert!(due_index(&d).await.is_empty(), "the schedule went with the subject");
+    assert!(
+        due_index(&d).await.is_empty(),
+        "the schedule went with the subject"
+    );
     d.signup.clock.set(t("2026-11-30T07:00:00Z"));
     assert_eq!(dispatch(&d).await, 0);
     assert!(d.sim.create_requests().is_empty());
@@ -172,7 +182,11 @@ async fn an_objection_before_the_slot_cancels_the_scheduled_call() {
         "suppressed"
     );
     let actions = d.signup.audit_actions().await;
-    assert_eq!(count(&actions, "call.suppressed_restricted"), 1, "{actions:?}");
+    assert_eq!(
+        count(&actions, "call.suppressed_restricted"),
+        1,
+        "{actions:?}"
+    );
 }
 
 /// R7.3: every attempt counts towards the lead's total in its partition (the count item
@@ -190,7 +204,11 @@ async fn attempts_count_towards_the_lead_total_and_a_refused_one_is_given_back()
     assert_eq!(w.pump_lead(&id, 1).await, 1, "the outage fails the record");
     let counts = w.signup.items_of_kind("call_attempt_count").await;
     assert_eq!(counts.len(), 1);
-    assert_eq!(counts[0]["attempt_count"].as_n().unwrap(), "0", "given back");
+    assert_eq!(
+        counts[0]["attempt_count"].as_n().unwrap(),
+        "0",
+        "given back"
+    );
     assert_eq!(w.pump_lead(&id, 2).await, 0);
     let counts = w.signup.items_of_kind("call_attempt_count").await;
     assert_eq!(counts[0]["attempt_count"].as_n().unwrap(), "1");
@@ -249,8 +267,7 @@ async fn the_thirty_first_attempt_of_a_lead_is_not_made() {
         .send()
         .await
         .unwrap();
-    let resp =
-        telephony::worker::handle(&w.worker, stream_event("MODIFY", next, item, 2)).await;
+    let resp = telephony::worker::handle(&w.worker, stream_event("MODIFY", next, item, 2)).await;
     assert!(resp.batch_item_failures.is_empty());
     assert_eq!(w.sim.create_requests().len(), 1, "no 31st attempt");
     assert_eq!(
@@ -258,7 +275,11 @@ async fn the_thirty_first_attempt_of_a_lead_is_not_made() {
         "suppressed"
     );
     let actions = w.signup.audit_actions().await;
-    assert_eq!(count(&actions, "call.suppressed_lead_cap"), 1, "{actions:?}");
+    assert_eq!(
+        count(&actions, "call.suppressed_lead_cap"),
+        1,
+        "{actions:?}"
+    );
 }
 
 /// R1.2, R7.2: a preferred window is validated like every field: a malformed time names
@@ -348,8 +369,8 @@ async fn a_redelivered_scheduled_request_is_left_to_the_dispatcher() {
 /// is written for an erased subject (`Erased`).
 #[tokio::test]
 async fn a_scheduled_request_is_claimed_once_and_never_after_erasure() {
-    use shared::ports::{CallState, LeadStore};
     use shared::adapters::calls::{CallRequestResult, CallRequests, Claim, ScheduledRequest};
+    use shared::ports::{CallState, LeadStore};
     let w = World::start().await;
     let lead = sign_up_at(&w, "2026-11-25T22:40:00Z", None).await;
     let ddb = aws_sdk_dynamodb::Client::new(&w.signup.stack.aws);
@@ -373,8 +394,14 @@ async fn a_scheduled_request_is_claimed_once_and_never_after_erasure() {
         at: now,
         marker_until: now + chrono::Duration::days(30),
     };
-    assert_eq!(requests.schedule_request(&again).await.unwrap(), Claim::Taken);
-    assert!(due_index(&w).await.is_empty(), "claimed: out of the due index");
+    assert_eq!(
+        requests.schedule_request(&again).await.unwrap(),
+        Claim::Taken
+    );
+    assert!(
+        due_index(&w).await.is_empty(),
+        "claimed: out of the due index"
+    );
 
     // Erased: a fresh request of the subject is neither scheduled nor claimed.
     let store = shared::adapters::dynamo::DynamoLeadStore::new(
@@ -387,10 +414,16 @@ async fn a_scheduled_request_is_claimed_once_and_never_after_erasure() {
         request: 2,
         ..again
     };
-    assert_eq!(requests.schedule_request(&fresh).await.unwrap(), Claim::Erased);
+    assert_eq!(
+        requests.schedule_request(&fresh).await.unwrap(),
+        Claim::Erased
+    );
     assert_eq!(
         requests
-            .claim_request(&CallRequestResult { request: 2, ..claim })
+            .claim_request(&CallRequestResult {
+                request: 2,
+                ..claim
+            })
             .await
             .unwrap(),
         Claim::Erased

@@ -38,13 +38,15 @@ fn the_due_index_and_the_dispatch_schedule_are_in_the_template() {
     for attribute in ["due_kind", "due_at"] {
         assert_eq!(table.attributes[attribute], "S", "{attribute}");
     }
-    let event = serde_json::to_value(
-        &t.properties("TelephonyWorkerFunction")["Events"]["DispatchDue"],
-    )
-    .unwrap();
+    let event =
+        serde_json::to_value(&t.properties("TelephonyWorkerFunction")["Events"]["DispatchDue"])
+            .unwrap();
     assert_eq!(event["Type"], "ScheduleV2");
     assert_eq!(event["Properties"]["ScheduleExpression"], "rate(5 minutes)");
-    assert_eq!(event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"], 0);
+    assert_eq!(
+        event["Properties"]["RetryPolicy"]["MaximumRetryAttempts"],
+        0
+    );
     let input: Value =
         serde_json::from_str(event["Properties"]["Input"].as_str().unwrap()).unwrap();
     assert!(telephony::worker::is_dispatch(&input), "{input}");
@@ -87,10 +89,9 @@ fn only_the_telephony_worker_reads_the_due_index() {
 #[test]
 fn the_worker_is_configured_for_nrw_and_a_bounded_ring_time() {
     let t = template();
-    let env = serde_json::to_value(
-        &t.properties("TelephonyWorkerFunction")["Environment"]["Variables"],
-    )
-    .unwrap();
+    let env =
+        serde_json::to_value(&t.properties("TelephonyWorkerFunction")["Environment"]["Variables"])
+            .unwrap();
     let get = |name: &str| {
         env[name]
             .as_str()

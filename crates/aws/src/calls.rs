@@ -23,8 +23,8 @@ use domain::RetentionClass;
 use usecases::ports::{CallState, Retry, StoreError};
 use usecases::telephony::ingest::MAX_COPY_ATTEMPTS;
 use usecases::telephony::ports::{
-    AuditTrail, CallFacts, CallStore, DueRequest, RecordingRecord, RecordingSettlement,
-    StoredCall, WORKER_STATES,
+    AuditTrail, CallFacts, CallStore, DueRequest, RecordingRecord, RecordingSettlement, StoredCall,
+    WORKER_STATES,
 };
 pub use usecases::telephony::ports::{
     CallProjection, CallRequestResult, CallRequests, Claim, MergeOutcome, ScheduledRequest,
@@ -842,7 +842,8 @@ const LEAD_ATTEMPTS_KEPT: chrono::Duration = chrono::Duration::days(3 * 366);
 
 /// The condition under which a marker may become `placing` or `scheduled`: none yet, or
 /// in a state that placed nothing that may ring (not `placing`, `placed`, `unconfirmed`).
-const CLAIMABLE: &str = "attribute_not_exists(pk) OR NOT (#state IN (:placing, :placed, :unconfirmed))";
+const CLAIMABLE: &str =
+    "attribute_not_exists(pk) OR NOT (#state IN (:placing, :placed, :unconfirmed))";
 
 impl DynamoCallRequests {
     /// Writes a marker while it is [`CLAIMABLE`] and the subject is not erased, then the
@@ -1004,9 +1005,7 @@ impl CallRequests for DynamoCallRequests {
         match out {
             // The attempt's name is its sort key (time and a random id, nothing personal).
             Ok(_) => Ok(Some(item.sk)),
-            Err(e)
-                if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&2)) =>
-            {
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&2)) => {
                 Ok(None)
             }
             Err(e) => Err(failure("record_attempt", e)),

@@ -592,7 +592,8 @@ mod tests {
     /// R1.2, R7.2: malformed windows name the sub-field at fault.
     #[test]
     fn malformed_windows_name_the_field() {
-        let err = |f, t, d: Option<&[&str]>| CallWindow::parse(f, t, d).unwrap_err().field().unwrap();
+        let err =
+            |f, t, d: Option<&[&str]>| CallWindow::parse(f, t, d).unwrap_err().field().unwrap();
         assert_eq!(err("9:00", "12:00", None), "from");
         assert_eq!(err("24:00", "12:00", None), "from");
         assert_eq!(err("10:00", "12:60", None), "to");

@@ -254,11 +254,19 @@ fn parse_call_window(value: Option<&Value>, errors: &mut Vec<FieldProblem>) -> O
     let time = |name: &'static str, errors: &mut Vec<FieldProblem>| match window.get(name) {
         Some(Value::String(s)) => Some(s.as_str()),
         None | Some(Value::Null) => {
-            errors.push(FieldProblem::new(&format!("call_window.{name}"), "required", "is required",));
+            errors.push(FieldProblem::new(
+                &format!("call_window.{name}"),
+                "required",
+                "is required",
+            ));
             None
         }
         Some(_) => {
-            errors.push(FieldProblem::new(&format!("call_window.{name}"), "wrong_type", "must be a string",));
+            errors.push(FieldProblem::new(
+                &format!("call_window.{name}"),
+                "wrong_type",
+                "must be a string",
+            ));
             None
         }
     };

@@ -91,8 +91,8 @@ fn record_json(r: &aws_sdk_dynamodbstreams::types::Record) -> Value {
 
 /// The telephony worker's dispatcher schedule in the template: its input and period.
 fn dispatch_schedule(template: &Template) -> Result<(Value, Duration)> {
-    let event = &template.properties("TelephonyWorkerFunction")["Events"]["DispatchDue"]
-        ["Properties"];
+    let event =
+        &template.properties("TelephonyWorkerFunction")["Events"]["DispatchDue"]["Properties"];
     let input: Value = serde_json::from_str(
         event["Input"]
             .as_str()

@@ -103,7 +103,9 @@ pub enum PlaceOutcome {
     /// The subject restricted processing or objected (R2.10): no call.
     NotPermitted,
     /// Outside the calling hours or the person's window: scheduled for `due_at` (R7.2).
-    Scheduled { due_at: DateTime<Utc> },
+    Scheduled {
+        due_at: DateTime<Utc>,
+    },
     /// The lead reached its total of attempts (R7.3).
     LeadCapReached,
 }

@@ -165,11 +165,7 @@ async fn placed_at(asked: &str, state: Bundesland, window: Option<CallWindow>, d
         assert_eq!(w.dispatch_at(due + Duration::hours(1)).await, 1, "{asked}");
         return;
     }
-    assert_eq!(
-        first,
-        PlaceOutcome::Scheduled { due_at: due },
-        "{asked}"
-    );
+    assert_eq!(first, PlaceOutcome::Scheduled { due_at: due }, "{asked}");
     assert_eq!(
         w.requests.lead(&w.lead).unwrap().call_state,
         CallState::Scheduled
@@ -178,7 +174,11 @@ async fn placed_at(asked: &str, state: Bundesland, window: Option<CallWindow>, d
     // Redelivered before its time: still waiting, nothing placed.
     assert_eq!(w.stream().await, PlaceOutcome::AlreadyPlaced);
     // A millisecond early: not yet.
-    assert_eq!(w.dispatch_at(due - Duration::milliseconds(1)).await, 0, "{asked}");
+    assert_eq!(
+        w.dispatch_at(due - Duration::milliseconds(1)).await,
+        0,
+        "{asked}"
+    );
     // At its instant, by two dispatcher runs and a redelivery: exactly once.
     assert_eq!(w.dispatch_at(due).await, 1, "{asked}");
     assert_eq!(w.dispatch_at(due + Duration::hours(2)).await, 1, "{asked}");
@@ -364,7 +364,10 @@ async fn the_daily_cap_allows_the_third_and_stops_the_fourth() {
     );
     w.clock.set(t("2026-12-01T09:00:01Z"));
     let outcome = outbound.place(&w.request(5).await, &key()).await.unwrap();
-    assert!(matches!(outcome, PlaceOutcome::Placed { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, PlaceOutcome::Placed { .. }),
+        "{outcome:?}"
+    );
 }
 
 /// R7.3: fifteen attempts per number in 7 days: with three a day, Monday to Friday
