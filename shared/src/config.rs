@@ -50,6 +50,12 @@ pub struct Config {
     /// Provider-side storage of a call (`RETELL_DATA_STORAGE_SETTING`, default
     /// `basic_attributes_only`: the provider keeps no transcript or recording).
     pub retell_data_storage_setting: String,
+    /// Whose public holidays the calling hours keep (`CALLING_STATE`, a Bundesland code,
+    /// default `NW`; R7.2).
+    pub calling_state: domain::calling_hours::Bundesland,
+    /// How long an outbound call rings (`RING_DURATION_MS`, default 30 000, clamped to the
+    /// provider's 5 000–300 000; R7.3).
+    pub ring_duration_ms: u32,
     /// Whether calls are deleted at the provider once handled (`PROVIDER_DELETE_CALLS`,
     /// default true; R2.9).
     pub provider_delete_calls: bool,
@@ -222,6 +228,20 @@ impl Config {
             retell_agent_id: required("RETELL_AGENT_ID").ok(),
             retell_data_storage_setting: required("RETELL_DATA_STORAGE_SETTING")
                 .unwrap_or_else(|_| "basic_attributes_only".to_owned()),
+            calling_state: match required("CALLING_STATE") {
+                Ok(code) => domain::calling_hours::Bundesland::parse(&code)
+                    .ok_or(ConfigError::Invalid("CALLING_STATE"))?,
+                Err(_) => domain::calling_hours::Bundesland::NW,
+            },
+            ring_duration_ms: usecases::telephony::outbound::ring_duration_ms(
+                match required("RING_DURATION_MS") {
+                    Ok(v) => Some(
+                        v.parse()
+                            .map_err(|_| ConfigError::Invalid("RING_DURATION_MS"))?,
+                    ),
+                    Err(_) => None,
+                },
+            ),
             provider_delete_calls: flag("PROVIDER_DELETE_CALLS", true)?,
             recording_hosts: or_default(
                 list("RECORDING_HOSTS"),
@@ -426,5 +446,42 @@ mod tests {
         assert!(Cidr::parse("0.0.0.0/0")
             .unwrap()
             .contains(ip("203.0.113.7")));
+    }
+
+    /// R7.2, R7.3: the calling-hours state defaults to NW and an unknown code stops the
+    /// start; the ring time defaults to 30 s and is clamped to the provider's bounds.
+    #[test]
+    fn calling_state_and_ring_time() {
+        let base = [
+            ("TABLE_NAME", "t"),
+            ("KEY_TABLE_NAME", "kt"),
+            ("DATA_KEY_ID", "k"),
+            ("BLIND_INDEX_KEY_ID", "h"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_map(&vars(&pairs))
+        };
+        let c = with(&[]).unwrap();
+        assert_eq!(c.calling_state, domain::calling_hours::Bundesland::NW);
+        assert_eq!(c.ring_duration_ms, 30_000);
+        let c = with(&[("CALLING_STATE", "by"), ("RING_DURATION_MS", "999999")]).unwrap();
+        assert_eq!(c.calling_state, domain::calling_hours::Bundesland::BY);
+        assert_eq!(c.ring_duration_ms, 300_000);
+        assert_eq!(
+            with(&[("RING_DURATION_MS", "10")])
+                .unwrap()
+                .ring_duration_ms,
+            5_000
+        );
+        assert!(matches!(
+            with(&[("CALLING_STATE", "XX")]),
+            Err(ConfigError::Invalid("CALLING_STATE"))
+        ));
+        assert!(matches!(
+            with(&[("RING_DURATION_MS", "soon")]),
+            Err(ConfigError::Invalid("RING_DURATION_MS"))
+        ));
     }
 }

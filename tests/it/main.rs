@@ -12,6 +12,8 @@ mod common;
 mod agent_config;
 mod agent_publish;
 mod agent_tools;
+mod calling_hours;
+mod calling_hours_template;
 mod drift;
 mod dsar;
 mod dsar_identity;

@@ -23,10 +23,12 @@ use domain::RetentionClass;
 use usecases::ports::{CallState, Retry, StoreError};
 use usecases::telephony::ingest::MAX_COPY_ATTEMPTS;
 use usecases::telephony::ports::{
-    AuditTrail, CallFacts, CallRequestResult, CallRequests, CallStore, RecordingRecord,
-    RecordingSettlement, StoredCall, WORKER_STATES,
+    AuditTrail, CallFacts, CallStore, DueRequest, RecordingRecord, RecordingSettlement, StoredCall,
+    WORKER_STATES,
 };
-pub use usecases::telephony::ports::{CallProjection, MergeOutcome};
+pub use usecases::telephony::ports::{
+    CallProjection, CallRequestResult, CallRequests, Claim, MergeOutcome, ScheduledRequest,
+};
 
 pub fn call_pk(call_id: &str) -> String {
     format!("CALL#{call_id}")
@@ -818,6 +820,97 @@ struct MarkerItem<'a> {
     ttl: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     call_id: Option<&'a str>,
+    /// Set only while `scheduled` (R7.2): the due index's partition ([`DUE_KIND`]), sort
+    /// key (the due instant), and what the dispatcher needs to place the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    due_phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lead_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<u32>,
+}
+
+/// The due index (R7.2): scheduled call requests by due instant. Sparse: only a marker in
+/// state `scheduled` carries its keys; any later write of the marker drops them.
+pub const DUE_INDEX: &str = "by-due";
+/// The due index's one partition.
+pub const DUE_KIND: &str = "call";
+
+/// A lead's attempt count over its life (R7.3), in its partition: erased with it.
+const LEAD_ATTEMPTS_SK: &str = "CALLATTEMPTS";
+/// How long the count is kept after its last attempt: as long as a marker.
+const LEAD_ATTEMPTS_KEPT: chrono::Duration = chrono::Duration::days(3 * 366);
+
+/// The condition under which a marker may become `placing` or `scheduled`: none yet, or
+/// in a state that placed nothing that may ring (not `placing`, `placed`, `unconfirmed`).
+const CLAIMABLE: &str =
+    "attribute_not_exists(pk) OR NOT (#state IN (:placing, :placed, :unconfirmed))";
+
+impl DynamoCallRequests {
+    /// Writes a marker while it is [`CLAIMABLE`] and the subject is not erased, then the
+    /// lead's call state (unless a newer request replaced this one).
+    async fn transition(
+        &self,
+        operation: &'static str,
+        marker: &MarkerItem<'_>,
+        lead: &LeadId,
+        request: u32,
+    ) -> Result<Claim, StoreError> {
+        let item = to_item(operation, marker)?;
+        let state_value = item
+            .get("state")
+            .cloned()
+            .unwrap_or_else(|| AttributeValue::Null(true));
+        let write = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(CLAIMABLE)
+            .expression_attribute_names("#state", "state");
+        let write = write
+            .expression_attribute_values(":placing", s("placing"))
+            .expression_attribute_values(":placed", s("placed"))
+            .expression_attribute_values(":unconfirmed", s("unconfirmed"))
+            .build()
+            .map_err(|e| super::dynamo::corrupt("build_put", e))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(write)
+                    .build(),
+            )
+            .transact_items(not_erased(&self.table, lead)?)
+            .send()
+            .await;
+        match out {
+            Ok(_) => {}
+            Err(e) => match super::dynamo::failed_conditions(&e) {
+                Some(f) if f.contains(&1) => return Ok(Claim::Erased),
+                Some(f) if f.contains(&0) => return Ok(Claim::Taken),
+                _ => return Err(failure(operation, e)),
+            },
+        }
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(LEAD_SK))
+            .update_expression("SET call_state = :state, call_state_at = :now")
+            .condition_expression("call_request_count = :request")
+            .expression_attribute_values(":state", state_value)
+            .expression_attribute_values(":now", s(marker.at.clone()))
+            .expression_attribute_values(":request", n(request))
+            .send()
+            .await;
+        crate::dynamo::update_applied(operation, update)?;
+        Ok(Claim::Done)
+    }
 }
 
 #[async_trait]
@@ -890,10 +983,38 @@ impl CallRequests for DynamoCallRequests {
             ttl: until.timestamp(),
         };
         let write = put(&self.table, to_item("record_attempt", &item)?, None, &[])?;
-        let written =
-            put_unless_erased(&self.client, &self.table, "record_attempt", write, lead).await?;
-        // The attempt's name is its sort key (time and a random id, nothing personal).
-        Ok(written.then_some(item.sk))
+        // The lead's count over its life (R7.3), in the same write.
+        let count = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(LEAD_ATTEMPTS_SK))
+            .update_expression(
+                "SET kind = :kind, lead_id = :lead, #ttl = :ttl ADD attempt_count :one",
+            )
+            .expression_attribute_names("#ttl", schema::TTL)
+            .expression_attribute_values(":kind", s("call_attempt_count"))
+            .expression_attribute_values(":lead", s(lead.to_string()))
+            .expression_attribute_values(":ttl", n((at + LEAD_ATTEMPTS_KEPT).timestamp()))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(|e| super::dynamo::corrupt("build_update", e))?;
+        let count = aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(count)
+            .build();
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(vec![write, count, not_erased(&self.table, lead)?]))
+            .send()
+            .await;
+        match out {
+            // The attempt's name is its sort key (time and a random id, nothing personal).
+            Ok(_) => Ok(Some(item.sk)),
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| f.contains(&2)) => {
+                Ok(None)
+            }
+            Err(e) => Err(failure("record_attempt", e)),
+        }
     }
 
     async fn release_attempt(
@@ -912,16 +1033,63 @@ impl CallRequests for DynamoCallRequests {
         }
         // Marked, not deleted: the worker's role may not delete in the number's
         // partition. The item keeps its TTL; a gone item stays gone.
-        mark_if(
-            &self.client,
+        let pk = format!("PHONE#{phone_index}");
+        let item = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(pk.clone()))
+            .key(schema::SK, s(attempt))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("release_attempt", e))?
+            .item;
+        let Some(lead) = item.as_ref().and_then(|i| text(i, "lead_id")) else {
+            return Ok(());
+        };
+        // The attempt and the lead's count together, once (R7.3).
+        let mark = update(
             &self.table,
-            "release_attempt",
-            (format!("PHONE#{phone_index}"), attempt.to_owned()),
-            "released_at",
-            "attribute_exists(pk)",
-            at,
-        )
-        .await
+            pk,
+            attempt,
+            &[("released_at", s(ts(at)))],
+            &[],
+            "attribute_exists(pk) AND attribute_not_exists(released_at)",
+            &[],
+        )?;
+        let count = update(
+            &self.table,
+            format!("LEAD#{lead}"),
+            LEAD_ATTEMPTS_SK,
+            &[],
+            &["attempt_count = attempt_count - :one"],
+            "attempt_count > :zero",
+            &[(":zero", n(0)), (":one", n(1))],
+        )?;
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(vec![mark, count]))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Released before, or the count gone with the subject: only the attempt.
+            Err(e) if super::dynamo::failed_conditions(&e).is_some_and(|f| !f.is_empty()) => {
+                mark_if(
+                    &self.client,
+                    &self.table,
+                    "release_attempt",
+                    (format!("PHONE#{phone_index}"), attempt.to_owned()),
+                    "released_at",
+                    "attribute_exists(pk) AND attribute_not_exists(released_at)",
+                    at,
+                )
+                .await
+            }
+            Err(e) => Err(failure("release_attempt", e)),
+        }
     }
 
     async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {
@@ -933,6 +1101,11 @@ impl CallRequests for DynamoCallRequests {
             at: ts(r.at),
             ttl: r.marker_until.timestamp(),
             call_id: r.call_id.as_deref(),
+            due_kind: None,
+            due_at: None,
+            due_phone: None,
+            lead_id: None,
+            request: None,
         };
         let marker = to_item("mark_call_request", &state)?;
         let state_value = marker
@@ -974,6 +1147,111 @@ impl CallRequests for DynamoCallRequests {
             &r.lead_id,
         )
         .await
+    }
+
+    async fn lead_attempts(&self, lead: &LeadId) -> Result<u32, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(LEAD_ATTEMPTS_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure("lead_attempts", e))?;
+        Ok(out
+            .item
+            .as_ref()
+            .and_then(|i| get_n(i, "attempt_count"))
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(0))
+    }
+
+    async fn schedule_request(&self, r: &ScheduledRequest) -> Result<Claim, StoreError> {
+        let marker = MarkerItem {
+            pk: lead_pk(&r.lead_id),
+            sk: marker_sk(r.request),
+            kind: "call_request",
+            state: CallState::Scheduled,
+            at: ts(r.at),
+            ttl: r.marker_until.timestamp(),
+            call_id: None,
+            due_kind: Some(DUE_KIND),
+            due_at: Some(ts(r.due_at)),
+            due_phone: Some(&r.phone_index),
+            lead_id: Some(r.lead_id.to_string()),
+            request: Some(r.request),
+        };
+        self.transition("schedule_call_request", &marker, &r.lead_id, r.request)
+            .await
+    }
+
+    async fn due_requests(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueRequest>, StoreError> {
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(DUE_INDEX)
+                .key_condition_expression("due_kind = :k AND due_at <= :now")
+                .expression_attribute_values(":k", s(DUE_KIND))
+                .expression_attribute_values(":now", s(ts(now)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure("due_call_requests", e))?;
+            for item in out.items() {
+                let parsed = (
+                    text(item, "lead_id").and_then(|l| LeadId::parse(l).ok()),
+                    get_n(item, "request").and_then(|r| u32::try_from(r).ok()),
+                    text(item, "due_phone"),
+                    text(item, "due_at").and_then(|t| DateTime::parse_from_rfc3339(t).ok()),
+                );
+                if let (Some(lead_id), Some(request), Some(phone), Some(at)) = parsed {
+                    due.push(DueRequest {
+                        lead_id,
+                        request,
+                        phone_index: phone.to_owned(),
+                        due_at: at.with_timezone(&Utc),
+                    });
+                } else {
+                    tracing::error!("malformed due call request skipped");
+                }
+                if due.len() >= limit {
+                    return Ok(due);
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(due);
+            }
+        }
+    }
+
+    async fn claim_request(&self, r: &CallRequestResult) -> Result<Claim, StoreError> {
+        let marker = MarkerItem {
+            pk: lead_pk(&r.lead_id),
+            sk: marker_sk(r.request),
+            kind: "call_request",
+            state: r.state,
+            at: ts(r.at),
+            ttl: r.marker_until.timestamp(),
+            call_id: r.call_id.as_deref(),
+            due_kind: None,
+            due_at: None,
+            due_phone: None,
+            lead_id: None,
+            request: None,
+        };
+        self.transition("claim_call_request", &marker, &r.lead_id, r.request)
+            .await
     }
 }
 
@@ -1140,6 +1418,11 @@ mod tests {
             at: ts(at("2026-03-01T10:00:00Z")),
             ttl: 1,
             call_id: None,
+            due_kind: None,
+            due_at: None,
+            due_phone: None,
+            lead_id: None,
+            request: None,
         };
         let item = to_item("test", &marker).unwrap();
         assert_eq!(item[schema::SK], s("CALLREQ#000007"));

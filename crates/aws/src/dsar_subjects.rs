@@ -42,6 +42,9 @@ const INTERNAL: &[&str] = &[
     schema::PHONE_INDEX_ATTR,
     "wrapped_key",
     "sealed_profile",
+    // A scheduled call request's due-index keys (R7.2); the blind index as `phone_bidx`.
+    "due_kind",
+    "due_phone",
 ];
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {

@@ -138,6 +138,9 @@ struct LeadItem {
     /// The subject withdrew the recording consent (R4.9): later calls keep no recording.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     consent_withdrawn: bool,
+    /// The preferred call window (R7.2) in its stored form (`mon,fri@10:00-12:30`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call_window: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -773,6 +776,7 @@ impl LeadStore for DynamoLeadStore {
             restricted: false,
             objected: false,
             consent_withdrawn: false,
+            call_window: lead.call_window.map(|w| w.stored()),
         };
         let key_item = KeyItem {
             pk: lead_pk(&lead.id),
@@ -1104,6 +1108,10 @@ impl LeadStore for DynamoLeadStore {
             restricted: lead.restricted,
             objected: lead.objected,
             consent_withdrawn: lead.consent_withdrawn,
+            call_window: lead
+                .call_window
+                .as_deref()
+                .and_then(domain::calling_hours::CallWindow::from_stored),
         }))
     }
 

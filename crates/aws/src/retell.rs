@@ -44,7 +44,12 @@ impl RetellClient {
             "override_agent_id": call.agent_id,
             "metadata": {"lead_id": call.lead_id},
             "retell_llm_dynamic_variables": {"first_name": call.first_name},
-            "agent_override": {"data_storage_setting": call.data_storage_setting},
+            // Agent fields for this call only: storage at the provider minimised (R2.12) and a
+            // bounded ring time (R7.3).
+            "agent_override": {
+                "data_storage_setting": call.data_storage_setting,
+                "ring_duration_ms": call.ring_duration_ms,
+            },
         });
         let resp = self
             .http

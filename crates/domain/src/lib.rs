@@ -10,6 +10,7 @@
 //! Parse errors name the rule that failed, never the input: they end up in problem+json
 //! responses and logs.
 
+pub mod calling_hours;
 pub mod clock;
 pub mod crypto;
 pub mod dsar;

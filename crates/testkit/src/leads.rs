@@ -247,6 +247,7 @@ impl LeadStore for MemoryLeadStore {
                     restricted: false,
                     objected: false,
                     consent_withdrawn: false,
+                    call_window: new.call_window,
                 },
                 email_index: new.email_index.clone(),
                 phone_index: new.phone_index.clone(),

@@ -15,9 +15,10 @@ use sha2::{Digest, Sha256};
 use domain::LeadId;
 use usecases::ports::{CallState, Objects, Retry, StoreError};
 use usecases::telephony::ports::{
-    AuditTrail, CallFacts, CallProjection, CallRequestResult, CallRequests, CallStore, CopyFailure,
-    CopyReport, MergeOutcome, Metrics, OutboundCall, Provider, ProviderError, RecordingCopier,
-    RecordingRecord, RecordingSettlement, StoredCall, WORKER_STATES,
+    AuditTrail, CallFacts, CallProjection, CallRequestResult, CallRequests, CallStore, Claim,
+    CopyFailure, CopyReport, DueRequest, MergeOutcome, Metrics, OutboundCall, Provider,
+    ProviderError, RecordingCopier, RecordingRecord, RecordingSettlement, ScheduledRequest,
+    StoredCall, WORKER_STATES,
 };
 
 use crate::{FaultSwitch, MemoryLeadStore, MemoryObjects};
@@ -450,6 +451,10 @@ struct RequestsState {
     leads: HashMap<LeadId, LeadCallState>,
     markers: HashMap<(LeadId, u32), Marker>,
     attempts: BTreeMap<String, Vec<Attempt>>,
+    /// Attempts counted per lead over its life (R7.3).
+    lead_attempts: HashMap<LeadId, u32>,
+    /// Scheduled requests (R7.2): the due index.
+    due: HashMap<(LeadId, u32), (String, DateTime<Utc>)>,
 }
 
 /// The call requests in memory; clones share them. The lead's call state changes only
@@ -477,6 +482,36 @@ impl MemoryCallRequests {
         self.leads
             .as_ref()
             .is_some_and(|l| l.tombstone(lead).is_some())
+    }
+
+    /// Deletes what an erasure deletes of a subject here: its markers, its schedules and
+    /// its attempt count (the lead's partition); the attempts on numbers stay (see
+    /// [`Self::forget_attempts_of`]).
+    pub fn erase_partition_of(&self, lead: &LeadId) {
+        let mut s = self.state.lock().unwrap();
+        s.markers.retain(|(l, _), _| l != lead);
+        s.due.retain(|(l, _), _| l != lead);
+        s.lead_attempts.remove(lead);
+        s.leads.remove(lead);
+    }
+
+    /// The scheduled requests, as the due index holds them.
+    pub fn scheduled(&self) -> Vec<(LeadId, u32, DateTime<Utc>)> {
+        let mut v: Vec<_> = self
+            .state
+            .lock()
+            .unwrap()
+            .due
+            .iter()
+            .map(|((l, r), (_, at))| (*l, *r, *at))
+            .collect();
+        v.sort_by_key(|(_, _, at)| *at);
+        v
+    }
+
+    /// Sets the lead's attempt count (a lead that was called `n` times before).
+    pub fn set_lead_attempts(&self, lead: &LeadId, n: u32) {
+        self.state.lock().unwrap().lead_attempts.insert(*lead, n);
     }
 
     /// Deletes the attempts a subject left (what an erasure does with them).
@@ -579,7 +614,8 @@ impl CallRequests for MemoryCallRequests {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("ATTEMPT#{}#{n}", at.timestamp_millis());
-        self.lock("record_attempt")?
+        let mut state = self.lock("record_attempt")?;
+        state
             .attempts
             .entry(phone_index.to_owned())
             .or_default()
@@ -589,6 +625,7 @@ impl CallRequests for MemoryCallRequests {
                 at,
                 until,
             });
+        *state.lead_attempts.entry(*lead).or_default() += 1;
         Ok(Some(name))
     }
 
@@ -598,10 +635,106 @@ impl CallRequests for MemoryCallRequests {
         attempt: &str,
         _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if let Some(attempts) = self.lock("release_attempt")?.attempts.get_mut(phone_index) {
-            attempts.retain(|a| a.name != attempt);
+        let mut state = self.lock("release_attempt")?;
+        let mut released = None;
+        if let Some(attempts) = state.attempts.get_mut(phone_index) {
+            if let Some(i) = attempts.iter().position(|a| a.name == attempt) {
+                released = Some(attempts.remove(i).lead_id);
+            }
+        }
+        if let Some(lead) = released {
+            if let Some(n) = state.lead_attempts.get_mut(&lead) {
+                *n = n.saturating_sub(1);
+            }
         }
         Ok(())
+    }
+
+    async fn lead_attempts(&self, lead: &LeadId) -> Result<u32, StoreError> {
+        Ok(self
+            .lock("lead_attempts")?
+            .lead_attempts
+            .get(lead)
+            .copied()
+            .unwrap_or(0))
+    }
+
+    async fn schedule_request(&self, r: &ScheduledRequest) -> Result<Claim, StoreError> {
+        if self.erased(&r.lead_id) {
+            return Ok(Claim::Erased);
+        }
+        let mut state = self.lock("schedule_call_request")?;
+        let key = (r.lead_id, r.request);
+        if !claimable(state.markers.get(&key)) {
+            return Ok(Claim::Taken);
+        }
+        if let Some(lead) = state.leads.get_mut(&r.lead_id) {
+            if lead.call_request_count == r.request {
+                lead.call_state = CallState::Scheduled;
+                lead.call_state_at = Some(r.at);
+            }
+        }
+        state.markers.insert(
+            key,
+            Marker {
+                state: CallState::Scheduled,
+                call_id: None,
+                at: r.at,
+                until: r.marker_until,
+            },
+        );
+        state.due.insert(key, (r.phone_index.clone(), r.due_at));
+        Ok(Claim::Done)
+    }
+
+    async fn due_requests(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueRequest>, StoreError> {
+        let state = self.lock("due_call_requests")?;
+        let mut due: Vec<DueRequest> = state
+            .due
+            .iter()
+            .filter(|(_, (_, at))| *at <= now)
+            .map(|((lead, request), (phone, at))| DueRequest {
+                lead_id: *lead,
+                request: *request,
+                phone_index: phone.clone(),
+                due_at: *at,
+            })
+            .collect();
+        due.sort_by_key(|d| d.due_at);
+        due.truncate(limit);
+        Ok(due)
+    }
+
+    async fn claim_request(&self, r: &CallRequestResult) -> Result<Claim, StoreError> {
+        if self.erased(&r.lead_id) {
+            return Ok(Claim::Erased);
+        }
+        let mut state = self.lock("claim_call_request")?;
+        let key = (r.lead_id, r.request);
+        if !claimable(state.markers.get(&key)) {
+            return Ok(Claim::Taken);
+        }
+        state.due.remove(&key);
+        if let Some(lead) = state.leads.get_mut(&r.lead_id) {
+            if lead.call_request_count == r.request {
+                lead.call_state = r.state;
+                lead.call_state_at = Some(r.at);
+            }
+        }
+        state.markers.insert(
+            key,
+            Marker {
+                state: r.state,
+                call_id: None,
+                at: r.at,
+                until: r.marker_until,
+            },
+        );
+        Ok(Claim::Done)
     }
 
     async fn finish_request(&self, r: &CallRequestResult) -> Result<bool, StoreError> {
@@ -609,6 +742,8 @@ impl CallRequests for MemoryCallRequests {
             return Ok(false);
         }
         let mut state = self.lock("finish_call_request")?;
+        // The marker is replaced: a scheduled request it settles is no longer due.
+        state.due.remove(&(r.lead_id, r.request));
         if let Some(lead) = state.leads.get_mut(&r.lead_id) {
             if lead.call_request_count == r.request {
                 lead.call_state = r.state;
@@ -631,6 +766,17 @@ impl CallRequests for MemoryCallRequests {
     }
 }
 
+/// Whether a marker may move to `placing` or `scheduled`: none yet, or in a state that
+/// placed nothing that may ring.
+fn claimable(marker: Option<&Marker>) -> bool {
+    marker.is_none_or(|m| {
+        !matches!(
+            m.state,
+            CallState::Placing | CallState::Placed | CallState::Unconfirmed
+        )
+    })
+}
+
 /// An outbound call as the fake provider received it (the number is the test's own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacedCall {
@@ -641,6 +787,7 @@ pub struct PlacedCall {
     pub lead_id: String,
     pub first_name: String,
     pub data_storage_setting: String,
+    pub ring_duration_ms: u32,
 }
 
 #[derive(Default)]
@@ -712,6 +859,7 @@ impl Provider for MemoryProvider {
             lead_id: call.lead_id.to_owned(),
             first_name: call.first_name.to_owned(),
             data_storage_setting: call.data_storage_setting.to_owned(),
+            ring_duration_ms: call.ring_duration_ms,
         });
         if let Some(status) = lost {
             return Err(ProviderError::Status { status });

@@ -102,6 +102,8 @@ pub struct NewLead {
     pub phone_index: BlindIndex,
     pub consent: ConsentEvidence,
     pub signed_up_at: DateTime<Utc>,
+    /// The person's preferred call window (R7.2), a plain attribute.
+    pub call_window: Option<domain::calling_hours::CallWindow>,
 }
 
 /// Which subjects hold a submission's identifiers (live claims only).
@@ -171,6 +173,8 @@ pub enum CallState {
     Completed,
     Failed,
     Suppressed,
+    /// Outside the calling hours or the person's window: waits for its slot (R7.2).
+    Scheduled,
 }
 
 /// A lead as stored, personal fields still sealed.
@@ -192,6 +196,8 @@ pub struct StoredLead {
     pub objected: bool,
     /// The subject withdrew the recording consent (Art. 7(3), R4.9).
     pub consent_withdrawn: bool,
+    /// The person's preferred call window (R7.2).
+    pub call_window: Option<domain::calling_hours::CallWindow>,
 }
 
 impl StoredLead {

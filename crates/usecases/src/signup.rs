@@ -48,6 +48,9 @@ pub struct SignupRequest {
     pub source_ip: Option<IpAddr>,
     pub client: Option<ClientSoftware>,
     pub policy_version: String,
+    /// The preferred call window (R7.2), stored as a plain attribute of a new lead. A
+    /// repeated sign-up (R1.4) keeps the window stored first.
+    pub call_window: Option<domain::calling_hours::CallWindow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +246,7 @@ impl LeadService {
                 phone_index: phone_index.clone(),
                 consent: consent.clone(),
                 signed_up_at: now,
+                call_window: req.call_window,
             };
             match self.store.create_lead(&lead).await? {
                 CreateOutcome::Created => {

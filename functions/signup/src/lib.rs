@@ -12,6 +12,7 @@ use http::{header, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value};
 use shared::adapters::{dynamo::DynamoLeadStore, kms::KmsKeyService};
+use shared::domain::calling_hours::{CallWindow, CallWindowError};
 use shared::domain::{ClientSoftware, Email, LeadProfile, Notes, PersonName, PhoneNumber};
 use shared::http::{
     apply_cors, body_within, json_response, parse_json_object, require_json_content_type,
@@ -34,6 +35,10 @@ const FIELDS: &[&str] = &[
     "consent",
     "consent.contact_by_phone",
     "consent.privacy_policy_version",
+    "call_window",
+    "call_window.from",
+    "call_window.to",
+    "call_window.days",
 ];
 
 /// The function's state, built once per cold start.
@@ -103,7 +108,7 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
         let object = parse_json_object(bytes, FIELDS)?;
         parse_form(&object, &app.config.privacy_policy_versions).map_err(Problem::validation)
     })();
-    let (profile, policy_version) = match parsed {
+    let (profile, policy_version, call_window) = match parsed {
         Ok(v) => v,
         Err(problem) => {
             let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
@@ -116,6 +121,7 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
         source_ip: shared::http::source_ip(req),
         client: user_agent(req).and_then(ClientSoftware::from_user_agent),
         policy_version,
+        call_window,
     };
     match app.service.sign_up(request).await {
         Ok(outcome) => {
@@ -155,7 +161,7 @@ fn user_agent(req: &Request) -> Option<&str> {
 pub fn parse_form(
     body: &Map<String, Value>,
     known_policy_versions: &[String],
-) -> Result<(LeadProfile, String), Vec<FieldProblem>> {
+) -> Result<(LeadProfile, String, Option<CallWindow>), Vec<FieldProblem>> {
     let mut errors = Vec::new();
     let first_name = field(body, "first_name", &mut errors, |s| {
         PersonName::parse(s).map_err(|e| {
@@ -207,6 +213,7 @@ pub fn parse_form(
             None
         }
     };
+    let call_window = parse_call_window(body.get("call_window"), &mut errors);
     let policy_version = parse_consent(body.get("consent"), known_policy_versions, &mut errors);
     match (first_name, last_name, email, phone, policy_version) {
         (Some(first_name), Some(last_name), Some(email), Some(phone), Some(version))
@@ -221,9 +228,90 @@ pub fn parse_form(
                     notes,
                 },
                 version,
+                call_window,
             ))
         }
         _ => Err(errors),
+    }
+}
+
+/// The optional preferred call window (R7.2): `{"from": "10:00", "to": "12:30",
+/// "days": ["mon", "tue"]}` (`days` optional: every day). Its times are Berlin time; a
+/// window that never overlaps the calling hours is refused (422), naming `call_window`.
+fn parse_call_window(value: Option<&Value>, errors: &mut Vec<FieldProblem>) -> Option<CallWindow> {
+    let window = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::Object(w)) => w,
+        Some(_) => {
+            errors.push(FieldProblem::new(
+                "call_window",
+                "wrong_type",
+                "must be an object",
+            ));
+            return None;
+        }
+    };
+    let time = |name: &'static str, errors: &mut Vec<FieldProblem>| match window.get(name) {
+        Some(Value::String(s)) => Some(s.as_str()),
+        None | Some(Value::Null) => {
+            errors.push(FieldProblem::new(
+                &format!("call_window.{name}"),
+                "required",
+                "is required",
+            ));
+            None
+        }
+        Some(_) => {
+            errors.push(FieldProblem::new(
+                &format!("call_window.{name}"),
+                "wrong_type",
+                "must be a string",
+            ));
+            None
+        }
+    };
+    let from = time("from", errors);
+    let to = time("to", errors);
+    let days: Option<Option<Vec<&str>>> = match window.get("days") {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<Vec<&str>>>()
+            .map(Some),
+        Some(_) => None,
+    };
+    let Some(days) = days else {
+        errors.push(FieldProblem::new(
+            "call_window.days",
+            "wrong_type",
+            "must be a list of day codes",
+        ));
+        return None;
+    };
+    let (from, to) = (from?, to?);
+    match CallWindow::parse(from, to, days.as_deref()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let field = match e.field() {
+                Some("from") => "call_window.from",
+                Some("to") => "call_window.to",
+                Some(_) => "call_window.days",
+                None => "call_window",
+            };
+            let detail = match e {
+                CallWindowError::BadTime { .. } => "must be a time of day as HH:MM (24 h)",
+                CallWindowError::BadDays => {
+                    "must be a non-empty list of distinct days: mon, tue, wed, thu, fri, sat, sun"
+                }
+                CallWindowError::Empty => "must be later than call_window.from",
+                CallWindowError::NeverLegal => {
+                    "must overlap the calling hours: Mon-Fri 08:00-20:00, Sat 09:00-18:00"
+                }
+            };
+            errors.push(FieldProblem::new(field, e.code(), detail));
+            None
+        }
     }
 }
 

@@ -62,6 +62,10 @@ pub fn worker_from_aws(
             .clone()
             .ok_or("RETELL_AGENT_ID is required")?,
         data_storage_setting: config.retell_data_storage_setting.clone(),
+        ring_duration_ms: config.ring_duration_ms,
+        calling_rules: shared::domain::calling_hours::CallingRules {
+            state: config.calling_state,
+        },
     };
     let ddb = aws_sdk_dynamodb::Client::new(aws);
     let keys = Arc::new(KmsKeyService::new(

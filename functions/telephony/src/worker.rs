@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use shared::adapters::secrets::ProviderKeySource;
 use shared::domain::LeadId;
 use shared::ingest::{Ingest, IngestError, SETTLED_STATES};
-use shared::outbound::{CallRequest, Outbound, PlaceError};
+use shared::outbound::{CallRequest, DispatchReport, Outbound, PlaceError};
 use shared::ports::{KeyError, Retry};
 
 pub struct Worker {
@@ -202,6 +202,32 @@ async fn process_call_state(worker: &Worker, new: &Image) -> Result<(), WorkerEr
         _ => {}
     }
     Ok(())
+}
+
+/// What the schedule sends the worker (the template's `DispatchDue` event input): place
+/// the scheduled call requests that are due (R7.2).
+pub const DISPATCH_JOB: &str = "dispatch-due";
+
+/// Whether an invocation's payload is the dispatcher's schedule rather than a stream batch.
+pub fn is_dispatch(payload: &serde_json::Value) -> bool {
+    payload.get("job").and_then(serde_json::Value::as_str) == Some(DISPATCH_JOB)
+}
+
+/// The dispatcher's run: places the due call requests through the same checks as the
+/// stream (see `Outbound::dispatch_due`). A failed request stays due for the next run,
+/// so the run itself fails only when the due requests cannot be read at all.
+#[tracing::instrument(name = "call_dispatcher", skip_all)]
+pub async fn dispatch(worker: &Worker) -> Result<DispatchReport, WorkerError> {
+    let keys = worker.provider_keys.keys().await?;
+    let report = worker.outbound.dispatch_due(&keys.current).await?;
+    tracing::info!(
+        due = report.due,
+        placed = report.placed,
+        not_placed = report.not_placed,
+        failed = report.failed,
+        "due call requests handled"
+    );
+    Ok(report)
 }
 
 /// Handles one batch; failed records are reported for retry.

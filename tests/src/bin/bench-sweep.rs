@@ -112,6 +112,7 @@ async fn main() -> Result<()> {
                 source_ip: None,
                 client: None,
                 policy_version: "2024-04-08".into(),
+                call_window: None,
             })
             .await?;
     }

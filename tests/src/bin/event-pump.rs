@@ -2,7 +2,9 @@
 //! table stream. Reads the emulator's DynamoDB stream, keeps the records that match the
 //! worker's `FilterCriteria` in `infra/template.yaml`, and invokes the worker through
 //! `cargo lambda watch`'s Lambda invoke API; records the worker reports as failed are
-//! delivered again (up to the template's `MaximumRetryAttempts`).
+//! delivered again (up to the template's `MaximumRetryAttempts`). It also plays the
+//! telephony worker's `DispatchDue` schedule (R7.2): the template's input at the
+//! template's rate, so calls scheduled for a later slot are placed when it comes.
 //!
 //! `event-pump --table polly-local-table --invoke-url http://127.0.0.1:9000`
 
@@ -87,6 +89,43 @@ fn record_json(r: &aws_sdk_dynamodbstreams::types::Record) -> Value {
     })
 }
 
+/// The telephony worker's dispatcher schedule in the template: its input and period.
+fn dispatch_schedule(template: &Template) -> Result<(Value, Duration)> {
+    let event =
+        &template.properties("TelephonyWorkerFunction")["Events"]["DispatchDue"]["Properties"];
+    let input: Value = serde_json::from_str(
+        event["Input"]
+            .as_str()
+            .ok_or_else(|| anyhow!("DispatchDue has no input"))?,
+    )
+    .context("DispatchDue input")?;
+    let expression = event["ScheduleExpression"].as_str().unwrap_or_default();
+    let minutes: u64 = expression
+        .strip_prefix("rate(")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow!("DispatchDue is not a rate in minutes: {expression}"))?;
+    Ok((input, Duration::from_secs(minutes * 60)))
+}
+
+/// Invokes the dispatcher once; its report or failure goes to the log.
+async fn dispatch(http: &reqwest::Client, invoke_url: &str, input: &Value) {
+    let resp = http
+        .post(format!(
+            "{invoke_url}/2015-03-31/functions/telephony-worker/invocations"
+        ))
+        .json(input)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => println!(
+            "event pump: dispatcher run: {}",
+            r.text().await.unwrap_or_default()
+        ),
+        Err(e) => println!("event pump: dispatcher run failed: {e}"),
+    }
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -108,6 +147,9 @@ async fn main() -> Result<()> {
             .unwrap_or(3);
         workers.push((*function, filter_patterns(&template, logical)?, max_retries));
     }
+
+    let (dispatch_input, dispatch_every) = dispatch_schedule(&template)?;
+    let mut next_dispatch = tokio::time::Instant::now() + dispatch_every;
 
     let aws = harness::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
@@ -169,6 +211,10 @@ async fn main() -> Result<()> {
                 }
             }
         }
+        if tokio::time::Instant::now() >= next_dispatch {
+            dispatch(&http, &invoke_url, &dispatch_input).await;
+            next_dispatch += dispatch_every;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -209,5 +255,19 @@ async fn deliver(
             break;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pump plays the template's dispatcher schedule: its input is a dispatcher run
+    /// for the worker, every 5 minutes.
+    #[test]
+    fn the_pump_plays_the_templates_dispatch_schedule() {
+        let (input, every) = dispatch_schedule(&Template::load().unwrap()).unwrap();
+        assert!(telephony::worker::is_dispatch(&input), "{input}");
+        assert_eq!(every, Duration::from_secs(300));
     }
 }

@@ -294,6 +294,15 @@ fn validate_create(body: &Value) -> std::result::Result<(), &'static str> {
     {
         return Err("override_agent_id must be a string");
     }
+    // The provider's bounds for the agent's ring time.
+    if let Some(ring) = body.pointer("/agent_override/ring_duration_ms") {
+        if !ring
+            .as_u64()
+            .is_some_and(|ms| (5_000..=300_000).contains(&ms))
+        {
+            return Err("ring_duration_ms must be an integer from 5000 to 300000");
+        }
+    }
     Ok(())
 }
 
@@ -344,6 +353,11 @@ async fn create_call(State(shared): State<Shared>, body: axum::body::Bytes) -> R
             .cloned()
             .unwrap_or_else(|| json!("everything")),
         "opt_in_signed_url": false,
+        // The agent's default ring time unless the request overrides it.
+        "ring_duration_ms": request
+            .pointer("/agent_override/ring_duration_ms")
+            .cloned()
+            .unwrap_or_else(|| json!(30_000)),
     });
     for field in ["metadata", "retell_llm_dynamic_variables"] {
         if let Some(value) = request.get(field) {

@@ -425,7 +425,7 @@ impl Exporter {
 
         let lead = &s.lead;
         let p = &lead.profile;
-        let sign_up = json!({
+        let mut sign_up = json!({
             "first_name": p.first_name.expose(),
             "last_name": p.last_name.expose(),
             "email": p.email.expose(),
@@ -434,6 +434,14 @@ impl Exporter {
             "signed_up_at": lead.stored.signed_up_at,
             "privacy_policy_version": lead.stored.consent_policy_version,
         });
+        // The preferred call window (R7.2), as the form took it, when one was given.
+        if let Some(w) = &lead.stored.call_window {
+            sign_up["call_window"] = json!({
+                "from": w.from().format("%H:%M").to_string(),
+                "to": w.to().format("%H:%M").to_string(),
+                "days": w.days(),
+            });
+        }
         let technical = json!({
             "source_ip": lead.technical.source_ip,
             "accessed_at": lead.technical.accessed_at,

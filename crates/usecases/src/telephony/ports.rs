@@ -282,6 +282,63 @@ pub trait CallRequests: Send + Sync {
     /// Sets the lead's call state (unless a newer request replaced this one) and marks the
     /// request with its result; `false` (nothing written) when the subject was erased.
     async fn finish_request(&self, result: &CallRequestResult) -> Result<bool, StoreError>;
+
+    /// The attempts counted for the lead over its whole life (R7.3), released ones not.
+    /// [`CallRequests::record_attempt`] counts them, the count goes with the subject.
+    async fn lead_attempts(&self, lead: &LeadId) -> Result<u32, StoreError>;
+
+    /// Marks the request `scheduled` for `due_at` (R7.2) and sets the lead's call state,
+    /// durably, where [`CallRequests::due_requests`] finds it. Only from a marker that
+    /// placed nothing that may ring (none, `requested`, `scheduled`, `suppressed`,
+    /// `failed`; a later slot replaces an earlier one).
+    async fn schedule_request(&self, schedule: &ScheduledRequest) -> Result<Claim, StoreError>;
+
+    /// The scheduled requests due at `now` (`due_at <= now`), earliest first, at most
+    /// `limit`.
+    async fn due_requests(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueRequest>, StoreError>;
+
+    /// Takes the request for placing: its marker goes to `placing` (and out of the due
+    /// requests) only from a marker that placed nothing that may ring (not `placing`,
+    /// `placed`, `unconfirmed`), in one conditional
+    /// write, so of two workers (two dispatcher runs, a dispatcher and a stream
+    /// redelivery) one places the call and the other learns [`Claim::Taken`].
+    async fn claim_request(&self, claim: &CallRequestResult) -> Result<Claim, StoreError>;
+}
+
+/// A call request moved to a later slot (R7.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRequest {
+    pub lead_id: LeadId,
+    pub request: u32,
+    /// The number's blind index, to place the request without its stream record.
+    pub phone_index: String,
+    pub due_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+    pub marker_until: DateTime<Utc>,
+}
+
+/// A scheduled request whose time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueRequest {
+    pub lead_id: LeadId,
+    pub request: u32,
+    pub phone_index: String,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The answer to a conditional marker transition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Written.
+    Done,
+    /// The marker is in another state (another worker took it, or it was placed).
+    Taken,
+    /// The subject was erased: nothing written.
+    Erased,
 }
 
 /// The append-only audit trail.
@@ -393,6 +450,8 @@ pub struct OutboundCall<'a> {
     pub lead_id: &'a str,
     pub first_name: &'a str,
     pub data_storage_setting: &'a str,
+    /// How long the phone rings before the provider gives up (R7.3), in ms.
+    pub ring_duration_ms: u32,
 }
 
 /// The telephony provider's API.

@@ -116,6 +116,7 @@ impl World {
             source_ip: Some("203.0.113.7".parse().unwrap()),
             client: None,
             policy_version: "2026-11".into(),
+            call_window: None,
         };
         match self.lead_service.sign_up(request).await.unwrap() {
             SignupOutcome::Created { id } => id,
@@ -548,6 +549,7 @@ async fn a_portability_package_holds_the_provided_data_as_json_and_csv() {
         source_ip: Some("203.0.113.7".parse().unwrap()),
         client: None,
         policy_version: "2026-11".into(),
+        call_window: None,
     };
     let SignupOutcome::Created { id: a } = w.lead_service.sign_up(request).await.unwrap() else {
         panic!("created");

@@ -223,6 +223,7 @@ async fn a_live_contract_holds_the_subject_until_its_statutory_period_ends() {
                 method: ConsentMethod::WebForm,
             },
             signed_up_at: signed_up,
+            call_window: None,
         })
         .await
         .unwrap();

@@ -41,6 +41,7 @@ fn request(email: &str, phone: &str) -> SignupRequest {
         source_ip: Some("203.0.113.7".parse().unwrap()),
         client: None,
         policy_version: "2026-11".into(),
+        call_window: None,
     }
 }
 

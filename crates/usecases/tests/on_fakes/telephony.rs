@@ -106,6 +106,7 @@ impl World {
                 source_ip: None,
                 client: None,
                 policy_version: "2026-01".into(),
+                call_window: None,
             })
             .await
             .unwrap();
@@ -154,6 +155,8 @@ impl World {
                 from_number: "+4930000000".into(),
                 agent_id: "agent_polly".into(),
                 data_storage_setting: "basic_attributes_only".into(),
+                ring_duration_ms: 30_000,
+                calling_rules: Default::default(),
             },
         )
     }
