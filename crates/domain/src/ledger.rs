@@ -532,19 +532,29 @@ pub struct ProofLine {
 }
 
 /// A subject's (or a number's) consent history from a verified ledger: every entry that
-/// names the subject, or the number, in chain order.
+/// names the subject, or the number, or a call of theirs (the live `record_consent` tool
+/// call knows only the call), in chain order.
 pub fn proof_for(
     entries: &[LedgerEntry],
     verified: &Verified,
     subject: Option<&LeadId>,
     number: Option<&str>,
 ) -> Vec<ProofLine> {
+    let names = |r: &LedgerRecord| {
+        subject.is_some_and(|s| r.subject.as_ref() == Some(s))
+            || number.is_some_and(|n| r.number.as_deref() == Some(n))
+    };
+    let calls: std::collections::BTreeSet<String> = entries
+        .iter()
+        .filter_map(|e| e.record().ok())
+        .filter(|r| names(r))
+        .filter_map(|r| r.event.call_id().map(str::to_owned))
+        .collect();
     entries
         .iter()
         .filter_map(|e| {
             let r = e.record().ok()?;
-            let hit = subject.is_some_and(|s| r.subject.as_ref() == Some(s))
-                || number.is_some_and(|n| r.number.as_deref() == Some(n));
+            let hit = names(&r) || r.event.call_id().is_some_and(|c| calls.contains(c));
             if !hit {
                 return None;
             }
@@ -623,6 +633,50 @@ pub fn phone_consent_proof(lines: &[ProofLine], number: &str) -> Option<PhoneCon
         }
     }
     proof
+}
+
+/// How to withdraw, in the receipt (reviewed text, `texts/de/consent_receipt.txt`).
+const RECEIPT_WITHDRAWAL: &str = include_str!("../texts/de/consent_receipt.txt");
+
+/// The receipt of a sign-up consent (R7.6), in German: what the person consented to (the
+/// exact text of `text_version`), when, under which version, and how to withdraw. It
+/// names no person and no number (the mail goes to the address given on the form).
+pub fn receipt_mail(text_version: &str, given_at: DateTime<Utc>) -> crate::dsar::mail::Mail {
+    use crate::dsar::mail::{date_de, escape_html};
+    let when = crate::retention::berlin_time(given_at);
+    let stamp = format!(
+        "{} um {} Uhr",
+        date_de(when.date_naive()),
+        when.format("%H:%M")
+    );
+    let text = consent_text(text_version).map(str::trim);
+    let mut paras = vec![
+        "Guten Tag,".to_owned(),
+        format!(
+            "Sie haben am {stamp} über das Anmeldeformular auf unserer Website eingewilligt, \
+             dass Polly KI Sie telefonisch kontaktiert. Diese E-Mail bestätigt Ihre \
+             Einwilligung."
+        ),
+        format!("Fassung des Einwilligungstextes: {text_version}"),
+    ];
+    if let Some(t) = text {
+        paras.push(format!("Ihr Einwilligungstext im Wortlaut:\n„{t}“"));
+    }
+    paras.push(RECEIPT_WITHDRAWAL.trim().to_owned());
+    let c = crate::dsar::disclosure::CONTROLLER;
+    paras.push(format!(
+        "{}\n{}\n{}\nE-Mail: {}",
+        c.name, c.street, c.postal_code_city, c.privacy_email
+    ));
+    let html = paras
+        .iter()
+        .map(|p| format!("<p>{}</p>", escape_html(p).replace('\n', "<br>")))
+        .collect::<String>();
+    crate::dsar::mail::Mail {
+        subject: "Bestätigung Ihrer Einwilligung in Anrufe von Polly KI".to_owned(),
+        text: paras.join("\n\n") + "\n",
+        html: format!("<!DOCTYPE html><html lang=\"de\"><body>{html}</body></html>"),
+    }
 }
 
 #[cfg(test)]
@@ -887,5 +941,22 @@ mod tests {
         let mut other_curve = der.clone();
         other_curve[22] = 0x08;
         assert!(P256PublicKey::from_spki_der(&other_curve).is_none());
+    }
+
+    /// R7.6: the receipt states when (Berlin time), the text version, the exact consent
+    /// text and how to withdraw, in both parts of the mail.
+    #[test]
+    fn the_receipt_states_text_time_version_and_withdrawal() {
+        let mail = receipt_mail("2024-04-08", t("2026-11-28T22:40:00Z"));
+        let text = consent_text("2024-04-08").unwrap().trim();
+        for body in [&mail.text, &mail.html] {
+            assert!(body.contains("28.11.2026 um 23:40 Uhr"), "{body}");
+            assert!(body.contains("Fassung des Einwilligungstextes: 2024-04-08"));
+            assert!(body.contains("jederzeit mit Wirkung für die Zukunft widerrufen"));
+        }
+        assert!(mail.text.contains(text));
+        assert!(mail.html.contains(&crate::dsar::mail::escape_html(text)));
+        let unknown = receipt_mail("1999-01-01", t("2026-11-28T10:00:00Z"));
+        assert!(!unknown.text.contains("Wortlaut"));
     }
 }

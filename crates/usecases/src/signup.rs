@@ -116,6 +116,8 @@ pub enum SignupError {
     Crypto(#[from] CryptoError),
     #[error("the sign-up kept colliding with concurrent changes")]
     Contention,
+    #[error("consent ledger failed")]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl SignupError {
@@ -125,6 +127,7 @@ impl SignupError {
             Self::Store(e) => e.retry,
             Self::Crypto(_) => Retry::Permanent,
             Self::Contention => Retry::Transient,
+            Self::Ledger(e) => e.retry(),
         }
     }
 }
@@ -156,6 +159,9 @@ pub struct LeadService {
     store: Arc<dyn LeadStore>,
     keys: Arc<dyn KeyService>,
     clock: Arc<dyn Clock>,
+    /// The consent ledger (R7.6) and the mailer of the consent receipt; the sign-up
+    /// function sets both ([`Self::with_ledger`]), other users of the service sign no one up.
+    ledger: Option<(Arc<crate::ledger::ConsentLedger>, Arc<dyn crate::ports::Mailer>)>,
 }
 
 impl LeadService {
@@ -164,7 +170,58 @@ impl LeadService {
         keys: Arc<dyn KeyService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, keys, clock }
+        Self {
+            store,
+            keys,
+            clock,
+            ledger: None,
+        }
+    }
+
+    /// Appends every sign-up consent to the consent ledger before it is acted on, and
+    /// mails the subject a receipt (R7.6).
+    pub fn with_ledger(
+        mut self,
+        ledger: Arc<crate::ledger::ConsentLedger>,
+        receipts: Arc<dyn crate::ports::Mailer>,
+    ) -> Self {
+        self.ledger = Some((ledger, receipts));
+        self
+    }
+
+    /// The consent goes to the ledger before the write that acts on it: a failed append
+    /// fails the sign-up (retryable), so no stored consent lacks its ledger entry.
+    async fn append_consent(
+        &self,
+        id: LeadId,
+        phone_index: &domain::crypto::BlindIndex,
+        consent: &ConsentEvidence,
+    ) -> Result<(), SignupError> {
+        if let Some((ledger, _)) = &self.ledger {
+            ledger
+                .append(
+                    Some(id),
+                    Some(phone_index.as_str().to_owned()),
+                    consent.given_at,
+                    domain::ledger::How::WebForm,
+                    domain::ledger::LedgerEvent::signup_consent(&consent.policy_version),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The receipt of the consent, at most once per subject per 24 h: only with a call
+    /// request (a new subject, or the same person again after the R1.4 cooldown), so the
+    /// form cannot be used to flood someone's inbox. The answer to the form does not
+    /// depend on it (R1.6); a failed mail is logged, the ledger holds the proof.
+    async fn send_receipt(&self, req: &SignupRequest, consent: &ConsentEvidence) {
+        if let Some((_, mailer)) = &self.ledger {
+            let mail = domain::ledger::receipt_mail(&consent.policy_version, consent.given_at);
+            if let Err(e) = mailer.send(&req.profile.email, &mail).await {
+                tracing::warn!(error = %e, "consent receipt not sent");
+            }
+        }
     }
 
     /// Signs a person up. A submission whose email and phone both belong to one subject
@@ -205,10 +262,14 @@ impl LeadService {
                     consent: consent.clone(),
                     at: now,
                 };
+                self.append_consent(id, &phone_index, &consent).await?;
                 match self.store.resubmit(&resubmission).await? {
                     ResubmitOutcome::Gone => continue,
                     outcome => {
                         let call_requested = outcome == ResubmitOutcome::CallRequested;
+                        if call_requested {
+                            self.send_receipt(&req, &consent).await;
+                        }
                         span.record("outcome", "existing");
                         return Ok(SignupOutcome::Existing { id, call_requested });
                     }
@@ -244,8 +305,10 @@ impl LeadService {
                 consent: consent.clone(),
                 signed_up_at: now,
             };
+            self.append_consent(id, &phone_index, &consent).await?;
             match self.store.create_lead(&lead).await? {
                 CreateOutcome::Created => {
+                    self.send_receipt(&req, &consent).await;
                     span.record("outcome", "created");
                     return Ok(SignupOutcome::Created { id });
                 }

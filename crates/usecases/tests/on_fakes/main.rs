@@ -4,6 +4,7 @@
 
 mod dsar;
 mod fakes;
+mod ledger;
 mod retention;
 mod signup;
 mod telephony;
