@@ -161,7 +161,10 @@ pub struct LeadService {
     clock: Arc<dyn Clock>,
     /// The consent ledger (R7.6) and the mailer of the consent receipt; the sign-up
     /// function sets both ([`Self::with_ledger`]), other users of the service sign no one up.
-    ledger: Option<(Arc<crate::ledger::ConsentLedger>, Arc<dyn crate::ports::Mailer>)>,
+    ledger: Option<(
+        Arc<crate::ledger::ConsentLedger>,
+        Option<Arc<dyn crate::ports::Mailer>>,
+    )>,
 }
 
 impl LeadService {
@@ -183,7 +186,7 @@ impl LeadService {
     pub fn with_ledger(
         mut self,
         ledger: Arc<crate::ledger::ConsentLedger>,
-        receipts: Arc<dyn crate::ports::Mailer>,
+        receipts: Option<Arc<dyn crate::ports::Mailer>>,
     ) -> Self {
         self.ledger = Some((ledger, receipts));
         self
@@ -216,7 +219,7 @@ impl LeadService {
     /// form cannot be used to flood someone's inbox. The answer to the form does not
     /// depend on it (R1.6); a failed mail is logged, the ledger holds the proof.
     async fn send_receipt(&self, req: &SignupRequest, consent: &ConsentEvidence) {
-        if let Some((_, mailer)) = &self.ledger {
+        if let Some((_, Some(mailer))) = &self.ledger {
             let mail = domain::ledger::receipt_mail(&consent.policy_version, consent.given_at);
             if let Err(e) = mailer.send(&req.profile.email, &mail).await {
                 tracing::warn!(error = %e, "consent receipt not sent");

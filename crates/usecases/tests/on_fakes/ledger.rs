@@ -33,7 +33,7 @@ fn request(email: &str, phone: &str) -> SignupRequest {
 fn service(w: &World, store: &MemoryLedgerStore) -> LeadService {
     w.signup().with_ledger(
         Arc::new(ConsentLedger::new(Arc::new(store.clone()), "signup")),
-        Arc::new(w.mailer.clone()),
+        Some(Arc::new(w.mailer.clone())),
     )
 }
 
