@@ -387,7 +387,7 @@ impl LedgerFault {
 }
 
 /// Checks a head signature; implemented over the public key ([`P256PublicKey`]).
-pub trait HeadVerifier {
+pub trait HeadVerifier: Send + Sync {
     fn verify(&self, message: &[u8], signature: &[u8]) -> bool;
 }
 
