@@ -10,6 +10,7 @@
 mod common;
 
 mod drift;
+mod ledger;
 mod dsar;
 mod dsar_identity;
 mod dsar_rights;
