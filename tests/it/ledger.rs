@@ -8,7 +8,9 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::NaiveDate;
-use shared::adapters::ledger::{entry_sk, head_sk, DynamoLedgerStore, KmsHeadSigner, HEAD_PK, LEDGER_PK};
+use shared::adapters::ledger::{
+    entry_sk, head_sk, DynamoLedgerStore, KmsHeadSigner, HEAD_PK, LEDGER_PK,
+};
 use shared::domain::ledger::{self, How, LedgerEntry, LedgerEvent, LedgerFault, P256PublicKey};
 use shared::domain::LeadId;
 use shared::ledger::{check, public_key_of, sign_head, ConsentLedger, HeadSigner, LedgerStore};
@@ -166,20 +168,29 @@ async fn signup_appends_to_the_ledger_and_mails_one_receipt_a_day() {
         }
     }
     for personal in PERSONAL {
-        assert!(!contains_ci(&bytes.concat(), personal), "{personal} in the ledger");
+        assert!(
+            !contains_ci(&bytes.concat(), personal),
+            "{personal} in the ledger"
+        );
     }
 
     let mails = app.stack.sent_mail(EMAIL).await.unwrap();
     assert_eq!(mails.len(), 1, "one receipt");
     assert!(mails[0].subject.contains("Bestätigung Ihrer Einwilligung"));
-    assert!(mails[0].body.contains("Fassung des Einwilligungstextes: 2024-04-08"));
+    assert!(mails[0]
+        .body
+        .contains("Fassung des Einwilligungstextes: 2024-04-08"));
 
     app.clock.advance(chrono::Duration::hours(2));
     let (status, second) = app.sign_up(&form()).await;
     assert_eq!(status, 201);
     assert_eq!(first["status"], second["status"]);
     assert_eq!(store(&app).entries().await.unwrap().len(), 2);
-    assert_eq!(app.stack.sent_mail(EMAIL).await.unwrap().len(), 1, "no second receipt");
+    assert_eq!(
+        app.stack.sent_mail(EMAIL).await.unwrap().len(),
+        1,
+        "no second receipt"
+    );
 }
 
 /// R7.6: 24 appenders racing on the DynamoDB table (each with its own client) form one
@@ -216,7 +227,9 @@ async fn concurrent_appends_against_dynamodb_form_one_chain() {
     let v = verdict(&app).await.unwrap();
     assert_eq!(v.entries, 24);
     let actors: std::collections::BTreeSet<String> = store(&app)
-        .entries().await.unwrap()
+        .entries()
+        .await
+        .unwrap()
         .iter()
         .map(|e| e.fields["actor"].clone())
         .collect();
@@ -281,7 +294,10 @@ async fn tampering_with_stored_items_is_detected() {
         .unwrap();
     assert_eq!(
         verdict(&app).await,
-        Err(LedgerFault::Gap { expected: 3, found: 4 })
+        Err(LedgerFault::Gap {
+            expected: 3,
+            found: 4
+        })
     );
     put(&app, third.clone()).await;
 
@@ -363,11 +379,14 @@ async fn tampering_with_stored_items_is_detected() {
         })
     );
     for seq in 3..=5u64 {
-        put(&app, match seq {
-            3 => third.clone(),
-            4 => fourth.clone(),
-            _ => fifth.clone(),
-        })
+        put(
+            &app,
+            match seq {
+                3 => third.clone(),
+                4 => fourth.clone(),
+                _ => fifth.clone(),
+            },
+        )
         .await;
     }
     put(&app, head.clone()).await;
@@ -386,10 +405,7 @@ async fn tampering_with_stored_items_is_detected() {
     ));
     put(&app, head.clone()).await;
     let mut moved_head = head.clone();
-    moved_head.insert(
-        "sk".into(),
-        AttributeValue::S(head_sk(day("2026-11-27"))),
-    );
+    moved_head.insert("sk".into(), AttributeValue::S(head_sk(day("2026-11-27"))));
     put(&app, moved_head).await;
     assert!(matches!(
         verdict(&app).await,
@@ -408,7 +424,10 @@ fn forged_item(e: &LedgerEntry) -> Item {
     item.insert("sk".into(), AttributeValue::S(entry_sk(e.seq)));
     item.insert("kind".into(), AttributeValue::S("ledger_entry".into()));
     item.insert("seq".into(), AttributeValue::N(e.seq.to_string()));
-    item.insert("prev_hash".into(), AttributeValue::S(hex::encode(e.prev_hash)));
+    item.insert(
+        "prev_hash".into(),
+        AttributeValue::S(hex::encode(e.prev_hash)),
+    );
     item.insert("hash".into(), AttributeValue::S(hex::encode(e.hash)));
     item
 }
@@ -453,7 +472,9 @@ async fn a_subjects_proof_is_reproducible_from_the_ledger_and_the_public_key_alo
             hash: hash(item, "hash"),
             fields: item
                 .iter()
-                .filter(|(k, _)| !["pk", "sk", "kind", "seq", "prev_hash", "hash"].contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    !["pk", "sk", "kind", "seq", "prev_hash", "hash"].contains(&k.as_str())
+                })
                 .map(|(k, v)| (k.clone(), v.as_s().unwrap().clone()))
                 .collect(),
         })
@@ -463,7 +484,10 @@ async fn a_subjects_proof_is_reproducible_from_the_ledger_and_the_public_key_alo
         .await
         .iter()
         .map(|item| ledger::SignedHead {
-            date: string(item, "sk").trim_start_matches("DAY#").parse().unwrap(),
+            date: string(item, "sk")
+                .trim_start_matches("DAY#")
+                .parse()
+                .unwrap(),
             seq: item["seq"].as_n().unwrap().parse().unwrap(),
             hash: hash(item, "hash"),
             key_id: string(item, "key_id"),
@@ -476,7 +500,10 @@ async fn a_subjects_proof_is_reproducible_from_the_ledger_and_the_public_key_alo
 
     let lines = ledger::proof_for(&entries, &verified, Some(&a), None);
     assert_eq!(
-        lines.iter().map(|l| (l.event, l.how, l.signed)).collect::<Vec<_>>(),
+        lines
+            .iter()
+            .map(|l| (l.event, l.how, l.signed))
+            .collect::<Vec<_>>(),
         [
             ("signup_consent", "web_form", true),
             ("recording_consent", "tool_call", true),
@@ -501,7 +528,10 @@ async fn the_daily_schedule_signs_the_head_through_the_sweep_function() {
     let app = TestApp::spawn().await;
     seeded(&app).await;
     let config = app.stack.config_for("RetentionSweepFunction").unwrap();
-    assert!(config.ledger_key_id.is_some(), "the template sets LEDGER_KEY_ID");
+    assert!(
+        config.ledger_key_id.is_some(),
+        "the template sets LEDGER_KEY_ID"
+    );
     let sweep = retention_sweep::App::from_aws(&config, &app.stack.aws).unwrap();
     let clock = shared::FixedClock::at(t("2026-11-29T22:55:00Z"));
     let out = sweep

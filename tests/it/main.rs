@@ -10,12 +10,13 @@
 mod common;
 
 mod drift;
-mod ledger;
 mod dsar;
 mod dsar_identity;
 mod dsar_rights;
 mod dsar_staff;
 mod faults;
+mod ledger;
+mod ledger_template;
 mod recordings;
 mod retention;
 mod retention_scale;

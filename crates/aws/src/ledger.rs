@@ -107,7 +107,8 @@ fn entry_from_item(item: &HashMap<String, AttributeValue>) -> Result<LedgerEntry
     })
 }
 
-fn entry_item(entry: &LedgerEntry) -> HashMap<String, AttributeValue> {
+/// The item an entry is stored as (also written in bulk by the benchmark).
+pub fn entry_item(entry: &LedgerEntry) -> HashMap<String, AttributeValue> {
     let mut item: HashMap<String, AttributeValue> = entry
         .fields
         .iter()
@@ -307,13 +308,11 @@ impl HeadSigner for KmsHeadSigner {
             .send()
             .await
             .map_err(|e| crate::kms::sdk_failure("sign", e))?;
-        out.signature
-            .map(|b| b.into_inner())
-            .ok_or(KeyError {
-                operation: "sign",
-                retry: Retry::Permanent,
-                source: None,
-            })
+        out.signature.map(|b| b.into_inner()).ok_or(KeyError {
+            operation: "sign",
+            retry: Retry::Permanent,
+            source: None,
+        })
     }
 
     async fn public_key(&self) -> Result<Vec<u8>, KeyError> {
@@ -324,13 +323,11 @@ impl HeadSigner for KmsHeadSigner {
             .send()
             .await
             .map_err(|e| crate::kms::sdk_failure("get_public_key", e))?;
-        out.public_key
-            .map(|b| b.into_inner())
-            .ok_or(KeyError {
-                operation: "get_public_key",
-                retry: Retry::Permanent,
-                source: None,
-            })
+        out.public_key.map(|b| b.into_inner()).ok_or(KeyError {
+            operation: "get_public_key",
+            retry: Retry::Permanent,
+            source: None,
+        })
     }
 
     fn key_id(&self) -> &str {

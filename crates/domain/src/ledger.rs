@@ -34,8 +34,10 @@ const HEAD_FORMAT: &[u8] = b"polly-consent-ledger/head/v1";
 /// The consent texts shown to people, by version (the sign-up form's checkbox text, under
 /// `texts/de/consent/<version>.txt`). A ledger entry names the version and the SHA-256 of
 /// the exact text, so the proof can show the text and show that it was not changed.
-const CONSENT_TEXTS: &[(&str, &str)] =
-    &[("2024-04-08", include_str!("../texts/de/consent/2024-04-08.txt"))];
+const CONSENT_TEXTS: &[(&str, &str)] = &[(
+    "2024-04-08",
+    include_str!("../texts/de/consent/2024-04-08.txt"),
+)];
 
 /// The consent text of `version`, as shown on the form.
 pub fn consent_text(version: &str) -> Option<&'static str> {
@@ -400,8 +402,8 @@ pub struct P256PublicKey {
 
 /// The fixed DER prefix of a P-256 SubjectPublicKeyInfo with an uncompressed point.
 const P256_SPKI_PREFIX: [u8; 27] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04,
 ];
 
 impl P256PublicKey {
@@ -697,7 +699,8 @@ mod tests {
     impl Signer {
         fn new() -> Self {
             let rng = SystemRandom::new();
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+            let pkcs8 =
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
             let pair =
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
                     .unwrap();
@@ -737,8 +740,18 @@ mod tests {
             event,
         };
         vec![
-            rec(a, "2026-11-28T10:00:00Z", How::WebForm, LedgerEvent::signup_consent("2024-04-08")),
-            rec(b, "2026-11-28T10:01:00Z", How::WebForm, LedgerEvent::signup_consent("2024-04-08")),
+            rec(
+                a,
+                "2026-11-28T10:00:00Z",
+                How::WebForm,
+                LedgerEvent::signup_consent("2024-04-08"),
+            ),
+            rec(
+                b,
+                "2026-11-28T10:01:00Z",
+                How::WebForm,
+                LedgerEvent::signup_consent("2024-04-08"),
+            ),
             rec(
                 a,
                 "2026-11-28T10:05:00Z",
@@ -750,7 +763,12 @@ mod tests {
                 },
             ),
             rec(b, "2026-11-29T09:00:00Z", How::Dsar, LedgerEvent::Objection),
-            rec(a, "2026-11-30T09:00:00Z", How::Dsar, LedgerEvent::ConsentWithdrawn),
+            rec(
+                a,
+                "2026-11-30T09:00:00Z",
+                How::Dsar,
+                LedgerEvent::ConsentWithdrawn,
+            ),
         ]
     }
 
@@ -812,15 +830,15 @@ mod tests {
                 );
                 let mut gone = entries.clone();
                 gone[i].fields.remove(&name);
-                assert_eq!(
-                    verify(&gone, &heads, &key).unwrap_err().seq(),
-                    i as u64 + 1
-                );
+                assert_eq!(verify(&gone, &heads, &key).unwrap_err().seq(), i as u64 + 1);
             }
             let mut added = entries.clone();
             added[i].fields.insert("granted".into(), "true".into());
             added[i].fields.insert("zz".into(), String::new());
-            assert_eq!(verify(&added, &heads, &key).unwrap_err().seq(), i as u64 + 1);
+            assert_eq!(
+                verify(&added, &heads, &key).unwrap_err().seq(),
+                i as u64 + 1
+            );
         }
     }
 
@@ -831,22 +849,34 @@ mod tests {
         let (_, key, entries, heads) = setup();
         let mut bad = entries.clone();
         bad[1].hash[0] ^= 1;
-        assert_eq!(verify(&bad, &heads, &key), Err(LedgerFault::BadHash { seq: 2 }));
+        assert_eq!(
+            verify(&bad, &heads, &key),
+            Err(LedgerFault::BadHash { seq: 2 })
+        );
         let mut bad = entries.clone();
         bad[2].prev_hash[31] ^= 1;
-        assert_eq!(verify(&bad, &heads, &key), Err(LedgerFault::BrokenLink { seq: 3 }));
+        assert_eq!(
+            verify(&bad, &heads, &key),
+            Err(LedgerFault::BrokenLink { seq: 3 })
+        );
         let mut bad = entries.clone();
         bad.remove(1);
         assert_eq!(
             verify(&bad, &heads, &key),
-            Err(LedgerFault::Gap { expected: 2, found: 3 })
+            Err(LedgerFault::Gap {
+                expected: 2,
+                found: 3
+            })
         );
         // Swapped contents keep the sequence numbers in place.
         let mut bad = entries.clone();
         let (x, y) = (bad[1].clone(), bad[2].clone());
         bad[1] = LedgerEntry { seq: 2, ..y };
         bad[2] = LedgerEntry { seq: 3, ..x };
-        assert_eq!(verify(&bad, &heads, &key), Err(LedgerFault::BrokenLink { seq: 2 }));
+        assert_eq!(
+            verify(&bad, &heads, &key),
+            Err(LedgerFault::BrokenLink { seq: 2 })
+        );
         // The tail cut below a signed head.
         assert_eq!(
             verify(&entries[..2], &heads, &key),
@@ -919,7 +949,10 @@ mod tests {
         );
         let text = consent_text("2024-04-08").unwrap();
         assert_eq!(lines[0].text, Some(text));
-        assert_eq!(lines[0].text_sha256.as_deref(), Some(text_sha256(text).as_str()));
+        assert_eq!(
+            lines[0].text_sha256.as_deref(),
+            Some(text_sha256(text).as_str())
+        );
         assert_eq!(lines[1].granted, Some(true));
         assert!(lines[1].signed && !lines[2].signed);
         let number = format!("bidx-{a}");

@@ -130,7 +130,11 @@ impl ConsentLedger {
             let last = self.store.last().await?;
             let entry = LedgerEntry::chain(last.as_ref(), &record);
             if self.store.put_next(&entry).await? {
-                tracing::info!(seq = entry.seq, kind = record.event.kind(), "ledger entry appended");
+                tracing::info!(
+                    seq = entry.seq,
+                    kind = record.event.kind(),
+                    "ledger entry appended"
+                );
                 return Ok(entry);
             }
             // Spread competing appenders apart a little (no randomness needed: they
@@ -155,9 +159,7 @@ pub async fn sign_head(
         Some(e) => (e.seq, e.hash),
         None => (0, ledger::GENESIS),
     };
-    let signature = signer
-        .sign(&ledger::head_message(date, seq, &hash))
-        .await?;
+    let signature = signer.sign(&ledger::head_message(date, seq, &hash)).await?;
     let head = SignedHead {
         date,
         seq,
@@ -243,9 +245,7 @@ pub async fn history(
 }
 
 /// A verifier over the signer's public key (for callers that hold a [`HeadSigner`]).
-pub async fn public_key_of(
-    signer: &dyn HeadSigner,
-) -> Result<ledger::P256PublicKey, LedgerError> {
+pub async fn public_key_of(signer: &dyn HeadSigner) -> Result<ledger::P256PublicKey, LedgerError> {
     ledger::P256PublicKey::from_spki_der(&signer.public_key().await?)
         .ok_or(LedgerError::BadPublicKey)
 }

@@ -23,7 +23,8 @@ use shared::domain::{LeadId, PhoneNumber};
 use shared::ledger::{history, HeadSigner};
 use shared::ports::{IdentifierKind, KeyService};
 
-const USAGE: &str = "usage: verify-ledger --table <table> (--key-id <key> | --public-key <file.der>) \
+const USAGE: &str =
+    "usage: verify-ledger --table <table> (--key-id <key> | --public-key <file.der>) \
 [--subject <lead id>] [--phone <number> --blind-index-key-id <key>]";
 
 #[tokio::main]
@@ -79,12 +80,11 @@ async fn main() -> ExitCode {
                 eprintln!("--phone needs a valid number and --blind-index-key-id");
                 return ExitCode::from(2);
             };
-            let keys = KmsKeyService::new(
-                aws_sdk_kms::Client::new(&aws),
-                String::new(),
-                mac_key,
-            );
-            match keys.blind_index(IdentifierKind::Phone, phone.expose()).await {
+            let keys = KmsKeyService::new(aws_sdk_kms::Client::new(&aws), String::new(), mac_key);
+            match keys
+                .blind_index(IdentifierKind::Phone, phone.expose())
+                .await
+            {
                 Ok(index) => Some(index.as_str().to_owned()),
                 Err(e) => {
                     eprintln!("computing the number's blind index failed: {e}");
@@ -116,10 +116,7 @@ async fn main() -> ExitCode {
     if subject.is_some() || number.is_some() {
         out["events"] = serde_json::json!(answer.events);
     }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&out).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     if answer.verified {
         ExitCode::SUCCESS
     } else {

@@ -284,7 +284,12 @@ impl Staff {
             .await
             .map_err(ledger_failure)?;
         self.store
-            .audit(actor, "subject.consents_viewed", Some(lead), self.clock.now())
+            .audit(
+                actor,
+                "subject.consents_viewed",
+                Some(lead),
+                self.clock.now(),
+            )
             .await?;
         Ok(Some(history))
     }

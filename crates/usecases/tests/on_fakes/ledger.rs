@@ -80,7 +80,9 @@ async fn signup_appends_its_consent_and_mails_a_receipt() {
     }
     let mails = w.mailer.sent_to("erika@example.org");
     assert_eq!(mails.len(), 1);
-    assert!(mails[0].text.contains("Fassung des Einwilligungstextes: 2024-04-08"));
+    assert!(mails[0]
+        .text
+        .contains("Fassung des Einwilligungstextes: 2024-04-08"));
 }
 
 /// R7.6, R1.4: the same person signing up again within 24 h gets a ledger entry for the
@@ -217,13 +219,18 @@ async fn the_daily_head_signs_the_chain_and_the_history_reports_tampering() {
     assert!(h.verified);
     assert_eq!(h.signed_through, 1);
     assert_eq!(
-        h.events.iter().map(|e| (e.event, e.signed)).collect::<Vec<_>>(),
+        h.events
+            .iter()
+            .map(|e| (e.event, e.signed))
+            .collect::<Vec<_>>(),
         [("signup_consent", true), ("objection", false)]
     );
     assert_eq!(h.events[0].text, ledger::consent_text("2024-04-08"));
 
     let mut forged = store.all()[0].clone();
-    forged.fields.insert("at".into(), "2026-11-27T10:00:00.000Z".into());
+    forged
+        .fields
+        .insert("at".into(), "2026-11-27T10:00:00.000Z".into());
     store.overwrite(forged);
     let h = history(&store, &key, Some(&a), None).await.unwrap();
     assert!(!h.verified);
