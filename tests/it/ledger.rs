@@ -15,6 +15,8 @@ use shared::domain::ledger::{self, How, LedgerEntry, LedgerEvent, LedgerFault, P
 use shared::domain::LeadId;
 use shared::ledger::{check, public_key_of, sign_head, ConsentLedger, HeadSigner, LedgerStore};
 
+use serde_json::Value;
+
 use crate::common::{contains_ci, flatten, form, t, Item, TestApp, EMAIL, PERSONAL, PHONE_E164};
 
 /// Tests that read the emulator's mail run on an emulator of their own.
@@ -557,4 +559,65 @@ async fn the_daily_schedule_signs_the_head_through_the_sweep_function() {
     assert_eq!((v.heads, v.signed_through, v.unsigned), (2, 5, 0));
     // Nothing of the sweep touched the ledger.
     assert_eq!(partition(&app, LEDGER_PK).await.len(), 5);
+}
+
+/// R7.6, R2.6, R4.8: end to end, a subject's consents reach the ledger from each place
+/// they are given: the sign-up, the recording consent decided from the call (webhook,
+/// naming the subject, the number's blind index and the call) and an objection carried
+/// out by the request worker; the staff route answers the verified history with the
+/// exact consent text, and the answer is audited.
+#[tokio::test]
+async fn the_staff_route_answers_the_consents_given_at_signup_in_the_call_and_by_request() {
+    use crate::common::dsar::STAFF;
+    use harness::events::ApiRequest;
+    let d = crate::common::World::on_mail_emulator().await;
+    let (lead, script) = d.recorded_call().await;
+    let (id, _) = d.verified("objection", EMAIL).await;
+    assert_eq!(d.pump(&id, 2).await, 0);
+
+    let path = format!("/v1/admin/subjects/{lead}/consents");
+    let mut req = ApiRequest::get(&path);
+    req.iam_user_arn = Some(STAFF);
+    let (status, history) = d.call_staff(req).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["verified"], true, "{history}");
+    let events: Vec<(String, String)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["how"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events.first().unwrap(),
+        &("signup_consent".to_owned(), "web_form".to_owned())
+    );
+    assert_eq!(
+        events.last().unwrap(),
+        &("objection".to_owned(), "dsar".to_owned())
+    );
+    let consent: Vec<&Value> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "recording_consent")
+        .collect();
+    assert!(!consent.is_empty(), "{history}");
+    for c in &consent {
+        assert_eq!(c["granted"], true);
+        assert_eq!(c["call_id"], script.call_id());
+    }
+    assert_eq!(
+        history["events"][0]["text"].as_str(),
+        ledger::consent_text("2024-04-08")
+    );
+    assert!(d
+        .signup
+        .audit_actions()
+        .await
+        .contains(&"subject.consents_viewed".to_owned()));
 }
