@@ -598,13 +598,23 @@ pub fn proof_for(
 /// The §7a UWG proof of a number's consent to be called: the latest sign-up consent for
 /// it, and the last time it was used (the latest call event under it). The proof is kept
 /// five years from its last use (R3 "phone-consent proof").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PhoneConsentProof {
     pub granted_at: DateTime<Utc>,
     pub text_version: String,
     pub last_use: DateTime<Utc>,
     /// Whether the consent ended since (withdrawal, objection or do-not-call listing).
     pub ended: bool,
+}
+
+impl PhoneConsentProof {
+    /// Until when the proof must be kept: five years from its last use (R3).
+    pub fn keep_until(&self) -> Option<DateTime<Utc>> {
+        crate::retention::add_period(
+            self.last_use,
+            crate::RetentionClass::PhoneConsentProof.period(),
+        )
+    }
 }
 
 /// The §7a proof for `number` read from the ledger, `None` when it holds no sign-up
@@ -892,7 +902,7 @@ mod tests {
     /// fails its signature, and a head signed with another key is rejected.
     #[test]
     fn a_rewritten_chain_and_a_forged_head_are_detected() {
-        let (signer, key, entries, heads) = setup();
+        let (_, key, entries, heads) = setup();
         let mut recs = records();
         recs[2].event = LedgerEvent::RecordingConsent {
             granted: false,
@@ -932,7 +942,6 @@ mod tests {
             verify(&entries, &foreign, &key),
             Err(LedgerFault::BadSignature { .. })
         ));
-        drop(signer);
     }
 
     /// R7.6: a subject's history names the exact consent text by version and hash, and
@@ -961,6 +970,7 @@ mod tests {
         assert_eq!(proof.last_use, t("2026-11-28T10:05:00Z"));
         assert_eq!(proof.text_version, "2024-04-08");
         assert!(proof.ended);
+        assert_eq!(proof.keep_until(), Some(t("2031-11-28T10:05:00Z")));
         assert_eq!(phone_consent_proof(&lines, "another"), None);
     }
 

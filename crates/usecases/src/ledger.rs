@@ -51,6 +51,10 @@ pub trait HeadSigner: Send + Sync {
     fn key_id(&self) -> &str;
 }
 
+/// The ledger with its signing key (the head job signs with it; staff read its public
+/// half).
+pub type SignedLedger = (Arc<dyn LedgerStore>, Arc<dyn HeadSigner>);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger store failed")]
@@ -207,6 +211,19 @@ pub struct ConsentHistory {
     pub entries_checked: u64,
     pub signed_through: u64,
     pub events: Vec<ProofLine>,
+    /// The §7a UWG proof of the number (the one asked for, else the number of the
+    /// subject's latest sign-up consent): granted when, under which text, last used, and
+    /// kept until five years after that use (R3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_consent: Option<PhoneConsent>,
+}
+
+/// The §7a proof as answered.
+#[derive(Debug, serde::Serialize)]
+pub struct PhoneConsent {
+    #[serde(flatten)]
+    pub proof: ledger::PhoneConsentProof,
+    pub keep_until: Option<DateTime<Utc>>,
 }
 
 /// Verifies the ledger and answers who consented to what, when, how and under which
@@ -234,7 +251,21 @@ pub async fn history(
         ),
     };
     let events = ledger::proof_for(&checked.entries, &summary, subject, number);
+    let proof_number = number.map(str::to_owned).or_else(|| {
+        events
+            .iter()
+            .rev()
+            .find(|l| l.event == "signup_consent")
+            .and_then(|l| l.number.clone())
+    });
+    let phone_consent = proof_number
+        .and_then(|n| ledger::phone_consent_proof(&events, &n))
+        .map(|proof| PhoneConsent {
+            keep_until: proof.keep_until(),
+            proof,
+        });
     Ok(ConsentHistory {
+        phone_consent,
         verified,
         fault_seq: fault.as_ref().map(LedgerFault::seq),
         fault: fault.map(|f| f.to_string()),

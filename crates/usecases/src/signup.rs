@@ -152,6 +152,12 @@ pub struct Lead {
     pub technical: TechnicalData,
 }
 
+/// The consent ledger and, when mail is configured, the mailer of the receipts.
+type ConsentRecording = (
+    Arc<crate::ledger::ConsentLedger>,
+    Option<Arc<dyn crate::ports::Mailer>>,
+);
+
 /// How many times a sign-up re-reads after losing a race to a concurrent one.
 const MAX_ATTEMPTS: usize = 4;
 
@@ -161,10 +167,7 @@ pub struct LeadService {
     clock: Arc<dyn Clock>,
     /// The consent ledger (R7.6) and the mailer of the consent receipt; the sign-up
     /// function sets both ([`Self::with_ledger`]), other users of the service sign no one up.
-    ledger: Option<(
-        Arc<crate::ledger::ConsentLedger>,
-        Option<Arc<dyn crate::ports::Mailer>>,
-    )>,
+    ledger: Option<ConsentRecording>,
 }
 
 impl LeadService {

@@ -88,10 +88,7 @@ pub struct App {
     /// `Config::sweep_allow_clock_override`: only the local stack sets it.
     allow_clock_override: bool,
     /// The consent ledger and its signing key, for `{"ledger_head": true}` (R7.6).
-    ledger_head: Option<(
-        Arc<dyn usecases::ledger::LedgerStore>,
-        Arc<dyn usecases::ledger::HeadSigner>,
-    )>,
+    ledger_head: Option<usecases::ledger::SignedLedger>,
 }
 
 impl App {

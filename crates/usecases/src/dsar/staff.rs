@@ -256,10 +256,7 @@ pub struct Staff {
     pub exports: Arc<dyn Objects>,
     pub clock: Arc<dyn Clock>,
     /// The consent ledger and its signing key's public half (R7.6).
-    pub ledger: Option<(
-        Arc<dyn crate::ledger::LedgerStore>,
-        Arc<dyn crate::ledger::HeadSigner>,
-    )>,
+    pub ledger: Option<crate::ledger::SignedLedger>,
 }
 
 impl Staff {

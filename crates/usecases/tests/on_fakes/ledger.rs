@@ -180,8 +180,9 @@ async fn concurrent_appends_form_one_chain() {
     assert_eq!(numbers.len(), 40);
 }
 
-/// R7.6: the daily head is signed once per day (a second run returns the same head), it
-/// covers the entries so far, and a subject's history marks signed entries; an entry
+/// R7.6, R3: the daily head is signed once per day (a second run returns the same head),
+/// it covers the entries so far, and a subject's history marks signed entries and carries
+/// the §7a proof of the number (kept 5 years from its last use); an entry
 /// overwritten after signing makes the history unverified, naming its sequence number.
 #[tokio::test]
 async fn the_daily_head_signs_the_chain_and_the_history_reports_tampering() {
@@ -226,6 +227,10 @@ async fn the_daily_head_signs_the_chain_and_the_history_reports_tampering() {
         [("signup_consent", true), ("objection", false)]
     );
     assert_eq!(h.events[0].text, ledger::consent_text("2024-04-08"));
+    let proof = h.phone_consent.as_ref().expect("the §7a proof of bidx-a");
+    assert_eq!(proof.proof.granted_at, t("2026-11-28T10:00:00Z"));
+    assert!(proof.proof.ended, "the objection ended it");
+    assert_eq!(proof.keep_until, Some(t("2031-11-28T10:00:00Z")));
 
     let mut forged = store.all()[0].clone();
     forged
