@@ -132,7 +132,7 @@ fn day(s: &str) -> NaiveDate {
     s.parse().unwrap()
 }
 
-/// R7.6, R1.6: the sign-up handler appends the consent to the ledger (subject, phone
+/// R7.6: the sign-up handler appends the consent to the ledger (subject, phone
 /// blind index, text version and the hash of the exact text; no plaintext personal data
 /// in the ledger items) and mails one receipt; the same person again within 24 h adds an
 /// entry but gets no second receipt, and the answers to both submissions are alike.
@@ -434,7 +434,7 @@ fn forged_item(e: &LedgerEntry) -> Item {
     item
 }
 
-/// R7.6, R3: the proof of a subject's consent is reproducible from the ledger items and
+/// R7.6: the proof of a subject's consent is reproducible from the ledger items and
 /// the public key alone: with every other item of the subject deleted, an independent
 /// reading of the raw `LEDGER` and `LEDGER_HEAD` items verifies against the DER public
 /// key and shows the sign-up consent (text version, exact text), the later events, and
@@ -561,7 +561,7 @@ async fn the_daily_schedule_signs_the_head_through_the_sweep_function() {
     assert_eq!(partition(&app, LEDGER_PK).await.len(), 5);
 }
 
-/// R7.6, R2.6, R4.8: end to end, a subject's consents reach the ledger from each place
+/// R7.6: end to end, a subject's consents reach the ledger from each place
 /// they are given: the sign-up, the recording consent decided from the call (webhook,
 /// naming the subject, the number's blind index and the call) and an objection carried
 /// out by the request worker; the staff route answers the verified history with the

@@ -113,7 +113,7 @@ fn ledger_actions(st: &Value) -> Vec<String> {
     }
 }
 
-/// R7.6, R5.4: no function role may update, delete or batch-write an item of the
+/// R7.6: no function role may update, delete or batch-write an item of the
 /// ledger's partitions: every statement granting those on the table excludes the
 /// `LEDGER*` leading keys, and the statements that reach the ledger grant only `Query`,
 /// `GetItem` and `PutItem` (the append, conditional in the code).

@@ -85,7 +85,7 @@ async fn signup_appends_its_consent_and_mails_a_receipt() {
         .contains("Fassung des Einwilligungstextes: 2024-04-08"));
 }
 
-/// R7.6, R1.4: the same person signing up again within 24 h gets a ledger entry for the
+/// R7.6: the same person signing up again within 24 h gets a ledger entry for the
 /// new consent but no second receipt; after 24 h one more; a stranger naming the email
 /// with another number gets no entry and no mail (at most one receipt per subject a day).
 #[tokio::test]
