@@ -4,10 +4,12 @@
 //! text. The chain and its checks are in `domain::ledger`; the store and the signer are
 //! ports.
 //!
-//! Appends come before the business write they prove (sign-up, recording consent,
-//! withdrawal, objection): a failed append fails the request, which is retried, so no
-//! acted-on event is missing from the ledger. A retried request may append its event
-//! twice; the history shows both, which is true (the person did it) and harmless.
+//! A failed append fails the request, which is retried. The recording consent, the
+//! withdrawal and the objection are appended before the write that acts on them; the
+//! sign-up consent right after the lead is stored (before that the subject has no id
+//! that a retry would keep), and a retried sign-up of the same person appends it then.
+//! An append whose entry is already the chain's head (same fields: a retry whose first
+//! answer was lost) is not repeated; a retry at a later time is a second, true entry.
 
 use std::sync::Arc;
 
@@ -130,8 +132,14 @@ impl ConsentLedger {
             actor: self.actor.clone(),
             event,
         };
+        let fields = record.to_fields();
         for attempt in 0..APPEND_ATTEMPTS {
             let last = self.store.last().await?;
+            // A retried request whose append went through (the answer lost) finds its
+            // own entry at the head: the same event is not appended twice.
+            if let Some(last) = last.as_ref().filter(|l| l.fields == fields) {
+                return Ok(last.clone());
+            }
             let entry = LedgerEntry::chain(last.as_ref(), &record);
             if self.store.put_next(&entry).await? {
                 tracing::info!(

@@ -195,8 +195,8 @@ impl LeadService {
         self
     }
 
-    /// The consent goes to the ledger before the write that acts on it: a failed append
-    /// fails the sign-up (retryable), so no stored consent lacks its ledger entry.
+    /// The consent goes to the ledger right after the lead is stored: a failed append
+    /// fails the sign-up (retryable), and the retry (the same person again) appends it.
     async fn append_consent(
         &self,
         id: LeadId,
@@ -268,10 +268,10 @@ impl LeadService {
                     consent: consent.clone(),
                     at: now,
                 };
-                self.append_consent(id, &phone_index, &consent).await?;
                 match self.store.resubmit(&resubmission).await? {
                     ResubmitOutcome::Gone => continue,
                     outcome => {
+                        self.append_consent(id, &phone_index, &consent).await?;
                         let call_requested = outcome == ResubmitOutcome::CallRequested;
                         if call_requested {
                             self.send_receipt(&req, &consent).await;
@@ -311,9 +311,9 @@ impl LeadService {
                 consent: consent.clone(),
                 signed_up_at: now,
             };
-            self.append_consent(id, &phone_index, &consent).await?;
             match self.store.create_lead(&lead).await? {
                 CreateOutcome::Created => {
+                    self.append_consent(id, &phone_index, &consent).await?;
                     self.send_receipt(&req, &consent).await;
                     span.record("outcome", "created");
                     return Ok(SignupOutcome::Created { id });

@@ -116,10 +116,12 @@ async fn receipts_are_capped_at_one_a_day_and_strangers_send_none() {
     assert_eq!(w.mailer.sent_to("erika@example.org").len(), 2);
 }
 
-/// R7.6: when the ledger append fails the sign-up fails (retryable) and stores no lead,
-/// so no consent is acted on without its entry; a failed receipt mail does not fail it.
+/// R7.6: when the ledger append fails the sign-up fails (retryable) and sends no
+/// receipt; the retry (the same person again) appends the consent of the stored lead,
+/// once even when retried again at the same instant; a failed receipt mail does not fail
+/// a sign-up.
 #[tokio::test]
-async fn a_failed_append_fails_the_signup_and_stores_nothing() {
+async fn a_failed_append_fails_the_signup_and_the_retry_appends_it_once() {
     let w = World::new();
     let store = MemoryLedgerStore::new();
     store.fault.fail_with(Retry::Transient);
@@ -128,17 +130,25 @@ async fn a_failed_append_fails_the_signup_and_stores_nothing() {
         .await
         .unwrap_err();
     assert_eq!(err.retry(), Retry::Transient);
-    assert_eq!(w.leads.leads().len(), 0);
     assert!(w.mailer.sent().is_empty());
+    assert!(store.all().is_empty());
 
     store.fault.heal();
     w.mailer.fail_with(Retry::Transient);
-    let out = service(&w, &store)
-        .sign_up(request("erika@example.org", "+49 211 1234567"))
-        .await
-        .unwrap();
-    assert!(matches!(out, SignupOutcome::Created { .. }));
-    assert_eq!(store.all().len(), 1);
+    for _ in 0..2 {
+        let out = service(&w, &store)
+            .sign_up(request("erika@example.org", "+49 211 1234567"))
+            .await
+            .unwrap();
+        assert!(matches!(out, SignupOutcome::Existing { .. }));
+    }
+    assert_eq!(w.leads.leads().len(), 1);
+    let entries = store.all();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        entries[0].record().unwrap().subject,
+        Some(w.leads.leads()[0].lead.id)
+    );
 }
 
 /// R7.6: 40 concurrent appenders form one chain: 40 entries, sequence 1..=40, each
