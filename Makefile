@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep ropa redrive build bench deploy deploy-function clean agent
+.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep ropa redrive build bench verify-ledger deploy deploy-function clean agent
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -117,12 +117,28 @@ redrive: $(VENV)/.stamp ## Replay the workers' dead letters (deployed stack STAC
 	args=(); for q in $$queues; do args+=(--queue-url "$$q"); done; \
 	AWS_REGION=eu-central-1 cargo run --locked -q -p polly-shared --bin redrive -- --table "$$table" --key-table "$$key_table" "$${args[@]}"
 
+# The consent ledger's check (R7.6): the chain, every signed head (verified locally with the
+# signing key's public key), and with SUBJECT=<lead id> or PHONE=<number> that person's
+# consents. Deployed stack STACK_NAME; LEDGER_TABLE, LEDGER_KEY and BLIND_INDEX_KEY skip
+# the lookup (local stack: LEDGER_TABLE=polly-local-table LEDGER_KEY=<key id> with
+# AWS_ENDPOINT_URL=http://127.0.0.1:$(MOTO_PORT)).
+SUBJECT ?=
+PHONE ?=
+verify-ledger: $(VENV)/.stamp ## Verify the consent ledger's chain and signatures; SUBJECT=<lead id> or PHONE=<number> for one person
+	@set -euo pipefail; \
+	table="$${LEDGER_TABLE:-$(call STACK_OUTPUT,TableName)}"; \
+	key="$${LEDGER_KEY:-$(call STACK_OUTPUT,LedgerKeyArn)}"; \
+	args=(--table "$$table" --key-id "$$key"); \
+	if [ -n "$(SUBJECT)" ]; then args+=(--subject "$(SUBJECT)"); fi; \
+	if [ -n "$(PHONE)" ]; then args+=(--phone "$(PHONE)" --blind-index-key-id "$${BLIND_INDEX_KEY:-$(call STACK_OUTPUT,BlindIndexKeyArn)}"); fi; \
+	AWS_REGION=eu-central-1 cargo run --locked -q -p polly-shared --bin verify-ledger -- "$${args[@]}"
+
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)
 
-bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory, sweep cost
+bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory, sweep cost, ledger verification
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)
-	cargo build --locked --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export
+	cargo build --locked --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export --bin bench-ledger
 	@ls -l target/lambda/*/bootstrap | awk '{printf "arm64 %-40s %6.2f MiB\n", $$9, $$5/1048576}'
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-signup \
 	  --arm64-binary target/lambda/signup/bootstrap --binary target/release/signup
@@ -130,6 +146,7 @@ bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, 
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-recording
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-sweep
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-export
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-ledger
 
 deploy: $(VENV)/.stamp $(VENV_LINT)/.stamp ## sam build + sam deploy to eu-central-1 (needs AWS credentials)
 	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../$(VENV_LINT)/bin/sam build --beta-features

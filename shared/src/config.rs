@@ -94,6 +94,9 @@ pub struct Config {
     /// Networks the provider's webhooks may come from (`WEBHOOK_SOURCE_CIDRS`,
     /// comma-separated CIDRs or addresses; empty: no restriction; R2.1).
     pub webhook_source_cidrs: Vec<Cidr>,
+    /// The consent ledger's signing key (`LEDGER_KEY_ID`; the daily head job signs with
+    /// it, the staff function reads its public key; R7.6).
+    pub ledger_key_id: Option<String>,
 }
 
 /// An IPv4 or IPv6 network (`100.20.5.228/32`, `2001:db8::/32`; a bare address is a
@@ -271,6 +274,7 @@ impl Config {
                 .map(|c| Cidr::parse(c))
                 .collect::<Option<Vec<_>>>()
                 .ok_or(ConfigError::Invalid("WEBHOOK_SOURCE_CIDRS"))?,
+            ledger_key_id: required("LEDGER_KEY_ID").ok(),
         })
     }
 }

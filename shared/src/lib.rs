@@ -23,4 +23,4 @@ pub use ::aws::sdk as aws;
 pub use usecases::telephony::retell;
 // The telephony use cases under their old paths.
 pub use usecases::telephony::{ingest, outbound, webhook as calls};
-pub use usecases::{outbox, ports, signup as leads};
+pub use usecases::{ledger, outbox, ports, signup as leads};

@@ -199,6 +199,10 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
         // The §7a UWG consent proof stays (Art. 17(3)(e), its own 5 years from the last
         // call, R3): the number's blind index, no plain personal data, no opaque id.
         let proof = kind == "phone_consent";
+        // The consent ledger (R7.6) outlives erasure too, as the proof of who consented
+        // to what: it names the subject by lead id, the number by blind index and the
+        // calls by id (no plain personal data, checked above), like the audit trail.
+        let ledger = kind == "ledger_entry";
         for v in &values_of(it) {
             for secret in PERSONAL.iter().copied().chain([email_index.as_str()]) {
                 assert!(
@@ -210,7 +214,7 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
                 !v.windows(wrapped_key.len()).any(|w| w == wrapped_key),
                 "{kind} item holds the subject's wrapped data key"
             );
-            if !proof && contains_ci(v, &phone_index) {
+            if !proof && !ledger && contains_ci(v, &phone_index) {
                 panic!("{kind} item still holds the number's blind index");
             }
             if contains_ci(v, &lead_text) || contains_ci(v, &call_id) || contains_ci(v, &held_id) {
@@ -219,6 +223,7 @@ async fn erasure_leaves_nothing_of_the_subject_but_the_proof_and_deletes_calls_a
                 // detached (item 8): neither id, so no kept record joins the audit trail.
                 assert!(
                     kind == "audit"
+                        || ledger
                         || (kind == "erasure_tombstone"
                             && !contains_ci(v, &call_id)
                             && !contains_ci(v, &held_id)),
@@ -950,7 +955,8 @@ async fn the_analytics_export_redacts_the_subjects_name_number_and_email_from_su
 }
 
 /// Every item must carry its retention TTL (R3.3); the audit trail is the documented
-/// exception (its retention is its own, issue 12 item 8).
+/// exception (its retention is its own, issue 12 item 8), and so is the consent ledger
+/// (R7.6: a TTL would cut entries out of the hash chain; README "Known limits").
 async fn assert_every_item_has_a_ttl(d: &World) {
     for it in d.signup.scan().await {
         let kind = it
@@ -958,7 +964,7 @@ async fn assert_every_item_has_a_ttl(d: &World) {
             .and_then(|k| k.as_s().ok())
             .cloned()
             .unwrap_or_default();
-        if kind == "audit" {
+        if kind == "audit" || kind == "ledger_entry" || kind == "ledger_head" {
             continue;
         }
         assert!(

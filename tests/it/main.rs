@@ -20,6 +20,8 @@ mod dsar_identity;
 mod dsar_rights;
 mod dsar_staff;
 mod faults;
+mod ledger;
+mod ledger_template;
 mod recordings;
 mod recordings_trim;
 mod retention;

@@ -36,7 +36,10 @@ impl KmsKeyService {
     }
 }
 
-fn sdk_failure<E, R>(operation: &'static str, err: aws_sdk_kms::error::SdkError<E, R>) -> KeyError
+pub(crate) fn sdk_failure<E, R>(
+    operation: &'static str,
+    err: aws_sdk_kms::error::SdkError<E, R>,
+) -> KeyError
 where
     E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,

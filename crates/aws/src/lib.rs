@@ -11,6 +11,7 @@ pub mod dsar_staff;
 pub mod dsar_subjects;
 pub mod dynamo;
 pub mod kms;
+pub mod ledger;
 pub mod mail;
 pub mod outbox;
 pub mod recordings;

@@ -17,6 +17,7 @@ pub mod dsar;
 mod email;
 mod ids;
 mod lead;
+pub mod ledger;
 mod name;
 mod notes;
 mod phone;

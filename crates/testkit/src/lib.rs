@@ -7,6 +7,7 @@ pub mod dsar;
 pub mod fault;
 pub mod keys;
 pub mod leads;
+pub mod ledger;
 pub mod mail;
 pub mod objects;
 pub mod outbox;
@@ -22,6 +23,7 @@ pub use dsar::{
 pub use fault::FaultSwitch;
 pub use keys::FakeKeyService;
 pub use leads::MemoryLeadStore;
+pub use ledger::{MemoryLedgerStore, MemorySigner};
 pub use mail::MemoryMailer;
 pub use objects::MemoryObjects;
 pub use outbox::MemoryOutbox;

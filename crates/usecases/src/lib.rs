@@ -7,6 +7,7 @@
 //! field, metric, error message, object key or index key.
 
 pub mod dsar;
+pub mod ledger;
 pub mod outbox;
 pub mod ports;
 pub mod retention;

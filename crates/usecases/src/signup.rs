@@ -119,6 +119,8 @@ pub enum SignupError {
     Crypto(#[from] CryptoError),
     #[error("the sign-up kept colliding with concurrent changes")]
     Contention,
+    #[error("consent ledger failed")]
+    Ledger(#[from] crate::ledger::LedgerError),
 }
 
 impl SignupError {
@@ -128,6 +130,7 @@ impl SignupError {
             Self::Store(e) => e.retry,
             Self::Crypto(_) => Retry::Permanent,
             Self::Contention => Retry::Transient,
+            Self::Ledger(e) => e.retry(),
         }
     }
 }
@@ -152,6 +155,12 @@ pub struct Lead {
     pub technical: TechnicalData,
 }
 
+/// The consent ledger and, when mail is configured, the mailer of the receipts.
+type ConsentRecording = (
+    Arc<crate::ledger::ConsentLedger>,
+    Option<Arc<dyn crate::ports::Mailer>>,
+);
+
 /// How many times a sign-up re-reads after losing a race to a concurrent one.
 const MAX_ATTEMPTS: usize = 4;
 
@@ -159,6 +168,9 @@ pub struct LeadService {
     store: Arc<dyn LeadStore>,
     keys: Arc<dyn KeyService>,
     clock: Arc<dyn Clock>,
+    /// The consent ledger (R7.6) and the mailer of the consent receipt; the sign-up
+    /// function sets both ([`Self::with_ledger`]), other users of the service sign no one up.
+    ledger: Option<ConsentRecording>,
 }
 
 impl LeadService {
@@ -167,7 +179,58 @@ impl LeadService {
         keys: Arc<dyn KeyService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { store, keys, clock }
+        Self {
+            store,
+            keys,
+            clock,
+            ledger: None,
+        }
+    }
+
+    /// Appends every sign-up consent to the consent ledger before it is acted on, and
+    /// mails the subject a receipt (R7.6).
+    pub fn with_ledger(
+        mut self,
+        ledger: Arc<crate::ledger::ConsentLedger>,
+        receipts: Option<Arc<dyn crate::ports::Mailer>>,
+    ) -> Self {
+        self.ledger = Some((ledger, receipts));
+        self
+    }
+
+    /// The consent goes to the ledger right after the lead is stored: a failed append
+    /// fails the sign-up (retryable), and the retry (the same person again) appends it.
+    async fn append_consent(
+        &self,
+        id: LeadId,
+        phone_index: &domain::crypto::BlindIndex,
+        consent: &ConsentEvidence,
+    ) -> Result<(), SignupError> {
+        if let Some((ledger, _)) = &self.ledger {
+            ledger
+                .append(
+                    Some(id),
+                    Some(phone_index.as_str().to_owned()),
+                    consent.given_at,
+                    domain::ledger::How::WebForm,
+                    domain::ledger::LedgerEvent::signup_consent(&consent.policy_version),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The receipt of the consent, at most once per subject per 24 h: only with a call
+    /// request (a new subject, or the same person again after the R1.4 cooldown), so the
+    /// form cannot be used to flood someone's inbox. The answer to the form does not
+    /// depend on it (R1.6); a failed mail is logged, the ledger holds the proof.
+    async fn send_receipt(&self, req: &SignupRequest, consent: &ConsentEvidence) {
+        if let Some((_, Some(mailer))) = &self.ledger {
+            let mail = domain::ledger::receipt_mail(&consent.policy_version, consent.given_at);
+            if let Err(e) = mailer.send(&req.profile.email, &mail).await {
+                tracing::warn!(error = %e, "consent receipt not sent");
+            }
+        }
     }
 
     /// Signs a person up. A submission whose email and phone both belong to one subject
@@ -211,7 +274,11 @@ impl LeadService {
                 match self.store.resubmit(&resubmission).await? {
                     ResubmitOutcome::Gone => continue,
                     outcome => {
+                        self.append_consent(id, &phone_index, &consent).await?;
                         let call_requested = outcome == ResubmitOutcome::CallRequested;
+                        if call_requested {
+                            self.send_receipt(&req, &consent).await;
+                        }
                         span.record("outcome", "existing");
                         return Ok(SignupOutcome::Existing { id, call_requested });
                     }
@@ -250,6 +317,8 @@ impl LeadService {
             };
             match self.store.create_lead(&lead).await? {
                 CreateOutcome::Created => {
+                    self.append_consent(id, &phone_index, &consent).await?;
+                    self.send_receipt(&req, &consent).await;
                     span.record("outcome", "created");
                     return Ok(SignupOutcome::Created { id });
                 }

@@ -99,6 +99,18 @@ pub fn staff_from_aws(
             config.data_key_arn.clone(),
         )),
         clock,
+        ledger: config.ledger_key_id.as_ref().map(|key| {
+            (
+                Arc::new(shared::adapters::ledger::DynamoLedgerStore::from_sdk(
+                    aws,
+                    config.table_name.clone(),
+                )) as Arc<dyn shared::ledger::LedgerStore>,
+                Arc::new(shared::adapters::ledger::KmsHeadSigner::from_sdk(
+                    aws,
+                    key.clone(),
+                )) as Arc<dyn shared::ledger::HeadSigner>,
+            )
+        }),
     })
 }
 
@@ -362,6 +374,19 @@ async fn subjects(
         return not_found();
     };
     match (method, tail) {
+        // The subject's consent history from the verified consent ledger (R7.6).
+        (&Method::GET, ["consents"]) => match app.staff.consent_history(&lead, actor).await {
+            Ok(Some(history)) => {
+                let mut r = json_response(StatusCode::OK, &history);
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                r
+            }
+            Ok(None) => not_found(),
+            Err(e) => failure(&e),
+        },
         (&Method::GET, []) => match app.staff.view_subject(&lead, actor).await {
             Ok(Some(view)) => {
                 let mut r = json_response(StatusCode::OK, &view);

@@ -167,6 +167,14 @@ pub fn exporter_from_aws(
             clock,
             public_api_base_url,
             provider,
+            // Objections and withdrawals go to the consent ledger first (R7.6).
+            ledger: Some(Arc::new(shared::ledger::ConsentLedger::new(
+                Arc::new(shared::adapters::ledger::DynamoLedgerStore::from_sdk(
+                    aws,
+                    config.table_name.clone(),
+                )),
+                "dsar-worker",
+            ))),
         },
         leads,
         dead_letters,

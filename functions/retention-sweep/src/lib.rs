@@ -87,6 +87,8 @@ pub struct App {
     sweeper: Sweeper,
     /// `Config::sweep_allow_clock_override`: only the local stack sets it.
     allow_clock_override: bool,
+    /// The consent ledger and its signing key, for `{"ledger_head": true}` (R7.6).
+    ledger_head: Option<usecases::ledger::SignedLedger>,
 }
 
 impl App {
@@ -149,7 +151,31 @@ impl App {
                 clock,
             }));
         }
-        Ok(Self::new(sweeper, config.sweep_allow_clock_override))
+        let app = Self::new(sweeper, config.sweep_allow_clock_override);
+        Ok(match &config.ledger_key_id {
+            Some(key) => app.with_ledger_head(
+                Arc::new(shared::adapters::ledger::DynamoLedgerStore::from_sdk(
+                    aws,
+                    config.table_name.clone(),
+                )),
+                Arc::new(shared::adapters::ledger::KmsHeadSigner::from_sdk(
+                    aws,
+                    key.clone(),
+                )),
+            ),
+            None => app,
+        })
+    }
+
+    /// Signs the consent ledger's head when invoked with `{"ledger_head": true}` (the
+    /// daily schedule `LedgerHeadDaily`, R7.6).
+    pub fn with_ledger_head(
+        mut self,
+        store: Arc<dyn usecases::ledger::LedgerStore>,
+        signer: Arc<dyn usecases::ledger::HeadSigner>,
+    ) -> Self {
+        self.ledger_head = Some((store, signer));
+        self
     }
 
     /// The function over any sweeper (tests build one over in-memory fakes).
@@ -157,6 +183,7 @@ impl App {
         Self {
             sweeper,
             allow_clock_override,
+            ledger_head: None,
         }
     }
 
@@ -185,6 +212,18 @@ impl App {
         clock: &dyn Clock,
         budget: Duration,
     ) -> Result<Value, SweepError> {
+        if payload.get("ledger_head").and_then(Value::as_bool) == Some(true) {
+            let Some((store, signer)) = &self.ledger_head else {
+                return Err(SweepError::BadRequest("no ledger signing key configured"));
+            };
+            let head = usecases::ledger::sign_today(store.as_ref(), signer.as_ref(), clock)
+                .await
+                .map_err(|e| SweepError::Failed(e.into_store()))?;
+            tracing::info!(seq = head.seq, "consent ledger head signed");
+            return Ok(serde_json::json!({
+                "ledger_head": {"date": head.date.to_string(), "seq": head.seq}
+            }));
+        }
         if payload.get("outbox").and_then(Value::as_bool) == Some(true) {
             let report = self.sweeper.drain_outbox(budget).await?;
             return Ok(serde_json::json!({ "outbox": report }));

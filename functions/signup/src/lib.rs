@@ -64,7 +64,22 @@ impl App {
             config.data_key_id.clone(),
             config.blind_index_key_id.clone(),
         );
-        let service = LeadService::new(Arc::new(store), Arc::new(keys), clock);
+        // The consent ledger and the receipt mail (R7.6).
+        let ledger =
+            shared::adapters::ledger::DynamoLedgerStore::from_sdk(aws, config.table_name.clone());
+        let receipts = config.mail_from.as_ref().map(|from| {
+            Arc::new(shared::adapters::mail::SesMailer::new(
+                aws_sdk_sesv2::Client::new(aws),
+                from.clone(),
+            )) as Arc<dyn shared::ports::Mailer>
+        });
+        let service = LeadService::new(Arc::new(store), Arc::new(keys), clock).with_ledger(
+            Arc::new(shared::ledger::ConsentLedger::new(
+                Arc::new(ledger),
+                "signup",
+            )),
+            receipts,
+        );
         Self::new(config, service)
     }
 }

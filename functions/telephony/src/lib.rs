@@ -185,7 +185,15 @@ impl App {
                 ai: config.disclosure_ai_patterns.clone(),
                 recording: config.disclosure_recording_patterns.clone(),
             },
-        );
+        )
+        // Every recording-consent decision goes to the consent ledger first (R7.6).
+        .with_ledger(Arc::new(shared::ledger::ConsentLedger::new(
+            Arc::new(shared::adapters::ledger::DynamoLedgerStore::from_sdk(
+                aws,
+                config.table_name.clone(),
+            )),
+            "telephony-webhook",
+        )));
         Ok(Self {
             calls,
             provider_keys: ProviderKeySource::new(aws_sdk_secretsmanager::Client::new(aws), secret),

@@ -191,7 +191,28 @@ async fn main() -> Result<()> {
         iterators.len(),
         WORKERS.iter().map(|w| w.1).collect::<Vec<_>>().join(", ")
     );
+    // The template's `LedgerHeadDaily` schedule: the consent ledger's head signed at
+    // start and then once a day (R7.6).
+    let mut head_signed: Option<std::time::Instant> = None;
     loop {
+        if head_signed.is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600)) {
+            let resp = http
+                .post(format!(
+                    "{invoke_url}/2015-03-31/functions/retention-sweep/invocations"
+                ))
+                .json(&json!({"ledger_head": true}))
+                .send()
+                .await;
+            println!(
+                "event pump: ledger head schedule → retention-sweep{}",
+                if resp.is_ok_and(|r| r.status().is_success()) {
+                    ""
+                } else {
+                    ", failed (retried in a day)"
+                }
+            );
+            head_signed = Some(std::time::Instant::now());
+        }
         for iterator in iterators.iter_mut() {
             let out = streams
                 .get_records()

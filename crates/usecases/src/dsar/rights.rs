@@ -70,6 +70,12 @@ impl From<ForgetError> for RightsError {
     }
 }
 
+impl From<crate::ledger::LedgerError> for RightsError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        Self::Store(e.into_store())
+    }
+}
+
 impl From<ProviderError> for RightsError {
     fn from(e: ProviderError) -> Self {
         match e {
@@ -96,6 +102,9 @@ pub struct Rights {
     pub public_api_base_url: String,
     /// The telephony provider, where erasure deletes the subject's calls (Art. 19).
     pub provider: Option<Arc<dyn CallProvider>>,
+    /// The consent ledger (R7.6): objections and withdrawals are appended before they
+    /// are applied, so a failed append fails the request, which is retried.
+    pub ledger: Option<Arc<crate::ledger::ConsentLedger>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,10 +173,16 @@ impl Rights {
                 RightsOutcome::Restricted
             }
             (RequestType::Objection, Some(s)) => {
+                self.to_ledger(s, domain::ledger::LedgerEvent::Objection, now)
+                    .await?;
                 self.writes.set_flag(&s.lead, Flag::Objected).await?;
                 RightsOutcome::Objected
             }
-            (RequestType::WithdrawConsent, Some(s)) => self.withdraw(s).await?,
+            (RequestType::WithdrawConsent, Some(s)) => {
+                self.to_ledger(s, domain::ledger::LedgerEvent::ConsentWithdrawn, now)
+                    .await?;
+                self.withdraw(s).await?
+            }
             (RequestType::Rectification, Some(s)) => {
                 self.rectify(&record, s, provider, now).await?
             }
@@ -408,6 +423,28 @@ impl Rights {
             );
         }
         Ok(RightsOutcome::Rectified { recipients })
+    }
+
+    /// Appends the subject's objection or withdrawal to the consent ledger (R7.6).
+    async fn to_ledger(
+        &self,
+        subject: &Subject,
+        event: domain::ledger::LedgerEvent,
+        now: DateTime<Utc>,
+    ) -> Result<(), RightsError> {
+        if let Some(ledger) = &self.ledger {
+            let number = subject.phone_index.as_ref().map(|p| p.as_str().to_owned());
+            ledger
+                .append(
+                    Some(subject.lead),
+                    number,
+                    now,
+                    domain::ledger::How::Dsar,
+                    event,
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Consent withdrawn (R4.9): every recording and transcript version goes now; the

@@ -255,9 +255,42 @@ pub struct Staff {
     pub mailer: Arc<dyn Mailer>,
     pub exports: Arc<dyn Objects>,
     pub clock: Arc<dyn Clock>,
+    /// The consent ledger and its signing key's public half (R7.6).
+    pub ledger: Option<crate::ledger::SignedLedger>,
 }
 
 impl Staff {
+    /// Who consented to what, when, how and under which text, for `lead` (R7.6): the
+    /// whole ledger verified (chain and every signed head, with the public key), then the
+    /// subject's events. Answers for erased subjects too (the ledger is the §7a proof that
+    /// outlives erasure); `None` when no ledger is configured. Audited as
+    /// `subject.consents_viewed` by `actor`.
+    pub async fn consent_history(
+        &self,
+        lead: &LeadId,
+        actor: &str,
+    ) -> Result<Option<crate::ledger::ConsentHistory>, DsarError> {
+        let Some((store, signer)) = &self.ledger else {
+            return Ok(None);
+        };
+        let ledger_failure = |e: crate::ledger::LedgerError| DsarError::from(e.into_store());
+        let key = crate::ledger::public_key_of(signer.as_ref())
+            .await
+            .map_err(ledger_failure)?;
+        let history = crate::ledger::history(store.as_ref(), &key, Some(lead), None)
+            .await
+            .map_err(ledger_failure)?;
+        self.store
+            .audit(
+                actor,
+                "subject.consents_viewed",
+                Some(lead),
+                self.clock.now(),
+            )
+            .await?;
+        Ok(Some(history))
+    }
+
     /// A subject's record, decrypted, for staff (audited as `subject.viewed`).
     pub async fn view_subject(
         &self,

@@ -22,7 +22,9 @@ use domain::{Clock, LeadId, PhoneNumber, RetentionClass};
 
 use crate::ports::{IdentifierKind, KeyError, KeyService, LeadStore, Objects, Retry, StoreError};
 use crate::telephony::ports::{CallFacts, ConsentRecord, Metrics};
-use crate::telephony::retell::compliance::{discloses, recording_consent, DisclosurePatterns};
+use crate::telephony::retell::compliance::{
+    discloses, recording_consent, ConsentSource, DisclosurePatterns,
+};
 use crate::telephony::retell::cut::{consent_cut_ms, trim_transcript, NoCutPoint};
 use crate::telephony::retell::model::{CallEvent, CallId, LifecycleEvent};
 
@@ -66,6 +68,8 @@ pub struct CallService {
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn Metrics>,
     patterns: DisclosurePatterns,
+    /// The consent ledger (R7.6), set by the webhook function ([`Self::with_ledger`]).
+    ledger: Option<Arc<crate::ledger::ConsentLedger>>,
 }
 
 fn lead_id_of(lead: &Option<crate::ports::StoredLead>) -> LeadId {
@@ -95,7 +99,31 @@ impl CallService {
             clock,
             metrics,
             patterns,
+            ledger: None,
         }
+    }
+
+    /// Appends every recording-consent decision to the consent ledger before it is
+    /// stored (R7.6): a failed append fails the event, which the provider redelivers.
+    pub fn with_ledger(mut self, ledger: Arc<crate::ledger::ConsentLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    async fn to_ledger(
+        &self,
+        subject: Option<LeadId>,
+        number: Option<String>,
+        how: domain::ledger::How,
+        event: domain::ledger::LedgerEvent,
+    ) -> Result<(), CallError> {
+        if let Some(ledger) = &self.ledger {
+            ledger
+                .append(subject, number, self.clock.now(), how, event)
+                .await
+                .map_err(crate::ledger::LedgerError::into_store)?;
+        }
+        Ok(())
     }
 
     /// The call store behind this service.
@@ -218,6 +246,20 @@ impl CallService {
                 disclosure_ok: disclosed,
                 cut_ms: cut.ok(),
             });
+            let how = match consent.source {
+                ConsentSource::ToolCall => Some(domain::ledger::How::ToolCall),
+                ConsentSource::CallAnalysis => Some(domain::ledger::How::Analysis),
+                ConsentSource::None => None,
+            };
+            if let Some(how) = how {
+                let event = domain::ledger::LedgerEvent::RecordingConsent {
+                    granted: consent.granted,
+                    call_id: call_id.to_owned(),
+                    agent_version: e.agent_version.clone(),
+                };
+                let number = facts.phone_index.as_ref().map(|p| p.as_str().to_owned());
+                self.to_ledger(linked_to, number, how, event).await?;
+            }
             if has_transcript && !disclosed {
                 audit.push("call.disclosure_missing");
                 self.metrics.count("DisclosureMissing", 1.0);
@@ -316,6 +358,14 @@ impl CallService {
         call_id: &CallId,
         granted: bool,
     ) -> Result<(), CallError> {
+        // The live answer knows only the call; the call's decision entry names the subject.
+        let event = domain::ledger::LedgerEvent::RecordingConsent {
+            granted,
+            call_id: call_id.as_str().to_owned(),
+            agent_version: None,
+        };
+        self.to_ledger(None, None, domain::ledger::How::ToolCall, event)
+            .await?;
         self.store
             .record_live_consent(call_id.as_str(), granted, self.clock.now())
             .await?;

@@ -101,6 +101,7 @@ impl World {
             clock: Arc::new(self.clock.clone()),
             public_api_base_url: "https://api.example".into(),
             provider: Some(Arc::new(self.provider.clone())),
+            ledger: None,
         }
     }
 

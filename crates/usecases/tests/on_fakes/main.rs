@@ -5,6 +5,7 @@
 mod calling_hours;
 mod dsar;
 mod fakes;
+mod ledger;
 mod retention;
 mod signup;
 mod telephony;
