@@ -96,6 +96,9 @@ pub struct Rights {
     pub public_api_base_url: String,
     /// The telephony provider, where erasure deletes the subject's calls (Art. 19).
     pub provider: Option<Arc<dyn CallProvider>>,
+    /// The do-not-call list an objection puts the subject's number on (R7.1); erasure
+    /// leaves it alone.
+    pub do_not_call: crate::dnc::DoNotCallList,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +168,7 @@ impl Rights {
             }
             (RequestType::Objection, Some(s)) => {
                 self.writes.set_flag(&s.lead, Flag::Objected).await?;
+                self.list_objection(s).await?;
                 RightsOutcome::Objected
             }
             (RequestType::WithdrawConsent, Some(s)) => self.withdraw(s).await?,
@@ -188,6 +192,17 @@ impl Rights {
             .await?;
         tracing::info!(?outcome, "request carried out");
         Ok(outcome)
+    }
+
+    /// R7.1: an objection puts the subject's number on the do-not-call list, which
+    /// outlives an erasure of the subject (idempotent: a repeated request changes nothing).
+    async fn list_objection(&self, subject: &Subject) -> Result<(), RightsError> {
+        if let Some(phone) = &subject.phone_index {
+            self.do_not_call
+                .list(phone, crate::dnc::DncSource::Objection, "dsar-worker")
+                .await?;
+        }
+        Ok(())
     }
 
     async fn erase(

@@ -61,6 +61,8 @@ pub enum PlaceOutcome {
     Refused,
     /// The subject restricted processing or objected (R2.10): no call.
     NotPermitted,
+    /// The number is on the do-not-call list (R7.1): no call.
+    DoNotCall,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,8 @@ pub struct Outbound {
     provider: Arc<dyn Provider>,
     clock: Arc<dyn Clock>,
     settings: OutboundSettings,
+    /// The do-not-call list (R7.1); every composition root sets it.
+    do_not_call: Option<crate::dnc::DoNotCallList>,
 }
 
 impl Outbound {
@@ -120,7 +124,14 @@ impl Outbound {
             provider,
             clock,
             settings,
+            do_not_call: None,
         }
+    }
+
+    /// Checks the do-not-call list before every call (R7.1).
+    pub fn with_do_not_call(mut self, list: crate::dnc::DoNotCallList) -> Self {
+        self.do_not_call = Some(list);
+        self
     }
 
     /// The lead store behind this service.
@@ -216,6 +227,23 @@ impl Outbound {
             }
             Some(CallState::Unconfirmed) => return Ok(PlaceOutcome::Unconfirmed),
             _ => {}
+        }
+        // R7.1: a listed number is never called; nothing is counted, nothing placed.
+        if let Some(list) = &self.do_not_call {
+            if list
+                .is_listed(&BlindIndex::from_stored(req.phone_index.clone()))
+                .await?
+            {
+                self.finish(
+                    req,
+                    CallState::Suppressed,
+                    None,
+                    "call.suppressed_do_not_call",
+                )
+                .await?;
+                tracing::info!("number on the do-not-call list; no call");
+                return Ok(PlaceOutcome::DoNotCall);
+            }
         }
         if self.recent_attempts(&req.phone_index).await? >= MAX_ATTEMPTS_PER_NUMBER {
             self.finish(

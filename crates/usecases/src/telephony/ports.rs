@@ -118,6 +118,9 @@ pub struct StoredCall {
     pub events: Vec<String>,
     /// Whether the call was deleted at the provider.
     pub provider_deleted: bool,
+    /// The person said on the line that they never signed up (`confirm_signup` false,
+    /// R7.4): nothing of the call's content is kept.
+    pub signup_denied: bool,
 }
 
 impl StoredCall {

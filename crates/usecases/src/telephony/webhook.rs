@@ -211,7 +211,14 @@ impl CallService {
             }
             // A withdrawn consent outweighs whatever the call says (R4.9).
             let withdrawn = lead.as_ref().is_some_and(|l| l.consent_withdrawn);
-            let keep = consent.granted && disclosed && key.is_some() && !withdrawn;
+            // R7.4: the person said on the line that they never signed up (the
+            // `confirm_signup` tool call came first): nothing of the call is kept.
+            let denied = self
+                .store
+                .get_call(call_id)
+                .await?
+                .is_some_and(|c| c.signup_denied);
+            let keep = consent.granted && disclosed && key.is_some() && !withdrawn && !denied;
             let recording_url = e.call.get("recording_url").and_then(Value::as_str);
             match (&key, keep) {
                 (Some(key), true) => {
@@ -270,9 +277,10 @@ impl CallService {
         // must not delete the transcript the call keeps, and a superseded event that put
         // one must not leave it behind when the call keeps none (R2.3). Deleting after the
         // merge also means no stored call ever references a deleted transcript.
-        let kept_by_this_event = projection.facts.transcript_key.is_some();
+        // A "never signed up" mark set between our decision and the merge strips the
+        // pointer in the merge (R7.4): the stored view is read then too.
         let decided = e.event >= LifecycleEvent::CallEnded;
-        if decided && !(kept_by_this_event && outcome == MergeOutcome::Applied) {
+        if decided {
             if let Some(lead) = &linked_to {
                 let stored = self.store.get_call(call_id).await?;
                 if stored.is_none_or(|c| c.transcript_key.is_none()) {
