@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use domain::crypto::BlindIndex;
 
 use domain::dsar::{mail, RequestStatus, RequestType};
-use domain::registry::CATEGORIES;
+use domain::registry::erased_categories;
 use domain::{Clock, LeadId, RequestId};
 
 use super::analytics::{forget_subject, ForgetError};
@@ -477,7 +477,8 @@ impl Rights {
             RightsOutcome::Erased { .. } => {
                 // The proof of erasure: id, dates, categories; not whom it was about.
                 updated.lead_id = None;
-                updated.categories = Some(CATEGORIES.iter().map(|c| c.code.to_owned()).collect());
+                // The do-not-call listing outlives the erasure (R7.1): not named as erased.
+                updated.categories = Some(erased_categories().map(|c| c.code.to_owned()).collect());
             }
             RightsOutcome::Rectified { recipients } => {
                 updated.recipients = Some(recipients.clone());
@@ -485,8 +486,7 @@ impl Rights {
             RightsOutcome::Held { until } => {
                 updated.held_until = Some(*until);
                 updated.categories = Some(
-                    CATEGORIES
-                        .iter()
+                    erased_categories()
                         .map(|c| c.code)
                         .filter(|c| !matches!(*c, "signup" | "contract"))
                         .map(str::to_owned)
