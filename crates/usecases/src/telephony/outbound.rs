@@ -11,6 +11,8 @@
 //! marker back to `requested` and the stream retries it. Every attempt that may have rung
 //! is counted per phone number (blind index) and at most three attempts per number run in
 //! 24 hours (R1.6), so the form cannot be used to harass someone else's number.
+//! A number on the do-not-call list (R7.1, `crate::dnc`) is never called: checked before
+//! anything is counted or placed, the request suppressed (`call.suppressed_do_not_call`).
 
 use std::sync::Arc;
 
