@@ -531,3 +531,48 @@ async fn an_inbound_confirmation_from_the_listed_number_lifts_the_listing() {
         .await
         .contains(&"dnc.lifted_inbound_confirmation".to_owned()));
 }
+
+/// R7.1: the retention sweep, run when the subject's data is long due, erases the
+/// subject and leaves the do-not-call entry of its number exactly as it was (the entry has
+/// no TTL and is in no expiry index).
+#[tokio::test]
+async fn the_retention_sweep_erases_the_subject_but_keeps_the_listing() {
+    let w = World::start().await;
+    let lead = w.signup.subject().await;
+    let script = placed_call(&w, &lead, 1, Scenario::Objection).await;
+    w.deliver(&script, "call_started").await;
+    let objection = serde_json::to_vec(
+        &json!({"name": "record_objection", "call": {"call_id": script.call_id()}, "args": {}}),
+    )
+    .unwrap();
+    assert_eq!(post_signed(&w, &objection).await.0, 200);
+    let before = dnc_items(&w).await;
+    assert_eq!(before.len(), 1);
+
+    let app = &w.signup;
+    let config = app.stack.config_for("TelephonyWorkerFunction").unwrap();
+    let sweeper = shared::sweep::Sweeper::new(
+        aws_sdk_dynamodb::Client::new(&app.stack.aws),
+        app.stack.table.clone(),
+        app.stack.key_table.clone(),
+        shared::adapters::s3::BlobStore::new(
+            harness::s3_client(&app.stack.aws),
+            config.recordings_bucket.unwrap(),
+            config.data_key_arn,
+        ),
+    );
+    let later = app.clock.now() + chrono::Duration::days(4 * 366);
+    let report = sweeper
+        .run(
+            shared::sweep::SweepRequest {
+                dry_run: false,
+                now: later,
+            },
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    assert!(report.complete);
+    assert!(w.signup.items_of_kind("lead").await.is_empty(), "swept");
+    assert_eq!(dnc_items(&w).await, before, "the listing is untouched");
+}
