@@ -576,3 +576,56 @@ async fn the_retention_sweep_erases_the_subject_but_keeps_the_listing() {
     assert!(w.signup.items_of_kind("lead").await.is_empty(), "swept");
     assert_eq!(dnc_items(&w).await, before, "the listing is untouched");
 }
+
+/// R5.5: the do-not-call flows with known personal data (the never-signed-up call with
+/// its tool calls, the erasure it queues, a hostile tool call, a staff listing with the
+/// number in the body, a suppressed call request) log none of it, while they were logged.
+#[tokio::test]
+async fn the_do_not_call_flows_log_no_personal_data() {
+    let (logs, _guard) = harness::logs::LogCapture::start();
+    let w = World::start().await;
+    let lead = w.signup.subject().await;
+    let script = placed_call(&w, &lead, 1, Scenario::NeverSignedUp).await;
+    w.deliver(&script, "call_started").await;
+    for body in script.tool_call_bodies() {
+        assert_eq!(post_signed(&w, &body).await.0, 200);
+    }
+    let other = json!({"name": "record_objection", "call": {"call_id": script.call_id(), "to_number": PHONE_E164, "metadata": {"lead_id": LeadId::new().to_string()}}, "args": {}});
+    assert_eq!(
+        post_signed(&w, &serde_json::to_vec(&other).unwrap())
+            .await
+            .0,
+        409
+    );
+    pump_requests(&w, 10).await;
+    assert_eq!(
+        w.staff_post("/v1/admin/do-not-call", &json!({"phone": PHONE}))
+            .await
+            .0,
+        200
+    );
+    let mut stranger = form();
+    stranger["email"] = json!("erwin.fremder@example.org");
+    assert_eq!(w.signup.sign_up(&stranger).await.0, 201);
+    let stranger = w.signup.lead_of("erwin.fremder@example.org").await;
+    assert_eq!(w.pump_lead(&stranger, 30).await, 0);
+
+    let text = logs.text();
+    for line in [
+        "number listed as do-not-call",
+        "request queued for the DSAR worker",
+        "tool call naming another subject than the call refused",
+        "number on the do-not-call list; no call",
+    ] {
+        assert!(text.contains(line), "{line}: {text}");
+    }
+    logs.assert_free_of(&[
+        FIRST,
+        LAST,
+        EMAIL,
+        "erwin.fremder",
+        PHONE,
+        PHONE_E164,
+        "1709876543",
+    ]);
+}
