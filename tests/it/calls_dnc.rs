@@ -275,8 +275,9 @@ async fn the_objection_scenario_lists_the_number_and_ends_the_call() {
 }
 
 /// R7.4, R7.1, R2.9: the simulator's `never-signed-up` call (recording consent given,
-/// then "no" to the sign-up question), with the tool call before `call_ended` and after
-/// it (the recording already copied): no recording object and no transcript remain, the
+/// then "no" to the sign-up question), with the live tool call before `call_ended` and
+/// after it (`call_ended` applies the "no" from its tool invocations, the late tool call
+/// changes nothing more): no recording object and no transcript remain, the
 /// lead is erased by the queued request, the call is deleted at the provider, the number
 /// is listed (`never_signed_up`, nothing else), and a stranger's later sign-up with the
 /// number places no call.
@@ -299,13 +300,19 @@ async fn the_never_signed_up_scenario_keeps_nothing_erases_the_lead_and_lists_th
             play_tools().await;
             w.deliver(&script, "call_ended").await;
         } else {
+            // `call_ended` first: it carries the "no" among its tool invocations and
+            // applies it itself; the late live tool calls change nothing more.
             w.deliver(&script, "call_ended").await;
-            // The worker copies the consented recording before the "no" arrives.
-            assert_eq!(w.pump_call(script.call_id(), 1).await, 0);
-            assert_eq!(
-                w.signup.versions("RecordingsBucket", "recordings/").await,
-                1
-            );
+            let call = w
+                .signup
+                .item(
+                    shared::adapters::calls::call_pk(script.call_id()),
+                    shared::adapters::calls::CALL_SK,
+                )
+                .await
+                .unwrap();
+            assert!(call.contains_key("signup_denied_at"));
+            assert_eq!(call["recording_state"].as_s().unwrap(), "not_kept");
             play_tools().await;
         }
         w.deliver(&script, "call_analyzed").await;
@@ -628,4 +635,36 @@ async fn the_do_not_call_flows_log_no_personal_data() {
         PHONE_E164,
         "1709876543",
     ]);
+}
+
+/// R7.4, R7.1: the `never-signed-up` call whose live tool calls never reached us: the
+/// `call_ended` webhook applies the "no" from the call's tool invocations: no transcript
+/// kept, the number listed (`never_signed_up`), the erasure request queued.
+#[tokio::test]
+async fn a_lost_never_signed_up_tool_call_is_applied_from_the_transcript() {
+    let w = World::start().await;
+    let lead = w.signup.subject().await;
+    let script = placed_call(&w, &lead, 1, Scenario::NeverSignedUp).await;
+    for event in ["call_started", "call_ended", "call_analyzed"] {
+        w.deliver(&script, event).await;
+    }
+    assert_eq!(
+        w.signup.versions("RecordingsBucket", "transcripts/").await,
+        0
+    );
+    let call = w
+        .signup
+        .item(
+            shared::adapters::calls::call_pk(script.call_id()),
+            shared::adapters::calls::CALL_SK,
+        )
+        .await
+        .unwrap();
+    assert!(!call.contains_key("transcript_key") && !call.contains_key("sealed_recording_url"));
+    assert_eq!(call["recording_state"].as_s().unwrap(), "not_kept");
+    let dnc = dnc_items(&w).await;
+    assert_eq!(sources(&dnc[0]), ["never_signed_up"]);
+    let requests = w.signup.items_of_kind("dsar_request").await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["request_type"].as_s().unwrap(), "erasure");
 }

@@ -319,7 +319,16 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             no_content()
         }
         Ok(Delivery::Call(event)) => match app.calls.record(&event).await {
-            Ok(_) => no_content(),
+            Ok(shared::calls::MergeOutcome::SubjectErased) => no_content(),
+            // R7.1, R7.4: an objection or "never signed up" whose live tool call was lost
+            // is applied from the call's transcript (idempotent).
+            Ok(_) => match app.tools.apply_from_transcript(&event).await {
+                Ok(()) => no_content(),
+                Err(e) => {
+                    tracing::error!(error = %e, "tool invocations of the call not applied");
+                    failure_response(e.retry())
+                }
+            },
             Err(e) => {
                 tracing::error!(error = %e, retry = ?e.retry(), "call event not stored");
                 failure_response(e.retry())

@@ -24,6 +24,12 @@
 //!   (lead, calls, recordings, transcripts; the calls deleted at the provider through the
 //!   outbox, R2.9), or, without a subject, the unlinked calls with that number.
 //!
+//! Lost tool calls: `call_ended` / `call_analyzed` carry the agent's tool invocations;
+//! the webhook applies an objection and a "never signed up" from there too
+//! ([`CallTools::apply_from_transcript`], idempotent), so one whose live call was refused
+//! (it came before `call_started` was stored) or never arrived still takes effect at the
+//! end of the call.
+//!
 //! Why a queued request and not the erasure here: the telephony webhook's role stays
 //! what it was (table Get/Put/Update, transcript objects, the blind-index MAC). It gets
 //! no `DeleteItem`, no key shredding, no bucket-wide deletion and no provider deletion;
@@ -58,7 +64,28 @@ use crate::dsar::ports::RequestStore;
 use crate::dsar::records::{new_record, Change, OpenRecord};
 use crate::ports::{Objects, Retry, StoreError};
 use crate::telephony::ports::AuditTrail;
+use crate::telephony::retell::model::{CallEvent, LifecycleEvent};
 use crate::telephony::webhook::transcript_key;
+
+/// The tool invocations of a call object's `transcript_with_tool_calls`, in order: name
+/// and arguments (a JSON string at the provider; an object is tolerated).
+fn invocations(call: &serde_json::Map<String, Value>) -> Vec<(String, Value)> {
+    call.get("transcript_with_tool_calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t.get("role").and_then(Value::as_str) == Some("tool_call_invocation"))
+        .filter_map(|t| {
+            let name = t.get("name")?.as_str()?.to_owned();
+            let args = match t.get("arguments")? {
+                Value::String(s) => serde_json::from_str(s).ok()?,
+                other => other.clone(),
+            };
+            Some((name, args))
+        })
+        .collect()
+}
 
 /// Name of the agent's objection tool.
 pub const OBJECTION_TOOL: &str = "record_objection";
@@ -218,9 +245,10 @@ impl CallTools {
             Err(refused) => return Ok(refused),
         };
         let now = self.clock.now();
-        self.list(&phone, DncSource::CallObjection).await?;
+        let mut changed = self.list(&phone, DncSource::CallObjection).await?;
         if let Some(lead) = &call.lead_id {
             if self.lines.object(lead, now).await? {
+                changed = true;
                 // The objection as R4.8 carries it out, by the DSAR worker: the flag again
                 // (idempotent), the analytics files, the request record.
                 self.queue_request(
@@ -231,9 +259,11 @@ impl CallTools {
                 .await?;
             }
         }
-        self.audit
-            .record(ACTOR, "call.objection_recorded", None, Some(call_id), now)
-            .await?;
+        if changed {
+            self.audit
+                .record(ACTOR, "call.objection_recorded", None, Some(call_id), now)
+                .await?;
+        }
         Ok(ToolOutcome::Done(OBJECTION_RESULT))
     }
 
@@ -295,6 +325,44 @@ impl CallTools {
                 .await?;
         }
         Ok(ToolOutcome::Done(DENIED_RESULT))
+    }
+
+    /// The backstop (R7.1, R7.4): `call_ended` and `call_analyzed` carry the agent's tool
+    /// invocations in `transcript_with_tool_calls`. An objection or a "never signed up"
+    /// whose live tool call was lost (refused as unknown because it came before the
+    /// call's `call_started` was stored, or never delivered) is applied from there, after
+    /// the event was stored. Idempotent: what the live tool call applied changes nothing.
+    /// A confirmation (`true`) is taken only live: the transcript is no proof of who
+    /// called.
+    #[tracing::instrument(skip_all, fields(call_id = %e.call_id))]
+    pub async fn apply_from_transcript(&self, e: &CallEvent<'_>) -> Result<(), ToolError> {
+        if e.event < LifecycleEvent::CallEnded {
+            return Ok(());
+        }
+        let facts = ToolCallFacts {
+            named_lead: e.lead_id.map(|l| l.to_string()),
+            agent_version: e.agent_version.clone(),
+        };
+        for (name, args) in invocations(&e.call) {
+            let outcome = match name.as_str() {
+                OBJECTION_TOOL => {
+                    self.record_objection(e.call_id.as_str(), &facts, &args)
+                        .await?
+                }
+                CONFIRM_SIGNUP_TOOL if args.get("confirmed") == Some(&Value::Bool(false)) => {
+                    self.confirm_signup(e.call_id.as_str(), &facts, &args)
+                        .await?
+                }
+                _ => continue,
+            };
+            if !matches!(outcome, ToolOutcome::Done(_)) {
+                tracing::warn!(
+                    ?outcome,
+                    "a tool invocation of the transcript was not applied"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The one place a tool call lists a number.

@@ -533,3 +533,47 @@ async fn a_confirmation_is_kept_and_only_an_inbound_one_lifts_a_listing() {
         .actions()
         .contains(&"dnc.lifted_inbound_confirmation".to_owned()));
 }
+
+/// R7.1, R7.4: when the live tool calls were lost, `call_ended` applies the objection and
+/// the "never signed up" from the call's tool invocations: the number listed with both
+/// sources, the lead objecting, the transcript stored by that very event removed; a second
+/// event (`call_analyzed`) changes nothing more.
+#[tokio::test]
+async fn lost_tool_calls_are_applied_from_the_transcript() {
+    let w = World::new().await;
+    let mut call = consented_call(&w, "call_lost");
+    w.deliver("call_started", &call).await;
+    let turns = call["transcript_with_tool_calls"].as_array_mut().unwrap();
+    turns.push(json!({"role": "tool_call_invocation", "tool_call_id": "t2", "name": "record_objection", "arguments": "{}"}));
+    turns.push(json!({"role": "tool_call_invocation", "tool_call_id": "t3", "name": "confirm_signup", "arguments": "{\"confirmed\": false}"}));
+    for kind in ["call_ended", "call_analyzed"] {
+        let body = event(kind, &call);
+        let Ok(Delivery::Call(e)) = parse_delivery(&body) else {
+            panic!("a lifecycle event");
+        };
+        w.webhook().record(&e).await.unwrap();
+        w.tools().apply_from_transcript(&e).await.unwrap();
+    }
+    let entry = w.dnc.get(w.phone.as_str()).expect("listed");
+    assert_eq!(
+        entry.sources.into_iter().collect::<Vec<_>>(),
+        [DncSource::CallObjection, DncSource::NeverSignedUp]
+    );
+    assert!(w.leads.lead(&w.lead).unwrap().lead.objected);
+    let stored = w.calls.call("call_lost").unwrap();
+    assert!(stored.transcript_key().is_none());
+    assert!(w
+        .bucket
+        .get(&transcript_key(&w.lead, "call_lost"))
+        .await
+        .unwrap()
+        .is_none());
+    let kinds: Vec<RequestType> = w
+        .open_requests()
+        .await
+        .iter()
+        .map(|r| r.request_type)
+        .collect();
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert!(kinds.contains(&RequestType::Objection) && kinds.contains(&RequestType::Erasure));
+}
