@@ -7,6 +7,7 @@
 //! (`harness::emulator`); log capture is per test thread (`harness::logs`). Nothing here
 //! sets process environment variables.
 
+mod calls_dnc;
 mod common;
 
 mod agent_config;

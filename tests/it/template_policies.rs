@@ -270,6 +270,8 @@ fn staff_routes_are_served_by_the_staff_function_with_iam_auth() {
         "POST /v1/admin/dsar/{id}/{action}",
         "ANY /v1/admin/subjects/{proxy+}",
         "POST /v1/admin/analytics-exports",
+        "POST /v1/admin/do-not-call",
+        "POST /v1/admin/do-not-call/lift",
     ] {
         assert!(keys.contains(&expected.to_owned()), "{expected}: {keys:?}");
     }

@@ -38,6 +38,10 @@ pub const CALL_SK: &str = "CALL";
 /// Attempts of the optimistic merge before giving up (the provider then retries).
 const MAX_ATTEMPTS: u32 = 8;
 
+/// Set on a call whose person said they never signed up (`usecases::telephony::tools`):
+/// a merge then keeps no transcript pointer and no recording URL.
+pub const SIGNUP_DENIED_ATTR: &str = "signup_denied_at";
+
 /// The kind of a call's pointer in its subject's partition (`LEAD#<id>` / `CALL#<call>`).
 pub const CALL_LINK_KIND: &str = "call_link";
 
@@ -191,6 +195,14 @@ impl DynamoCallStore {
                 .and_then(|i| get_n(i, "completeness"))
                 .unwrap_or(0);
             let applies = i64::from(p.completeness) >= stored_completeness;
+            // R7.4: a call marked "never signed up" keeps no content, whatever the event
+            // decided before the mark was set (the mark bumps the version, so a merge that
+            // raced it reads it here on its retry).
+            let denied = existing
+                .as_ref()
+                .is_some_and(|i| i.contains_key(SIGNUP_DENIED_ATTR));
+            let kept_content =
+                |name: &str| denied && matches!(name, "transcript_key" | "sealed_recording_url");
             let condition = match version {
                 Some(_) => "version = :v",
                 None => "attribute_not_exists(version)",
@@ -214,19 +226,35 @@ impl DynamoCallStore {
                 if let Some(lead) = &p.lead_id {
                     set.push(("lead_id", s(lead.to_string())));
                 }
-                set.extend(plain.iter().map(|(k, v)| (k.as_str(), v.clone())));
+                set.extend(
+                    plain
+                        .iter()
+                        .filter(|(k, _)| !kept_content(k))
+                        .map(|(k, v)| (k.as_str(), v.clone())),
+                );
                 set.extend(
                     p.sealed
                         .iter()
+                        .filter(|(k, _)| !kept_content(k))
                         .map(|(k, v)| (*k, AttributeValue::B(v.clone().into()))),
                 );
                 remove.extend(p.remove.iter().copied());
+                if denied {
+                    for name in ["transcript_key", "sealed_recording_url"] {
+                        if !remove.contains(&name) {
+                            remove.push(name);
+                        }
+                    }
+                }
                 let current_state = existing
                     .as_ref()
                     .and_then(|i| i.get("recording_state"))
                     .and_then(|v| v.as_s().ok())
                     .map(String::as_str);
-                if let Some(state) = p.recording_state {
+                let state = p
+                    .recording_state
+                    .map(|s| if denied { "not_kept" } else { s });
+                if let Some(state) = state {
                     if !current_state.is_some_and(|c| WORKER_STATES.contains(&c)) {
                         set.push(("recording_state", s(state)));
                     }
@@ -535,6 +563,7 @@ fn stored_call(item: &Item) -> StoredCall {
             .unwrap_or_default(),
         provider_deleted: item.contains_key("provider_deleted_at"),
         consent_cut_ms: get_n(item, "consent_cut_ms").and_then(|n| u64::try_from(n).ok()),
+        signup_denied: item.contains_key(SIGNUP_DENIED_ATTR),
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod calls;
 pub mod contracts;
 pub mod deadletter;
+pub mod dnc;
 pub mod dsar;
 pub mod dsar_staff;
 pub mod dsar_subjects;

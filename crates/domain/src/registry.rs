@@ -107,7 +107,26 @@ pub const CATEGORIES: &[DataCategory] = &[
         retention: Some(RetentionClass::Request),
         recipients: &[AWS],
     },
+    // R7.1: kept for as long as the objection must be honoured, also after an erasure of
+    // everything else (no retention class: the sweep and erasure never touch it).
+    DataCategory {
+        code: DO_NOT_CALL,
+        fields: "phone number as a keyed blind index only, date first listed, sources \
+                 (objection, objection in a call, never signed up, staff), date and reason \
+                 of a lift",
+        legal_basis: "Art. 6(1)(c), Art. 17(3)(b), Art. 21(3) GDPR; §7 UWG",
+        retention: None,
+        recipients: &[AWS],
+    },
 ];
+
+/// The do-not-call list's category (R7.1): not erased with the subject's other data.
+pub const DO_NOT_CALL: &str = "do_not_call";
+
+/// The categories an erasure removes: all but the do-not-call listing, which outlives it.
+pub fn erased_categories() -> impl Iterator<Item = &'static DataCategory> {
+    CATEGORIES.iter().filter(|c| c.code != DO_NOT_CALL)
+}
 
 /// A processing activity (Art. 30(1)(b)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +164,7 @@ pub const PURPOSES: &[Purpose] = &[
         code: "data_subject_rights",
         description:
             "Handling requests under Art. 15 to 21 GDPR and proving that they were handled",
-        categories: &["data_subject_requests"],
+        categories: &["data_subject_requests", DO_NOT_CALL],
     },
 ];
 

@@ -3,6 +3,7 @@
 //! keys bound to their subject) and can be told to fail, so a test shows what a use case
 //! does under a fault. The moto-backed integration tests stay for the AWS floor itself.
 
+pub mod dnc;
 pub mod dsar;
 pub mod fault;
 pub mod keys;
@@ -16,6 +17,7 @@ pub mod retention;
 pub mod telephony;
 pub mod world;
 
+pub use dnc::MemoryDoNotCall;
 pub use domain::{Clock, FixedClock};
 pub use dsar::{
     MemoryCallDeleter, MemoryDeadLetters, MemoryRequests, MemorySubjects, PlainArchives,

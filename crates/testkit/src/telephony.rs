@@ -107,6 +107,10 @@ pub struct MemoryCall {
     pub updated_at: Option<DateTime<Utc>>,
     /// The provider deletion was handed to the outbox (R2.9).
     pub provider_deletion_queued_at: Option<DateTime<Utc>>,
+    /// The person said they never signed up (R7.4): merges keep no content.
+    pub signup_denied_at: Option<DateTime<Utc>>,
+    /// The opt-in confirmed on the line: when, and the agent version.
+    pub signup_confirmed: Option<(DateTime<Utc>, Option<String>)>,
 }
 
 impl MemoryCall {
@@ -233,6 +237,7 @@ fn stored_call(c: &MemoryCall) -> StoredCall {
             .as_ref()
             .and_then(|f| f.consent.as_ref())
             .and_then(|r| r.cut_ms),
+        signup_denied: c.signup_denied_at.is_some(),
     }
 }
 
@@ -265,6 +270,13 @@ impl CallStore for MemoryCallStore {
             for (name, bytes) in &p.sealed {
                 call.sealed.insert((*name).to_owned(), bytes.clone());
             }
+            // As the adapter: a call marked "never signed up" keeps no content (R7.4).
+            if call.signup_denied_at.is_some() {
+                call.sealed.remove("sealed_recording_url");
+                if let Some(f) = &mut call.facts {
+                    f.transcript_key = None;
+                }
+            }
             for name in &p.remove {
                 call.sealed.remove(*name);
                 if *name == "transcript_key" {
@@ -276,7 +288,14 @@ impl CallStore for MemoryCallStore {
                     call.recording_key = None;
                 }
             }
-            if let Some(next) = p.recording_state {
+            let next_state = p.recording_state.map(|s| {
+                if call.signup_denied_at.is_some() {
+                    "not_kept"
+                } else {
+                    s
+                }
+            });
+            if let Some(next) = next_state {
                 let owned_by_worker = call
                     .recording_state
                     .as_deref()
@@ -1018,5 +1037,81 @@ impl MemoryMetrics {
 impl Metrics for MemoryMetrics {
     fn count(&self, name: &'static str, value: f64) {
         *self.counts.lock().unwrap().entry(name).or_insert(0.0) += value;
+    }
+}
+
+/// The tool calls' side of the call items (R7.1, R7.4), with the adapter's rules.
+#[async_trait]
+impl usecases::telephony::tools::CallLines for MemoryCallStore {
+    async fn line_call(
+        &self,
+        call_id: &str,
+    ) -> Result<Option<usecases::telephony::tools::LineCall>, StoreError> {
+        let state = self.lock("line_call")?;
+        Ok(state
+            .calls
+            .get(call_id)
+            .map(|c| usecases::telephony::tools::LineCall {
+                lead_id: c.lead_id,
+                phone_index: c.facts.as_ref().and_then(|f| f.phone_index.clone()),
+                inbound: c
+                    .facts
+                    .as_ref()
+                    .is_some_and(|f| f.direction.as_deref() == Some("inbound")),
+            }))
+    }
+
+    async fn deny_signup(&self, call_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut state = self.lock("deny_signup")?;
+        let Some(call) = state.calls.get_mut(call_id) else {
+            return Ok(false);
+        };
+        if call.signup_denied_at.is_some() {
+            return Ok(false);
+        }
+        call.version += 1;
+        call.signup_denied_at = Some(at);
+        call.sealed.remove("sealed_recording_url");
+        if let Some(f) = &mut call.facts {
+            f.transcript_key = None;
+        }
+        let owned_by_worker = call
+            .recording_state
+            .as_deref()
+            .is_some_and(|c| WORKER_STATES.contains(&c));
+        if !owned_by_worker {
+            call.recording_state = Some("not_kept".to_owned());
+        }
+        Ok(true)
+    }
+
+    async fn confirm_signup(
+        &self,
+        call_id: &str,
+        agent_version: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock("confirm_signup")?;
+        match state.calls.get_mut(call_id) {
+            Some(call) if call.signup_confirmed.is_none() => {
+                call.signup_confirmed = Some((at, agent_version.map(str::to_owned)));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn object(&self, lead: &LeadId, _at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.fault.check("object")?;
+        let Some(leads) = &self.leads else {
+            return Ok(false);
+        };
+        match leads.lead(lead) {
+            Some(l) if !l.lead.objected => {
+                leads.set_flags(lead, l.lead.restricted, true, l.lead.consent_withdrawn);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! The one rule every module here keeps: personal data never reaches a log line, span
 //! field, metric, error message, object key or index key.
 
+pub mod dnc;
 pub mod dsar;
 pub mod ledger;
 pub mod outbox;

@@ -9,7 +9,10 @@
 //! - `GET /v1/admin/subjects/{lead_id}`, `POST /v1/admin/subjects/{lead_id}/contracts`,
 //!   `POST /v1/admin/subjects/{lead_id}/contracts/{contract_id}/end`,
 //!   `POST /v1/admin/subjects/{lead_id}/lift-restriction`;
-//! - `POST /v1/admin/analytics-exports`.
+//! - `POST /v1/admin/analytics-exports`;
+//! - `POST /v1/admin/do-not-call` and `POST /v1/admin/do-not-call/lift` with
+//!   `{"phone": "..."}`: list a number, or lift its listing (R7.1). The number is
+//!   normalised and blind-indexed; it is never logged, audited or stored in clear.
 //!
 //! API Gateway lets only IAM-signed requests through (`AWS_IAM`); IAM says who the caller
 //! is, not that they are staff. The caller's principal must be in the configured
@@ -75,7 +78,7 @@ pub fn staff_from_aws(
         store: Arc::new(DynamoStaff::new(ddb.clone(), config.table_name.clone())),
         contracts: Arc::new(DynamoStaff::new(ddb.clone(), config.table_name.clone())),
         rights: Arc::new(DynamoSubjects::new(
-            ddb,
+            ddb.clone(),
             config.table_name.clone(),
             config.key_table_name.clone(),
         )),
@@ -111,6 +114,10 @@ pub fn staff_from_aws(
                 )) as Arc<dyn shared::ledger::HeadSigner>,
             )
         }),
+        do_not_call: Arc::new(shared::adapters::dnc::DynamoDoNotCall::new(
+            ddb,
+            config.table_name.clone(),
+        )),
     })
 }
 
@@ -361,6 +368,9 @@ async fn subjects(
     rest: &[&str],
     actor: &str,
 ) -> Response<Body> {
+    if let (&Method::POST, ["do-not-call", tail @ ..]) = (method, rest) {
+        return do_not_call(app, req, tail, actor).await;
+    }
     if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
         return match app.staff.analytics_export(actor).await {
             Ok(export) => json_response(StatusCode::CREATED, &export),
@@ -468,5 +478,38 @@ async fn subjects(
             }
         }
         _ => not_found(),
+    }
+}
+
+/// `POST /v1/admin/do-not-call[/lift]` (R7.1): 200 with `changed` (false: listed already,
+/// or not listed to lift); 422 when the number is not a valid phone number.
+async fn do_not_call(app: &StaffApp, req: &Request, tail: &[&str], actor: &str) -> Response<Body> {
+    let lift = match tail {
+        [] => false,
+        ["lift"] => true,
+        _ => return not_found(),
+    };
+    let body = match json_body(req, &["phone"]) {
+        Ok(b) => b,
+        Err(p) => return rejected(p),
+    };
+    let phone = body
+        .get("phone")
+        .and_then(Value::as_str)
+        .and_then(|p| shared::domain::PhoneNumber::parse(p).ok());
+    let Some(phone) = phone else {
+        return invalid("phone", "invalid", "A valid phone number is required.");
+    };
+    let result = if lift {
+        app.staff.lift_number(&phone, actor).await
+    } else {
+        app.staff.list_number(&phone, actor).await
+    };
+    match result {
+        Ok(changed) => json_response(
+            StatusCode::OK,
+            &json!({"status": if lift { "lifted" } else { "listed" }, "changed": changed}),
+        ),
+        Err(e) => failure(&e),
     }
 }

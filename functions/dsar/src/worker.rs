@@ -134,6 +134,18 @@ pub fn exporter_from_aws(
         })),
         None => None,
     };
+    // R7.1: an objection lists the subject's number.
+    let do_not_call = usecases::dnc::DoNotCallList::new(
+        Arc::new(shared::adapters::dnc::DynamoDoNotCall::new(
+            ddb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::new(shared::adapters::calls::DynamoAuditTrail::new(
+            ddb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::clone(&clock),
+    );
     let dead_letters: Option<Arc<dyn DeadLetters>> = config
         .dead_letter_queue_url
         .clone()
@@ -175,6 +187,7 @@ pub fn exporter_from_aws(
                 )),
                 "dsar-worker",
             ))),
+            do_not_call,
         },
         leads,
         dead_letters,

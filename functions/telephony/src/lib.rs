@@ -1,5 +1,6 @@
-//! `POST /v1/telephony/retell`: the provider's webhooks and the agent's `record_consent`
-//! tool call.
+//! `POST /v1/telephony/retell`: the provider's webhooks and the agent's tool calls
+//! (`record_consent`; `record_objection` and `confirm_signup`, see
+//! `usecases::telephony::tools`).
 //!
 //! Before anything else, a configured source allow-list (`WEBHOOK_SOURCE_CIDRS`) refuses
 //! other networks with 403, and a body over [`MAX_BODY_BYTES`] is refused with 413;
@@ -16,6 +17,8 @@ use http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::Value;
 use shared::adapters::calls::{DynamoAuditTrail, DynamoCallRequests, DynamoCallStore};
+use shared::adapters::dnc::{DynamoCallLines, DynamoDoNotCall};
+use shared::adapters::dsar::DsarStore;
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::s3::BlobStore;
@@ -29,7 +32,11 @@ use shared::retell::model::{parse_delivery, CallId, Delivery};
 use shared::retell::signature::{verify, SIGNATURE_HEADER};
 use shared::retell::tools::AgentToolCall;
 use shared::{Clock, Config};
+use usecases::dnc::DoNotCallList;
 use usecases::telephony::ports::Metrics;
+use usecases::telephony::tools::{
+    CallTools, ToolCallFacts, ToolOutcome, CONFIRM_SIGNUP_TOOL, OBJECTION_TOOL,
+};
 
 pub mod worker;
 
@@ -114,6 +121,15 @@ pub fn worker_from_aws(
         ddb.clone(),
         config.table_name.clone(),
     )));
+    // R7.1: the worker never calls a listed number.
+    let do_not_call = usecases::dnc::DoNotCallList::new(
+        Arc::new(shared::adapters::dnc::DynamoDoNotCall::new(
+            ddb.clone(),
+            config.table_name.clone(),
+        )),
+        audit.clone(),
+        Arc::clone(&clock),
+    );
     Ok(worker::Worker {
         ingest,
         outbound: shared::outbound::Outbound::new(
@@ -124,7 +140,8 @@ pub fn worker_from_aws(
             provider,
             clock,
             settings,
-        ),
+        )
+        .with_do_not_call(do_not_call),
         provider_keys: ProviderKeySource::new(aws_sdk_secretsmanager::Client::new(aws), secret),
     })
 }
@@ -138,6 +155,8 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 pub struct App {
     calls: CallService,
+    /// The `record_objection` and `confirm_signup` tool calls (R7.1, R7.4).
+    tools: CallTools,
     provider_keys: ProviderKeySource,
     clock: Arc<dyn Clock>,
     /// Networks deliveries may come from; empty: any (R2.1).
@@ -174,6 +193,26 @@ impl App {
             config.table_name.clone(),
             config.key_table_name.clone(),
         ));
+        let audit = Arc::new(DynamoAuditTrail::new(
+            ddb.clone(),
+            config.table_name.clone(),
+        ));
+        let tools = CallTools {
+            lines: Arc::new(DynamoCallLines::new(ddb.clone(), config.table_name.clone())),
+            do_not_call: DoNotCallList::new(
+                Arc::new(DynamoDoNotCall::new(ddb.clone(), config.table_name.clone())),
+                audit.clone(),
+                Arc::clone(&clock),
+            ),
+            requests: Arc::new(DsarStore::new(
+                ddb.clone(),
+                config.table_name.clone(),
+                config.key_table_name.clone(),
+            )),
+            transcripts: transcripts.clone(),
+            audit,
+            clock: Arc::clone(&clock),
+        };
         let calls = CallService::new(
             Arc::new(DynamoCallStore::new(ddb, config.table_name.clone())),
             transcripts,
@@ -196,6 +235,7 @@ impl App {
         )));
         Ok(Self {
             calls,
+            tools,
             provider_keys: ProviderKeySource::new(aws_sdk_secretsmanager::Client::new(aws), secret),
             clock,
             source_cidrs: config.webhook_source_cidrs.clone(),
@@ -286,13 +326,22 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
             name,
             call_id,
             args,
-        }) => tool_call(app, &name, call_id, &args).await,
+        }) => tool_call(app, &name, call_id, &args, body).await,
         Ok(Delivery::Ignored) => {
             tracing::info!("event acknowledged and ignored");
             no_content()
         }
         Ok(Delivery::Call(event)) => match app.calls.record(&event).await {
-            Ok(_) => no_content(),
+            Ok(shared::calls::MergeOutcome::SubjectErased) => no_content(),
+            // R7.1, R7.4: an objection or "never signed up" whose live tool call was lost
+            // is applied from the call's transcript (idempotent).
+            Ok(_) => match app.tools.apply_from_transcript(&event).await {
+                Ok(()) => no_content(),
+                Err(e) => {
+                    tracing::error!(error = %e, "tool invocations of the call not applied");
+                    failure_response(e.retry())
+                }
+            },
             Err(e) => {
                 tracing::error!(error = %e, retry = ?e.retry(), "call event not stored");
                 failure_response(e.retry())
@@ -312,7 +361,53 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     }
 }
 
-async fn tool_call(app: &App, name: &str, call_id: Option<CallId>, args: &Value) -> Response<Body> {
+async fn tool_call(
+    app: &App,
+    name: &str,
+    call_id: Option<CallId>,
+    args: &Value,
+    body: &[u8],
+) -> Response<Body> {
+    if name == OBJECTION_TOOL || name == CONFIRM_SIGNUP_TOOL {
+        let Some(call_id) = call_id else {
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({"error": "call.call_id is required"}),
+            );
+        };
+        let facts = ToolCallFacts::of(body);
+        let outcome = if name == OBJECTION_TOOL {
+            app.tools
+                .record_objection(call_id.as_str(), &facts, args)
+                .await
+        } else {
+            app.tools
+                .confirm_signup(call_id.as_str(), &facts, args)
+                .await
+        };
+        return match outcome {
+            // The text goes back to the agent's language model.
+            Ok(ToolOutcome::Done(result)) => {
+                json_response(StatusCode::OK, &serde_json::json!({ "result": result }))
+            }
+            Ok(ToolOutcome::UnknownCall) => json_response(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"error": "unknown call"}),
+            ),
+            Ok(ToolOutcome::OtherSubject) => json_response(
+                StatusCode::CONFLICT,
+                &serde_json::json!({"error": "the call is not the named subject's"}),
+            ),
+            Ok(ToolOutcome::BadArguments) => json_response(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({"error": "the arguments do not fit the tool"}),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "tool call not applied");
+                failure_response(e.retry())
+            }
+        };
+    }
     if name != CONSENT_TOOL {
         tracing::info!("unknown tool call refused");
         return json_response(

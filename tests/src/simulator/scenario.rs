@@ -38,6 +38,19 @@ pub const USER_YES: &str = "Ja, das ist in Ordnung.";
 pub const USER_NO: &str = "Nein, das möchte ich nicht.";
 /// Name of the agent's consent tool.
 pub const CONSENT_TOOL: &str = "record_consent";
+/// Name of the agent's objection tool (R7.1).
+pub const OBJECTION_TOOL: &str = "record_objection";
+/// Name of the agent's sign-up confirmation tool (R7.4).
+pub const CONFIRM_SIGNUP_TOOL: &str = "confirm_signup";
+/// What the backend answers `record_objection`.
+pub const OBJECTION_TOOL_RESULT: &str = "objection_recorded: end the call politely";
+/// The agent's sign-up question.
+pub const SIGNUP_QUESTION: &str =
+    "Sie hatten sich auf unserer Website angemeldet — ist das richtig?";
+/// The person objects to further calls.
+pub const USER_OBJECTION: &str = "Bitte rufen Sie mich nicht mehr an.";
+/// The person never signed up.
+pub const USER_NEVER_SIGNED_UP: &str = "Nein, ich habe mich nirgends angemeldet.";
 
 /// Fictional first name used when the dynamic variables carry none.
 pub const FAKE_FIRST_NAME: &str = "Wilhelmine";
@@ -63,6 +76,10 @@ pub enum Scenario {
     DisclosureMissing,
     /// Nobody answers: `not_connected`, no start, transcript or recording, no `call_started`.
     DialNoAnswer,
+    /// Consent yes, then "no more calls, please": `record_objection` (R7.1).
+    Objection,
+    /// Consent yes, then "I never signed up": `confirm_signup {"confirmed": false}` (R7.4).
+    NeverSignedUp,
     /// Consent yes, then this many minutes of conversation with per-word timings.
     LongCall {
         /// Length of the conversation after the consent exchange.
@@ -79,6 +96,8 @@ impl Scenario {
         "consent-only-in-analysis",
         "disclosure-missing",
         "dial-no-answer",
+        "objection",
+        "never-signed-up",
         "long-call[-MINUTES]",
     ];
 
@@ -97,6 +116,8 @@ impl fmt::Display for Scenario {
             Scenario::ConsentOnlyInAnalysis => f.write_str("consent-only-in-analysis"),
             Scenario::DisclosureMissing => f.write_str("disclosure-missing"),
             Scenario::DialNoAnswer => f.write_str("dial-no-answer"),
+            Scenario::Objection => f.write_str("objection"),
+            Scenario::NeverSignedUp => f.write_str("never-signed-up"),
             Scenario::LongCall { minutes } => write!(f, "long-call-{minutes}"),
         }
     }
@@ -113,6 +134,8 @@ impl FromStr for Scenario {
             "consent-only-in-analysis" => Scenario::ConsentOnlyInAnalysis,
             "disclosure-missing" => Scenario::DisclosureMissing,
             "dial-no-answer" => Scenario::DialNoAnswer,
+            "objection" => Scenario::Objection,
+            "never-signed-up" => Scenario::NeverSignedUp,
             "long-call" => Scenario::LongCall { minutes: 60 },
             other => match other
                 .strip_prefix("long-call-")
@@ -516,6 +539,45 @@ impl CallScript {
                 main_part(&mut s);
                 closing(&mut s);
             }
+            Scenario::Objection => {
+                s.say(Role::Agent, OPENING_WITH_DISCLOSURE);
+                s.say(Role::User, USER_YES);
+                s.tool(
+                    &id,
+                    CONSENT_TOOL,
+                    json!({ "granted": true }),
+                    &consent_result(true),
+                );
+                main_part(&mut s);
+                s.say(Role::User, USER_OBJECTION);
+                s.tool(&id, OBJECTION_TOOL, json!({}), OBJECTION_TOOL_RESULT);
+                s.say(
+                    Role::Agent,
+                    "Verstanden, wir rufen Sie nicht mehr an. Auf Wiederhören!",
+                );
+            }
+            Scenario::NeverSignedUp => {
+                s.say(Role::Agent, OPENING_WITH_DISCLOSURE);
+                s.say(Role::User, USER_YES);
+                s.tool(
+                    &id,
+                    CONSENT_TOOL,
+                    json!({ "granted": true }),
+                    &consent_result(true),
+                );
+                s.say(Role::Agent, SIGNUP_QUESTION);
+                s.say(Role::User, USER_NEVER_SIGNED_UP);
+                s.tool(
+                    &id,
+                    CONFIRM_SIGNUP_TOOL,
+                    json!({ "confirmed": false }),
+                    "signup_denied",
+                );
+                s.say(
+                    Role::Agent,
+                    "Dann entschuldige ich mich für die Störung. Wir rufen Sie nicht wieder an. Auf Wiederhören!",
+                );
+            }
             Scenario::DialNoAnswer => {}
         }
         let duration_ms = if scenario.connects() {
@@ -598,6 +660,25 @@ impl CallScript {
         })
     }
 
+    /// The agent's tool calls as the provider posts them to our URL during the call, in
+    /// order: `{"name", "call" (the ongoing call object), "args"}` (R7.1, R7.4).
+    pub fn tool_call_bodies(&self) -> Vec<Vec<u8>> {
+        let mut call = self.base("ongoing");
+        call.insert("start_timestamp".into(), json!(self.params.start_ms));
+        self.entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::ToolInvocation {
+                    name, arguments, ..
+                } => {
+                    let args: Value = serde_json::from_str(arguments).unwrap_or(Value::Null);
+                    serde_json::to_vec(&json!({"name": name, "call": call, "args": args})).ok()
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Fields every stage shares.
     fn base(&self, status: &str) -> Map<String, Value> {
         let p = &self.params;
@@ -666,7 +747,7 @@ impl CallScript {
         call.insert("end_timestamp".into(), json!(self.end_ms()));
         call.insert("duration_ms".into(), json!(self.duration_ms));
         let reason = match self.scenario {
-            Scenario::ConsentNo => "agent_hangup",
+            Scenario::ConsentNo | Scenario::Objection | Scenario::NeverSignedUp => "agent_hangup",
             _ => "user_hangup",
         };
         call.insert("disconnection_reason".into(), json!(reason));
@@ -726,7 +807,9 @@ impl CallScript {
             Scenario::ConsentYes
             | Scenario::LongCall { .. }
             | Scenario::ConsentOnlyInAnalysis
-            | Scenario::DisclosureMissing => Some(true),
+            | Scenario::DisclosureMissing
+            | Scenario::Objection
+            | Scenario::NeverSignedUp => Some(true),
             Scenario::ConsentNo => Some(false),
             Scenario::ConsentNeverAsked | Scenario::DialNoAnswer => None,
         };
@@ -855,6 +938,8 @@ mod tests {
             Scenario::ConsentOnlyInAnalysis,
             Scenario::DisclosureMissing,
             Scenario::DialNoAnswer,
+            Scenario::Objection,
+            Scenario::NeverSignedUp,
             Scenario::LongCall { minutes: 7 },
         ] {
             assert_eq!(s.to_string().parse::<Scenario>().unwrap(), s);

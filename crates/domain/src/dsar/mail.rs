@@ -314,7 +314,12 @@ fn outcome_de(request_type: RequestType) -> String {
              umkehrbarer Prüfwert, keine Gesprächsinhalte. Wir bewahren ihn allein auf, um uns \
              gegen Ansprüche wegen dieser Anrufe verteidigen zu können (Art. 17 Abs. 3 lit. e \
              DSGVO), verwenden ihn für nichts anderes und löschen ihn {} nach dem letzten \
-             Anruf.",
+             Anruf. Steht Ihre Telefonnummer auf unserer Sperrliste für Anrufe (weil Sie \
+             widersprochen, uns am Telefon gesagt haben, dass Sie keine Anrufe möchten oder sich \
+             nicht angemeldet haben), bleibt dieser Eintrag bestehen: nur Ihre Nummer als nicht \
+             umkehrbarer Prüfwert, das Datum und der Anlass. Wir sind gesetzlich verpflichtet, \
+             Sie nicht wieder anzurufen, auch wenn jemand Ihre Nummer erneut bei uns angibt \
+             (Art. 17 Abs. 3 lit. b und Art. 21 Abs. 3 DSGVO, § 7 UWG).",
             super::disclosure::retention_de(RetentionClass::Request),
             period_de(RetentionClass::PhoneConsentProof.period())
         ),
@@ -735,5 +740,20 @@ mod tests {
             date("2027-02-28"),
         );
         assert!(!mail.subject.contains('\r') && !mail.subject.contains('\n'));
+    }
+
+    /// R7.1: the erasure answer says that a do-not-call listing of the number stays, what
+    /// it holds and why.
+    #[test]
+    fn the_erasure_answer_says_the_do_not_call_listing_stays() {
+        let mail = completion_mail("req-7", RequestType::Erasure, "https://x.example/s");
+        assert_in_both(
+            &mail,
+            &[
+                "Sperrliste für Anrufe",
+                "bleibt dieser Eintrag bestehen",
+                "Art. 21 Abs. 3 DSGVO, § 7 UWG",
+            ],
+        );
     }
 }

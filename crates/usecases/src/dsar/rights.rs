@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use domain::crypto::BlindIndex;
 
 use domain::dsar::{mail, RequestStatus, RequestType};
-use domain::registry::CATEGORIES;
+use domain::registry::erased_categories;
 use domain::{Clock, LeadId, RequestId};
 
 use super::analytics::{forget_subject, ForgetError};
@@ -105,6 +105,9 @@ pub struct Rights {
     /// The consent ledger (R7.6): objections and withdrawals are appended before they
     /// are applied, so a failed append fails the request, which is retried.
     pub ledger: Option<Arc<crate::ledger::ConsentLedger>>,
+    /// The do-not-call list an objection puts the subject's number on (R7.1); erasure
+    /// leaves it alone.
+    pub do_not_call: crate::dnc::DoNotCallList,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,7 @@ impl Rights {
                 self.to_ledger(s, domain::ledger::LedgerEvent::Objection, now)
                     .await?;
                 self.writes.set_flag(&s.lead, Flag::Objected).await?;
+                self.list_objection(s).await?;
                 RightsOutcome::Objected
             }
             (RequestType::WithdrawConsent, Some(s)) => {
@@ -203,6 +207,17 @@ impl Rights {
             .await?;
         tracing::info!(?outcome, "request carried out");
         Ok(outcome)
+    }
+
+    /// R7.1: an objection puts the subject's number on the do-not-call list, which
+    /// outlives an erasure of the subject (idempotent: a repeated request changes nothing).
+    async fn list_objection(&self, subject: &Subject) -> Result<(), RightsError> {
+        if let Some(phone) = &subject.phone_index {
+            self.do_not_call
+                .list(phone, crate::dnc::DncSource::Objection, "dsar-worker")
+                .await?;
+        }
+        Ok(())
     }
 
     async fn erase(
@@ -499,7 +514,8 @@ impl Rights {
             RightsOutcome::Erased { .. } => {
                 // The proof of erasure: id, dates, categories; not whom it was about.
                 updated.lead_id = None;
-                updated.categories = Some(CATEGORIES.iter().map(|c| c.code.to_owned()).collect());
+                // The do-not-call listing outlives the erasure (R7.1): not named as erased.
+                updated.categories = Some(erased_categories().map(|c| c.code.to_owned()).collect());
             }
             RightsOutcome::Rectified { recipients } => {
                 updated.recipients = Some(recipients.clone());
@@ -507,8 +523,7 @@ impl Rights {
             RightsOutcome::Held { until } => {
                 updated.held_until = Some(*until);
                 updated.categories = Some(
-                    CATEGORIES
-                        .iter()
+                    erased_categories()
                         .map(|c| c.code)
                         .filter(|c| !matches!(*c, "signup" | "contract"))
                         .map(str::to_owned)

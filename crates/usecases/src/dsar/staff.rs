@@ -257,6 +257,9 @@ pub struct Staff {
     pub clock: Arc<dyn Clock>,
     /// The consent ledger and its signing key's public half (R7.6).
     pub ledger: Option<crate::ledger::SignedLedger>,
+    /// The do-not-call list (R7.1): staff list a number, or lift it on proof of fresh
+    /// consent.
+    pub do_not_call: Arc<dyn crate::dnc::DoNotCall>,
 }
 
 impl Staff {
@@ -289,6 +292,54 @@ impl Staff {
             )
             .await?;
         Ok(Some(history))
+    }
+
+    /// Lists `phone` as do-not-call (source `staff`, R7.1), by its blind index; audited as
+    /// `dnc.listed_staff` by `actor` when it changed something. `false`: listed already.
+    pub async fn list_number(
+        &self,
+        phone: &domain::PhoneNumber,
+        actor: &str,
+    ) -> Result<bool, DsarError> {
+        let now = self.clock.now();
+        let index = self
+            .keys
+            .blind_index(crate::ports::IdentifierKind::Phone, phone.expose())
+            .await?;
+        let changed = self
+            .do_not_call
+            .list(&index, crate::dnc::DncSource::Staff, now)
+            .await?;
+        if changed {
+            self.store
+                .audit(actor, "dnc.listed_staff", None, now)
+                .await?;
+        }
+        Ok(changed)
+    }
+
+    /// Lifts the listing of `phone` (R7.1; staff do so only on written proof of fresh
+    /// consent from that number); audited as `dnc.lifted_staff`. `false`: not listed.
+    pub async fn lift_number(
+        &self,
+        phone: &domain::PhoneNumber,
+        actor: &str,
+    ) -> Result<bool, DsarError> {
+        let now = self.clock.now();
+        let index = self
+            .keys
+            .blind_index(crate::ports::IdentifierKind::Phone, phone.expose())
+            .await?;
+        let changed = self
+            .do_not_call
+            .lift(&index, crate::dnc::LiftReason::Staff, now)
+            .await?;
+        if changed {
+            self.store
+                .audit(actor, "dnc.lifted_staff", None, now)
+                .await?;
+        }
+        Ok(changed)
     }
 
     /// A subject's record, decrypted, for staff (audited as `subject.viewed`).

@@ -7,4 +7,5 @@ pub mod ingest;
 pub mod outbound;
 pub mod ports;
 pub mod retell;
+pub mod tools;
 pub mod webhook;

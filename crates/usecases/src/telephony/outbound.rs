@@ -27,6 +27,9 @@
 //! audited (`call.suppressed_rate_limit`, `call.suppressed_lead_cap`), not moved on: a
 //! number that was tried that often should not be tried again by the machine. An attempt
 //! that certainly rang nothing is given back.
+//!
+//! A number on the do-not-call list (R7.1, `crate::dnc`) is never called: checked before
+//! anything is counted or placed, the request suppressed (`call.suppressed_do_not_call`).
 
 use std::sync::Arc;
 
@@ -108,6 +111,8 @@ pub enum PlaceOutcome {
     },
     /// The lead reached its total of attempts (R7.3).
     LeadCapReached,
+    /// The number is on the do-not-call list (R7.1): no call.
+    DoNotCall,
 }
 
 /// Who hands the request to [`Outbound::place`].
@@ -170,6 +175,8 @@ pub struct Outbound {
     provider: Arc<dyn Provider>,
     clock: Arc<dyn Clock>,
     settings: OutboundSettings,
+    /// The do-not-call list (R7.1); every composition root sets it.
+    do_not_call: Option<crate::dnc::DoNotCallList>,
 }
 
 impl Outbound {
@@ -190,7 +197,14 @@ impl Outbound {
             provider,
             clock,
             settings,
+            do_not_call: None,
         }
+    }
+
+    /// Checks the do-not-call list before every call (R7.1).
+    pub fn with_do_not_call(mut self, list: crate::dnc::DoNotCallList) -> Self {
+        self.do_not_call = Some(list);
+        self
     }
 
     /// The lead store behind this service.
@@ -408,6 +422,23 @@ impl Outbound {
                 return Ok(PlaceOutcome::AlreadyPlaced);
             }
             _ => {}
+        }
+        // R7.1: a listed number is never called; nothing is counted, nothing placed.
+        if let Some(list) = &self.do_not_call {
+            if list
+                .is_listed(&BlindIndex::from_stored(req.phone_index.clone()))
+                .await?
+            {
+                self.finish(
+                    req,
+                    CallState::Suppressed,
+                    None,
+                    "call.suppressed_do_not_call",
+                )
+                .await?;
+                tracing::info!("number on the do-not-call list; no call");
+                return Ok(PlaceOutcome::DoNotCall);
+            }
         }
         let Some(lead) = self.leads.read(&req.lead_id).await? else {
             if due {

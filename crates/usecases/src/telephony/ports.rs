@@ -124,6 +124,9 @@ pub struct StoredCall {
     pub provider_deleted: bool,
     /// The cut point stored with the consent record (R7.5); the worker trims there.
     pub consent_cut_ms: Option<u64>,
+    /// The person said on the line that they never signed up (`confirm_signup` false,
+    /// R7.4): nothing of the call's content is kept.
+    pub signup_denied: bool,
 }
 
 impl StoredCall {

@@ -269,7 +269,15 @@ impl CallService {
             }
             // A withdrawn consent outweighs whatever the call says (R4.9).
             let withdrawn = lead.as_ref().is_some_and(|l| l.consent_withdrawn);
-            let consented = consent.granted && disclosed && key.is_some() && !withdrawn;
+            // R7.4: the person said on the line that they never signed up (the
+            // `confirm_signup` tool call came first): nothing of the call is kept.
+            let denied = self
+                .store
+                .get_call(call_id)
+                .await?
+                .is_some_and(|c| c.signup_denied);
+            let consented =
+                consent.granted && disclosed && key.is_some() && !withdrawn && !denied;
             if let (true, Err(why)) = (consented, cut) {
                 audit.push("call.recording_no_cut_point");
                 self.metrics.count("RecordingNoCutPoint", 1.0);
@@ -336,9 +344,10 @@ impl CallService {
         // must not delete the transcript the call keeps, and a superseded event that put
         // one must not leave it behind when the call keeps none (R2.3). Deleting after the
         // merge also means no stored call ever references a deleted transcript.
-        let kept_by_this_event = projection.facts.transcript_key.is_some();
+        // A "never signed up" mark set between our decision and the merge strips the
+        // pointer in the merge (R7.4): the stored view is read then too.
         let decided = e.event >= LifecycleEvent::CallEnded;
-        if decided && !(kept_by_this_event && outcome == MergeOutcome::Applied) {
+        if decided {
             if let Some(lead) = &linked_to {
                 let stored = self.store.get_call(call_id).await?;
                 if stored.is_none_or(|c| c.transcript_key.is_none()) {

@@ -34,6 +34,8 @@ struct World {
     provider: MemoryCallDeleter,
     lead_service: Arc<LeadService>,
     service: DsarService,
+    dnc: testkit::MemoryDoNotCall,
+    dnc_audit: testkit::MemoryAuditTrail,
 }
 
 fn world() -> World {
@@ -65,6 +67,8 @@ fn world() -> World {
         exports: w.exports,
         provider: MemoryCallDeleter::new(),
         service,
+        dnc: testkit::MemoryDoNotCall::new(),
+        dnc_audit: testkit::MemoryAuditTrail::new(),
     }
 }
 
@@ -102,6 +106,11 @@ impl World {
             public_api_base_url: "https://api.example".into(),
             provider: Some(Arc::new(self.provider.clone())),
             ledger: None,
+            do_not_call: usecases::dnc::DoNotCallList::new(
+                Arc::new(self.dnc.clone()),
+                Arc::new(self.dnc_audit.clone()),
+                Arc::new(self.clock.clone()),
+            ),
         }
     }
 
@@ -1274,4 +1283,51 @@ async fn a_proven_phone_without_a_subject_erases_the_unlinked_calls_with_it_only
         w.rights().carry_out(&again).await.unwrap(),
         RightsOutcome::NoData
     );
+}
+
+/// R4.8, R7.1: an objection puts the subject's number (its blind index) on the
+/// do-not-call list with source `objection`, audited once; a later erasure of the subject
+/// leaves the entry in place.
+#[tokio::test]
+async fn an_objection_lists_the_number_and_erasure_keeps_the_listing() {
+    let w = world();
+    let a = w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let phone = w
+        .keys
+        .blind_index(
+            IdentifierKind::Phone,
+            PhoneNumber::parse(A_PHONE).unwrap().expose(),
+        )
+        .await
+        .unwrap();
+    assert!(w.dnc.get(phone.as_str()).is_none());
+
+    let id = w.verified(RequestType::Objection, A_EMAIL, None).await;
+    assert_eq!(
+        w.rights().carry_out(&id).await.unwrap(),
+        RightsOutcome::Objected
+    );
+    let entry = w.dnc.get(phone.as_str()).expect("listed");
+    assert!(entry.listed());
+    assert_eq!(
+        entry.sources.into_iter().collect::<Vec<_>>(),
+        [usecases::dnc::DncSource::Objection]
+    );
+    assert_eq!(entry.listed_at, w.clock.now());
+    assert_eq!(w.dnc_audit.actions(), ["dnc.listed_objection"]);
+
+    w.clock.advance(Duration::days(3));
+    let id = w.verified(RequestType::Erasure, A_EMAIL, None).await;
+    assert!(matches!(
+        w.rights().carry_out(&id).await.unwrap(),
+        RightsOutcome::Erased { .. }
+    ));
+    assert!(w.lead_service.read(&a).await.unwrap().is_none());
+    let kept = w
+        .dnc
+        .get(phone.as_str())
+        .expect("the listing outlives the erasure");
+    assert!(kept.listed());
+    assert_eq!(kept.listed_at, w.clock.now() - Duration::days(3));
+    assert_eq!(w.dnc.len(), 1);
 }

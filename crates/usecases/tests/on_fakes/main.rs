@@ -3,6 +3,7 @@
 //! end-to-end flows.
 
 mod calling_hours;
+mod dnc;
 mod dsar;
 mod fakes;
 mod ledger;

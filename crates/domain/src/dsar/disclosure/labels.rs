@@ -54,6 +54,7 @@ pub(crate) const SOURCES: &[Source] = &[
             "call_content",
             "recording",
             "consent_evidence",
+            "do_not_call",
         ],
     },
     Source {
@@ -64,9 +65,16 @@ pub(crate) const SOURCES: &[Source] = &[
     Source {
         code: "data_subject_requests",
         description_de: "Ihre Anfragen nach der DSGVO, wie diese",
-        categories: &["data_subject_requests"],
+        categories: &["data_subject_requests", "do_not_call"],
     },
 ];
+
+/// How long a do-not-call listing is kept (R7.1): said in the Art. 15 information.
+pub const DO_NOT_CALL_RETENTION_DE: &str = "ohne feste Frist, solange Ihr Widerspruch gilt, \
+     auch nach Löschung Ihrer übrigen Daten: Wir sind verpflichtet, Sie nicht mehr anzurufen, \
+     und können das nur, wenn wir Ihre Nummer wiedererkennen (Art. 17 Abs. 3 lit. b, \
+     Art. 21 Abs. 3 DSGVO, § 7 UWG); die Sperre endet nur, wenn Sie uns von dieser Nummer \
+     aus erneut einwilligen";
 
 /// German name of a data category.
 pub fn category_label_de(code: &str) -> Option<&'static str> {
@@ -79,6 +87,7 @@ pub fn category_label_de(code: &str) -> Option<&'static str> {
         "consent_evidence" => "Nachweise Ihrer Einwilligungen",
         "contract" => "Vertragsdaten",
         "data_subject_requests" => "Anfragen nach der DSGVO",
+        "do_not_call" => "Sperrliste für Anrufe",
         _ => return None,
     })
 }
@@ -106,6 +115,11 @@ pub fn category_fields_de(code: &str) -> Option<&'static str> {
         }
         "contract" => "Vertragsbeginn, Vertragsende, Vertragsreferenz",
         "data_subject_requests" => "Art, Status, Daten und Ergebnis der Anfrage",
+        "do_not_call" => {
+            "Ihre Telefonnummer nur als nicht umkehrbarer Prüfwert, Datum der Aufnahme in die \
+             Sperrliste, Anlass (Ihr Widerspruch, Ihr Widerspruch im Gespräch, Ihre Angabe, sich \
+             nicht angemeldet zu haben, oder durch uns) sowie Datum und Anlass einer Aufhebung"
+        }
         _ => return None,
     })
 }
@@ -358,6 +372,9 @@ pub(crate) fn recipient_role(r: &Recipient) -> &'static str {
 }
 
 pub(crate) fn retention_text(c: &DataCategory) -> String {
+    if c.code == crate::registry::DO_NOT_CALL {
+        return DO_NOT_CALL_RETENTION_DE.to_owned();
+    }
     match c.retention {
         Some(class) => retention_de(class),
         None => "keine feste Frist; solange es für den Zweck erforderlich ist".to_owned(),

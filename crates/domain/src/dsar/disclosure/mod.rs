@@ -480,4 +480,31 @@ mod tests {
             assert!(flat.contains(fact), "missing {fact:?}");
         }
     }
+
+    /// R7.1: the Art. 15 information (`information.json` and `LIESMICH.txt`) names the
+    /// do-not-call list, what it holds and that it is kept after an erasure; the erasure's
+    /// proof does not claim it erased.
+    #[test]
+    fn the_information_says_the_do_not_call_listing_outlives_erasure() {
+        let info = information::information();
+        let retention = info["retention"].as_array().unwrap();
+        let dnc = retention
+            .iter()
+            .find(|r| r["category"] == "do_not_call")
+            .expect("the do-not-call category");
+        let text = dnc["description"].as_str().unwrap();
+        assert!(
+            text.contains("auch nach Löschung Ihrer übrigen Daten"),
+            "{text}"
+        );
+        let readme = flat(&liesmich::liesmich(&ctx(RequestType::Access, true)));
+        for fact in [
+            "Sperrliste für Anrufe",
+            "nicht umkehrbarer Prüfwert",
+            "auch nach Löschung Ihrer übrigen Daten",
+        ] {
+            assert!(readme.contains(fact), "missing {fact:?}");
+        }
+        assert!(!crate::registry::erased_categories().any(|c| c.code == "do_not_call"));
+    }
 }
