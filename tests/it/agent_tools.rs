@@ -13,8 +13,9 @@ use shared::adapters::calls::{call_pk, CALL_SK};
 use shared::retell::signature::sign;
 use shared::retell::tools::RECORD_CONSENT;
 
-/// The tools whose handling the webhook has on this branch. The do-not-call part adds
-/// `record_objection` and `confirm_signup`; once merged this is `tools::CUSTOM_TOOLS`.
+/// The tool whose stored answer this test reads back. `record_objection` and
+/// `confirm_signup` go through the same parser (`AgentToolCall::parse`, checked against
+/// their schemas by `agent_config`) and are tested end to end in `calls_dnc`.
 const HANDLED: &[&str] = &[RECORD_CONSENT];
 
 /// The repository's LLM configuration (placeholders filled).

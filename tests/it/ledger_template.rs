@@ -149,7 +149,8 @@ fn no_role_may_update_delete_or_batch_write_the_ledger() {
     assert_eq!(ledger_actions(&open), ["dynamodb:UpdateItem"]);
 }
 
-/// R7.6: entries are appended only by the sign-up, the webhook and the request worker;
+/// R7.6: entries are appended only by the sign-up, the webhook, the request worker and
+/// staff (do-not-call listings);
 /// heads are written only by the sweep's role, which alone may sign with the ledger key;
 /// the staff role may read the key's public half only.
 #[test]
@@ -177,6 +178,7 @@ fn only_the_appenders_append_and_only_the_head_job_signs() {
     assert_eq!(
         appenders,
         [
+            "DsarStaffFunctionRole",
             "DsarWorkerFunctionRole",
             "SignupFunctionRole",
             "TelephonyWebhookFunctionRole"

@@ -212,6 +212,14 @@ impl App {
             transcripts: transcripts.clone(),
             audit,
             clock: Arc::clone(&clock),
+            // Listings, lifts and opt-ins confirmed on the line (R7.6).
+            ledger: Some(Arc::new(shared::ledger::ConsentLedger::new(
+                Arc::new(shared::adapters::ledger::DynamoLedgerStore::from_sdk(
+                    aws,
+                    config.table_name.clone(),
+                )),
+                "telephony-webhook",
+            ))),
         };
         let calls = CallService::new(
             Arc::new(DynamoCallStore::new(ddb, config.table_name.clone())),

@@ -213,6 +213,15 @@ impl Rights {
     /// outlives an erasure of the subject (idempotent: a repeated request changes nothing).
     async fn list_objection(&self, subject: &Subject) -> Result<(), RightsError> {
         if let Some(phone) = &subject.phone_index {
+            // R7.6: the listing goes to the consent ledger first.
+            if !self.do_not_call.is_listed(phone).await? {
+                self.to_ledger(
+                    subject,
+                    domain::ledger::LedgerEvent::DncListed,
+                    self.clock.now(),
+                )
+                .await?;
+            }
             self.do_not_call
                 .list(phone, crate::dnc::DncSource::Objection, "dsar-worker")
                 .await?;

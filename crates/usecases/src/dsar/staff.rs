@@ -294,6 +294,28 @@ impl Staff {
         Ok(Some(history))
     }
 
+    /// Appends a staff change of the do-not-call list to the consent ledger (R7.6).
+    async fn to_ledger(
+        &self,
+        index: &domain::crypto::BlindIndex,
+        event: domain::ledger::LedgerEvent,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), DsarError> {
+        if let Some((store, _)) = &self.ledger {
+            crate::ledger::ConsentLedger::new(Arc::clone(store), "dsar-staff")
+                .append(
+                    None,
+                    Some(index.as_str().to_owned()),
+                    now,
+                    domain::ledger::How::Staff,
+                    event,
+                )
+                .await
+                .map_err(|e| DsarError::from(e.into_store()))?;
+        }
+        Ok(())
+    }
+
     /// Lists `phone` as do-not-call (source `staff`, R7.1), by its blind index; audited as
     /// `dnc.listed_staff` by `actor` when it changed something. `false`: listed already.
     pub async fn list_number(
@@ -306,6 +328,16 @@ impl Staff {
             .keys
             .blind_index(crate::ports::IdentifierKind::Phone, phone.expose())
             .await?;
+        // R7.6: the change goes to the consent ledger first.
+        if !self
+            .do_not_call
+            .entry(&index)
+            .await?
+            .is_some_and(|e| e.listed())
+        {
+            self.to_ledger(&index, domain::ledger::LedgerEvent::DncListed, now)
+                .await?;
+        }
         let changed = self
             .do_not_call
             .list(&index, crate::dnc::DncSource::Staff, now)
@@ -330,6 +362,16 @@ impl Staff {
             .keys
             .blind_index(crate::ports::IdentifierKind::Phone, phone.expose())
             .await?;
+        // R7.6: the change goes to the consent ledger first.
+        if self
+            .do_not_call
+            .entry(&index)
+            .await?
+            .is_some_and(|e| e.listed())
+        {
+            self.to_ledger(&index, domain::ledger::LedgerEvent::DncLifted, now)
+                .await?;
+        }
         let changed = self
             .do_not_call
             .lift(&index, crate::dnc::LiftReason::Staff, now)

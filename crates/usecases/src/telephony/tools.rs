@@ -49,6 +49,8 @@
 //! person could object again; staff can list the number for good. Carrier-verified
 //! caller ID (STIR/SHAKEN attestation) is not passed on by the provider today.
 
+use crate::telephony::retell::tools::AgentToolCall;
+use domain::ledger::{How, LedgerEvent};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -87,10 +89,10 @@ fn invocations(call: &serde_json::Map<String, Value>) -> Vec<(String, Value)> {
         .collect()
 }
 
-/// Name of the agent's objection tool.
-pub const OBJECTION_TOOL: &str = "record_objection";
+/// Name of the agent's objection tool (one name for the agent's configuration and us).
+pub const OBJECTION_TOOL: &str = crate::telephony::retell::tools::RECORD_OBJECTION;
 /// Name of the agent's sign-up confirmation tool.
-pub const CONFIRM_SIGNUP_TOOL: &str = "confirm_signup";
+pub const CONFIRM_SIGNUP_TOOL: &str = crate::telephony::retell::tools::CONFIRM_SIGNUP;
 
 /// What `record_objection` answers the agent (its language model reads it).
 pub const OBJECTION_RESULT: &str = "objection_recorded: end the call politely";
@@ -201,6 +203,9 @@ pub struct CallTools {
     pub transcripts: Arc<dyn Objects>,
     pub audit: Arc<dyn AuditTrail>,
     pub clock: Arc<dyn Clock>,
+    /// The consent ledger (R7.6): listings, lifts and opt-ins confirmed on the line are
+    /// appended before they are applied, so a failed append fails the tool call (retried).
+    pub ledger: Option<Arc<crate::ledger::ConsentLedger>>,
 }
 
 const ACTOR: &str = "telephony";
@@ -237,7 +242,11 @@ impl CallTools {
         facts: &ToolCallFacts,
         args: &Value,
     ) -> Result<ToolOutcome, ToolError> {
-        if !args.is_object() {
+        // The parser `make agent` checks the tool's schema against (R7.4).
+        if !matches!(
+            AgentToolCall::parse(OBJECTION_TOOL, args),
+            Ok(AgentToolCall::RecordObjection { .. })
+        ) {
             return Ok(ToolOutcome::BadArguments);
         }
         let (call, phone) = match self.resolve(call_id, facts).await? {
@@ -275,7 +284,9 @@ impl CallTools {
         facts: &ToolCallFacts,
         args: &Value,
     ) -> Result<ToolOutcome, ToolError> {
-        let Some(confirmed) = args.get("confirmed").and_then(Value::as_bool) else {
+        let Ok(AgentToolCall::ConfirmSignup { confirmed }) =
+            AgentToolCall::parse(CONFIRM_SIGNUP_TOOL, args)
+        else {
             return Ok(ToolOutcome::BadArguments);
         };
         let (call, phone) = match self.resolve(call_id, facts).await? {
@@ -284,6 +295,15 @@ impl CallTools {
         };
         let now = self.clock.now();
         if confirmed {
+            // The phone opt-in confirmed on the line (§7a UWG), in the ledger first.
+            self.to_ledger(
+                call.lead_id,
+                &phone,
+                LedgerEvent::OptinConfirmedOnLine {
+                    call_id: call_id.to_owned(),
+                },
+            )
+            .await?;
             let kept = self
                 .lines
                 .confirm_signup(call_id, facts.agent_version.as_deref(), now)
@@ -367,11 +387,39 @@ impl CallTools {
 
     /// The one place a tool call lists a number.
     async fn list(&self, phone: &BlindIndex, source: DncSource) -> Result<bool, StoreError> {
+        if !self.do_not_call.is_listed(phone).await? {
+            self.to_ledger(None, phone, LedgerEvent::DncListed).await?;
+        }
         self.do_not_call.list(phone, source, ACTOR).await
+    }
+
+    /// Appends `event` for the number (and the subject, if known) to the consent ledger.
+    async fn to_ledger(
+        &self,
+        subject: Option<LeadId>,
+        phone: &BlindIndex,
+        event: LedgerEvent,
+    ) -> Result<(), StoreError> {
+        if let Some(ledger) = &self.ledger {
+            ledger
+                .append(
+                    subject,
+                    Some(phone.as_str().to_owned()),
+                    self.clock.now(),
+                    How::ToolCall,
+                    event,
+                )
+                .await
+                .map_err(crate::ledger::LedgerError::into_store)?;
+        }
+        Ok(())
     }
 
     /// The one place a tool call lifts a listing.
     async fn lift(&self, phone: &BlindIndex) -> Result<bool, StoreError> {
+        if self.do_not_call.is_listed(phone).await? {
+            self.to_ledger(None, phone, LedgerEvent::DncLifted).await?;
+        }
         self.do_not_call
             .lift(phone, LiftReason::InboundConfirmation, ACTOR)
             .await

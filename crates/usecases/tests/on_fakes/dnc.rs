@@ -42,6 +42,7 @@ struct World {
     audit: MemoryAuditTrail,
     dnc: MemoryDoNotCall,
     dsar: MemoryRequests,
+    ledger: testkit::MemoryLedgerStore,
     lead: LeadId,
     phone: BlindIndex,
 }
@@ -68,6 +69,7 @@ impl World {
             audit,
             dnc: MemoryDoNotCall::new(),
             dsar: MemoryRequests::new(),
+            ledger: testkit::MemoryLedgerStore::new(),
             lead: LeadId::default(),
             phone,
         };
@@ -153,7 +155,23 @@ impl World {
             transcripts: Arc::new(self.bucket.clone()),
             audit: Arc::new(self.audit.clone()),
             clock: Arc::new(self.clock.clone()),
+            ledger: Some(Arc::new(usecases::ledger::ConsentLedger::new(
+                Arc::new(self.ledger.clone()),
+                "telephony",
+            ))),
         }
+    }
+
+    /// The consent ledger's entries as (event, subject, number, call id).
+    fn ledger_events(&self) -> Vec<(String, Option<String>, Option<String>, Option<String>)> {
+        self.ledger
+            .all()
+            .into_iter()
+            .map(|e| {
+                let f = |k: &str| e.fields.get(k).cloned();
+                (f("event").unwrap_or_default(), f("subject"), f("number"), f("call_id"))
+            })
+            .collect()
     }
 
     async fn deliver(&self, kind: &str, call: &Value) {
@@ -293,9 +311,10 @@ async fn listing_keeps_the_first_date_adds_sources_and_audits_only_changes() {
     assert_eq!(again.listed_at, first);
 }
 
-/// R7.1, R7.4, R4.8: `record_objection` lists the call's number (`call_objection`), sets
-/// the lead's objection at once, queues one objection request for the DSAR worker and
-/// tells the agent to end the call; a replay changes nothing more, and the lead's next
+/// R7.1, R7.4, R4.8, R7.6: `record_objection` lists the call's number (`call_objection`),
+/// sets the lead's objection at once, queues one objection request for the DSAR worker and
+/// tells the agent to end the call; the listing is one `dnc_listed` ledger entry (the
+/// number's blind index, no subject); a replay changes nothing more, and the lead's next
 /// call request is not placed.
 #[tokio::test]
 async fn record_objection_lists_the_number_objects_and_ends_the_call() {
@@ -331,6 +350,16 @@ async fn record_objection_lists_the_number_objects_and_ends_the_call() {
             .filter(|a| *a == "dnc.listed_call_objection")
             .count(),
         1
+    );
+    assert_eq!(
+        w.ledger_events(),
+        [(
+            "dnc_listed".to_owned(),
+            None,
+            Some(w.phone.as_str().to_owned()),
+            None
+        )],
+        "one ledger entry, not one per replay"
     );
 
     assert_eq!(w.place().await, PlaceOutcome::DoNotCall);
@@ -473,9 +502,10 @@ async fn never_signed_up_keeps_nothing_of_the_call_in_either_order() {
     }
 }
 
-/// R7.1, R2.6: `confirm_signup` true keeps the opt-in confirmed on the line (time, agent
-/// version) on the call; in an outbound call it lifts nothing, in an inbound call from the
-/// listed number it lifts the listing (audited, sources kept).
+/// R7.1, R2.6, R7.6: `confirm_signup` true keeps the opt-in confirmed on the line (time,
+/// agent version) on the call and in the consent ledger; in an outbound call it lifts
+/// nothing, in an inbound call from the listed number it lifts the listing (audited,
+/// sources kept, a `dnc_lifted` ledger entry).
 #[tokio::test]
 async fn a_confirmation_is_kept_and_only_an_inbound_one_lifts_a_listing() {
     let w = World::new().await;
@@ -532,6 +562,25 @@ async fn a_confirmation_is_kept_and_only_an_inbound_one_lifts_a_listing() {
         .audit
         .actions()
         .contains(&"dnc.lifted_inbound_confirmation".to_owned()));
+    let number = Some(w.phone.as_str().to_owned());
+    assert_eq!(
+        w.ledger_events(),
+        [
+            (
+                "optin_confirmed_on_line".to_owned(),
+                Some(w.lead.to_string()),
+                number.clone(),
+                Some("call_out".to_owned())
+            ),
+            (
+                "optin_confirmed_on_line".to_owned(),
+                None,
+                number.clone(),
+                Some("call_in".to_owned())
+            ),
+            ("dnc_lifted".to_owned(), None, number, None),
+        ]
+    );
 }
 
 /// R7.1, R7.4: when the live tool calls were lost, `call_ended` applies the objection and
