@@ -242,7 +242,8 @@ async fn subjects_are_erased_three_years_after_the_last_contact_key_first_and_a_
         assert!(
             matches!(
                 kind.as_str(),
-                "phone_consent" | "audit" | "erasure_tombstone"
+                // The consent ledger (R7.6) is kept whole: the §7a proof outlives erasure.
+                "phone_consent" | "audit" | "erasure_tombstone" | "ledger_entry" | "ledger_head"
             ),
             "left over: {kind}"
         );
@@ -479,6 +480,11 @@ async fn every_item_with_a_finite_retention_carries_the_ttl_backstop() {
         kinds.insert(kind.clone());
         if kind == "audit" {
             continue; // the audit trail has no finite retention in R3
+        }
+        if kind == "ledger_entry" || kind == "ledger_head" {
+            // The consent ledger is kept whole (R7.6): a TTL would cut entries out of its
+            // hash chain; see the README's known limits.
+            continue;
         }
         let ttl = ttl(&item);
         assert!(ttl > now.timestamp(), "{kind}: ttl in the future");
@@ -1110,7 +1116,8 @@ async fn a_failure_mid_erasure_is_an_error_with_a_metric_and_counts_and_the_next
         assert!(
             matches!(
                 kind.as_str(),
-                "phone_consent" | "audit" | "erasure_tombstone"
+                // The consent ledger (R7.6) is kept whole: the §7a proof outlives erasure.
+                "phone_consent" | "audit" | "erasure_tombstone" | "ledger_entry" | "ledger_head"
             ),
             "left over: {kind}"
         );
