@@ -100,6 +100,7 @@ impl World {
                 source_ip: None,
                 client: None,
                 policy_version: "2026-01".into(),
+                call_window: None,
             })
             .await
             .unwrap();
@@ -130,6 +131,8 @@ impl World {
                 from_number: "+4930000000".into(),
                 agent_id: "agent_polly".into(),
                 data_storage_setting: "basic_attributes_only".into(),
+                ring_duration_ms: 30_000,
+                calling_rules: Default::default(),
             },
         )
         .with_do_not_call(self.list())
