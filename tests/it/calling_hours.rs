@@ -163,8 +163,9 @@ async fn erasure_before_the_slot_cancels_the_scheduled_call() {
     assert!(d.sim.create_requests().is_empty());
 }
 
-/// R7.2, R2.10: an objection between scheduling and the slot: the dispatcher finds it,
-/// places no call, suppresses the request (audited) and takes it out of the due index.
+/// R7.2, R2.10, R7.1: an objection between scheduling and the slot: the dispatcher finds
+/// the number on the do-not-call list the objection put it on, places no call, suppresses
+/// the request (audited) and takes it out of the due index.
 #[tokio::test]
 async fn an_objection_before_the_slot_cancels_the_scheduled_call() {
     let d = World::on_mail_emulator().await;
@@ -183,7 +184,7 @@ async fn an_objection_before_the_slot_cancels_the_scheduled_call() {
     );
     let actions = d.signup.audit_actions().await;
     assert_eq!(
-        count(&actions, "call.suppressed_restricted"),
+        count(&actions, "call.suppressed_do_not_call"),
         1,
         "{actions:?}"
     );

@@ -564,7 +564,8 @@ async fn the_daily_schedule_signs_the_head_through_the_sweep_function() {
 /// R7.6: end to end, a subject's consents reach the ledger from each place
 /// they are given: the sign-up, the recording consent decided from the call (webhook,
 /// naming the subject, the number's blind index and the call) and an objection carried
-/// out by the request worker; the staff route answers the verified history with the
+/// out by the request worker, with the do-not-call listing it causes (R7.1); the staff
+/// route answers the verified history with the
 /// exact consent text, and the answer is audited.
 #[tokio::test]
 async fn the_staff_route_answers_the_consents_given_at_signup_in_the_call_and_by_request() {
@@ -596,9 +597,13 @@ async fn the_staff_route_answers_the_consents_given_at_signup_in_the_call_and_by
         events.first().unwrap(),
         &("signup_consent".to_owned(), "web_form".to_owned())
     );
+    // The objection, then the do-not-call listing it causes (R7.1), both from the request.
     assert_eq!(
-        events.last().unwrap(),
-        &("objection".to_owned(), "dsar".to_owned())
+        events[events.len() - 2..],
+        [
+            ("objection".to_owned(), "dsar".to_owned()),
+            ("dnc_listed".to_owned(), "dsar".to_owned())
+        ]
     );
     let consent: Vec<&Value> = history["events"]
         .as_array()

@@ -276,8 +276,7 @@ impl CallService {
                 .get_call(call_id)
                 .await?
                 .is_some_and(|c| c.signup_denied);
-            let consented =
-                consent.granted && disclosed && key.is_some() && !withdrawn && !denied;
+            let consented = consent.granted && disclosed && key.is_some() && !withdrawn && !denied;
             if let (true, Err(why)) = (consented, cut) {
                 audit.push("call.recording_no_cut_point");
                 self.metrics.count("RecordingNoCutPoint", 1.0);

@@ -31,6 +31,9 @@ use usecases::telephony::tools::{
 };
 use usecases::telephony::webhook::{transcript_key, CallService};
 
+/// A consent-ledger entry as (event, subject, number, call id).
+type LedgerRow = (String, Option<String>, Option<String>, Option<String>);
+
 struct World {
     clock: FixedClock,
     keys: Arc<FakeKeyService>,
@@ -166,13 +169,18 @@ impl World {
     }
 
     /// The consent ledger's entries as (event, subject, number, call id).
-    fn ledger_events(&self) -> Vec<(String, Option<String>, Option<String>, Option<String>)> {
+    fn ledger_events(&self) -> Vec<LedgerRow> {
         self.ledger
             .all()
             .into_iter()
             .map(|e| {
                 let f = |k: &str| e.fields.get(k).cloned();
-                (f("event").unwrap_or_default(), f("subject"), f("number"), f("call_id"))
+                (
+                    f("event").unwrap_or_default(),
+                    f("subject"),
+                    f("number"),
+                    f("call_id"),
+                )
             })
             .collect()
     }
