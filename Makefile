@@ -45,7 +45,7 @@ TRACE_OUTPUT := target/trace/test-output.txt
 test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator), then make trace
 	@mkdir -p $(dir $(TRACE_OUTPUT))
 	@set -o pipefail; status=0; \
-	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets 2>&1 | tee $(TRACE_OUTPUT) || status=$$?; \
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee $(TRACE_OUTPUT) || status=$$?; \
 	$(MAKE) --no-print-directory trace TRACE_FLAGS=--require-results || { [ $$status -ne 0 ] || status=1; }; \
 	exit $$status
 
