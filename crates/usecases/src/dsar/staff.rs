@@ -323,31 +323,7 @@ impl Staff {
         phone: &domain::PhoneNumber,
         actor: &str,
     ) -> Result<bool, DsarError> {
-        let now = self.clock.now();
-        let index = self
-            .keys
-            .blind_index(crate::ports::IdentifierKind::Phone, phone.expose())
-            .await?;
-        // R7.6: the change goes to the consent ledger first.
-        if !self
-            .do_not_call
-            .entry(&index)
-            .await?
-            .is_some_and(|e| e.listed())
-        {
-            self.to_ledger(&index, domain::ledger::LedgerEvent::DncListed, now)
-                .await?;
-        }
-        let changed = self
-            .do_not_call
-            .list(&index, crate::dnc::DncSource::Staff, now)
-            .await?;
-        if changed {
-            self.store
-                .audit(actor, "dnc.listed_staff", None, now)
-                .await?;
-        }
-        Ok(changed)
+        self.change_listing(phone, actor, true).await
     }
 
     /// Lifts the listing of `phone` (R7.1; staff do so only on written proof of fresh
@@ -357,29 +333,50 @@ impl Staff {
         phone: &domain::PhoneNumber,
         actor: &str,
     ) -> Result<bool, DsarError> {
+        self.change_listing(phone, actor, false).await
+    }
+
+    /// Lists (`list`) or lifts `phone`: the consent ledger first when the listing state
+    /// changes (R7.6), then the list, then the audit item when something changed.
+    async fn change_listing(
+        &self,
+        phone: &domain::PhoneNumber,
+        actor: &str,
+        list: bool,
+    ) -> Result<bool, DsarError> {
         let now = self.clock.now();
         let index = self
             .keys
             .blind_index(crate::ports::IdentifierKind::Phone, phone.expose())
             .await?;
-        // R7.6: the change goes to the consent ledger first.
-        if self
+        let listed = self
             .do_not_call
             .entry(&index)
             .await?
-            .is_some_and(|e| e.listed())
-        {
-            self.to_ledger(&index, domain::ledger::LedgerEvent::DncLifted, now)
-                .await?;
+            .is_some_and(|e| e.listed());
+        if listed != list {
+            let event = if list {
+                domain::ledger::LedgerEvent::DncListed
+            } else {
+                domain::ledger::LedgerEvent::DncLifted
+            };
+            self.to_ledger(&index, event, now).await?;
         }
-        let changed = self
-            .do_not_call
-            .lift(&index, crate::dnc::LiftReason::Staff, now)
-            .await?;
-        if changed {
-            self.store
-                .audit(actor, "dnc.lifted_staff", None, now)
+        let (changed, action) = if list {
+            let changed = self
+                .do_not_call
+                .list(&index, crate::dnc::DncSource::Staff, now)
                 .await?;
+            (changed, "dnc.listed_staff")
+        } else {
+            let changed = self
+                .do_not_call
+                .lift(&index, crate::dnc::LiftReason::Staff, now)
+                .await?;
+            (changed, "dnc.lifted_staff")
+        };
+        if changed {
+            self.store.audit(actor, action, None, now).await?;
         }
         Ok(changed)
     }
