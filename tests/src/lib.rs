@@ -6,6 +6,8 @@
 //! - [`emulator`] starts private emulators for the tests that must not share one.
 //! - [`logs`] captures the functions' JSON logs for personal-data scans.
 //! - [`events`] builds API Gateway events the way AWS delivers them.
+//! - [`gateway`] is the local stand-in for API Gateway's IAM authoriser: it verifies
+//!   SigV4-signed staff requests and hands them to the staff function.
 //! - [`faults`] is a proxy that fails the N-th request to the emulator or the provider once.
 //!
 //! Nothing here ships in a Lambda.
@@ -13,6 +15,7 @@
 pub mod emulator;
 pub mod events;
 pub mod faults;
+pub mod gateway;
 pub mod logs;
 pub mod simulator;
 pub mod stack;
