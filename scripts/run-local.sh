@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # `make run`: the whole system on this machine. Starts moto, creates the template's data
 # layer in it, serves the HTTP functions with `cargo lambda watch` under the API
-# Gateway paths, and stops everything it started on Ctrl-C.
+# Gateway paths behind the local gateway (SigV4 for the staff routes, like API Gateway's
+# IAM authoriser), and stops everything it started on Ctrl-C.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 moto_port=${MOTO_PORT:-5000}
 api_port=${API_PORT:-9000}
+# cargo lambda watch listens here; the local gateway on API_PORT in front of it.
+watch_port=${WATCH_PORT:-$((api_port + 1))}
 sim_port=${SIM_PORT:-9100}
 api_key=${RETELL_API_KEY:-local-test-key}
 stack=${LOCAL_STACK_NAME:-polly-local}
 mkdir -p .local
 export PATH="$here/.venv/bin:$PATH"
 
-for port in "$moto_port" "$api_port" "$sim_port"; do
+for port in "$moto_port" "$api_port" "$watch_port" "$sim_port"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    echo "port $port is in use; choose others with make run MOTO_PORT=… API_PORT=…" >&2
+    echo "port $port is in use; choose others with make run MOTO_PORT=… API_PORT=… (WATCH_PORT=…)" >&2
     exit 1
   fi
 done
@@ -33,7 +36,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "building the local tooling"
-cargo build --locked -q -p polly-tests --bin polly-local --bin retell-sim --bin event-pump
+cargo build --locked -q -p polly-tests --bin polly-local --bin retell-sim --bin event-pump \
+  --bin local-gateway
+cargo build --locked -q -p polly-admin
 
 setsid "$here/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >.local/moto.log 2>&1 &
 pids+=($!)
@@ -73,13 +78,13 @@ if ! RETELL_API_BASE_URL="http://127.0.0.1:$sim_port" RETELL_API_KEY="$api_key" 
   exit 1
 fi
 
-setsid cargo lambda watch --locked --invoke-address 127.0.0.1 --invoke-port "$api_port" \
+setsid cargo lambda watch --locked --invoke-address 127.0.0.1 --invoke-port "$watch_port" \
   --disable-cors --env-file .local/functions.env >.local/functions.log 2>&1 &
 watch_pid=$!
 pids+=("$watch_pid")
 echo "compiling and starting the functions (first time: a few minutes)"
 for _ in $(seq 1 1800); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null; then break; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$watch_port") 2>/dev/null; then break; fi
   if ! kill -0 "$watch_pid" 2>/dev/null; then
     echo "cargo lambda watch stopped; see .local/functions.log" >&2
     exit 1
@@ -90,17 +95,34 @@ done
 # dsar-api, dsar-staff and dsar-worker).
 cargo build --locked -q -p signup -p telephony -p dsar
 
-setsid ./target/debug/event-pump --table "$stack-table" --invoke-url "http://127.0.0.1:$api_port" \
+# API Gateway's stand-in on the API port: staff routes must be SigV4-signed with a local
+# key (testing/testing = the local staff session), everything else goes to the functions.
+setsid ./target/debug/local-gateway --port "$api_port" --upstream "http://127.0.0.1:$watch_port" \
+  >.local/gateway.log 2>&1 &
+gateway_pid=$!
+pids+=("$gateway_pid")
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$api_port") 2>/dev/null && break
+  if ! kill -0 "$gateway_pid" 2>/dev/null; then
+    echo "the local gateway stopped; see .local/gateway.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+# The event pump invokes the workers through the Lambda Invoke API, which API Gateway
+# (and so the local gateway) does not offer: it talks to cargo lambda watch directly.
+setsid ./target/debug/event-pump --table "$stack-table" --invoke-url "http://127.0.0.1:$watch_port" \
   >.local/event-pump.log 2>&1 &
 pids+=($!)
 
 cat <<TXT
 
 Polly is running locally.
-  API (API Gateway paths):  http://127.0.0.1:$api_port
+  API (API Gateway paths):  http://127.0.0.1:$api_port   (local gateway; functions on $watch_port)
   AWS emulator (moto):      http://127.0.0.1:$moto_port   (stack "$stack")
   provider simulator:       http://127.0.0.1:$sim_port   (API key "$api_key")
-  logs:                     .local/functions.log, .local/simulator.log, .local/event-pump.log
+  logs:                     .local/functions.log, .local/gateway.log, .local/simulator.log, .local/event-pump.log
   agent (infra/agent):      published to the simulator, see .local/agent.log
 
 Sign someone up:
@@ -113,9 +135,15 @@ simulator; the simulator plays it and sends signed webhooks (call_started, call_
 call_analyzed) to the webhook function. A few seconds later:
   grep -h "call placed\|call event recorded" .local/functions.log
 
-The staff routes (/v1/admin/...) are served by the dsar-staff function. In AWS they need
-an IAM-signed request from a principal in StaffPrincipalArns; locally nothing is signed,
-so they answer 403 and leave a "staff.refused" audit item (the tests exercise them).
+The staff routes (/v1/admin/...) need a SigV4-signed request (execute-api) from a principal
+in StaffPrincipalArns, in AWS and here: the local gateway checks the signature against the
+local keys and names the principal as API Gateway would. The emulator's key testing/testing
+signs as the local staff session (assumed-role/polly-local-staff/local); the key
+local-intruder/local-intruder signs validly but is not staff (403, audited as staff.refused).
+  export POLLY_API_URL=http://127.0.0.1:$api_port AWS_ACCESS_KEY_ID=testing \
+    AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-central-1
+  ./target/debug/polly-admin list
+  ./target/debug/polly-admin show <request-id>     (polly-admin --help lists every command)
 
 Look at what was stored (encrypted; keys and indexes are opaque):
   AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \

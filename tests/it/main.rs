@@ -10,6 +10,7 @@
 mod calls_dnc;
 mod common;
 
+mod admin_cli;
 mod agent_config;
 mod agent_publish;
 mod agent_tools;

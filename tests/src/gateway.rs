@@ -581,6 +581,9 @@ pub fn v2_response(answer: &Value) -> HttpResponse {
     resp
 }
 
+/// The Lambda Invoke API's path prefix (never forwarded).
+const INVOKE_API: &str = "/2015-03-31/";
+
 /// Hop-by-hop headers, not forwarded.
 const HOP: &[&str] = &[
     "connection",
@@ -601,7 +604,13 @@ async fn forward(
     path_and_query: &str,
     body: axum::body::Bytes,
 ) -> HttpResponse {
-    let Some(upstream) = &inner.upstream else {
+    // API Gateway has no route to the Lambda Invoke API: a caller of the gateway must not
+    // reach `cargo lambda watch`'s invoke endpoint (and forge an authoriser context).
+    let Some(upstream) = inner
+        .upstream
+        .as_ref()
+        .filter(|_| !parts.uri.path().starts_with(INVOKE_API))
+    else {
         return message(StatusCode::NOT_FOUND, "Not Found");
     };
     let mut req = inner

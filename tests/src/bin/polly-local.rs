@@ -45,6 +45,12 @@ async fn main() -> Result<()> {
             for function in FUNCTIONS {
                 env.extend(stack.function_env(function)?);
             }
+            // The staff routes admit the local staff role; the local gateway signs the
+            // emulator's key in as a session of it (harness::gateway).
+            env.insert(
+                "STAFF_PRINCIPAL_ARNS".into(),
+                harness::gateway::LOCAL_STAFF_ROLE.into(),
+            );
             env.insert("AWS_ENDPOINT_URL".into(), harness::endpoint());
             env.insert("AWS_REGION".into(), harness::stack::REGION.into());
             env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
