@@ -39,6 +39,15 @@ setup: $(VENV)/.stamp $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## Install the 
 run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); Ctrl-C stops it
 	MOTO_PORT=$(MOTO_PORT) API_PORT=$(API_PORT) RETELL_API_KEY=$(RETELL_API_KEY) scripts/run-local.sh
 
+# The local staff key (testing/testing, the local staff session at the local gateway),
+# whatever AWS credentials the shell holds. In AWS: polly-admin --api-url <ApiUrl> with
+# your own credentials.
+.PHONY: admin
+admin: ## polly-admin against `make run`'s stack, signed with the local staff key: make admin ARGS="list"
+	@cargo build --locked -q -p polly-admin
+	@env -u AWS_SESSION_TOKEN -u AWS_PROFILE AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	  AWS_REGION=eu-central-1 POLLY_API_URL=http://127.0.0.1:$(API_PORT) ./target/debug/polly-admin $(ARGS)
+
 # The test output is kept for `make trace`, which then checks that every requirement has a
 # passing test; the table is printed even when a test failed.
 TRACE_OUTPUT := target/trace/test-output.txt

@@ -698,8 +698,8 @@ async fn watch_stand_in(staff: Arc<::dsar::staff::StaffApp>) -> Watch {
 
 use axum::response::IntoResponse;
 
-/// R4.10, R5.4: `make run`'s wiring: the gateway binary's configuration (local keys,
-/// Lambda Invoke backend, upstream = cargo lambda watch) hands a signed staff request to
+/// R4.10, R5.4: `make run`'s wiring: the `local-gateway` binary as run-local.sh starts
+/// it (local keys, Lambda Invoke backend, upstream = cargo lambda watch) hands a signed staff request to
 /// the function through the Invoke API with the principal set; unsigned ones never reach
 /// it; the Invoke API itself is not reachable through the gateway (a forged authoriser
 /// context goes nowhere); public paths are forwarded unchanged.
@@ -715,25 +715,33 @@ async fn make_run_wiring_signed_requests_reach_the_staff_function_through_invoke
     )
     .unwrap();
     let watch = watch_stand_in(Arc::new(staff)).await;
-    let gw = Gateway::new(
-        local_keys(),
-        StaffBackend::Invoke {
-            base_url: watch.base_url.clone(),
-            function: "dsar-staff".into(),
-        },
-        Some(watch.base_url.clone()),
-    )
-    .start(([127, 0, 0, 1], 0).into())
-    .await
-    .unwrap();
+    // The gateway binary as run-local.sh starts it (killed with its handle on drop).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut gateway = tokio::process::Command::new(env!("CARGO_BIN_EXE_local-gateway"))
+        .args(["--port", &port.to_string(), "--upstream", &watch.base_url])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (id, _) = d.verified("access", &unique_email()).await;
     let invoked = || watch.invocations.load(std::sync::atomic::Ordering::SeqCst);
 
-    let out = admin::run(
-        &strings(&["list"]),
-        settings(gw.base_url(), &local_keys()[0]),
-    )
-    .await;
+    let out = admin::run(&strings(&["list"]), settings(&base, &local_keys()[0])).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains(&id), "{out:?}");
     assert_eq!(invoked(), 1);
@@ -744,7 +752,7 @@ async fn make_run_wiring_signed_requests_reach_the_staff_function_through_invoke
 
     let http = reqwest::Client::new();
     let unsigned = http
-        .get(format!("{}/v1/admin/dsar?status=open", gw.base_url()))
+        .get(format!("{base}/v1/admin/dsar?status=open"))
         .send()
         .await
         .unwrap();
@@ -755,8 +763,7 @@ async fn make_run_wiring_signed_requests_reach_the_staff_function_through_invoke
         .event();
     let resp = http
         .post(format!(
-            "{}/2015-03-31/functions/dsar-staff/invocations",
-            gw.base_url()
+            "{base}/2015-03-31/functions/dsar-staff/invocations"
         ))
         .json(&forged)
         .send()
@@ -766,7 +773,7 @@ async fn make_run_wiring_signed_requests_reach_the_staff_function_through_invoke
     assert_eq!(invoked(), 1, "neither reached the staff function");
     // A public path: forwarded with its query, the upstream's answer returned as is.
     let resp = http
-        .get(format!("{}/v1/dsar/{id}?x=1", gw.base_url()))
+        .get(format!("{base}/v1/dsar/{id}?x=1"))
         .send()
         .await
         .unwrap();
@@ -776,7 +783,7 @@ async fn make_run_wiring_signed_requests_reach_the_staff_function_through_invoke
         resp.text().await.unwrap(),
         format!("upstream saw /v1/dsar/{id}")
     );
-    gw.shutdown().await.unwrap();
+    gateway.kill().await.unwrap();
 }
 
 /// `polly-admin analytics-export` waits for an asynchronous export: it polls the status
@@ -1007,4 +1014,36 @@ async fn analytics_status_reads_a_started_export() {
         "{status}"
     );
     assert!(status["calls"].is_u64(), "{status}");
+}
+
+/// R5.4: `polly-local provision` (what `make run` runs) gives the functions a staff
+/// allow-list that admits the local staff session the gateway names for the emulator's
+/// key, and not the local intruder.
+#[tokio::test]
+async fn polly_local_admits_the_local_staff_session_and_no_one_else() {
+    let dir = std::env::temp_dir().join(format!("polly-admin-{}", uuid::Uuid::now_v7()));
+    let env_file = dir.join("functions.env");
+    let name = format!("adm{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_polly-local"))
+        .args(["provision", "--name", &name, "--env-file"])
+        .arg(&env_file)
+        .env("AWS_ENDPOINT_URL", harness::endpoint())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&env_file).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let arns: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("STAFF_PRINCIPAL_ARNS="))
+        .collect();
+    assert_eq!(arns, [LOCAL_STAFF_ROLE]);
+    let allowed = shared::dsar::staff::StaffPrincipals::parse(&arns).unwrap();
+    assert!(allowed.admits(LOCAL_STAFF_PRINCIPAL));
+    assert!(!allowed.admits(harness::gateway::LOCAL_INTRUDER_PRINCIPAL));
 }

@@ -301,6 +301,14 @@ fn positionals<'a>(p: &'a args::Parsed, n: usize, usage: &str) -> Result<Vec<&'a
     if p.positionals.len() != n {
         return Err(Failure::Usage(format!("usage: polly-admin {usage}")));
     }
+    // A URL client resolves `.` and `..` segments (also encoded): an id never is one.
+    if let Some(bad) = p
+        .positionals
+        .iter()
+        .find(|a| a.trim().is_empty() || a.as_str() == "." || a.as_str() == "..")
+    {
+        return Err(Failure::Usage(format!("{bad:?} is not an id")));
+    }
     Ok(p.positionals.iter().map(String::as_str).collect())
 }
 
@@ -692,4 +700,70 @@ async fn chain_credentials() -> Result<(Credentials, Option<String>), Failure> {
         ))
     })?;
     Ok((credentials, config.region().map(|r| r.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An id stays one path segment: separators, queries and spaces are encoded.
+    #[test]
+    fn ids_are_one_encoded_path_segment() {
+        assert_eq!(seg("a/../b?x=1#f"), "a%2F..%2Fb%3Fx%3D1%23f");
+        assert_eq!(seg("0193-abc_x.y~"), "0193-abc_x.y~");
+        assert_eq!(seg("ä b"), "%C3%A4%20b");
+    }
+
+    /// Usage errors exit 2 before any request (no API URL needed to find them).
+    #[tokio::test]
+    async fn usage_errors_exit_2_before_any_request() {
+        let settings = Settings {
+            api_url: Some("http://127.0.0.1:9".into()),
+            credentials: Some(Credentials::new("a", "b", None, None, "t")),
+            region: None,
+            poll_interval: Duration::from_millis(1),
+            wait_limit: Duration::from_millis(1),
+        };
+        for line in [
+            vec!["show", ".."],
+            vec!["show"],
+            vec!["show", "a", "b"],
+            vec!["extend", "x", "--reason", "r"],
+            vec![
+                "enter",
+                "--type",
+                "access",
+                "--channel",
+                "fax",
+                "--received-at",
+                "2026-11-01",
+            ],
+            vec![
+                "enter",
+                "--type",
+                "access",
+                "--channel",
+                "letter",
+                "--received-at",
+                "1.11.2026",
+            ],
+            vec!["stats", "--from", "2026-12-01", "--to", "2026-11-01"],
+            vec!["stats", "--from", "2026-12-01"],
+            vec!["nonsense"],
+        ] {
+            let args: Vec<String> = line.iter().map(|s| (*s).to_owned()).collect();
+            let out = run(&args, settings.clone()).await;
+            assert_eq!(out.code, 2, "{line:?}: {out:?}");
+            assert!(out.stderr.starts_with("error: "), "{line:?}: {out:?}");
+        }
+    }
+
+    #[test]
+    fn a_receipt_date_alone_is_noon_utc_of_that_day() {
+        assert_eq!(receipt_time("2026-11-10").unwrap(), "2026-11-10T12:00:00Z");
+        assert_eq!(
+            receipt_time("2026-11-10T08:30:00+01:00").unwrap(),
+            "2026-11-10T08:30:00+01:00"
+        );
+    }
 }
