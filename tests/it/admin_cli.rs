@@ -276,10 +276,11 @@ async fn a_failed_request_is_marked_in_the_list_and_retried() {
     assert_eq!(again.code, 1, "{again:?}");
 }
 
-/// R4.10, R4.7, R4.11: the subject commands of `polly-admin`: view a subject (prints the
+/// R4.10, R4.11: the subject commands of `polly-admin`: view a subject (prints the
 /// record, audited), its consents, record and end a contract (the stored hold follows the
 /// end), lift a restriction (stored unrestricted), the do-not-call list and lift (stored
-/// entry; the number itself is never printed), the analytics export (file written).
+/// entry; the number itself is never printed); every action audited with the principal
+/// the signature names.
 #[tokio::test]
 async fn subject_commands_signed_through_the_gateway_change_the_subjects() {
     let desk = Desk::start().await;
@@ -392,7 +393,7 @@ async fn subject_commands_signed_through_the_gateway_change_the_subjects() {
     }
 }
 
-/// R6, R4.10: `polly-admin analytics-export` on the route as it is today (the export is
+/// `polly-admin analytics-export` on the route as it is today (the export is
 /// written at once and answered 201): it prints the counts and the object, which exists.
 #[tokio::test]
 async fn the_analytics_export_command_writes_the_export() {
@@ -466,7 +467,7 @@ async fn send_signed(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// R4.10, R5.4: at the local gateway an unsigned request, one signed with a wrong secret
+/// R5.4, R4.11: at the local gateway an unsigned request, one signed with a wrong secret
 /// or an unknown key, one whose body changed after signing and one signed 20 minutes ago
 /// are refused with 403 before the staff function (not invoked, nothing audited, nothing
 /// changed); a validly signed principal outside the allow-list reaches the function and is
@@ -698,7 +699,7 @@ async fn watch_stand_in(staff: Arc<::dsar::staff::StaffApp>) -> Watch {
 
 use axum::response::IntoResponse;
 
-/// R4.10, R5.4: `make run`'s wiring: the `local-gateway` binary as run-local.sh starts
+/// `make run`'s wiring: the `local-gateway` binary as run-local.sh starts
 /// it (local keys, Lambda Invoke backend, upstream = cargo lambda watch) hands a signed staff request to
 /// the function through the Invoke API with the principal set; unsigned ones never reach
 /// it; the Invoke API itself is not reachable through the gateway (a forged authoriser
@@ -869,7 +870,7 @@ async fn analytics_export_polls_until_the_export_is_done() {
 // asynchronous analytics export): the CLI side is built to the contract; these tests run
 // once the routes are merged.
 
-/// R4.10, R4.11: `polly-admin show` prints one request with its deadline and its
+/// R4.11: `polly-admin show` prints one request with its deadline and its
 /// timeline, oldest first, the latest entry by the signing principal.
 #[tokio::test]
 #[ignore = "route from part requests (GET /v1/admin/dsar/{id}); un-ignore after merge"]
@@ -906,7 +907,7 @@ async fn show_prints_one_request_with_its_timeline() {
     assert!(unknown.stderr.starts_with("error: HTTP 404"), "{unknown:?}");
 }
 
-/// R4.3, R4.10: `polly-admin enter` records a request received by letter with its real
+/// R4.3: `polly-admin enter` records a request received by letter with its real
 /// receipt date: the deadline counts from that date, not from entry; a bad channel or
 /// date is refused before any request.
 #[tokio::test]
@@ -967,7 +968,7 @@ async fn enter_records_an_offline_request_with_its_receipt_date() {
     }
 }
 
-/// R4.10: `polly-admin stats` prints the per-type figures of a period.
+/// `polly-admin stats` prints the per-type figures of a period.
 #[tokio::test]
 #[ignore = "route from part ops (GET /v1/admin/stats); un-ignore after merge"]
 async fn stats_prints_the_figures_of_a_period() {
@@ -998,7 +999,7 @@ async fn stats_prints_the_figures_of_a_period() {
     assert_eq!(bad.code, 2);
 }
 
-/// R6: `polly-admin analytics-export --no-wait` starts the asynchronous export and
+/// `polly-admin analytics-export --no-wait` starts the asynchronous export and
 /// `analytics-status` reads it back.
 #[tokio::test]
 #[ignore = "route from part analytics (async analytics exports); un-ignore after merge"]
@@ -1016,7 +1017,7 @@ async fn analytics_status_reads_a_started_export() {
     assert!(status["calls"].is_u64(), "{status}");
 }
 
-/// R5.4: `polly-local provision` (what `make run` runs) gives the functions a staff
+/// `polly-local provision` (what `make run` runs) gives the functions a staff
 /// allow-list that admits the local staff session the gateway names for the emulator's
 /// key, and not the local intruder.
 #[tokio::test]

@@ -447,6 +447,55 @@ mod tests {
         assert!(refusal(403, &json!({"message": "Forbidden"})).contains("not signed"));
     }
 
+    /// One request: deadline with days left or overdue days, flags, the timeline in the
+    /// route's order (oldest first).
+    #[test]
+    fn show_prints_the_deadline_and_the_timeline() {
+        let v = json!({"request_id": "r1", "type": "erasure", "status": "in_progress",
+        "channel": "letter", "received_at": "2026-10-01T10:00:00Z", "due_at": "2026-11-01",
+        "days_left": -4, "overdue": true, "extended": false, "failure_reason": "export_failed",
+        "erasure_scheduled_at": "2026-11-03T10:00:00Z",
+        "timeline": [
+            {"at": "2026-10-01T10:00:00Z", "action": "dsar.received", "actor": "subject"},
+            {"at": "2026-10-02T09:00:00Z", "action": "dsar.extended", "actor": "arn:aws:sts::1:assumed-role/staff/anna"}
+        ]});
+        let text = show(&v);
+        assert!(
+            text.contains("Due         2026-11-01 (OVERDUE by 4 days)"),
+            "{text}"
+        );
+        assert!(text.contains("Failed      export_failed"), "{text}");
+        assert!(text.contains("Erasure at  2026-11-03T10:00:00Z"), "{text}");
+        let received = text.find("dsar.received").unwrap();
+        let extended = text.find("dsar.extended").unwrap();
+        assert!(received < extended, "{text}");
+        let due = show(&json!({"due_at": "2026-12-01", "days_left": 3, "overdue": false}));
+        assert!(due.contains("2026-12-01 (3 days left)"), "{due}");
+    }
+
+    /// One row per type with every figure; a period without requests says so.
+    #[test]
+    fn stats_print_one_row_per_type() {
+        let v = json!({"from": "2026-11-01", "to": "2026-11-30", "types": {
+            "access": {"received": 4, "verified": 3, "denied": 1, "extended": 1, "completed": 2,
+                "completed_on_time": 2, "overdue_open": 0, "median_days": 6.5},
+            "erasure": {"received": 1, "verified": 0, "denied": 0, "extended": 0, "completed": 0,
+                "completed_on_time": 0, "overdue_open": 1, "median_days": null}}});
+        let text = stats(&v);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows[0],
+            ["access", "4", "3", "1", "1", "2", "2", "0", "6.5"]
+        );
+        assert_eq!(rows[1], ["erasure", "1", "0", "0", "0", "0", "0", "1", "-"]);
+        let empty = stats(&json!({"from": "a", "to": "b", "types": {}}));
+        assert!(empty.contains("No requests in this period."));
+    }
+
     #[test]
     fn tables_align_columns() {
         assert_eq!(
