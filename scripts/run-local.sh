@@ -144,6 +144,7 @@ local-intruder/local-intruder signs validly but is not staff (403, audited as st
     AWS_SECRET_ACCESS_KEY=testing AWS_REGION=eu-central-1
   ./target/debug/polly-admin list
   ./target/debug/polly-admin show <request-id>     (polly-admin --help lists every command)
+or, from another shell: make admin ARGS="list" (API_PORT=$api_port)
 
 Look at what was stored (encrypted; keys and indexes are opaque):
   AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
