@@ -789,13 +789,16 @@ async fn make_run_wiring_signed_requests_reach_the_staff_function_through_invoke
 
 /// `polly-admin analytics-export` waits for an asynchronous export: it polls the status
 /// route until the export is done and prints the result (here against a scripted
-/// function behind the gateway: running, running, done); `--no-wait` returns at once.
+/// function behind the gateway: running, running, done); `--no-wait` returns at once; a
+/// failed export exits 1.
 #[tokio::test]
 async fn analytics_export_polls_until_the_export_is_done() {
     let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = Arc::clone(&polls);
+    let posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let seen = Arc::clone(&seen);
+        let started = Arc::clone(&posts);
         async move {
             let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
             let event: Value = serde_json::from_slice(&body).unwrap();
@@ -806,8 +809,14 @@ async fn analytics_export_polls_until_the_export_is_done() {
             );
             let (status, answer) = match route.as_str() {
                 "POST /v1/admin/analytics-exports" => {
-                    (202, json!({"export_id": "exp-1", "status": "running"}))
+                    let n = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let id = if n < 2 { "exp-1" } else { "exp-2" };
+                    (202, json!({"export_id": id, "status": "running"}))
                 }
+                "GET /v1/admin/analytics-exports/exp-2" => (
+                    200,
+                    json!({"export_id": "exp-2", "status": "failed", "calls": 0, "omitted": 0}),
+                ),
                 "GET /v1/admin/analytics-exports/exp-1" => {
                     let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     if n < 2 {
@@ -863,6 +872,15 @@ async fn analytics_export_polls_until_the_export_is_done() {
     );
     let answer: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(answer, json!({"export_id": "exp-1", "status": "running"}));
+
+    // An export that fails for good: said so, exit 1.
+    let out = admin::run(
+        &strings(&["analytics-export"]),
+        settings(gw.base_url(), key),
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_eq!(out.stdout, "Export exp-2 failed.\n");
     gw.shutdown().await.unwrap();
 }
 
