@@ -580,8 +580,16 @@ async fn staff_routes_need_iam_list_open_requests_and_enforce_the_deadline_rules
     let (_, list) = d
         .call(ApiRequest::get("/v1/admin/dsar").as_staff(STAFF))
         .await;
+    // The erasure's worker never ran (no stream here): a month without a change, it is
+    // stuck and listed right after failed ones; then the overdue one first.
     assert_eq!(
         list["requests"][0]["request_id"],
+        id.as_str(),
+        "stuck first"
+    );
+    assert_eq!(list["requests"][0]["stuck"], true);
+    assert_eq!(
+        list["requests"][1]["request_id"],
         phone_id.as_str(),
         "overdue first"
     );

@@ -21,6 +21,7 @@ mod dsar;
 mod dsar_identity;
 mod dsar_rights;
 mod dsar_staff;
+mod dsar_staff_requests;
 mod faults;
 mod ledger;
 mod ledger_template;

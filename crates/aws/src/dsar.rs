@@ -6,6 +6,8 @@
 //! to the request; deleted when the request closes) and the export (`EXPORT`: 7 days).
 //! `DSAR_OPEN` / `<due date>#<id>` lists open requests by due date for staff, and
 //! `LEAD#<id>` / `REQUEST#<id>` links a request to the subject it concerns (its history).
+//! The audit items about a request (`AUDIT#<day>`, each naming its `request_id`) are
+//! read back, oldest first, through the index [`REQUEST_INDEX`] (staff timeline).
 //!
 //! Every change of a request rewrites the record on its read `version` inside one
 //! transaction with the items that change with it and an audit item, so concurrent
@@ -27,9 +29,16 @@ use usecases::ports::StoreError;
 // The records are the use cases' types; these items store them as they are, with the
 // keys and kind below added (`keyed`).
 pub use usecases::dsar::records::{
-    close, new_record, CodeRecord, Commit, ContactRecord, Counter, Expiry, ExportRecord,
-    OpenRecord, RequestRecord, SubjectRequestRecord, CONTACT_MONTHS, MAX_CODE_ATTEMPTS,
+    close, new_record, Channel, CodeRecord, Commit, ContactRecord, Counter, Expiry, ExportRecord,
+    OpenRecord, RequestRecord, SubjectRequestRecord, TimelineEntry, CONTACT_MONTHS,
+    MAX_CODE_ATTEMPTS,
 };
+
+/// The index of every item naming a `request_id` (the request's own items, its list
+/// entry and link, and the audit items about it), sorted by `sk`: an audit item's sort
+/// key is its time and a UUIDv7, so a request's audit items read oldest first. Projects
+/// only the keys and `kind`, `action`, `actor`, `at`, `channel`.
+pub const REQUEST_INDEX: &str = "by-request";
 
 pub fn request_pk(id: &RequestId) -> String {
     format!("DSAR#{id}")
@@ -137,10 +146,13 @@ enum Write {
 
 /// The items a change of request `id` writes, in order (a contact's key before the
 /// contact).
-fn writes(id: &RequestId, change: Change) -> Result<Vec<Write>, StoreError> {
+fn writes(id: &RequestId, change: Change, at: DateTime<Utc>) -> Result<Vec<Write>, StoreError> {
     let pk = request_pk(id);
     Ok(match change {
-        Change::List(open) => vec![Write::Put(open_item(&open)?)],
+        Change::List(mut open) => {
+            open.changed_at = Some(at);
+            vec![Write::Put(open_item(&open)?)]
+        }
         Change::Unlist(open) => vec![Write::Delete(OPEN_PK.into(), open_sk(&open))],
         Change::CreateCode(code) => vec![Write::Create(keyed(
             "dsar_put",
@@ -368,12 +380,14 @@ impl DsarStore {
     ) -> Result<Commit, StoreError> {
         let mut writes = Vec::with_capacity(changes.len() + 1);
         for change in changes {
-            writes.extend(self::writes(&record.request_id, change)?);
+            writes.extend(self::writes(&record.request_id, change, at)?);
         }
         let mut items = Vec::with_capacity(writes.len() + 2);
+        let mut stamped = record.clone();
+        stamped.changed_at = Some(at);
         let mut put = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(request_item(record)?));
+            .set_item(Some(request_item(&stamped)?));
         put = match expected_version {
             Some(v) => put
                 .condition_expression("version = :v")
@@ -406,6 +420,9 @@ impl DsarStore {
             &audit_item(actor, action, record.lead_id.as_ref(), None, at),
         )?;
         audit.insert("request_id".into(), s(record.request_id.to_string()));
+        if expected_version.is_none() && record.channel != Channel::Online {
+            audit.insert("channel".into(), s(record.channel.code()));
+        }
         items.push(tx_put(
             Put::builder()
                 .table_name(&self.table)
@@ -488,6 +505,42 @@ impl DsarStore {
         }
     }
 
+    /// The audit items about request `id`, oldest first, through [`REQUEST_INDEX`]
+    /// (eventually consistent: an item written a moment ago may be missing).
+    pub async fn timeline(&self, id: &RequestId) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(REQUEST_INDEX)
+                .key_condition_expression("request_id = :id")
+                .filter_expression("kind = :audit")
+                .expression_attribute_values(":id", s(id.to_string()))
+                .expression_attribute_values(":audit", s("audit"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure("dsar_timeline", e))?;
+            for item in page.items() {
+                let entry: TimelineItem = serde_dynamo::from_item(item.clone())
+                    .map_err(|e| corrupt("dsar_timeline", e))?;
+                out.push(TimelineEntry {
+                    at: entry.at,
+                    action: entry.action,
+                    actor: entry.actor,
+                    channel: entry.channel,
+                });
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
     /// The requests linked to a subject, oldest first.
     pub async fn subject_requests(&self, lead: &LeadId) -> Result<Vec<RequestRecord>, StoreError> {
         let page = self
@@ -511,6 +564,16 @@ impl DsarStore {
         }
         Ok(out)
     }
+}
+
+/// An audit item as the request index projects it.
+#[derive(Deserialize)]
+struct TimelineItem {
+    at: DateTime<Utc>,
+    action: String,
+    actor: String,
+    #[serde(default)]
+    channel: Option<Channel>,
 }
 
 fn tx_put(
@@ -605,6 +668,9 @@ impl RequestStore for DsarStore {
     }
     async fn open_requests(&self) -> Result<Vec<OpenRecord>, StoreError> {
         DsarStore::open_requests(self).await
+    }
+    async fn timeline(&self, id: &RequestId) -> Result<Vec<TimelineEntry>, StoreError> {
+        DsarStore::timeline(self, id).await
     }
     async fn subject_requests(&self, lead: &LeadId) -> Result<Vec<RequestRecord>, StoreError> {
         DsarStore::subject_requests(self, lead).await

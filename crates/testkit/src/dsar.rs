@@ -17,8 +17,8 @@ use usecases::dsar::ports::{
     HeldRecord, ProviderError, RequestStore, SubjectData, SubjectRecords, SubjectRights,
 };
 use usecases::dsar::records::{
-    Change, CodeRecord, Commit, ContactRecord, Counter, ExportRecord, OpenRecord, RequestRecord,
-    SubjectRequestRecord, MAX_CODE_ATTEMPTS,
+    Change, Channel, CodeRecord, Commit, ContactRecord, Counter, ExportRecord, OpenRecord,
+    RequestRecord, SubjectRequestRecord, TimelineEntry, MAX_CODE_ATTEMPTS,
 };
 use usecases::ports::{IdentifierKind, Retry, StoreError};
 
@@ -48,6 +48,8 @@ struct Requests {
     links: Vec<SubjectRequestRecord>,
     counters: Vec<(Counter, u32)>,
     audit: Vec<RequestAudit>,
+    /// The audit items as the staff timeline reads them, in the order written.
+    timeline: Vec<(RequestId, TimelineEntry)>,
 }
 
 /// The request records in memory; clones share the same data.
@@ -204,7 +206,7 @@ impl RequestStore for MemoryRequests {
         changes: Vec<Change>,
         actor: &str,
         action: &str,
-        _at: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
         self.fault.check("dsar_commit")?;
         let mut s = self.state.lock().unwrap();
@@ -229,8 +231,17 @@ impl RequestStore for MemoryRequests {
                 _ => {}
             }
         }
-        s.records.insert(id, record.clone());
+        let mut stored = record.clone();
+        stored.changed_at = Some(at);
+        s.records.insert(id, stored);
         for change in changes {
+            let change = match change {
+                Change::List(mut open) => {
+                    open.changed_at = Some(at);
+                    Change::List(open)
+                }
+                other => other,
+            };
             s.apply(id, change);
         }
         s.audit.push(RequestAudit {
@@ -239,6 +250,17 @@ impl RequestStore for MemoryRequests {
             actor: actor.to_owned(),
             action: action.to_owned(),
         });
+        let channel = (expected_version.is_none() && record.channel != Channel::Online)
+            .then_some(record.channel);
+        s.timeline.push((
+            id,
+            TimelineEntry {
+                at,
+                action: action.to_owned(),
+                actor: actor.to_owned(),
+                channel,
+            },
+        ));
         Ok(Commit::Done)
     }
     async fn audit(
@@ -247,20 +269,45 @@ impl RequestStore for MemoryRequests {
         lead: Option<&LeadId>,
         actor: &str,
         action: &str,
-        _at: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.fault.check("dsar_audit")?;
-        self.state.lock().unwrap().audit.push(RequestAudit {
+        let mut s = self.state.lock().unwrap();
+        s.audit.push(RequestAudit {
             request: *id,
             lead: lead.copied(),
             actor: actor.to_owned(),
             action: action.to_owned(),
         });
+        s.timeline.push((
+            *id,
+            TimelineEntry {
+                at,
+                action: action.to_owned(),
+                actor: actor.to_owned(),
+                channel: None,
+            },
+        ));
         Ok(())
     }
     async fn open_requests(&self) -> Result<Vec<OpenRecord>, StoreError> {
         self.fault.check("dsar_open")?;
         Ok(self.open_list())
+    }
+    async fn timeline(&self, id: &RequestId) -> Result<Vec<TimelineEntry>, StoreError> {
+        self.fault.check("dsar_timeline")?;
+        let mut entries: Vec<TimelineEntry> = self
+            .state
+            .lock()
+            .unwrap()
+            .timeline
+            .iter()
+            .filter(|(r, _)| r == id)
+            .map(|(_, e)| e.clone())
+            .collect();
+        // Oldest first, as the index's sort key (time, then a UUIDv7) orders them.
+        entries.sort_by_key(|e| e.at);
+        Ok(entries)
     }
     async fn subject_requests(&self, lead: &LeadId) -> Result<Vec<RequestRecord>, StoreError> {
         self.fault.check("dsar_history")?;

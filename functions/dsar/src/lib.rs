@@ -197,8 +197,24 @@ fn failure(err: &DsarError) -> Response<Body> {
             StatusCode::CONFLICT,
             "https://polly-ki.de/problems/request-not-open",
             "Request not open",
-            "Only open requests can be extended or denied, and only failed ones retried.",
+            "Only open requests can be extended or denied, and only failed or stuck ones retried.",
         ),
+        DsarError::Receipt(e) => {
+            let (code, detail) = match e {
+                usecases::dsar::requests::ReceiptError::InFuture => {
+                    ("in_future", "must not lie in the future")
+                }
+                usecases::dsar::requests::ReceiptError::TooOld => (
+                    "too_old",
+                    "must be within the last 365 days; check the date",
+                ),
+            };
+            rejected(Problem::validation(vec![FieldProblem::new(
+                "received_at",
+                code,
+                detail,
+            )]))
+        }
         DsarError::NoIdentityCheck => problem(
             StatusCode::CONFLICT,
             "https://polly-ki.de/problems/no-identity-check",
@@ -276,7 +292,7 @@ fn rejected(problem: Problem) -> Response<Body> {
     problem.into_response()
 }
 
-const SUBMIT_FIELDS: &[&str] = &[
+pub(crate) const SUBMIT_FIELDS: &[&str] = &[
     "type",
     "email",
     "phone",

@@ -5,7 +5,10 @@
 //!   the deletions still pending at the provider, incidents first),
 //!   `POST /v1/admin/dsar/{id}/extend`, `POST /v1/admin/dsar/{id}/deny`,
 //!   `POST /v1/admin/dsar/{id}/verify-identity`, `POST /v1/admin/dsar/{id}/retry` (a
-//!   failed request goes back to the worker);
+//!   failed or stuck request goes back to the worker);
+//! - `GET /v1/admin/dsar/{id}`: one request, its facts and its timeline (audited as
+//!   `dsar.viewed`); `POST /v1/admin/dsar`: a request received by letter, phone or mail,
+//!   entered with its receipt time (`dsar.entered`);
 //! - `GET /v1/admin/subjects/{lead_id}`, `POST /v1/admin/subjects/{lead_id}/contracts`,
 //!   `POST /v1/admin/subjects/{lead_id}/contracts/{contract_id}/end`,
 //!   `POST /v1/admin/subjects/{lead_id}/lift-restriction`;
@@ -39,6 +42,8 @@ use shared::dsar::staff::{Staff, StaffPrincipals};
 use shared::http::{json_response, FieldProblem, Problem};
 use shared::leads::LeadService;
 use shared::{Clock, Config};
+use usecases::dsar::records::Channel;
+use usecases::dsar::requests::Entry;
 use usecases::outbox::ProviderOutbox;
 
 use super::{failure, json_body, not_found, problem, rejected, service_from_aws, MAX_TEXT_CHARS};
@@ -218,6 +223,24 @@ async fn requests(
     actor: &str,
 ) -> Response<Body> {
     match (method, rest) {
+        (&Method::POST, []) => enter(app, req, actor).await,
+        (&Method::GET, [id]) => {
+            // A malformed id gets the same answer as an unknown one.
+            let Ok(id) = RequestId::parse(id) else {
+                return failure(&DsarError::NotFound);
+            };
+            match app.service.request_view(&id, actor).await {
+                Ok(view) => {
+                    let mut r = json_response(StatusCode::OK, &view);
+                    r.headers_mut().insert(
+                        header::CACHE_CONTROL,
+                        http::HeaderValue::from_static("no-store"),
+                    );
+                    r
+                }
+                Err(e) => failure(&e),
+            }
+        }
         (&Method::GET, []) => {
             let query = req.query_string_parameters_ref();
             let status = query.and_then(|q| q.first("status")).unwrap_or("open");
@@ -339,6 +362,106 @@ async fn requests(
             }
         }
         _ => not_found(),
+    }
+}
+
+/// The members of `POST /v1/admin/dsar` besides the public intake's.
+const ENTRY_FIELDS: &[&str] = &["channel", "received_at", "identity_verified"];
+
+/// Parses the body of `POST /v1/admin/dsar`: the public intake's fields, validated as
+/// there (`parse_intake`), and the channel, the receipt time and whether staff checked the
+/// identity. Every failed field is reported.
+pub fn parse_entry(body: &Map<String, Value>) -> Result<Entry, Vec<FieldProblem>> {
+    let mut public = body.clone();
+    for f in ENTRY_FIELDS {
+        public.remove(*f);
+    }
+    let intake = super::parse_intake(&public);
+    let mut errors = intake.as_ref().err().cloned().unwrap_or_default();
+    let channel = match body.get("channel") {
+        Some(Value::String(c)) => Channel::parse_offline(c),
+        _ => None,
+    };
+    if channel.is_none() {
+        errors.push(FieldProblem::new(
+            "channel",
+            "invalid",
+            "must be letter, phone or email (how the request reached us)",
+        ));
+    }
+    let received_at = parse_time(body, "received_at");
+    if received_at.is_none() {
+        errors.push(FieldProblem::new(
+            "received_at",
+            "invalid",
+            "must be the receipt time in RFC 3339, e.g. 2026-11-10T09:30:00+01:00",
+        ));
+    }
+    let identity_verified = match body.get("identity_verified") {
+        Some(Value::Bool(b)) => Some(*b),
+        _ => {
+            errors.push(FieldProblem::new(
+                "identity_verified",
+                "required",
+                "must be true (staff checked the identity) or false",
+            ));
+            None
+        }
+    };
+    match (intake, channel, received_at, identity_verified) {
+        (Ok(i), Some(channel), Some(received_at), Some(identity_verified)) if errors.is_empty() => {
+            Ok(Entry {
+                request_type: i.request_type,
+                channel,
+                received_at,
+                email: i.email,
+                phone: i.phone,
+                message: i.message,
+                corrections: i.corrections,
+                identity_verified,
+            })
+        }
+        _ => Err(errors),
+    }
+}
+
+/// `POST /v1/admin/dsar` (R4.1, R4.10): 201 with the request id, its status and due date;
+/// with the identity checked, also the request token and the status address for staff
+/// to hand to the subject (by letter when there is no email).
+#[tracing::instrument(name = "dsar_staff_enter", skip_all)]
+async fn enter(app: &StaffApp, req: &Request, actor: &str) -> Response<Body> {
+    let fields: Vec<&str> = super::SUBMIT_FIELDS
+        .iter()
+        .chain(ENTRY_FIELDS)
+        .copied()
+        .collect();
+    let entry =
+        match json_body(req, &fields).and_then(|b| parse_entry(&b).map_err(Problem::validation)) {
+            Ok(e) => e,
+            Err(p) => return rejected(p),
+        };
+    match app.service.enter(entry, actor).await {
+        Ok(e) => {
+            let id = e.request_id.to_string();
+            let mut body = json!({
+                "request_id": id,
+                "status": e.status,
+                "due_at": e.due_date,
+                "days_left": e.days_left,
+                "overdue": e.days_left < 0,
+                "status_url": format!("{}/v1/dsar/{id}", app.service.public_api_base_url),
+            });
+            if let Some(token) = e.token {
+                body["request_token"] = Value::String(token);
+            }
+            let mut r = json_response(StatusCode::CREATED, &body);
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+            r
+        }
+        Err(e) => failure(&e),
     }
 }
 

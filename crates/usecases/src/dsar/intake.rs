@@ -88,6 +88,8 @@ pub enum DsarError {
     NotOpen,
     #[error("the request is not waiting for an identity check")]
     NoIdentityCheck,
+    #[error("receipt date refused: {0}")]
+    Receipt(#[from] super::requests::ReceiptError),
     #[error("extension refused: {0}")]
     Extension(#[from] domain::dsar::ExtensionError),
     #[error("the request changed concurrently")]
@@ -181,6 +183,11 @@ pub struct OpenView {
     /// A failed request's reason code (it is listed first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// How it reached us (`online`, or the channel staff entered it from).
+    pub channel: super::records::Channel,
+    /// In progress without a change for [`super::records::STUCK_AFTER_MINUTES`]: listed
+    /// right after the failed ones, and staff can retry it.
+    pub stuck: bool,
 }
 
 pub struct DsarService {
@@ -603,15 +610,23 @@ impl DsarService {
         Ok(view)
     }
 
-    /// Open requests: failed ones first (they need staff), then overdue first (R4.10).
+    /// Open requests: failed ones first (they need staff), then stuck ones, then overdue
+    /// first (R4.10).
     pub async fn open_requests(&self) -> Result<Vec<OpenView>, DsarError> {
         let now = self.now();
-        let mut open = self.store.open_requests().await?;
-        // Stable: within each group the store's order (earliest due date first) stays.
-        open.sort_by_key(|o| o.status != RequestStatus::Failed);
-        Ok(open
+        let open = self.store.open_requests().await?;
+        let mut open: Vec<(bool, OpenRecord)> = open
             .into_iter()
             .map(|o| {
+                let stuck = super::records::is_stuck(o.status, o.changed_at, o.received_at, now);
+                (stuck, o)
+            })
+            .collect();
+        // Stable: within each group the store's order (earliest due date first) stays.
+        open.sort_by_key(|(stuck, o)| (o.status != RequestStatus::Failed, !*stuck));
+        Ok(open
+            .into_iter()
+            .map(|(stuck, o)| {
                 let days_left = domain::dsar::days_left(o.due_date, now);
                 OpenView {
                     request_id: o.request_id.to_string(),
@@ -623,6 +638,8 @@ impl DsarService {
                     overdue: days_left < 0,
                     extended: o.extended,
                     failure_reason: o.failure_reason,
+                    channel: o.channel,
+                    stuck,
                 }
             })
             .collect())
@@ -638,13 +655,32 @@ impl DsarService {
         }
     }
 
-    /// Staff retry a failed request: it goes back in progress (the stream hands it to the
-    /// worker again) with its failure count reset, audited as `dsar.retried` by `actor`.
-    /// Only a failed request can be retried.
+    /// Staff retry a failed or stuck request: it goes back in progress (the stream hands
+    /// it to the worker again) with its failure count reset, audited as `dsar.retried` by
+    /// `actor`. A stuck one (`records::is_stuck`) is first marked failed (`stuck`,
+    /// `dsar.failed` by `actor`): the worker takes only a request that *becomes* in
+    /// progress. Any other request cannot be retried.
     #[tracing::instrument(skip_all, fields(request_id = %id))]
     pub async fn retry(&self, id: &RequestId, actor: &str) -> Result<(), DsarError> {
         let now = self.now();
-        let record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
+        let mut record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
+        let stuck =
+            super::records::is_stuck(record.status, record.changed_at, record.received_at, now);
+        if stuck {
+            let old = record.version;
+            record.status = RequestStatus::Failed;
+            record.failure_reason = Some("stuck".into());
+            record.version += 1;
+            let changes = vec![Change::List(OpenRecord::of(&record))];
+            if self
+                .store
+                .commit(&record, Some(old), changes, actor, "dsar.failed", now)
+                .await?
+                == Commit::Conflict
+            {
+                return Err(DsarError::Conflict);
+            }
+        }
         if record.status != RequestStatus::Failed {
             return Err(DsarError::NotOpen);
         }

@@ -16,6 +16,7 @@ pub mod export;
 pub mod intake;
 pub mod ports;
 pub mod records;
+pub mod requests;
 pub mod rights;
 pub mod staff;
 pub mod worker;

@@ -13,6 +13,7 @@ use domain::{LeadId, RequestId};
 
 use super::records::{
     Change, CodeRecord, Commit, ContactRecord, Counter, ExportRecord, OpenRecord, RequestRecord,
+    TimelineEntry,
 };
 use crate::ports::{IdentifierKind, KeyError, StoreError};
 
@@ -38,7 +39,9 @@ pub trait RequestStore: Send + Sync {
     async fn take_code_attempt(&self, id: &RequestId) -> Result<Option<u32>, StoreError>;
     /// Writes a request change at once: the record on its read version
     /// (`expected_version`; `None` for a new request), the `changes`, and an audit item
-    /// (`actor`, `action`). `Conflict` when the record changed since it was read.
+    /// (`actor`, `action`). `Conflict` when the record changed since it was read. The
+    /// record and every entry it lists (`Change::List`) are stored with `changed_at = at`;
+    /// the audit item of a request's creation names its channel when it is not `online`.
     async fn commit(
         &self,
         record: &RequestRecord,
@@ -59,6 +62,8 @@ pub trait RequestStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Open requests, earliest due date (so the overdue ones) first.
     async fn open_requests(&self) -> Result<Vec<OpenRecord>, StoreError>;
+    /// The audit items about a request (written by `commit` and `audit`), oldest first.
+    async fn timeline(&self, id: &RequestId) -> Result<Vec<TimelineEntry>, StoreError>;
     /// The requests linked to a subject, oldest first.
     async fn subject_requests(&self, lead: &LeadId) -> Result<Vec<RequestRecord>, StoreError>;
     /// Removes the link from a request record to its subject (the record stays; gone is

@@ -130,6 +130,13 @@ pub struct RequestRecord {
     /// silently; the last one marks it failed).
     #[serde(default)]
     pub worker_failures: u32,
+    /// How the request reached us (`online` unless staff entered it).
+    #[serde(default)]
+    pub channel: Channel,
+    /// When the record last changed: stamped by the store on every commit
+    /// (`ports::RequestStore::commit`); `None` on records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
     #[serde(flatten)]
     pub expiry: Expiry,
     pub version: u64,
@@ -185,6 +192,11 @@ pub struct OpenRecord {
     /// A failed request's reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub channel: Channel,
+    /// When the entry was last written (stamped by the store like the record's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
 }
 
 impl OpenRecord {
@@ -197,8 +209,77 @@ impl OpenRecord {
             due_date: r.due_date,
             extended: r.extended,
             failure_reason: r.failure_reason.clone(),
+            channel: r.channel,
+            changed_at: r.changed_at,
         }
     }
+}
+
+/// How a request reached us: the public route (`online`), or a letter, a call or a mail
+/// to the privacy address that staff entered with its real receipt date.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    #[default]
+    Online,
+    Letter,
+    Phone,
+    Email,
+}
+
+impl Channel {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Letter => "letter",
+            Self::Phone => "phone",
+            Self::Email => "email",
+        }
+    }
+
+    /// The channels staff enter a request from (`online` is the public route's own).
+    pub fn parse_offline(code: &str) -> Option<Self> {
+        match code {
+            "letter" => Some(Self::Letter),
+            "phone" => Some(Self::Phone),
+            "email" => Some(Self::Email),
+            _ => None,
+        }
+    }
+}
+
+/// How long a request may stay `in_progress` without a change before it counts as stuck.
+/// The worker starts within seconds of the change (the table's stream) and gives up after
+/// `worker::MAX_WORKER_ATTEMPTS` (4) attempts of at most 5 minutes each (the function's
+/// timeout) plus the stream's retry delays, marking the request `failed`: well under an
+/// hour. A request still `in_progress` an hour after its last change was never picked
+/// up or lost its worker (stream records expired, a dead-lettered batch nobody redrove),
+/// and only staff can tell: it is listed as stuck and can be retried.
+pub const STUCK_AFTER_MINUTES: i64 = 60;
+
+/// Whether a request in `status`, last changed at `changed_at`, is stuck at `now`
+/// ([`STUCK_AFTER_MINUTES`]). A record without a change time (written before it was
+/// kept) counts from its receipt.
+pub fn is_stuck(
+    status: RequestStatus,
+    changed_at: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    status == RequestStatus::InProgress
+        && now - changed_at.unwrap_or(received_at) >= chrono::Duration::minutes(STUCK_AFTER_MINUTES)
+}
+
+/// One audit item about a request, as the staff timeline shows it: when, what, who (the
+/// principal ARN for staff, `dsar` / `dsar-worker` for the system). The item that
+/// created a request staff entered names its channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
 }
 
 /// The link from a subject to a request about it (the subject's request history).
@@ -294,6 +375,8 @@ pub fn new_record(
         recipients: None,
         failure_reason: None,
         worker_failures: 0,
+        channel: Channel::Online,
+        changed_at: None,
         // Kept 3 years; the clock restarts when the request closes.
         expiry: Expiry::of(RetentionClass::Request, now),
         version: 1,

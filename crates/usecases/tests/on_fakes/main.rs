@@ -5,6 +5,7 @@
 mod calling_hours;
 mod dnc;
 mod dsar;
+mod dsar_requests;
 mod fakes;
 mod ledger;
 mod retention;
