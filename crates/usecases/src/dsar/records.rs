@@ -130,9 +130,45 @@ pub struct RequestRecord {
     /// silently; the last one marks it failed).
     #[serde(default)]
     pub worker_failures: u32,
+    /// An erasure waiting in its cancel window: when it runs (see `erasure_window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
+    /// When the worker began the scheduled erasure; from then on it cannot be cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_started_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the cancel token mailed with the receipt (it only cancels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_token_hash: Option<String>,
+    /// The worker restricted the subject for the window (`erasure_pending` on the lead),
+    /// so a cancellation lifts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub window_restricted: bool,
+    /// The sparse due index (`by-due`: `due_kind` → `due_at`) while an erasure waits,
+    /// so the schedule finds the due ones without a scan.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub erasure_due: Option<DueMarker>,
     #[serde(flatten)]
     pub expiry: Expiry,
     pub version: u64,
+}
+
+/// The `by-due` index attributes of a waiting erasure.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DueMarker {
+    pub due_kind: String,
+    pub due_at: String,
+}
+
+/// The `due_kind` of an erasure waiting in its cancel window.
+pub const ERASURE_DUE_KIND: &str = "dsar_erasure";
+
+impl DueMarker {
+    pub fn erasure(at: DateTime<Utc>) -> Self {
+        Self {
+            due_kind: ERASURE_DUE_KIND.to_owned(),
+            due_at: ts(at),
+        }
+    }
 }
 
 /// The one-time code: only its keyed hash, valid 15 minutes, at most five tries.
@@ -185,6 +221,9 @@ pub struct OpenRecord {
     /// A failed request's reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// An erasure waiting in its cancel window: when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
 }
 
 impl OpenRecord {
@@ -197,6 +236,9 @@ impl OpenRecord {
             due_date: r.due_date,
             extended: r.extended,
             failure_reason: r.failure_reason.clone(),
+            erasure_scheduled_at: r
+                .erasure_scheduled_at
+                .filter(|_| r.erasure_started_at.is_none()),
         }
     }
 }
@@ -294,6 +336,11 @@ pub fn new_record(
         recipients: None,
         failure_reason: None,
         worker_failures: 0,
+        erasure_scheduled_at: None,
+        erasure_started_at: None,
+        cancel_token_hash: None,
+        window_restricted: false,
+        erasure_due: None,
         // Kept 3 years; the clock restarts when the request closes.
         expiry: Expiry::of(RetentionClass::Request, now),
         version: 1,
@@ -310,6 +357,8 @@ pub fn close(record: &mut RequestRecord, status: RequestStatus, outcome: &str, n
     record.subject_phone_bidx = None;
     record.correction_email_bidx = None;
     record.correction_phone_bidx = None;
+    // A cancel token stays (its hash only): it answers "too late" or "cancelled".
+    record.erasure_due = None;
     record.expiry = Expiry::of(RetentionClass::Request, now);
     record.version += 1;
 }
