@@ -419,4 +419,18 @@ mod tests {
         let open = img("in_progress", "dsar_open", "access");
         assert!(work_for("INSERT", &open, &Image::new()).is_none());
     }
+
+    /// R4.5: a cancelled erasure goes to the worker once (its window's flag is lifted);
+    /// no other cancelled record does.
+    #[test]
+    fn a_cancelled_erasure_is_handed_over_once() {
+        let cancelled = img("cancelled", "dsar_request", "erasure");
+        let waiting = img("in_progress", "dsar_request", "erasure");
+        assert!(work_for("MODIFY", &cancelled, &waiting).is_some());
+        assert!(work_for("MODIFY", &cancelled, &cancelled).is_none(), "once");
+        let other = img("cancelled", "dsar_request", "access");
+        assert!(work_for("MODIFY", &other, &Image::new()).is_none());
+        assert!(is_erasures_due(&serde_json::json!({"job": "erasures-due"})));
+        assert!(!is_erasures_due(&serde_json::json!({"Records": []})));
+    }
 }
