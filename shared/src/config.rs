@@ -97,6 +97,10 @@ pub struct Config {
     /// The consent ledger's signing key (`LEDGER_KEY_ID`; the daily head job signs with
     /// it, the staff function reads its public key; R7.6).
     pub ledger_key_id: Option<String>,
+    /// How long a verified erasure waits, cancellable and with the subject restricted,
+    /// before it runs (`ERASURE_CANCEL_HOURS`, default 48; 0 to 168, the template allows
+    /// 1 to 168; 0, no window, is for the erasure mechanics' tests).
+    pub erasure_cancel_hours: u32,
 }
 
 /// An IPv4 or IPv6 network (`100.20.5.228/32`, `2001:db8::/32`; a bare address is a
@@ -275,6 +279,14 @@ impl Config {
                 .collect::<Option<Vec<_>>>()
                 .ok_or(ConfigError::Invalid("WEBHOOK_SOURCE_CIDRS"))?,
             ledger_key_id: required("LEDGER_KEY_ID").ok(),
+            erasure_cancel_hours: match required("ERASURE_CANCEL_HOURS") {
+                Ok(v) => v
+                    .parse()
+                    .ok()
+                    .filter(|h| usecases::dsar::erasure_window::cancel_window(*h).is_some())
+                    .ok_or(ConfigError::Invalid("ERASURE_CANCEL_HOURS"))?,
+                Err(_) => usecases::dsar::erasure_window::DEFAULT_CANCEL_HOURS,
+            },
         })
     }
 }
@@ -487,5 +499,33 @@ mod tests {
             with(&[("RING_DURATION_MS", "soon")]),
             Err(ConfigError::Invalid("RING_DURATION_MS"))
         ));
+    }
+
+    /// The erasure cancel window defaults to 48 hours; 0 (no window) to 168 are accepted,
+    /// anything longer or not a number stops the start.
+    #[test]
+    fn erasure_cancel_hours_are_validated_at_start() {
+        let with = |hours: Option<&str>| {
+            let mut pairs = vec![
+                ("TABLE_NAME", "t"),
+                ("KEY_TABLE_NAME", "kt"),
+                ("DATA_KEY_ID", "k"),
+                ("BLIND_INDEX_KEY_ID", "h"),
+            ];
+            if let Some(h) = hours {
+                pairs.push(("ERASURE_CANCEL_HOURS", h));
+            }
+            Config::from_map(&vars(&pairs))
+        };
+        assert_eq!(with(None).unwrap().erasure_cancel_hours, 48);
+        assert_eq!(with(Some("0")).unwrap().erasure_cancel_hours, 0);
+        assert_eq!(with(Some("168")).unwrap().erasure_cancel_hours, 168);
+        for bad in ["169", "-1", "48h", "1e3"] {
+            assert_eq!(
+                with(Some(bad)),
+                Err(ConfigError::Invalid("ERASURE_CANCEL_HOURS")),
+                "{bad}"
+            );
+        }
     }
 }

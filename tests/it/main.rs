@@ -18,6 +18,7 @@ mod calling_hours;
 mod calling_hours_template;
 mod drift;
 mod dsar;
+mod dsar_erasure_cancel;
 mod dsar_identity;
 mod dsar_rights;
 mod dsar_staff;

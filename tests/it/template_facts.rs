@@ -586,6 +586,8 @@ const PUBLIC_ROUTES: &[&str] = &[
     "POST /v1/dsar",             // R4.1
     "POST /v1/dsar/{id}/verify", // R4.2
     "GET /v1/dsar/{id}",         // R4.2 status and download
+    "GET /v1/dsar/{id}/cancel",  // R4.5 the erasure cancel link's page
+    "POST /v1/dsar/{id}/cancel", // R4.5 its button
 ];
 
 /// A throttle setting that names a Number parameter with a positive default and minimum.

@@ -289,7 +289,9 @@ fn staff_routes_are_served_by_the_staff_function_with_iam_auth() {
         [
             "POST /v1/dsar",
             "POST /v1/dsar/{id}/verify",
-            "GET /v1/dsar/{id}"
+            "GET /v1/dsar/{id}",
+            "GET /v1/dsar/{id}/cancel",
+            "POST /v1/dsar/{id}/cancel"
         ]
     );
 

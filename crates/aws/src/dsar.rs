@@ -678,6 +678,56 @@ impl RequestStore for DsarStore {
     async fn unlink_subject(&self, id: &RequestId) -> Result<(), StoreError> {
         unlink(self, id).await
     }
+    async fn due_erasures(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestId>, StoreError> {
+        due_erasures(self, now, limit).await
+    }
+}
+
+/// Erasures whose cancel window has ended, through the sparse `by-due` index (their own
+/// `due_kind`), earliest first: a query, never a scan.
+async fn due_erasures(
+    store: &DsarStore,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<RequestId>, StoreError> {
+    let mut due = Vec::new();
+    let mut start = None;
+    loop {
+        let out = store
+            .client
+            .query()
+            .table_name(&store.table)
+            .index_name(super::calls::DUE_INDEX)
+            .key_condition_expression("due_kind = :k AND due_at <= :now")
+            .expression_attribute_values(":k", s(usecases::dsar::records::ERASURE_DUE_KIND))
+            .expression_attribute_values(":now", s(domain::retention::stored_instant(now)))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| failure("due_erasures", e))?;
+        for item in out.items() {
+            let id = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("DSAR#"))
+                .and_then(|id| RequestId::parse(id).ok());
+            match id {
+                Some(id) => due.push(id),
+                None => tracing::error!("malformed due erasure skipped"),
+            }
+            if due.len() >= limit {
+                return Ok(due);
+            }
+        }
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(due);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -705,5 +755,35 @@ mod tests {
         assert_eq!(back.request_id, r.request_id);
         assert_eq!(back.due_date, r.due_date);
         assert_eq!(back.status, RequestStatus::AwaitingVerification);
+    }
+
+    /// A waiting erasure carries the sparse due index's attributes (`due_kind`, `due_at`)
+    /// on its record item, and a record without one carries neither.
+    #[test]
+    fn a_waiting_erasure_is_in_the_due_index_and_back() {
+        let now = Utc::now();
+        let mut r = new_record(
+            RequestId::new(),
+            RequestType::Erasure,
+            RequestStatus::InProgress,
+            now,
+        );
+        let item = request_item(&r).unwrap();
+        assert!(!item.contains_key("due_kind") && !item.contains_key("due_at"));
+        let back: RequestRecord = serde_dynamo::from_item(item).unwrap();
+        assert!(back.erasure_due.is_none());
+        r.has_email = true;
+        usecases::dsar::erasure_window::schedule(&mut r, chrono::Duration::hours(48), now).unwrap();
+        let item = request_item(&r).unwrap();
+        assert_eq!(item["due_kind"], s("dsar_erasure"));
+        assert_eq!(
+            item["due_at"],
+            s(domain::retention::stored_instant(
+                now + chrono::Duration::hours(48)
+            ))
+        );
+        let back: RequestRecord = serde_dynamo::from_item(item).unwrap();
+        assert_eq!(back.erasure_due, r.erasure_due);
+        assert_eq!(back.erasure_scheduled_at, r.erasure_scheduled_at);
     }
 }

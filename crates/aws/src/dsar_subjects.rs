@@ -328,6 +328,20 @@ impl SubjectRights for DynamoSubjects {
         Ok(())
     }
 
+    async fn lift_erasure_pending(&self, lead: &LeadId) -> Result<(), StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(schema::PK, s(lead_pk(lead)))
+            .key(schema::SK, s(LEAD_SK))
+            .update_expression("REMOVE erasure_pending ADD version :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        self.update_unless_missing("lift_erasure_pending", request)
+            .await
+    }
+
     async fn withdraw_recording(&self, call_id: &str) -> Result<(), StoreError> {
         let request = self
             .client

@@ -138,6 +138,10 @@ struct LeadItem {
     /// The subject withdrew the recording consent (R4.9): later calls keep no recording.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     consent_withdrawn: bool,
+    /// An erasure of the subject waits in its cancel window (set and lifted by the dsar
+    /// worker): processed like a restricted subject.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    erasure_pending: bool,
     /// The preferred call window (R7.2) in its stored form (`mon,fri@10:00-12:30`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     call_window: Option<String>,
@@ -776,6 +780,7 @@ impl LeadStore for DynamoLeadStore {
             restricted: false,
             objected: false,
             consent_withdrawn: false,
+            erasure_pending: false,
             call_window: lead.call_window.map(|w| w.stored()),
         };
         let key_item = KeyItem {
@@ -1108,6 +1113,7 @@ impl LeadStore for DynamoLeadStore {
             restricted: lead.restricted,
             objected: lead.objected,
             consent_withdrawn: lead.consent_withdrawn,
+            erasure_pending: lead.erasure_pending,
             call_window: lead
                 .call_window
                 .as_deref()

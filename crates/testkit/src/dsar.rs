@@ -325,6 +325,29 @@ impl RequestStore for MemoryRequests {
         }
         Ok(())
     }
+    async fn due_erasures(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestId>, StoreError> {
+        self.fault.check("due_erasures")?;
+        // As the sparse index: only records carrying the marker, by due instant.
+        let now = domain::retention::stored_instant(now);
+        let mut due: Vec<(String, RequestId)> = self
+            .state
+            .lock()
+            .unwrap()
+            .records
+            .values()
+            .filter_map(|r| r.erasure_due.as_ref().map(|d| (d, r.request_id)))
+            .filter(|(d, _)| {
+                d.due_kind == usecases::dsar::records::ERASURE_DUE_KIND && d.due_at <= now
+            })
+            .map(|(d, id)| (d.due_at.clone(), id))
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(due.into_iter().take(limit).map(|(_, id)| id).collect())
+    }
 }
 
 /// A call held for a subject's number.
@@ -577,6 +600,7 @@ impl SubjectRights for MemorySubjects {
                 Flag::Restricted => r = true,
                 Flag::Objected => o = true,
                 Flag::ConsentWithdrawn => w = true,
+                Flag::ErasurePending => self.leads.set_erasure_pending(lead, true),
             }
             self.leads.set_flags(lead, r, o, w);
         }
@@ -597,6 +621,17 @@ impl SubjectRights for MemorySubjects {
             .lead;
         self.leads
             .set_flags(lead, false, l.objected, l.consent_withdrawn);
+        Ok(())
+    }
+
+    async fn lift_erasure_pending(&self, lead: &LeadId) -> Result<(), StoreError> {
+        self.fault.check("lift_erasure_pending")?;
+        self.leads.set_erasure_pending(lead, false);
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .push("lift_erasure_pending".into());
         Ok(())
     }
 

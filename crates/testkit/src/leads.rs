@@ -248,6 +248,7 @@ impl LeadStore for MemoryLeadStore {
                     objected: false,
                     consent_withdrawn: false,
                     call_window: new.call_window,
+                    erasure_pending: false,
                 },
                 email_index: new.email_index.clone(),
                 phone_index: new.phone_index.clone(),
@@ -423,5 +424,15 @@ impl LeadStore for MemoryLeadStore {
     async fn lead_exists(&self, id: &LeadId) -> Result<bool, StoreError> {
         self.check("get_lead")?;
         Ok(self.state.lock().unwrap().leads.contains_key(id))
+    }
+}
+
+impl MemoryLeadStore {
+    /// Sets or lifts the cancel window's flag (`erasure_pending`) of a lead, as the dsar
+    /// worker does.
+    pub fn set_erasure_pending(&self, id: &LeadId, pending: bool) {
+        if let Some(l) = self.state.lock().unwrap().leads.get_mut(id) {
+            l.lead.erasure_pending = pending;
+        }
     }
 }

@@ -198,12 +198,15 @@ pub struct StoredLead {
     pub consent_withdrawn: bool,
     /// The person's preferred call window (R7.2).
     pub call_window: Option<domain::calling_hours::CallWindow>,
+    /// An erasure of the subject waits in its cancel window: processed like a restricted
+    /// subject (no calls, no analytics), lifted only by cancelling that erasure.
+    pub erasure_pending: bool,
 }
 
 impl StoredLead {
     /// Whether the subject may be called and have call content kept (R2.10).
     pub fn may_process(&self) -> bool {
-        !self.restricted && !self.objected
+        !self.restricted && !self.objected && !self.erasure_pending
     }
 }
 

@@ -5,6 +5,8 @@
 //! - `POST /v1/dsar/{id}/verify` with `{"code"}` → the request token.
 //! - `GET /v1/dsar/{id}` with `Authorization: Bearer <token>` → status, due date, and
 //!   a fresh download link once the export is ready.
+//! - `GET` / `POST /v1/dsar/{id}/cancel`: the erasure cancel link of the receipt mail
+//!   (module `cancel`).
 //!
 //! The staff routes (`/v1/admin/…`) are served by another function with its own role
 //! (module `staff`, binary `dsar-staff`; R5.4). Here they are unknown paths (404), so
@@ -12,6 +14,7 @@
 //!
 //! The export itself is built by the worker (`worker`), driven by the table's stream.
 
+pub mod cancel;
 pub mod staff;
 pub mod worker;
 
@@ -90,6 +93,10 @@ pub fn service_from_aws(
             .public_api_base_url
             .clone()
             .ok_or("PUBLIC_API_BASE_URL is required")?,
+        erasure_cancel_window: usecases::dsar::erasure_window::cancel_window(
+            config.erasure_cancel_hours,
+        )
+        .ok_or("ERASURE_CANCEL_HOURS is out of range")?,
     })
 }
 
@@ -271,9 +278,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::POST, ["v1", "dsar"]) => submit(app, &req).await,
         (Method::POST, ["v1", "dsar", id, "verify"]) => verify(app, &req, id).await,
         (Method::GET, ["v1", "dsar", id]) => status(app, &req, id).await,
-        (_, ["v1", "dsar"]) | (_, ["v1", "dsar", _]) | (_, ["v1", "dsar", _, "verify"]) => {
-            Problem::method_not_allowed().into_response()
-        }
+        (Method::GET, ["v1", "dsar", id, "cancel"]) => cancel::confirm(&req, id),
+        (Method::POST, ["v1", "dsar", id, "cancel"]) => cancel::cancel(app, &req, id).await,
+        (_, ["v1", "dsar"])
+        | (_, ["v1", "dsar", _])
+        | (_, ["v1", "dsar", _, "verify"])
+        | (_, ["v1", "dsar", _, "cancel"]) => Problem::method_not_allowed().into_response(),
         _ => not_found(),
     };
     apply_cors(&mut resp, origin.as_deref(), &app.config.allowed_origins);

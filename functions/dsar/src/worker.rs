@@ -48,17 +48,93 @@ fn text<'a>(image: &'a Image, name: &str) -> Option<&'a str> {
 }
 
 /// The request a stream record asks to carry out, if any: a request record that just
-/// became `in_progress`. Pure, so the template's filter and this decision are tested
+/// became `in_progress`, or an erasure that just became `cancelled` (its cancel window's
+/// restriction is lifted). Pure, so the template's filter and this decision are tested
 /// together.
 pub fn work_for(event_name: &str, new: &Image, old: &Image) -> Option<RequestId> {
+    let status = text(new, "status");
+    let cancelled = status == Some("cancelled") && text(new, "request_type") == Some("erasure");
     if event_name == "REMOVE"
         || text(new, "kind") != Some("dsar_request")
-        || text(new, "status") != Some("in_progress")
-        || text(old, "status") == Some("in_progress")
+        || !(status == Some("in_progress") || cancelled)
+        || text(old, "status") == status
     {
         return None;
     }
     RequestId::parse(text(new, "request_id")?).ok()
+}
+
+/// What the `ErasuresDue` schedule sends the worker (the template's event input).
+pub const ERASURES_DUE_JOB: &str = "erasures-due";
+
+/// Whether an invocation is the `ErasuresDue` schedule (else it is a stream batch).
+pub fn is_erasures_due(payload: &serde_json::Value) -> bool {
+    payload.get("job").and_then(serde_json::Value::as_str) == Some(ERASURES_DUE_JOB)
+}
+
+/// Erasures handed over per scheduled run; the rest wait for the next run (15 minutes).
+pub const ERASURES_PER_RUN: usize = 50;
+
+/// What a scheduled run did (the invocation's result; ids only).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ErasuresDueReport {
+    pub due: usize,
+    pub carried_out: usize,
+    pub failed: usize,
+}
+
+impl ErasuresDueReport {
+    pub fn to_json(self) -> serde_json::Value {
+        serde_json::json!({
+            "due": self.due,
+            "carried_out": self.carried_out,
+            "failed": self.failed,
+        })
+    }
+}
+
+/// The `ErasuresDue` schedule: every erasure whose cancel window has ended (the sparse
+/// due index) is carried out now, each attempt audited; a failed one is counted on its
+/// request like a stream attempt (failed for staff after the last), and the index keeps
+/// it due for the next run meanwhile.
+#[tracing::instrument(name = "dsar_erasures_due", skip_all)]
+pub async fn erasures_due(exporter: &Exporter) -> Result<ErasuresDueReport, String> {
+    let store = &exporter.rights.store;
+    let now = exporter.rights.clock.now();
+    let due = store
+        .due_erasures(now, ERASURES_PER_RUN)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut report = ErasuresDueReport {
+        due: due.len(),
+        ..Default::default()
+    };
+    for id in due {
+        let work = async {
+            exporter
+                .started(&id)
+                .await
+                .map_err(|e| (e.retry, e.to_string()))?;
+            Box::pin(exporter.carry_out(&id))
+                .await
+                .map_err(|e| (e.retry(), e.to_string()))
+        };
+        match work.await {
+            Ok(outcome) => {
+                tracing::info!(?outcome, "due erasure handled");
+                report.carried_out += 1;
+            }
+            Err((retry, error)) => {
+                tracing::error!(error, ?retry, "due erasure failed");
+                shared::telemetry::metric("DsarExportFailed", 1.0);
+                report.failed += 1;
+                if let Err(e) = exporter.record_failure(&id, "rights", retry).await {
+                    tracing::error!(error = %e, "failed attempt not recorded");
+                }
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// The worker's use cases (export and the other rights) over AWS: the composition root,
@@ -231,6 +307,7 @@ pub async fn handle_until(
             continue;
         }
         let export = matches!(text(&new, "request_type"), Some("access" | "portability"));
+        let cancelled = text(&new, "status") == Some("cancelled");
         let stage = if export { "export" } else { "rights" };
         // Boxed: the export future is large (it holds the archive state across awaits).
         // Failures as (retry, fixed message): both use cases' errors say whether a retry
@@ -271,7 +348,17 @@ pub async fn handle_until(
                 // Retried by the stream only while the request counts as retrying; a
                 // failed request waits for staff (or `make redrive`), and a failure to
                 // record any of it leaves the stream retry (then Lambda's own dead letter).
-                let again = match exporter.record_failure(&id, stage, retry).await {
+                // A cancelled erasure is not in progress: lifting its window's flag is
+                // retried by the stream while a retry can help.
+                let counted = if cancelled {
+                    Ok(match retry {
+                        Retry::Transient => FailureRecorded::Retrying { failures: 0 },
+                        Retry::Permanent => FailureRecorded::NotInProgress,
+                    })
+                } else {
+                    exporter.record_failure(&id, stage, retry).await
+                };
+                let again = match counted {
                     Ok(FailureRecorded::Retrying { failures }) => {
                         tracing::warn!(failures, "request attempt counted; the stream retries");
                         true
@@ -331,5 +418,19 @@ mod tests {
         assert!(work_for("MODIFY", &erasure, &Image::new()).is_some());
         let open = img("in_progress", "dsar_open", "access");
         assert!(work_for("INSERT", &open, &Image::new()).is_none());
+    }
+
+    /// R4.5: a cancelled erasure goes to the worker once (its window's flag is lifted);
+    /// no other cancelled record does.
+    #[test]
+    fn a_cancelled_erasure_is_handed_over_once() {
+        let cancelled = img("cancelled", "dsar_request", "erasure");
+        let waiting = img("in_progress", "dsar_request", "erasure");
+        assert!(work_for("MODIFY", &cancelled, &waiting).is_some());
+        assert!(work_for("MODIFY", &cancelled, &cancelled).is_none(), "once");
+        let other = img("cancelled", "dsar_request", "access");
+        assert!(work_for("MODIFY", &other, &Image::new()).is_none());
+        assert!(is_erasures_due(&serde_json::json!({"job": "erasures-due"})));
+        assert!(!is_erasures_due(&serde_json::json!({"Records": []})));
     }
 }

@@ -69,14 +69,14 @@ impl World {
             clock.clone(),
         )
         .unwrap();
-        let api = dsar::App::from_aws(
-            stack.config_for("DsarApiFunction").unwrap(),
-            &stack.aws,
-            clock.clone(),
-        )
-        .unwrap();
+        // The erasure mechanics are tested without the cancel window (0 hours: at once);
+        // `dsar_erasure_cancel.rs` tests the window with the template's value.
+        let mut api_config = stack.config_for("DsarApiFunction").unwrap();
+        api_config.erasure_cancel_hours = 0;
+        let api = dsar::App::from_aws(api_config, &stack.aws, clock.clone()).unwrap();
         let mut staff_config = stack.config_for("DsarStaffFunction").unwrap();
         staff_config.staff_principal_arns = vec![STAFF_ROLE.to_owned()];
+        staff_config.erasure_cancel_hours = 0;
         let staff =
             dsar::staff::StaffApp::from_aws(staff_config, &stack.aws, clock.clone()).unwrap();
         let mut dsar_config = stack.config_for("DsarWorkerFunction").unwrap();

@@ -4,7 +4,9 @@
 //! `cargo lambda watch`'s Lambda invoke API; records the worker reports as failed are
 //! delivered again (up to the template's `MaximumRetryAttempts`). It also plays the
 //! telephony worker's `DispatchDue` schedule (R7.2): the template's input at the
-//! template's rate, so calls scheduled for a later slot are placed when it comes.
+//! template's rate, so calls scheduled for a later slot are placed when it comes, and
+//! the dsar worker's `ErasuresDue` schedule the same way, so an erasure runs when its
+//! cancel window ends.
 //!
 //! `event-pump --table polly-local-table --invoke-url http://127.0.0.1:9000`
 
@@ -108,6 +110,42 @@ fn dispatch_schedule(template: &Template) -> Result<(Value, Duration)> {
     Ok((input, Duration::from_secs(minutes * 60)))
 }
 
+/// The dsar worker's `ErasuresDue` schedule in the template: its input and period.
+fn erasures_due_schedule(template: &Template) -> Result<(Value, Duration)> {
+    let event = &template.properties("DsarWorkerFunction")["Events"]["ErasuresDue"]["Properties"];
+    let input: Value = serde_json::from_str(
+        event["Input"]
+            .as_str()
+            .ok_or_else(|| anyhow!("ErasuresDue has no input"))?,
+    )
+    .context("ErasuresDue input")?;
+    let expression = event["ScheduleExpression"].as_str().unwrap_or_default();
+    let minutes: u64 = expression
+        .strip_prefix("rate(")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| anyhow!("ErasuresDue is not a rate in minutes: {expression}"))?;
+    Ok((input, Duration::from_secs(minutes * 60)))
+}
+
+/// Invokes the dsar worker's scheduled run once; its report or failure goes to the log.
+async fn erasures_due(http: &reqwest::Client, invoke_url: &str, input: &Value) {
+    let resp = http
+        .post(format!(
+            "{invoke_url}/2015-03-31/functions/dsar-worker/invocations"
+        ))
+        .json(input)
+        .send()
+        .await;
+    match resp {
+        Ok(r) => println!(
+            "event pump: erasures-due run: {}",
+            r.text().await.unwrap_or_default()
+        ),
+        Err(e) => println!("event pump: erasures-due run failed: {e}"),
+    }
+}
+
 /// Invokes the dispatcher once; its report or failure goes to the log.
 async fn dispatch(http: &reqwest::Client, invoke_url: &str, input: &Value) {
     let resp = http
@@ -150,6 +188,8 @@ async fn main() -> Result<()> {
 
     let (dispatch_input, dispatch_every) = dispatch_schedule(&template)?;
     let mut next_dispatch = tokio::time::Instant::now() + dispatch_every;
+    let (erasures_input, erasures_every) = erasures_due_schedule(&template)?;
+    let mut next_erasures = tokio::time::Instant::now() + erasures_every;
 
     let aws = harness::aws_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&aws);
@@ -236,6 +276,10 @@ async fn main() -> Result<()> {
             dispatch(&http, &invoke_url, &dispatch_input).await;
             next_dispatch += dispatch_every;
         }
+        if tokio::time::Instant::now() >= next_erasures {
+            erasures_due(&http, &invoke_url, &erasures_input).await;
+            next_erasures += erasures_every;
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -290,5 +334,14 @@ mod tests {
         let (input, every) = dispatch_schedule(&Template::load().unwrap()).unwrap();
         assert!(telephony::worker::is_dispatch(&input), "{input}");
         assert_eq!(every, Duration::from_secs(300));
+    }
+
+    /// The pump plays the template's `ErasuresDue` schedule: a scheduled run of the dsar
+    /// worker every 15 minutes.
+    #[test]
+    fn the_pump_plays_the_templates_erasures_due_schedule() {
+        let (input, every) = erasures_due_schedule(&Template::load().unwrap()).unwrap();
+        assert!(dsar::worker::is_erasures_due(&input), "{input}");
+        assert_eq!(every, Duration::from_secs(900));
     }
 }

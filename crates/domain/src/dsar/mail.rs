@@ -235,8 +235,20 @@ pub fn receipt_mail(
     received: DateTime<Utc>,
     due: NaiveDate,
 ) -> Mail {
-    let due = date_de(due);
     let subject = format!("Polly KI: Eingangsbestätigung Ihrer Datenschutzanfrage {request_id}");
+    let mut blocks = receipt_blocks(request_id, request_type, received, due);
+    blocks.push(contact_para());
+    render(subject, blocks)
+}
+
+/// The receipt's content without the closing contact paragraph.
+fn receipt_blocks(
+    request_id: &str,
+    request_type: RequestType,
+    received: DateTime<Utc>,
+    due: NaiveDate,
+) -> Vec<Block> {
+    let due = date_de(due);
     let mut details = request_lines(request_id, request_type);
     let received = crate::retention::berlin_time(received);
     details.push(format!(
@@ -245,7 +257,7 @@ pub fn receipt_mail(
         received.format("%H:%M")
     ));
     details.push(format!("Antwort spätestens bis: {due}"));
-    let blocks = vec![
+    vec![
         Block::Para(
             "wir haben Ihre Datenschutzanfrage erhalten und bestätigen hiermit den Eingang."
                 .to_owned(),
@@ -259,9 +271,7 @@ pub fn receipt_mail(
              Ablauf der ersten Frist.",
             extension_months_de()
         )),
-        contact_para(),
-    ];
-    render(subject, blocks)
+    ]
 }
 
 /// Tells the subject that the deadline was extended, and why (Art. 12(3) sentences 2-3).
@@ -462,6 +472,62 @@ pub fn restriction_lifted_mail() -> Mail {
              verlangen. Schreiben Sie uns an {}. Sie haben außerdem das Recht, sich bei der \
              {} zu beschweren.",
             CONTROLLER.privacy_email, SUPERVISORY_AUTHORITY.name
+        )),
+    ];
+    render(subject, blocks)
+}
+
+/// The receipt of a verified erasure request that waits in its cancel window: the
+/// receipt's content, when the erasure runs, and the link that cancels it. The link opens
+/// a confirmation page; only its button cancels (mail scanners prefetch links).
+pub fn erasure_receipt_mail(
+    request_id: &str,
+    received: DateTime<Utc>,
+    due: NaiveDate,
+    scheduled_at: DateTime<Utc>,
+    cancel_url: &str,
+) -> Mail {
+    let subject = format!("Polly KI: Eingangsbestätigung Ihrer Datenschutzanfrage {request_id}");
+    let at = crate::retention::berlin_time(scheduled_at);
+    let mut blocks = receipt_blocks(request_id, RequestType::Erasure, received, due);
+    blocks.extend([
+        Block::Para(format!(
+            "Wir löschen Ihre Daten am {} um {} Uhr. Bis dahin verarbeiten wir sie nicht \
+             mehr: Wir rufen Sie nicht an und werten Ihre Daten nicht aus (Einschränkung \
+             der Verarbeitung, wie nach Art. 18 DSGVO).",
+            date_de(at.date_naive()),
+            at.format("%H:%M")
+        )),
+        Block::Para(
+            "Haben Sie es sich anders überlegt, können Sie die Löschung bis dahin über den \
+             folgenden Link widerrufen. Der Link öffnet eine Seite, auf der Sie den Widerruf \
+             noch einmal bestätigen; erst dann bleibt alles, wie es war. Geben Sie den Link \
+             nicht weiter."
+                .to_owned(),
+        ),
+        Block::Link(cancel_url.to_owned()),
+        contact_para(),
+    ]);
+    render(subject, blocks)
+}
+
+/// Confirms that an erasure was cancelled inside its window: nothing was erased, the
+/// restriction the request set is lifted.
+pub fn erasure_cancelled_mail(request_id: &str) -> Mail {
+    let subject = format!("Polly KI: Ihre Löschanfrage {request_id} ist widerrufen");
+    let blocks = vec![
+        Block::Para(
+            "Sie haben Ihre Anfrage auf Löschung Ihrer Daten (Art. 17 DSGVO) widerrufen. Wir \
+             haben nichts gelöscht, und die vorläufige Einschränkung der Verarbeitung, die \
+             mit der Anfrage verbunden war, ist aufgehoben. Eine Einschränkung, die Sie \
+             gesondert verlangt haben, bleibt bestehen."
+                .to_owned(),
+        ),
+        Block::Lines(request_lines(request_id, RequestType::Erasure)),
+        Block::Para(format!(
+            "Waren Sie das nicht, oder möchten Sie doch die Löschung, stellen Sie bitte eine \
+             neue Anfrage oder schreiben Sie uns an {}.",
+            CONTROLLER.privacy_email
         )),
     ];
     render(subject, blocks)

@@ -2,6 +2,7 @@
 //! request binds to (`identity`), and the texts that answer it: the Art. 15 information
 //! and the German read-me (`disclosure`) and the emails (`mail`).
 
+pub mod cancel_page;
 pub mod disclosure;
 pub mod identity;
 pub mod mail;
@@ -88,6 +89,8 @@ pub enum RequestStatus {
     /// The worker could not finish it (a permanent error, or its retries ran out): open,
     /// listed first for staff with a fixed reason code, and retried by staff.
     Failed,
+    /// An erasure the subject cancelled inside its cancel window: nothing was erased.
+    Cancelled,
 }
 
 impl RequestStatus {
@@ -100,6 +103,7 @@ impl RequestStatus {
             Self::Denied => "denied",
             Self::VerificationFailed => "verification_failed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -117,7 +121,7 @@ impl RequestStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Completed | Self::Denied | Self::VerificationFailed
+            Self::Completed | Self::Denied | Self::VerificationFailed | Self::Cancelled
         )
     }
 }

@@ -94,6 +94,8 @@ pub enum DsarError {
     Extension(#[from] domain::dsar::ExtensionError),
     #[error("the request changed concurrently")]
     Conflict,
+    #[error("the erasure can no longer be cancelled")]
+    TooLateToCancel,
     #[error("store failed")]
     Store(#[from] StoreError),
     #[error("key service failed")]
@@ -166,6 +168,9 @@ pub struct StatusView {
     pub download_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download_expires_at: Option<DateTime<Utc>>,
+    /// An erasure waiting in its cancel window: when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// An open request in the staff list.
@@ -188,6 +193,9 @@ pub struct OpenView {
     /// In progress without a change for [`super::records::STUCK_AFTER_MINUTES`]: listed
     /// right after the failed ones, and staff can retry it.
     pub stuck: bool,
+    /// An erasure waiting in its cancel window: when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
 }
 
 pub struct DsarService {
@@ -208,6 +216,9 @@ pub struct DsarService {
     pub identifier_daily_limit: u32,
     /// Base URL of the public API, for links in emails.
     pub public_api_base_url: String,
+    /// How long a verified erasure waits, cancellable, before the worker erases
+    /// (`erasure_window`; zero: at once).
+    pub erasure_cancel_window: Duration,
 }
 
 /// A uniformly random code of [`CODE_DIGITS`] digits from the OS CSPRNG.
@@ -485,6 +496,8 @@ impl DsarService {
         updated.token_hash = Some(hash);
         updated.verified_at = Some(now);
         updated.version += 1;
+        let cancel_token =
+            super::erasure_window::schedule(&mut updated, self.erasure_cancel_window, now);
         let mut changes = vec![Change::DeleteCode, Change::List(OpenRecord::of(&updated))];
         if let Some(mut c) = contact.clone() {
             c.expiry = contact_expiry(updated.received_at);
@@ -508,12 +521,14 @@ impl DsarService {
             Commit::Done => {}
             Commit::Conflict => return Err(DsarError::AlreadyVerified),
         }
+        if cancel_token.is_some() {
+            crate::telemetry::metric("ErasureScheduled", 1.0);
+        }
         if let Some(c) = contact {
-            let mail = mail::receipt_mail(
-                &id.to_string(),
-                updated.request_type,
-                updated.received_at,
-                updated.due_date,
+            let mail = super::erasure_window::receipt(
+                &self.public_api_base_url,
+                &updated,
+                cancel_token.as_deref(),
             );
             self.mail_contact(id, &c, &mail).await;
         }
@@ -581,6 +596,9 @@ impl DsarService {
             recipients: record.recipients.clone(),
             download_url: None,
             download_expires_at: None,
+            erasure_scheduled_at: record
+                .erasure_scheduled_at
+                .filter(|_| super::erasure_window::waiting(&record, now)),
         };
         let live = record.export_expires_at.is_some_and(|t| t > now);
         if let (RequestStatus::Completed, Some(key), true) =
@@ -618,7 +636,13 @@ impl DsarService {
         let mut open: Vec<(bool, OpenRecord)> = open
             .into_iter()
             .map(|o| {
-                let stuck = super::records::is_stuck(o.status, o.changed_at, o.received_at, now);
+                let stuck = super::records::is_stuck(
+                    o.status,
+                    o.changed_at,
+                    o.received_at,
+                    o.erasure_scheduled_at,
+                    now,
+                );
                 (stuck, o)
             })
             .collect();
@@ -640,6 +664,7 @@ impl DsarService {
                     failure_reason: o.failure_reason,
                     channel: o.channel,
                     stuck,
+                    erasure_scheduled_at: o.erasure_scheduled_at.filter(|at| *at > now),
                 }
             })
             .collect())
@@ -665,7 +690,13 @@ impl DsarService {
         let now = self.now();
         let mut record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
         let stuck =
-            super::records::is_stuck(record.status, record.changed_at, record.received_at, now);
+            super::records::is_stuck(
+                record.status,
+                record.changed_at,
+                record.received_at,
+                record.erasure_scheduled_at.filter(|_| record.erasure_started_at.is_none()),
+                now,
+            );
         if stuck {
             let old = record.version;
             record.status = RequestStatus::Failed;
@@ -808,6 +839,8 @@ impl DsarService {
         updated.status = RequestStatus::InProgress;
         updated.verified_at = Some(now);
         updated.version += 1;
+        let cancel_token =
+            super::erasure_window::schedule(&mut updated, self.erasure_cancel_window, now);
         let changes = vec![Change::List(OpenRecord::of(&updated))];
         if self
             .store
@@ -823,6 +856,21 @@ impl DsarService {
             == Commit::Conflict
         {
             return Err(DsarError::Conflict);
+        }
+        if let Some(token) = &cancel_token {
+            crate::telemetry::metric("ErasureScheduled", 1.0);
+            // The cancel link goes to the request's email (only requests naming one
+            // wait, `erasure_window::schedule`).
+            // The request is verified already: a failed read loses the mail, not the
+            // step (the status route shows the scheduled time).
+            if let Ok(Some(c)) = self.store.contact(id).await {
+                let mail = super::erasure_window::receipt(
+                    &self.public_api_base_url,
+                    &updated,
+                    Some(token),
+                );
+                self.mail_contact(id, &c, &mail).await;
+            }
         }
         tracing::info!("identity verified by staff");
         Ok(Verified {

@@ -12,6 +12,7 @@
 
 pub mod analytics;
 pub mod common;
+pub mod erasure_window;
 pub mod export;
 pub mod intake;
 pub mod ports;

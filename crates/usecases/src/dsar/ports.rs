@@ -69,6 +69,13 @@ pub trait RequestStore: Send + Sync {
     /// Removes the link from a request record to its subject (the record stays; gone is
     /// fine).
     async fn unlink_subject(&self, id: &RequestId) -> Result<(), StoreError>;
+    /// Erasures whose cancel window ended at or before `now` (the sparse due index,
+    /// earliest first), at most `limit`.
+    async fn due_erasures(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<RequestId>, StoreError>;
 }
 
 /// Who holds an identifier now (the live claims).
@@ -176,6 +183,9 @@ pub enum Flag {
     Restricted,
     Objected,
     ConsentWithdrawn,
+    /// An erasure waits in its cancel window: nothing new happens to the data (as under
+    /// a restriction), and a cancellation lifts exactly this flag, never `restricted`.
+    ErasurePending,
 }
 
 impl Flag {
@@ -184,6 +194,7 @@ impl Flag {
             Self::Restricted => "restricted",
             Self::Objected => "objected",
             Self::ConsentWithdrawn => "consent_withdrawn",
+            Self::ErasurePending => "erasure_pending",
         }
     }
 }
@@ -199,6 +210,9 @@ pub trait SubjectRights: Send + Sync {
     async fn set_flag(&self, lead: &LeadId, flag: Flag) -> Result<(), StoreError>;
     /// Removes the restriction flag (the lead must exist).
     async fn lift_restriction(&self, lead: &LeadId) -> Result<(), StoreError>;
+    /// Removes the cancel window's flag ([`Flag::ErasurePending`]) and nothing else (a
+    /// lead that is gone is fine).
+    async fn lift_erasure_pending(&self, lead: &LeadId) -> Result<(), StoreError>;
     /// Marks a call's recording withdrawn and forgets its objects (a call that is gone
     /// is fine).
     async fn withdraw_recording(&self, call_id: &str) -> Result<(), StoreError>;

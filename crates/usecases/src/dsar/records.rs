@@ -137,9 +137,45 @@ pub struct RequestRecord {
     /// (`ports::RequestStore::commit`); `None` on records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_at: Option<DateTime<Utc>>,
+    /// An erasure waiting in its cancel window: when it runs (see `erasure_window`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
+    /// When the worker began the scheduled erasure; from then on it cannot be cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_started_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the cancel token mailed with the receipt (it only cancels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_token_hash: Option<String>,
+    /// The worker restricted the subject for the window (`erasure_pending` on the lead),
+    /// so a cancellation lifts it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub window_restricted: bool,
+    /// The sparse due index (`by-due`: `due_kind` → `due_at`) while an erasure waits,
+    /// so the schedule finds the due ones without a scan.
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub erasure_due: Option<DueMarker>,
     #[serde(flatten)]
     pub expiry: Expiry,
     pub version: u64,
+}
+
+/// The `by-due` index attributes of a waiting erasure.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DueMarker {
+    pub due_kind: String,
+    pub due_at: String,
+}
+
+/// The `due_kind` of an erasure waiting in its cancel window.
+pub const ERASURE_DUE_KIND: &str = "dsar_erasure";
+
+impl DueMarker {
+    pub fn erasure(at: DateTime<Utc>) -> Self {
+        Self {
+            due_kind: ERASURE_DUE_KIND.to_owned(),
+            due_at: ts(at),
+        }
+    }
 }
 
 /// The one-time code: only its keyed hash, valid 15 minutes, at most five tries.
@@ -197,6 +233,9 @@ pub struct OpenRecord {
     /// When the entry was last written (stamped by the store like the record's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changed_at: Option<DateTime<Utc>>,
+    /// An erasure waiting in its cancel window: when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
 }
 
 impl OpenRecord {
@@ -211,6 +250,9 @@ impl OpenRecord {
             failure_reason: r.failure_reason.clone(),
             channel: r.channel,
             changed_at: r.changed_at,
+            erasure_scheduled_at: r
+                .erasure_scheduled_at
+                .filter(|_| r.erasure_started_at.is_none()),
         }
     }
 }
@@ -259,15 +301,19 @@ pub const STUCK_AFTER_MINUTES: i64 = 60;
 
 /// Whether a request in `status`, last changed at `changed_at`, is stuck at `now`
 /// ([`STUCK_AFTER_MINUTES`]). A record without a change time (written before it was
-/// kept) counts from its receipt.
+/// kept) counts from its receipt. An erasure waiting in its cancel window
+/// (`scheduled_at`, not yet started) is in progress on purpose: it counts from the time
+/// it is scheduled to run, not from its last change.
 pub fn is_stuck(
     status: RequestStatus,
     changed_at: Option<DateTime<Utc>>,
     received_at: DateTime<Utc>,
+    scheduled_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> bool {
+    let since = changed_at.unwrap_or(received_at).max(scheduled_at.unwrap_or(received_at));
     status == RequestStatus::InProgress
-        && now - changed_at.unwrap_or(received_at) >= chrono::Duration::minutes(STUCK_AFTER_MINUTES)
+        && now - since >= chrono::Duration::minutes(STUCK_AFTER_MINUTES)
 }
 
 /// One audit item about a request, as the staff timeline shows it: when, what, who (the
@@ -377,6 +423,11 @@ pub fn new_record(
         worker_failures: 0,
         channel: Channel::Online,
         changed_at: None,
+        erasure_scheduled_at: None,
+        erasure_started_at: None,
+        cancel_token_hash: None,
+        window_restricted: false,
+        erasure_due: None,
         // Kept 3 years; the clock restarts when the request closes.
         expiry: Expiry::of(RetentionClass::Request, now),
         version: 1,
@@ -393,6 +444,8 @@ pub fn close(record: &mut RequestRecord, status: RequestStatus, outcome: &str, n
     record.subject_phone_bidx = None;
     record.correction_email_bidx = None;
     record.correction_phone_bidx = None;
+    // A cancel token stays (its hash only): it answers "too late" or "cancelled".
+    record.erasure_due = None;
     record.expiry = Expiry::of(RetentionClass::Request, now);
     record.version += 1;
 }

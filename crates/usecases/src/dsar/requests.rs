@@ -118,6 +118,9 @@ pub struct RequestView {
     pub overdue: bool,
     pub extended: bool,
     pub stuck: bool,
+    /// An erasure waiting in its cancel window: when it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub erasure_scheduled_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
     /// A closed request's outcome code.
@@ -159,7 +162,16 @@ impl DsarService {
             days_left,
             overdue: open && days_left < 0,
             extended: record.extended,
-            stuck: is_stuck(record.status, record.changed_at, record.received_at, now),
+            stuck: is_stuck(
+                record.status,
+                record.changed_at,
+                record.received_at,
+                record.erasure_scheduled_at.filter(|_| record.erasure_started_at.is_none()),
+                now,
+            ),
+            erasure_scheduled_at: super::erasure_window::waiting(&record, now)
+                .then_some(record.erasure_scheduled_at)
+                .flatten(),
             failure_reason: record.failure_reason,
             outcome: record.outcome,
             timeline,

@@ -134,6 +134,13 @@ pub enum RightsOutcome {
     NoData,
     /// Not an open request this module carries out.
     Skipped,
+    /// An erasure waiting in its cancel window (`erasure_window`): the subject is
+    /// restricted (`erasure_pending`) until `at`, when the schedule hands it back.
+    Scheduled {
+        at: DateTime<Utc>,
+    },
+    /// A cancelled erasure: the restriction its window set is lifted.
+    WindowLifted,
 }
 
 type Subject = SubjectRecords;
@@ -144,15 +151,37 @@ impl Rights {
     pub async fn carry_out(&self, id: &RequestId) -> Result<RightsOutcome, RightsError> {
         let provider = self.provider.as_deref();
         let now = self.clock.now();
-        let Some(record) = self.store.request(id).await? else {
+        let Some(mut record) = self.store.request(id).await? else {
             return Ok(RightsOutcome::Skipped);
         };
+        if record.status == RequestStatus::Cancelled {
+            return self.lift_window(&record, now).await;
+        }
         if record.status != RequestStatus::InProgress {
             return Ok(RightsOutcome::Skipped);
         }
         let resolved =
             resolve_subject(self.claims.as_ref(), self.store.as_ref(), &record, now).await?;
         let no_subject = matches!(resolved, Resolved::NoData);
+        // The cancel window (`erasure_window`): restrict while it is open; once it is
+        // over, mark the erasure started (so it can no longer be cancelled) and go on.
+        if let (RequestType::Erasure, Some(at), None) = (
+            record.request_type,
+            record.erasure_scheduled_at,
+            record.erasure_started_at,
+        ) {
+            let lead = match &resolved {
+                Resolved::Subject(lead) => Some(*lead),
+                _ => None,
+            };
+            if at > now {
+                return self.restrict_for_window(record, lead, at, now).await;
+            }
+            match self.start_erasure(record, now).await? {
+                Some(started) => record = started,
+                None => return Ok(RightsOutcome::Skipped),
+            }
+        }
         let subject = match resolved {
             Resolved::Waiting => return Ok(RightsOutcome::Skipped),
             Resolved::NoData => None,
@@ -203,10 +232,129 @@ impl Rights {
         {
             forget_subject(self.exports.as_ref(), self.keys.as_ref(), &s.lead).await?;
         }
+        // A legal hold keeps the lead (restricted by the hold): the window's flag goes.
+        if let (Some(s), RightsOutcome::Held { .. }, true) =
+            (&subject, &outcome, record.window_restricted)
+        {
+            self.writes.lift_erasure_pending(&s.lead).await?;
+            // As without a window, the proof names nobody.
+            record.lead_id = None;
+        }
         self.close_request(record, subject.as_ref().map(|s| s.lead), &outcome, now)
             .await?;
         tracing::info!(?outcome, "request carried out");
         Ok(outcome)
+    }
+
+    /// The cancel window is open: the subject is restricted (`erasure_pending`, not
+    /// `restricted`), and the record notes it and whom, so a cancellation lifts exactly
+    /// this. When a cancellation won meanwhile (the record changed), the flag is lifted
+    /// again here; any other change is retried.
+    async fn restrict_for_window(
+        &self,
+        record: RequestRecord,
+        lead: Option<LeadId>,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<RightsOutcome, RightsError> {
+        let Some(lead) = lead else {
+            // Nobody to restrict (no subject, or it waits for the staff check): the
+            // schedule brings it back when the window ends.
+            return Ok(RightsOutcome::Scheduled { at });
+        };
+        if record.window_restricted && record.lead_id == Some(lead) {
+            return Ok(RightsOutcome::Scheduled { at });
+        }
+        self.writes.set_flag(&lead, Flag::ErasurePending).await?;
+        let old = record.version;
+        let mut updated = record;
+        updated.window_restricted = true;
+        updated.lead_id = Some(lead);
+        updated.version += 1;
+        if self
+            .store
+            .commit(
+                &updated,
+                Some(old),
+                Vec::new(),
+                "dsar-worker",
+                "dsar.erasure_window_restricted",
+                now,
+            )
+            .await?
+            == Commit::Conflict
+        {
+            let now_cancelled = self
+                .store
+                .request(&updated.request_id)
+                .await?
+                .is_none_or(|r| r.status == RequestStatus::Cancelled);
+            if now_cancelled {
+                self.writes.lift_erasure_pending(&lead).await?;
+                return Ok(RightsOutcome::WindowLifted);
+            }
+            return Err(RightsError::Store(StoreError {
+                operation: "erasure_window",
+                retry: Retry::Transient,
+                source: None,
+            }));
+        }
+        tracing::info!(%at, "erasure waits in its cancel window; subject restricted");
+        Ok(RightsOutcome::Scheduled { at })
+    }
+
+    /// The window is over: the erasure is marked started on the record's version, so a
+    /// cancellation and the start cannot both win. `None` when the record changed (a
+    /// cancellation, a staff action): the next run decides again.
+    async fn start_erasure(
+        &self,
+        record: RequestRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RequestRecord>, RightsError> {
+        let old = record.version;
+        let mut updated = record;
+        updated.erasure_started_at = Some(now);
+        updated.erasure_due = None;
+        updated.version += 1;
+        // Same due date, so the same staff-list entry, now without the scheduled time.
+        let changes = vec![Change::List(OpenRecord::of(&updated))];
+        match self
+            .store
+            .commit(
+                &updated,
+                Some(old),
+                changes,
+                "dsar-worker",
+                "dsar.erasure_started",
+                now,
+            )
+            .await?
+        {
+            Commit::Done => Ok(Some(updated)),
+            Commit::Conflict => Ok(None),
+        }
+    }
+
+    /// A cancelled erasure: lifts the flag its window set (idempotent), and only that.
+    async fn lift_window(
+        &self,
+        record: &RequestRecord,
+        now: DateTime<Utc>,
+    ) -> Result<RightsOutcome, RightsError> {
+        let (true, Some(lead)) = (record.window_restricted, record.lead_id) else {
+            return Ok(RightsOutcome::Skipped);
+        };
+        self.writes.lift_erasure_pending(&lead).await?;
+        self.store
+            .audit(
+                &record.request_id,
+                None,
+                "dsar-worker",
+                "dsar.erasure_window_lifted",
+                now,
+            )
+            .await?;
+        Ok(RightsOutcome::WindowLifted)
     }
 
     /// R7.1: an objection puts the subject's number on the do-not-call list, which
@@ -511,7 +659,9 @@ impl Rights {
             RightsOutcome::Rectified { .. } => "rectified",
             RightsOutcome::RectificationRefused => "rectification_refused",
             RightsOutcome::NoData => "no_data",
-            RightsOutcome::Skipped => return Ok(()),
+            RightsOutcome::Skipped
+            | RightsOutcome::Scheduled { .. }
+            | RightsOutcome::WindowLifted => return Ok(()),
         };
         close(&mut updated, RequestStatus::Completed, code, now);
         match outcome {

@@ -54,6 +54,8 @@ fn world() -> World {
         source_daily_limit: 10,
         identifier_daily_limit: 10,
         public_api_base_url: "https://api.example".into(),
+        // The erasure mechanics without the cancel window (`erasure_cancel.rs` tests it).
+        erasure_cancel_window: Duration::zero(),
     };
     World {
         lead_service: Arc::new(w.signup()),
@@ -1331,3 +1333,5 @@ async fn an_objection_lists_the_number_and_erasure_keeps_the_listing() {
     assert_eq!(kept.listed_at, w.clock.now() - Duration::days(3));
     assert_eq!(w.dnc.len(), 1);
 }
+
+mod erasure_cancel;
