@@ -204,7 +204,7 @@ impl RequestStore for MemoryRequests {
         changes: Vec<Change>,
         actor: &str,
         action: &str,
-        _at: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<Commit, StoreError> {
         self.fault.check("dsar_commit")?;
         let mut s = self.state.lock().unwrap();
@@ -239,6 +239,9 @@ impl RequestStore for MemoryRequests {
             actor: actor.to_owned(),
             action: action.to_owned(),
         });
+        drop(s);
+        // As the DynamoDB store does: the per-type metrics of a committed change.
+        usecases::dsar::figures::committed(record, expected_version.is_none(), action, at);
         Ok(Commit::Done)
     }
     async fn audit(
@@ -720,5 +723,28 @@ impl usecases::dsar::ports::DeadLetters for MemoryDeadLetters {
     async fn give_up(&self, id: &RequestId, reason: &str) -> Result<(), StoreError> {
         self.given_up.lock().unwrap().push((*id, reason.to_owned()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl usecases::dsar::figures::RequestHistory for MemoryRequests {
+    async fn received_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        self.fault.check("dsar_scan")?;
+        let s = self.state.lock().unwrap();
+        let mut out: Vec<RequestRecord> = s
+            .records
+            .values()
+            .filter(|r| {
+                let day = domain::retention::berlin_date(r.received_at);
+                day >= from && day <= to
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| r.received_at);
+        Ok(out)
     }
 }

@@ -12,7 +12,9 @@
 
 pub mod analytics;
 pub mod common;
+pub mod digest;
 pub mod export;
+pub mod figures;
 pub mod intake;
 pub mod ports;
 pub mod records;

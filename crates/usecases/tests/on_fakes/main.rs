@@ -3,9 +3,11 @@
 //! end-to-end flows.
 
 mod calling_hours;
+mod digest;
 mod dnc;
 mod dsar;
 mod fakes;
+mod figures;
 mod ledger;
 mod retention;
 mod signup;
