@@ -12,6 +12,7 @@
 //!
 //! The export itself is built by the worker (`worker`), driven by the table's stream.
 
+pub mod digest;
 pub mod staff;
 pub mod worker;
 
