@@ -25,6 +25,7 @@ mod dsar_stats;
 mod faults;
 mod ledger;
 mod ledger_template;
+mod ops_metrics;
 mod recordings;
 mod recordings_trim;
 mod retention;

@@ -530,20 +530,24 @@ async fn do_not_call(app: &StaffApp, req: &Request, tail: &[&str], actor: &str) 
 async fn stats(app: &StaffApp, req: &Request, actor: &str) -> Response<Body> {
     use usecases::dsar::figures::{period, PeriodError};
     let query = req.query_string_parameters_ref();
-    let date = |name: &'static str| -> Result<chrono::NaiveDate, Response<Body>> {
+    // A bad date: (field, code, detail); the input is never echoed.
+    type Bad = (&'static str, &'static str, &'static str);
+    let date = |name: &'static str| -> Result<chrono::NaiveDate, Bad> {
         let values: Vec<&str> = query
             .map(|q| q.all(name).unwrap_or_default())
             .unwrap_or_default();
         match values.as_slice() {
             [one] if one.len() == 10 => chrono::NaiveDate::parse_from_str(one, "%Y-%m-%d")
-                .map_err(|_| invalid(name, "invalid", "must be a date YYYY-MM-DD")),
-            [] => Err(invalid(name, "required", "a date YYYY-MM-DD is required")),
-            _ => Err(invalid(name, "invalid", "must be one date YYYY-MM-DD")),
+                .map_err(|_| (name, "invalid", "must be a date YYYY-MM-DD")),
+            [] => Err((name, "required", "a date YYYY-MM-DD is required")),
+            _ => Err((name, "invalid", "must be one date YYYY-MM-DD")),
         }
     };
     let (from, to) = match (date("from"), date("to")) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err((field, code, detail)), _) | (_, Err((field, code, detail))) => {
+            return invalid(field, code, detail)
+        }
     };
     let (from, to) = match period(from, to) {
         Ok(p) => p,
