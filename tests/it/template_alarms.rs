@@ -63,7 +63,7 @@ fn topic_ref() -> Value {
     json!([{"!Ref": "AlarmTopic"}])
 }
 
-/// R3.5, R4.3, R4.10 (nothing stalls silently): every alarm notifies the alarm topic when
+/// Nothing stalls silently: every alarm notifies the alarm topic when
 /// it fires and when it clears, and its evaluation window is one CloudWatch accepts
 /// (at most a day under one-hour periods, at most seven days otherwise).
 #[test]
@@ -199,7 +199,7 @@ fn provider_deletion_incidents_and_a_lasting_backlog_raise_alarms() {
     )));
 }
 
-/// R5.2: any KMS or SES failure the adapters meet fires within five minutes; so does a
+/// Any KMS or SES failure the adapters meet fires within five minutes; so does a
 /// request the worker gave up.
 #[test]
 fn kms_ses_and_failed_request_alarms_fire_on_one_failure() {
