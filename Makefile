@@ -13,7 +13,7 @@ VENV := .venv
 VENV_LINT := .venv-lint
 VENV_CHECKOV := .venv-checkov
 
-.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep ropa redrive build bench verify-ledger deploy deploy-function clean agent
+.PHONY: help setup run test trace trace-docs faults test-unit lint audit fmt validate sweep digest ropa redrive build bench verify-ledger deploy deploy-function clean agent
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -100,6 +100,10 @@ DRY_RUN ?=
 sweep: $(VENV)/.stamp ## With `make run` up: run the retention sweep, e.g. make sweep NOW=2030-01-01T00:00:00Z DRY_RUN=1
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke retention-sweep --invoke-address 127.0.0.1 --invoke-port $(API_PORT) \
 	  --data-ascii '{"dry_run": $(if $(DRY_RUN),true,false), "now": "$(NOW)"}'
+
+digest: $(VENV)/.stamp ## With `make run` up: send the privacy team's daily digest now (read it in the emulator's SES)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke dsar-digest --invoke-address 127.0.0.1 --invoke-port $(API_PORT) \
+	  --data-ascii '{}'
 
 ropa: ## Print the Art. 30 record of processing activities (from the processing registry)
 	@cargo run --locked -q -p polly-shared --bin ropa

@@ -73,6 +73,9 @@ pub struct Config {
     pub exports_bucket: Option<String>,
     /// Sender of mails to data subjects (`MAIL_FROM`; an SES-verified identity).
     pub mail_from: Option<String>,
+    /// The privacy team's address, where the daily digest goes (`PRIVACY_TEAM_EMAIL`,
+    /// default datenschutz@pollyki.de, the address the policy names).
+    pub privacy_team_email: String,
     /// Public base URL of the API, for links in mails (`PUBLIC_API_BASE_URL`).
     pub public_api_base_url: Option<String>,
     /// Data-subject requests per identifier, source and day (`DSAR_DAILY_LIMIT`,
@@ -171,6 +174,9 @@ pub enum ConfigError {
     Invalid(&'static str),
 }
 
+/// The privacy team's address named in the privacy policy.
+pub const DEFAULT_PRIVACY_TEAM_EMAIL: &str = "datenschutz@pollyki.de";
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -265,6 +271,8 @@ impl Config {
             ),
             exports_bucket: required("EXPORTS_BUCKET").ok(),
             mail_from: required("MAIL_FROM").ok(),
+            privacy_team_email: required("PRIVACY_TEAM_EMAIL")
+                .unwrap_or_else(|_| DEFAULT_PRIVACY_TEAM_EMAIL.to_owned()),
             public_api_base_url: required("PUBLIC_API_BASE_URL")
                 .ok()
                 .map(|u| u.trim_end_matches('/').to_owned()),

@@ -436,7 +436,11 @@ impl DsarStore {
             .send()
             .await
         {
-            Ok(_) => Ok(Commit::Done),
+            Ok(_) => {
+                // Per-type accountability metrics: once per committed change.
+                usecases::dsar::figures::committed(record, expected_version.is_none(), action, at);
+                Ok(Commit::Done)
+            }
             Err(e) => match failed_conditions(&e) {
                 Some(failed) if failed.contains(&0) => Ok(Commit::Conflict),
                 _ => Err(failure("dsar_commit", e)),

@@ -51,6 +51,9 @@ where
         ?retry,
         "kms call failed"
     );
+    // Every KMS failure, whatever the caller makes of it (`KmsFailedAlarm`): a key that
+    // is disabled or a grant gone stops sign-ups, requests and sweeps alike.
+    usecases::telemetry::metric("KmsFailed", 1.0);
     KeyError {
         operation,
         retry,

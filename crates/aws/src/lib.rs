@@ -8,6 +8,7 @@ pub mod contracts;
 pub mod deadletter;
 pub mod dnc;
 pub mod dsar;
+pub mod dsar_figures;
 pub mod dsar_staff;
 pub mod dsar_subjects;
 pub mod dynamo;

@@ -49,7 +49,11 @@ impl SesMailer {
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| super::store_failure("ses", "send_email", e))?;
+            .map_err(|e| {
+                // Any SES refusal or outage (`MailFailedAlarm`); the recipient stays out.
+                usecases::telemetry::metric("MailFailed", 1.0);
+                super::store_failure("ses", "send_email", e)
+            })?;
         Ok(())
     }
 }

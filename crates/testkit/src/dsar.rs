@@ -261,6 +261,9 @@ impl RequestStore for MemoryRequests {
                 channel,
             },
         ));
+        drop(s);
+        // As the DynamoDB store does: the per-type metrics of a committed change.
+        usecases::dsar::figures::committed(record, expected_version.is_none(), action, at);
         Ok(Commit::Done)
     }
     async fn audit(
@@ -802,5 +805,28 @@ impl usecases::dsar::ports::DeadLetters for MemoryDeadLetters {
     async fn give_up(&self, id: &RequestId, reason: &str) -> Result<(), StoreError> {
         self.given_up.lock().unwrap().push((*id, reason.to_owned()));
         Ok(())
+    }
+}
+
+#[async_trait]
+impl usecases::dsar::figures::RequestHistory for MemoryRequests {
+    async fn received_between(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        self.fault.check("dsar_scan")?;
+        let s = self.state.lock().unwrap();
+        let mut out: Vec<RequestRecord> = s
+            .records
+            .values()
+            .filter(|r| {
+                let day = domain::retention::berlin_date(r.received_at);
+                day >= from && day <= to
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| r.received_at);
+        Ok(out)
     }
 }

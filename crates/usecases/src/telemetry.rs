@@ -77,3 +77,27 @@ pub mod capture {
         }
     }
 }
+
+/// Emits one EMF record of `name` with dimensions (`dims`: name and value). Dimension
+/// values must be codes (a request type, a status), never personal data: each distinct
+/// value is a metric of its own in CloudWatch.
+pub fn metric_with(name: &str, value: f64, dims: &[(&str, &str)]) {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let names: Vec<&str> = dims.iter().map(|(k, _)| *k).collect();
+    let mut record = serde_json::json!({
+        "_aws": {
+            "Timestamp": ms,
+            "CloudWatchMetrics": [{"Namespace": "Polly", "Dimensions": [names], "Metrics": [{"Name": name, "Unit": "Count"}]}]
+        },
+        name: value
+    });
+    for (k, v) in dims {
+        record[*k] = serde_json::Value::String((*v).to_owned());
+    }
+    let line = record.to_string();
+    capture::offer(&line);
+    println!("{line}");
+}

@@ -15,6 +15,7 @@
 //! The export itself is built by the worker (`worker`), driven by the table's stream.
 
 pub mod cancel;
+pub mod digest;
 pub mod staff;
 pub mod worker;
 

@@ -58,6 +58,8 @@ pub struct StaffApp {
     principals: StaffPrincipals,
     /// The provider-deletion outbox: its entries (incidents first) are part of the list.
     outbox: Arc<dyn ProviderOutbox>,
+    /// The request records of a period, for the accountability figures (`/v1/admin/stats`).
+    history: Arc<dyn usecases::dsar::figures::RequestHistory>,
 }
 
 /// The staff actions on subjects over AWS, next to the request side `service`.
@@ -142,8 +144,14 @@ impl StaffApp {
             aws_sdk_dynamodb::Client::new(aws),
             config.table_name.clone(),
         ));
+        let history = Arc::new(shared::adapters::dsar::DsarStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+            config.key_table_name.clone(),
+        ));
         Ok(Self {
             outbox,
+            history,
             staff: staff_from_aws(&config, aws, clock, Arc::clone(&service))?,
             service,
             principals,
@@ -190,6 +198,7 @@ pub async fn handle(app: &StaffApp, req: Request) -> Response<Body> {
     };
     let method = req.method().clone();
     match rest {
+        ["stats"] if method == Method::GET => stats(app, &req, actor).await,
         ["dsar", tail @ ..] => requests(app, &req, &method, tail, actor).await,
         _ => subjects(app, &req, &method, rest, actor).await,
     }
@@ -635,4 +644,58 @@ async fn do_not_call(app: &StaffApp, req: &Request, tail: &[&str], actor: &str) 
         ),
         Err(e) => failure(&e),
     }
+}
+
+/// `GET /v1/admin/stats?from=YYYY-MM-DD&to=YYYY-MM-DD`: the accountability figures per
+/// request type of the requests received in the period (Berlin days, at most 366), from
+/// the stored request records (Art. 5(2) GDPR); audited as `dsar.stats_viewed`.
+#[tracing::instrument(name = "dsar_staff_stats", skip_all)]
+async fn stats(app: &StaffApp, req: &Request, actor: &str) -> Response<Body> {
+    use usecases::dsar::figures::{period, PeriodError};
+    let query = req.query_string_parameters_ref();
+    // A bad date: (field, code, detail); the input is never echoed.
+    type Bad = (&'static str, &'static str, &'static str);
+    let date = |name: &'static str| -> Result<chrono::NaiveDate, Bad> {
+        let values: Vec<&str> = query
+            .map(|q| q.all(name).unwrap_or_default())
+            .unwrap_or_default();
+        match values.as_slice() {
+            [one] if one.len() == 10 => chrono::NaiveDate::parse_from_str(one, "%Y-%m-%d")
+                .map_err(|_| (name, "invalid", "must be a date YYYY-MM-DD")),
+            [] => Err((name, "required", "a date YYYY-MM-DD is required")),
+            _ => Err((name, "invalid", "must be one date YYYY-MM-DD")),
+        }
+    };
+    let (from, to) = match (date("from"), date("to")) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err((field, code, detail)), _) | (_, Err((field, code, detail))) => {
+            return invalid(field, code, detail)
+        }
+    };
+    let (from, to) = match period(from, to) {
+        Ok(p) => p,
+        Err(PeriodError::Reversed) => {
+            return invalid("to", "before_from", "must not be before from")
+        }
+        Err(PeriodError::TooWide) => {
+            return invalid("to", "too_wide", "the period may span at most 366 days")
+        }
+    };
+    let records = match app.history.received_between(from, to).await {
+        Ok(r) => r,
+        Err(e) => return failure(&DsarError::Store(e)),
+    };
+    let now = app.staff.clock.now();
+    if let Err(e) = app
+        .staff
+        .store
+        .audit(actor, "dsar.stats_viewed", None, now)
+        .await
+    {
+        return failure(&DsarError::Store(e));
+    }
+    json_response(
+        StatusCode::OK,
+        &usecases::dsar::figures::stats(&records, from, to, now),
+    )
 }

@@ -6,7 +6,9 @@
 //! telephony worker's `DispatchDue` schedule (R7.2): the template's input at the
 //! template's rate, so calls scheduled for a later slot are placed when it comes, and
 //! the dsar worker's `ErasuresDue` schedule the same way, so an erasure runs when its
-//! cancel window ends.
+//! cancel window ends. The daily schedules run at start and then every 24 hours: the
+//! consent ledger's head (`LedgerHeadDaily`) and the privacy team's digest
+//! (`DigestDaily`, `dsar-digest`).
 //!
 //! `event-pump --table polly-local-table --invoke-url http://127.0.0.1:9000`
 
@@ -234,7 +236,28 @@ async fn main() -> Result<()> {
     // The template's `LedgerHeadDaily` schedule: the consent ledger's head signed at
     // start and then once a day (R7.6).
     let mut head_signed: Option<std::time::Instant> = None;
+    // The template's `DigestDaily` schedule: the privacy team's digest at start and then
+    // once a day (`make digest` sends one at any time).
+    let mut digest_sent: Option<std::time::Instant> = None;
     loop {
+        if digest_sent.is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600)) {
+            let resp = http
+                .post(format!(
+                    "{invoke_url}/2015-03-31/functions/dsar-digest/invocations"
+                ))
+                .json(&json!({}))
+                .send()
+                .await;
+            println!(
+                "event pump: digest schedule → dsar-digest{}",
+                if resp.is_ok_and(|r| r.status().is_success()) {
+                    ""
+                } else {
+                    ", failed (retried in a day)"
+                }
+            );
+            digest_sent = Some(std::time::Instant::now());
+        }
         if head_signed.is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600)) {
             let resp = http
                 .post(format!(

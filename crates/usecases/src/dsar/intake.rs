@@ -689,14 +689,15 @@ impl DsarService {
     pub async fn retry(&self, id: &RequestId, actor: &str) -> Result<(), DsarError> {
         let now = self.now();
         let mut record = self.store.request(id).await?.ok_or(DsarError::NotFound)?;
-        let stuck =
-            super::records::is_stuck(
-                record.status,
-                record.changed_at,
-                record.received_at,
-                record.erasure_scheduled_at.filter(|_| record.erasure_started_at.is_none()),
-                now,
-            );
+        let stuck = super::records::is_stuck(
+            record.status,
+            record.changed_at,
+            record.received_at,
+            record
+                .erasure_scheduled_at
+                .filter(|_| record.erasure_started_at.is_none()),
+            now,
+        );
         if stuck {
             let old = record.version;
             record.status = RequestStatus::Failed;

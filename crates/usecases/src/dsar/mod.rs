@@ -12,8 +12,10 @@
 
 pub mod analytics;
 pub mod common;
+pub mod digest;
 pub mod erasure_window;
 pub mod export;
+pub mod figures;
 pub mod intake;
 pub mod ports;
 pub mod records;

@@ -311,7 +311,9 @@ pub fn is_stuck(
     scheduled_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> bool {
-    let since = changed_at.unwrap_or(received_at).max(scheduled_at.unwrap_or(received_at));
+    let since = changed_at
+        .unwrap_or(received_at)
+        .max(scheduled_at.unwrap_or(received_at));
     status == RequestStatus::InProgress
         && now - since >= chrono::Duration::minutes(STUCK_AFTER_MINUTES)
 }

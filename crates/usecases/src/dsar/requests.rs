@@ -166,7 +166,9 @@ impl DsarService {
                 record.status,
                 record.changed_at,
                 record.received_at,
-                record.erasure_scheduled_at.filter(|_| record.erasure_started_at.is_none()),
+                record
+                    .erasure_scheduled_at
+                    .filter(|_| record.erasure_started_at.is_none()),
                 now,
             ),
             erasure_scheduled_at: super::erasure_window::waiting(&record, now)

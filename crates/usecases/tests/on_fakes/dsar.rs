@@ -1335,3 +1335,137 @@ async fn an_objection_lists_the_number_and_erasure_keeps_the_listing() {
 }
 
 mod erasure_cancel;
+// The per-type accountability metrics (`usecases::dsar::figures::committed`), driven
+// through the real flows on this module's world.
+
+/// `(metric, RequestType)` of every record with a `RequestType` dimension, in order.
+fn typed_metrics(
+    capture: &usecases::telemetry::capture::MetricCapture,
+) -> Vec<(String, String, f64)> {
+    capture
+        .lines()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0] == json!(["RequestType"]))
+        .map(|v| {
+            let name = v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let value = v[&name].as_f64().unwrap();
+            (name, v["RequestType"].as_str().unwrap().to_owned(), value)
+        })
+        .collect()
+}
+
+fn one_metric(name: &str, kind: &str) -> Vec<(String, String, f64)> {
+    vec![(name.to_owned(), kind.to_owned(), 1.0)]
+}
+
+/// Accountability (Art. 5(2) GDPR): each state change of a request emits
+/// exactly one metric record of its kind with the request type as its only dimension
+/// (received, verified, extended, failed, completed with lateness and days, denied);
+/// a rejected code, a retry and a conflicting commit emit none.
+#[tokio::test]
+async fn each_state_change_emits_one_metric_record_with_its_request_type() {
+    use usecases::dsar::worker::RequestWorker;
+    let w = world();
+    w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let worker = RequestWorker {
+        exporter: w.exporter(),
+        rights: w.rights(),
+        leads: w.lead_service.clone(),
+        dead_letters: None,
+    };
+
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    let id = w.submit(RequestType::Access, Some(A_EMAIL), None).await;
+    assert_eq!(typed_metrics(&c), one_metric("DsarReceived", "access"));
+    drop(c);
+
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    assert!(w.service.verify(&id, "00000000").await.is_err());
+    assert_eq!(typed_metrics(&c), vec![], "a wrong code changes no state");
+    w.service.verify(&id, &w.code(A_EMAIL)).await.unwrap();
+    assert_eq!(typed_metrics(&c), one_metric("DsarVerified", "access"));
+    drop(c);
+
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    w.service
+        .extend(&id, 1, "Viele Anfragen", "staff")
+        .await
+        .unwrap();
+    assert_eq!(typed_metrics(&c), one_metric("DsarExtended", "access"));
+    drop(c);
+
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    worker
+        .record_failure(&id, "export", usecases::ports::Retry::Permanent)
+        .await
+        .unwrap();
+    assert_eq!(typed_metrics(&c), one_metric("DsarFailed", "access"));
+    w.service.retry(&id, "staff").await.unwrap();
+    assert_eq!(
+        typed_metrics(&c).len(),
+        1,
+        "a retry is no new state of the count"
+    );
+    drop(c);
+
+    w.clock.advance(Duration::days(3));
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    worker.run(&id).await.unwrap();
+    assert_eq!(
+        typed_metrics(&c),
+        vec![
+            ("DsarCompleted".to_owned(), "access".to_owned(), 1.0),
+            ("DsarCompletedLate".to_owned(), "access".to_owned(), 0.0),
+            ("DsarDaysToComplete".to_owned(), "access".to_owned(), 3.0),
+        ]
+    );
+    drop(c);
+
+    let other = w.submit(RequestType::Erasure, Some(B_EMAIL), None).await;
+    w.service.verify(&other, &w.code(B_EMAIL)).await.unwrap();
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    w.service
+        .deny(&other, &["Offensichtlich unbegründet".into()], "staff")
+        .await
+        .unwrap();
+    assert_eq!(typed_metrics(&c), one_metric("DsarDenied", "erasure"));
+    // A commit on a stale version conflicts: nothing was counted.
+    let stale = w.requests.record(&other).unwrap();
+    let commit = usecases::dsar::ports::RequestStore::commit(
+        &w.requests,
+        &stale,
+        Some(stale.version - 1),
+        vec![],
+        "staff",
+        "dsar.denied",
+        w.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(commit, usecases::dsar::records::Commit::Conflict);
+    assert_eq!(typed_metrics(&c).len(), 1);
+}
+
+/// A request completed after its due date counts as late, with its days.
+#[tokio::test]
+async fn a_request_completed_after_its_due_date_counts_as_late() {
+    use usecases::dsar::worker::RequestWorker;
+    let w = world();
+    w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let id = w.verified(RequestType::Portability, A_EMAIL, None).await;
+    w.clock.advance(Duration::days(40));
+    let worker = RequestWorker {
+        exporter: w.exporter(),
+        rights: w.rights(),
+        leads: w.lead_service.clone(),
+        dead_letters: None,
+    };
+    let c = usecases::telemetry::capture::MetricCapture::start();
+    worker.run(&id).await.unwrap();
+    assert_eq!(c.values("DsarCompletedLate"), vec![1.0]);
+    assert_eq!(c.values("DsarDaysToComplete"), vec![40.0]);
+}

@@ -42,6 +42,8 @@ fn world() -> World {
         source_daily_limit: 10,
         identifier_daily_limit: 10,
         public_api_base_url: "https://api.example".into(),
+        // No cancel window here (the erasure window has its own tests).
+        erasure_cancel_window: chrono::Duration::zero(),
     };
     World {
         leads: Arc::new(w.signup()),

@@ -3,10 +3,12 @@
 //! end-to-end flows.
 
 mod calling_hours;
+mod digest;
 mod dnc;
 mod dsar;
 mod dsar_requests;
 mod fakes;
+mod figures;
 mod ledger;
 mod retention;
 mod signup;

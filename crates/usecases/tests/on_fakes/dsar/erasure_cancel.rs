@@ -419,3 +419,36 @@ async fn erasures_without_a_link_to_send_run_at_once() {
     ));
     assert!(w.lead_service.read(&b).await.unwrap().is_none());
 }
+
+/// R4.10: an erasure waiting in its cancel window is in progress on purpose: the staff
+/// list shows when it runs and does not call it stuck, however long the window; only an
+/// hour after its scheduled time, with nobody having started it, is it stuck.
+#[tokio::test]
+async fn a_waiting_erasure_is_not_stuck_until_an_hour_after_its_window() {
+    let w = super::world();
+    w.sign_up("Wilhelmine", A_EMAIL, A_PHONE).await;
+    let (id, _token) = w.windowed_erasure(A_EMAIL).await;
+    let service = w.windowed();
+    let listed = |list: Vec<usecases::dsar::intake::OpenView>| {
+        list.into_iter()
+            .find(|o| o.request_id == id.to_string())
+            .expect("listed")
+    };
+
+    w.clock.advance(Duration::hours(WINDOW_HOURS - 1));
+    let open = listed(service.open_requests().await.unwrap());
+    assert_eq!(open.status, RequestStatus::InProgress);
+    assert!(!open.stuck, "47 hours into a 48-hour window is not stuck");
+    assert!(open.erasure_scheduled_at.is_some());
+
+    w.clock.advance(Duration::minutes(30 + 60));
+    let open = listed(service.open_requests().await.unwrap());
+    assert!(
+        !open.stuck,
+        "30 minutes after the window: the schedule may still come"
+    );
+
+    w.clock.advance(Duration::minutes(31));
+    let open = listed(service.open_requests().await.unwrap());
+    assert!(open.stuck, "an hour past its time and never started");
+}
