@@ -891,7 +891,6 @@ async fn analytics_export_polls_until_the_export_is_done() {
 /// R4.11: `polly-admin show` prints one request with its deadline and its
 /// timeline, oldest first, the latest entry by the signing principal.
 #[tokio::test]
-#[ignore = "route from part requests (GET /v1/admin/dsar/{id}); un-ignore after merge"]
 async fn show_prints_one_request_with_its_timeline() {
     let desk = Desk::start().await;
     let d = &desk.d;
@@ -929,7 +928,6 @@ async fn show_prints_one_request_with_its_timeline() {
 /// receipt date: the deadline counts from that date, not from entry; a bad channel or
 /// date is refused before any request.
 #[tokio::test]
-#[ignore = "route from part requests (POST /v1/admin/dsar); un-ignore after merge"]
 async fn enter_records_an_offline_request_with_its_receipt_date() {
     let desk = Desk::start().await;
     let d = &desk.d;
@@ -988,7 +986,6 @@ async fn enter_records_an_offline_request_with_its_receipt_date() {
 
 /// `polly-admin stats` prints the per-type figures of a period.
 #[tokio::test]
-#[ignore = "route from part ops (GET /v1/admin/stats); un-ignore after merge"]
 async fn stats_prints_the_figures_of_a_period() {
     let desk = Desk::start().await;
     let d = &desk.d;
