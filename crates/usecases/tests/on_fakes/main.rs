@@ -8,5 +8,6 @@ mod dsar;
 mod fakes;
 mod ledger;
 mod retention;
+mod retention_batch;
 mod signup;
 mod telephony;
