@@ -26,6 +26,7 @@ mod ledger_template;
 mod recordings;
 mod recordings_trim;
 mod retention;
+mod retention_requests;
 mod retention_scale;
 mod signup;
 mod signup_logs;

@@ -774,10 +774,8 @@ mod wire {
         Off,
         /// The next `calls` batches keep every second item back.
         HoldBackHalf { calls: usize },
-        /// Every batch keeps all its items back, for good.
-        HoldBackAll,
-        /// As `HoldBackAll`, but the key table's items (`<stack>-keys`) go through: the
-        /// keys are shredded, everything after fails.
+        /// Every batch keeps all its items back, for good, but the key table's
+        /// (`<stack>-keys`) go through: the keys are shredded, everything after fails.
         HoldBackAllButKeys,
         /// Each batch waits this long before it is sent.
         Slow(Duration),
@@ -875,7 +873,7 @@ mod wire {
                     s.mode = Mode::HoldBackHalf { calls: calls - 1 };
                     |i| i % 2 == 1
                 }
-                Mode::HoldBackAll | Mode::HoldBackAllButKeys => |_| true,
+                Mode::HoldBackAllButKeys => |_| true,
             };
             let spare_keys = s.mode == Mode::HoldBackAllButKeys;
             let mut held = Map::new();

@@ -82,7 +82,10 @@ async fn ten_thousand_due_items_are_swept_in_batches_of_at_most_25() {
         .await
         .unwrap()
         .count();
-    assert_eq!(left, 1, "only the run's audit record remains (and the cursors)");
+    assert_eq!(
+        left, 1,
+        "only the run's audit record remains (and the cursors)"
+    );
     println!(
         "swept {ITEMS} items in {elapsed:.2?} ({:.0} items/s) with {} BatchWriteItem requests",
         ITEMS as f64 / elapsed.as_secs_f64(),

@@ -7,6 +7,7 @@
 //! - [`logs`] captures the functions' JSON logs for personal-data scans.
 //! - [`events`] builds API Gateway events the way AWS delivers them.
 //! - [`faults`] is a proxy that fails the N-th request to the emulator or the provider once.
+//! - [`requests`] counts AWS requests by operation on a client (SDK interceptor).
 //!
 //! Nothing here ships in a Lambda.
 
@@ -14,6 +15,7 @@ pub mod emulator;
 pub mod events;
 pub mod faults;
 pub mod logs;
+pub mod requests;
 pub mod simulator;
 pub mod stack;
 pub mod template;

@@ -513,7 +513,10 @@ impl usecases::ports::Objects for BlobStore {
     ) -> Result<String, StoreError> {
         BlobStore::presign_get(self, key, expires, filename).await
     }
-    async fn delete_all_versions_under_each(&self, prefixes: &[String]) -> Result<usize, StoreError> {
+    async fn delete_all_versions_under_each(
+        &self,
+        prefixes: &[String],
+    ) -> Result<usize, StoreError> {
         BlobStore::delete_all_versions_under_each(self, prefixes).await
     }
 }

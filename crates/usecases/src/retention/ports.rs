@@ -153,8 +153,11 @@ pub trait RetentionStore: Send + Sync {
 
     /// Leaves the erasure tombstones of `leads`, each only if its lead is still due at
     /// `now` (atomically with its check; transactions of many subjects); the buried ones.
-    async fn bury_all(&self, leads: &[LeadId], now: DateTime<Utc>)
-        -> Result<Vec<LeadId>, StoreError>;
+    async fn bury_all(
+        &self,
+        leads: &[LeadId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeadId>, StoreError>;
 
     /// Deletes the data keys of `leads` (crypto-shredding), in batches the store allows.
     async fn shred_keys(&self, leads: &[LeadId]) -> Result<(), StoreError>;
@@ -168,9 +171,7 @@ pub trait RetentionStore: Send + Sync {
     async fn audit_all(&self, events: &[SweepAudit<'_>]) -> Result<(), StoreError>;
 
     /// The cursor of every class that has one, by class code.
-    async fn cursors(
-        &self,
-    ) -> Result<std::collections::BTreeMap<String, SweepCursor>, StoreError>;
+    async fn cursors(&self) -> Result<std::collections::BTreeMap<String, SweepCursor>, StoreError>;
 
     /// Moves the cursors of the classes whose pass completed.
     async fn set_cursors(&self, cursors: &[(&str, SweepCursor)]) -> Result<(), StoreError>;

@@ -560,7 +560,15 @@ impl Sweeper {
             if class == RetentionClass::Lead {
                 let failed = count.failed;
                 let finished = self
-                    .erase_subjects(&due, req, count, &counted, started, budget, &mut first_error)
+                    .erase_subjects(
+                        &due,
+                        req,
+                        count,
+                        &counted,
+                        started,
+                        budget,
+                        &mut first_error,
+                    )
                     .await;
                 if !finished {
                     report.complete = false;

@@ -87,7 +87,10 @@ async fn subject(w: &World, at: DateTime<Utc>, call: bool) -> LeadId {
         );
         w.blobs.put(&audio, b"v1".to_vec()).await.unwrap();
         w.blobs
-            .put(&format!("transcripts/{lead}/{c}.json.sealed"), b"s".to_vec())
+            .put(
+                &format!("transcripts/{lead}/{c}.json.sealed"),
+                b"s".to_vec(),
+            )
             .await
             .unwrap();
     }
@@ -176,7 +179,11 @@ async fn a_run_after_a_complete_one_reads_only_the_months_since_its_cursor() {
     let first = run(&w, now, false).await;
     assert!(first.complete);
     assert_eq!(dry.classes, first.classes);
-    assert_eq!(w.store.reads(), dry_reads, "the dry run reads what the real run reads");
+    assert_eq!(
+        w.store.reads(),
+        dry_reads,
+        "the dry run reads what the real run reads"
+    );
     // 2024-01 .. 2029-11: 71 months.
     assert_eq!(w.store.reads().len(), CLASSES * 71);
     assert_eq!(w.store.cursors().len(), CLASSES);
@@ -189,7 +196,9 @@ async fn a_run_after_a_complete_one_reads_only_the_months_since_its_cursor() {
         CLASSES * 2,
         "October and November of each class: {reads:?}"
     );
-    assert!(reads.iter().all(|b| b.ends_with("#2029-10") || b.ends_with("#2029-11")));
+    assert!(reads
+        .iter()
+        .all(|b| b.ends_with("#2029-10") || b.ends_with("#2029-11")));
 }
 
 /// R3.2: what a writer makes due after a run, earlier than the run's cursor, is still
@@ -240,7 +249,13 @@ async fn a_failed_class_keeps_its_cursor() {
     w.store.fail_on("shred_key", Retry::Transient);
     assert!(w
         .sweeper
-        .run(SweepRequest { dry_run: false, now }, HOUR)
+        .run(
+            SweepRequest {
+                dry_run: false,
+                now
+            },
+            HOUR
+        )
         .await
         .is_err());
     let cursors = w.store.cursors();
