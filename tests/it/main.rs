@@ -32,6 +32,7 @@ mod ops_metrics;
 mod recordings;
 mod recordings_trim;
 mod retention;
+mod retention_requests;
 mod retention_scale;
 mod signup;
 mod signup_logs;

@@ -9,6 +9,7 @@
 //! - [`gateway`] is the local stand-in for API Gateway's IAM authoriser: it verifies
 //!   SigV4-signed staff requests and hands them to the staff function.
 //! - [`faults`] is a proxy that fails the N-th request to the emulator or the provider once.
+//! - [`requests`] counts AWS requests by operation on a client (SDK interceptor).
 //!
 //! Nothing here ships in a Lambda.
 
@@ -17,6 +18,7 @@ pub mod events;
 pub mod faults;
 pub mod gateway;
 pub mod logs;
+pub mod requests;
 pub mod simulator;
 pub mod stack;
 pub mod template;

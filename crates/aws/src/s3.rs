@@ -513,4 +513,100 @@ impl usecases::ports::Objects for BlobStore {
     ) -> Result<String, StoreError> {
         BlobStore::presign_get(self, key, expires, filename).await
     }
+    async fn delete_all_versions_under_each(
+        &self,
+        prefixes: &[String],
+    ) -> Result<usize, StoreError> {
+        BlobStore::delete_all_versions_under_each(self, prefixes).await
+    }
 }
+
+impl BlobStore {
+    /// Every version and delete marker under each of `prefixes`: listed per prefix, then
+    /// deleted across prefixes in DeleteObjects requests of up to 1 000 (the retention
+    /// sweep erases many subjects at once); how many went.
+    pub async fn delete_all_versions_under_each(
+        &self,
+        prefixes: &[String],
+    ) -> Result<usize, StoreError> {
+        let mut ids: Vec<(String, Option<String>)> = Vec::new();
+        for prefix in prefixes {
+            let (mut key_marker, mut version_marker) = (None, None);
+            loop {
+                let out = self
+                    .client
+                    .list_object_versions()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_key_marker(key_marker)
+                    .set_version_id_marker(version_marker)
+                    .send()
+                    .await
+                    .map_err(|e| failure("list_object_versions", e))?;
+                for v in out.versions() {
+                    ids.push((
+                        v.key().unwrap_or_default().to_owned(),
+                        v.version_id().map(str::to_owned),
+                    ));
+                }
+                for m in out.delete_markers() {
+                    ids.push((
+                        m.key().unwrap_or_default().to_owned(),
+                        m.version_id().map(str::to_owned),
+                    ));
+                }
+                if out.is_truncated() != Some(true) {
+                    break;
+                }
+                key_marker = out.next_key_marker().map(str::to_owned);
+                version_marker = out.next_version_id_marker().map(str::to_owned);
+            }
+        }
+        let mut deleted = 0;
+        for chunk in ids.chunks(DELETE_OBJECTS_LIMIT) {
+            let objects = chunk
+                .iter()
+                .map(|(k, v)| {
+                    ObjectIdentifier::builder()
+                        .key(k)
+                        .set_version_id(v.clone())
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError {
+                    operation: "delete_objects",
+                    retry: Retry::Permanent,
+                    source: Some(Box::new(e)),
+                })?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError {
+                    operation: "delete_objects",
+                    retry: Retry::Permanent,
+                    source: Some(Box::new(e)),
+                })?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| failure("delete_objects", e))?;
+            if !out.errors().is_empty() {
+                return Err(StoreError {
+                    operation: "delete_objects",
+                    retry: Retry::Transient,
+                    source: None,
+                });
+            }
+            deleted += chunk.len();
+        }
+        Ok(deleted)
+    }
+}
+
+/// S3's limit of keys (versions) in one DeleteObjects request.
+pub const DELETE_OBJECTS_LIMIT: usize = 1000;

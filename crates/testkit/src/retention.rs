@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use domain::retention::Retention;
 use domain::{LeadId, RetentionClass};
 use usecases::ports::{Retry, StoreError};
-use usecases::retention::ports::{DueItem, DueRecording, ItemKey, RetentionStore, SweepAudit};
+use usecases::retention::ports::{
+    DueItem, DueRecording, ErasurePlan, ItemKey, RetentionStore, SweepAudit, SweepCursor,
+};
 
 /// One stored item, with what the sweep may ask of it.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +73,12 @@ struct State {
     /// Leads whose retention moved after the expiry index was read (the index still
     /// names the old due time: it is eventually consistent).
     moved: std::collections::HashMap<LeadId, DateTime<Utc>>,
+    /// The sweep's cursors by class code.
+    cursors: BTreeMap<String, SweepCursor>,
+    /// Expiry partitions read, in order (`due` calls).
+    reads: Vec<String>,
+    /// Proofs copied out of erased subjects' partitions (`CONSENT#<id>`).
+    detached: Vec<ItemKey>,
 }
 
 /// The sweep's store in memory; clones share the same data.
@@ -127,6 +135,20 @@ impl MemoryRetentionStore {
         self.state.lock().unwrap().batch_sizes.clone()
     }
 
+    /// The expiry partitions the sweep read, in order.
+    pub fn reads(&self) -> Vec<String> {
+        self.state.lock().unwrap().reads.clone()
+    }
+
+    /// Forgets the partitions read so far.
+    pub fn clear_reads(&self) {
+        self.state.lock().unwrap().reads.clear();
+    }
+
+    pub fn cursors(&self) -> BTreeMap<String, SweepCursor> {
+        self.state.lock().unwrap().cursors.clone()
+    }
+
     /// Calls of `operation` fail with `retry` until [`Self::heal`].
     pub fn fail_on(&self, operation: &str, retry: Retry) {
         self.state.lock().unwrap().fail = Some((operation.to_owned(), retry));
@@ -168,7 +190,8 @@ pub const TOMBSTONE_KIND: &str = "erasure_tombstone";
 impl RetentionStore for MemoryRetentionStore {
     async fn due(&self, bucket: &str, now: DateTime<Utc>) -> Result<Vec<DueItem>, StoreError> {
         self.check("due")?;
-        let s = self.state.lock().unwrap();
+        let mut s = self.state.lock().unwrap();
+        s.reads.push(bucket.to_owned());
         let mut due: Vec<(DateTime<Utc>, DueItem)> = s
             .items
             .iter()
@@ -379,6 +402,113 @@ impl RetentionStore for MemoryRetentionStore {
             .unwrap()
             .runs
             .push((counts.to_owned(), complete));
+        Ok(())
+    }
+
+    async fn erasure_plans(
+        &self,
+        leads: &[LeadId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ErasurePlan>, StoreError> {
+        let mut plans = Vec::new();
+        for lead in leads {
+            let keys = self.erasure_keys(lead).await?;
+            let hold = self.contract_hold(lead, now).await?;
+            let expires_at = self.lead_expiry(lead).await?;
+            let s = self.state.lock().unwrap();
+            let pk = format!("LEAD#{lead}");
+            let proofs = s
+                .items
+                .iter()
+                .filter(|(k, i)| k.pk == pk && i.kind == "phone_consent")
+                .map(|(k, _)| k.clone())
+                .collect();
+            let calls = keys
+                .iter()
+                .filter(|k| k.sk == "CALL")
+                .filter_map(|k| k.pk.strip_prefix("CALL#").map(str::to_owned))
+                .collect();
+            plans.push(ErasurePlan {
+                lead: *lead,
+                expires_at,
+                hold,
+                keys,
+                proofs,
+                calls,
+            });
+        }
+        Ok(plans)
+    }
+
+    async fn bury_all(
+        &self,
+        leads: &[LeadId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeadId>, StoreError> {
+        let mut buried = Vec::new();
+        for lead in leads {
+            if self.bury(lead, now).await? {
+                buried.push(*lead);
+            }
+        }
+        Ok(buried)
+    }
+
+    async fn shred_keys(&self, leads: &[LeadId]) -> Result<(), StoreError> {
+        self.check("shred_key")?;
+        let mut s = self.state.lock().unwrap();
+        for chunk in leads.chunks(BATCH_LIMIT) {
+            s.batch_sizes.push(chunk.len());
+            for lead in chunk {
+                let partition = format!("LEAD#{lead}");
+                s.ops.push(format!("shred {partition}"));
+                s.keys.remove(&partition);
+            }
+        }
+        Ok(())
+    }
+
+    async fn detach_proofs(&self, proofs: &[ItemKey]) -> Result<usize, StoreError> {
+        self.check("detach_proofs")?;
+        let mut s = self.state.lock().unwrap();
+        for chunk in proofs.chunks(BATCH_LIMIT) {
+            s.batch_sizes.push(chunk.len());
+        }
+        for k in proofs {
+            let Some(mut copy) = s.items.get(k).cloned() else {
+                continue;
+            };
+            copy.lead = None;
+            let id = k.sk.rsplit('#').next().unwrap_or_default().to_owned();
+            let kept = key(format!("CONSENT#{id}"), "PROOF");
+            s.ops.push(format!("detach {}/{}", k.pk, k.sk));
+            s.detached.push(kept.clone());
+            s.items.insert(kept, copy);
+        }
+        Ok(proofs.len())
+    }
+
+    async fn audit_all(&self, events: &[SweepAudit<'_>]) -> Result<(), StoreError> {
+        self.check("audit")?;
+        let mut s = self.state.lock().unwrap();
+        for chunk in events.chunks(BATCH_LIMIT) {
+            s.batch_sizes.push(chunk.len());
+        }
+        s.audit.extend(events.iter().map(|e| e.action.to_owned()));
+        Ok(())
+    }
+
+    async fn cursors(&self) -> Result<BTreeMap<String, SweepCursor>, StoreError> {
+        self.check("cursors")?;
+        Ok(self.state.lock().unwrap().cursors.clone())
+    }
+
+    async fn set_cursors(&self, cursors: &[(&str, SweepCursor)]) -> Result<(), StoreError> {
+        self.check("set_cursors")?;
+        let mut s = self.state.lock().unwrap();
+        for (class, c) in cursors {
+            s.cursors.insert((*class).to_owned(), *c);
+        }
         Ok(())
     }
 }

@@ -356,6 +356,18 @@ pub trait Objects: Send + Sync {
         expires: std::time::Duration,
         filename: &str,
     ) -> Result<String, StoreError>;
+    /// Deletes every version and delete marker under each of `prefixes`, in as few
+    /// requests as the store allows across prefixes; how many went.
+    async fn delete_all_versions_under_each(
+        &self,
+        prefixes: &[String],
+    ) -> Result<usize, StoreError> {
+        let mut deleted = 0;
+        for p in prefixes {
+            deleted += self.delete_all_versions_under(p).await?;
+        }
+        Ok(deleted)
+    }
 }
 
 /// Sends an email to a data subject (codes, receipts, outcomes).

@@ -41,6 +41,34 @@ pub struct DueRecording {
     pub objects: Vec<String>,
 }
 
+/// What the erasure of one subject needs, read afresh (consistently) from its partition
+/// in one go: whether it is still due, whether a contract holds it, and what goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErasurePlan {
+    pub lead: LeadId,
+    /// The lead's retention end as stored now (not the index); `None` when it is gone.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The end of the latest contract period still running at `now` (a legal hold).
+    pub hold: Option<DateTime<Utc>>,
+    /// Every item the erasure deletes (see [`RetentionStore::erasure_keys`]), the
+    /// originals of the consent proofs included (they go after their copies).
+    pub keys: Vec<ItemKey>,
+    /// The subject's §7a UWG consent proofs, kept detached (see
+    /// [`RetentionStore::detach_proofs`]).
+    pub proofs: Vec<ItemKey>,
+    /// The provider's call ids of the subject's calls.
+    pub calls: Vec<String>,
+}
+
+/// Where a class's last complete pass left the expiry index (`SWEEP#CURSOR`/`<class>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepCursor {
+    /// The `now` of the last complete pass of the class.
+    pub swept_at: DateTime<Utc>,
+    /// The `now` of the last complete pass that read every month from the first one.
+    pub full_at: DateTime<Utc>,
+}
+
 /// One audit event of the sweep (actor `retention-sweep`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepAudit<'a> {
@@ -114,4 +142,37 @@ pub trait RetentionStore: Send + Sync {
         complete: bool,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// The erasure plans of `leads` (one consistent read of each partition, plus the
+    /// call-attempt counters where the subject has any), in the order given.
+    async fn erasure_plans(
+        &self,
+        leads: &[LeadId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ErasurePlan>, StoreError>;
+
+    /// Leaves the erasure tombstones of `leads`, each only if its lead is still due at
+    /// `now` (atomically with its check; transactions of many subjects); the buried ones.
+    async fn bury_all(
+        &self,
+        leads: &[LeadId],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<LeadId>, StoreError>;
+
+    /// Deletes the data keys of `leads` (crypto-shredding), in batches the store allows.
+    async fn shred_keys(&self, leads: &[LeadId]) -> Result<(), StoreError>;
+
+    /// Copies the consent proofs (read by [`Self::erasure_plans`]) out of their subjects'
+    /// partitions, without lead and call ids (see `LeadStore::detach_consent_proofs`);
+    /// the originals are left for the caller to delete. How many were copied.
+    async fn detach_proofs(&self, proofs: &[ItemKey]) -> Result<usize, StoreError>;
+
+    /// Writes audit events in batches the store allows.
+    async fn audit_all(&self, events: &[SweepAudit<'_>]) -> Result<(), StoreError>;
+
+    /// The cursor of every class that has one, by class code.
+    async fn cursors(&self) -> Result<std::collections::BTreeMap<String, SweepCursor>, StoreError>;
+
+    /// Moves the cursors of the classes whose pass completed.
+    async fn set_cursors(&self, cursors: &[(&str, SweepCursor)]) -> Result<(), StoreError>;
 }

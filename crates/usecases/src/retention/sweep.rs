@@ -1,5 +1,7 @@
 //! The retention sweep (R3): finds due items through the expiry index, one partition per
-//! class and month, and does what the registry says for each class.
+//! class and month, and does what the registry says for each class. A class reads only
+//! the months since its last complete pass (its cursor, see [`first_month`]), and due
+//! subjects are erased together, in batches across subjects (see `erase_subjects`).
 //!
 //! Classes: `recording` (every S3 version of the recording and the transcript deleted,
 //! the call's metadata kept), `lead` (the subject erased: the data key first, then items
@@ -18,7 +20,7 @@ use chrono::{DateTime, Datelike, Utc};
 use domain::retention::ContractRecords::{BookingVouchers, Books, BusinessLetters};
 use domain::RetentionClass;
 
-use super::ports::{DueItem, RetentionStore, SweepAudit};
+use super::ports::{DueItem, ErasurePlan, ItemKey, RetentionStore, SweepAudit, SweepCursor};
 use crate::dsar::ports::{CallProvider, ProviderError};
 use crate::outbox::{DrainReport, ProviderDeletions};
 use crate::ports::{LeadStore, Objects, Retry, StoreError};
@@ -29,6 +31,20 @@ pub const BATCH_WRITE_LIMIT: usize = 25;
 
 /// The first month that can hold due items (the policy dates from April 2024).
 const FIRST_MONTH: (i32, u32) = (2024, 1);
+
+/// Subjects erased together: their keys go first (batches of 25), then their objects and
+/// items in full batches across them; the time budget is checked between rounds.
+pub const ERASURE_ROUND: usize = 100;
+
+/// How far before its cursor a class's next pass starts reading: items written with a
+/// due time a little in the past (the index is eventually consistent; a writer's clock
+/// or a due date computed from an earlier event) still fall into what it reads.
+pub const CURSOR_SLACK: chrono::Duration = chrono::Duration::days(31);
+
+/// A class is read from the first month again when its last such full pass is older
+/// than this: what a writer put into an already-swept month (a contract or request
+/// entered with a historic date) waits at most this long.
+pub const FULL_PASS_EVERY: chrono::Duration = chrono::Duration::days(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SweepRequest {
@@ -61,8 +77,14 @@ pub struct SweepReport {
 }
 
 /// Months from [`FIRST_MONTH`] to the month of `now`, as `YYYY-MM`.
+#[cfg(test)]
 fn months_until(now: DateTime<Utc>) -> Vec<String> {
-    let (mut y, mut m) = FIRST_MONTH;
+    months_between(FIRST_MONTH, now)
+}
+
+/// Months from `first` to the month of `now`, as `YYYY-MM`.
+fn months_between(first: (i32, u32), now: DateTime<Utc>) -> Vec<String> {
+    let (mut y, mut m) = first.max(FIRST_MONTH);
     let mut out = Vec::new();
     while (y, m) <= (now.year(), now.month()) {
         out.push(format!("{y:04}-{m:02}"));
@@ -74,6 +96,22 @@ fn months_until(now: DateTime<Utc>) -> Vec<String> {
         }
     }
     out
+}
+
+/// Where a class's pass starts reading, and whether that is a full pass (from the first
+/// month). Without a cursor, with one whose full pass is [`FULL_PASS_EVERY`] old, or
+/// with a clock before it (a moved clock): full. Otherwise from the month of the earlier
+/// of the cursor and `now`, less [`CURSOR_SLACK`]. What can be due and was not swept by
+/// the cursor's pass is in these months: every month before the cursor's held only items
+/// due before it, which that complete pass removed (or moved: held, kept).
+pub fn first_month(cursor: Option<SweepCursor>, now: DateTime<Utc>) -> ((i32, u32), bool) {
+    match cursor {
+        Some(c) if c.full_at <= now && now - c.full_at < FULL_PASS_EVERY => {
+            let from = c.swept_at.min(now) - CURSOR_SLACK;
+            ((from.year(), from.month()), false)
+        }
+        _ => (FIRST_MONTH, true),
+    }
 }
 
 use domain::retention::stored_instant as ts;
@@ -172,14 +210,15 @@ impl Sweeper {
         Ok(())
     }
 
-    /// Due items of a class, oldest month first.
+    /// Due items of a class from month `first` on, oldest month first.
     async fn due(
         &self,
         class: RetentionClass,
+        first: (i32, u32),
         now: DateTime<Utc>,
     ) -> Result<Vec<DueItem>, StoreError> {
         let mut items = Vec::new();
-        for month in months_until(now) {
+        for month in months_between(first, now) {
             let bucket = format!("{}#{month}", class.code());
             items.extend(self.store.due(&bucket, now).await?);
         }
@@ -242,49 +281,95 @@ impl Sweeper {
         .await
     }
 
-    /// A subject past its lead retention: erased. The data key goes first, so from that
-    /// moment every copy of its ciphertext (backups included) is unreadable; then its
-    /// items, its calls, its identifier claims and its objects. The §7a UWG consent proofs
-    /// (own 5-year class) and the audit trail stay.
-    async fn erase_subject(
+    /// Subjects past their lead retention: erased, [`ERASURE_ROUND`] at a time. Each
+    /// round reads every subject's partition afresh (the index is eventually consistent
+    /// and the run may be old: a subject whose contact moved since is kept, one a live
+    /// contract holds is restricted instead, R3.4), leaves the tombstones of the rest
+    /// (atomically with the same check; later writes for them then store nothing), queues
+    /// their calls for deletion at the provider, and then, for all of them together: the
+    /// data keys first (batches of 25; from then on every copy of their ciphertext is
+    /// unreadable, whatever fails next), their objects (the audio is under the bucket key
+    /// only), their items, and last the items the index named, so a run that fails
+    /// part-way leaves them due and the next run finishes the subjects (R3.2). The §7a UWG
+    /// consent proofs stay, detached from the subject; the audit events go in batches.
+    #[allow(clippy::too_many_arguments)]
+    async fn erase_subjects(
         &self,
-        item: &DueItem,
+        due: &[DueItem],
+        req: SweepRequest,
+        count: &mut ClassCount,
+        counted: &HashSet<String>,
+        started: Instant,
+        budget: StdDuration,
+        first_error: &mut Option<StoreError>,
+    ) -> bool {
+        // The subjects in index order, each with the keys the index named.
+        let mut subjects: Vec<(domain::LeadId, Vec<ItemKey>)> = Vec::new();
+        for item in due {
+            let Some(lead) = item.lead else { continue };
+            match subjects.iter_mut().find(|(l, _)| *l == lead) {
+                Some((_, keys)) => keys.push(item.key.clone()),
+                None => subjects.push((lead, vec![item.key.clone()])),
+            }
+        }
+        for round in subjects.chunks(ERASURE_ROUND) {
+            if started.elapsed() >= budget {
+                return false;
+            }
+            if let Err(e) = self.erase_round(round, req, count, counted).await {
+                count.failed += 1;
+                tracing::error!(class = "lead", error = %e, "erasure round failed; continuing");
+                first_error.get_or_insert(e);
+            }
+        }
+        true
+    }
+
+    async fn erase_round(
+        &self,
+        round: &[(domain::LeadId, Vec<ItemKey>)],
         req: SweepRequest,
         count: &mut ClassCount,
         counted: &HashSet<String>,
     ) -> Result<(), StoreError> {
-        let Some(lead) = item.lead else {
-            return Ok(());
-        };
-        // A live contract bars erasure (§257 HGB, §147 AO): the subject is restricted
-        // instead and comes due again when its last contract period ends (R3.4).
-        if let Some(until) = self.store.contract_hold(&lead, req.now).await? {
-            count.held += 1;
-            if !req.dry_run {
-                self.leads.hold_until(&lead, until, req.now).await?;
+        let leads: Vec<domain::LeadId> = round.iter().map(|(l, _)| *l).collect();
+        let plans = self.store.erasure_plans(&leads, req.now).await?;
+        let mut due_now = Vec::new();
+        for plan in &plans {
+            if let Some(until) = plan.hold {
+                count.held += 1;
+                if !req.dry_run {
+                    self.leads.hold_until(&plan.lead, until, req.now).await?;
+                }
+            } else if plan.expires_at.is_some_and(|at| at <= req.now) {
+                due_now.push(plan.lead);
+            } else {
+                count.skipped += 1;
             }
+        }
+        let buried = if req.dry_run || due_now.is_empty() {
+            due_now.clone()
+        } else {
+            self.store.bury_all(&due_now, req.now).await?
+        };
+        count.skipped += due_now.len() - buried.len();
+        let plans: Vec<&ErasurePlan> = plans.iter().filter(|p| buried.contains(&p.lead)).collect();
+        if plans.is_empty() {
             return Ok(());
         }
-        // Decided on fresh data: the index is eventually consistent and the run may be
-        // old, so a subject whose contact moved (a sign-up again, a call, a legal hold)
-        // since is not erased. A real run checks again atomically with the tombstone,
-        // which goes first: later writes for the subject then store nothing.
-        let still_due = self
-            .store
-            .lead_expiry(&lead)
-            .await?
-            .is_some_and(|expires_at| expires_at <= req.now);
-        let buried = still_due && (req.dry_run || self.store.bury(&lead, req.now).await?);
-        if !buried {
-            count.skipped += 1;
-            return Ok(());
-        }
-        let keys = self.store.erasure_keys(&lead).await?;
-        let calls: Vec<String> = keys.iter().filter_map(|k| self.store.call_of(k)).collect();
-        let prefixes = [
-            format!("recordings/{lead}/"),
-            format!("transcripts/{lead}/"),
-        ];
+        // Objects live under the subject's prefixes only when it had calls (a recording
+        // is found through its call; an upload that never reached its call item is
+        // removed by the bucket's lifecycle backstop).
+        let prefixes: Vec<String> = plans
+            .iter()
+            .filter(|p| !p.calls.is_empty())
+            .flat_map(|p| {
+                [
+                    format!("recordings/{}/", p.lead),
+                    format!("transcripts/{}/", p.lead),
+                ]
+            })
+            .collect();
         if req.dry_run {
             // Objects an earlier class of this run would already have deleted don't count
             // twice: the report must equal what a real run then does.
@@ -297,13 +382,14 @@ impl Sweeper {
                     .filter(|k| !counted.contains(*k))
                     .count();
             }
-            count.deleted += keys.len();
+            count.deleted += plans.iter().map(|p| p.keys.len()).sum::<usize>();
             return Ok(());
         }
         // The calls go to the provider-deletion outbox before anything here is gone
         // (their ids go with the call items); a provider failure keeps them queued and
         // never blocks the sweep (R3 lead class: R4.5 mechanics, Art. 19).
-        if let Some(p) = &self.provider {
+        let calls: Vec<String> = plans.iter().flat_map(|p| p.calls.clone()).collect();
+        if let (Some(p), false) = (&self.provider, calls.is_empty()) {
             p.delete_calls(&calls).await.map_err(|e| match e {
                 ProviderError::Provider(s) => s,
                 ProviderError::Keys(k) => StoreError {
@@ -313,25 +399,37 @@ impl Sweeper {
                 },
             })?;
         }
-        // Crypto-shredding first: from here on every copy of the subject's ciphertext
-        // is unreadable, whatever fails next.
-        self.store.shred_key(&lead).await?;
-        // Then what the key does not protect: the objects (the audio is under the bucket
-        // key only). They go before the items, and the item the expiry index named goes
-        // last: a run that fails (or a Lambda that dies) part-way leaves that item due, so
-        // the next run finds the subject again and finishes it (R3.2). Deleting the items
-        // first left the objects of a failed run with nothing pointing at them.
-        for p in &prefixes {
-            count.objects += self.blobs.delete_all_versions_under(p).await?;
+        let erased: Vec<domain::LeadId> = plans.iter().map(|p| p.lead).collect();
+        self.store.shred_keys(&erased).await?;
+        if !prefixes.is_empty() {
+            count.objects += self.blobs.delete_all_versions_under_each(&prefixes).await?;
         }
         // The consent proofs stay, detached from the subject (no lead or call ids): what
-        // is kept of an erased person joins none of its audit events.
-        self.leads.detach_consent_proofs(&lead).await?;
-        let (indexed, rest): (Vec<_>, Vec<_>) = keys.into_iter().partition(|k| *k == item.key);
-        count.deleted += self.store.delete(rest).await?;
+        // is kept of an erased person joins none of its audit events. Their originals go
+        // with the subject's other items.
+        let proofs: Vec<ItemKey> = plans.iter().flat_map(|p| p.proofs.clone()).collect();
+        if !proofs.is_empty() {
+            self.store.detach_proofs(&proofs).await?;
+        }
+        let named: HashSet<&ItemKey> = round.iter().flat_map(|(_, keys)| keys).collect();
+        let (indexed, mut rest): (Vec<ItemKey>, Vec<ItemKey>) = plans
+            .iter()
+            .flat_map(|p| p.keys.iter().cloned())
+            .partition(|k| named.contains(k));
+        let originals = proofs.len();
+        rest.extend(proofs);
+        count.deleted += self.store.delete(rest).await?.saturating_sub(originals);
         count.deleted += self.store.delete(indexed).await?;
-        self.audit("retention.subject_erased", Some(&lead), None, req.now)
-            .await
+        let events: Vec<SweepAudit<'_>> = plans
+            .iter()
+            .map(|p| SweepAudit {
+                action: "retention.subject_erased",
+                lead: Some(&p.lead),
+                call_id: None,
+                at: req.now,
+            })
+            .collect();
+        self.store.audit_all(&events).await
     }
 
     /// Classes whose due items are simply deleted (contract records, phone-consent proofs,
@@ -398,11 +496,27 @@ impl Sweeper {
             RetentionClass::Request,
             RetentionClass::Lead,
         ];
+        // Each class reads only the months that can hold what came due since its last
+        // complete pass; without cursors (or when they cannot be read) every month.
+        let cursors = self.store.cursors().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "sweep cursors not read; reading every month");
+            BTreeMap::new()
+        });
+        let mut moved: Vec<(&'static str, SweepCursor)> = Vec::new();
         'classes: for class in classes {
             let count = report.classes.entry(class.code()).or_default();
+            let cursor = cursors.get(class.code()).copied();
+            let (first, full) = first_month(cursor, req.now);
+            let done = SweepCursor {
+                swept_at: req.now,
+                full_at: match (full, cursor) {
+                    (false, Some(c)) => c.full_at,
+                    _ => req.now,
+                },
+            };
             // A class whose index cannot be read fails alone; the others still run, and
             // the run's record and metrics say so (R3.5).
-            let due = match self.due(class, req.now).await {
+            let due = match self.due(class, first, req.now).await {
                 Ok(due) => due,
                 Err(e) => {
                     count.failed += 1;
@@ -427,7 +541,10 @@ impl Sweeper {
                     other => other,
                 };
                 match swept {
-                    Ok(true) => continue,
+                    Ok(true) => {
+                        moved.push((class.code(), done));
+                        continue;
+                    }
                     Ok(false) => {
                         report.complete = false;
                         break 'classes;
@@ -440,6 +557,28 @@ impl Sweeper {
                     }
                 }
             }
+            if class == RetentionClass::Lead {
+                let failed = count.failed;
+                let finished = self
+                    .erase_subjects(
+                        &due,
+                        req,
+                        count,
+                        &counted,
+                        started,
+                        budget,
+                        &mut first_error,
+                    )
+                    .await;
+                if !finished {
+                    report.complete = false;
+                    break 'classes;
+                }
+                if count.failed == failed {
+                    moved.push((class.code(), done));
+                }
+                continue;
+            }
             for item in &due {
                 if started.elapsed() >= budget {
                     report.complete = false;
@@ -449,14 +588,26 @@ impl Sweeper {
                     RetentionClass::Recording => {
                         self.sweep_recording(item, req, count, &mut counted).await
                     }
-                    RetentionClass::Export => self.sweep_export(item, req, count).await,
-                    _ => self.erase_subject(item, req, count, &counted).await,
+                    _ => self.sweep_export(item, req, count).await,
                 };
                 if let Err(e) = result {
                     count.failed += 1;
                     tracing::error!(class = class.code(), error = %e, "sweep item failed; continuing");
                     first_error.get_or_insert(e);
                 }
+            }
+            if count.failed == 0 {
+                moved.push((class.code(), done));
+            }
+        }
+        // A dry run never moves a cursor; a real run moves those of the classes it passed
+        // completely (no failure, not cut off), so the next run starts there.
+        let mut cursor_failed = 0;
+        if !req.dry_run && !moved.is_empty() {
+            if let Err(e) = self.store.set_cursors(&moved).await {
+                tracing::error!(error = %e, "sweep cursors not moved; the next run reads more");
+                cursor_failed = 1;
+                first_error.get_or_insert(e);
             }
         }
         if !req.dry_run && report.complete {
@@ -473,9 +624,16 @@ impl Sweeper {
         for (class, c) in &report.classes {
             crate::telemetry::metric(&format!("Swept_{class}"), c.deleted as f64);
         }
-        let failed: usize =
-            report.classes.values().map(|c| c.failed).sum::<usize>() + outbox_failed;
+        let failed: usize = report.classes.values().map(|c| c.failed).sum::<usize>()
+            + outbox_failed
+            + cursor_failed;
         crate::telemetry::metric("SweepFailed", failed as f64);
+        // A real run cut off by its budget: the next run continues, but a sweep that never
+        // completes falls behind (the alarm watches this, next to `SweepFailed`).
+        if !req.dry_run {
+            let incomplete = if report.complete { 0.0 } else { 1.0 };
+            crate::telemetry::metric("SweepIncomplete", incomplete);
+        }
         if !req.dry_run {
             let counts = serde_json::to_string(&report.classes).unwrap_or_default();
             self.store

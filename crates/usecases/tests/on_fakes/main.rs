@@ -11,5 +11,6 @@ mod fakes;
 mod figures;
 mod ledger;
 mod retention;
+mod retention_batch;
 mod signup;
 mod telephony;

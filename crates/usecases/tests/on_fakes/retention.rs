@@ -185,8 +185,14 @@ async fn a_subject_is_erased_key_first_consent_proofs_stay_and_a_dry_run_tells_t
     let left = w.store.keys();
     assert_eq!(
         left,
-        vec![key(pk.clone(), "CONSENT#1"), key(pk.clone(), "ERASED")],
+        vec![key("CONSENT#1", "PROOF"), key(pk.clone(), "ERASED")],
         "{left:?}"
+    );
+    let kept = w.store.item(&key("CONSENT#1", "PROOF")).unwrap();
+    assert_eq!(
+        (kept.kind.as_str(), kept.lead),
+        ("phone_consent", None),
+        "the proof is kept detached from the subject"
     );
     let bury = ops.iter().position(|o| *o == format!("bury {pk}")).unwrap();
     assert!(bury < shred, "the tombstone goes first: {ops:?}");
@@ -614,8 +620,8 @@ async fn a_failure_mid_erasure_leaves_the_key_gone_and_the_next_run_finishes_the
         assert!(w.blobs.keys().is_empty(), "{fault}: every object version");
         assert_eq!(
             w.store.keys(),
-            vec![key(pk.clone(), "CONSENT#1"), key(pk.clone(), "ERASED")],
-            "{fault}: everything else of the subject"
+            vec![key("CONSENT#1", "PROOF"), key(pk.clone(), "ERASED")],
+            "{fault}: everything else of the subject (the proof kept, detached)"
         );
         assert!(
             w.store
