@@ -9,7 +9,8 @@
 //! - `GET /v1/admin/subjects/{lead_id}`, `POST /v1/admin/subjects/{lead_id}/contracts`,
 //!   `POST /v1/admin/subjects/{lead_id}/contracts/{contract_id}/end`,
 //!   `POST /v1/admin/subjects/{lead_id}/lift-restriction`;
-//! - `POST /v1/admin/analytics-exports`;
+//! - `POST /v1/admin/analytics-exports` (202: a job the analytics worker carries out) and
+//!   `GET /v1/admin/analytics-exports/{export_id}` (its status, and the file once done);
 //! - `POST /v1/admin/do-not-call` and `POST /v1/admin/do-not-call/lift` with
 //!   `{"phone": "..."}`: list a number, or lift its listing (R7.1). The number is
 //!   normalised and blind-indexed; it is never logged, audited or stored in clear.
@@ -39,6 +40,7 @@ use shared::dsar::staff::{Staff, StaffPrincipals};
 use shared::http::{json_response, FieldProblem, Problem};
 use shared::leads::LeadService;
 use shared::{Clock, Config};
+use usecases::dsar::analytics_job::{find_export, start_export, ExportJobs};
 use usecases::outbox::ProviderOutbox;
 
 use super::{failure, json_body, not_found, problem, rejected, service_from_aws, MAX_TEXT_CHARS};
@@ -53,6 +55,9 @@ pub struct StaffApp {
     principals: StaffPrincipals,
     /// The provider-deletion outbox: its entries (incidents first) are part of the list.
     outbox: Arc<dyn ProviderOutbox>,
+    /// The analytics export jobs (R6): started and looked at here, carried out by the
+    /// analytics worker.
+    analytics: Arc<dyn ExportJobs>,
 }
 
 /// The staff actions on subjects over AWS, next to the request side `service`.
@@ -137,8 +142,13 @@ impl StaffApp {
             aws_sdk_dynamodb::Client::new(aws),
             config.table_name.clone(),
         ));
+        let analytics = Arc::new(shared::adapters::analytics::DynamoAnalytics::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+        ));
         Ok(Self {
             outbox,
+            analytics,
             staff: staff_from_aws(&config, aws, clock, Arc::clone(&service))?,
             service,
             principals,
@@ -371,11 +381,8 @@ async fn subjects(
     if let (&Method::POST, ["do-not-call", tail @ ..]) = (method, rest) {
         return do_not_call(app, req, tail, actor).await;
     }
-    if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
-        return match app.staff.analytics_export(actor).await {
-            Ok(export) => json_response(StatusCode::CREATED, &export),
-            Err(e) => failure(&e),
-        };
+    if let ["analytics-exports", tail @ ..] = rest {
+        return analytics_exports(app, req, method, tail, actor).await;
     }
     let ["subjects", lead, tail @ ..] = rest else {
         return not_found();
@@ -511,5 +518,53 @@ async fn do_not_call(app: &StaffApp, req: &Request, tail: &[&str], actor: &str) 
             &json!({"status": if lift { "lifted" } else { "listed" }, "changed": changed}),
         ),
         Err(e) => failure(&e),
+    }
+}
+
+/// `POST /v1/admin/analytics-exports` (R6): starts an export job (audited, `running`) and
+/// answers 202 with its id; the body is empty or `{}`. `GET
+/// /v1/admin/analytics-exports/{export_id}`: the job's status and counters, and its file
+/// once `done`; 404 for an unknown or malformed id.
+async fn analytics_exports(
+    app: &StaffApp,
+    req: &Request,
+    method: &Method,
+    tail: &[&str],
+    actor: &str,
+) -> Response<Body> {
+    match (method, tail) {
+        (&Method::POST, []) => {
+            let empty = match req.body() {
+                Body::Empty => true,
+                Body::Text(t) => t.trim().is_empty(),
+                Body::Binary(b) => b.iter().all(u8::is_ascii_whitespace),
+                _ => false,
+            };
+            if !empty {
+                if let Err(p) = json_body(req, &[]) {
+                    return rejected(p);
+                }
+            }
+            match start_export(app.analytics.as_ref(), app.staff.clock.now(), actor).await {
+                Ok(job) => json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({"export_id": job.export_id, "status": job.status.as_str()}),
+                ),
+                Err(e) => failure(&DsarError::Store(e)),
+            }
+        }
+        (&Method::GET, [id]) => match find_export(app.analytics.as_ref(), id).await {
+            Ok(Some(job)) => {
+                let mut r = json_response(StatusCode::OK, &job.view());
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                r
+            }
+            Ok(None) => not_found(),
+            Err(e) => failure(&DsarError::Store(e)),
+        },
+        _ => not_found(),
     }
 }
