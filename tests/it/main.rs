@@ -13,6 +13,7 @@ mod common;
 mod agent_config;
 mod agent_publish;
 mod agent_tools;
+mod analytics_export;
 mod calling_hours;
 mod calling_hours_template;
 mod drift;

@@ -10,6 +10,7 @@
 //!
 //! Nothing here ships in a Lambda.
 
+pub mod analytics;
 pub mod emulator;
 pub mod events;
 pub mod faults;

@@ -24,6 +24,7 @@ use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::leads::LeadService;
 use shared::{Clock, Config};
+pub use usecases::dsar::analytics_job as job;
 use usecases::dsar::analytics_job::{
     AnalyticsExports, Budget, SliceOutcome, CONCURRENCY, JOB_KIND, PAGE_SIZE, PART_BYTES,
     SUBJECT_CACHE,

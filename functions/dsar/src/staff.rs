@@ -525,6 +525,8 @@ async fn do_not_call(app: &StaffApp, req: &Request, tail: &[&str], actor: &str) 
 /// answers 202 with its id; the body is empty or `{}`. `GET
 /// /v1/admin/analytics-exports/{export_id}`: the job's status and counters, and its file
 /// once `done`; 404 for an unknown or malformed id.
+///
+/// A body with fields, malformed JSON or more than `MAX_BODY_BYTES` is refused (no job).
 async fn analytics_exports(
     app: &StaffApp,
     req: &Request,
@@ -534,15 +536,17 @@ async fn analytics_exports(
 ) -> Response<Body> {
     match (method, tail) {
         (&Method::POST, []) => {
-            let empty = match req.body() {
-                Body::Empty => true,
-                Body::Text(t) => t.trim().is_empty(),
-                Body::Binary(b) => b.iter().all(u8::is_ascii_whitespace),
-                _ => false,
-            };
-            if !empty {
-                if let Err(p) = json_body(req, &[]) {
-                    return rejected(p);
+            let bytes: &[u8] = req.body().as_ref();
+            if bytes.len() > super::MAX_BODY_BYTES {
+                return rejected(Problem::payload_too_large(super::MAX_BODY_BYTES));
+            }
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                match json_body(req, &[]) {
+                    Ok(body) if body.is_empty() => {}
+                    Ok(_) => {
+                        return invalid("body", "unexpected", "an export takes no fields");
+                    }
+                    Err(p) => return rejected(p),
                 }
             }
             match start_export(app.analytics.as_ref(), app.staff.clock.now(), actor).await {

@@ -191,7 +191,7 @@ pub async fn find_export(
 /// The job items.
 #[async_trait]
 pub trait ExportJobs: Send + Sync {
-    /// Stores a new job and the audit item naming `actor` (`analytics.exported`), at once.
+    /// Stores the audit item naming `actor` (`analytics.exported`), then the new job.
     async fn create(&self, job: &ExportJob, actor: &str) -> Result<(), StoreError>;
     async fn job(&self, export_id: &str) -> Result<Option<ExportJob>, StoreError>;
     /// Writes `job` as version `job.version + 1`, on condition that the stored version
