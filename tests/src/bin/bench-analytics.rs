@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use dsar::analytics::job::{ExportJobs, SliceOutcome};
+use dsar::analytics::job::SliceOutcome;
 use harness::analytics as seed;
 use harness::stack::Stack;
 use serde_json::{json, Value};
