@@ -149,9 +149,9 @@ verify-ledger: $(VENV)/.stamp ## Verify the consent ledger's chain and signature
 build: $(VENV)/.stamp ## Release build of every function for Lambda (arm64)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)
 
-bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory, sweep cost, ledger verification
+bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, recording copy memory, sweep cost, ledger verification, analytics export
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --locked --release --arm64 $(FUNCTION_PACKAGES)
-	cargo build --locked --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export --bin bench-ledger
+	cargo build --locked --release -p signup -p polly-tests --bin signup --bin bench-signup --bin bench-webhook --bin bench-recording --bin bench-sweep --bin bench-export --bin bench-ledger --bin bench-analytics
 	@ls -l target/lambda/*/bootstrap | awk '{printf "arm64 %-40s %6.2f MiB\n", $$9, $$5/1048576}'
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-signup \
 	  --arm64-binary target/lambda/signup/bootstrap --binary target/release/signup
@@ -160,6 +160,7 @@ bench: $(VENV)/.stamp ## Benchmarks: sizes, init, sign-up latency, webhook CPU, 
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-sweep
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-export
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-ledger
+	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh ./target/release/bench-analytics
 
 deploy: $(VENV)/.stamp $(VENV_LINT)/.stamp ## sam build + sam deploy to eu-central-1 (needs AWS credentials)
 	cd infra && PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 ../$(VENV_LINT)/bin/sam build --beta-features

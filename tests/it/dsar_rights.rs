@@ -870,10 +870,11 @@ async fn staff_view_a_subject_record_contracts_and_lift_a_restriction_after_tell
     logs.assert_free_of(&[FIRST, LAST, EMAIL, PHONE_E164, NOTES]);
 }
 
-/// The analytics export through the staff route (as staff), and the file it wrote.
+/// The analytics export through the staff routes (as staff, carried out by the analytics
+/// worker), and the file it wrote.
 async fn analytics_export(d: &World) -> (serde_json::Value, String) {
-    let (status, export) = staff_call(d, "POST", "/v1/admin/analytics-exports", &json!({})).await;
-    assert_eq!(status, 201, "{export}");
+    let export = d.analytics_export_done().await;
+    assert_eq!(export["status"], "done", "{export}");
     let key = export["object_key"].as_str().unwrap();
     let text = String::from_utf8(d.signup.object("ExportsBucket", key).await).unwrap();
     (export, text)

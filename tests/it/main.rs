@@ -14,6 +14,8 @@ mod admin_cli;
 mod agent_config;
 mod agent_publish;
 mod agent_tools;
+mod analytics_export;
+mod analytics_template;
 mod calling_hours;
 mod calling_hours_template;
 mod drift;

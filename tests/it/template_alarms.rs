@@ -200,11 +200,16 @@ fn provider_deletion_incidents_and_a_lasting_backlog_raise_alarms() {
 }
 
 /// Any KMS or SES failure the adapters meet fires within five minutes; so does a
-/// request the worker gave up.
+/// request the worker gave up, and an analytics export job that failed for good.
 #[test]
 fn kms_ses_and_failed_request_alarms_fire_on_one_failure() {
     let t = template();
-    for metric in ["KmsFailed", "MailFailed", "DsarRequestFailed"] {
+    for metric in [
+        "KmsFailed",
+        "MailFailed",
+        "DsarRequestFailed",
+        "AnalyticsExportFailed",
+    ] {
         let (name, p) = alarm_on(&t, "Polly", metric, "");
         assert_eq!(shape(&p), any_in_5_minutes("Sum"), "{name}");
     }

@@ -13,6 +13,7 @@
 //!
 //! Nothing here ships in a Lambda.
 
+pub mod analytics;
 pub mod emulator;
 pub mod events;
 pub mod faults;

@@ -1,21 +1,15 @@
-//! The staff side's store over the table (R4.10, R6): audit items of staff actions,
-//! ending contracts (their expiry moves with the end) and the calls for the analytics
-//! export (a scan: only the staff function's role may scan the table); contracts recorded
-//! through `contracts`.
+//! The staff side's store over the table (R4.10): audit items of staff actions and
+//! ending contracts (their expiry moves with the end); contracts recorded through
+//! `contracts`. The analytics export's calls are read by its worker (`analytics`).
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::dynamo::{failure, lead_pk, n, put_audit, s, schema, ts, Item, TTL_GRACE};
+use super::dynamo::{failure, lead_pk, n, put_audit, s, schema, ts, TTL_GRACE};
 use domain::retention::{expiry_bucket, ContractRecords};
 use domain::{LeadId, RetentionClass};
-use usecases::dsar::ports::{AnalyticsCall, ContractLedger, StaffStore};
+use usecases::dsar::ports::{ContractLedger, StaffStore};
 use usecases::ports::StoreError;
-
-fn text(item: &Item, name: &str) -> Option<String> {
-    item.get(name)?.as_s().ok().cloned()
-}
 
 #[derive(Debug, Clone)]
 pub struct DynamoStaff {
@@ -87,51 +81,6 @@ impl StaffStore for DynamoStaff {
                 Ok(false)
             }
             Err(e) => Err(failure("end_contract", e)),
-        }
-    }
-
-    async fn calls(&self) -> Result<Vec<AnalyticsCall>, StoreError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("kind = :call")
-                .expression_attribute_values(":call", s("call"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure("scan_calls", e))?;
-            for call in page.items() {
-                let Some(call_id) = text(call, "call_id") else {
-                    continue;
-                };
-                out.push(AnalyticsCall {
-                    call_id,
-                    lead_id: text(call, "lead_id").and_then(|l| LeadId::parse(&l).ok()),
-                    start_at: text(call, "start_at"),
-                    duration_ms: call
-                        .get("duration_ms")
-                        .and_then(|v| v.as_n().ok())
-                        .and_then(|v| v.parse::<i64>().ok()),
-                    call_status: text(call, "call_status"),
-                    disconnection_reason: text(call, "disconnection_reason"),
-                    consent_granted: call
-                        .get("consent_granted")
-                        .and_then(|v| v.as_bool().ok())
-                        .copied(),
-                    sealed_call: match call.get("sealed_call") {
-                        Some(AttributeValue::B(b)) => Some(b.as_ref().to_vec()),
-                        _ => None,
-                    },
-                });
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
         }
     }
 }

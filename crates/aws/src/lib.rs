@@ -3,6 +3,7 @@
 //! the SDK error as its `source` and classifies it as transient or permanent; none puts
 //! request data into an error message.
 
+pub mod analytics;
 pub mod calls;
 pub mod contracts;
 pub mod deadletter;
@@ -39,6 +40,8 @@ const TRANSIENT_CODES: &[&str] = &[
     "KMSInternalException",
     "DependencyTimeoutException",
     "LimitExceededException",
+    // S3 throttling (the analytics export's parts resume after it).
+    "SlowDown",
 ];
 
 /// An AWS SDK failure as a [`StoreError`]: classified, the SDK error kept as the source,

@@ -35,3 +35,6 @@ pub use telephony::{
     MemoryRecordingCopier,
 };
 pub use world::World;
+
+/// Fakes of the analytics export job's ports (R6).
+pub mod analytics;

@@ -12,8 +12,11 @@
 //! (module `staff`, binary `dsar-staff`; R5.4). Here they are unknown paths (404), so
 //! this function's role needs no access to subject profiles and no scans.
 //!
-//! The export itself is built by the worker (`worker`), driven by the table's stream.
+//! The export itself is built by the worker (`worker`), driven by the table's stream; the
+//! pseudonymised analytics export by its own worker (`analytics`, binary
+//! `analytics-worker`), also driven by the stream.
 
+pub mod analytics;
 pub mod cancel;
 pub mod digest;
 pub mod staff;

@@ -12,7 +12,8 @@
 //! - `GET /v1/admin/subjects/{lead_id}`, `POST /v1/admin/subjects/{lead_id}/contracts`,
 //!   `POST /v1/admin/subjects/{lead_id}/contracts/{contract_id}/end`,
 //!   `POST /v1/admin/subjects/{lead_id}/lift-restriction`;
-//! - `POST /v1/admin/analytics-exports`;
+//! - `POST /v1/admin/analytics-exports` (202: a job the analytics worker carries out) and
+//!   `GET /v1/admin/analytics-exports/{export_id}` (its status, and the file once done);
 //! - `POST /v1/admin/do-not-call` and `POST /v1/admin/do-not-call/lift` with
 //!   `{"phone": "..."}`: list a number, or lift its listing (R7.1). The number is
 //!   normalised and blind-indexed; it is never logged, audited or stored in clear.
@@ -42,6 +43,7 @@ use shared::dsar::staff::{Staff, StaffPrincipals};
 use shared::http::{json_response, FieldProblem, Problem};
 use shared::leads::LeadService;
 use shared::{Clock, Config};
+use usecases::dsar::analytics_job::{find_export, start_export, ExportJobs};
 use usecases::dsar::records::Channel;
 use usecases::dsar::requests::Entry;
 use usecases::outbox::ProviderOutbox;
@@ -60,6 +62,9 @@ pub struct StaffApp {
     outbox: Arc<dyn ProviderOutbox>,
     /// The request records of a period, for the accountability figures (`/v1/admin/stats`).
     history: Arc<dyn usecases::dsar::figures::RequestHistory>,
+    /// The analytics export jobs (R6): started and looked at here, carried out by the
+    /// analytics worker.
+    analytics: Arc<dyn ExportJobs>,
 }
 
 /// The staff actions on subjects over AWS, next to the request side `service`.
@@ -149,9 +154,14 @@ impl StaffApp {
             config.table_name.clone(),
             config.key_table_name.clone(),
         ));
+        let analytics = Arc::new(shared::adapters::analytics::DynamoAnalytics::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            config.table_name.clone(),
+        ));
         Ok(Self {
             outbox,
             history,
+            analytics,
             staff: staff_from_aws(&config, aws, clock, Arc::clone(&service))?,
             service,
             principals,
@@ -503,11 +513,8 @@ async fn subjects(
     if let (&Method::POST, ["do-not-call", tail @ ..]) = (method, rest) {
         return do_not_call(app, req, tail, actor).await;
     }
-    if let (&Method::POST, ["analytics-exports"]) = (method, rest) {
-        return match app.staff.analytics_export(actor).await {
-            Ok(export) => json_response(StatusCode::CREATED, &export),
-            Err(e) => failure(&e),
-        };
+    if let ["analytics-exports", tail @ ..] = rest {
+        return analytics_exports(app, req, method, tail, actor).await;
     }
     let ["subjects", lead, tail @ ..] = rest else {
         return not_found();
@@ -698,4 +705,56 @@ async fn stats(app: &StaffApp, req: &Request, actor: &str) -> Response<Body> {
         StatusCode::OK,
         &usecases::dsar::figures::stats(&records, from, to, now),
     )
+}
+
+/// `POST /v1/admin/analytics-exports` (R6): starts an export job (audited, `running`) and
+/// answers 202 with its id; the body is empty or `{}`. `GET
+/// /v1/admin/analytics-exports/{export_id}`: the job's status and counters, and its file
+/// once `done`; 404 for an unknown or malformed id.
+///
+/// A body with fields, malformed JSON or more than `MAX_BODY_BYTES` is refused (no job).
+async fn analytics_exports(
+    app: &StaffApp,
+    req: &Request,
+    method: &Method,
+    tail: &[&str],
+    actor: &str,
+) -> Response<Body> {
+    match (method, tail) {
+        (&Method::POST, []) => {
+            let bytes: &[u8] = req.body().as_ref();
+            if bytes.len() > super::MAX_BODY_BYTES {
+                return rejected(Problem::payload_too_large(super::MAX_BODY_BYTES));
+            }
+            if !bytes.iter().all(u8::is_ascii_whitespace) {
+                match json_body(req, &[]) {
+                    Ok(body) if body.is_empty() => {}
+                    Ok(_) => {
+                        return invalid("body", "unexpected", "an export takes no fields");
+                    }
+                    Err(p) => return rejected(p),
+                }
+            }
+            match start_export(app.analytics.as_ref(), app.staff.clock.now(), actor).await {
+                Ok(job) => json_response(
+                    StatusCode::ACCEPTED,
+                    &json!({"export_id": job.export_id, "status": job.status.as_str()}),
+                ),
+                Err(e) => failure(&DsarError::Store(e)),
+            }
+        }
+        (&Method::GET, [id]) => match find_export(app.analytics.as_ref(), id).await {
+            Ok(Some(job)) => {
+                let mut r = json_response(StatusCode::OK, &job.view());
+                r.headers_mut().insert(
+                    header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
+                r
+            }
+            Ok(None) => not_found(),
+            Err(e) => failure(&DsarError::Store(e)),
+        },
+        _ => not_found(),
+    }
 }

@@ -336,3 +336,73 @@ pub fn one_off(code: &str) -> String {
     };
     digits.into_iter().collect()
 }
+
+impl World {
+    /// The analytics worker (R6) of this world's stack, configured from the template's
+    /// environment of `AnalyticsWorkerFunction`, its clients on `aws` (the stack's own, or
+    /// one through a fault proxy).
+    pub fn analytics_worker_on(
+        &self,
+        aws: &aws_config::SdkConfig,
+    ) -> dsar::analytics::job::AnalyticsExports {
+        let config = self
+            .signup
+            .stack
+            .config_for("AnalyticsWorkerFunction")
+            .unwrap();
+        dsar::analytics::exports_from_aws(
+            &config,
+            aws,
+            std::sync::Arc::new(self.signup.clock.clone()),
+        )
+        .unwrap()
+    }
+
+    /// The job item of an analytics export.
+    pub async fn analytics_job_item(&self, export_id: &str) -> HashMap<String, AttributeValue> {
+        self.signup
+            .item(format!("ANALYTICS#{export_id}"), "JOB")
+            .await
+            .expect("the job item")
+    }
+
+    /// Plays the table stream for an analytics job as Lambda would: the job item's
+    /// current image to the worker, each slice within `budget`, until the job is no
+    /// longer `running`; how many invocations it took.
+    pub async fn pump_analytics(
+        &self,
+        exports: &dsar::analytics::job::AnalyticsExports,
+        export_id: &str,
+        budget: dsar::analytics::job::Budget,
+    ) -> usize {
+        for n in 1..=300u64 {
+            let item = self.analytics_job_item(export_id).await;
+            if item["status"].as_s().unwrap() != "running" {
+                return (n - 1) as usize;
+            }
+            dsar::analytics::handle(
+                exports,
+                stream_event("MODIFY", item, HashMap::new(), n),
+                budget,
+            )
+            .await;
+        }
+        panic!("the analytics job never ended");
+    }
+
+    /// The analytics export through the staff routes, as staff: started (202), carried
+    /// out by the worker, then its status (200) once it ended.
+    pub async fn analytics_export_done(&self) -> Value {
+        let (status, started) = self
+            .staff_post("/v1/admin/analytics-exports", &json!({}))
+            .await;
+        assert_eq!(status, 202, "{started}");
+        let id = started["export_id"].as_str().unwrap().to_owned();
+        let exports = self.analytics_worker_on(&self.signup.stack.aws);
+        self.pump_analytics(&exports, &id, Default::default()).await;
+        let path = format!("/v1/admin/analytics-exports/{id}");
+        let (status, view) = self.call(ApiRequest::get(&path).as_staff(STAFF)).await;
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+}

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 const WORKERS: &[(&str, &str)] = &[
     ("TelephonyWorkerFunction", "telephony-worker"),
     ("DsarWorkerFunction", "dsar-worker"),
+    ("AnalyticsWorkerFunction", "analytics-worker"),
 ];
 
 /// EventBridge-style pattern match, the subset Lambda filter criteria use here: objects

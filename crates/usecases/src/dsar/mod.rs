@@ -11,6 +11,7 @@
 //! that goes away when the request is closed (R3: request records keep no content).
 
 pub mod analytics;
+pub mod analytics_job;
 pub mod common;
 pub mod digest;
 pub mod erasure_window;

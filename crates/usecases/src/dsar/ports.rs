@@ -310,8 +310,6 @@ pub trait StaffStore: Send + Sync {
         records: domain::retention::ContractRecords,
         end: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
-    /// Every call held, for the analytics export.
-    async fn calls(&self) -> Result<Vec<AnalyticsCall>, StoreError>;
 }
 
 /// Records contracts (the retention use cases own the contract records).

@@ -1,13 +1,12 @@
 //! Staff actions on subjects (R4.7, R4.10, R6), behind IAM-authorised routes: view a
 //! subject's record (audited), record and end contracts (legal hold for the sweep), lift
-//! a restriction (the subject is told first, Art. 18(3)), and the pseudonymised
-//! analytics export.
+//! a restriction (the subject is told first, Art. 18(3)); the pseudonymised analytics
+//! export runs as a job of its own ([`super::analytics_job`]).
 //!
 //! Who counts as staff is named, not "anyone with IAM" (R4.10, R5.4): [`StaffPrincipals`]
 //! is the configured allow-list of IAM roles and users. Every staff action, and every
 //! refusal, is an audit item naming the caller's principal ARN (R4.11).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -17,20 +16,10 @@ use super::intake::{DsarError, DsarService, OpenView};
 use super::ports::{ContractLedger, StaffStore, SubjectRights};
 use crate::ports::{KeyService, LeadStore, Mailer, Objects, StoreError};
 use crate::signup::{Lead, LeadService};
-use crate::telephony::webhook::CallService;
 use domain::clock::Clock;
 use domain::dsar::mail;
 use domain::retention::Contract;
 use domain::LeadId;
-
-/// The result of an analytics export.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct AnalyticsExport {
-    pub object_key: String,
-    pub calls: usize,
-    /// Calls left out because their subject restricted processing or objected.
-    pub omitted: usize,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiftOutcome {
@@ -487,102 +476,6 @@ impl Staff {
             .audit(actor, "subject.restriction_lifted", Some(lead), now)
             .await?;
         Ok(LiftOutcome::Lifted)
-    }
-
-    /// The pseudonymised analytics export (R6): per call an opaque subject and call id
-    /// (keyed hashes), duration, outcome and the summary with personal data redacted,
-    /// as JSON Lines in the exports bucket (`analytics/`, expired by the bucket's
-    /// lifecycle after `ANALYTICS_FILE_DAYS`). Calls of restricted or objecting subjects,
-    /// and of subjects whose retention ends before the file expires, are left out.
-    pub async fn analytics_export(&self, actor: &str) -> Result<AnalyticsExport, DsarError> {
-        let now = self.clock.now();
-        let mut subjects: HashMap<String, Option<(Lead, domain::crypto::DataKey)>> = HashMap::new();
-        let mut lines = Vec::new();
-        let mut omitted = 0;
-        for call in self.store.calls().await? {
-            let call_id = call.call_id.as_str();
-            let lead = call.lead_id;
-            let subject = match lead {
-                Some(l) => {
-                    let key = l.to_string();
-                    if !subjects.contains_key(&key) {
-                        let read = self.leads.read_with_key(&l).await.map_err(read_error)?;
-                        subjects.insert(key.clone(), read);
-                    }
-                    subjects.get(&key).and_then(Option::as_ref)
-                }
-                None => None,
-            };
-            // Restricted or objecting subjects are left out (R4.7, R4.8), and so is a
-            // subject whose retention ends before the file would expire.
-            if subject.is_some_and(|(l, _)| {
-                !l.stored.may_process() || !super::analytics::may_name(l.stored.expires_at, now)
-            }) {
-                omitted += 1;
-                continue;
-            }
-            let summary = match (subject, &call.sealed_call) {
-                (Some((l, key)), Some(sealed)) => {
-                    CallService::open(key, call_id, "sealed_call", sealed)
-                        .ok()
-                        .and_then(|plain| serde_json::from_slice::<Value>(&plain).ok())
-                        .and_then(|v| {
-                            v["call_analysis"]["call_summary"].as_str().map(|t| {
-                                let p = &l.profile;
-                                redact(
-                                    t,
-                                    &[
-                                        p.first_name.expose(),
-                                        p.last_name.expose(),
-                                        p.email.expose(),
-                                        p.phone.expose(),
-                                    ],
-                                )
-                            })
-                        })
-                }
-                _ => None,
-            };
-            let subject_ref = match lead {
-                Some(l) => Some(self.pseudonym("subject", &l.to_string()).await?),
-                None => None,
-            };
-            lines.push(json!({
-                "call": self.pseudonym("call", call_id).await?,
-                "subject": subject_ref,
-                "started_at": call.start_at,
-                "duration_ms": call.duration_ms,
-                "status": call.call_status,
-                "disconnection_reason": call.disconnection_reason,
-                "recording_consent": call.consent_granted,
-                "summary": summary,
-            }));
-        }
-        let mut body = Vec::new();
-        for l in &lines {
-            body.extend(serde_json::to_vec(l).unwrap_or_default());
-            body.push(b'\n');
-        }
-        let object_key = format!(
-            "analytics/{}-{}.jsonl",
-            now.format("%Y%m%dT%H%M%SZ"),
-            uuid::Uuid::now_v7().simple()
-        );
-        self.exports.put(&object_key, body).await?;
-        self.store
-            .audit(actor, "analytics.exported", None, now)
-            .await?;
-        tracing::info!(calls = lines.len(), omitted, "analytics export written");
-        Ok(AnalyticsExport {
-            object_key,
-            calls: lines.len(),
-            omitted,
-        })
-    }
-
-    /// A keyed hash of an id ([`super::analytics::pseudonym`]).
-    async fn pseudonym(&self, kind: &str, id: &str) -> Result<String, DsarError> {
-        Ok(super::analytics::pseudonym(self.keys.as_ref(), kind, id).await?)
     }
 }
 

@@ -2,6 +2,7 @@
 //! per capability; the moto-backed tests in `tests/` keep covering the AWS floor and the
 //! end-to-end flows.
 
+mod analytics_job;
 mod calling_hours;
 mod digest;
 mod dnc;
