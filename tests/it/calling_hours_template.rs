@@ -53,34 +53,52 @@ fn the_due_index_and_the_dispatch_schedule_are_in_the_template() {
     assert!(!telephony::worker::is_dispatch(&json!({"Records": []})));
 }
 
-/// R7.2 (least privilege): the telephony worker may query the due index and no other
-/// index of the table; no other function may query the due index.
+/// R7.2, R5.4 (least privilege): the sparse due index is read by two functions, each
+/// only under its own due kind: the telephony worker (scheduled call requests, `call`,
+/// and no other index) and the dsar worker (erasures whose cancel window ended,
+/// `dsar_erasure`); no other function may query it.
 #[test]
-fn only_the_telephony_worker_reads_the_due_index() {
+fn only_the_two_dispatchers_read_the_due_index_each_its_own_kind() {
     let t = template();
     for function in t.functions() {
         let Some(role) = t.function_role(&function) else {
             continue;
         };
-        let indexes: Vec<String> = t
-            .role_statements(&role)
+        let statements = t.role_statements(&role);
+        let resources_of = |st: &Value| -> Vec<String> {
+            match &st["Resource"] {
+                Value::Array(a) => a.iter().map(|r| r.to_string()).collect(),
+                other => vec![other.to_string()],
+            }
+        };
+        let indexes: Vec<String> = statements
             .iter()
-            .flat_map(|st| {
-                let resources = match &st["Resource"] {
-                    Value::Array(a) => a.clone(),
-                    other => vec![other.clone()],
-                };
-                resources.into_iter().map(|r| r.to_string())
-            })
+            .flat_map(resources_of)
             .filter(|r| r.contains("/index/"))
             .collect();
-        let due = indexes.iter().any(|r| r.contains("by-due"));
-        if function == "TelephonyWorkerFunction" {
-            assert!(due, "{indexes:?}");
-            assert_eq!(indexes.len(), 1, "only the due index: {indexes:?}");
-        } else {
-            assert!(!due, "{function} reads the due index");
-        }
+        let due: Vec<&Value> = statements
+            .iter()
+            .filter(|st| resources_of(st).iter().any(|r| r.contains("by-due")))
+            .collect();
+        let kind = match function.as_str() {
+            "TelephonyWorkerFunction" => {
+                assert_eq!(indexes.len(), 1, "only the due index: {indexes:?}");
+                "call"
+            }
+            "DsarWorkerFunction" => "dsar_erasure",
+            _ => {
+                assert!(due.is_empty(), "{function} reads the due index");
+                continue;
+            }
+        };
+        assert_eq!(due.len(), 1, "{function}: one due-index statement");
+        let st = due[0];
+        assert_eq!(st["Action"], json!("dynamodb:Query"), "{function}");
+        assert_eq!(
+            st["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"],
+            json!([kind]),
+            "{function} reads only its own due kind"
+        );
     }
 }
 
