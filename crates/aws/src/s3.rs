@@ -136,6 +136,51 @@ impl BlobStore {
                 .count())
     }
 
+    /// Deletes the given object versions (at most [`DELETE_OBJECTS_LIMIT`]) in one
+    /// DeleteObjects request; any per-key error fails the batch (transient: the caller
+    /// lists and deletes again).
+    async fn delete_batch(&self, ids: &[(String, Option<String>)]) -> Result<(), StoreError> {
+        let objects = ids
+            .iter()
+            .map(|(k, v)| {
+                ObjectIdentifier::builder()
+                    .key(k)
+                    .set_version_id(v.clone())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError {
+                operation: "delete_objects",
+                retry: Retry::Permanent,
+                source: Some(Box::new(e)),
+            })?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| StoreError {
+                operation: "delete_objects",
+                retry: Retry::Permanent,
+                source: Some(Box::new(e)),
+            })?;
+        let out = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| failure("delete_objects", e))?;
+        if !out.errors().is_empty() {
+            return Err(StoreError {
+                operation: "delete_objects",
+                retry: Retry::Transient,
+                source: None,
+            });
+        }
+        Ok(())
+    }
+
     async fn delete_versions(
         &self,
         key: &str,
@@ -175,46 +220,8 @@ impl BlobStore {
             if ids.is_empty() {
                 return Ok(deleted);
             }
-            let objects = ids
-                .iter()
-                .take(1000)
-                .map(|(k, v)| {
-                    ObjectIdentifier::builder()
-                        .key(k)
-                        .set_version_id(v.clone())
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError {
-                    operation: "delete_objects",
-                    retry: Retry::Permanent,
-                    source: Some(Box::new(e)),
-                })?;
-            let count = objects.len();
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| StoreError {
-                    operation: "delete_objects",
-                    retry: Retry::Permanent,
-                    source: Some(Box::new(e)),
-                })?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| failure("delete_objects", e))?;
-            if !out.errors().is_empty() {
-                return Err(StoreError {
-                    operation: "delete_objects",
-                    retry: Retry::Transient,
-                    source: None,
-                });
-            }
+            let count = ids.len().min(DELETE_OBJECTS_LIMIT);
+            self.delete_batch(&ids[..count]).await?;
             deleted += count;
         }
     }
@@ -564,44 +571,7 @@ impl BlobStore {
         }
         let mut deleted = 0;
         for chunk in ids.chunks(DELETE_OBJECTS_LIMIT) {
-            let objects = chunk
-                .iter()
-                .map(|(k, v)| {
-                    ObjectIdentifier::builder()
-                        .key(k)
-                        .set_version_id(v.clone())
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| StoreError {
-                    operation: "delete_objects",
-                    retry: Retry::Permanent,
-                    source: Some(Box::new(e)),
-                })?;
-            let delete = Delete::builder()
-                .set_objects(Some(objects))
-                .quiet(true)
-                .build()
-                .map_err(|e| StoreError {
-                    operation: "delete_objects",
-                    retry: Retry::Permanent,
-                    source: Some(Box::new(e)),
-                })?;
-            let out = self
-                .client
-                .delete_objects()
-                .bucket(&self.bucket)
-                .delete(delete)
-                .send()
-                .await
-                .map_err(|e| failure("delete_objects", e))?;
-            if !out.errors().is_empty() {
-                return Err(StoreError {
-                    operation: "delete_objects",
-                    retry: Retry::Transient,
-                    source: None,
-                });
-            }
+            self.delete_batch(chunk).await?;
             deleted += chunk.len();
         }
         Ok(deleted)
