@@ -34,7 +34,14 @@ $(VENV_CHECKOV)/.stamp: requirements/checkov.lock.txt
 	$(VENV_CHECKOV)/bin/pip install -q --disable-pip-version-check -r requirements/checkov.lock.txt
 	touch $@
 
-setup: $(VENV)/.stamp $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## Install the pinned local tools
+# The browser tests' Playwright and axe-core, pinned by tests/browser/package-lock.json;
+# no browser download: the tests drive Debian's Chromium (/usr/bin/chromium, .ci/run).
+BROWSER_DEPS := tests/browser/node_modules/.stamp
+$(BROWSER_DEPS): tests/browser/package.json tests/browser/package-lock.json
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.stamp $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp $(BROWSER_DEPS) ## Install the pinned local tools
 
 run: $(VENV)/.stamp ## Run the whole system locally (emulated AWS, functions); Ctrl-C stops it
 	MOTO_PORT=$(MOTO_PORT) API_PORT=$(API_PORT) RETELL_API_KEY=$(RETELL_API_KEY) scripts/run-local.sh
@@ -51,7 +58,7 @@ admin: ## polly-admin against `make run`'s stack, signed with the local staff ke
 # The test output is kept for `make trace`, which then checks that every requirement has a
 # passing test; the table is printed even when a test failed.
 TRACE_OUTPUT := target/trace/test-output.txt
-test: $(VENV)/.stamp ## Unit and integration tests (starts and stops its own emulator), then make trace
+test: $(VENV)/.stamp $(BROWSER_DEPS) ## Unit and integration tests (starts and stops its own emulator), then make trace
 	@mkdir -p $(dir $(TRACE_OUTPUT))
 	@set -o pipefail; status=0; \
 	MOTO_PORT=$(TEST_MOTO_PORT) scripts/with-moto.sh cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee $(TRACE_OUTPUT) || status=$$?; \
@@ -96,14 +103,18 @@ validate: $(VENV_LINT)/.stamp $(VENV_CHECKOV)/.stamp ## cfn-lint, sam validate -
 FUNCTION_PACKAGES := -p signup -p telephony -p retention-sweep -p dsar
 
 NOW ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+comma := ,
 DRY_RUN ?=
-sweep: $(VENV)/.stamp ## With `make run` up: run the retention sweep, e.g. make sweep NOW=2030-01-01T00:00:00Z DRY_RUN=1
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke retention-sweep --invoke-address 127.0.0.1 --invoke-port $(API_PORT) \
-	  --data-ascii '{"dry_run": $(if $(DRY_RUN),true,false), "now": "$(NOW)"}'
+# The Lambda Invoke API of `make run`'s functions (cargo lambda watch or local-functions),
+# next to the API port; the local gateway on API_PORT does not offer it (API Gateway
+# does not either).
+WATCH_PORT ?= $(shell echo $$(( $(API_PORT) + 1 )))
+INVOKE = curl -fsS -X POST http://127.0.0.1:$(WATCH_PORT)/2015-03-31/functions/$(1)/invocations -d '$(2)' && echo
+sweep: ## With `make run` up: run the retention sweep, e.g. make sweep NOW=2030-01-01T00:00:00Z DRY_RUN=1
+	@$(call INVOKE,retention-sweep,{"dry_run": $(if $(DRY_RUN),true,false)$(comma) "now": "$(NOW)"})
 
-digest: $(VENV)/.stamp ## With `make run` up: send the privacy team's daily digest now (read it in the emulator's SES)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda invoke dsar-digest --invoke-address 127.0.0.1 --invoke-port $(API_PORT) \
-	  --data-ascii '{}'
+digest: ## With `make run` up: send the privacy team's daily digest now (read it in the emulator's SES)
+	@$(call INVOKE,dsar-digest,{})
 
 ropa: ## Print the Art. 30 record of processing activities (from the processing registry)
 	@cargo run --locked -q -p polly-shared --bin ropa

@@ -94,6 +94,10 @@ pub struct Config {
     /// IAM role or user ARNs whose callers may use the staff routes
     /// (`STAFF_PRINCIPAL_ARNS`, comma-separated; empty admits nobody; R4.10, R5.4).
     pub staff_principal_arns: Vec<String>,
+    /// IAM role or user ARNs whose callers may use the sales routes
+    /// (`SALES_PRINCIPAL_ARNS`, comma-separated; empty admits nobody; issue 17). Apart
+    /// from the privacy team's `STAFF_PRINCIPAL_ARNS`: neither admits the other.
+    pub sales_principal_arns: Vec<String>,
     /// Networks the provider's webhooks may come from (`WEBHOOK_SOURCE_CIDRS`,
     /// comma-separated CIDRs or addresses; empty: no restriction; R2.1).
     pub webhook_source_cidrs: Vec<Cidr>,
@@ -104,6 +108,12 @@ pub struct Config {
     /// before it runs (`ERASURE_CANCEL_HOURS`, default 48; 0 to 168, the template allows
     /// 1 to 168; 0, no window, is for the erasure mechanics' tests).
     pub erasure_cancel_hours: u32,
+    /// The CRM's webhook (`CRM_WEBHOOK_URL`; empty: no CRM, nothing is queued for one).
+    /// `https://`, or `http://127.0.0.1` for the local receiver.
+    pub crm_webhook_url: Option<String>,
+    /// Secrets Manager secret holding the webhook's signing secret
+    /// (`CRM_WEBHOOK_SECRET_ARN`, `{"current": "..."}`; the crm worker).
+    pub crm_webhook_secret_arn: Option<String>,
 }
 
 /// An IPv4 or IPv6 network (`100.20.5.228/32`, `2001:db8::/32`; a bare address is a
@@ -281,6 +291,7 @@ impl Config {
             dsar_identifier_daily_limit: positive(&required, "DSAR_IDENTIFIER_DAILY_LIMIT", 10)?,
             sweep_allow_clock_override: flag(SWEEP_ALLOW_CLOCK_OVERRIDE, false)?,
             staff_principal_arns: list("STAFF_PRINCIPAL_ARNS"),
+            sales_principal_arns: list("SALES_PRINCIPAL_ARNS"),
             webhook_source_cidrs: list("WEBHOOK_SOURCE_CIDRS")
                 .iter()
                 .map(|c| Cidr::parse(c))
@@ -295,6 +306,12 @@ impl Config {
                     .ok_or(ConfigError::Invalid("ERASURE_CANCEL_HOURS"))?,
                 Err(_) => usecases::dsar::erasure_window::DEFAULT_CANCEL_HOURS,
             },
+            crm_webhook_url: match required("CRM_WEBHOOK_URL") {
+                Ok(u) if u.starts_with("https://") || u.starts_with("http://127.0.0.1:") => Some(u),
+                Ok(_) => return Err(ConfigError::Invalid("CRM_WEBHOOK_URL")),
+                Err(_) => None,
+            },
+            crm_webhook_secret_arn: required("CRM_WEBHOOK_SECRET_ARN").ok(),
         })
     }
 }

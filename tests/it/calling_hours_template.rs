@@ -53,10 +53,11 @@ fn the_due_index_and_the_dispatch_schedule_are_in_the_template() {
     assert!(!telephony::worker::is_dispatch(&json!({"Records": []})));
 }
 
-/// R7.2, R5.4 (least privilege): the sparse due index is read by two functions, each
+/// R7.2, R5.4 (least privilege): the sparse due index is read by four functions, each
 /// only under its own due kind: the telephony worker (scheduled call requests, `call`,
 /// and no other index) and the dsar worker (erasures whose cancel window ended,
-/// `dsar_erasure`); no other function may query it.
+/// `dsar_erasure`), and, since issue 17, the sales function (the follow-up queue,
+/// `followup`) and the CRM worker (its outbox retries, `crm`); no other function may query it.
 #[test]
 fn only_the_two_dispatchers_read_the_due_index_each_its_own_kind() {
     let t = template();
@@ -86,6 +87,9 @@ fn only_the_two_dispatchers_read_the_due_index_each_its_own_kind() {
                 "call"
             }
             "DsarWorkerFunction" => "dsar_erasure",
+            // Issue 17: the sales queue and the CRM outbox's retries, each its own kind.
+            "SalesApiFunction" => "followup",
+            "CrmWorkerFunction" => "crm",
             _ => {
                 assert!(due.is_empty(), "{function} reads the due index");
                 continue;

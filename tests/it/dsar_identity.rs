@@ -296,7 +296,16 @@ async fn finish_case(d: &World, case: Submitted, n: usize) -> CaseResult {
         assert_eq!(status, 200, "{label}: {verified}");
         token = verified["request_token"].as_str().map(str::to_owned);
     }
-    assert_eq!(d.pump(&id, n as u64).await, 0, "{label}");
+    // The stream redelivers a failed record; under a loaded machine one attempt may run
+    // out of time, and a redelivery must then finish the case (the worker is idempotent).
+    let mut failures = d.pump(&id, n as u64).await;
+    for _ in 0..2 {
+        if failures == 0 {
+            break;
+        }
+        failures = d.pump(&id, n as u64).await;
+    }
+    assert_eq!(failures, 0, "{label}");
 
     let record = d.request_item(&id).await;
     let text = |name: &str| record.get(name).and_then(|v| v.as_s().ok()).cloned();

@@ -100,8 +100,13 @@ fn ledger_actions(st: &Value) -> Vec<String> {
     if st["Effect"] != "Allow" || !on_table_items(st) {
         return Vec::new();
     }
+    let like_keys = strings(&st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]);
     let reaches = match only_keys(st) {
         Some(keys) => keys.iter().any(|k| LEDGER_KEYS.contains(&k.as_str())),
+        // `StringLike` patterns (`LEAD#*`): reaches the ledger only if a pattern matches it.
+        None if !like_keys.is_empty() => like_keys
+            .iter()
+            .any(|p| LEDGER_KEYS.iter().any(|k| like(p, k))),
         None => !LEDGER_KEYS
             .iter()
             .all(|k| excluded_keys(st).iter().any(|p| like(p, k))),

@@ -9,6 +9,7 @@
 
 mod calls_dnc;
 mod common;
+mod crm;
 
 mod admin_cli;
 mod agent_config;
@@ -16,6 +17,7 @@ mod agent_publish;
 mod agent_tools;
 mod analytics_export;
 mod analytics_template;
+mod browser;
 mod calling_hours;
 mod calling_hours_template;
 mod drift;
@@ -30,14 +32,20 @@ mod dsar_stats;
 mod faults;
 mod ledger;
 mod ledger_template;
+mod localstack;
+mod openapi;
 mod ops_metrics;
+mod privacy_center;
 mod recordings;
 mod recordings_trim;
 mod retention;
 mod retention_requests;
 mod retention_scale;
+mod sales;
+mod schemathesis;
 mod signup;
 mod signup_logs;
+mod signup_pages;
 mod simulator;
 mod telephony_logs;
 mod telephony_recordings;

@@ -588,6 +588,37 @@ const PUBLIC_ROUTES: &[&str] = &[
     "GET /v1/dsar/{id}",         // R4.2 status and download
     "GET /v1/dsar/{id}/cancel",  // R4.5 the erasure cancel link's page
     "POST /v1/dsar/{id}/cancel", // R4.5 its button
+    // The sign-up pages and their assets (issue 16), German and English.
+    "GET /signup",
+    "POST /signup",
+    "GET /en/signup",
+    "POST /en/signup",
+    "GET /signup/thanks",
+    "GET /en/signup/thanks",
+    "GET /privacy-policy",
+    "GET /en/privacy-policy",
+    "GET /assets/site.css",
+    "GET /en/assets/site.css",
+    "GET /assets/site.js",
+    "GET /en/assets/site.js",
+    // The privacy center's pages (R4.1, R4.2), German and English.
+    "GET /privacy",
+    "GET /privacy/request",
+    "POST /privacy/request",
+    "GET /privacy/withdraw",
+    "GET /privacy/no-calls",
+    "GET /privacy/requests/{id}",
+    "GET /privacy/requests/{id}/code",
+    "POST /privacy/requests/{id}/code",
+    "GET /en/privacy",
+    "GET /en/privacy/request",
+    "POST /en/privacy/request",
+    "GET /en/privacy/withdraw",
+    "GET /en/privacy/no-calls",
+    "GET /en/privacy/requests/{id}",
+    "GET /en/privacy/requests/{id}/code",
+    "POST /en/privacy/requests/{id}/code",
+    "GET /v1/openapi.json", // the API description
 ];
 
 /// A throttle setting that names a Number parameter with a positive default and minimum.
@@ -662,9 +693,11 @@ fn every_public_route_is_throttled() {
     }
 }
 
-/// R4.10, R5.4: every route but the five public ones (sign-up, webhook, DSAR intake,
-/// verification, status) is IAM-authorised (`AWS_IAM`, the API's IAM authoriser on); the
-/// staff routes (`/v1/admin/...`) are exactly the staff function's routes.
+/// R4.10, R5.4: every route but the public ones (`PUBLIC_ROUTES`: sign-up, webhook, the
+/// data subject's routes, the pages and the API description) is IAM-authorised
+/// (`AWS_IAM`, the API's IAM authoriser on); the staff routes (`/v1/admin/...`) are
+/// exactly the staff function's routes, and the sales routes (`/v1/sales/...`, issue 17)
+/// exactly the sales function's.
 #[test]
 fn every_route_but_the_public_ones_needs_iam() {
     let t = template();
@@ -695,6 +728,20 @@ fn every_route_but_the_public_ones_needs_iam() {
         .filter(|r| r.function == "DsarStaffFunction")
         .count();
     assert_eq!(of_staff_function, staff.len());
+    let sales: Vec<_> = routes
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/sales/"))
+        .collect();
+    assert_eq!(sales.len(), 3, "{sales:?}");
+    for r in &sales {
+        assert_eq!(r.authorizer.as_deref(), Some("AWS_IAM"), "{}", r.key());
+        assert_eq!(r.function, "SalesApiFunction", "{}", r.key());
+    }
+    let of_sales_function = routes
+        .iter()
+        .filter(|r| r.function == "SalesApiFunction")
+        .count();
+    assert_eq!(of_sales_function, sales.len());
 }
 
 /// Whether a schedule expression fires once a day: `rate(1 day)` or a cron with a fixed

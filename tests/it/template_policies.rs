@@ -291,7 +291,24 @@ fn staff_routes_are_served_by_the_staff_function_with_iam_auth() {
             "POST /v1/dsar/{id}/verify",
             "GET /v1/dsar/{id}",
             "GET /v1/dsar/{id}/cancel",
-            "POST /v1/dsar/{id}/cancel"
+            "POST /v1/dsar/{id}/cancel",
+            "GET /privacy",
+            "GET /privacy/request",
+            "POST /privacy/request",
+            "GET /privacy/withdraw",
+            "GET /privacy/no-calls",
+            "GET /privacy/requests/{id}",
+            "GET /privacy/requests/{id}/code",
+            "POST /privacy/requests/{id}/code",
+            "GET /en/privacy",
+            "GET /en/privacy/request",
+            "POST /en/privacy/request",
+            "GET /en/privacy/withdraw",
+            "GET /en/privacy/no-calls",
+            "GET /en/privacy/requests/{id}",
+            "GET /en/privacy/requests/{id}/code",
+            "POST /en/privacy/requests/{id}/code",
+            "GET /v1/openapi.json"
         ]
     );
 
@@ -506,7 +523,8 @@ fn the_local_router_serves_the_template_routes_with_the_same_functions() {
 /// R5.3, R5.4: every function that computes a blind index may use the blind-index key. The
 /// emulator enforces no IAM, so a function whose role lacks `kms:GenerateMac` would pass
 /// every local test and fail in AWS (the dsar worker did: rectification and the analytics
-/// cleanup compute indexes). The telephony worker and the sweep compute none and get none.
+/// cleanup compute indexes). The telephony worker computes one for the sales handoff's
+/// do-not-call check (issue 17); the sweep and the sales function compute none and get none.
 #[test]
 fn every_function_that_computes_a_blind_index_may_use_the_key() {
     let t = template();
@@ -516,8 +534,9 @@ fn every_function_that_computes_a_blind_index_may_use_the_key() {
         ("DsarApiFunction", true),
         ("DsarStaffFunction", true),
         ("DsarWorkerFunction", true),
-        ("TelephonyWorkerFunction", false),
+        ("TelephonyWorkerFunction", true),
         ("RetentionSweepFunction", false),
+        ("SalesApiFunction", false),
     ] {
         let role = t.function_role(function).expect("a role");
         let granted = t.role_statements(&role).iter().any(|st| {

@@ -9,7 +9,8 @@
 //! header, an unknown key, a stale date or a wrong signature get 403 with API Gateway's
 //! `{"message": "..."}` and the staff function is not invoked. A verified request becomes
 //! the HTTP API (payload 2.0) event with `requestContext.authorizer.iam` naming the key's
-//! principal, handed to the staff function ([`StaffBackend`]). Every other path is
+//! principal, handed to the staff function ([`StaffBackend`]); `/v1/sales/...` is checked
+//! the same way and handed to the sales function ([`SalesBackend`], issue 17). Every other path is
 //! forwarded unchanged to the upstream (`cargo lambda watch`).
 //!
 //! Nothing here ships; in AWS, API Gateway does all of this.
@@ -42,6 +43,13 @@ pub const LOCAL_STAFF_PRINCIPAL: &str =
 pub const LOCAL_INTRUDER_KEY: &str = "local-intruder";
 pub const LOCAL_INTRUDER_PRINCIPAL: &str =
     "arn:aws:sts::123456789012:assumed-role/polly-local-developer/intruder";
+/// The sales role of the local stack (issue 17): `polly-local provision` puts it into
+/// `SALES_PRINCIPAL_ARNS`.
+pub const LOCAL_SALES_ROLE: &str = "arn:aws:iam::000000000000:role/polly-local-sales";
+/// The third local key, `local-sales`/`local-sales`: a session of [`LOCAL_SALES_ROLE`].
+pub const LOCAL_SALES_KEY: &str = "local-sales";
+pub const LOCAL_SALES_PRINCIPAL: &str =
+    "arn:aws:sts::000000000000:assumed-role/polly-local-sales/local";
 /// How far `X-Amz-Date` may be from now (API Gateway's limit).
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 /// API Gateway's payload limit.
@@ -100,6 +108,7 @@ pub fn local_keys() -> Vec<LocalKey> {
             LOCAL_INTRUDER_KEY,
             LOCAL_INTRUDER_PRINCIPAL,
         ),
+        LocalKey::new(LOCAL_SALES_KEY, LOCAL_SALES_KEY, LOCAL_SALES_PRINCIPAL),
     ]
 }
 
@@ -325,9 +334,21 @@ pub enum StaffBackend {
     Invoke { base_url: String, function: String },
 }
 
+/// Where verified sales requests (`/v1/sales/...`, issue 17) go.
+#[derive(Clone)]
+pub enum SalesBackend {
+    /// The sales function's handler in this process (the tests).
+    InProcess(Arc<sales::App>),
+    /// The Lambda Invoke API, as for [`StaffBackend::Invoke`].
+    Invoke { base_url: String, function: String },
+}
+
 struct Inner {
     keys: Vec<LocalKey>,
     staff: StaffBackend,
+    /// Without one, sales paths go to `sales-api` at the staff backend's Invoke API, or
+    /// are answered 404 when the staff function runs in process.
+    sales: Option<SalesBackend>,
     /// Base URL every non-staff path is forwarded to.
     upstream: Option<String>,
     http: reqwest::Client,
@@ -371,6 +392,7 @@ impl Gateway {
             inner: Inner {
                 keys,
                 staff,
+                sales: None,
                 upstream: upstream.map(|u| u.trim_end_matches('/').to_owned()),
                 http: reqwest::Client::builder()
                     .timeout(Duration::from_secs(120))
@@ -382,25 +404,42 @@ impl Gateway {
         }
     }
 
+    /// Sends verified sales requests to `sales` (issue 17).
+    pub fn with_sales(mut self, sales: SalesBackend) -> Self {
+        self.inner.sales = Some(sales);
+        self
+    }
+
     /// Serves on `addr` (port 0: any free port).
     pub async fn start(self, addr: SocketAddr) -> Result<RunningGateway> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
+        self.serve(listener)
+    }
+
+    /// Serves on a bound listener (its port may be named before the gateway starts).
+    pub fn serve(self, listener: tokio::net::TcpListener) -> Result<RunningGateway> {
         let bound = listener.local_addr()?;
         let inner = Arc::new(self.inner);
         let state = Arc::clone(&inner);
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let state = Arc::clone(&state);
-            async move { handle(&state, req).await }
-        });
+        let app = axum::Router::new().fallback(
+            move |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+                  req: axum::extract::Request| {
+                let state = Arc::clone(&state);
+                async move { handle(&state, peer, req).await }
+            },
+        );
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
         });
         Ok(RunningGateway {
             base_url: format!("http://{bound}"),
@@ -447,7 +486,12 @@ pub fn is_staff_path(path: &str) -> bool {
     path == "/v1/admin" || path.starts_with("/v1/admin/")
 }
 
-async fn handle(inner: &Inner, req: axum::extract::Request) -> HttpResponse {
+/// Whether `path` is a sales route (`AWS_IAM` in the template, issue 17).
+pub fn is_sales_path(path: &str) -> bool {
+    path == "/v1/sales" || path.starts_with("/v1/sales/")
+}
+
+async fn handle(inner: &Inner, peer: SocketAddr, req: axum::extract::Request) -> HttpResponse {
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
@@ -459,8 +503,9 @@ async fn handle(inner: &Inner, req: axum::extract::Request) -> HttpResponse {
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| path.clone());
-    if !is_staff_path(&path) {
-        return forward(inner, &parts, &path_and_query, body).await;
+    let sales = is_sales_path(&path);
+    if !is_staff_path(&path) && !sales {
+        return forward(inner, peer, &parts, &path_and_query, body).await;
     }
     let method = parts.method.as_str();
     let key = match verify(
@@ -478,6 +523,9 @@ async fn handle(inner: &Inner, req: axum::extract::Request) -> HttpResponse {
         }
     };
     let event = staff_event(method, &path, &query, &parts.headers, &body, key);
+    if sales {
+        return to_sales(inner, &event).await;
+    }
     inner.staff_invocations.fetch_add(1, Ordering::SeqCst);
     match &inner.staff {
         StaffBackend::InProcess(app) => {
@@ -497,6 +545,40 @@ async fn handle(inner: &Inner, req: axum::extract::Request) -> HttpResponse {
         }
         StaffBackend::Invoke { base_url, function } => {
             invoke(inner, base_url, function, &event).await
+        }
+    }
+}
+
+/// A verified sales request, to the sales function.
+async fn to_sales(inner: &Inner, event: &Value) -> HttpResponse {
+    let backend = match (&inner.sales, &inner.staff) {
+        (Some(b), _) => b.clone(),
+        (None, StaffBackend::Invoke { base_url, .. }) => SalesBackend::Invoke {
+            base_url: base_url.clone(),
+            function: "sales-api".into(),
+        },
+        (None, StaffBackend::InProcess(_)) => {
+            return message(StatusCode::NOT_FOUND, "Not Found");
+        }
+    };
+    match backend {
+        SalesBackend::InProcess(app) => {
+            let request = match lambda_http::request::from_str(&event.to_string()) {
+                Ok(r) => r,
+                Err(_) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
+            };
+            let resp = sales::handle(&app, request).await;
+            let (parts, body) = resp.into_parts();
+            let bytes = match body {
+                lambda_http::Body::Empty => Vec::new(),
+                lambda_http::Body::Text(t) => t.into_bytes(),
+                lambda_http::Body::Binary(b) => b,
+                _ => Vec::new(),
+            };
+            http::Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        SalesBackend::Invoke { base_url, function } => {
+            invoke(inner, &base_url, &function, event).await
         }
     }
 }
@@ -600,6 +682,7 @@ const HOP: &[&str] = &[
 /// A non-staff request, forwarded unchanged to the upstream.
 async fn forward(
     inner: &Inner,
+    peer: SocketAddr,
     parts: &http::request::Parts,
     path_and_query: &str,
     body: axum::body::Bytes,
@@ -621,6 +704,9 @@ async fn forward(
             req = req.header(name, value);
         }
     }
+    // Like API Gateway, the caller's address is appended to `X-Forwarded-For`: the last
+    // entry is the one this hop vouches for (the functions host reads it).
+    req = req.header("x-forwarded-for", peer.ip().to_string());
     let resp = match req.body(body).send().await {
         Ok(r) => r,
         Err(e) => {

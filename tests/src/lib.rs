@@ -10,15 +10,23 @@
 //!   SigV4-signed staff requests and hands them to the staff function.
 //! - [`faults`] is a proxy that fails the N-th request to the emulator or the provider once.
 //! - [`requests`] counts AWS requests by operation on a client (SDK interceptor).
+//! - [`host`] runs every function in process behind the router's routes and the Lambda
+//!   Invoke API (the drop-in for `cargo lambda watch`).
+//! - [`pump`] plays the table's stream and the template's schedules into the workers.
+//! - [`localstack`] is the whole local system on free ports: [`localstack::LocalStack`].
 //!
 //! Nothing here ships in a Lambda.
 
 pub mod analytics;
+pub mod crm_sim;
 pub mod emulator;
 pub mod events;
 pub mod faults;
 pub mod gateway;
+pub mod host;
+pub mod localstack;
 pub mod logs;
+pub mod pump;
 pub mod requests;
 pub mod simulator;
 pub mod stack;

@@ -48,6 +48,9 @@ pub struct Stack {
     /// Logical id → bucket name.
     pub buckets: BTreeMap<String, String>,
     pub provider_secret_arn: String,
+    /// The CRM webhook's signing secret (`CrmWebhookSecret`), holding
+    /// [`crate::crm_sim::LOCAL_SECRET`].
+    pub crm_secret_arn: String,
     /// Logical id → (queue URL, queue ARN, queue name): the workers' dead-letter queues.
     pub queues: BTreeMap<String, (String, String, String)>,
     pub aws: SdkConfig,
@@ -91,6 +94,7 @@ impl Stack {
             keys: BTreeMap::new(),
             buckets: BTreeMap::new(),
             provider_secret_arn: String::new(),
+            crm_secret_arn: String::new(),
             queues: BTreeMap::new(),
             aws: aws.clone(),
             endpoint: endpoint.to_owned(),
@@ -150,17 +154,26 @@ impl Stack {
         }
 
         for secret in template.resources_of("AWS::SecretsManager::Secret") {
+            let crm = secret == "CrmWebhookSecret";
+            let value = if crm {
+                serde_json::json!({"current": crate::crm_sim::LOCAL_SECRET})
+            } else {
+                serde_json::json!({"current": provider_api_key, "previous": ""})
+            };
             let out = secrets
                 .create_secret()
                 .name(format!("{name}-{}", secret.to_lowercase()))
                 .kms_key_id(stack.key_id("DataKey")?)
-                .secret_string(
-                    serde_json::json!({"current": provider_api_key, "previous": ""}).to_string(),
-                )
+                .secret_string(value.to_string())
                 .send()
                 .await
                 .with_context(|| format!("creating secret {secret}"))?;
-            stack.provider_secret_arn = out.arn().unwrap_or_default().to_owned();
+            let arn = out.arn().unwrap_or_default().to_owned();
+            if crm {
+                stack.crm_secret_arn = arn;
+            } else {
+                stack.provider_secret_arn = arn;
+            }
         }
 
         // The dead-letter queues (their encryption settings are not emulated).
@@ -232,6 +245,7 @@ impl Stack {
                 "ProviderApiKeySecret".to_owned(),
                 self.provider_secret_arn.clone(),
             ),
+            ("CrmWebhookSecret".to_owned(), self.crm_secret_arn.clone()),
         ]);
         for (logical, (id, arn)) in &self.keys {
             values.insert(logical.clone(), id.clone());
@@ -821,17 +835,22 @@ pub async fn sent_mail_at(endpoint: &str, to: &str) -> Result<Vec<SentMail>> {
 pub async fn all_sent_mail_at(endpoint: &str) -> Result<Vec<SentMail>> {
     let url = format!("{endpoint}/moto-api/data.json");
     // moto builds this dump while other tests change its models; a dump taken mid-change
-    // can fail, so try again.
+    // can fail, and on a loaded machine several in a row: try again, backing off, for
+    // about half a minute.
     let mut data = serde_json::Value::Null;
-    for attempt in 0..10 {
+    const ATTEMPTS: u64 = 40;
+    for attempt in 0..ATTEMPTS {
         let text = reqwest::get(&url).await?.text().await?;
         match serde_json::from_str(&text) {
             Ok(v) => {
                 data = v;
                 break;
             }
-            Err(e) if attempt == 9 => return Err(e.into()),
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) if attempt == ATTEMPTS - 1 => return Err(e.into()),
+            Err(_) => {
+                let wait = (100 * (attempt + 1)).min(1000);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await
+            }
         }
     }
     let messages = data["ses"]["Message"]

@@ -564,6 +564,17 @@ fn stored_call(item: &Item) -> StoredCall {
         provider_deleted: item.contains_key("provider_deleted_at"),
         consent_cut_ms: get_n(item, "consent_cut_ms").and_then(|n| u64::try_from(n).ok()),
         signup_denied: item.contains_key(SIGNUP_DENIED_ATTR),
+        sealed_call: item
+            .get("sealed_call")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec()),
+        recording_consent: item
+            .get("consent_granted")
+            .and_then(|v| v.as_bool().ok())
+            .copied(),
+        start_at: text(item, "start_at")
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
     }
 }
 

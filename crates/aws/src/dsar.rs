@@ -195,6 +195,7 @@ fn writes(id: &RequestId, change: Change, at: DateTime<Utc>) -> Result<Vec<Write
             "dsar_link",
             &link,
         )?)],
+        Change::Crm(event) => vec![Write::Create(super::crm::item(&event))],
     })
 }
 
@@ -688,6 +689,15 @@ impl RequestStore for DsarStore {
         limit: usize,
     ) -> Result<Vec<RequestId>, StoreError> {
         due_erasures(self, now, limit).await
+    }
+    async fn crm_event(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<usecases::crm::CrmEvent>, StoreError> {
+        use usecases::crm::CrmOutbox;
+        super::crm::DynamoCrmOutbox::new(self.client.clone(), self.table.clone())
+            .event(event_id)
+            .await
     }
 }
 

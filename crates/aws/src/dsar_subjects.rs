@@ -187,6 +187,10 @@ impl SubjectData for DynamoSubjects {
                 key: text(i, schema::SK).unwrap_or_default().to_owned(),
                 kind: text(i, "kind").unwrap_or("other").to_owned(),
                 fields: plain(i),
+                sealed: i
+                    .get("sealed")
+                    .and_then(|v| v.as_b().ok())
+                    .map(|b| b.as_ref().to_vec()),
             })
             .collect();
         Ok(Some(SubjectRecords {
@@ -310,7 +314,17 @@ impl SubjectRights for DynamoSubjects {
             .expression_attribute_names("#f", flag.attribute())
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .expression_attribute_values(":one", AttributeValue::N("1".into()));
-        self.update_unless_missing("set_flag", request).await
+        self.update_unless_missing("set_flag", request).await?;
+        // Issue 17: a restricted, objecting or erasure-pending subject leaves the sales
+        // follow-up queue (R4.7, R4.8); after the flag, so a retry finds it set.
+        if flag != Flag::ConsentWithdrawn {
+            crate::sales::remove_followup(&self.client, &self.table, lead).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_followup(&self, lead: &LeadId) -> Result<(), StoreError> {
+        crate::sales::remove_followup(&self.client, &self.table, lead).await
     }
 
     async fn lift_restriction(&self, lead: &LeadId) -> Result<(), StoreError> {

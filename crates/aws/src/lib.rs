@@ -6,6 +6,7 @@
 pub mod analytics;
 pub mod calls;
 pub mod contracts;
+pub mod crm;
 pub mod deadletter;
 pub mod dnc;
 pub mod dsar;
@@ -21,6 +22,7 @@ pub mod recordings;
 pub mod retell;
 pub mod retention;
 pub mod s3;
+pub mod sales;
 pub mod sdk;
 pub mod secrets;
 

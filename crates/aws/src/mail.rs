@@ -13,6 +13,9 @@ use usecases::ports::{Retry, StoreError};
 pub struct SesMailer {
     client: aws_sdk_sesv2::Client,
     from: String,
+    /// The public base URL: every mail then ends with the links to "no more calls" and
+    /// to withdrawing consent ([`Mail::with_privacy_links`]).
+    privacy_links: Option<String>,
 }
 
 fn content(text: &str) -> Result<Content, StoreError> {
@@ -29,10 +32,28 @@ fn content(text: &str) -> Result<Content, StoreError> {
 
 impl SesMailer {
     pub fn new(client: aws_sdk_sesv2::Client, from: String) -> Self {
-        Self { client, from }
+        Self {
+            client,
+            from,
+            privacy_links: None,
+        }
+    }
+
+    /// Ends every mail sent with the privacy center's links under `base`, if given.
+    pub fn with_privacy_links(mut self, base: Option<String>) -> Self {
+        self.privacy_links = base;
+        self
     }
 
     pub async fn send(&self, to: &Email, mail: &Mail) -> Result<(), StoreError> {
+        let linked;
+        let mail = match &self.privacy_links {
+            Some(base) => {
+                linked = mail.clone().with_privacy_links(base);
+                &linked
+            }
+            None => mail,
+        };
         let message = Message::builder()
             .subject(content(&mail.subject)?)
             .body(

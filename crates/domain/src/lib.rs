@@ -12,6 +12,7 @@
 
 pub mod calling_hours;
 pub mod clock;
+pub mod crm;
 pub mod crypto;
 pub mod dsar;
 mod email;
@@ -23,15 +24,21 @@ mod notes;
 mod phone;
 pub mod registry;
 pub mod retention;
+pub mod sales;
 mod text;
 mod user_agent;
 pub mod wav;
 
+/// The input limits the validators enforce (the OpenAPI description states them too).
+pub use email::MAX_EMAIL_CHARS;
 pub use email::{Email, EmailError};
 pub use ids::{IdError, LeadId, RequestId};
 pub use lead::{ConsentEvidence, ConsentMethod, LeadProfile, TechnicalData, CALL_COOLDOWN};
+pub use name::MAX_NAME_CHARS;
 pub use name::{NameError, PersonName};
+pub use notes::MAX_NOTES_CHARS;
 pub use notes::{Notes, NotesError};
+pub use phone::MAX_PHONE_INPUT_CHARS;
 pub use phone::{PhoneError, PhoneNumber};
 pub use retention::RetentionClass;
 pub use user_agent::ClientSoftware;

@@ -2,7 +2,7 @@ use phonenumber::{country, Mode};
 
 /// Longest raw input we hand to the phone parser. Real numbers, even written with spaces
 /// and punctuation, stay well below this; longer input is rejected before parsing.
-const MAX_PHONE_INPUT_CHARS: usize = 32;
+pub const MAX_PHONE_INPUT_CHARS: usize = 32;
 
 /// A dialable phone number in E.164 form (`+491701234567`). Input without a country
 /// code is read as German (R1.2).

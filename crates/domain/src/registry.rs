@@ -40,6 +40,17 @@ pub const AWS: Recipient = Recipient {
     transfer_safeguard: None,
 };
 
+/// The CRM the follow-up records go to (issue 17), when `CRM_WEBHOOK_URL` is configured:
+/// sales, the internal recipient the policy names (6.1), through the CRM it works in.
+/// Not in the static categories below: the Art. 15 information and the Art. 30 record
+/// name it only when it is configured.
+pub const CRM: Recipient = Recipient {
+    name: "CRM (sales follow-up)",
+    role: "internal recipient: sales follow-up of analysed calls (policy 6.1), by signed webhook",
+    country: "Germany (EU)",
+    transfer_safeguard: None,
+};
+
 /// A category of personal data (REQUIREMENTS.md, "Data the system holds").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataCategory {

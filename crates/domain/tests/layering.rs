@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Crates that must stay free of the cloud: the inner floors of the house.
-const INNER: &[&str] = &["polly-domain", "polly-usecases"];
+const INNER: &[&str] = &["polly-domain", "polly-usecases", "polly-web"];
 
 /// A package name that belongs to the AWS SDK or the Lambda runtime.
 fn is_cloud(name: &str) -> bool {
@@ -88,4 +88,20 @@ fn the_check_would_see_a_cloud_dependency() {
     let closure = normal_closure(&metadata(), "polly-shared");
     assert!(closure.contains("aws-sdk-dynamodb"));
     assert!(is_cloud("lambda_http") && is_cloud("aws-config") && !is_cloud("chrono"));
+}
+
+#[test]
+fn the_page_crate_builds_on_the_domain_only_without_http_types() {
+    // `web` renders strings and header pairs; the functions turn them into responses.
+    let closure = normal_closure(&metadata(), "polly-web");
+    assert!(closure.contains("polly-domain"));
+    for banned in [
+        "polly-usecases",
+        "polly-shared",
+        "http",
+        "hyper",
+        "lambda_http",
+    ] {
+        assert!(!closure.contains(banned), "polly-web depends on {banned}");
+    }
 }

@@ -50,6 +50,8 @@ struct Requests {
     audit: Vec<RequestAudit>,
     /// The audit items as the staff timeline reads them, in the order written.
     timeline: Vec<(RequestId, TimelineEntry)>,
+    /// The CRM events queued with request changes (`Change::Crm`).
+    crm: Vec<usecases::crm::CrmEvent>,
 }
 
 /// The request records in memory; clones share the same data.
@@ -97,6 +99,10 @@ impl MemoryRequests {
     pub fn audit(&self) -> Vec<RequestAudit> {
         self.state.lock().unwrap().audit.clone()
     }
+    /// The CRM events queued with request changes, in order.
+    pub fn crm_events(&self) -> Vec<usecases::crm::CrmEvent> {
+        self.state.lock().unwrap().crm.clone()
+    }
     /// Moves a code's expiry (a test's way of letting 15 minutes pass for one code).
     pub fn expire_code(&self, id: &RequestId, at: DateTime<Utc>) {
         if let Some(c) = self.state.lock().unwrap().codes.get_mut(id) {
@@ -140,6 +146,11 @@ impl Requests {
                 self.links
                     .retain(|l| !(l.lead_id == link.lead_id && l.request_id == link.request_id));
                 self.links.push(link);
+            }
+            Change::Crm(event) => {
+                if !self.crm.iter().any(|e| e.event_id == event.event_id) {
+                    self.crm.push(event);
+                }
             }
         }
     }
@@ -414,6 +425,7 @@ impl MemorySubjects {
                 key: key.to_owned(),
                 kind: kind.to_owned(),
                 fields,
+                sealed: None,
             });
     }
     /// Adds an unlinked call with a number (its blind index).
@@ -477,6 +489,7 @@ impl SubjectData for MemorySubjects {
             key: "PROFILE".into(),
             kind: "lead".into(),
             fields: Map::new(),
+            sealed: None,
         }];
         for (i, c) in self
             .leads
@@ -496,6 +509,7 @@ impl SubjectData for MemorySubjects {
                 .as_object()
                 .cloned()
                 .unwrap_or_default(),
+                sealed: None,
             });
         }
         records.extend(s.records.get(lead).cloned().unwrap_or_default());
@@ -612,6 +626,16 @@ impl SubjectRights for MemorySubjects {
             .unwrap()
             .log
             .push(format!("set_flag:{}", flag.attribute()));
+        Ok(())
+    }
+
+    async fn remove_followup(&self, lead: &LeadId) -> Result<(), StoreError> {
+        self.fault.check("remove_followup")?;
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .push(format!("remove_followup:{lead}"));
         Ok(())
     }
 

@@ -238,6 +238,13 @@ fn stored_call(c: &MemoryCall) -> StoredCall {
             .and_then(|f| f.consent.as_ref())
             .and_then(|r| r.cut_ms),
         signup_denied: c.signup_denied_at.is_some(),
+        sealed_call: c.sealed.get("sealed_call").cloned(),
+        recording_consent: c
+            .facts
+            .as_ref()
+            .and_then(|f| f.consent.as_ref())
+            .map(|r| r.granted),
+        start_at: c.facts.as_ref().and_then(|f| f.start_at),
     }
 }
 

@@ -6,12 +6,14 @@
 //! The one rule every module here keeps: personal data never reaches a log line, span
 //! field, metric, error message, object key or index key.
 
+pub mod crm;
 pub mod dnc;
 pub mod dsar;
 pub mod ledger;
 pub mod outbox;
 pub mod ports;
 pub mod retention;
+pub mod sales;
 pub mod signup;
 pub mod telemetry;
 pub mod telephony;

@@ -18,7 +18,10 @@
 
 pub mod analytics;
 pub mod cancel;
+pub mod crm;
 pub mod digest;
+pub mod openapi;
+pub mod pages;
 pub mod staff;
 pub mod worker;
 
@@ -77,10 +80,13 @@ pub fn service_from_aws(
             config.key_table_name.clone(),
         )),
         keys,
-        mailer: Arc::new(SesMailer::new(
-            aws_sdk_sesv2::Client::new(aws),
-            config.mail_from.clone().ok_or("MAIL_FROM is required")?,
-        )),
+        mailer: Arc::new(
+            SesMailer::new(
+                aws_sdk_sesv2::Client::new(aws),
+                config.mail_from.clone().ok_or("MAIL_FROM is required")?,
+            )
+            .with_privacy_links(config.public_api_base_url.clone()),
+        ),
         exports: Arc::new(BlobStore::new(
             aws_sdk_s3::Client::new(aws),
             config
@@ -284,10 +290,12 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         (Method::GET, ["v1", "dsar", id]) => status(app, &req, id).await,
         (Method::GET, ["v1", "dsar", id, "cancel"]) => cancel::confirm(&req, id),
         (Method::POST, ["v1", "dsar", id, "cancel"]) => cancel::cancel(app, &req, id).await,
+        (Method::GET, ["v1", "openapi.json"]) => crate::openapi::serve(),
         (_, ["v1", "dsar"])
         | (_, ["v1", "dsar", _])
         | (_, ["v1", "dsar", _, "verify"])
         | (_, ["v1", "dsar", _, "cancel"]) => Problem::method_not_allowed().into_response(),
+        _ if crate::pages::is_page(&path) => crate::pages::handle(app, &req).await,
         _ => not_found(),
     };
     apply_cors(&mut resp, origin.as_deref(), &app.config.allowed_origins);
@@ -306,7 +314,8 @@ fn rejected(problem: Problem) -> Response<Body> {
     problem.into_response()
 }
 
-pub(crate) const SUBMIT_FIELDS: &[&str] = &[
+/// The members of the `POST /v1/dsar` body, by dotted path; any other is refused.
+pub const SUBMIT_FIELDS: &[&str] = &[
     "type",
     "email",
     "phone",

@@ -101,10 +101,13 @@ pub fn staff_from_aws(
         )),
         lead_store,
         keys,
-        mailer: Arc::new(SesMailer::new(
-            aws_sdk_sesv2::Client::new(aws),
-            config.mail_from.clone().ok_or("MAIL_FROM is required")?,
-        )),
+        mailer: Arc::new(
+            SesMailer::new(
+                aws_sdk_sesv2::Client::new(aws),
+                config.mail_from.clone().ok_or("MAIL_FROM is required")?,
+            )
+            .with_privacy_links(config.public_api_base_url.clone()),
+        ),
         exports: Arc::new(BlobStore::new(
             aws_sdk_s3::Client::new(aws),
             config
@@ -385,7 +388,7 @@ async fn requests(
 }
 
 /// The members of `POST /v1/admin/dsar` besides the public intake's.
-const ENTRY_FIELDS: &[&str] = &["channel", "received_at", "identity_verified"];
+pub const ENTRY_FIELDS: &[&str] = &["channel", "received_at", "identity_verified"];
 
 /// Parses the body of `POST /v1/admin/dsar`: the public intake's fields, validated as
 /// there (`parse_intake`), and the channel, the receipt time and whether staff checked the

@@ -187,10 +187,13 @@ pub fn exporter_from_aws(
             .ok_or("EXPORTS_BUCKET is required")?,
         config.data_key_arn.clone(),
     ));
-    let mailer = Arc::new(SesMailer::new(
-        aws_sdk_sesv2::Client::new(aws),
-        config.mail_from.clone().ok_or("MAIL_FROM is required")?,
-    ));
+    let mailer = Arc::new(
+        SesMailer::new(
+            aws_sdk_sesv2::Client::new(aws),
+            config.mail_from.clone().ok_or("MAIL_FROM is required")?,
+        )
+        .with_privacy_links(config.public_api_base_url.clone()),
+    );
     let public_api_base_url = config
         .public_api_base_url
         .clone()
@@ -240,6 +243,7 @@ pub fn exporter_from_aws(
             clock: Arc::clone(&clock),
             public_api_base_url: public_api_base_url.clone(),
             part_size: PART_SIZE,
+            crm: config.crm_webhook_url.is_some(),
         },
         rights: Rights {
             store,
@@ -264,6 +268,7 @@ pub fn exporter_from_aws(
                 "dsar-worker",
             ))),
             do_not_call,
+            crm: config.crm_webhook_url.is_some(),
         },
         leads,
         dead_letters,
@@ -273,6 +278,25 @@ pub fn exporter_from_aws(
 /// Time kept back before the invocation's deadline: enough to record a failed attempt
 /// (two table writes and a queue message) before Lambda would end the invocation.
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The template's `Timeout` of the dsar worker (and of the analytics worker).
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The time an invocation has, from its deadline: in AWS, Lambda's deadline (the
+/// function's `Timeout` from the start). A local runtime (`cargo lambda watch`) may send
+/// no deadline or one that is already inside `margin`, which would cut off every attempt
+/// at once: then the function's `timeout` applies, as in AWS.
+pub fn invocation_time(
+    deadline: std::time::SystemTime,
+    now: std::time::SystemTime,
+    timeout: std::time::Duration,
+    margin: std::time::Duration,
+) -> std::time::Duration {
+    match deadline.duration_since(now) {
+        Ok(left) if left > margin => left,
+        _ => timeout,
+    }
+}
 
 /// Handles one batch without a deadline (tests, local runs); see [`handle_until`].
 pub async fn handle(exporter: &Exporter, event: Event) -> DynamoDbEventResponse {
@@ -432,5 +456,19 @@ mod tests {
         assert!(work_for("MODIFY", &other, &Image::new()).is_none());
         assert!(is_erasures_due(&serde_json::json!({"job": "erasures-due"})));
         assert!(!is_erasures_due(&serde_json::json!({"Records": []})));
+    }
+
+    /// An invocation has until Lambda's deadline; a local runtime's missing or already
+    /// expiring deadline gives the function's timeout instead of an instant cut-off.
+    #[test]
+    fn invocation_time_is_the_deadline_or_the_timeout() {
+        use std::time::{Duration, SystemTime};
+        let now = SystemTime::now();
+        let t = |deadline| invocation_time(deadline, now, TIMEOUT, DEADLINE_MARGIN);
+        assert_eq!(t(now + Duration::from_secs(299)), Duration::from_secs(299));
+        assert_eq!(t(now + Duration::from_secs(21)), Duration::from_secs(21));
+        assert_eq!(t(now + Duration::from_secs(20)), TIMEOUT);
+        assert_eq!(t(now), TIMEOUT);
+        assert_eq!(t(SystemTime::UNIX_EPOCH), TIMEOUT);
     }
 }

@@ -22,11 +22,13 @@ use shared::leads::{LeadService, SignupRequest};
 use shared::ports::Retry;
 use shared::{Clock, Config};
 
+pub mod pages;
+
 /// Largest accepted body (R1.2).
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The members of the sign-up body, by dotted path.
-const FIELDS: &[&str] = &[
+pub const FIELDS: &[&str] = &[
     "first_name",
     "last_name",
     "email",
@@ -68,10 +70,13 @@ impl App {
         let ledger =
             shared::adapters::ledger::DynamoLedgerStore::from_sdk(aws, config.table_name.clone());
         let receipts = config.mail_from.as_ref().map(|from| {
-            Arc::new(shared::adapters::mail::SesMailer::new(
-                aws_sdk_sesv2::Client::new(aws),
-                from.clone(),
-            )) as Arc<dyn shared::ports::Mailer>
+            Arc::new(
+                shared::adapters::mail::SesMailer::new(
+                    aws_sdk_sesv2::Client::new(aws),
+                    from.clone(),
+                )
+                .with_privacy_links(config.public_api_base_url.clone()),
+            ) as Arc<dyn shared::ports::Mailer>
         });
         let service = LeadService::new(Arc::new(store), Arc::new(keys), clock).with_ledger(
             Arc::new(shared::ledger::ConsentLedger::new(
@@ -102,6 +107,10 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The sign-up pages (issue 16): same function, same use case, same limits.
+    if pages::is_page(req.uri().path()) {
+        return pages::handle(app, &req).await;
+    }
     let mut resp = match *req.method() {
         Method::POST => sign_up(app, &req).await,
         Method::OPTIONS => {
@@ -126,11 +135,39 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
     let (profile, policy_version, call_window) = match parsed {
         Ok(v) => v,
         Err(problem) => {
-            let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
-            tracing::info!(status = problem.status, ?fields, "sign-up rejected");
+            log_rejected(&problem);
             return problem.into_response();
         }
     };
+    match store(app, req, profile, policy_version, call_window).await {
+        Ok(reference) => json_response(
+            StatusCode::CREATED,
+            &Accepted {
+                reference: reference.to_string(),
+                status: "accepted",
+            },
+        ),
+        Err(problem) => problem.into_response(),
+    }
+}
+
+/// Logs a refused sign-up: the status and the failed fields' names, never a value.
+pub(crate) fn log_rejected(problem: &Problem) {
+    let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+    tracing::info!(status = problem.status, ?fields, "sign-up rejected");
+}
+
+/// Stores a parsed sign-up through the lead service, with the request's source address and
+/// reduced user agent: the one path of the JSON route and the page form alike. `Ok` holds
+/// the random per-submission reference (logged with the lead id); `Err` the problem to
+/// answer (nothing was stored).
+pub(crate) async fn store(
+    app: &App,
+    req: &Request,
+    profile: LeadProfile,
+    policy_version: String,
+    call_window: Option<CallWindow>,
+) -> Result<uuid::Uuid, Problem> {
     let request = SignupRequest {
         profile,
         source_ip: shared::http::source_ip(req),
@@ -149,21 +186,15 @@ async fn sign_up(app: &App, req: &Request) -> Response<Body> {
                 call_requested = outcome.call_requested(),
                 "sign-up stored"
             );
-            json_response(
-                StatusCode::CREATED,
-                &Accepted {
-                    reference: reference.to_string(),
-                    status: "accepted",
-                },
-            )
+            Ok(reference)
         }
         Err(err) => {
             let retry = err.retry();
             tracing::error!(error = %err, ?retry, "sign-up failed; nothing stored");
-            match retry {
-                Retry::Transient => Problem::unavailable().into_response(),
-                Retry::Permanent => Problem::internal().into_response(),
-            }
+            Err(match retry {
+                Retry::Transient => Problem::unavailable(),
+                Retry::Permanent => Problem::internal(),
+            })
         }
     }
 }

@@ -111,7 +111,7 @@ pub fn worker_from_aws(
         Arc::new(DynamoCallStore::new(ddb.clone(), config.table_name.clone())),
         audit.clone(),
         lead_store.clone(),
-        keys,
+        keys.clone(),
         Arc::new(copier),
         provider.clone(),
         Arc::clone(&clock),
@@ -130,7 +130,19 @@ pub fn worker_from_aws(
         audit.clone(),
         Arc::clone(&clock),
     );
+    let followups = usecases::sales::FollowUpHandoff::new(
+        Arc::new(DynamoCallStore::new(ddb.clone(), config.table_name.clone())),
+        lead_store.clone(),
+        keys.clone(),
+        do_not_call.clone(),
+        Arc::new(shared::adapters::sales::DynamoFollowUps::new(
+            ddb.clone(),
+            config.table_name.clone(),
+        )),
+        Arc::clone(&clock),
+    );
     Ok(worker::Worker {
+        followups,
         ingest,
         outbound: shared::outbound::Outbound::new(
             lead_store,

@@ -20,6 +20,8 @@ pub struct Worker {
     pub outbound: Outbound,
     pub ingest: Ingest,
     pub provider_keys: ProviderKeySource,
+    /// Issue 17: the follow-up record of an analysed, settled call, for sales.
+    pub followups: usecases::sales::FollowUpHandoff,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +32,8 @@ pub enum WorkerError {
     Ingest(#[from] IngestError),
     #[error("provider key unavailable")]
     Key(#[from] KeyError),
+    #[error("writing the follow-up record failed")]
+    Sales(#[from] usecases::sales::SalesError),
 }
 
 impl WorkerError {
@@ -38,6 +42,7 @@ impl WorkerError {
             Self::Place(e) => e.retry(),
             Self::Ingest(e) => e.retry(),
             Self::Key(e) => e.retry,
+            Self::Sales(e) => e.retry(),
         }
     }
 }
@@ -158,14 +163,7 @@ async fn process(worker: &Worker, record: EventRecord) -> Result<(), WorkerError
             tracing::info!(?outcome, "recording handled");
             Ok(())
         }
-        Work::DeleteAtProvider(call_id) => {
-            let keys = worker.provider_keys.keys().await?;
-            worker
-                .ingest
-                .delete_at_provider(&call_id, &keys.current)
-                .await?;
-            Ok(())
-        }
+        Work::DeleteAtProvider(call_id) => settled(worker, &call_id).await,
         Work::RecordContact { lead_id, end_at } => {
             let (Ok(lead), Ok(end)) = (
                 LeadId::parse(&lead_id),
@@ -192,15 +190,29 @@ async fn process_call_state(worker: &Worker, new: &Image) -> Result<(), WorkerEr
         Work::IngestRecording(call_id) => {
             worker.ingest.ingest(&call_id).await?;
         }
-        Work::DeleteAtProvider(call_id) => {
-            let keys = worker.provider_keys.keys().await?;
-            worker
-                .ingest
-                .delete_at_provider(&call_id, &keys.current)
-                .await?;
-        }
+        Work::DeleteAtProvider(call_id) => settled(worker, &call_id).await?,
         _ => {}
     }
+    Ok(())
+}
+
+/// The call is analysed and its recording settled (the worker's final state of it): the
+/// lead's follow-up record is written for sales (issue 17), and the call is deleted at
+/// the provider (R2.9). The deletion runs whatever the handoff did, so a record that
+/// cannot be built never keeps the call at the provider; a redelivery (the deletion's
+/// retry) finds the record written and leaves it.
+async fn settled(worker: &Worker, call_id: &str) -> Result<(), WorkerError> {
+    let handoff = worker.followups.handoff(call_id).await;
+    match &handoff {
+        Ok(outcome) => tracing::info!(?outcome, "follow-up handoff"),
+        Err(e) => tracing::error!(error = %e, "follow-up handoff failed"),
+    }
+    let keys = worker.provider_keys.keys().await?;
+    worker
+        .ingest
+        .delete_at_provider(call_id, &keys.current)
+        .await?;
+    handoff?;
     Ok(())
 }
 

@@ -31,6 +31,13 @@ impl World {
         Self::start_on(&harness::emulator::private("dsar")).await
     }
 
+    /// As [`Self::on_mail_emulator`], on the private emulator called `name`: an area whose
+    /// tests read mail and build exports keeps them off the `dsar` modules' emulator, whose
+    /// state dump (where mail is read) grows slower with every object it ever held.
+    pub async fn on_mail_emulator_named(name: &'static str) -> Self {
+        Self::start_on(&harness::emulator::private(name)).await
+    }
+
     /// Sends a request where API Gateway would: `/v1/admin/…` to the staff function,
     /// everything else to the public one.
     pub async fn call(&self, req: ApiRequest<'_>) -> (u16, Value) {

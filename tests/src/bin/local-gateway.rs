@@ -4,11 +4,12 @@
 //! `/v1/admin/...` must be SigV4-signed with a local key (`testing`/`testing` signs as
 //! the local staff session, `local-intruder`/`local-intruder` as a principal outside the
 //! allow-list) and then goes to the `dsar-staff` function through the Lambda Invoke API
-//! of `cargo lambda watch` at the upstream; every other path is forwarded to the
+//! of `cargo lambda watch` at the upstream (`/v1/sales/...` likewise to `sales-api`, signed
+//! with `local-sales`/`local-sales`); every other path is forwarded to the
 //! upstream unchanged.
 
 use anyhow::{bail, Context, Result};
-use harness::gateway::{local_keys, Gateway, StaffBackend};
+use harness::gateway::{local_keys, Gateway, SalesBackend, StaffBackend};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -36,8 +37,12 @@ async fn main() -> Result<()> {
             base_url: upstream.clone(),
             function,
         },
-        Some(upstream),
+        Some(upstream.clone()),
     )
+    .with_sales(SalesBackend::Invoke {
+        base_url: upstream,
+        function: "sales-api".into(),
+    })
     .start(([127, 0, 0, 1], port).into())
     .await?;
     tracing::info!(url = gateway.base_url(), "local gateway listening");

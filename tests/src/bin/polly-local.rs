@@ -4,28 +4,17 @@
 //! template's data layer in the emulator and writes the environment the functions get
 //! from the template, resolved for the local resources.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{bail, Context, Result};
 use harness::stack::Stack;
-
-/// HTTP functions of the template that the local stack serves.
-const FUNCTIONS: &[&str] = &[
-    "SignupFunction",
-    "TelephonyWebhookFunction",
-    "TelephonyWorkerFunction",
-    "DsarApiFunction",
-    "DsarStaffFunction",
-    "DsarWorkerFunction",
-];
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(command) = args.first() else {
         bail!(
-            "usage: polly-local provision [--name NAME] [--provider-api-key KEY] [--env-file PATH]"
+            "usage: polly-local provision [--name NAME] [--provider-api-key KEY] [--crm-webhook-url URL] [--env-file PATH]"
         );
     };
     let flag = |name: &str| {
@@ -41,24 +30,17 @@ async fn main() -> Result<()> {
             let stack = Stack::provision(&name, &api_key)
                 .await
                 .context("provisioning the local stack (is the emulator running?)")?;
-            let mut env = BTreeMap::new();
-            for function in FUNCTIONS {
-                env.extend(stack.function_env(function)?);
+            // The template's environment of every function, the local staff role, the
+            // emulator (harness::localstack::local_env).
+            let mut env = harness::localstack::local_env(&stack)?;
+            // The local CRM receiver (crm-sim), when `make run` starts one.
+            if let Some(url) = flag("--crm-webhook-url") {
+                env.insert("CRM_WEBHOOK_URL".into(), url);
+                env.insert(
+                    "CRM_WEBHOOK_SECRET_ARN".into(),
+                    stack.crm_secret_arn.clone(),
+                );
             }
-            // The staff routes admit the local staff role; the local gateway signs the
-            // emulator's key in as a session of it (harness::gateway).
-            env.insert(
-                "STAFF_PRINCIPAL_ARNS".into(),
-                harness::gateway::LOCAL_STAFF_ROLE.into(),
-            );
-            env.insert("AWS_ENDPOINT_URL".into(), harness::endpoint());
-            env.insert("AWS_REGION".into(), harness::stack::REGION.into());
-            env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
-            env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
-            env.insert(
-                "PROVIDER_API_KEY_SECRET_ARN".into(),
-                stack.provider_secret_arn.clone(),
-            );
             let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
             match flag("--env-file") {
                 Some(path) => {

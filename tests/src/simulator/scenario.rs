@@ -821,6 +821,9 @@ impl CallScript {
             custom.insert("appointment_requested".into(), json!(false));
         } else {
             custom.insert("appointment_requested".into(), json!(true));
+            // The structured fields sales receives (issue 17).
+            custom.insert("needs".into(), json!(SIM_NEEDS));
+            custom.insert("interest".into(), json!(SIM_INTEREST));
         }
         let (summary, sentiment, successful) = match self.scenario {
             Scenario::DialNoAnswer => ("Der Anruf wurde nicht angenommen.", "Unknown", false),
@@ -924,6 +927,11 @@ impl CallScript {
         Ok(events)
     }
 }
+
+/// `custom_analysis_data.needs` of an answered call (issue 17: what sales receives).
+pub const SIM_NEEDS: &str = "Beratung zu einer Wärmepumpe für ein Einfamilienhaus";
+/// `custom_analysis_data.interest` of an answered call.
+pub const SIM_INTEREST: &str = "hoch";
 
 #[cfg(test)]
 mod tests {

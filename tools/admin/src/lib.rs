@@ -190,6 +190,13 @@ const COMMANDS: &[Spec] = &[
         values: &["from", "to"],
         switches: &[],
     },
+    Spec {
+        name: "sales",
+        usage: "sales queue | sales show <lead-id> | sales done <lead-id>",
+        about: "the sales follow-up queue, a lead's follow-up record (prints personal data; audited), marking it done; needs a principal in SalesPrincipalArns",
+        values: &[],
+        switches: &[],
+    },
 ];
 
 fn spec(name: &str) -> Option<&'static Spec> {
@@ -510,6 +517,27 @@ async fn execute(
             }
             ("GET", format!("/v1/admin/stats?from={from}&to={to}"), None)
         }
+        "sales" => match p.positionals.first().map(String::as_str) {
+            Some("queue") if p.positionals.len() == 1 => {
+                ("GET", "/v1/sales/follow-ups".into(), None)
+            }
+            Some("show") | Some("done") if p.positionals.len() == 2 => {
+                let lead = p.positionals[1].as_str();
+                if lead.trim().is_empty() || lead == "." || lead == ".." {
+                    return Err(Failure::Usage(format!("{lead:?} is not an id")));
+                }
+                if p.positionals[0] == "show" {
+                    ("GET", format!("/v1/sales/follow-ups/{}", seg(lead)), None)
+                } else {
+                    (
+                        "POST",
+                        format!("/v1/sales/follow-ups/{}/done", seg(lead)),
+                        Some(json!({})),
+                    )
+                }
+            }
+            _ => return Err(Failure::Usage(format!("usage: polly-admin {usage}"))),
+        },
         other => unreachable!("command {other} has a spec but no request"),
     };
     let client = Client::new(p, settings).await?;
@@ -519,6 +547,9 @@ async fn execute(
     }
     if p.global.json {
         out.stdout.push_str(&pretty(&answer));
+    } else if command == "sales" {
+        out.stdout
+            .push_str(&render::sales(p.positionals[0].as_str(), &answer));
     } else {
         out.stdout.push_str(&render::success(command, &answer));
     }

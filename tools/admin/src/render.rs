@@ -402,6 +402,51 @@ pub fn refusal(status: u16, body: &Value) -> String {
     out
 }
 
+/// `polly-admin sales queue|show|done` (issue 17).
+pub fn sales(action: &str, v: &Value) -> String {
+    match action {
+        "queue" => {
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                return "No open follow-ups.\n".to_owned();
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|i| {
+                    [
+                        "ready_at",
+                        "lead_id",
+                        "first_name",
+                        "last_name",
+                        "call_date",
+                        "interest",
+                    ]
+                    .iter()
+                    .map(|k| cell(&i[*k]))
+                    .collect()
+                })
+                .collect();
+            format!(
+                "{} open follow-up(s), earliest first:\n{}",
+                items.len(),
+                table(
+                    &[
+                        "ready",
+                        "lead",
+                        "first name",
+                        "last name",
+                        "call",
+                        "interest"
+                    ],
+                    &rows
+                )
+            )
+        }
+        "done" => format!("Follow-up of {} marked done.\n", s(v, "lead_id")),
+        _ => key_values(v),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

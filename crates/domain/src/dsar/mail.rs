@@ -27,6 +27,42 @@ pub struct Mail {
     pub html: String,
 }
 
+/// The two pages every mail links (Art. 7(3), Art. 21): a path under the public base URL.
+pub const NO_CALLS_PATH: &str = "/privacy/no-calls";
+pub const WITHDRAW_PATH: &str = "/privacy/withdraw";
+
+impl Mail {
+    /// The mail with the links to "no more calls" and to withdrawing consent at its end
+    /// (both parts), full URLs under `base` (the public base URL, no trailing slash):
+    /// each page is the request form preset, so either is two clicks from any mail.
+    /// Adding them twice changes nothing.
+    pub fn with_privacy_links(mut self, base: &str) -> Mail {
+        let base = base.trim_end_matches('/');
+        let no_calls = format!("{base}{NO_CALLS_PATH}");
+        let withdraw = format!("{base}{WITHDRAW_PATH}");
+        if self.text.contains(&no_calls) {
+            return self;
+        }
+        if !self.text.ends_with('\n') {
+            self.text.push('\n');
+        }
+        self.text.push_str(&format!(
+            "\nKeine Anrufe mehr: {no_calls}\nEinwilligung widerrufen: {withdraw}\n"
+        ));
+        let links = format!(
+            "<p style=\"font-size: 12px; color: #666666;\"><a href=\"{nc}\">Keine Anrufe mehr</a> · \
+             <a href=\"{wd}\">Einwilligung widerrufen</a></p>\n",
+            nc = escape_html(&no_calls),
+            wd = escape_html(&withdraw),
+        );
+        match self.html.rfind("</body>") {
+            Some(at) => self.html.insert_str(at, &links),
+            None => self.html.push_str(&links),
+        }
+        self
+    }
+}
+
 // The one-time code in a code mail is a secret: keep it out of any debug output.
 impl std::fmt::Debug for Mail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -821,5 +857,47 @@ mod tests {
                 "Art. 21 Abs. 3 DSGVO, § 7 UWG",
             ],
         );
+    }
+
+    /// R4.1: every mail to a subject can end with the two links of the privacy center
+    /// ("no more calls", withdraw consent) as full URLs, in the text and the HTML part,
+    /// still a whole document, and once only however often it is applied.
+    #[test]
+    fn every_mail_gets_the_no_calls_and_withdraw_links_once() {
+        let base = "https://api.example.org/";
+        for mail in [
+            code_mail("48291377", "r-1", RequestType::Access, 15),
+            receipt_mail("r-1", RequestType::Access, received(), date("2027-03-02")),
+            completion_mail("r-1", RequestType::Access, "https://x/v1/dsar/r-1"),
+            denial_mail("r-1", RequestType::Erasure, &["Grund".to_owned()]),
+            restriction_lifted_mail(),
+            erasure_cancelled_mail("r-1"),
+            crate::ledger::receipt_mail("2026-01", received()),
+        ] {
+            let linked = mail
+                .clone()
+                .with_privacy_links(base)
+                .with_privacy_links(base);
+            for url in [
+                "https://api.example.org/privacy/no-calls",
+                "https://api.example.org/privacy/withdraw",
+            ] {
+                assert_eq!(linked.text.matches(url).count(), 1, "{}", linked.text);
+                assert_eq!(
+                    linked.html.matches(&format!("href=\"{url}\"")).count(),
+                    1,
+                    "{}",
+                    linked.html
+                );
+            }
+            assert!(linked.text.contains("Keine Anrufe mehr"));
+            assert!(linked.text.contains("Einwilligung widerrufen"));
+            assert!(linked.html.trim_end().ends_with("</html>"));
+            assert!(
+                linked.html.find("/privacy/withdraw").unwrap()
+                    < linked.html.find("</body>").unwrap()
+            );
+            assert_eq!(linked.subject, mail.subject);
+        }
     }
 }

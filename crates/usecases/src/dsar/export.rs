@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 use domain::crypto::{CryptoError, DataKey};
 use domain::dsar::disclosure::{self, ReadmeContext};
 use domain::dsar::{mail, RequestStatus, RequestType};
+use domain::sales::{followup_aad, FOLLOWUP_KIND};
 use domain::{Clock, LeadId, RequestId, RetentionClass};
 
 use super::common::{proven_phone, resolve_subject, ContactMail, Resolved};
@@ -92,6 +93,8 @@ pub struct Exporter {
     pub public_api_base_url: String,
     /// Bytes per multipart part (≥ 5 MiB).
     pub part_size: usize,
+    /// A CRM webhook is configured: the Art. 15 information names the CRM as a recipient.
+    pub crm: bool,
 }
 
 /// The archive on its way into the upload.
@@ -157,6 +160,28 @@ struct Subject {
     key: DataKey,
     records: Vec<HeldRecord>,
     calls: Vec<CallData>,
+}
+
+/// The follow-up record sales received of the subject (`crate::sales`) as the export
+/// shows it: the sealed record opened, as sales reads it; the item's plain attributes
+/// fill in what the sealed copy lacks or leaves empty (the call it came from, when
+/// sales marked it done).
+fn followup_data(record: &HeldRecord, lead: &LeadId, key: &DataKey) -> Result<Value, ExportError> {
+    let mut shown = match &record.sealed {
+        Some(sealed) => {
+            let plain = key
+                .open(&followup_aad(lead), sealed)
+                .map_err(|_| ExportError::Sealed)?;
+            serde_json::from_slice::<Map<String, Value>>(&plain).map_err(|_| ExportError::Sealed)?
+        }
+        None => Map::new(),
+    };
+    for (name, value) in &record.fields {
+        if shown.get(name).is_none_or(Value::is_null) {
+            shown.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(Value::Object(shown))
 }
 
 /// Associated data of a sealed call attribute (the telephony use cases seal with it).
@@ -402,9 +427,11 @@ impl Exporter {
             calls: subject.map_or(unlinked.len(), |s| s.calls.len()),
             recordings,
             transcripts,
+            sales_followup: subject
+                .is_some_and(|s| s.records.iter().any(|r| r.kind == FOLLOWUP_KIND)),
         });
         pkg.file("LIESMICH.txt", readme.as_bytes()).await?;
-        pkg.json("information.json", &disclosure::information())
+        pkg.json("information.json", &disclosure::information_with(self.crm))
             .await?;
 
         let Some(s) = subject else {
@@ -448,9 +475,14 @@ impl Exporter {
             "client": lead.technical.client,
         });
         let mut by_kind: HashMap<&str, Vec<Value>> = HashMap::new();
+        let mut sales_followup = None;
         for record in &s.records {
             let kind = record.kind.as_str();
             if matches!(kind, "lead" | "key" | "dsar_link" | "call_link") {
+                continue;
+            }
+            if kind == FOLLOWUP_KIND {
+                sales_followup = Some(followup_data(record, &lead.stored.id, &s.key)?);
                 continue;
             }
             by_kind
@@ -482,6 +514,11 @@ impl Exporter {
             "calls": CALLS_SLOT,
             "requests": requests,
         });
+        // What sales received after the call (summary, analysis, contact details), opened:
+        // it is data about the subject like any other (Art. 15(1), (3)).
+        if let Some(followup) = sales_followup {
+            data["sales_followup"] = followup;
+        }
         if !by_kind.is_empty() {
             let other: Map<String, Value> = by_kind
                 .into_iter()

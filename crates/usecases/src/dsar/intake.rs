@@ -600,6 +600,29 @@ impl DsarService {
                 .erasure_scheduled_at
                 .filter(|_| super::erasure_window::waiting(&record, now)),
         };
+        // Art. 19: the CRM as a recipient told of the request's outcome, with the
+        // delivery state (told / pending / failed, with its time), when one was queued.
+        if record.status == RequestStatus::Completed
+            && matches!(
+                record.request_type,
+                RequestType::Rectification
+                    | RequestType::Restriction
+                    | RequestType::Objection
+                    | RequestType::Erasure
+            )
+        {
+            if let Some(event) = self.store.crm_event(&id.to_string()).await? {
+                let state = event.state().to_json();
+                view.recipients.get_or_insert_with(Default::default).insert(
+                    domain::registry::CRM.name.to_owned(),
+                    format!(
+                        "{} ({})",
+                        state["state"].as_str().unwrap_or_default(),
+                        state["at"].as_str().unwrap_or_default()
+                    ),
+                );
+            }
+        }
         let live = record.export_expires_at.is_some_and(|t| t > now);
         if let (RequestStatus::Completed, Some(key), true) =
             (record.status, &record.export_key, live)

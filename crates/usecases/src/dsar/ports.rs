@@ -76,6 +76,11 @@ pub trait RequestStore: Send + Sync {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<RequestId>, StoreError>;
+    /// The CRM event a closed request queued (`crate::crm`; its id is the request id),
+    /// for the delivery state the status route shows. None without a CRM.
+    async fn crm_event(&self, _event_id: &str) -> Result<Option<crate::crm::CrmEvent>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Who holds an identifier now (the live claims).
@@ -91,13 +96,16 @@ pub trait ClaimLookup: Send + Sync {
 
 /// One record held under a subject (consent proof, contract, request link, …) as the
 /// subject may see it: its plain attributes, storage mechanics and sealed values left
-/// out.
+/// out; a record sealed whole (the follow-up record sales reads) brings its ciphertext,
+/// for the export to open.
 #[derive(Debug, Clone)]
 pub struct HeldRecord {
     /// Which record of the subject it is (opaque; names it for deletion).
     pub key: String,
     pub kind: String,
     pub fields: Map<String, Value>,
+    /// The record's `sealed` attribute, under the subject's data key, when it has one.
+    pub sealed: Option<Vec<u8>>,
 }
 
 impl HeldRecord {
@@ -208,6 +216,10 @@ pub trait SubjectRights: Send + Sync {
     async fn shred_key(&self, lead: &LeadId) -> Result<(), StoreError>;
     /// Sets a flag on the lead (a lead that is gone is fine).
     async fn set_flag(&self, lead: &LeadId, flag: Flag) -> Result<(), StoreError>;
+    /// Removes the subject's follow-up record from the sales queue (issue 17), for a
+    /// number listed do-not-call after the record was written (a record that is gone, or
+    /// a lead, is fine).
+    async fn remove_followup(&self, lead: &LeadId) -> Result<(), StoreError>;
     /// Removes the restriction flag (the lead must exist).
     async fn lift_restriction(&self, lead: &LeadId) -> Result<(), StoreError>;
     /// Removes the cancel window's flag ([`Flag::ErasurePending`]) and nothing else (a

@@ -362,6 +362,8 @@ pub enum Change {
     PutExport(ExportRecord),
     /// Links the request to the subject it was carried out on.
     Link(SubjectRequestRecord),
+    /// Queues an event for the CRM (`crate::crm`), on condition that it is not queued.
+    Crm(crate::crm::CrmEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -108,6 +108,10 @@ pub struct Rights {
     /// The do-not-call list an objection puts the subject's number on (R7.1); erasure
     /// leaves it alone.
     pub do_not_call: crate::dnc::DoNotCallList,
+    /// A CRM webhook is configured (`CRM_WEBHOOK_URL`): a rectification, restriction,
+    /// objection or erasure of a subject queues its Art. 19 notice in the commit that
+    /// closes the request (`crate::crm`).
+    pub crm: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -702,6 +706,24 @@ impl Rights {
         if let (Some(lead), false) = (subject, erasure) {
             updated.lead_id = Some(lead);
             changes.push(subject_link(&updated, lead));
+        }
+        // Art. 19: the CRM's notice, in the same transaction as the close. Only the lead
+        // id and the event: it outlives an erased subject and goes out after it is gone.
+        // A legal hold keeps our contract records, not the CRM's copy (sales has no use
+        // for it under the hold): the CRM erases.
+        let notice = match outcome {
+            RightsOutcome::Rectified { .. } => Some(domain::crm::CrmEventType::Rectified),
+            RightsOutcome::Restricted => Some(domain::crm::CrmEventType::Restricted),
+            RightsOutcome::Objected => Some(domain::crm::CrmEventType::Objected),
+            RightsOutcome::Erased { .. } | RightsOutcome::Held { .. } => {
+                Some(domain::crm::CrmEventType::Erased)
+            }
+            _ => None,
+        };
+        if let (true, Some(kind), Some(lead)) = (self.crm, notice, subject) {
+            changes.push(Change::Crm(crate::crm::CrmEvent::notice(
+                kind, lead, id, now,
+            )));
         }
         let action = format!("dsar.{code}");
         if self

@@ -356,6 +356,17 @@ impl Staff {
                 .do_not_call
                 .list(&index, crate::dnc::DncSource::Staff, now)
                 .await?;
+            // Issue 17: the number's subject leaves the sales queue, as after an objection
+            // (sales cannot check the list: its role computes no blind index). After the
+            // listing, and also when it was listed already, so a retry finishes it.
+            if let Some(lead) = self
+                .requests
+                .claims
+                .claim_holder(crate::ports::IdentifierKind::Phone, &index, now)
+                .await?
+            {
+                self.rights.remove_followup(&lead).await?;
+            }
             (changed, "dnc.listed_staff")
         } else {
             let changed = self

@@ -127,6 +127,13 @@ pub struct StoredCall {
     /// The person said on the line that they never signed up (`confirm_signup` false,
     /// R7.4): nothing of the call's content is kept.
     pub signup_denied: bool,
+    /// The sealed call content (`sealed_call`: numbers and the provider's analysis), when
+    /// the subject's key was open for it; the sales handoff reads the analysis from it.
+    pub sealed_call: Option<Vec<u8>>,
+    /// The recording-consent answer decided when the call ended (R2.6), if it ended.
+    pub recording_consent: Option<bool>,
+    /// When the call started.
+    pub start_at: Option<DateTime<Utc>>,
 }
 
 impl StoredCall {

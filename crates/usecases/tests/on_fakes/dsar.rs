@@ -89,6 +89,7 @@ impl World {
             clock: Arc::new(self.clock.clone()),
             public_api_base_url: "https://api.example".into(),
             part_size: 5 * 1024 * 1024,
+            crm: false,
         }
     }
 
@@ -113,6 +114,7 @@ impl World {
                 Arc::new(self.dnc_audit.clone()),
                 Arc::new(self.clock.clone()),
             ),
+            crm: false,
         }
     }
 

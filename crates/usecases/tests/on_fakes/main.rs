@@ -4,6 +4,7 @@
 
 mod analytics_job;
 mod calling_hours;
+mod crm;
 mod digest;
 mod dnc;
 mod dsar;

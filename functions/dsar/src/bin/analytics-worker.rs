@@ -20,11 +20,12 @@ async fn main() -> Result<(), Error> {
         // A slice stops short of the invocation's deadline and checkpoints; the stream
         // hands the job back for the next one.
         // (A short local deadline keeps three quarters of itself.)
-        let left = event
-            .context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default();
+        let left = dsar::worker::invocation_time(
+            event.context.deadline(),
+            std::time::SystemTime::now(),
+            dsar::worker::TIMEOUT,
+            dsar::analytics::DEADLINE_MARGIN,
+        );
         let left = left.saturating_sub(dsar::analytics::DEADLINE_MARGIN.min(left / 4));
         let budget = Budget::until(std::time::Instant::now() + left);
         async move { Ok::<_, Error>(dsar::analytics::handle(&exports, event.payload, budget).await) }

@@ -20,12 +20,13 @@ async fn main() -> Result<(), Error> {
         let exporter = Arc::clone(&exporter);
         // The work on a request stops short of the invocation's deadline, so a timeout is
         // a counted, visible failure rather than a silent one.
-        let left = event
-            .context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .unwrap_or_default()
-            .saturating_sub(dsar::worker::DEADLINE_MARGIN);
+        let left = dsar::worker::invocation_time(
+            event.context.deadline(),
+            std::time::SystemTime::now(),
+            dsar::worker::TIMEOUT,
+            dsar::worker::DEADLINE_MARGIN,
+        )
+        .saturating_sub(dsar::worker::DEADLINE_MARGIN);
         let deadline = tokio::time::Instant::now() + left;
         async move {
             if dsar::worker::is_erasures_due(&event.payload) {

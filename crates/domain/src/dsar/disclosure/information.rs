@@ -156,3 +156,60 @@ pub fn information() -> Value {
         "third_country_transfers": third_country_transfers,
     })
 }
+
+/// The categories the CRM receives with a follow-up record (issue 17): name and contact
+/// details, the agent's summary and analysis, the consent state.
+pub const CRM_CATEGORIES: [&str; 3] = ["signup", "call_content", "consent_evidence"];
+
+/// [`information`], naming the CRM (`registry::CRM`) among the recipients when one is
+/// configured (`CRM_WEBHOOK_URL`), and not when it is not.
+pub fn information_with(crm: bool) -> Value {
+    let mut info = information();
+    if crm {
+        let r = registry::CRM;
+        if let Some(list) = info["recipients"].as_array_mut() {
+            list.push(json!({
+                "name": r.name,
+                "role": r.role,
+                "role_de": recipient_role_de(r.name),
+                "country": r.country,
+                "third_country": is_third_country(&r),
+                "transfer_safeguard": r.transfer_safeguard,
+                "categories": CRM_CATEGORIES,
+            }));
+        }
+    }
+    info
+}
+
+#[cfg(test)]
+mod crm_tests {
+    use super::*;
+
+    /// R4.4: the Art. 15 information (and the Art. 30 record) name the CRM as a recipient,
+    /// with its categories, when a CRM is configured, and not when none is.
+    #[test]
+    fn the_crm_is_named_as_a_recipient_exactly_when_configured() {
+        let name = registry::CRM.name;
+        let without = information_with(false);
+        assert_eq!(without, information());
+        assert!(!without.to_string().contains(name));
+        let with = information_with(true);
+        let crm: Vec<&Value> = with["recipients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"] == name)
+            .collect();
+        assert_eq!(crm.len(), 1, "{with}");
+        assert_eq!(crm[0]["categories"], json!(CRM_CATEGORIES));
+        assert!(crm[0]["role_de"]
+            .as_str()
+            .is_some_and(|r| r.contains("Vertrieb")));
+        assert!(!super::super::ropa_with(false).contains(name));
+        assert_eq!(super::super::ropa_with(false), super::super::ropa());
+        let ropa = super::super::ropa_with(true);
+        let at = ropa.find(name).expect("the record names the CRM");
+        assert!(at < ropa.find("## Technische und organisatorische").unwrap());
+    }
+}

@@ -183,6 +183,9 @@ pub fn recipient_role_de(name: &str) -> Option<&'static str> {
         "RetellAI, Inc." => "Auftragsverarbeiter: Plattform für Telefonie und KI-Sprachagenten",
         "ElevenLabs" => "Unterauftragsverarbeiter: Sprachsynthese für den KI-Agenten",
         "OpenAI, L.L.C." => "Unterauftragsverarbeiter: Verarbeitung der Gesprächsinhalte",
+        "CRM (sales follow-up)" => {
+            "Interner Empfänger: unser Vertrieb, der analysierte Gespräche nachfasst, über sein CRM (signierter Webhook)"
+        }
         "Amazon Web Services EMEA SARL" => {
             "Auftragsverarbeiter: Hosting in Frankfurt am Main (AWS-Region eu-central-1)"
         }

@@ -17,6 +17,9 @@ pub struct ReadmeContext<'a> {
     pub calls: usize,
     pub recordings: usize,
     pub transcripts: usize,
+    /// Whether sales received a follow-up record of the subject after a call (issue 17);
+    /// `data.json` then shows it under `sales_followup`.
+    pub sales_followup: bool,
 }
 
 pub(crate) fn date_time_de(t: DateTime<Utc>) -> String {
@@ -185,6 +188,14 @@ pub(crate) fn package_body(doc: &mut Doc, ctx: &ReadmeContext, portability: bool
          JSON-Format, darunter {} Telefonat(e).",
         ctx.calls
     ));
+    if ctx.sales_followup {
+        doc.item(&format!(
+            "{DATA_FILE}, Abschnitt \"sales_followup\": der Datensatz, den unser Vertrieb nach \
+             dem Telefonat erhalten hat (Name, Kontaktdaten, Ihr Wunschzeitfenster, die \
+             Zusammenfassung und Auswertung des Gesprächs, der Stand Ihrer Einwilligung). \
+             Transkripte und Aufzeichnungen erhält der Vertrieb nicht."
+        ));
+    }
     doc.item(&format!(
         "{INFORMATION_FILE}: die Informationen nach Art. 15 Abs. 1 und 2 DSGVO in \
          maschinenlesbarer Form (dieselben wie unten)."

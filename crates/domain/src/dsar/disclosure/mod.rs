@@ -119,6 +119,7 @@ mod tests {
             calls: 3,
             recordings: 2,
             transcripts: 1,
+            sales_followup: false,
         }
     }
 
@@ -372,6 +373,27 @@ mod tests {
             assert!(flat.contains(r.name), "{}", r.name);
         }
         assert!(!flat.contains("portable.json"));
+    }
+
+    /// R4.4 (issue 17): when sales received a follow-up record, the read-me points to it
+    /// in `data.json` and says what it holds and what sales does not get; otherwise it
+    /// does not mention it.
+    #[test]
+    fn liesmich_names_the_sales_record_exactly_when_there_is_one() {
+        let without = flat(&liesmich(&ctx(RequestType::Access, true)));
+        assert!(!without.contains("sales_followup"));
+        let with = flat(&liesmich(&ReadmeContext {
+            sales_followup: true,
+            ..ctx(RequestType::Access, true)
+        }));
+        for fact in [
+            "\"sales_followup\"",
+            "Vertrieb",
+            "Zusammenfassung und Auswertung des Gesprächs",
+            "Transkripte und Aufzeichnungen erhält der Vertrieb nicht",
+        ] {
+            assert!(with.contains(fact), "missing {fact:?}");
+        }
     }
 
     /// R4.4: the read-me of a portability package cites Art. 20 and names

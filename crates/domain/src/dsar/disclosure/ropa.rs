@@ -204,3 +204,24 @@ pub(crate) fn ropa_purpose(doc: &mut Doc, number: usize, p: &Purpose) {
     }
     doc.blank();
 }
+
+/// [`ropa`], with the CRM (`registry::CRM`) as a recipient of the callback purpose's
+/// follow-up records when one is configured (`CRM_WEBHOOK_URL`).
+pub fn ropa_with(crm: bool) -> String {
+    let text = ropa();
+    if !crm {
+        return text;
+    }
+    let r = registry::CRM;
+    let section = format!(
+        "## Empfänger bei konfiguriertem CRM (lit. d)\n\n- {}, {}. {}: erhält je analysiertem Gespräch den Nachfass-Datensatz (Kategorien: {}) und Mitteilungen nach Art. 19 DSGVO (Berichtigung, Einschränkung, Widerspruch, Löschung).\n\n",
+        r.name,
+        country_de(r.country),
+        recipient_role(&r),
+        super::information::CRM_CATEGORIES.join(", ")
+    );
+    match text.find("## Technische und organisatorische Maßnahmen") {
+        Some(at) => format!("{}{}{}", &text[..at], section, &text[at..]),
+        None => text + &section,
+    }
+}
