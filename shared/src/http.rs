@@ -235,6 +235,25 @@ pub fn source_ip(req: &lambda_http::Request) -> Option<std::net::IpAddr> {
     }
 }
 
+/// The IAM principal API Gateway authenticated (`requestContext.authorizer.iam.userArn`):
+/// who called a staff or sales route. Only what API Gateway set counts, never a header.
+pub fn iam_principal(req: &lambda_http::Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    use lambda_http::RequestExt;
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx
+            .authorizer
+            .as_ref()?
+            .iam
+            .as_ref()?
+            .user_arn
+            .clone()
+            .filter(|s| !s.is_empty()),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
 /// Parses a body that must be one JSON object, refusing duplicate member names at any
 /// depth: parsers disagree on which duplicate wins, and that disagreement is a classic way
 /// to smuggle a value past a check. The problem names the duplicate by its dotted path

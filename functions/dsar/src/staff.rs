@@ -27,7 +27,6 @@
 use std::sync::Arc;
 
 use http::{header, Method, StatusCode};
-use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{json, Map, Value};
 use shared::adapters::dsar_staff::DynamoStaff;
@@ -40,7 +39,7 @@ use shared::adapters::s3::BlobStore;
 use shared::domain::RequestId;
 use shared::dsar::service::{DsarError, DsarService};
 use shared::dsar::staff::{Staff, StaffPrincipals};
-use shared::http::{json_response, FieldProblem, Problem};
+use shared::http::{iam_principal, json_response, FieldProblem, Problem};
 use shared::leads::LeadService;
 use shared::{Clock, Config};
 use usecases::dsar::analytics_job::{find_export, start_export, ExportJobs};
@@ -169,23 +168,6 @@ impl StaffApp {
             service,
             principals,
         })
-    }
-}
-
-/// The IAM principal API Gateway authenticated (`requestContext.authorizer.iam.userArn`).
-/// Only what API Gateway set counts, never a header.
-fn iam_principal(req: &Request) -> Option<String> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx
-            .authorizer
-            .as_ref()?
-            .iam
-            .as_ref()?
-            .user_arn
-            .clone()
-            .filter(|s| !s.is_empty()),
-        #[allow(unreachable_patterns)]
-        _ => None,
     }
 }
 

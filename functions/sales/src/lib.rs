@@ -19,15 +19,14 @@
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use shared::adapters::dynamo::DynamoLeadStore;
 use shared::adapters::kms::KmsKeyService;
 use shared::adapters::sales::DynamoFollowUps;
 use shared::domain::LeadId;
 use shared::dsar::staff::StaffPrincipals;
-use shared::http::{json_response, Problem};
+use shared::http::{iam_principal, json_response, Problem};
 use shared::{Clock, Config};
 use usecases::sales::{SalesError, SalesService};
 
@@ -74,23 +73,6 @@ impl App {
             SalesService::new(store, leads, keys, clock),
             principals,
         ))
-    }
-}
-
-/// The IAM principal API Gateway authenticated (`requestContext.authorizer.iam.userArn`).
-/// Only what API Gateway set counts, never a header.
-fn iam_principal(req: &Request) -> Option<String> {
-    match req.request_context_ref()? {
-        RequestContext::ApiGatewayV2(ctx) => ctx
-            .authorizer
-            .as_ref()?
-            .iam
-            .as_ref()?
-            .user_arn
-            .clone()
-            .filter(|s| !s.is_empty()),
-        #[allow(unreachable_patterns)]
-        _ => None,
     }
 }
 
